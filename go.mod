@@ -1,0 +1,11 @@
+module github.com/myno-bridge/myno
+
+go 1.26.8
+
+require github.com/piprate/json-gold v0.9.1
+
+require (
+	github.com/cayleygraph/quad v1.3.0 // indirect
+	github.com/pquerna/cachecontrol v0.2.0 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
+)

@@ -1,0 +1,718 @@
+package ontology
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// DefaultMaxBytes is the default limit on the size of one description.
+const DefaultMaxBytes = 256 << 10
+
+// Parser parses device descriptions. The zero value is ready to use.
+type Parser struct {
+	// MaxBytes limits the size of a description; 0 means DefaultMaxBytes.
+	MaxBytes int
+}
+
+// Parse parses one description with the default limits.
+func Parse(data []byte) (*Device, error) { return (&Parser{}).Parse(data) }
+
+// Parse turns a JSON-LD description into a device model. The returned error
+// is always an *Error.
+func (p *Parser) Parse(data []byte) (*Device, error) {
+	limit := p.MaxBytes
+	if limit <= 0 {
+		limit = DefaultMaxBytes
+	}
+	if len(data) > limit {
+		return nil, newError(ErrTooLarge, "", "%d bytes, limit %d", len(data), limit)
+	}
+	g, err := buildGraph(data)
+	if err != nil {
+		return nil, err
+	}
+	r := &reader{g: g}
+	dev, err := r.device()
+	if err != nil {
+		return nil, err
+	}
+	dev.computeShape()
+	return dev, nil
+}
+
+// reader walks the graph from the device node.
+type reader struct {
+	g        *graph
+	uuidNode string // IRI of the deviceUuid ThingProperty
+	warnings []string
+}
+
+func (r *reader) warnf(format string, args ...any) {
+	r.warnings = append(r.warnings, fmt.Sprintf(format, args...))
+}
+
+// refs returns the nodes that n's property prop points at. A reference to a
+// node the description does not define is an error.
+func (r *reader) refs(n *node, prop string) ([]*node, error) {
+	var out []*node
+	for _, v := range n.props[prop] {
+		if !v.isRef {
+			return nil, newError(ErrInvalid, n.id, "%s must reference a node, got literal %q", prop, v.lit)
+		}
+		t := r.g.nodes[v.ref]
+		if t == nil || !t.defined {
+			return nil, newError(ErrDanglingReference, n.id, "%s -> <%s>", prop, v.ref)
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// one returns the single node behind prop, nil when there is none.
+func (r *reader) one(n *node, prop string) (*node, error) {
+	ns, err := r.refs(n, prop)
+	if err != nil || len(ns) == 0 {
+		return nil, err
+	}
+	if len(ns) > 1 {
+		return nil, newError(ErrInvalid, n.id, "%s is ambiguous: %s", prop, iris(ns))
+	}
+	return ns[0], nil
+}
+
+// literal returns the literal values of prop, trimmed of surrounding space.
+func literals(n *node, prop string) []string {
+	var out []string
+	for _, v := range n.props[prop] {
+		if !v.isRef {
+			out = append(out, strings.TrimSpace(v.lit))
+		}
+	}
+	return out
+}
+
+func literal(n *node, prop string) string {
+	ls := literals(n, prop)
+	sort.Strings(ls) // deterministic even when an untidy description repeats a property
+	return strings.Join(ls, " ")
+}
+
+// description reads the text of n's hasThingProperty YangDescription.
+func (r *reader) description(n *node) (string, error) {
+	ds, err := r.refs(n, "hasThingProperty")
+	if err != nil {
+		return "", err
+	}
+	var parts []string
+	for _, d := range ds {
+		if v := literal(d, "hasValue"); v != "" {
+			parts = append(parts, v)
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " "), nil
+}
+
+func (r *reader) device() (*Device, error) {
+	var devs []*node
+	for _, n := range r.g.nodes {
+		if n.has("Device") {
+			devs = append(devs, n)
+		}
+	}
+	sortNodes(devs)
+	switch len(devs) {
+	case 0:
+		return nil, newError(ErrNoDevice, "", "the description must describe exactly one device")
+	case 1:
+	default:
+		return nil, newError(ErrMultipleDevices, devs[1].id, "devices %s", iris(devs))
+	}
+	dn := devs[0]
+	dev := &Device{IRI: dn.id, UUID: "%s", Category: "device"}
+
+	props, err := r.refs(dn, "hasThingProperty")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range props {
+		switch LocalName(p.id) {
+		case "deviceUuid":
+			r.uuidNode = p.id
+			if v := literal(p, "hasValue"); v != "" {
+				dev.UUID = v
+			}
+		case "deviceCategory":
+			if v := literal(p, "hasValue"); v != "" {
+				dev.Category = v
+			}
+		case "deviceDesc":
+			dev.Description = literal(p, "hasValue")
+		}
+	}
+
+	funcs, err := r.functionalities(dn)
+	if err != nil {
+		return nil, err
+	}
+	ops, err := r.operationsByCommand()
+	if err != nil {
+		return nil, err
+	}
+	for _, fn := range funcs {
+		switch {
+		case fn.has("ControllingFunctionality"), fn.has("ConfigurationFunctionality"), fn.has("AutomationFunctionality"):
+			f, err := r.function(fn, ops)
+			if err != nil {
+				return nil, err
+			}
+			dev.Functions = append(dev.Functions, *f)
+		case fn.has("MeasuringFunctionality"), fn.has("EventFunctionality"):
+			s, err := r.sensor(fn, dn)
+			if err != nil {
+				return nil, err
+			}
+			dev.Sensors = append(dev.Sensors, *s)
+		default:
+			r.warnf("functionality <%s> has no known type and is ignored", fn.id)
+		}
+	}
+	sort.SliceStable(dev.Functions, func(i, j int) bool {
+		return lessByNameIRI(dev.Functions[i].Name, dev.Functions[i].IRI, dev.Functions[j].Name, dev.Functions[j].IRI)
+	})
+	sort.SliceStable(dev.Sensors, func(i, j int) bool {
+		return lessByNameIRI(dev.Sensors[i].Name, dev.Sensors[i].IRI, dev.Sensors[j].Name, dev.Sensors[j].IRI)
+	})
+	sort.Strings(r.warnings)
+	dev.Warnings = r.warnings
+	return dev, nil
+}
+
+// functionalities collects the device's functionalities: the ones it names
+// and the ones exposed by its services and their sub-services.
+func (r *reader) functionalities(dn *node) ([]*node, error) {
+	seen := map[string]bool{}
+	var out []*node
+	addAll := func(ns []*node) {
+		for _, n := range ns {
+			if !seen[n.id] {
+				seen[n.id] = true
+				out = append(out, n)
+			}
+		}
+	}
+	fs, err := r.refs(dn, "hasFunctionality")
+	if err != nil {
+		return nil, err
+	}
+	addAll(fs)
+	services, err := r.services(dn)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range services {
+		fs, err := r.refs(s, "exposesFunctionality")
+		if err != nil {
+			return nil, err
+		}
+		addAll(fs)
+	}
+	sortNodes(out)
+	return out, nil
+}
+
+// services returns every service reachable from the device.
+func (r *reader) services(dn *node) ([]*node, error) {
+	seen := map[string]bool{}
+	var out []*node
+	queue, err := r.refs(dn, "hasService")
+	if err != nil {
+		return nil, err
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		if seen[s.id] {
+			continue
+		}
+		seen[s.id] = true
+		out = append(out, s)
+		subs, err := r.refs(s, "hasSubService")
+		if err != nil {
+			return nil, err
+		}
+		queue = append(queue, subs...)
+	}
+	sortNodes(out)
+	return out, nil
+}
+
+// operationsByCommand indexes every onem2m:Operation by the command it exposes.
+func (r *reader) operationsByCommand() (map[string][]*node, error) {
+	idx := map[string][]*node{}
+	for _, n := range r.g.nodes {
+		if !n.has("Operation") {
+			continue
+		}
+		cmds, err := r.refs(n, "exposesCommand")
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cmds {
+			idx[c.id] = append(idx[c.id], n)
+		}
+	}
+	for _, ops := range idx {
+		sortNodes(ops)
+	}
+	return idx, nil
+}
+
+func (r *reader) function(fn *node, opsByCmd map[string][]*node) (*Function, error) {
+	f := &Function{IRI: fn.id, Name: LocalName(fn.id)}
+	switch {
+	case fn.has("ConfigurationFunctionality"):
+		f.Kind = Configuration
+	case fn.has("AutomationFunctionality"):
+		f.Kind = Automation
+	default:
+		f.Kind = Controlling
+	}
+	var err error
+	if f.Description, err = r.description(fn); err != nil {
+		return nil, err
+	}
+	cmd, err := r.one(fn, "hasCommand")
+	if err != nil {
+		return nil, err
+	}
+	if cmd == nil {
+		return nil, newError(ErrMissingOperation, fn.id, "no onem2m:hasCommand")
+	}
+	ops := opsByCmd[cmd.id]
+	switch len(ops) {
+	case 0:
+		return nil, newError(ErrMissingOperation, fn.id, "no onem2m:Operation exposes command <%s>", cmd.id)
+	case 1:
+	default:
+		return nil, newError(ErrInvalid, fn.id, "command <%s> is exposed by several operations: %s", cmd.id, iris(ops))
+	}
+	op := ops[0]
+	f.Operation = op.id
+	if f.Method = literal(op, "mqttMethod"); f.Method == "" {
+		return nil, newError(ErrMissingMethod, op.id, "operation of <%s>", fn.id)
+	}
+	if f.Topic = literal(op, "mqttTopic"); f.Topic == "" {
+		return nil, newError(ErrMissingTopic, op.id, "operation of <%s>", fn.id)
+	}
+	if strings.ContainsAny(f.Method, ";\n\r") {
+		return nil, newError(ErrInvalid, op.id, "mqttMethod %q contains a field separator", f.Method)
+	}
+	if idp, err := r.one(op, "hasInputDataPoint"); err != nil {
+		return nil, err
+	} else if idp != nil {
+		if f.InputTopic = literal(idp, "mqttTopic"); f.InputTopic == "" {
+			return nil, newError(ErrMissingTopic, idp.id, "input data point of <%s>", fn.id)
+		}
+	}
+
+	// Inputs: the operation's and the command's, which normally agree.
+	opIn, err := r.refs(op, "hasInput")
+	if err != nil {
+		return nil, err
+	}
+	cmdIn, err := r.refs(cmd, "hasInput")
+	if err != nil {
+		return nil, err
+	}
+	inputs := opIn
+	for _, n := range cmdIn {
+		if !slices.Contains(inputs, n) {
+			inputs = append(inputs, n)
+		}
+	}
+	names := map[string]string{}
+	for _, in := range inputs {
+		input, err := r.input(in)
+		if err != nil {
+			return nil, err
+		}
+		if other, dup := names[input.Name]; dup {
+			return nil, newError(ErrInvalid, in.id, "input name %q is also used by <%s>", input.Name, other)
+		}
+		names[input.Name] = in.id
+		f.Inputs = append(f.Inputs, *input)
+	}
+	sort.SliceStable(f.Inputs, func(i, j int) bool {
+		return lessByNameIRI(f.Inputs[i].Name, f.Inputs[i].IRI, f.Inputs[j].Name, f.Inputs[j].IRI)
+	})
+
+	if f.Outputs, err = r.outputs(op); err != nil {
+		return nil, err
+	}
+	if f.States, err = r.states(op); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (r *reader) input(n *node) (*Input, error) {
+	in := &Input{IRI: n.id, Name: LocalName(n.id)}
+	var err error
+	if in.Description, err = r.description(n); err != nil {
+		return nil, err
+	}
+	targets, err := r.refs(n, "hasInput")
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		if t.id == r.uuidNode || (r.uuidNode == "" && LocalName(t.id) == "deviceUuid") {
+			in.Kind = InputSelector
+			in.Type = TypeString
+			return in, nil
+		}
+	}
+	patterns := literals(n, "hasDataRestriction_pattern")
+	subs, err := r.refs(n, "hasSubStructure")
+	if err != nil {
+		return nil, err
+	}
+	kinds := 0
+	for _, present := range []bool{len(patterns) > 0, len(subs) > 0, len(targets) > 0} {
+		if present {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		return nil, newError(ErrInvalid, n.id, "an input is either an enumeration, a sub-structure or a typed value, not several")
+	}
+	switch {
+	case len(patterns) > 0:
+		in.Kind = InputEnumeration
+		if in.Enum, err = enumValues(n.id, patterns); err != nil {
+			return nil, err
+		}
+	case len(subs) > 0:
+		in.Kind = InputStructure
+		for _, v := range subs {
+			fl, err := r.field(v)
+			if err != nil {
+				return nil, err
+			}
+			in.Fields = append(in.Fields, *fl)
+		}
+		sort.SliceStable(in.Fields, func(i, j int) bool {
+			return lessByNameIRI(in.Fields[i].Name, in.Fields[i].IRI, in.Fields[j].Name, in.Fields[j].IRI)
+		})
+		for i := 1; i < len(in.Fields); i++ {
+			if in.Fields[i].Name == in.Fields[i-1].Name {
+				return nil, newError(ErrInvalid, in.Fields[i].IRI, "sub-structure member name %q is used twice", in.Fields[i].Name)
+			}
+		}
+	case len(targets) == 1:
+		in.Kind = InputValue
+		t := targets[0]
+		dt := literalOrRef(t, "hasDataType")
+		if dt == "" {
+			dt = literalOrRef(n, "hasDataType")
+		}
+		if dt == "" {
+			return nil, newError(ErrUntypedInput, n.id, "its value <%s> has no onem2m:hasDataType", t.id)
+		}
+		in.Type = dataTypeFrom(dt)
+		// The range may sit on the ThingProperty or, untidily, on the input.
+		rng, err := readRange(t, in.Type)
+		if err == nil && rng == nil {
+			rng, err = readRange(n, in.Type)
+		}
+		if err != nil {
+			return nil, err
+		}
+		in.Range = rng
+		if !in.Type.Known() {
+			r.warnf("input <%s> has unknown datatype %q, mapped to string", n.id, in.Type)
+		}
+	case len(targets) > 1:
+		return nil, newError(ErrInvalid, n.id, "hasInput is ambiguous: %s", iris(targets))
+	default:
+		return nil, newError(ErrUntypedInput, n.id, "need hasDataRestriction_pattern, hasSubStructure or a typed hasInput")
+	}
+	return in, nil
+}
+
+func (r *reader) field(v *node) (*Field, error) {
+	fl := &Field{IRI: v.id, Name: LocalName(v.id), Type: TypeInt}
+	var err error
+	if fl.Description, err = r.description(v); err != nil {
+		return nil, err
+	}
+	if dt := literalOrRef(v, "hasDataType"); dt != "" {
+		fl.Type = dataTypeFrom(dt)
+	}
+	if fl.Range, err = readRange(v, fl.Type); err != nil {
+		return nil, err
+	}
+	return fl, nil
+}
+
+func (r *reader) outputs(op *node) ([]Output, error) {
+	ons, err := r.refs(op, "hasOutput")
+	if err != nil {
+		return nil, err
+	}
+	var outs []Output
+	for _, on := range ons {
+		o := Output{IRI: on.id, Name: LocalName(on.id)}
+		if o.Description, err = r.description(on); err != nil {
+			return nil, err
+		}
+		dt := literalOrRef(on, "hasDataType")
+		if dt == "" { // typed like an input: hasOutput -> ThingProperty
+			t, err := r.one(on, "hasOutput")
+			if err != nil {
+				return nil, err
+			}
+			if t != nil {
+				dt = literalOrRef(t, "hasDataType")
+			}
+		}
+		if dt == "" {
+			return nil, newError(ErrInvalid, on.id, "operation output has no onem2m:hasDataType")
+		}
+		o.Type = dataTypeFrom(dt)
+		if o.Name == "retval" {
+			return nil, newError(ErrInvalid, on.id, "output name %q is reserved for the operation state", o.Name)
+		}
+		outs = append(outs, o)
+	}
+	sort.SliceStable(outs, func(i, j int) bool { return lessByNameIRI(outs[i].Name, outs[i].IRI, outs[j].Name, outs[j].IRI) })
+	for i := 1; i < len(outs); i++ {
+		if outs[i].Name == outs[i-1].Name {
+			return nil, newError(ErrInvalid, outs[i].IRI, "output name %q is used twice", outs[i].Name)
+		}
+	}
+	return outs, nil
+}
+
+// states reads the operation's result values and pairs them with the
+// descriptions of its YangDescription by sorted order.
+func (r *reader) states(op *node) ([]State, error) {
+	sns, err := r.refs(op, "hasOperationState")
+	if err != nil {
+		return nil, err
+	}
+	var values, descs []string
+	for _, sn := range sns {
+		values = append(values, literals(sn, "hasDataRestriction_pattern")...)
+		dns, err := r.refs(sn, "hasThingProperty")
+		if err != nil {
+			return nil, err
+		}
+		for _, dn := range dns {
+			descs = append(descs, literals(dn, "hasDataRestriction_pattern")...)
+		}
+	}
+	if len(values) == 0 {
+		return nil, nil
+	}
+	values, err = enumValues(op.id, values)
+	if err != nil {
+		return nil, err
+	}
+	sorted := slices.Clone(values)
+	sort.Strings(sorted)
+	descs = dedupe(descs)
+	sort.Strings(descs)
+	if len(descs) != len(sorted) && len(descs) > 0 {
+		r.warnf("operation <%s> has %d states but %d state descriptions; unpaired states have none", op.id, len(sorted), len(descs))
+	}
+	byValue := map[string]string{}
+	for i, v := range sorted {
+		if i < len(descs) {
+			byValue[v] = descs[i]
+		}
+	}
+	states := make([]State, len(values))
+	for i, v := range values {
+		states[i] = State{Value: v, Description: byValue[v]}
+	}
+	return states, nil
+}
+
+func (r *reader) sensor(fn *node, dn *node) (*Sensor, error) {
+	s := &Sensor{IRI: fn.id, Name: LocalName(fn.id), Kind: Measuring}
+	if fn.has("EventFunctionality") {
+		s.Kind = Event
+	}
+	var err error
+	if s.Description, err = r.description(fn); err != nil {
+		return nil, err
+	}
+	services, err := r.services(dn)
+	if err != nil {
+		return nil, err
+	}
+	var points []*node
+	for _, svc := range services {
+		exposed, err := r.refs(svc, "exposesFunctionality")
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(exposed, fn) {
+			continue
+		}
+		odps, err := r.refs(svc, "hasOutputDataPoint")
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range odps {
+			if !slices.Contains(points, p) {
+				points = append(points, p)
+			}
+		}
+	}
+	switch len(points) {
+	case 0:
+		r.warnf("sensor <%s> has no output data point; it will have no readings", fn.id)
+		return s, nil
+	case 1:
+	default:
+		sortNodes(points)
+		return nil, newError(ErrInvalid, fn.id, "several output data points: %s", iris(points))
+	}
+	p := points[0]
+	if s.Topic = literal(p, "mqttTopic"); s.Topic == "" {
+		return nil, newError(ErrMissingTopic, p.id, "output data point of <%s>", fn.id)
+	}
+	if dt := literalOrRef(p, "hasDataType"); dt != "" {
+		s.Type = dataTypeFrom(dt)
+	}
+	// Units are usually om-2 IRIs that the description does not define:
+	// the unit's om-2:symbol when present, else its local name.
+	for _, v := range p.props["hasUnit"] {
+		if !v.isRef {
+			s.Unit = strings.TrimSpace(v.lit)
+			break
+		}
+		if u := r.g.nodes[v.ref]; u != nil {
+			if sym := literal(u, "symbol"); sym != "" {
+				s.Unit = sym
+				break
+			}
+		}
+		s.Unit = LocalName(v.ref)
+		break
+	}
+	return s, nil
+}
+
+// readRange reads hasDataRestriction_minInclusive/maxInclusive on n.
+func readRange(n *node, t DataType) (*Range, error) {
+	minS, maxS := literal(n, "hasDataRestriction_minInclusive"), literal(n, "hasDataRestriction_maxInclusive")
+	if minS == "" && maxS == "" {
+		return nil, nil
+	}
+	if !t.IsNumeric() {
+		return nil, newError(ErrInvalidRange, n.id, "a range on non-numeric type %q", t)
+	}
+	rng := &Range{}
+	lo, hi, isInt := t.IntegerBounds()
+	bound := func(name, s, def string) (string, error) {
+		if s == "" {
+			return "", nil
+		}
+		v, ok := parseDecimal(s)
+		if !ok {
+			return "", newError(ErrInvalidRange, n.id, "%s %q is not a decimal number", name, s)
+		}
+		if isInt {
+			if !v.IsInt() {
+				return "", newError(ErrInvalidRange, n.id, "%s %q is not an integer, but the type is %s", name, s, t)
+			}
+			l, _ := parseDecimal(lo)
+			h, _ := parseDecimal(hi)
+			if v.Cmp(l) < 0 || v.Cmp(h) > 0 {
+				return "", newError(ErrInvalidRange, n.id, "%s %s is outside the value space of %s (%s..%s)", name, s, t, lo, hi)
+			}
+		}
+		return canonicalDecimal(v), nil
+	}
+	var err error
+	if rng.Min, err = bound("minInclusive", minS, lo); err != nil {
+		return nil, err
+	}
+	if rng.Max, err = bound("maxInclusive", maxS, hi); err != nil {
+		return nil, err
+	}
+	if rng.Min != "" && rng.Max != "" {
+		a, _ := parseDecimal(rng.Min)
+		b, _ := parseDecimal(rng.Max)
+		if a.Cmp(b) > 0 {
+			return nil, newError(ErrInvalidRange, n.id, "minInclusive %s is greater than maxInclusive %s", rng.Min, rng.Max)
+		}
+	}
+	return rng, nil
+}
+
+// enumValues checks and orders enumeration values (natural order, no
+// duplicates, none empty).
+func enumValues(iri string, vs []string) ([]string, error) {
+	out := dedupe(vs)
+	for _, v := range out {
+		if v == "" {
+			return nil, newError(ErrInvalid, iri, "empty enumeration value")
+		}
+		if strings.ContainsAny(v, ";\r\n") {
+			return nil, newError(ErrInvalid, iri, "enumeration value %q contains a field separator", v)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return NaturalLess(out[i], out[j]) })
+	return out, nil
+}
+
+// literalOrRef reads a property given either as an IRI or as a literal.
+func literalOrRef(n *node, prop string) string {
+	for _, v := range n.props[prop] {
+		if v.isRef {
+			return v.ref
+		}
+		if s := strings.TrimSpace(v.lit); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func dedupe(vs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range vs {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func sortNodes(ns []*node) { sort.Slice(ns, func(i, j int) bool { return ns[i].id < ns[j].id }) }
+
+func iris(ns []*node) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = "<" + n.id + ">"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func lessByNameIRI(n1, iri1, n2, iri2 string) bool {
+	if c := naturalCompare(n1, n2); c != 0 {
+		return c < 0
+	}
+	return iri1 < iri2
+}

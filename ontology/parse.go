@@ -309,7 +309,10 @@ func (r *reader) function(fn *node, opsByCmd map[string][]*node) (*Function, err
 	if f.Topic = literal(op, "mqttTopic"); f.Topic == "" {
 		return nil, newError(ErrMissingTopic, op.id, "operation of <%s>", fn.id)
 	}
-	if strings.ContainsAny(f.Method, ";\n\r") {
+	if err := checkTopic(op.id, f.Topic); err != nil {
+		return nil, err
+	}
+	if strings.ContainsAny(f.Method, ";\n\r") || !printable(f.Method) {
 		return nil, newError(ErrInvalid, op.id, "mqttMethod %q contains a field separator", f.Method)
 	}
 	if idp, err := r.one(op, "hasInputDataPoint"); err != nil {
@@ -317,6 +320,9 @@ func (r *reader) function(fn *node, opsByCmd map[string][]*node) (*Function, err
 	} else if idp != nil {
 		if f.InputTopic = literal(idp, "mqttTopic"); f.InputTopic == "" {
 			return nil, newError(ErrMissingTopic, idp.id, "input data point of <%s>", fn.id)
+		}
+		if err := checkTopic(idp.id, f.InputTopic); err != nil {
+			return nil, err
 		}
 	}
 
@@ -557,7 +563,10 @@ func (r *reader) sensor(fn *node, dn *node) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A service that exposes only this sensor says most precisely where its
+	// readings go (a root service often exposes every functionality).
 	var points []*node
+	best := -1
 	for _, svc := range services {
 		exposed, err := r.refs(svc, "exposesFunctionality")
 		if err != nil {
@@ -569,6 +578,21 @@ func (r *reader) sensor(fn *node, dn *node) (*Sensor, error) {
 		odps, err := r.refs(svc, "hasOutputDataPoint")
 		if err != nil {
 			return nil, err
+		}
+		if len(odps) == 0 {
+			continue
+		}
+		sensors := 0
+		for _, e := range exposed {
+			if e.has("MeasuringFunctionality") || e.has("EventFunctionality") {
+				sensors++
+			}
+		}
+		switch {
+		case best == -1 || sensors < best:
+			best, points = sensors, nil
+		case sensors > best:
+			continue
 		}
 		for _, p := range odps {
 			if !slices.Contains(points, p) {
@@ -588,6 +612,9 @@ func (r *reader) sensor(fn *node, dn *node) (*Sensor, error) {
 	p := points[0]
 	if s.Topic = literal(p, "mqttTopic"); s.Topic == "" {
 		return nil, newError(ErrMissingTopic, p.id, "output data point of <%s>", fn.id)
+	}
+	if err := checkTopic(p.id, s.Topic); err != nil {
+		return nil, err
 	}
 	if dt := literalOrRef(p, "hasDataType"); dt != "" {
 		s.Type = dataTypeFrom(dt)
@@ -670,6 +697,9 @@ func enumValues(iri string, vs []string) ([]string, error) {
 		if strings.ContainsAny(v, ";\r\n") {
 			return nil, newError(ErrInvalid, iri, "enumeration value %q contains a field separator", v)
 		}
+		if !printable(v) {
+			return nil, newError(ErrInvalid, iri, "enumeration value %q contains a control or non-character", v)
+		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return NaturalLess(out[i], out[j]) })
 	return out, nil
@@ -715,4 +745,31 @@ func lessByNameIRI(n1, iri1, n2, iri2 string) bool {
 		return c < 0
 	}
 	return iri1 < iri2
+}
+
+// printable reports whether s holds only characters that may appear in
+// protocol values and YANG text: no control characters and no Unicode
+// non-characters (RFC 7950 §14, yang-char).
+func printable(s string) bool {
+	for _, r := range s {
+		switch {
+		case r < 0x20, r >= 0x7f && r <= 0x9f:
+			return false
+		case r >= 0xfdd0 && r <= 0xfdef, r&0xfffe == 0xfffe:
+			return false
+		case r >= 0xd800 && r <= 0xdfff:
+			return false
+		}
+	}
+	return true
+}
+
+// checkTopic rejects topic templates that cannot be used as MQTT topic
+// names: wildcards are for filters only [MQTT-3.3.2-2], and NUL is never
+// allowed in a UTF-8 string [MQTT-1.5.4-2].
+func checkTopic(iri, topic string) error {
+	if strings.ContainsAny(topic, "+#\x00") || !printable(topic) {
+		return newError(ErrInvalid, iri, "mqttTopic %q is not a valid MQTT topic name", topic)
+	}
+	return nil
 }

@@ -1,0 +1,62 @@
+// Command myno is the MYNO bridge's single binary: it generates YANG from
+// device descriptions and, as the project grows, runs the bridge, virtual
+// devices and the update server. Run "myno --help" for the subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v3"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitError carries a process exit code out of a subcommand.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// run executes the command line and returns the process exit code: 0 on
+// success, 1 when the input was bad, 2 on usage errors.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.Run(ctx, args)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "myno: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 2
+}
+
+func newApp(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "myno",
+		Usage:     "NETCONF-to-MQTT bridge with YANG generation and secure firmware updates",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		// Errors are printed once, by run; no os.Exit from inside the library.
+		ExitErrHandler: func(context.Context, *cli.Command, error) {},
+		Commands: []*cli.Command{
+			yangCommand(),
+		},
+	}
+}

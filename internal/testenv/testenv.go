@@ -1,0 +1,55 @@
+// Package testenv finds the peer tools and shared files that tests use
+// (yanglint, mosquitto, ncclient, the reference samples) and decides what a
+// missing one means: a skip on a developer's machine, a failure in CI
+// (CI=true), where .ci/run installs them all.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI, where no test may skip.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Tool returns the path of a peer tool, or skips (fails in CI) the test.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		missing(t, "peer tool %s is not installed (apt-get install it, see .ci/run): %v", name, err)
+	}
+	return path
+}
+
+// RepoRoot returns the repository's top directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("testenv: cannot locate the repository")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// SharedSamples returns the reference descriptions in ../shared/samples, or
+// skips (fails in CI, which always has shared/) when the folder is absent.
+func SharedSamples(t testing.TB) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(RepoRoot(t), "..", "shared", "samples", "*.owl"))
+	if len(files) == 0 {
+		missing(t, "reference samples ../shared/samples/*.owl not found")
+	}
+	return files
+}
+
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}

@@ -1,0 +1,407 @@
+package yang
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/myno-bridge/myno/ontology"
+)
+
+// Revision is the revision date of every generated module. The module name
+// carries the shape, so a module's content never changes under one name and
+// the revision can stay fixed; it changes only when the mapping changes.
+const Revision = "2026-11-21"
+
+// Options tunes generation.
+type Options struct {
+	// UUID, when set, binds the description's "%s" placeholders in
+	// descriptions and enumeration values. Leave it empty for the module
+	// shared by every device of a shape.
+	UUID string
+}
+
+// Module is a generated YANG module and the schema it describes.
+type Module struct {
+	Name      string
+	Namespace string
+	Prefix    string
+	Revision  string
+	Text      string // the YANG 1.1 module source
+
+	Device        *ontology.Device // the (template) model it was generated from
+	RPCs          []*RPC
+	Notifications []*Notification
+	uuid          string
+}
+
+// RPC is the schema of one generated rpc.
+type RPC struct {
+	Name     string
+	Function *ontology.Function
+	Inputs   []*InputNode // in the order of the operation's inputs
+	Outputs  []*OutputLeaf
+	Retval   leafType
+}
+
+// InputNode is one input of an rpc: a leaf, or a container for a
+// sub-structure.
+type InputNode struct {
+	Name   string
+	Input  *ontology.Input
+	Type   leafType     // leaves
+	Fields []*FieldLeaf // containers
+}
+
+// Selector reports whether this input selects the target device.
+func (n *InputNode) Selector() bool { return n.Input.Kind == ontology.InputSelector }
+
+// FieldLeaf is a leaf of a sub-structure container.
+type FieldLeaf struct {
+	Name  string
+	Field *ontology.Field
+	Type  leafType
+}
+
+// OutputLeaf is a data output of an rpc.
+type OutputLeaf struct {
+	Name   string
+	Output *ontology.Output
+	Type   leafType
+}
+
+// Notification is the schema of a sensor's or event's notification.
+type Notification struct {
+	Name   string
+	Sensor *ontology.Sensor
+	Value  leafType
+}
+
+// RPC returns the rpc with the given YANG name, or nil.
+func (m *Module) RPC(name string) *RPC {
+	for _, r := range m.RPCs {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// ModuleName returns the stable module name for a device shape:
+// "myno-<category>-<first 10 hex digits of the shape>".
+func ModuleName(dev *ontology.Device) string {
+	cat := strings.ToLower(identifier(dev.Category))
+	cat = strings.Trim(cat, "_.-")
+	if cat == "" {
+		cat = "device"
+	}
+	if len(cat) > 32 {
+		cat = strings.TrimRight(cat[:32], "_.-")
+	}
+	return "myno-" + cat + "-" + dev.Shape()[:10]
+}
+
+// Generate builds the YANG module for a device model and checks it with
+// goyang.
+func Generate(dev *ontology.Device, opts Options) (*Module, error) {
+	if len(dev.Shape()) < 10 {
+		return nil, fmt.Errorf("yang: device model has no shape; models must come from ontology.Parse")
+	}
+	uuid := opts.UUID
+	if uuid == "" {
+		uuid = "%s"
+	}
+	m := &Module{
+		Name:     ModuleName(dev),
+		Revision: Revision,
+		Device:   dev,
+		uuid:     uuid,
+	}
+	m.Namespace = "urn:myno:yang:" + m.Name
+	m.Prefix = strings.TrimPrefix(m.Name, "myno-")
+	m.Prefix = m.Prefix[:len(m.Prefix)-10] + dev.Shape()[:4]
+
+	if err := m.buildSchema(); err != nil {
+		return nil, err
+	}
+	m.Text = m.render()
+	if err := checkWithGoyang(m.Name, m.Text); err != nil {
+		return nil, fmt.Errorf("yang: generated module %s rejected by goyang: %w", m.Name, err)
+	}
+	return m, nil
+}
+
+// text binds a description literal for display in the module.
+func (m *Module) text(s string) string { return ontology.Expand(s, m.uuid) }
+
+func (m *Module) buildSchema() error {
+	top := namespaceAlloc{"devices": true}
+	dev := m.Device
+	for i := range dev.Functions {
+		f := &dev.Functions[i]
+		r := &RPC{Name: top.take(f.Name), Function: f}
+		inputs := namespaceAlloc{}
+		for j := range f.Inputs {
+			in := &f.Inputs[j]
+			n := &InputNode{Name: inputs.take(in.Name), Input: in}
+			switch in.Kind {
+			case ontology.InputSelector:
+				n.Type = leafType{name: typedefDeviceUUID, builtin: "string", pattern: typedefs[typedefDeviceUUID].pattern}
+			case ontology.InputEnumeration:
+				lt, err := m.enumType(f.IRI, in.Enum, nil)
+				if err != nil {
+					return err
+				}
+				n.Type = lt
+			case ontology.InputStructure:
+				fields := namespaceAlloc{}
+				for k := range in.Fields {
+					fl := &in.Fields[k]
+					n.Fields = append(n.Fields, &FieldLeaf{Name: fields.take(fl.Name), Field: fl, Type: valueType(fl.Type, fl.Range, true)})
+				}
+			case ontology.InputValue:
+				n.Type = valueType(in.Type, in.Range, true)
+			}
+			r.Inputs = append(r.Inputs, n)
+		}
+		outputs := namespaceAlloc{"retval": true}
+		for j := range f.Outputs {
+			o := &f.Outputs[j]
+			r.Outputs = append(r.Outputs, &OutputLeaf{Name: outputs.take(o.Name), Output: o, Type: valueType(o.Type, nil, false)})
+		}
+		if len(f.States) > 0 {
+			values := make([]string, len(f.States))
+			descs := map[string]string{}
+			for k, s := range f.States {
+				values[k] = s.Value
+				descs[s.Value] = s.Description
+			}
+			lt, err := m.enumType(f.Operation, values, descs)
+			if err != nil {
+				return err
+			}
+			r.Retval = lt
+		} else {
+			r.Retval = leafType{name: "string", builtin: "string"}
+		}
+		m.RPCs = append(m.RPCs, r)
+	}
+	for i := range dev.Sensors {
+		s := &dev.Sensors[i]
+		m.Notifications = append(m.Notifications, &Notification{Name: top.take(s.Name), Sensor: s, Value: valueType(s.Type, nil, false)})
+	}
+	return nil
+}
+
+// enumType builds an enumeration; YANG enum names are the bound values.
+func (m *Module) enumType(iri string, values []string, descs map[string]string) (leafType, error) {
+	lt := leafType{name: "enumeration", builtin: "enumeration"}
+	seen := map[string]bool{}
+	for _, v := range values {
+		name := m.text(v)
+		if seen[name] {
+			return lt, fmt.Errorf("yang: <%s>: enumeration values %q collide once placeholders are bound", iri, name)
+		}
+		seen[name] = true
+		lt.enum = append(lt.enum, enumValue{Name: name, Wire: v, Description: m.text(descs[v])})
+	}
+	return lt, nil
+}
+
+// usedTypedefs reports which local typedefs the module needs.
+func (m *Module) usedTypedefs() map[string]bool {
+	used := map[string]bool{typedefDeviceUUID: true, typedefDateAndTime: true}
+	mark := func(lt leafType) { used[lt.name] = true }
+	for _, r := range m.RPCs {
+		for _, n := range r.Inputs {
+			mark(n.Type)
+			for _, f := range n.Fields {
+				mark(f.Type)
+			}
+		}
+		for _, o := range r.Outputs {
+			mark(o.Type)
+		}
+	}
+	for _, n := range m.Notifications {
+		mark(n.Value)
+	}
+	return used
+}
+
+func (m *Module) render() string {
+	w := &writer{}
+	dev := m.Device
+	w.open("module", m.Name)
+	w.stmt("yang-version", "1.1")
+	w.text("namespace", m.Namespace)
+	w.stmt("prefix", m.Prefix)
+	w.blank()
+	w.text("organization", "Generated by the MYNO NETCONF-MQTT bridge")
+	desc := fmt.Sprintf("Device category %s", m.text(dev.Category))
+	if dev.Description != "" {
+		desc += ": " + m.text(dev.Description)
+	}
+	desc += ".\n\nGenerated from the device's JSON-LD description <" + dev.IRI + ">; description shape " + dev.Shape() + "."
+	w.text("description", desc)
+	w.blank()
+	w.open("revision", m.Revision)
+	w.text("description", "Generated by the MYNO YANG generator.")
+	w.close()
+
+	used := m.usedTypedefs()
+	for _, name := range typedefOrder {
+		if !used[name] {
+			continue
+		}
+		td := typedefs[name]
+		w.blank()
+		w.open("typedef", name)
+		w.open("type", td.base)
+		if td.length != "" {
+			w.text("length", td.length)
+		}
+		w.stmt("pattern", singleQuote(td.pattern))
+		w.close()
+		w.text("description", td.description)
+		w.close()
+	}
+
+	w.blank()
+	m.renderDevices(w)
+	for _, r := range m.RPCs {
+		w.blank()
+		m.renderRPC(w, r)
+	}
+	for _, n := range m.Notifications {
+		w.blank()
+		m.renderNotification(w, n)
+	}
+	w.close()
+	return w.b.String()
+}
+
+// singleQuote renders a pattern: single-quoted YANG strings have no escapes.
+func singleQuote(s string) string { return "'" + s + "'" }
+
+func (m *Module) renderDevices(w *writer) {
+	w.open("container", "devices")
+	w.stmt("config", "false")
+	w.text("description", "Devices of this shape registered with the bridge.")
+	w.open("list", "device")
+	w.text("key", "uuid")
+	leaf := func(name, typ, desc string) {
+		w.open("leaf", name)
+		w.stmt("type", typ)
+		w.text("description", desc)
+		w.close()
+	}
+	leaf("uuid", typedefDeviceUUID, "The device's UUID.")
+	leaf("category", "string", "The device category from its description.")
+	leaf("description", "string", "The device description.")
+	leaf("online", "boolean", "Whether the device is currently connected.")
+	leaf("registered-at", typedefDateAndTime, "When the device registered its description.")
+	leaf("last-seen", typedefDateAndTime, "When the bridge last heard from the device.")
+	leaf("firmware-version", "string", "The firmware version, where known.")
+	if len(m.Notifications) > 0 {
+		w.open("container", "sensors")
+		w.text("description", "The latest reading of each sensor and event.")
+		for _, n := range m.Notifications {
+			w.open("container", n.Name)
+			if d := m.text(n.Sensor.Description); d != "" {
+				w.text("description", d)
+			}
+			m.renderReading(w, n)
+			w.close()
+		}
+		w.close()
+	}
+	w.close()
+	w.close()
+}
+
+func (m *Module) renderReading(w *writer, n *Notification) {
+	w.open("leaf", "value")
+	n.Value.write(w)
+	if n.Sensor.Unit != "" {
+		w.text("units", m.text(n.Sensor.Unit))
+	}
+	w.text("description", "The reading as published by the device.")
+	w.close()
+	w.open("leaf", "timestamp")
+	w.stmt("type", typedefDateAndTime)
+	w.text("description", "When the bridge received the reading.")
+	w.close()
+}
+
+func (m *Module) renderRPC(w *writer, r *RPC) {
+	f := r.Function
+	w.open("rpc", r.Name)
+	if d := m.text(f.Description); d != "" {
+		w.text("description", d)
+	}
+	w.open("input", "")
+	for _, n := range r.Inputs {
+		desc := m.text(n.Input.Description)
+		if n.Input.Kind == ontology.InputStructure {
+			w.open("container", n.Name)
+			if desc != "" {
+				w.text("description", desc)
+			}
+			for _, fl := range n.Fields {
+				w.open("leaf", fl.Name)
+				fl.Type.write(w)
+				w.stmt("mandatory", "true")
+				if d := m.text(fl.Field.Description); d != "" {
+					w.text("description", d)
+				}
+				w.close()
+			}
+			w.close()
+			continue
+		}
+		w.open("leaf", n.Name)
+		n.Type.write(w)
+		w.stmt("mandatory", "true")
+		if desc != "" {
+			w.text("description", desc)
+		} else if n.Selector() {
+			w.text("description", "The target device.")
+		}
+		w.close()
+	}
+	w.close()
+	w.open("output", "")
+	w.open("leaf", "retval")
+	r.Retval.write(w)
+	w.text("description", "The result state reported by the device.")
+	w.close()
+	for _, o := range r.Outputs {
+		w.open("leaf", o.Name)
+		o.Type.write(w)
+		if d := m.text(o.Output.Description); d != "" {
+			w.text("description", d)
+		}
+		w.close()
+	}
+	w.close()
+	w.close()
+}
+
+func (m *Module) renderNotification(w *writer, n *Notification) {
+	w.open("notification", n.Name)
+	kind := "A reading of"
+	if n.Sensor.Kind == ontology.Event {
+		kind = "An event from"
+	}
+	d := kind + " " + n.Sensor.Name
+	if s := m.text(n.Sensor.Description); s != "" {
+		d += ": " + s
+	}
+	w.text("description", d)
+	w.open("leaf", "uuid")
+	w.stmt("type", typedefDeviceUUID)
+	w.text("description", "The device that published it.")
+	w.close()
+	m.renderReading(w, n)
+	w.close()
+}

@@ -117,8 +117,10 @@ func Generate(dev *ontology.Device, opts Options) (*Module, error) {
 		uuid:     uuid,
 	}
 	m.Namespace = "urn:myno:yang:" + m.Name
+	// The prefix is the category part plus 4 shape digits: short for
+	// clients to type, and a valid identifier even for "16A-PLUG".
 	m.Prefix = strings.TrimPrefix(m.Name, "myno-")
-	m.Prefix = m.Prefix[:len(m.Prefix)-10] + dev.Shape()[:4]
+	m.Prefix = identifier(m.Prefix[:len(m.Prefix)-10] + dev.Shape()[:4])
 
 	if err := m.buildSchema(); err != nil {
 		return nil, err

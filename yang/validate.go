@@ -291,13 +291,14 @@ var (
 	reDecimal     = regexp.MustCompile(`^[+-]?[0-9]+(?:\.[0-9]+)?$`)
 )
 
-// check validates one leaf value and returns its canonical form
-// (RFC 7950 §9: whitespace is collapsed for all but string types).
+// check validates one leaf value and returns its canonical form. Values are
+// taken exactly as written, as libyang does (" red " is not "red"), except
+// that numbers may have surrounding whitespace.
 func (lt *leafType) check(raw, path, elem string) (string, error) {
 	bad := func(format string, args ...any) (string, error) {
 		return "", &InputError{Tag: TagInvalidValue, Path: path, Element: elem, Message: fmt.Sprintf(format, args...)}
 	}
-	v := strings.TrimSpace(raw)
+	v := raw
 	switch lt.name {
 	case typedefDeviceUUID:
 		if !reDeviceUUID.MatchString(v) || len(v) > 128 {
@@ -340,18 +341,18 @@ func (lt *leafType) check(raw, path, elem string) (string, error) {
 		}
 		return v, nil
 	case "binary":
-		compact := strings.Map(func(r rune) rune {
-			if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
-				return -1
-			}
-			return r
-		}, raw)
-		b, err := base64.StdEncoding.DecodeString(compact)
+		// RFC 4648 §3.3: no characters outside the alphabet, so no line
+		// breaks (which Go's decoder would skip).
+		if strings.ContainsAny(v, "\r\n \t") {
+			return bad("base64 binary may not contain whitespace or line breaks")
+		}
+		b, err := base64.StdEncoding.DecodeString(v)
 		if err != nil {
 			return bad("not base64 binary (RFC 4648 §4): %v", err)
 		}
 		return base64.StdEncoding.EncodeToString(b), nil
 	case "decimal64":
+		v = strings.TrimSpace(v)
 		if !reDecimal.MatchString(v) {
 			return bad("%q is not a decimal number", v)
 		}
@@ -365,6 +366,7 @@ func (lt *leafType) check(raw, path, elem string) (string, error) {
 		return canonicalDecimal(n), nil
 	}
 	if lt.min != nil || lt.max != nil { // integer types
+		v = strings.TrimSpace(v)
 		if !reInteger.MatchString(v) {
 			return bad("%q is not an integer", v)
 		}

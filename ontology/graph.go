@@ -58,6 +58,7 @@ func (n *node) has(typ string) bool { return n.types[typ] }
 
 type graph struct {
 	nodes map[string]*node
+	blank int // blank node labels issued
 }
 
 // refusingLoader is the JSON-LD document loader: descriptions are processed
@@ -93,17 +94,10 @@ func buildGraph(data []byte) (g *graph, err error) {
 	if err != nil {
 		return nil, newError(ErrNotJSONLD, "", "expansion failed: %v", err)
 	}
-	nodeMap := map[string]any{"@default": map[string]any{}}
-	api := ld.NewJsonLdApi()
-	if _, err := api.GenerateNodeMap(expanded, nodeMap, "@default", ld.NewIdentifierIssuer("_:b"), nil, "", nil); err != nil {
-		return nil, newError(ErrNotJSONLD, "", "node map: %v", err)
-	}
 	g = &graph{nodes: map[string]*node{}}
-	for _, gm := range nodeMap { // named graphs are merged into one
-		graphNodes, _ := gm.(map[string]any)
-		for id, raw := range graphNodes {
-			obj, _ := raw.(map[string]any)
-			g.add(id, obj)
+	for _, item := range expanded {
+		if obj, ok := item.(map[string]any); ok {
+			g.walk(obj)
 		}
 	}
 	if len(g.nodes) == 0 {
@@ -112,7 +106,17 @@ func buildGraph(data []byte) (g *graph, err error) {
 	return g, nil
 }
 
-func (g *graph) add(id string, obj map[string]any) {
+// walk adds an expanded node object, and every node embedded in it, to the
+// graph and returns its id. This is the node-map generation of JSON-LD
+// flattening (JSON-LD 1.1 API §7.2) restricted to what the model reads:
+// nodes are merged by @id, named graphs are merged into one, blank nodes
+// get fresh labels.
+func (g *graph) walk(obj map[string]any) string {
+	id, _ := obj["@id"].(string)
+	if id == "" {
+		g.blank++
+		id = "_:b" + strconv.Itoa(g.blank)
+	}
 	n := g.nodes[id]
 	if n == nil {
 		n = &node{id: id, types: map[string]bool{}, props: map[string][]value{}}
@@ -123,11 +127,37 @@ func (g *graph) add(id string, obj map[string]any) {
 		case "@id":
 			continue
 		case "@type":
+			n.defined = true
 			for _, t := range asList(v) {
-				s, _ := t.(string)
-				n.defined = true
-				if local, ok := term(s); ok {
-					n.types[local] = true
+				if s, ok := t.(string); ok {
+					if local, ok := term(s); ok {
+						n.types[local] = true
+					}
+				}
+			}
+			continue
+		case "@graph", "@included":
+			for _, item := range asList(v) {
+				if child, ok := item.(map[string]any); ok {
+					g.walk(child)
+				}
+			}
+			continue
+		case "@reverse":
+			rev, _ := v.(map[string]any)
+			for prop, items := range rev {
+				local, known := term(prop)
+				for _, item := range asList(items) {
+					child, ok := item.(map[string]any)
+					if !ok {
+						continue
+					}
+					cid := g.walk(child)
+					if known {
+						c := g.nodes[cid]
+						c.defined = true
+						c.props[local] = append(c.props[local], value{ref: id, isRef: true})
+					}
 				}
 			}
 			continue
@@ -136,34 +166,34 @@ func (g *graph) add(id string, obj map[string]any) {
 			continue
 		}
 		n.defined = true
-		local, ok := term(key)
-		if !ok {
-			continue // rdf:, rdfs:, owl: and foreign properties are noise
-		}
+		local, known := term(key)
 		for _, item := range asList(v) {
-			n.props[local] = appendValues(n.props[local], item)
+			vs := g.values(nil, item)
+			if known { // rdf:, rdfs:, owl: and foreign properties are noise
+				n.props[local] = append(n.props[local], vs...)
+			}
 		}
 	}
+	return id
 }
 
-func appendValues(vs []value, item any) []value {
+// values turns one expanded property value into literals and references,
+// walking embedded nodes.
+func (g *graph) values(vs []value, item any) []value {
 	m, ok := item.(map[string]any)
 	if !ok {
 		return vs
 	}
 	if list, ok := m["@list"]; ok {
 		for _, e := range asList(list) {
-			vs = appendValues(vs, e)
+			vs = g.values(vs, e)
 		}
 		return vs
-	}
-	if id, ok := m["@id"].(string); ok {
-		return append(vs, value{ref: id, isRef: true})
 	}
 	if lit, ok := m["@value"]; ok {
 		return append(vs, value{lit: literalString(lit)})
 	}
-	return vs
+	return append(vs, value{ref: g.walk(m), isRef: true})
 }
 
 func literalString(v any) string {

@@ -50,6 +50,9 @@ type Function struct {
 	Inputs     []Input  `json:"inputs"` // natural order of local names
 	Outputs    []Output `json:"outputs,omitempty"`
 	States     []State  `json:"states,omitempty"` // natural order of values
+	// StateSet is the local name of the onem2m:OperationState the states
+	// come from; operations that share one share the YANG typedef.
+	StateSet string `json:"stateSet,omitempty"`
 }
 
 // Selector returns the device-selector input, or nil.

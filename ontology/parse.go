@@ -360,7 +360,7 @@ func (r *reader) function(fn *node, opsByCmd map[string][]*node) (*Function, err
 	if f.Outputs, err = r.outputs(op); err != nil {
 		return nil, err
 	}
-	if f.States, err = r.states(op); err != nil {
+	if f.States, f.StateSet, err = r.states(op); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -507,28 +507,28 @@ func (r *reader) outputs(op *node) ([]Output, error) {
 
 // states reads the operation's result values and pairs them with the
 // descriptions of its YangDescription by sorted order.
-func (r *reader) states(op *node) ([]State, error) {
+func (r *reader) states(op *node) ([]State, string, error) {
 	sns, err := r.refs(op, "hasOperationState")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var values, descs []string
 	for _, sn := range sns {
 		values = append(values, literals(sn, "hasDataRestriction_pattern")...)
 		dns, err := r.refs(sn, "hasThingProperty")
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		for _, dn := range dns {
 			descs = append(descs, literals(dn, "hasDataRestriction_pattern")...)
 		}
 	}
 	if len(values) == 0 {
-		return nil, nil
+		return nil, "", nil
 	}
 	values, err = enumValues(op.id, values)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	sorted := slices.Clone(values)
 	sort.Strings(sorted)
@@ -547,7 +547,12 @@ func (r *reader) states(op *node) ([]State, error) {
 	for i, v := range values {
 		states[i] = State{Value: v, Description: byValue[v]}
 	}
-	return states, nil
+	var names []string
+	for _, sn := range sns {
+		names = append(names, LocalName(sn.id))
+	}
+	sort.Strings(names)
+	return states, strings.Join(names, "_"), nil
 }
 
 func (r *reader) sensor(fn *node, dn *node) (*Sensor, error) {

@@ -32,6 +32,14 @@ type Module struct {
 	RPCs          []*RPC
 	Notifications []*Notification
 	uuid          string
+	stateTypedefs []*stateTypedef
+}
+
+// stateTypedef is a result-state enumeration shared by several rpcs,
+// written once as a typedef.
+type stateTypedef struct {
+	name, stateSet, grouping string
+	lt                       leafType
 }
 
 // RPC is the schema of one generated rpc.
@@ -71,9 +79,10 @@ type OutputLeaf struct {
 
 // Notification is the schema of a sensor's or event's notification.
 type Notification struct {
-	Name   string
-	Sensor *ontology.Sensor
-	Value  leafType
+	Name     string
+	Sensor   *ontology.Sensor
+	Value    leafType
+	grouping string
 }
 
 // RPC returns the rpc with the given YANG name, or nil.
@@ -138,6 +147,19 @@ func (m *Module) text(s string) string { return ontology.Expand(s, m.uuid) }
 func (m *Module) buildSchema() error {
 	top := namespaceAlloc{"devices": true}
 	dev := m.Device
+	// Result states shared by several rpcs become one typedef each.
+	shared := map[string]int{}
+	for i := range dev.Functions {
+		if len(dev.Functions[i].States) > 0 {
+			shared[stateKey(&dev.Functions[i])]++
+		}
+	}
+	typedefNames := namespaceAlloc{}
+	for _, name := range typedefOrder {
+		typedefNames[name] = true
+	}
+	byKey := map[string]*stateTypedef{}
+	groupingNames := namespaceAlloc{}
 	for i := range dev.Functions {
 		f := &dev.Functions[i]
 		r := &RPC{Name: top.take(f.Name), Function: f}
@@ -181,6 +203,17 @@ func (m *Module) buildSchema() error {
 			if err != nil {
 				return err
 			}
+			key := stateKey(f)
+			if shared[key] > 1 {
+				td := byKey[key]
+				if td == nil {
+					td = &stateTypedef{name: typedefNames.take(f.StateSet), stateSet: f.StateSet, lt: lt}
+					td.grouping = groupingNames.take(td.name + "-result")
+					byKey[key] = td
+					m.stateTypedefs = append(m.stateTypedefs, td)
+				}
+				lt.ref = td.name
+			}
 			r.Retval = lt
 		} else {
 			r.Retval = leafType{name: "string", builtin: "string"}
@@ -189,9 +222,21 @@ func (m *Module) buildSchema() error {
 	}
 	for i := range dev.Sensors {
 		s := &dev.Sensors[i]
-		m.Notifications = append(m.Notifications, &Notification{Name: top.take(s.Name), Sensor: s, Value: valueType(s.Type, nil, false)})
+		name := top.take(s.Name)
+		m.Notifications = append(m.Notifications, &Notification{Name: name, Sensor: s, Value: valueType(s.Type, nil, false), grouping: groupingNames.take(name + "-reading")})
 	}
 	return nil
+}
+
+// stateKey identifies a function's result states: the state set's name
+// and every value with its description.
+func stateKey(f *ontology.Function) string {
+	var b strings.Builder
+	b.WriteString(f.StateSet)
+	for _, s := range f.States {
+		b.WriteString("\x00" + s.Value + "\x00" + s.Description)
+	}
+	return b.String()
 }
 
 // enumType builds an enumeration; YANG enum names are the bound values.
@@ -268,6 +313,29 @@ func (m *Module) render() string {
 		w.close()
 	}
 
+	for _, td := range m.stateTypedefs {
+		w.blank()
+		w.open("typedef", td.name)
+		td.lt.write(w)
+		w.text("description", "Result states of the operations that use "+td.stateSet+".")
+		w.close()
+		// One grouping per shared state set, so that goyang and clients
+		// resolve the enumeration once, not once per rpc.
+		w.blank()
+		w.open("grouping", td.grouping)
+		ref := leafType{ref: td.name}
+		renderRetval(w, &ref)
+		w.close()
+	}
+
+	for _, n := range m.Notifications {
+		w.blank()
+		w.open("grouping", n.grouping)
+		w.text("description", "The latest reading of "+n.Sensor.Name+", in the device list and in its notification.")
+		m.renderReading(w, n)
+		w.close()
+	}
+
 	w.blank()
 	m.renderDevices(w)
 	for _, r := range m.RPCs {
@@ -312,7 +380,7 @@ func (m *Module) renderDevices(w *writer) {
 			if d := m.text(n.Sensor.Description); d != "" {
 				w.text("description", d)
 			}
-			m.renderReading(w, n)
+			w.stmt("uses", n.grouping)
 			w.close()
 		}
 		w.close()
@@ -373,10 +441,11 @@ func (m *Module) renderRPC(w *writer, r *RPC) {
 	}
 	w.close()
 	w.open("output", "")
-	w.open("leaf", "retval")
-	r.Retval.write(w)
-	w.text("description", "The result state reported by the device.")
-	w.close()
+	if r.Retval.ref != "" {
+		w.stmt("uses", m.stateTypedef(r.Retval.ref).grouping)
+	} else {
+		renderRetval(w, &r.Retval)
+	}
 	for _, o := range r.Outputs {
 		w.open("leaf", o.Name)
 		o.Type.write(w)
@@ -386,6 +455,22 @@ func (m *Module) renderRPC(w *writer, r *RPC) {
 		w.close()
 	}
 	w.close()
+	w.close()
+}
+
+func (m *Module) stateTypedef(name string) *stateTypedef {
+	for _, td := range m.stateTypedefs {
+		if td.name == name {
+			return td
+		}
+	}
+	return nil
+}
+
+func renderRetval(w *writer, lt *leafType) {
+	w.open("leaf", "retval")
+	lt.write(w)
+	w.text("description", "The result state reported by the device.")
 	w.close()
 }
 
@@ -404,6 +489,6 @@ func (m *Module) renderNotification(w *writer, n *Notification) {
 	w.stmt("type", typedefDeviceUUID)
 	w.text("description", "The device that published it.")
 	w.close()
-	m.renderReading(w, n)
+	w.stmt("uses", n.grouping)
 	w.close()
 }

@@ -42,6 +42,7 @@ type leafType struct {
 	rangeArg string
 	enum     []enumValue
 	pattern  string // for typedef strings; documentation only, checks are in check*
+	ref      string // name of a module typedef that holds this type, if any
 }
 
 // enumValue maps a YANG enum name to the value sent on MQTT (a template).
@@ -154,6 +155,8 @@ func applyRange(lt *leafType, lo, hi string, rng *ontology.Range) {
 // write emits the "type" statement for lt.
 func (lt *leafType) write(w *writer) {
 	switch {
+	case lt.ref != "":
+		w.stmt("type", lt.ref)
 	case lt.builtin == "enumeration":
 		w.open("type", "enumeration")
 		for _, e := range lt.enum {

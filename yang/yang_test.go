@@ -28,7 +28,7 @@ func allDescriptions(t *testing.T) []string {
 	return files
 }
 
-func generateFile(t *testing.T, path string) *yang.Module {
+func generateFile(t testing.TB, path string) *yang.Module {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -37,7 +37,7 @@ func generateFile(t *testing.T, path string) *yang.Module {
 	return generate(t, data)
 }
 
-func generate(t *testing.T, data []byte) *yang.Module {
+func generate(t testing.TB, data []byte) *yang.Module {
 	t.Helper()
 	dev, err := ontology.Parse(data)
 	if err != nil {
@@ -50,13 +50,13 @@ func generate(t *testing.T, data []byte) *yang.Module {
 	return m
 }
 
-func testdataModule(t *testing.T, name string) *yang.Module {
+func testdataModule(t testing.TB, name string) *yang.Module {
 	t.Helper()
 	return generateFile(t, filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", name))
 }
 
 // yanglintModule writes m to a temporary directory and validates it.
-func yanglintModule(t *testing.T, m *yang.Module) string {
+func yanglintModule(t testing.TB, m *yang.Module) string {
 	t.Helper()
 	lint := testenv.Tool(t, "yanglint")
 	path := filepath.Join(t.TempDir(), m.Name+".yang")

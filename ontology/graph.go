@@ -58,7 +58,6 @@ func (n *node) has(typ string) bool { return n.types[typ] }
 
 type graph struct {
 	nodes map[string]*node
-	blank int // blank node labels issued
 }
 
 // refusingLoader is the JSON-LD document loader: descriptions are processed
@@ -70,7 +69,10 @@ func (refusingLoader) LoadDocument(u string) (*ld.RemoteDocument, error) {
 }
 
 // buildGraph decodes JSON, expands it as JSON-LD and builds the node map.
-func buildGraph(data []byte) (g *graph, err error) {
+// A document that is already in strict expanded form (see inExpandedForm)
+// is read as it is: expanding it would give the same document. slowPath
+// forces json-gold for every document (the differential tests compare both).
+func buildGraph(data []byte, slowPath bool) (g *graph, err error) {
 	var doc any
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, newError(ErrNotJSON, "", "%v", err)
@@ -80,27 +82,19 @@ func buildGraph(data []byte) (g *graph, err error) {
 	default:
 		return nil, newError(ErrNotJSONLD, "", "top level is %s, want an object or an array", jsonKind(doc))
 	}
-	// json-gold is third-party code running on untrusted input: a panic in
-	// it must become an error, never a crashed bridge.
-	defer func() {
-		if r := recover(); r != nil {
-			g, err = nil, newError(ErrNotJSONLD, "", "JSON-LD processor failed: %v", r)
-		}
-	}()
-	opts := ld.NewJsonLdOptions("")
-	opts.DocumentLoader = refusingLoader{}
-	proc := ld.NewJsonLdProcessor()
-	expanded, err := proc.Expand(doc, opts)
-	if err != nil {
-		return nil, newError(ErrNotJSONLD, "", "expansion failed: %v", err)
-	}
 	g = &graph{nodes: map[string]*node{}}
-	for _, item := range expanded {
-		if obj, ok := item.(map[string]any); ok {
-			g.walk(obj)
+	expanded, isExpanded := doc.([]any)
+	if !isExpanded || slowPath || !inExpandedForm(expanded) {
+		if expanded, err = expand(doc); err != nil {
+			return nil, err
 		}
 	}
-	if len(g.nodes) == 0 {
+	for i, item := range expanded {
+		if obj, ok := item.(map[string]any); ok {
+			g.walk(obj, &path{index: i})
+		}
+	}
+	if !g.anyDefined() {
 		return nil, newError(ErrNotJSONLD, "", "the document holds no JSON-LD nodes (missing @context?)")
 	}
 	return g, nil
@@ -111,11 +105,16 @@ func buildGraph(data []byte) (g *graph, err error) {
 // flattening (JSON-LD 1.1 API §7.2) restricted to what the model reads:
 // nodes are merged by @id, named graphs are merged into one, blank nodes
 // get fresh labels.
-func (g *graph) walk(obj map[string]any) string {
+func (g *graph) walk(obj map[string]any, at *path) string {
 	id, _ := obj["@id"].(string)
-	if id == "" {
-		g.blank++
-		id = "_:b" + strconv.Itoa(g.blank)
+	switch {
+	case id == "":
+		// An anonymous node is named by where it stands in the expanded
+		// document, so the name is deterministic; the NUL prefix keeps it
+		// apart from every identifier a document can write.
+		id = anonymousPrefix + at.String()
+	case strings.HasPrefix(id, "\x00"):
+		id = "\x00" + id
 	}
 	n := g.nodes[id]
 	if n == nil {
@@ -137,9 +136,9 @@ func (g *graph) walk(obj map[string]any) string {
 			}
 			continue
 		case "@graph", "@included":
-			for _, item := range asList(v) {
+			for i, item := range asList(v) {
 				if child, ok := item.(map[string]any); ok {
-					g.walk(child)
+					g.walk(child, &path{parent: at, key: key, index: i})
 				}
 			}
 			continue
@@ -147,12 +146,12 @@ func (g *graph) walk(obj map[string]any) string {
 			rev, _ := v.(map[string]any)
 			for prop, items := range rev {
 				local, known := term(prop)
-				for _, item := range asList(items) {
+				for i, item := range asList(items) {
 					child, ok := item.(map[string]any)
 					if !ok {
 						continue
 					}
-					cid := g.walk(child)
+					cid := g.walk(child, &path{parent: at, key: "@reverse/" + prop, index: i})
 					if known {
 						c := g.nodes[cid]
 						c.defined = true
@@ -167,8 +166,8 @@ func (g *graph) walk(obj map[string]any) string {
 		}
 		n.defined = true
 		local, known := term(key)
-		for _, item := range asList(v) {
-			vs := g.values(nil, item)
+		for i, item := range asList(v) {
+			vs := g.values(nil, item, &path{parent: at, key: key, index: i})
 			if known { // rdf:, rdfs:, owl: and foreign properties are noise
 				n.props[local] = append(n.props[local], vs...)
 			}
@@ -179,21 +178,171 @@ func (g *graph) walk(obj map[string]any) string {
 
 // values turns one expanded property value into literals and references,
 // walking embedded nodes.
-func (g *graph) values(vs []value, item any) []value {
+func (g *graph) values(vs []value, item any, at *path) []value {
 	m, ok := item.(map[string]any)
 	if !ok {
 		return vs
 	}
 	if list, ok := m["@list"]; ok {
-		for _, e := range asList(list) {
-			vs = g.values(vs, e)
+		for i, e := range asList(list) {
+			vs = g.values(vs, e, &path{parent: at, key: "@list", index: i})
 		}
 		return vs
 	}
 	if lit, ok := m["@value"]; ok {
 		return append(vs, value{lit: literalString(lit)})
 	}
-	return append(vs, value{ref: g.walk(m), isRef: true})
+	return append(vs, value{ref: g.walk(m, at), isRef: true})
+}
+
+// anonymousPrefix starts the names given to nodes without @id.
+const anonymousPrefix = "\x00anonymous:"
+
+// path locates a node object in the expanded document; it is rendered only
+// for anonymous nodes.
+type path struct {
+	parent *path
+	key    string
+	index  int
+}
+
+func (p *path) String() string {
+	if p == nil {
+		return ""
+	}
+	return p.parent.String() + "/" + p.key + "[" + strconv.Itoa(p.index) + "]"
+}
+
+// expand runs json-gold's expansion with remote loading refused.
+func expand(doc any) (expanded []any, err error) {
+	// json-gold is third-party code running on untrusted input: a panic in
+	// it must become an error, never a crashed bridge.
+	defer func() {
+		if r := recover(); r != nil {
+			expanded, err = nil, newError(ErrNotJSONLD, "", "JSON-LD processor failed: %v", r)
+		}
+	}()
+	opts := ld.NewJsonLdOptions("")
+	opts.DocumentLoader = refusingLoader{}
+	expanded, err = ld.NewJsonLdProcessor().Expand(doc, opts)
+	if err != nil {
+		return nil, newError(ErrNotJSONLD, "", "expansion failed: %v", err)
+	}
+	return expanded, nil
+}
+
+// inExpandedForm reports whether doc is a JSON-LD document in a strict
+// subset of expanded form (JSON-LD 1.1 API §5.1.2) for which expansion is
+// the identity: node objects whose keys are @id, @type, @graph or absolute
+// IRIs, property values that are arrays of node objects or value objects
+// (@value with an optional datatype @type), no @context anywhere, no lists,
+// no language tags. Anything else goes through json-gold.
+func inExpandedForm(nodes []any) bool {
+	c := &formCheck{absolute: map[string]bool{}}
+	for _, n := range nodes {
+		obj, ok := n.(map[string]any)
+		if !ok || !c.node(obj, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// formCheck remembers which strings are absolute IRIs: a description
+// repeats a few dozen property IRIs thousands of times.
+type formCheck struct {
+	absolute map[string]bool
+}
+
+// iri reports whether s is an absolute IRI to json-gold; blank node
+// identifiers only where allowBlank.
+func (c *formCheck) iri(s string, allowBlank bool) bool {
+	if strings.HasPrefix(s, "_:") {
+		return allowBlank
+	}
+	abs, seen := c.absolute[s]
+	if !seen {
+		abs = ld.IsAbsoluteIri(s)
+		c.absolute[s] = abs
+	}
+	return abs
+}
+
+func (c *formCheck) node(obj map[string]any, depth int) bool {
+	if depth > 64 {
+		return false
+	}
+	for key, v := range obj {
+		switch key {
+		case "@id":
+			if s, ok := v.(string); !ok || !c.iri(s, true) {
+				return false
+			}
+		case "@type":
+			types, ok := v.([]any)
+			if !ok {
+				return false
+			}
+			for _, t := range types {
+				if s, ok := t.(string); !ok || !c.iri(s, false) {
+					return false
+				}
+			}
+		case "@graph":
+			items, ok := v.([]any)
+			if !ok {
+				return false
+			}
+			for _, item := range items {
+				child, ok := item.(map[string]any)
+				if !ok || !c.node(child, depth+1) {
+					return false
+				}
+			}
+		default:
+			if strings.HasPrefix(key, "@") || !c.iri(key, false) {
+				return false
+			}
+			items, ok := v.([]any)
+			if !ok {
+				return false
+			}
+			for _, item := range items {
+				child, ok := item.(map[string]any)
+				if !ok {
+					return false
+				}
+				if _, isValue := child["@value"]; isValue {
+					if !c.value(child) {
+						return false
+					}
+				} else if !c.node(child, depth+1) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func (c *formCheck) value(obj map[string]any) bool {
+	for key, v := range obj {
+		switch key {
+		case "@value":
+			switch v.(type) {
+			case string, float64, bool:
+			default:
+				return false
+			}
+		case "@type":
+			if s, ok := v.(string); !ok || !c.iri(s, false) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func literalString(v any) string {
@@ -229,4 +378,13 @@ func jsonKind(v any) string {
 		return "null"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+func (g *graph) anyDefined() bool {
+	for _, n := range g.nodes {
+		if n.defined {
+			return true
+		}
+	}
+	return false
 }

@@ -14,6 +14,8 @@ const DefaultMaxBytes = 256 << 10
 type Parser struct {
 	// MaxBytes limits the size of a description; 0 means DefaultMaxBytes.
 	MaxBytes int
+
+	slowPath bool // always expand with json-gold (differential tests)
 }
 
 // Parse parses one description with the default limits.
@@ -29,7 +31,7 @@ func (p *Parser) Parse(data []byte) (*Device, error) {
 	if len(data) > limit {
 		return nil, newError(ErrTooLarge, "", "%d bytes, limit %d", len(data), limit)
 	}
-	g, err := buildGraph(data)
+	g, err := buildGraph(data, p.slowPath)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,37 @@
+# MYNO bridge. `make run` and `make test` are the two entry points; see README.md.
+GO       ?= go
+FUZZTIME ?= 20s
+
+.PHONY: run test bench fuzz lint build
+
+## run: start the system on embedded defaults (for now: print the YANG
+## generated from every testdata description).
+run:
+	$(GO) run ./cmd/myno yang testdata/descriptions/*.jsonld
+
+## test: the whole suite, with the race detector. Peer tools (yanglint, ...)
+## must be installed; with CI=true a missing one fails the suite.
+test:
+	$(GO) test -race -count=1 ./...
+
+## bench: every Go benchmark, with allocations.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: a short run ($(FUZZTIME)) of every fuzz target in every package.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$target"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg; \
+	  done; \
+	done
+
+## lint: gofmt and go vet.
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+build:
+	$(GO) build -o bin/myno ./cmd/myno

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/myno-bridge/myno/internal/testenv"
+)
+
+func runMyno(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), append([]string{"myno"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func testdataFiles(t *testing.T, dir, pattern string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "testdata", dir, pattern))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata/%s/%s", dir, pattern)
+	}
+	return files
+}
+
+func TestYangPrintsOneModulePerShape(t *testing.T) {
+	files := testdataFiles(t, "descriptions", "*.jsonld")
+	code, out, errOut := runMyno(t, append([]string{"yang"}, files...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	modules := strings.Count(out, "\nmodule ") + strings.Count(out[:min(len(out), 7)], "module ")
+	// led-color and led-color-same-shape share one module.
+	if modules != len(files)-1 {
+		t.Errorf("%d modules for %d files with one shared shape", modules, len(files))
+	}
+	if !strings.Contains(errOut, "same shape as") {
+		t.Errorf("the shared shape is not reported: %s", errOut)
+	}
+}
+
+func TestYangTree(t *testing.T) {
+	file := filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "rgb-lamp.jsonld")
+	code, out, errOut := runMyno(t, "yang", "--tree", file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"module: myno-", "+---x setRgb", "+---w input_1_Rgb", "var_1_Red", "[0..255]", "(device selector)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tree lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "yang-version") {
+		t.Errorf("--tree printed YANG")
+	}
+}
+
+func TestYangRefusesBrokenDescriptions(t *testing.T) {
+	for _, file := range testdataFiles(t, "broken", "*.jsonld") {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			code, out, errOut := runMyno(t, "yang", file)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1", code)
+			}
+			if out != "" {
+				t.Errorf("printed a module for a broken description")
+			}
+			if !strings.Contains(errOut, filepath.Base(file)) {
+				t.Errorf("message does not name the file: %s", errOut)
+			}
+		})
+	}
+	// One bad file among good ones: the good modules are printed, exit 1.
+	good := filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "led-color.jsonld")
+	bad := filepath.Join(testenv.RepoRoot(t), "testdata", "broken", "dangling-reference.jsonld")
+	code, out, errOut := runMyno(t, "yang", good, bad)
+	if code != 1 || !strings.Contains(out, "module myno-led-color") || !strings.Contains(errOut, "reference to an undefined node") {
+		t.Errorf("mixed input: exit %d, stderr %s", code, errOut)
+	}
+}
+
+func TestYangUsageErrors(t *testing.T) {
+	if code, _, errOut := runMyno(t, "yang"); code != 2 || !strings.Contains(errOut, "no description files") {
+		t.Errorf("no files: exit %d %s", code, errOut)
+	}
+	if code, _, _ := runMyno(t, "yang", "--no-such-flag", "x"); code != 2 {
+		t.Errorf("unknown flag: exit %d", code)
+	}
+	if code, _, errOut := runMyno(t, "yang", filepath.Join(t.TempDir(), "missing.jsonld")); code != 1 || !strings.Contains(errOut, "missing.jsonld") {
+		t.Errorf("missing file: exit %d %s", code, errOut)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"yang", "--help"}} {
+		code, out, _ := runMyno(t, args...)
+		if code != 0 || !strings.Contains(out, "USAGE") {
+			t.Errorf("%v: exit %d:\n%s", args, code, out)
+		}
+	}
+	_, out, _ := runMyno(t, "yang", "--help")
+	for _, flag := range []string{"--uuid", "--tree", "--out-dir", "--max-bytes", "$MYNO_UUID", "$MYNO_MAX_DESCRIPTION_BYTES"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("yang --help does not mention %s", flag)
+		}
+	}
+}
+
+func TestYangFlagsFromEnvironment(t *testing.T) {
+	file := filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "led-color.jsonld")
+	t.Setenv("MYNO_MAX_DESCRIPTION_BYTES", "100")
+	code, _, errOut := runMyno(t, "yang", file)
+	if code != 1 || !strings.Contains(errOut, "description too large") {
+		t.Errorf("MYNO_MAX_DESCRIPTION_BYTES=100: exit %d %s", code, errOut)
+	}
+}
+
+func TestYangOutDirPassesYanglint(t *testing.T) {
+	lint := testenv.Tool(t, "yanglint")
+	dir := t.TempDir()
+	files := testdataFiles(t, "descriptions", "*.jsonld")
+	if code, _, errOut := runMyno(t, append([]string{"yang", "--uuid", "dev-42", "--out-dir", dir}, files...)...); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	written, _ := filepath.Glob(filepath.Join(dir, "myno-*@*.yang"))
+	if len(written) != len(files)-1 {
+		t.Fatalf("%d files written for %d shapes", len(written), len(files)-1)
+	}
+	for _, f := range written {
+		if out, err := exec.Command(lint, f).CombinedOutput(); err != nil {
+			t.Errorf("yanglint %s: %v\n%s", filepath.Base(f), err, out)
+		}
+		b, _ := os.ReadFile(f)
+		if bytes.Contains(b, []byte("%s")) {
+			t.Errorf("%s still holds a %%s placeholder with --uuid", filepath.Base(f))
+		}
+		if strings.Contains(string(b), "LED-RGB-1") && !strings.Contains(string(b), "RGB lamp dev-42, each channel set from 0 to 255 (100% brightness") {
+			t.Errorf("rgb-lamp's description is not bound to the UUID:\n%s", b[:600])
+		}
+	}
+}

@@ -2,13 +2,18 @@ module github.com/myno-bridge/myno
 
 go 1.26.8
 
-require github.com/piprate/json-gold v0.9.1
+require (
+	github.com/Juniper/go-netconf v0.1.1
+	github.com/openconfig/goyang v1.6.3
+	github.com/piprate/json-gold v0.9.1
+	github.com/urfave/cli/v3 v3.14.0
+	golang.org/x/crypto v0.58.0
+)
 
 require (
 	github.com/cayleygraph/quad v1.3.0 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
-	github.com/openconfig/goyang v1.6.3 // indirect
 	github.com/pquerna/cachecontrol v0.2.0 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
-	github.com/urfave/cli/v3 v3.14.0 // indirect
+	github.com/ziutek/telnet v0.0.0-20180329124119-c3b780dc415b // indirect
+	golang.org/x/sys v0.49.0 // indirect
 )

@@ -1,0 +1,82 @@
+package netconf
+
+// Access control: a subset of NACM (RFC 8341). Users belong to groups
+// (User.Groups); rule lists map groups to rules on protocol operations
+// ("exec" access, RFC 8341 §3.4.4), written by operation name, by module, or
+// both. The first matching rule decides; with none, ExecDefault decides.
+// close-session is always permitted (RFC 8341 §3.2.3 lets a session end).
+// Data-node read rules are not implemented: any user permitted to run
+// get may read all state.
+
+// Action is what a rule does.
+type Action string
+
+// Rule actions.
+const (
+	Permit Action = "permit"
+	Deny   Action = "deny"
+)
+
+// Rule matches protocol operations for some groups.
+type Rule struct {
+	Groups []string // "*" matches every group
+	Module string   // module name of the operation; "" or "*" matches any
+	RPC    string   // operation name; "" or "*" matches any
+	Action Action
+}
+
+// AccessControl is the rule set. The zero value permits everything to
+// everyone, like NACM's exec-default permit.
+type AccessControl struct {
+	Rules       []Rule
+	ExecDefault Action // "" means permit
+}
+
+// ReadOnlyGroup is the group of ReadOnlyRules.
+const ReadOnlyGroup = "read-only"
+
+// ReadOnlyRules let group read-only get, get-config, get-schema, subscribe
+// to notifications and end its session, and deny every other operation.
+func ReadOnlyRules() []Rule {
+	var rules []Rule
+	for _, op := range []struct{ module, rpc string }{
+		{"ietf-netconf", "get"}, {"ietf-netconf", "get-config"},
+		{"ietf-netconf-monitoring", "get-schema"}, {"notifications", "create-subscription"},
+	} {
+		rules = append(rules, Rule{Groups: []string{ReadOnlyGroup}, Module: op.module, RPC: op.rpc, Action: Permit})
+	}
+	return append(rules, Rule{Groups: []string{ReadOnlyGroup}, Module: "*", RPC: "*", Action: Deny})
+}
+
+// allowed decides whether a user in groups may run module:rpc.
+func (ac *AccessControl) allowed(groups []string, module, rpc string) bool {
+	if ac == nil {
+		return true
+	}
+	if module == "ietf-netconf" && rpc == "close-session" {
+		return true
+	}
+	for _, r := range ac.Rules {
+		if !matchName(r.Module, module) || !matchName(r.RPC, rpc) || !matchGroup(r.Groups, groups) {
+			continue
+		}
+		return r.Action != Deny
+	}
+	return ac.ExecDefault != Deny
+}
+
+func matchName(pattern, name string) bool { return pattern == "" || pattern == "*" || pattern == name }
+
+func matchGroup(ruleGroups, userGroups []string) bool {
+	for _, rg := range ruleGroups {
+		if rg == "*" {
+			return true
+		}
+		for _, ug := range userGroups {
+			if rg == ug {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,215 @@
+package netconf
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// builtinOp is a protocol operation the server implements itself.
+type builtinOp func(ctx context.Context, sess *session, op *Element) ([]*Element, error)
+
+func (s *Server) builtin(name xml.Name) (string, builtinOp) {
+	switch name.Space {
+	case NSBase: // RFC 6241 §7
+		switch name.Local {
+		case "get":
+			return "ietf-netconf", s.opGet
+		case "get-config":
+			return "ietf-netconf", s.opGetConfig
+		case "lock":
+			return "ietf-netconf", s.opLock
+		case "unlock":
+			return "ietf-netconf", s.opUnlock
+		case "close-session":
+			return "ietf-netconf", func(context.Context, *session, *Element) ([]*Element, error) { return nil, nil }
+		case "kill-session":
+			return "ietf-netconf", s.opKillSession
+		case "edit-config", "copy-config", "delete-config", "validate", "commit", "discard-changes", "cancel-commit":
+			return "ietf-netconf", func(context.Context, *session, *Element) ([]*Element, error) {
+				return nil, NewRPCError(ErrTypeProtocol, TagOperationNotSupported, "%s is not supported: the server has no configuration datastore to change", name.Local)
+			}
+		}
+	case NSMonitoring:
+		if name.Local == "get-schema" { // RFC 6022 §3.1
+			return "ietf-netconf-monitoring", s.opGetSchema
+		}
+	case NSNotification:
+		if name.Local == "create-subscription" { // RFC 5277 §2.1.1
+			return "notifications", s.opCreateSubscription
+		}
+	}
+	return "", nil
+}
+
+// invoke checks access and runs an rpc.
+func (s *Server) invoke(sess *session, req *rpcRequest) ([]*Element, error) {
+	op := req.operation
+	module, fn := s.builtin(op.Name)
+	var h Handler
+	if fn == nil {
+		s.mu.RLock()
+		e, ok := s.handlers[op.Name]
+		s.mu.RUnlock()
+		if !ok {
+			return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagOperationNotSupported,
+				Message: fmt.Sprintf("no operation <%s> in namespace %q", op.Name.Local, op.Name.Space)}).
+				WithInfo("bad-element", op.Name.Local)
+		}
+		module, h = e.module, e.handler
+	}
+	if !s.cfg.Access.allowed(sess.info.Groups, module, op.Name.Local) {
+		s.log.Info("netconf access denied", append(sess.log(), "module", module, "rpc", op.Name.Local)...)
+		return nil, &RPCError{Type: ErrTypeProtocol, Tag: TagAccessDenied,
+			Message: fmt.Sprintf("user %s may not run %s:%s", sess.info.User, module, op.Name.Local)}
+	}
+	if fn != nil {
+		return fn(sess.ctx, sess, op)
+	}
+	return h.ServeRPC(sess.ctx, &Request{Session: sess.info, MessageID: messageID(req), Operation: op})
+}
+
+func messageID(req *rpcRequest) string { return req.messageID }
+
+// filterOf reads an optional <filter> (RFC 6241 §6.1). It returns nil when
+// there is none; an xpath filter is not supported.
+func filterOf(op *Element, ns string) (filter []*Element, present bool, err error) {
+	f := op.Child(ns, "filter")
+	if f == nil {
+		return nil, false, nil
+	}
+	typ, _ := f.Attr("", "type")
+	if typ == "" {
+		typ, _ = f.Attr(NSBase, "type")
+	}
+	switch typ {
+	case "", "subtree":
+		return f.Children, true, nil
+	case "xpath":
+		return nil, true, (&RPCError{Type: ErrTypeProtocol, Tag: TagOperationNotSupported,
+			Message: "xpath filters are not supported; use a subtree filter"}).WithInfo("bad-attribute", "type")
+	}
+	return nil, true, (&RPCError{Type: ErrTypeProtocol, Tag: TagBadAttribute, Message: fmt.Sprintf("unknown filter type %q", typ)}).
+		WithInfo("bad-attribute", "type").WithInfo("bad-element", "filter")
+}
+
+// opGet returns state data (RFC 6241 §7.7).
+func (s *Server) opGet(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
+	for _, c := range op.Children {
+		if c.Name.Local != "filter" && c.Name.Local != "with-defaults" {
+			return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagUnknownElement, Message: fmt.Sprintf("unexpected <%s> in <get>", c.Name.Local)}).
+				WithInfo("bad-element", c.Name.Local)
+		}
+	}
+	filter, present, err := filterOf(op, NSBase)
+	if err != nil {
+		return nil, err
+	}
+	data := s.monitoringState()
+	s.mu.RLock()
+	sources := make([]StateFunc, 0, len(s.state))
+	names := make([]string, 0, len(s.state))
+	for name := range s.state {
+		names = append(names, name)
+	}
+	sortStrings(names)
+	for _, n := range names {
+		sources = append(sources, s.state[n])
+	}
+	s.mu.RUnlock()
+	for _, src := range sources {
+		nodes, err := src(ctx)
+		if err != nil {
+			return nil, err
+		}
+		data = append(data, nodes...)
+	}
+	if present {
+		data = FilterSubtree(data, filter)
+	}
+	return []*Element{NewNode(NSBase, "data", data...)}, nil
+}
+
+// datastoreOf reads <source> or <target>: only running exists.
+func datastoreOf(op *Element, which string) error {
+	e := op.Child(NSBase, which)
+	if e == nil {
+		return (&RPCError{Type: ErrTypeProtocol, Tag: TagMissingElement, Message: fmt.Sprintf("<%s> is missing", which)}).WithInfo("bad-element", which)
+	}
+	if len(e.Children) != 1 {
+		return (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: fmt.Sprintf("<%s> must name one datastore", which)}).WithInfo("bad-element", which)
+	}
+	if ds := e.Children[0].Name.Local; ds != "running" {
+		return (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: fmt.Sprintf("datastore %q is not supported; only running", ds)}).WithInfo("bad-element", ds)
+	}
+	return nil
+}
+
+// opGetConfig returns the running configuration (RFC 6241 §7.1). The
+// server holds no configuration, so it is empty.
+func (s *Server) opGetConfig(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
+	if err := datastoreOf(op, "source"); err != nil {
+		return nil, err
+	}
+	if _, _, err := filterOf(op, NSBase); err != nil {
+		return nil, err
+	}
+	return []*Element{NewNode(NSBase, "data")}, nil
+}
+
+// opLock locks running (RFC 6241 §7.5).
+func (s *Server) opLock(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
+	if err := datastoreOf(op, "target"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lockOwner != 0 {
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagLockDenied,
+			Message: fmt.Sprintf("running is locked by session %d", s.lockOwner)}).WithInfo("session-id", strconv.FormatUint(uint64(s.lockOwner), 10))
+	}
+	s.lockOwner = sess.info.ID
+	return nil, nil
+}
+
+// opUnlock releases a lock held by this session (RFC 6241 §7.6).
+func (s *Server) opUnlock(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
+	if err := datastoreOf(op, "target"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lockOwner != sess.info.ID {
+		owner := strconv.FormatUint(uint64(s.lockOwner), 10)
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagOperationFailed,
+			Message: "this session does not hold the lock on running"}).WithInfo("session-id", owner)
+	}
+	s.lockOwner = 0
+	return nil, nil
+}
+
+// opKillSession ends another session (RFC 6241 §7.9).
+func (s *Server) opKillSession(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
+	idEl := op.Child(NSBase, "session-id")
+	if idEl == nil {
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagMissingElement, Message: "<session-id> is missing"}).WithInfo("bad-element", "session-id")
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(idEl.Text), 10, 32)
+	if err != nil || id == 0 {
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: fmt.Sprintf("bad session-id %q", idEl.Text)}).WithInfo("bad-element", "session-id")
+	}
+	if uint32(id) == sess.info.ID {
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: "a session cannot kill itself; use close-session"}).WithInfo("bad-element", "session-id")
+	}
+	s.mu.RLock()
+	target := s.sessions[uint32(id)]
+	s.mu.RUnlock()
+	if target == nil {
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: fmt.Sprintf("no session %d", id)}).WithInfo("bad-element", "session-id")
+	}
+	s.log.Info("netconf session killed", append(sess.log(), "killed", id)...)
+	target.cancel()
+	return nil, nil
+}

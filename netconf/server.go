@@ -1,0 +1,522 @@
+package netconf
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Config configures a Server, the way ssh.ServerConfig configures an SSH
+// server: plain data plus the account database. Zero values mean the
+// documented defaults.
+type Config struct {
+	HostKey ssh.Signer // required; see LoadOrCreateHostKey
+	Users   *Users     // required: there is no anonymous access
+	Access  *AccessControl
+
+	MaxSessions    int           // concurrent NETCONF sessions; default 64
+	MaxAuthTries   int           // authentication attempts per connection; default 3
+	HandshakeTime  time.Duration // SSH handshake and authentication; default 10s
+	HelloTimeout   time.Duration // from channel open to the client's hello; default 10s
+	IdleTimeout    time.Duration // no message while nothing is in flight; default 10m
+	MaxMessageSize int           // largest message accepted; default DefaultMaxMessage
+	MaxPipelined   int           // rpcs in flight per session before reading pauses; default 64
+	XMLLimits      Limits        // nesting and element-count limits on every message
+
+	Logger *slog.Logger // default slog.Default()
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 64
+	}
+	if c.MaxAuthTries <= 0 {
+		c.MaxAuthTries = 3
+	}
+	if c.HandshakeTime <= 0 {
+		c.HandshakeTime = 10 * time.Second
+	}
+	if c.HelloTimeout <= 0 {
+		c.HelloTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 10 * time.Minute
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = DefaultMaxMessage
+	}
+	if c.MaxPipelined <= 0 {
+		c.MaxPipelined = 64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// SessionInfo describes the session an rpc arrives on.
+type SessionInfo struct {
+	ID         uint32
+	User       string
+	Groups     []string
+	RemoteAddr string
+}
+
+// Request is one rpc for a Handler.
+type Request struct {
+	Session   SessionInfo
+	MessageID string
+	// Operation is the rpc's operation element with its namespace, e.g.
+	// <setColor xmlns="urn:myno:yang:..."><uuidInput>..</uuidInput>...</setColor>.
+	// Operation.String() renders it as self-contained XML.
+	Operation *Element
+}
+
+// Handler answers rpcs. It returns the reply's content (output nodes, in
+// the module's namespace) or nothing for <ok/>. Returning an *RPCError
+// answers with that error; any other error becomes operation-failed. ctx is
+// cancelled when the session ends.
+type Handler interface {
+	ServeRPC(ctx context.Context, req *Request) ([]*Element, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Request) ([]*Element, error)
+
+// ServeRPC calls f.
+func (f HandlerFunc) ServeRPC(ctx context.Context, req *Request) ([]*Element, error) {
+	return f(ctx, req)
+}
+
+// StateFunc returns state data (config false) for <get>: top-level nodes in
+// their module namespaces. Subtree filters are applied by the server.
+type StateFunc func(ctx context.Context) ([]*Element, error)
+
+// Module is a YANG module the server announces and serves with get-schema.
+type Module struct {
+	Name      string
+	Revision  string // YYYY-MM-DD, or "" when the module has none
+	Namespace string
+	Source    string // YANG text
+	// ImportOnly marks modules present only for their definitions
+	// (ietf-yang-types): listed in the library, not implemented.
+	ImportOnly bool
+}
+
+// capability is the module's capability URI (RFC 6020 §5.6.4).
+func (m *Module) capability() string {
+	c := m.Namespace + "?module=" + m.Name
+	if m.Revision != "" {
+		c += "&revision=" + m.Revision
+	}
+	return c
+}
+
+type rpcEntry struct {
+	module  string
+	handler Handler
+}
+
+// Server is a NETCONF server over SSH (RFC 6242). It knows nothing about
+// what its rpcs do: applications add modules, rpc handlers, state sources
+// and notifications at runtime.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	sshConfig *ssh.ServerConfig
+	started   time.Time
+
+	mu        sync.RWMutex
+	modules   map[string]*Module
+	handlers  map[xml.Name]rpcEntry
+	state     map[string]StateFunc
+	contentID uint64
+	sessions  map[uint32]*session
+	nextID    uint32
+	lockOwner uint32 // session holding the running datastore lock, 0 if none
+	closed    bool
+	listeners map[net.Listener]bool
+	conns     map[*ssh.ServerConn]bool
+
+	wg    sync.WaitGroup
+	stats counters
+}
+
+// counters are the RFC 6022 statistics.
+type counters struct {
+	inBadHellos, inSessions, droppedSessions     atomic.Uint64
+	inRPCs, inBadRPCs, outRPCErrors, outNotifies atomic.Uint64
+}
+
+// NewServer returns a server with the built-in modules loaded.
+func NewServer(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.HostKey == nil {
+		return nil, errors.New("netconf: Config.HostKey is required")
+	}
+	if cfg.Users == nil {
+		return nil, errors.New("netconf: Config.Users is required (no anonymous access)")
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		started:   time.Now().UTC(),
+		modules:   map[string]*Module{},
+		handlers:  map[xml.Name]rpcEntry{},
+		state:     map[string]StateFunc{},
+		sessions:  map[uint32]*session{},
+		listeners: map[net.Listener]bool{},
+		conns:     map[*ssh.ServerConn]bool{},
+	}
+	s.sshConfig = &ssh.ServerConfig{
+		MaxAuthTries: cfg.MaxAuthTries,
+		PasswordCallback: func(c ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+			if _, ok := cfg.Users.checkPassword(c.User(), password); ok {
+				return &ssh.Permissions{Extensions: map[string]string{"user": c.User()}}, nil
+			}
+			s.log.Warn("netconf authentication failed", "method", "password", "user", c.User(), "remote", c.RemoteAddr().String())
+			return nil, errors.New("authentication failed")
+		},
+		PublicKeyCallback: func(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			if _, ok := cfg.Users.checkKey(c.User(), key); ok {
+				return &ssh.Permissions{Extensions: map[string]string{"user": c.User()}}, nil
+			}
+			return nil, errors.New("key not authorized")
+		},
+		ServerVersion: "SSH-2.0-myno-netconf",
+	}
+	s.sshConfig.AddHostKey(cfg.HostKey)
+	for _, m := range builtinModules() {
+		s.modules[m.Name] = m
+	}
+	return s, nil
+}
+
+// AddModule announces a module (or replaces one of the same name). Open
+// sessions with a subscription get netconf-capability-change (RFC 6470).
+func (s *Server) AddModule(m Module) {
+	s.mu.Lock()
+	old, existed := s.modules[m.Name]
+	s.modules[m.Name] = &m
+	s.contentID++
+	s.mu.Unlock()
+	var removed []string
+	if existed && old.capability() != m.capability() {
+		removed = append(removed, old.capability())
+	}
+	if !existed || old.capability() != m.capability() {
+		s.capabilityChange([]string{m.capability()}, removed)
+	}
+}
+
+// RemoveModule withdraws a module and every rpc handler registered for it.
+func (s *Server) RemoveModule(name string) {
+	s.mu.Lock()
+	m, ok := s.modules[name]
+	if ok {
+		delete(s.modules, name)
+		for k, e := range s.handlers {
+			if e.module == name {
+				delete(s.handlers, k)
+			}
+		}
+		s.contentID++
+	}
+	s.mu.Unlock()
+	if ok {
+		s.capabilityChange(nil, []string{m.capability()})
+	}
+}
+
+// Handle registers the handler for the rpc namespace:name of module.
+func (s *Server) Handle(module, namespace, name string, h Handler) {
+	s.mu.Lock()
+	s.handlers[xml.Name{Space: namespace, Local: name}] = rpcEntry{module: module, handler: h}
+	s.mu.Unlock()
+}
+
+// RemoveHandler unregisters an rpc.
+func (s *Server) RemoveHandler(namespace, name string) {
+	s.mu.Lock()
+	delete(s.handlers, xml.Name{Space: namespace, Local: name})
+	s.mu.Unlock()
+}
+
+// AddState registers a named state source for <get>.
+func (s *Server) AddState(name string, f StateFunc) {
+	s.mu.Lock()
+	s.state[name] = f
+	s.mu.Unlock()
+}
+
+// RemoveState unregisters a state source.
+func (s *Server) RemoveState(name string) {
+	s.mu.Lock()
+	delete(s.state, name)
+	s.mu.Unlock()
+}
+
+// capabilities lists the hello capabilities (RFC 6241 §8, RFC 5277 §3.1,
+// RFC 8526 §2 and RFC 7895 for the YANG library).
+func (s *Server) capabilities() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	caps := []string{CapBase10, CapBase11, CapNotification, CapInterleave,
+		fmt.Sprintf("urn:ietf:params:netconf:capability:yang-library:1.1?revision=2019-01-04&content-id=%d", s.contentID),
+		fmt.Sprintf("urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21&module-set-id=%d", s.contentID),
+	}
+	var mods []string
+	for _, m := range s.modules {
+		if !m.ImportOnly || m.Name == "ietf-yang-types" || m.Name == "ietf-inet-types" {
+			mods = append(mods, m.capability())
+		}
+	}
+	sort.Strings(mods)
+	return append(caps, mods...)
+}
+
+// Serve accepts connections on ln until ctx ends or Shutdown is called.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errors.New("netconf: server closed")
+	}
+	s.listeners[ln] = true
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	s.log.Info("netconf server listening", "addr", ln.Addr().String())
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			delete(s.listeners, ln)
+			closed := s.closed
+			s.mu.Unlock()
+			if closed || ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(ctx, conn)
+		}()
+	}
+}
+
+// Shutdown stops accepting, ends every session and waits for them, or
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for _, sess := range s.sessions {
+		sess.cancel()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	remote := conn.RemoteAddr().String()
+	// RFC 6242 §3: SSH transport; the handshake and authentication must
+	// finish in time, so a silent client cannot hold a connection.
+	_ = conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTime))
+	sc, chans, reqs, err := ssh.NewServerConn(conn, s.sshConfig)
+	if err != nil {
+		s.log.Info("ssh handshake failed", "remote", remote, "err", err)
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		sc.Close()
+		return
+	}
+	s.conns[sc] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, sc)
+		s.mu.Unlock()
+		sc.Close()
+	}()
+	go ssh.DiscardRequests(reqs)
+	user := sc.Permissions.Extensions["user"]
+	s.log.Info("ssh connection", "user", user, "remote", remote)
+	var wg sync.WaitGroup
+	for nc := range chans {
+		if nc.ChannelType() != "session" {
+			_ = nc.Reject(ssh.UnknownChannelType, "only session channels are accepted")
+			continue
+		}
+		ch, chReqs, err := nc.Accept()
+		if err != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.serveChannel(ctx, ch, chReqs, user, remote) {
+				sc.Close() // a NETCONF session ends its connection
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// serveChannel waits for the "netconf" subsystem request (RFC 6242 §3.1)
+// and runs the session. Every other request is refused. It reports whether
+// a session ran.
+func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, user, remote string) bool {
+	defer ch.Close()
+	timer := time.NewTimer(s.cfg.HelloTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case req, ok := <-reqs:
+			if !ok {
+				return false
+			}
+			if req.Type != "subsystem" || subsystemName(req.Payload) != "netconf" {
+				s.log.Info("refused ssh channel request", "type", req.Type, "subsystem", subsystemName(req.Payload), "user", user, "remote", remote)
+				if req.WantReply {
+					_ = req.Reply(false, nil)
+				}
+				continue
+			}
+			sess, err := s.newSession(ctx, ch, user, remote)
+			if err != nil {
+				s.log.Warn("netconf session refused", "user", user, "remote", remote, "err", err)
+				s.stats.droppedSessions.Add(1)
+				_ = req.Reply(false, nil)
+				return false
+			}
+			_ = req.Reply(true, nil)
+			go func() { // later requests on this channel are refused
+				for r := range reqs {
+					if r.WantReply {
+						_ = r.Reply(false, nil)
+					}
+				}
+			}()
+			sess.run()
+			return true
+		case <-timer.C:
+			s.log.Info("no netconf subsystem request in time", "user", user, "remote", remote)
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func subsystemName(payload []byte) string {
+	var p struct{ Name string }
+	if err := ssh.Unmarshal(payload, &p); err != nil {
+		return ""
+	}
+	return p.Name
+}
+
+// newSession registers a session, within MaxSessions.
+func (s *Server) newSession(ctx context.Context, ch ssh.Channel, user, remote string) (*session, error) {
+	u, ok := s.cfg.Users.Lookup(user)
+	if !ok {
+		return nil, fmt.Errorf("user %q no longer exists", user)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("server shutting down")
+	}
+	if len(s.sessions) >= s.cfg.MaxSessions {
+		return nil, fmt.Errorf("session limit %d reached", s.cfg.MaxSessions)
+	}
+	s.nextID++
+	if s.nextID == 0 { // session-id 0 is reserved (RFC 6241 §8.1)
+		s.nextID = 1
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	sess := &session{
+		srv:    s,
+		ch:     ch,
+		ctx:    sctx,
+		cancel: cancel,
+		info: SessionInfo{ID: s.nextID, User: user, Groups: append([]string(nil), u.Groups...),
+			RemoteAddr: remote},
+		login: time.Now().UTC(),
+	}
+	s.sessions[sess.info.ID] = sess
+	s.stats.inSessions.Add(1)
+	s.wg.Add(1)
+	return sess, nil
+}
+
+func (s *Server) endSession(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess.info.ID)
+	if s.lockOwner == sess.info.ID { // RFC 6241 §7.5: a lock ends with its session
+		s.lockOwner = 0
+	}
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// moduleOf names the module that defines namespace.
+func (s *Server) moduleOf(namespace string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, m := range s.modules {
+		if m.Namespace == namespace && !m.ImportOnly {
+			return m.Name
+		}
+	}
+	return ""
+}
+
+// Sessions returns the ids of the open sessions, for tests and operators.
+func (s *Server) Sessions() []uint32 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ids := make([]uint32, 0, len(s.sessions))
+	for id := range s.sessions {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+func isBuiltinNS(ns string) bool {
+	return ns == NSBase || ns == NSMonitoring || ns == NSNotification || strings.HasPrefix(ns, "urn:ietf:params:xml:ns:yang:ietf-")
+}

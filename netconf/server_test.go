@@ -1,0 +1,237 @@
+package netconf_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"os"
+	"strings"
+	"testing"
+
+	gonetconf "github.com/Juniper/go-netconf/netconf"
+
+	"github.com/myno-bridge/myno/netconf"
+)
+
+func TestHelloAdvertisesCapabilities(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	contains(t, rc.hello,
+		"<capability>urn:ietf:params:netconf:base:1.0</capability>",
+		"<capability>urn:ietf:params:netconf:base:1.1</capability>",
+		"urn:ietf:params:netconf:capability:notification:1.0",
+		"urn:ietf:params:netconf:capability:interleave:1.0",
+		"urn:ietf:params:netconf:capability:yang-library:1.1?revision=2019-01-04&amp;content-id=",
+		"urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring?module=ietf-netconf-monitoring&amp;revision=2010-10-04",
+		"urn:myno:test:demo?module=myno-demo&amp;revision=2026-11-21",
+		"<session-id>")
+}
+
+func TestGoNetconfClientBase10(t *testing.T) {
+	ts := startServer(t, nil)
+	s, err := gonetconf.DialSSH(ts.addr, passwordConfig("admin", adminPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.SessionID == 0 {
+		t.Errorf("no session-id from the hello")
+	}
+	reply, err := s.Exec(gonetconf.RawMethod(`<get><filter type="subtree"><demo-state xmlns="urn:myno:test:demo"/></filter></get>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	contains(t, reply.Data, "<greeting>hello &lt;world&gt; &amp; co</greeting>", "<name>b</name>")
+	if strings.Contains(reply.Data, "netconf-state") {
+		t.Errorf("filter did not apply: %s", reply.Data)
+	}
+	reply, err = s.Exec(gonetconf.RawMethod(`<echo xmlns="urn:myno:test:demo"><msg>ping</msg></echo>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	contains(t, reply.Data, `<msg xmlns="urn:myno:test:demo">ping</msg>`)
+	_, err = s.Exec(gonetconf.RawMethod(`<fail xmlns="urn:myno:test:demo"/>`))
+	var re *gonetconf.RPCError
+	if !errorsAs(err, &re) || re.Tag != "operation-failed" || re.Message != "the device did not answer" {
+		t.Errorf("fail rpc: %v", err)
+	}
+	if !strings.Contains(re.Info, "<error-app-tag>device-timeout</error-app-tag>") || !strings.Contains(re.Info, "<error-path>/demo:fail</error-path>") ||
+		!strings.Contains(re.Info, `<uuid xmlns="urn:myno:test:demo">dev-1</uuid>`) {
+		t.Errorf("rpc-error lacks app-tag, path or info: %s", re.Info)
+	}
+}
+
+// Replies go out in request order even when a later rpc finishes first
+// (RFC 6241 §4.1): "wait" only returns after "signal" has run.
+func TestPipelinedRepliesKeepOrder(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	rc.start11()
+	var batch strings.Builder
+	batch.WriteString(chunked(`<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><wait xmlns="urn:myno:test:demo"/></rpc>`))
+	for i := 2; i <= 20; i++ {
+		batch.WriteString(chunked(fmt.Sprintf(`<rpc message-id="%d" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><echo xmlns="urn:myno:test:demo"><msg>%d</msg></echo></rpc>`, i, i)))
+	}
+	batch.WriteString(chunked(`<rpc message-id="21" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><signal xmlns="urn:myno:test:demo"/></rpc>`))
+	rc.write(batch.String())
+	for i := 1; i <= 21; i++ {
+		reply := rc.read()
+		if !strings.Contains(reply, fmt.Sprintf(`message-id="%d"`, i)) {
+			t.Fatalf("reply %d out of order: %s", i, reply)
+		}
+	}
+}
+
+func TestMessageIDIsOpaqueAndAttributesReturn(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	rc.start11()
+	rc.write(chunked(`<nc:rpc xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:ex="urn:example" message-id="a &lt;b&gt; &quot;c&quot;" ex:user-id="fred"><nc:get><nc:filter type="subtree"><demo-state xmlns="urn:myno:test:demo"><greeting/></demo-state></nc:filter></nc:get></nc:rpc>`))
+	reply := rc.read()
+	contains(t, reply, `message-id="a &lt;b&gt; &#34;c&#34;"`, `:user-id="fred"`, "<greeting>")
+}
+
+func TestGetSchema(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	rc.start11()
+	reply := rc.rpc("1", `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>myno-demo</identifier></get-schema>`)
+	contains(t, reply, "module myno-demo {", "rpc echo")
+	reply = rc.rpc("2", `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>ietf-yang-library</identifier><version>2019-01-04</version><format>yang</format></get-schema>`)
+	contains(t, reply, "module ietf-yang-library")
+	reply = rc.rpc("3", `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>no-such-module</identifier></get-schema>`)
+	contains(t, reply, "<error-tag>invalid-value</error-tag>")
+	reply = rc.rpc("4", `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>myno-demo</identifier><format>yin</format></get-schema>`)
+	contains(t, reply, "<error-tag>invalid-value</error-tag>")
+}
+
+func TestMonitoringAndYangLibrary(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	rc.start11()
+	reply := rc.rpc("1", `<get><filter type="subtree"><netconf-state xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"/></filter></get>`)
+	contains(t, reply, "<identifier>myno-demo</identifier>", "<location>NETCONF</location>",
+		"<transport>netconf-ssh</transport>", "<username>admin</username>", "<in-sessions>", "<netconf-start-time>")
+	reply = rc.rpc("2", `<get><filter type="subtree"><yang-library xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-library"/></filter></get>`)
+	contains(t, reply, "<name>myno-demo</name>", "<namespace>urn:myno:test:demo</namespace>", "<content-id>",
+		"<import-only-module><name>ietf-yang-types</name>", `xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">ds:running</name>`)
+}
+
+func TestAccessControl(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("viewer", viewerPass))
+	rc.start11()
+	contains(t, rc.rpc("1", `<get><filter type="subtree"><demo-state xmlns="urn:myno:test:demo"/></filter></get>`), "<greeting>")
+	contains(t, rc.rpc("2", `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>myno-demo</identifier></get-schema>`), "module myno-demo")
+	contains(t, rc.rpc("3", `<echo xmlns="urn:myno:test:demo"><msg>x</msg></echo>`), "<error-tag>access-denied</error-tag>")
+	contains(t, rc.rpc("4", `<lock><target><running/></target></lock>`), "<error-tag>access-denied</error-tag>")
+	contains(t, rc.rpc("5", `<close-session/>`), "<ok/>")
+}
+
+func TestPublicKeyAuthAndRefusedPassword(t *testing.T) {
+	ts := startServer(t, nil)
+	key, err := os.ReadFile(ts.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := sshParsePrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := dialRaw(t, ts, keyConfig("keyuser", signer))
+	contains(t, rc.hello, "<session-id>")
+	if _, err := sshDial(ts.addr, passwordConfig("admin", "wrong")); err == nil {
+		t.Errorf("a wrong password was accepted")
+	}
+	if _, err := sshDial(ts.addr, passwordConfig("nobody", "x")); err == nil {
+		t.Errorf("an unknown user was accepted")
+	}
+	if _, err := sshDial(ts.addr, keyConfig("admin", signer)); err == nil {
+		t.Errorf("keyuser's key was accepted for admin")
+	}
+}
+
+func TestHostKeyPersistedWithMode0600(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "host_key")
+	k1, err := netconf.LoadOrCreateHostKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("host key mode %v, %v", info.Mode().Perm(), err)
+	}
+	k2, err := netconf.LoadOrCreateHostKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(k1.PublicKey().Marshal()) != string(k2.PublicKey().Marshal()) {
+		t.Errorf("the host key changed across restarts")
+	}
+	if k1.PublicKey().Type() != "ssh-ed25519" {
+		t.Errorf("host key type %s", k1.PublicKey().Type())
+	}
+	os.Chmod(path, 0o644)
+	if _, err := netconf.LoadOrCreateHostKey(path); err == nil {
+		t.Errorf("a world-readable host key was accepted")
+	}
+}
+
+func TestLockKillAndClose(t *testing.T) {
+	ts := startServer(t, nil)
+	a := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	a.start11()
+	b := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	b.start11()
+	contains(t, a.rpc("1", `<lock><target><running/></target></lock>`), "<ok/>")
+	reply := b.rpc("1", `<lock><target><running/></target></lock>`)
+	contains(t, reply, "<error-tag>lock-denied</error-tag>", "<session-id>")
+	contains(t, b.rpc("2", `<unlock><target><running/></target></unlock>`), "<error-tag>operation-failed</error-tag>")
+	contains(t, b.rpc("3", `<get-config><source><running/></source></get-config>`), "<data")
+	contains(t, b.rpc("4", `<get-config><source><candidate/></source></get-config>`), "<error-tag>invalid-value</error-tag>")
+	contains(t, b.rpc("5", `<edit-config><target><running/></target><config/></edit-config>`), "<error-tag>operation-not-supported</error-tag>")
+	aID := sessionID(t, a.hello)
+	contains(t, b.rpc("6", fmt.Sprintf(`<kill-session><session-id>%d</session-id></kill-session>`, aID)), "<ok/>")
+	if !a.closed() {
+		t.Fatal("killed session still open")
+	}
+	// The lock died with its session.
+	contains(t, b.rpc("7", `<lock><target><running/></target></lock>`), "<ok/>")
+	contains(t, b.rpc("8", `<kill-session><session-id>999</session-id></kill-session>`), "<error-tag>invalid-value</error-tag>")
+	contains(t, b.rpc("9", `<close-session/>`), "<ok/>")
+	if !b.closed() {
+		t.Fatal("session open after close-session")
+	}
+	waitFor(t, "sessions to end", func() bool { return len(ts.srv.Sessions()) == 0 })
+}
+
+func TestNotifications(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	rc.start11()
+	contains(t, rc.rpc("1", `<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"/>`), "<ok/>")
+	contains(t, rc.rpc("2", `<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"/>`), "<rpc-error>")
+	ts.srv.Notify(netconf.NewNode(demoNS, "tick", netconf.NewLeaf(demoNS, "n", "7")))
+	n := rc.read()
+	contains(t, n, `<notification xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><eventTime>`, `<tick xmlns="urn:myno:test:demo"><n>7</n></tick>`)
+	// Interleave: rpcs still work on a subscribed session.
+	contains(t, rc.rpc("3", `<echo xmlns="urn:myno:test:demo"><msg>still here</msg></echo>`), "still here")
+	// RFC 6470: a new module announces itself.
+	mod, _ := netconf.ParseModuleHeader(strings.ReplaceAll(strings.ReplaceAll(demoModule, "myno-demo", "myno-extra"), "urn:myno:test:demo", "urn:myno:test:extra"))
+	ts.srv.AddModule(mod)
+	contains(t, rc.read(), "<netconf-capability-change", "<added-capability>urn:myno:test:extra?module=myno-extra&amp;revision=2026-11-21</added-capability>")
+	ts.srv.RemoveModule("myno-extra")
+	contains(t, rc.read(), "<deleted-capability>urn:myno:test:extra?module=myno-extra")
+	// New sessions see the current capabilities.
+	other := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	if strings.Contains(other.hello, "myno-extra") {
+		t.Errorf("removed module still advertised")
+	}
+	// A filtered subscription only gets what it selects.
+	f := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	f.start11()
+	contains(t, f.rpc("1", `<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><filter type="subtree"><tick xmlns="urn:myno:test:demo"><n>2</n></tick></filter></create-subscription>`), "<ok/>")
+	ts.srv.Notify(netconf.NewNode(demoNS, "tick", netconf.NewLeaf(demoNS, "n", "1")))
+	ts.srv.Notify(netconf.NewNode(demoNS, "tick", netconf.NewLeaf(demoNS, "n", "2")))
+	contains(t, f.read(), "<n>2</n>")
+}

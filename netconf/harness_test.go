@@ -48,6 +48,7 @@ const demoModule = `module myno-demo {
   rpc fail { }
   rpc wait { description "Answers once signal was called."; }
   rpc signal { }
+  rpc emit { input { leaf n { type uint32; } } }
   notification tick { leaf n { type uint32; } }
 }
 `
@@ -129,6 +130,14 @@ func startServer(t testing.TB, mutate func(*netconf.Config)) *testServer {
 	}))
 	srv.Handle("myno-demo", demoNS, "signal", netconf.HandlerFunc(func(ctx context.Context, req *netconf.Request) ([]*netconf.Element, error) {
 		ts.once.Do(func() { close(ts.release) })
+		return nil, nil
+	}))
+	srv.Handle("myno-demo", demoNS, "emit", netconf.HandlerFunc(func(ctx context.Context, req *netconf.Request) ([]*netconf.Element, error) {
+		n := "0"
+		if e := req.Operation.Child(demoNS, "n"); e != nil {
+			n = e.Text
+		}
+		srv.Notify(netconf.NewNode(demoNS, "tick", netconf.NewLeaf(demoNS, "n", n)))
 		return nil, nil
 	}))
 	srv.AddState("demo", func(ctx context.Context) ([]*netconf.Element, error) {

@@ -388,12 +388,26 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		go func() {
 			defer wg.Done()
 			if s.serveChannel(ctx, ch, chReqs, user, remote) {
-				sc.Close() // a NETCONF session ends its connection
+				// A NETCONF session ends its connection. The client gets a
+				// moment to disconnect by itself after the channel closed,
+				// so that it does not write into a reset connection.
+				closed := make(chan struct{})
+				go func() { _ = sc.Wait(); close(closed) }()
+				select {
+				case <-closed:
+				case <-time.After(closeGrace):
+				case <-ctx.Done():
+				}
+				sc.Close()
 			}
 		}()
 	}
 	wg.Wait()
 }
+
+// closeGrace is how long a client may take to disconnect after its
+// session ended.
+const closeGrace = 2 * time.Second
 
 // serveChannel waits for the "netconf" subsystem request (RFC 6242 §3.1)
 // and runs the session. Every other request is refused. It reports whether
@@ -431,6 +445,10 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 				}
 			}()
 			sess.run()
+			// Let the client see an orderly end (OpenSSH exits 0) before
+			// the connection goes.
+			_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(&struct{ Status uint32 }{0}))
+			_ = ch.CloseWrite()
 			return true
 		case <-timer.C:
 			s.log.Info("no netconf subsystem request in time", "user", user, "remote", remote)

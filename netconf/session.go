@@ -123,6 +123,12 @@ func (sess *session) run() {
 				return
 			}
 			if r.err != nil {
+				if errors.Is(r.err, io.EOF) && sess.ctx.Err() == nil {
+					// The client closed its side: finish and send what it
+					// asked for (RFC 6241 §4.1), then end.
+					sess.drain(writerDone)
+					return
+				}
 				sess.readFailed(r.err)
 				return
 			}
@@ -268,6 +274,20 @@ func (sess *session) sendError(attrs []Attr, re *RPCError, end bool) bool {
 	return true
 }
 
+// drainTimeout bounds how long replies are awaited after the client's EOF.
+const drainTimeout = 30 * time.Second
+
+// drain lets the writer send every queued reply, then returns.
+func (sess *session) drain(writerDone <-chan struct{}) {
+	close(sess.queue)
+	select {
+	case <-writerDone:
+	case <-time.After(drainTimeout):
+		sess.srv.log.Warn("netconf replies still pending after client EOF; dropping them", sess.log()...)
+	case <-sess.ctx.Done():
+	}
+}
+
 // writeNow writes a message outside the writer goroutine (before it runs).
 func (sess *session) writeNow(msg []byte) { _ = sess.fw.WriteMessage(msg) }
 
@@ -283,7 +303,10 @@ func (sess *session) writeLoop() {
 	}
 	for {
 		select {
-		case p := <-sess.queue:
+		case p, ok := <-sess.queue:
+			if !ok { // drained after the client's EOF
+				return
+			}
 			for waiting := true; waiting; {
 				select {
 				case msg := <-p.reply:

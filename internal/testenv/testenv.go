@@ -53,3 +53,15 @@ func missing(t testing.TB, format string, args ...any) {
 	}
 	t.Skipf(format, args...)
 }
+
+// DebianPython returns /usr/bin/python3 once it can import module (Debian's
+// Python packages live there, not in the python3 on PATH), or skips (fails
+// in CI).
+func DebianPython(t testing.TB, module string) string {
+	t.Helper()
+	const python = "/usr/bin/python3"
+	if out, err := exec.Command(python, "-c", "import "+module).CombinedOutput(); err != nil {
+		missing(t, "%s cannot import %s (apt-get install python3-%s): %v %s", python, module, module, err, out)
+	}
+	return python
+}

@@ -90,3 +90,18 @@ func canonicalDecimal(r *big.Rat) string {
 	s = strings.TrimRight(s, "0")
 	return strings.TrimSuffix(s, ".")
 }
+
+// DecimalFractionDigits is the decimal64 fraction-digits a non-integer
+// value with range r needs: 6, or more when a bound has more.
+func DecimalFractionDigits(r *Range) int {
+	fd := 6
+	if r == nil {
+		return fd
+	}
+	for _, b := range []string{r.Min, r.Max} {
+		if i := strings.IndexByte(b, '.'); i >= 0 && len(b)-i-1 > fd {
+			fd = len(b) - i - 1
+		}
+	}
+	return fd
+}

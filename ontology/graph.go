@@ -1,6 +1,7 @@
 package ontology
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -57,7 +58,46 @@ type node struct {
 func (n *node) has(typ string) bool { return n.types[typ] }
 
 type graph struct {
-	nodes map[string]*node
+	nodes     map[string]*node
+	anonymous int // labels issued to nodes without @id
+}
+
+// MaxJSONDepth bounds the nesting of a description's JSON. Real ones nest
+// about 5 levels; deep nesting only serves to slow down the processor.
+const MaxJSONDepth = 32
+
+// normalizeJSON checks the nesting depth and turns JSON numbers into
+// float64, except integers that float64 cannot hold exactly, which stay
+// text ("18446744073709551615" is a valid unsignedLong bound).
+func normalizeJSON(v any, depth int) (any, error) {
+	if depth > MaxJSONDepth {
+		return nil, newError(ErrNotJSONLD, "", "JSON nested deeper than %d levels", MaxJSONDepth)
+	}
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil || (!strings.ContainsAny(string(x), ".eE") && strconv.FormatFloat(f, 'f', -1, 64) != strings.TrimPrefix(string(x), "+")) {
+			return string(x), nil
+		}
+		return f, nil
+	case []any:
+		for i, e := range x {
+			n, err := normalizeJSON(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = n
+		}
+	case map[string]any:
+		for k, e := range x {
+			n, err := normalizeJSON(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = n
+		}
+	}
+	return v, nil
 }
 
 // refusingLoader is the JSON-LD document loader: descriptions are processed
@@ -74,8 +114,16 @@ func (refusingLoader) LoadDocument(u string) (*ld.RemoteDocument, error) {
 // forces json-gold for every document (the differential tests compare both).
 func buildGraph(data []byte, slowPath bool) (g *graph, err error) {
 	var doc any
-	if err := json.Unmarshal(data, &doc); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
 		return nil, newError(ErrNotJSON, "", "%v", err)
+	}
+	if dec.More() {
+		return nil, newError(ErrNotJSON, "", "data after the JSON document")
+	}
+	if doc, err = normalizeJSON(doc, 0); err != nil {
+		return nil, err
 	}
 	switch doc.(type) {
 	case map[string]any, []any:
@@ -89,9 +137,9 @@ func buildGraph(data []byte, slowPath bool) (g *graph, err error) {
 			return nil, err
 		}
 	}
-	for i, item := range expanded {
+	for _, item := range expanded {
 		if obj, ok := item.(map[string]any); ok {
-			g.walk(obj, &path{index: i})
+			g.walk(obj)
 		}
 	}
 	if !g.anyDefined() {
@@ -105,14 +153,16 @@ func buildGraph(data []byte, slowPath bool) (g *graph, err error) {
 // flattening (JSON-LD 1.1 API §7.2) restricted to what the model reads:
 // nodes are merged by @id, named graphs are merged into one, blank nodes
 // get fresh labels.
-func (g *graph) walk(obj map[string]any, at *path) string {
+func (g *graph) walk(obj map[string]any) string {
 	id, _ := obj["@id"].(string)
 	switch {
 	case id == "":
-		// An anonymous node is named by where it stands in the expanded
-		// document, so the name is deterministic; the NUL prefix keeps it
-		// apart from every identifier a document can write.
-		id = anonymousPrefix + at.String()
+		// The NUL prefix keeps the label apart from every identifier a
+		// document can write. Labels depend on traversal order, so the
+		// model never uses them: every node whose name matters must have
+		// an @id (see reader.named).
+		g.anonymous++
+		id = anonymousPrefix + strconv.Itoa(g.anonymous)
 	case strings.HasPrefix(id, "\x00"):
 		id = "\x00" + id
 	}
@@ -136,9 +186,9 @@ func (g *graph) walk(obj map[string]any, at *path) string {
 			}
 			continue
 		case "@graph", "@included":
-			for i, item := range asList(v) {
+			for _, item := range asList(v) {
 				if child, ok := item.(map[string]any); ok {
-					g.walk(child, &path{parent: at, key: key, index: i})
+					g.walk(child)
 				}
 			}
 			continue
@@ -146,12 +196,12 @@ func (g *graph) walk(obj map[string]any, at *path) string {
 			rev, _ := v.(map[string]any)
 			for prop, items := range rev {
 				local, known := term(prop)
-				for i, item := range asList(items) {
+				for _, item := range asList(items) {
 					child, ok := item.(map[string]any)
 					if !ok {
 						continue
 					}
-					cid := g.walk(child, &path{parent: at, key: "@reverse/" + prop, index: i})
+					cid := g.walk(child)
 					if known {
 						c := g.nodes[cid]
 						c.defined = true
@@ -166,8 +216,8 @@ func (g *graph) walk(obj map[string]any, at *path) string {
 		}
 		n.defined = true
 		local, known := term(key)
-		for i, item := range asList(v) {
-			vs := g.values(nil, item, &path{parent: at, key: key, index: i})
+		for _, item := range asList(v) {
+			vs := g.values(nil, item)
 			if known { // rdf:, rdfs:, owl: and foreign properties are noise
 				n.props[local] = append(n.props[local], vs...)
 			}
@@ -178,40 +228,28 @@ func (g *graph) walk(obj map[string]any, at *path) string {
 
 // values turns one expanded property value into literals and references,
 // walking embedded nodes.
-func (g *graph) values(vs []value, item any, at *path) []value {
+func (g *graph) values(vs []value, item any) []value {
 	m, ok := item.(map[string]any)
 	if !ok {
 		return vs
 	}
 	if list, ok := m["@list"]; ok {
-		for i, e := range asList(list) {
-			vs = g.values(vs, e, &path{parent: at, key: "@list", index: i})
+		for _, e := range asList(list) {
+			vs = g.values(vs, e)
 		}
 		return vs
 	}
 	if lit, ok := m["@value"]; ok {
 		return append(vs, value{lit: literalString(lit)})
 	}
-	return append(vs, value{ref: g.walk(m, at), isRef: true})
+	return append(vs, value{ref: g.walk(m), isRef: true})
 }
 
 // anonymousPrefix starts the names given to nodes without @id.
 const anonymousPrefix = "\x00anonymous:"
 
-// path locates a node object in the expanded document; it is rendered only
-// for anonymous nodes.
-type path struct {
-	parent *path
-	key    string
-	index  int
-}
-
-func (p *path) String() string {
-	if p == nil {
-		return ""
-	}
-	return p.parent.String() + "/" + p.key + "[" + strconv.Itoa(p.index) + "]"
-}
+// isAnonymous reports whether id was given to a node without @id.
+func isAnonymous(id string) bool { return strings.HasPrefix(id, anonymousPrefix) }
 
 // expand runs json-gold's expansion with remote loading refused.
 func expand(doc any) (expanded []any, err error) {
@@ -224,6 +262,10 @@ func expand(doc any) (expanded []any, err error) {
 	}()
 	opts := ld.NewJsonLdOptions("")
 	opts.DocumentLoader = refusingLoader{}
+	// JSON-LD 1.0 processing: 1.1 features such as scoped contexts let a
+	// small document make the processor do unbounded work, and MYNO
+	// descriptions need none of them.
+	opts.ProcessingMode = ld.JsonLd_1_0
 	expanded, err = ld.NewJsonLdProcessor().Expand(doc, opts)
 	if err != nil {
 		return nil, newError(ErrNotJSONLD, "", "expansion failed: %v", err)

@@ -2,6 +2,8 @@ package ontology
 
 import (
 	"fmt"
+	"math"
+	"math/big"
 	"slices"
 	"sort"
 	"strings"
@@ -37,6 +39,9 @@ func (p *Parser) Parse(data []byte) (*Device, error) {
 	}
 	r := &reader{g: g}
 	dev, err := r.device()
+	if r.err != nil {
+		return nil, r.err
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -47,8 +52,18 @@ func (p *Parser) Parse(data []byte) (*Device, error) {
 // reader walks the graph from the device node.
 type reader struct {
 	g        *graph
+	err      error // first ambiguity found by literal
 	uuidNode string // IRI of the deviceUuid ThingProperty
 	warnings []string
+}
+
+// named requires an @id: names in the model and the shape come from IRIs,
+// and a node without one has only an arbitrary label.
+func (r *reader) named(n *node, what string) error {
+	if isAnonymous(n.id) {
+		return newError(ErrInvalid, "", "a %s without @id: its name comes from its IRI", what)
+	}
+	return nil
 }
 
 func (r *reader) warnf(format string, args ...any) {
@@ -97,10 +112,40 @@ func literals(n *node, prop string) []string {
 	return out
 }
 
-func literal(n *node, prop string) string {
-	ls := literals(n, prop)
-	sort.Strings(ls) // deterministic even when an untidy description repeats a property
+// joined returns every literal of prop, sorted and joined by spaces: for
+// free text that an untidy description may split.
+func joined(n *node, prop string) string {
+	ls := dedupe(literals(n, prop))
+	sort.Strings(ls)
 	return strings.Join(ls, " ")
+}
+
+// literal returns the one value of a single-valued property, literal or
+// IRI. Two different values (say hasDataType under both the oneM2M and a
+// MYNO namespace) make the description ambiguous: the first such problem
+// is kept in r.err, so that no result ever depends on map or array order.
+func (r *reader) literal(n *node, prop string) string {
+	var vals []string
+	for _, v := range n.props[prop] {
+		s := v.ref
+		if !v.isRef {
+			s = strings.TrimSpace(v.lit)
+		}
+		if s != "" && !slices.Contains(vals, s) {
+			vals = append(vals, s)
+		}
+	}
+	switch len(vals) {
+	case 0:
+		return ""
+	case 1:
+		return vals[0]
+	}
+	sort.Strings(vals)
+	if r.err == nil {
+		r.err = newError(ErrInvalid, n.id, "%s has several values: %q", prop, vals)
+	}
+	return vals[0]
 }
 
 // description reads the text of n's hasThingProperty YangDescription.
@@ -111,7 +156,7 @@ func (r *reader) description(n *node) (string, error) {
 	}
 	var parts []string
 	for _, d := range ds {
-		if v := literal(d, "hasValue"); v != "" {
+		if v := joined(d, "hasValue"); v != "" {
 			parts = append(parts, v)
 		}
 	}
@@ -135,6 +180,9 @@ func (r *reader) device() (*Device, error) {
 		return nil, newError(ErrMultipleDevices, devs[1].id, "devices %s", iris(devs))
 	}
 	dn := devs[0]
+	if err := r.named(dn, "device"); err != nil {
+		return nil, err
+	}
 	dev := &Device{IRI: dn.id, UUID: "%s", Category: "device"}
 
 	props, err := r.refs(dn, "hasThingProperty")
@@ -145,15 +193,15 @@ func (r *reader) device() (*Device, error) {
 		switch LocalName(p.id) {
 		case "deviceUuid":
 			r.uuidNode = p.id
-			if v := literal(p, "hasValue"); v != "" {
+			if v := r.literal(p, "hasValue"); v != "" {
 				dev.UUID = v
 			}
 		case "deviceCategory":
-			if v := literal(p, "hasValue"); v != "" {
+			if v := r.literal(p, "hasValue"); v != "" {
 				dev.Category = v
 			}
 		case "deviceDesc":
-			dev.Description = literal(p, "hasValue")
+			dev.Description = joined(p, "hasValue")
 		}
 	}
 
@@ -275,6 +323,9 @@ func (r *reader) operationsByCommand() (map[string][]*node, error) {
 }
 
 func (r *reader) function(fn *node, opsByCmd map[string][]*node) (*Function, error) {
+	if err := r.named(fn, "functionality"); err != nil {
+		return nil, err
+	}
 	f := &Function{IRI: fn.id, Name: LocalName(fn.id)}
 	switch {
 	case fn.has("ConfigurationFunctionality"):
@@ -304,11 +355,14 @@ func (r *reader) function(fn *node, opsByCmd map[string][]*node) (*Function, err
 		return nil, newError(ErrInvalid, fn.id, "command <%s> is exposed by several operations: %s", cmd.id, iris(ops))
 	}
 	op := ops[0]
+	if err := r.named(op, "operation of <"+fn.id+">"); err != nil {
+		return nil, err
+	}
 	f.Operation = op.id
-	if f.Method = literal(op, "mqttMethod"); f.Method == "" {
+	if f.Method = r.literal(op, "mqttMethod"); f.Method == "" {
 		return nil, newError(ErrMissingMethod, op.id, "operation of <%s>", fn.id)
 	}
-	if f.Topic = literal(op, "mqttTopic"); f.Topic == "" {
+	if f.Topic = r.literal(op, "mqttTopic"); f.Topic == "" {
 		return nil, newError(ErrMissingTopic, op.id, "operation of <%s>", fn.id)
 	}
 	if err := checkTopic(op.id, f.Topic); err != nil {
@@ -320,7 +374,7 @@ func (r *reader) function(fn *node, opsByCmd map[string][]*node) (*Function, err
 	if idp, err := r.one(op, "hasInputDataPoint"); err != nil {
 		return nil, err
 	} else if idp != nil {
-		if f.InputTopic = literal(idp, "mqttTopic"); f.InputTopic == "" {
+		if f.InputTopic = r.literal(idp, "mqttTopic"); f.InputTopic == "" {
 			return nil, newError(ErrMissingTopic, idp.id, "input data point of <%s>", fn.id)
 		}
 		if err := checkTopic(idp.id, f.InputTopic); err != nil {
@@ -358,6 +412,15 @@ func (r *reader) function(fn *node, opsByCmd map[string][]*node) (*Function, err
 	sort.SliceStable(f.Inputs, func(i, j int) bool {
 		return lessByNameIRI(f.Inputs[i].Name, f.Inputs[i].IRI, f.Inputs[j].Name, f.Inputs[j].IRI)
 	})
+	selectors := 0
+	for _, in := range f.Inputs {
+		if in.Kind == InputSelector {
+			selectors++
+		}
+	}
+	if selectors != 1 {
+		return nil, newError(ErrInvalid, op.id, "operation of <%s> has %d device selector inputs (inputs whose hasInput is deviceUuid), want exactly 1", fn.id, selectors)
+	}
 
 	if f.Outputs, err = r.outputs(op); err != nil {
 		return nil, err
@@ -369,6 +432,9 @@ func (r *reader) function(fn *node, opsByCmd map[string][]*node) (*Function, err
 }
 
 func (r *reader) input(n *node) (*Input, error) {
+	if err := r.named(n, "operation input"); err != nil {
+		return nil, err
+	}
 	in := &Input{IRI: n.id, Name: LocalName(n.id)}
 	var err error
 	if in.Description, err = r.description(n); err != nil {
@@ -425,18 +491,18 @@ func (r *reader) input(n *node) (*Input, error) {
 	case len(targets) == 1:
 		in.Kind = InputValue
 		t := targets[0]
-		dt := literalOrRef(t, "hasDataType")
+		dt := r.literal(t, "hasDataType")
 		if dt == "" {
-			dt = literalOrRef(n, "hasDataType")
+			dt = r.literal(n, "hasDataType")
 		}
 		if dt == "" {
 			return nil, newError(ErrUntypedInput, n.id, "its value <%s> has no onem2m:hasDataType", t.id)
 		}
 		in.Type = dataTypeFrom(dt)
 		// The range may sit on the ThingProperty or, untidily, on the input.
-		rng, err := readRange(t, in.Type)
+		rng, err := r.readRange(t, in.Type)
 		if err == nil && rng == nil {
-			rng, err = readRange(n, in.Type)
+			rng, err = r.readRange(n, in.Type)
 		}
 		if err != nil {
 			return nil, err
@@ -454,15 +520,18 @@ func (r *reader) input(n *node) (*Input, error) {
 }
 
 func (r *reader) field(v *node) (*Field, error) {
+	if err := r.named(v, "sub-structure variable"); err != nil {
+		return nil, err
+	}
 	fl := &Field{IRI: v.id, Name: LocalName(v.id), Type: TypeInt}
 	var err error
 	if fl.Description, err = r.description(v); err != nil {
 		return nil, err
 	}
-	if dt := literalOrRef(v, "hasDataType"); dt != "" {
+	if dt := r.literal(v, "hasDataType"); dt != "" {
 		fl.Type = dataTypeFrom(dt)
 	}
-	if fl.Range, err = readRange(v, fl.Type); err != nil {
+	if fl.Range, err = r.readRange(v, fl.Type); err != nil {
 		return nil, err
 	}
 	return fl, nil
@@ -475,18 +544,21 @@ func (r *reader) outputs(op *node) ([]Output, error) {
 	}
 	var outs []Output
 	for _, on := range ons {
+		if err := r.named(on, "operation output"); err != nil {
+			return nil, err
+		}
 		o := Output{IRI: on.id, Name: LocalName(on.id)}
 		if o.Description, err = r.description(on); err != nil {
 			return nil, err
 		}
-		dt := literalOrRef(on, "hasDataType")
+		dt := r.literal(on, "hasDataType")
 		if dt == "" { // typed like an input: hasOutput -> ThingProperty
 			t, err := r.one(on, "hasOutput")
 			if err != nil {
 				return nil, err
 			}
 			if t != nil {
-				dt = literalOrRef(t, "hasDataType")
+				dt = r.literal(t, "hasDataType")
 			}
 		}
 		if dt == "" {
@@ -558,6 +630,9 @@ func (r *reader) states(op *node) ([]State, string, error) {
 }
 
 func (r *reader) sensor(fn *node, dn *node) (*Sensor, error) {
+	if err := r.named(fn, "functionality"); err != nil {
+		return nil, err
+	}
 	s := &Sensor{IRI: fn.id, Name: LocalName(fn.id), Kind: Measuring}
 	if fn.has("EventFunctionality") {
 		s.Kind = Event
@@ -617,37 +692,36 @@ func (r *reader) sensor(fn *node, dn *node) (*Sensor, error) {
 		return nil, newError(ErrInvalid, fn.id, "several output data points: %s", iris(points))
 	}
 	p := points[0]
-	if s.Topic = literal(p, "mqttTopic"); s.Topic == "" {
+	if s.Topic = r.literal(p, "mqttTopic"); s.Topic == "" {
 		return nil, newError(ErrMissingTopic, p.id, "output data point of <%s>", fn.id)
 	}
 	if err := checkTopic(p.id, s.Topic); err != nil {
 		return nil, err
 	}
-	if dt := literalOrRef(p, "hasDataType"); dt != "" {
+	if dt := r.literal(p, "hasDataType"); dt != "" {
 		s.Type = dataTypeFrom(dt)
 	}
 	// Units are usually om-2 IRIs that the description does not define:
 	// the unit's om-2:symbol when present, else its local name.
-	for _, v := range p.props["hasUnit"] {
-		if !v.isRef {
-			s.Unit = strings.TrimSpace(v.lit)
-			break
-		}
-		if u := r.g.nodes[v.ref]; u != nil {
-			if sym := literal(u, "symbol"); sym != "" {
-				s.Unit = sym
-				break
+	if unit := r.literal(p, "hasUnit"); unit != "" {
+		s.Unit = unit
+		for _, v := range p.props["hasUnit"] {
+			if v.isRef {
+				s.Unit = LocalName(v.ref)
+				if u := r.g.nodes[v.ref]; u != nil {
+					if sym := r.literal(u, "symbol"); sym != "" {
+						s.Unit = sym
+					}
+				}
 			}
 		}
-		s.Unit = LocalName(v.ref)
-		break
 	}
 	return s, nil
 }
 
 // readRange reads hasDataRestriction_minInclusive/maxInclusive on n.
-func readRange(n *node, t DataType) (*Range, error) {
-	minS, maxS := literal(n, "hasDataRestriction_minInclusive"), literal(n, "hasDataRestriction_maxInclusive")
+func (r *reader) readRange(n *node, t DataType) (*Range, error) {
+	minS, maxS := r.literal(n, "hasDataRestriction_minInclusive"), r.literal(n, "hasDataRestriction_maxInclusive")
 	if minS == "" && maxS == "" {
 		return nil, nil
 	}
@@ -663,6 +737,9 @@ func readRange(n *node, t DataType) (*Range, error) {
 		v, ok := parseDecimal(s)
 		if !ok {
 			return "", newError(ErrInvalidRange, n.id, "%s %q is not a decimal number", name, s)
+		}
+		if i := strings.IndexByte(s, '.'); i >= 0 && len(strings.TrimRight(s[i+1:], "0")) > 18 {
+			return "", newError(ErrInvalidRange, n.id, "%s %q has more than 18 fraction digits", name, s)
 		}
 		if isInt {
 			if !v.IsInt() {
@@ -682,6 +759,20 @@ func readRange(n *node, t DataType) (*Range, error) {
 	}
 	if rng.Max, err = bound("maxInclusive", maxS, hi); err != nil {
 		return nil, err
+	}
+	if !isInt {
+		// YANG decimal64 (RFC 7950 §9.3): 18 fraction digits at most, and
+		// the value times 10^fraction-digits must fit in an int64.
+		fd := DecimalFractionDigits(rng)
+		if fd > 18 {
+			return nil, newError(ErrInvalidRange, n.id, "bounds with more than 18 fraction digits")
+		}
+		limit := new(big.Rat).SetFrac(big.NewInt(math.MaxInt64), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(fd)), nil))
+		for _, b := range []string{rng.Min, rng.Max} {
+			if v, ok := parseDecimal(b); ok && new(big.Rat).Abs(v).Cmp(limit) > 0 {
+				return nil, newError(ErrInvalidRange, n.id, "bound %s does not fit a decimal64 with %d fraction digits", b, fd)
+			}
+		}
 	}
 	if rng.Min != "" && rng.Max != "" {
 		a, _ := parseDecimal(rng.Min)
@@ -710,19 +801,6 @@ func enumValues(iri string, vs []string) ([]string, error) {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return NaturalLess(out[i], out[j]) })
 	return out, nil
-}
-
-// literalOrRef reads a property given either as an IRI or as a literal.
-func literalOrRef(n *node, prop string) string {
-	for _, v := range n.props[prop] {
-		if v.isRef {
-			return v.ref
-		}
-		if s := strings.TrimSpace(v.lit); s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 func dedupe(vs []string) []string {
@@ -771,12 +849,33 @@ func printable(s string) bool {
 	return true
 }
 
-// checkTopic rejects topic templates that cannot be used as MQTT topic
-// names: wildcards are for filters only [MQTT-3.3.2-2], and NUL is never
-// allowed in a UTF-8 string [MQTT-1.5.4-2].
+// Topic prefixes the bridge itself uses: a description may not send
+// commands or readings there (DESIGN.md, wire protocol).
+var reservedTopicPrefixes = []string{"yang/config", "response"}
+
+// maxTopicTemplate leaves room in the 65535-byte limit of a topic name
+// [MQTT-1.5.3] for the UUIDs the placeholders become.
+const maxTopicTemplate = 4096
+
+// checkTopic rejects topic templates that cannot or must not be used:
+// wildcards are for filters only [MQTT-3.3.2-2], NUL is never allowed in a
+// UTF-8 string [MQTT-1.5.4-2], topics starting with '$' belong to the
+// broker [MQTT-4.7.2-1], and the bridge's own topics are off limits.
 func checkTopic(iri, topic string) error {
-	if strings.ContainsAny(topic, "+#\x00") || !printable(topic) {
-		return newError(ErrInvalid, iri, "mqttTopic %q is not a valid MQTT topic name", topic)
+	if strings.ContainsAny(topic, "+#\x00") || !printable(topic) || strings.HasPrefix(topic, "$") || len(topic) > maxTopicTemplate {
+		return newError(ErrInvalid, iri, "mqttTopic %q is not a valid MQTT topic name for a device", shortText(topic))
+	}
+	for _, p := range reservedTopicPrefixes {
+		if topic == p || strings.HasPrefix(topic, p+"/") {
+			return newError(ErrInvalid, iri, "mqttTopic %q is reserved for the bridge (%s/...)", shortText(topic), p)
+		}
 	}
 	return nil
+}
+
+func shortText(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }

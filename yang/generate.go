@@ -155,7 +155,7 @@ func (m *Module) buildSchema() error {
 		}
 	}
 	typedefNames := namespaceAlloc{}
-	for _, name := range typedefOrder {
+	for _, name := range append(typedefOrder, builtinTypes...) {
 		typedefNames[name] = true
 	}
 	byKey := map[string]*stateTypedef{}
@@ -180,17 +180,17 @@ func (m *Module) buildSchema() error {
 				fields := namespaceAlloc{}
 				for k := range in.Fields {
 					fl := &in.Fields[k]
-					n.Fields = append(n.Fields, &FieldLeaf{Name: fields.take(fl.Name), Field: fl, Type: valueType(fl.Type, fl.Range, true)})
+					n.Fields = append(n.Fields, &FieldLeaf{Name: fields.take(fl.Name), Field: fl, Type: valueType(fl.Type, fl.Range, useField)})
 				}
 			case ontology.InputValue:
-				n.Type = valueType(in.Type, in.Range, true)
+				n.Type = valueType(in.Type, in.Range, useInput)
 			}
 			r.Inputs = append(r.Inputs, n)
 		}
 		outputs := namespaceAlloc{"retval": true}
 		for j := range f.Outputs {
 			o := &f.Outputs[j]
-			r.Outputs = append(r.Outputs, &OutputLeaf{Name: outputs.take(o.Name), Output: o, Type: valueType(o.Type, nil, false)})
+			r.Outputs = append(r.Outputs, &OutputLeaf{Name: outputs.take(o.Name), Output: o, Type: valueType(o.Type, nil, useOutput)})
 		}
 		if len(f.States) > 0 {
 			values := make([]string, len(f.States))
@@ -223,7 +223,7 @@ func (m *Module) buildSchema() error {
 	for i := range dev.Sensors {
 		s := &dev.Sensors[i]
 		name := top.take(s.Name)
-		m.Notifications = append(m.Notifications, &Notification{Name: name, Sensor: s, Value: valueType(s.Type, nil, false), grouping: groupingNames.take(name + "-reading")})
+		m.Notifications = append(m.Notifications, &Notification{Name: name, Sensor: s, Value: valueType(s.Type, nil, useOutput), grouping: groupingNames.take(name + "-reading")})
 	}
 	return nil
 }

@@ -1,8 +1,8 @@
 package yang
 
 import (
+	"math"
 	"math/big"
-	"strings"
 
 	"github.com/myno-bridge/myno/ontology"
 )
@@ -12,23 +12,32 @@ import (
 const (
 	typedefDeviceUUID  = "device-uuid"
 	typedefMQTTString  = "mqtt-string"
+	typedefMQTTField   = "mqtt-field"
 	typedefHexBinary   = "hex-binary"
 	typedefDateAndTime = "date-and-time"
 )
 
 // typedefOrder fixes the order typedefs appear in.
-var typedefOrder = []string{typedefDeviceUUID, typedefMQTTString, typedefHexBinary, typedefDateAndTime}
+var typedefOrder = []string{typedefDeviceUUID, typedefMQTTString, typedefMQTTField, typedefHexBinary, typedefDateAndTime}
+
+// builtinTypes are YANG's built-in type names (RFC 7950 §4.2.4), which no
+// typedef may take.
+var builtinTypes = []string{"binary", "bits", "boolean", "decimal64", "empty", "enumeration", "identityref",
+	"instance-identifier", "int8", "int16", "int32", "int64", "leafref", "string", "uint8", "uint16",
+	"uint32", "uint64", "union"}
 
 var typedefs = map[string]struct {
 	base, pattern, length, description string
 }{
-	typedefDeviceUUID: {"string", `[^\s;/#+]+`, "1..128",
-		"A device UUID. It is used in MQTT topic names, so it holds no whitespace, ';', '/', '#' or '+'."},
+	typedefDeviceUUID: {"string", ontology.UUIDPattern, "1..128",
+		"A device UUID. It is used in MQTT topic names, so it is limited to letters, digits, '.', '_', ':' and '-'."},
 	typedefMQTTString: {"string", `[^;\r\n]*`, "",
 		"A string argument of an MQTT command. ';' separates fields on the wire, so it is not allowed."},
+	typedefMQTTField: {"string", `[^;,\r\n]*`, "",
+		"A string member of a sub-structure argument. ',' separates members and ';' fields on the wire."},
 	typedefHexBinary: {"string", `([0-9a-fA-F]{2})*`, "",
 		"Binary data as hexadecimal digits, two per octet (xsd:hexBinary)."},
-	typedefDateAndTime: {"string", `\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[\+\-]\d{2}:\d{2})`, "",
+	typedefDateAndTime: {"string", `[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[\+\-][0-9]{2}:[0-9]{2})`, "",
 		"A date and time as in RFC 3339 (the lexical space of ietf-yang-types date-and-time)."},
 }
 
@@ -75,9 +84,17 @@ func rat(s string) *big.Rat {
 	return r
 }
 
-// valueType maps a datatype and an optional range to a YANG type. Strings
-// sent to devices (forInput) exclude the MQTT field separator.
-func valueType(t ontology.DataType, rng *ontology.Range, forInput bool) leafType {
+// Where a value goes decides which characters strings may hold.
+type valueUse int
+
+const (
+	useOutput valueUse = iota // from the device: any string
+	useInput                  // an MQTT argument: no ';'
+	useField                  // a sub-structure member: no ';' or ','
+)
+
+// valueType maps a datatype and an optional range to a YANG type.
+func valueType(t ontology.DataType, rng *ontology.Range, use valueUse) leafType {
 	if b, ok := xsdIntBuiltin[t]; ok {
 		lt := leafType{name: b, builtin: b}
 		for _, ib := range intBuiltins {
@@ -93,14 +110,11 @@ func valueType(t ontology.DataType, rng *ontology.Range, forInput bool) leafType
 	case ontology.TypeBoolean:
 		return leafType{name: "boolean", builtin: "boolean"}
 	case ontology.TypeDecimal, "float", "double":
-		lt := leafType{name: "decimal64", builtin: "decimal64", fracDigs: 6}
-		if rng != nil {
-			for _, s := range []string{rng.Min, rng.Max} {
-				if i := strings.IndexByte(s, '.'); i >= 0 && len(s)-i-1 > lt.fracDigs {
-					lt.fracDigs = min(len(s)-i-1, 18)
-				}
-			}
-		}
+		lt := leafType{name: "decimal64", builtin: "decimal64", fracDigs: min(ontology.DecimalFractionDigits(rng), 18)}
+		// RFC 7950 §9.3.4: the value space is int64 scaled by 10^-fd.
+		scale := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(lt.fracDigs)), nil)
+		lt.max = new(big.Rat).SetFrac(big.NewInt(math.MaxInt64), scale)
+		lt.min = new(big.Rat).SetFrac(big.NewInt(math.MinInt64), scale)
 		applyRange(&lt, "", "", rng)
 		return lt
 	case ontology.TypeBase64Binary:
@@ -110,8 +124,11 @@ func valueType(t ontology.DataType, rng *ontology.Range, forInput bool) leafType
 	case ontology.TypeDateTime:
 		return leafType{name: typedefDateAndTime, builtin: "string", pattern: typedefs[typedefDateAndTime].pattern}
 	}
-	if forInput {
+	switch use {
+	case useInput:
 		return leafType{name: typedefMQTTString, builtin: "string", pattern: typedefs[typedefMQTTString].pattern}
+	case useField:
+		return leafType{name: typedefMQTTField, builtin: "string", pattern: typedefs[typedefMQTTField].pattern}
 	}
 	return leafType{name: "string", builtin: "string"}
 }

@@ -91,6 +91,9 @@ func (m *Module) ParseInput(rpcElement []byte) (*Call, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := trailing(d); err != nil {
+		return nil, &InputError{Tag: TagMalformedMessage, Path: "/" + r.Name, Message: err.Error()}
+	}
 	for _, n := range r.Inputs {
 		path := "/" + r.Name + "/" + n.Name
 		v, ok := values[n.Name]
@@ -190,6 +193,8 @@ func (m *Module) readChildren(d *xml.Decoder, path string, known func(string) (*
 			if len(bytes.TrimSpace(t)) > 0 {
 				return nil, &InputError{Tag: TagBadElement, Path: path, Message: "unexpected text in rpc input"}
 			}
+		case xml.Comment, xml.ProcInst, xml.Directive:
+			return nil, &InputError{Tag: TagMalformedMessage, Path: path, Message: "comments, processing instructions and directives are not allowed in rpc input"}
 		case xml.StartElement:
 			name := t.Name.Local
 			cpath := path + "/" + name
@@ -202,7 +207,7 @@ func (m *Module) readChildren(d *xml.Decoder, path string, known func(string) (*
 			if _, dup := out[name]; dup {
 				return nil, &InputError{Tag: TagBadElement, Path: cpath, Element: name, Message: fmt.Sprintf("input %q appears more than once", name)}
 			}
-			el, err := m.readElement(d, cpath)
+			el, err := m.readElement(d, cpath, true)
 			if err != nil {
 				return nil, err
 			}
@@ -211,8 +216,11 @@ func (m *Module) readChildren(d *xml.Decoder, path string, known func(string) (*
 	}
 }
 
-// readElement reads a leaf's text or, one level down, a container's leaves.
-func (m *Module) readElement(d *xml.Decoder, path string) (element, error) {
+// readElement reads a leaf's text or, when allowChildren, a container's
+// leaves one level down. Anything deeper is refused at its first start tag,
+// so hostile nesting costs nothing. Comments and processing instructions
+// are not allowed inside values (libyang refuses them too).
+func (m *Module) readElement(d *xml.Decoder, path string, allowChildren bool) (element, error) {
 	var text strings.Builder
 	var children map[string]string
 	for {
@@ -231,8 +239,13 @@ func (m *Module) readElement(d *xml.Decoder, path string) (element, error) {
 			return element{text: text.String()}, nil
 		case xml.CharData:
 			text.Write(t)
+		case xml.Comment, xml.ProcInst, xml.Directive:
+			return element{}, &InputError{Tag: TagInvalidValue, Path: path, Message: "comments, processing instructions and directives are not allowed in rpc input"}
 		case xml.StartElement:
 			name := t.Name.Local
+			if !allowChildren {
+				return element{}, &InputError{Tag: TagBadElement, Path: path, Element: name, Message: fmt.Sprintf("unexpected element %q inside a leaf", name)}
+			}
 			cpath := path + "/" + name
 			if t.Name.Space != m.Namespace {
 				return element{}, &InputError{Tag: TagUnknownNamespace, Path: cpath, Element: name, Message: fmt.Sprintf("%q must be in namespace %s", name, m.Namespace)}
@@ -243,15 +256,29 @@ func (m *Module) readElement(d *xml.Decoder, path string) (element, error) {
 			if _, dup := children[name]; dup {
 				return element{}, &InputError{Tag: TagBadElement, Path: cpath, Element: name, Message: fmt.Sprintf("%q appears more than once", name)}
 			}
-			leaf, err := m.readElement(d, cpath)
+			leaf, err := m.readElement(d, cpath, false)
 			if err != nil {
 				return element{}, err
 			}
-			if leaf.children != nil {
-				return element{}, &InputError{Tag: TagUnknownElement, Path: cpath, Element: name, Message: "too deeply nested"}
-			}
 			children[name] = leaf.text
 		}
+	}
+}
+
+// trailing accepts only whitespace after the rpc element.
+func trailing(d *xml.Decoder) error {
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return errors.New(xmlErr(err))
+		}
+		if cd, ok := tok.(xml.CharData); ok && len(bytes.TrimSpace(cd)) == 0 {
+			continue
+		}
+		return errors.New("content after the rpc element")
 	}
 }
 
@@ -283,10 +310,10 @@ func xmlErr(err error) string {
 }
 
 var (
-	reDeviceUUID  = regexp.MustCompile(`^[^\s;/#+]+$`)
 	reMQTTString  = regexp.MustCompile(`^[^;\r\n]*$`)
+	reMQTTField   = regexp.MustCompile(`^[^;,\r\n]*$`)
 	reHexBinary   = regexp.MustCompile(`^(?:[0-9a-fA-F]{2})*$`)
-	reDateAndTime = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+\-]\d{2}:\d{2})$`)
+	reDateAndTime = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+\-][0-9]{2}:[0-9]{2})$`)
 	reInteger     = regexp.MustCompile(`^[+-]?[0-9]+$`)
 	reDecimal     = regexp.MustCompile(`^[+-]?[0-9]+(?:\.[0-9]+)?$`)
 )
@@ -301,10 +328,15 @@ func (lt *leafType) check(raw, path, elem string) (string, error) {
 	v := raw
 	switch lt.name {
 	case typedefDeviceUUID:
-		if !reDeviceUUID.MatchString(v) || len(v) > 128 {
-			return bad("%q is not a device UUID (1..128 characters, no whitespace, ';', '/', '#', '+')", v)
+		if !ontology.ValidUUID(v) {
+			return bad("%s is not a device UUID (1..128 letters, digits, '.', '_', ':', '-')", shorten(v))
 		}
 		return v, nil
+	case typedefMQTTField:
+		if !reMQTTField.MatchString(raw) {
+			return bad("sub-structure members may not contain ',', ';', CR or LF")
+		}
+		return raw, nil
 	case typedefMQTTString:
 		if !reMQTTString.MatchString(raw) {
 			return bad("string arguments may not contain ';', CR or LF")

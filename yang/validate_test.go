@@ -237,3 +237,5 @@ func TestParseInputOversized(t *testing.T) {
 		t.Fatalf("unknown rpc: %v", err)
 	}
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

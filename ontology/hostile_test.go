@@ -50,8 +50,8 @@ func TestAmbiguousValuesAreRefused(t *testing.T) {
 		"datatype under two namespaces": device(methodTopic, `{"@id": "m:in_1"}`, `
     {"@id": "m:in_1", "@type": "o:OperationInput", "o:hasInput": {"@id": "m:p1"}},
     {"@id": "m:p1", "@type": "o:ThingProperty", "o:hasDataType": {"@id": "xsd:int"}, "m:hasDataType": {"@id": "xsd:string"}}`),
-		"two methods":  device(`, "m:mqttMethod": ["A", "B"], "m:mqttTopic": "act/%s"`, "", ""),
-		"two topics":   device(`, "m:mqttMethod": "A", "m:mqttTopic": "a/%s", "b:mqttTopic": "b/%s"`, "", ""),
+		"two methods": device(`, "m:mqttMethod": ["A", "B"], "m:mqttTopic": "act/%s"`, "", ""),
+		"two topics":  device(`, "m:mqttMethod": "A", "m:mqttTopic": "a/%s", "b:mqttTopic": "b/%s"`, "", ""),
 		"two maximums": device(methodTopic, `{"@id": "m:in_1"}`, `
     {"@id": "m:in_1", "@type": "o:OperationInput", "o:hasInput": {"@id": "m:p1"}},
     {"@id": "m:p1", "@type": "o:ThingProperty", "o:hasDataType": {"@id": "xsd:int"}, "o:hasDataRestriction_maxInclusive": [1, 2]}`),

@@ -52,7 +52,7 @@ func (p *Parser) Parse(data []byte) (*Device, error) {
 // reader walks the graph from the device node.
 type reader struct {
 	g        *graph
-	err      error // first ambiguity found by literal
+	err      error  // first ambiguity found by literal
 	uuidNode string // IRI of the deviceUuid ThingProperty
 	warnings []string
 }

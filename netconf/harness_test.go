@@ -109,13 +109,7 @@ func startServer(t testing.TB, mutate func(*netconf.Config)) *testServer {
 		t.Fatal(err)
 	}
 	srv.AddModule(mod)
-	srv.Handle("myno-demo", demoNS, "echo", netconf.HandlerFunc(func(ctx context.Context, req *netconf.Request) ([]*netconf.Element, error) {
-		msg := ""
-		if m := req.Operation.Child(demoNS, "msg"); m != nil {
-			msg = m.Text
-		}
-		return []*netconf.Element{netconf.NewLeaf(demoNS, "msg", msg)}, nil
-	}))
+	srv.Handle("myno-demo", demoNS, "echo", netconf.HandlerFunc(echoHandler))
 	srv.Handle("myno-demo", demoNS, "fail", netconf.HandlerFunc(func(ctx context.Context, req *netconf.Request) ([]*netconf.Element, error) {
 		return nil, &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagOperationFailed, AppTag: "device-timeout",
 			Path: "/demo:fail", Message: "the device did not answer", Info: []*netconf.Element{netconf.NewLeaf(demoNS, "uuid", "dev-1")}}
@@ -317,4 +311,12 @@ func contains(t testing.TB, s string, wants ...string) {
 			t.Errorf("missing %q in:\n%s", w, s)
 		}
 	}
+}
+
+func echoHandler(ctx context.Context, req *netconf.Request) ([]*netconf.Element, error) {
+	msg := ""
+	if m := req.Operation.Child(demoNS, "msg"); m != nil {
+		msg = m.Text
+	}
+	return []*netconf.Element{netconf.NewLeaf(demoNS, "msg", msg)}, nil
 }

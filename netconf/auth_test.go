@@ -1,0 +1,84 @@
+package netconf_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/myno-bridge/myno/netconf"
+)
+
+func TestParseUsers(t *testing.T) {
+	hash, err := netconf.HashPassword("s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := netconf.ParseUsers([]byte("# operators\n\nadmin:" + hash + ":admin,ops\nviewer:" + hash + ":read-only\nrobot::automation\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, ok := users.Lookup("admin")
+	if !ok || strings.Join(admin.Groups, ",") != "admin,ops" || admin.PasswordHash != hash {
+		t.Errorf("admin %+v", admin)
+	}
+	if robot, ok := users.Lookup("robot"); !ok || robot.PasswordHash != "" {
+		t.Errorf("key-only user %+v", robot)
+	}
+	for name, bad := range map[string]string{
+		"missing field":  "admin:" + hash,
+		"plain password": "admin:s3cret:admin",
+		"duplicate user": "a::x\na::y",
+		"empty name":     ":" + hash + ":x",
+	} {
+		if _, err := netconf.ParseUsers([]byte(bad)); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+func TestLoadAuthorizedKeys(t *testing.T) {
+	ts := startServer(t, nil)
+	key, _ := os.ReadFile(ts.keyFile)
+	signer, _ := ssh.ParsePrivateKey(key)
+	dir := t.TempDir()
+	line := string(ssh.MarshalAuthorizedKey(signer.PublicKey()))
+	if err := os.WriteFile(filepath.Join(dir, "robot"), []byte("# robot's key\n"+strings.TrimSpace(line)+" robot@ci\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	users, _ := netconf.ParseUsers([]byte("robot::automation\n"))
+	if err := users.LoadAuthorizedKeys(dir); err != nil {
+		t.Fatal(err)
+	}
+	robot, _ := users.Lookup("robot")
+	if len(robot.AuthorizedKeys) != 1 {
+		t.Fatalf("%d keys", len(robot.AuthorizedKeys))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ghost"), []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.LoadAuthorizedKeys(dir); err == nil {
+		t.Errorf("keys for an unknown user accepted")
+	}
+	if err := users.LoadAuthorizedKeys(filepath.Join(dir, "absent")); err != nil {
+		t.Errorf("a missing keys directory: %v", err)
+	}
+}
+
+func TestHandlersComeAndGoAtRuntime(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	rc.start11()
+	contains(t, rc.rpc("1", `<echo xmlns="urn:myno:test:demo"><msg>a</msg></echo>`), "<msg")
+	ts.srv.RemoveModule("myno-demo")
+	contains(t, rc.rpc("2", `<echo xmlns="urn:myno:test:demo"><msg>a</msg></echo>`), "operation-not-supported")
+	contains(t, rc.rpc("3", `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>myno-demo</identifier></get-schema>`), "invalid-value")
+	mod, _ := netconf.ParseModuleHeader(demoModule)
+	ts.srv.AddModule(mod)
+	ts.srv.Handle("myno-demo", demoNS, "echo", netconf.HandlerFunc(echoHandler))
+	contains(t, rc.rpc("4", `<echo xmlns="urn:myno:test:demo"><msg>back</msg></echo>`), "back")
+	ts.srv.RemoveHandler(demoNS, "echo")
+	contains(t, rc.rpc("5", `<echo xmlns="urn:myno:test:demo"><msg>a</msg></echo>`), "operation-not-supported")
+}

@@ -459,7 +459,7 @@ func (fr *FrameReader) readEOM() ([]byte, error) {
 		// them, the last ones kept.
 		if prev > 0 {
 			var w [2*m - 2]byte
-			tail := acc[max(prev-(m-2), 0):]
+			tail := acc[max(prev-(m-1), 0):]
 			ww := append(append(w[:0], tail...), buf[:min(len(buf), m-1)]...)
 			if i := bytes.Index(ww, []byte(eomMarker)); i >= 0 {
 				end := prev - len(tail) + i

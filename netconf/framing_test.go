@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // frCase is one byte stream and what it decodes to. The same table drives
@@ -537,9 +538,22 @@ func TestFrameReaderNoReadAhead(t *testing.T) {
 				pw.Write([]byte{tc.msg[i]})
 			}
 		}()
-		msg, err := fr.ReadMessage() // would block forever if it read ahead
-		if err != nil || string(msg) != "hello" {
-			t.Errorf("framing %d: %q, %v", tc.framing, msg, err)
+		type result struct {
+			msg []byte
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			msg, err := fr.ReadMessage()
+			done <- result{msg, err}
+		}()
+		select {
+		case r := <-done:
+			if r.err != nil || string(r.msg) != "hello" {
+				t.Errorf("framing %d: %q, %v", tc.framing, r.msg, r.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("framing %d: ReadMessage waits for bytes after a complete message", tc.framing)
 		}
 		pw.Close()
 	}

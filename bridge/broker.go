@@ -1,0 +1,74 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// BrokerConfig configures the embedded MQTT broker (mochi-mqtt, MQTT 3.1.1
+// and 5).
+type BrokerConfig struct {
+	Listen            string // TCP address; "127.0.0.1:0" picks a free port
+	TopicAliasMaximum uint16 // topic aliases offered to MQTT 5 clients; 0 means 65535
+	MaxPacketSize     uint32 // 0 means 1 MiB
+	Logger            *slog.Logger
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	srv  *mqtt.Server
+	addr string
+}
+
+// StartBroker starts the embedded broker and returns once it listens.
+func StartBroker(cfg BrokerConfig) (*Broker, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:1883"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.TopicAliasMaximum = cfg.TopicAliasMaximum
+	if caps.TopicAliasMaximum == 0 {
+		caps.TopicAliasMaximum = 65535
+	}
+	caps.MaximumPacketSize = cfg.MaxPacketSize
+	if caps.MaximumPacketSize == 0 {
+		caps.MaximumPacketSize = 1 << 20
+	}
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: cfg.Logger, InlineClient: true})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		return nil, err
+	}
+	tcp := listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: cfg.Listen})
+	if err := srv.AddListener(tcp); err != nil {
+		return nil, fmt.Errorf("broker listen %s: %w", cfg.Listen, err)
+	}
+	if err := srv.Serve(); err != nil {
+		return nil, err
+	}
+	return &Broker{srv: srv, addr: tcp.Address()}, nil
+}
+
+// Addr is the address the broker listens on.
+func (b *Broker) Addr() string { return b.addr }
+
+// URL is the broker's address as an mqtt:// URL.
+func (b *Broker) URL() string { return "mqtt://" + b.addr }
+
+// Server gives access to the mochi server, for hooks.
+func (b *Broker) Server() *mqtt.Server { return b.srv }
+
+// Close stops the broker and disconnects its clients.
+func (b *Broker) Close() error {
+	if b == nil || b.srv == nil {
+		return errors.New("broker not running")
+	}
+	return b.srv.Close()
+}

@@ -1,0 +1,186 @@
+// Package wire holds the MYNO MQTT text formats as pure codecs: bootstrap
+// chunks, commands, answers and topic names (DESIGN.md, wire protocol).
+// Bytes in, values out: no I/O, no goroutines. Both the bridge and the
+// virtual devices speak through it.
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/myno-bridge/myno/ontology"
+)
+
+// Bootstrap topics (MUP paper, Fig. 3). A message on one of them is
+// answered on "<topic>/response/<uuid>".
+const (
+	TopicCreate   = "yang/config/create"
+	TopicLegacy   = "yang/config" // MYNO's older name for create
+	TopicUpdate   = "yang/config/update"
+	TopicDelete   = "yang/config/delete"
+	TopicRetrieve = "yang/config/retrieve"
+)
+
+// Answers on the bootstrap topics.
+const (
+	AnswerOK       = "OK"
+	AnswerNotFound = "NOTFOUND"
+	AnswerError    = "ERROR"
+	endMarker      = "END"
+)
+
+// MaxFieldLength bounds a request id and a method.
+const MaxFieldLength = 256
+
+// ErrMalformed is wrapped by every decoding error.
+var ErrMalformed = errors.New("wire: malformed payload")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// BootstrapResponseTopic is where the bridge answers a bootstrap message.
+func BootstrapResponseTopic(topic, uuid string) string { return topic + "/response/" + uuid }
+
+// CommandTopic is the topic of an operation for one device: "%s" in the
+// template becomes the UUID; without one, "/<uuid>" is appended.
+func CommandTopic(template, uuid string) string {
+	if strings.Contains(template, "%s") {
+		return ontology.Expand(template, uuid)
+	}
+	return ontology.Expand(template, uuid) + "/" + uuid
+}
+
+// ResponseTopic is where a device answers commands.
+func ResponseTopic(uuid string) string { return "response/" + uuid }
+
+// Chunk is one bootstrap message: "<uuid>;<chunk>" or "<uuid>;END".
+type Chunk struct {
+	UUID string
+	Data []byte // nil for END
+	End  bool
+}
+
+// DecodeChunk parses a bootstrap message.
+func DecodeChunk(b []byte) (Chunk, error) {
+	i := bytes.IndexByte(b, ';')
+	if i < 0 {
+		return Chunk{}, malformed("bootstrap message without ';'")
+	}
+	uuid := string(b[:i])
+	if !ontology.ValidUUID(uuid) {
+		return Chunk{}, malformed("bad device uuid %q", short(uuid))
+	}
+	rest := b[i+1:]
+	if string(rest) == endMarker {
+		return Chunk{UUID: uuid, End: true}, nil
+	}
+	return Chunk{UUID: uuid, Data: rest}, nil
+}
+
+// Encode renders the chunk.
+func (c Chunk) Encode() []byte {
+	if c.End {
+		return []byte(c.UUID + ";" + endMarker)
+	}
+	out := make([]byte, 0, len(c.UUID)+1+len(c.Data))
+	out = append(out, c.UUID...)
+	out = append(out, ';')
+	return append(out, c.Data...)
+}
+
+// SplitDescription cuts a description into bootstrap messages of at most
+// size bytes of description each, followed by END. size <= 0 means one
+// chunk.
+func SplitDescription(uuid string, desc []byte, size int) []Chunk {
+	if size <= 0 {
+		size = len(desc)
+	}
+	var out []Chunk
+	for len(desc) > 0 {
+		n := min(size, len(desc))
+		out = append(out, Chunk{UUID: uuid, Data: desc[:n]})
+		desc = desc[n:]
+	}
+	return append(out, Chunk{UUID: uuid, End: true})
+}
+
+// Request is a command: "<reqId>;<method>[;<arg>...]".
+type Request struct {
+	ReqID  string
+	Method string
+	Args   []string
+}
+
+// DecodeRequest parses a command.
+func DecodeRequest(b []byte) (Request, error) {
+	parts := strings.Split(string(b), ";")
+	if len(parts) < 2 {
+		return Request{}, malformed("command needs <reqId>;<method>")
+	}
+	r := Request{ReqID: parts[0], Method: parts[1], Args: parts[2:]}
+	if r.ReqID == "" || len(r.ReqID) > MaxFieldLength {
+		return Request{}, malformed("bad request id %q", short(r.ReqID))
+	}
+	if r.Method == "" || len(r.Method) > MaxFieldLength {
+		return Request{}, malformed("bad method %q", short(r.Method))
+	}
+	if len(r.Args) == 0 {
+		r.Args = nil
+	}
+	return r, nil
+}
+
+// Encode renders the command. Fields must not contain ';'.
+func (r Request) Encode() []byte {
+	return []byte(strings.Join(append([]string{r.ReqID, r.Method}, r.Args...), ";"))
+}
+
+// Response is a device's answer: "<reqId>;<value>[;<output>...]".
+type Response struct {
+	ReqID   string
+	Value   string
+	Outputs []string
+}
+
+// DecodeResponse parses an answer.
+func DecodeResponse(b []byte) (Response, error) {
+	parts := strings.Split(string(b), ";")
+	if len(parts) < 2 {
+		return Response{}, malformed("answer needs <reqId>;<value>")
+	}
+	r := Response{ReqID: parts[0], Value: parts[1], Outputs: parts[2:]}
+	if r.ReqID == "" || len(r.ReqID) > MaxFieldLength {
+		return Response{}, malformed("bad request id %q", short(r.ReqID))
+	}
+	if len(r.Outputs) == 0 {
+		r.Outputs = nil
+	}
+	return r, nil
+}
+
+// Encode renders the answer.
+func (r Response) Encode() []byte {
+	return []byte(strings.Join(append([]string{r.ReqID, r.Value}, r.Outputs...), ";"))
+}
+
+// ErrorAnswer renders "ERROR;<reason>" for the bootstrap topics; the reason
+// loses any ';' and line break so that it stays one field.
+func ErrorAnswer(reason string) []byte {
+	reason = strings.Map(func(r rune) rune {
+		if r == ';' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, reason)
+	return []byte(AnswerError + ";" + reason)
+}
+
+func short(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}

@@ -1,0 +1,306 @@
+package devices
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/myno-bridge/myno/bridge/wire"
+	"github.com/myno-bridge/myno/ontology"
+)
+
+// DefaultChunkSize is what the CC2538 MYNO device sends per bootstrap message.
+const DefaultChunkSize = 4054
+
+// Config configures one virtual device.
+type Config struct {
+	Description []byte // the JSON-LD description it publishes
+	UUID        string
+	BrokerURL   string // mqtt://host:port
+	Protocol    Protocol
+	ChunkSize   int // description bytes per bootstrap message; 0 = DefaultChunkSize, <0 = one chunk
+	// TelemetryInterval is the period of sensor readings; 0 turns them off.
+	TelemetryInterval time.Duration
+	Seed              int64 // readings are reproducible from (Seed, UUID, sensor)
+	// BootstrapTimeout is how long one bootstrap attempt waits for OK.
+	BootstrapTimeout time.Duration
+	// BootstrapAttempts bounds the attempts; the wait between them doubles.
+	BootstrapAttempts int
+	MaxPayload        int // largest command accepted; 0 = 64 KiB
+	Logger            *slog.Logger
+	// Handlers override the generic actuator for a method (the MUP device
+	// side plugs in here).
+	Handlers map[string]CommandHandler
+}
+
+// CommandHandler answers one command: the state value and outputs.
+type CommandHandler func(ctx context.Context, d *Device, f *ontology.Function, args []string) (value string, outputs []string)
+
+// Device is a running virtual device.
+type Device struct {
+	cfg   Config
+	model *ontology.Device // bound to the UUID
+	log   *slog.Logger
+	tr    Transport
+
+	mu       sync.Mutex
+	state    map[string]string // actuator state per command topic
+	boot     chan bootAnswer
+	bootCorr []byte
+
+	commandTopics map[string][]*ontology.Function
+
+	Registered atomic.Bool
+	Commands   atomic.Uint64
+	Errors     atomic.Uint64
+	Readings   atomic.Uint64
+}
+
+type bootAnswer struct {
+	payload string
+	corr    []byte
+}
+
+// New parses the description and prepares the device.
+func New(cfg Config) (*Device, error) {
+	if !ontology.ValidUUID(cfg.UUID) {
+		return nil, fmt.Errorf("device uuid %q: want 1..128 letters, digits, '.', '_', ':', '-'", cfg.UUID)
+	}
+	tmpl, err := ontology.Parse(cfg.Description)
+	if err != nil {
+		return nil, fmt.Errorf("description: %w", err)
+	}
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	if cfg.BootstrapTimeout <= 0 {
+		cfg.BootstrapTimeout = 5 * time.Second
+	}
+	if cfg.BootstrapAttempts <= 0 {
+		cfg.BootstrapAttempts = 5
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = 64 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Protocol == "" {
+		cfg.Protocol = MQTT5
+	}
+	d := &Device{
+		cfg:           cfg,
+		model:         tmpl.Instantiate(cfg.UUID),
+		log:           cfg.Logger.With("uuid", cfg.UUID),
+		state:         map[string]string{},
+		boot:          make(chan bootAnswer, 4),
+		commandTopics: map[string][]*ontology.Function{},
+	}
+	for i := range d.model.Functions {
+		f := &d.model.Functions[i]
+		// The template topic decides between "%s" and "/<uuid>".
+		topic := wire.CommandTopic(tmpl.Functions[i].Topic, cfg.UUID)
+		d.commandTopics[topic] = append(d.commandTopics[topic], f)
+	}
+	return d, nil
+}
+
+// UUID returns the device's UUID.
+func (d *Device) UUID() string { return d.cfg.UUID }
+
+// Model returns the device model bound to its UUID.
+func (d *Device) Model() *ontology.Device { return d.model }
+
+// Connect dials the broker and subscribes to the command topics and the
+// bootstrap answer topics.
+func (d *Device) Connect(ctx context.Context) error {
+	tr, err := Dial(ctx, TransportConfig{
+		URL:       d.cfg.BrokerURL,
+		ClientID:  "myno-device-" + d.cfg.UUID,
+		Protocol:  d.cfg.Protocol,
+		OnMessage: d.onMessage,
+		Logger:    d.log,
+		OnReconnect: func() {
+			d.log.Debug("mqtt reconnected")
+		},
+	})
+	if err != nil {
+		return err
+	}
+	d.tr = tr
+	topics := []string{
+		wire.BootstrapResponseTopic(wire.TopicCreate, d.cfg.UUID),
+		wire.BootstrapResponseTopic(wire.TopicUpdate, d.cfg.UUID),
+		wire.BootstrapResponseTopic(wire.TopicDelete, d.cfg.UUID),
+		wire.BootstrapResponseTopic(wire.TopicRetrieve, d.cfg.UUID),
+	}
+	for t := range d.commandTopics {
+		topics = append(topics, t)
+	}
+	for _, t := range topics {
+		if err := tr.Subscribe(ctx, t); err != nil {
+			_ = tr.Close(context.Background())
+			return fmt.Errorf("subscribe %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// ErrRefused is returned when the bridge answers ERROR;<reason>.
+var ErrRefused = errors.New("bridge refused the description")
+
+// Bootstrap publishes the description to yang/config/create in chunks and
+// waits for OK, retrying with backoff when no answer comes. An ERROR answer
+// stops the attempts.
+func (d *Device) Bootstrap(ctx context.Context) error {
+	return d.register(ctx, wire.TopicCreate)
+}
+
+// Update replaces the description at the bridge (yang/config/update).
+func (d *Device) Update(ctx context.Context) error { return d.register(ctx, wire.TopicUpdate) }
+
+func (d *Device) register(ctx context.Context, topic string) error {
+	wait := d.cfg.BootstrapTimeout
+	for attempt := 1; attempt <= d.cfg.BootstrapAttempts; attempt++ {
+		corr := make([]byte, 8)
+		_, _ = rand.Read(corr)
+		d.mu.Lock()
+		d.bootCorr = corr
+		d.mu.Unlock()
+		drain(d.boot)
+		chunks := wire.SplitDescription(d.cfg.UUID, d.cfg.Description, d.cfg.ChunkSize)
+		for i, c := range chunks {
+			m := Message{Topic: topic, Payload: c.Encode()}
+			if i == len(chunks)-1 && d.cfg.Protocol == MQTT5 {
+				m.ResponseTopic = wire.BootstrapResponseTopic(topic, d.cfg.UUID)
+				m.CorrelationData = corr
+			}
+			if err := d.tr.Publish(ctx, m, 1); err != nil {
+				return fmt.Errorf("bootstrap publish: %w", err)
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case a := <-d.boot:
+			timer.Stop()
+			switch {
+			case a.payload == wire.AnswerOK:
+				d.Registered.Store(true)
+				d.log.Info("device registered", "topic", topic, "chunks", len(chunks), "attempt", attempt)
+				return nil
+			case strings.HasPrefix(a.payload, wire.AnswerError):
+				reason := strings.TrimPrefix(strings.TrimPrefix(a.payload, wire.AnswerError), ";")
+				d.log.Error("bridge refused the description", "reason", reason)
+				return fmt.Errorf("%w: %s", ErrRefused, reason)
+			default:
+				return fmt.Errorf("bootstrap: unexpected answer %q", a.payload)
+			}
+		case <-timer.C:
+			d.log.Warn("no bootstrap answer, retrying", "attempt", attempt, "waited", wait)
+			wait *= 2
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("bootstrap: no answer after %d attempts", d.cfg.BootstrapAttempts)
+}
+
+// Delete deregisters the device (yang/config/delete); it returns the answer.
+func (d *Device) Delete(ctx context.Context) (string, error) { return d.ask(ctx, wire.TopicDelete) }
+
+// Retrieve asks whether the bridge knows the device (yang/config/retrieve).
+func (d *Device) Retrieve(ctx context.Context) (string, error) { return d.ask(ctx, wire.TopicRetrieve) }
+
+func (d *Device) ask(ctx context.Context, topic string) (string, error) {
+	drain(d.boot)
+	m := Message{Topic: topic, Payload: []byte(d.cfg.UUID)}
+	if d.cfg.Protocol == MQTT5 {
+		m.ResponseTopic = wire.BootstrapResponseTopic(topic, d.cfg.UUID)
+	}
+	if err := d.tr.Publish(ctx, m, 1); err != nil {
+		return "", err
+	}
+	select {
+	case a := <-d.boot:
+		return a.payload, nil
+	case <-time.After(d.cfg.BootstrapTimeout):
+		return "", fmt.Errorf("no answer on %s", topic)
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func drain(ch chan bootAnswer) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
+// Run connects, bootstraps, serves commands and publishes readings until
+// ctx ends; then it unsubscribes and disconnects.
+func (d *Device) Run(ctx context.Context) error {
+	if d.tr == nil {
+		if err := d.Connect(ctx); err != nil {
+			return err
+		}
+	}
+	defer d.Close()
+	if err := d.Bootstrap(ctx); err != nil {
+		return err
+	}
+	if d.cfg.TelemetryInterval > 0 {
+		go d.telemetry(ctx)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Close unsubscribes from every topic and disconnects.
+func (d *Device) Close() {
+	if d.tr == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if d.tr.Connected() {
+		for t := range d.commandTopics {
+			_ = d.tr.Unsubscribe(ctx, t)
+		}
+	}
+	_ = d.tr.Close(ctx)
+}
+
+// onMessage dispatches an incoming message.
+func (d *Device) onMessage(m Message) {
+	if strings.HasPrefix(m.Topic, "yang/config/") && strings.HasSuffix(m.Topic, "/response/"+d.cfg.UUID) {
+		d.mu.Lock()
+		corr := d.bootCorr
+		d.mu.Unlock()
+		if m.CorrelationData != nil && corr != nil && hex.EncodeToString(m.CorrelationData) != hex.EncodeToString(corr) {
+			d.log.Debug("bootstrap answer for an earlier attempt ignored")
+			return
+		}
+		select {
+		case d.boot <- bootAnswer{payload: string(m.Payload), corr: m.CorrelationData}:
+		default:
+		}
+		return
+	}
+	funcs, ok := d.commandTopics[m.Topic]
+	if !ok {
+		return
+	}
+	go d.command(m, funcs)
+}

@@ -1,0 +1,269 @@
+package devices_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/bridge/wire"
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/ontology"
+)
+
+func quietLogger() *slog.Logger {
+	if os.Getenv("MYNO_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// broker is a real broker on a random loopback port that a test can restart.
+type broker struct {
+	name    string
+	url     string
+	restart func(t *testing.T)
+}
+
+func embeddedBroker(t *testing.T) *broker {
+	t.Helper()
+	b, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := b.Addr()
+	cur := b
+	t.Cleanup(func() { cur.Close() })
+	return &broker{name: "embedded", url: b.URL(), restart: func(t *testing.T) {
+		cur.Close()
+		var err error
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			cur, err = bridge.StartBroker(bridge.BrokerConfig{Listen: addr, Logger: quietLogger()})
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+	}}
+}
+
+func mosquittoBroker(t *testing.T) *broker {
+	t.Helper()
+	m := testenv.StartMosquitto(t)
+	return &broker{name: "mosquitto", url: m.URL(), restart: func(t *testing.T) { m.Restart() }}
+}
+
+// eachBroker runs f against the embedded broker and against Mosquitto.
+func eachBroker(t *testing.T, f func(t *testing.T, b *broker)) {
+	t.Run("embedded", func(t *testing.T) { f(t, embeddedBroker(t)) })
+	t.Run("mosquitto", func(t *testing.T) { f(t, mosquittoBroker(t)) })
+}
+
+// standIn plays the bridge's part on the bootstrap topics and sends commands.
+type standIn struct {
+	t  *testing.T
+	tr devices.Transport
+
+	mu       sync.Mutex
+	chunks   map[string][][]byte // uuid -> chunks received in order
+	ends     map[string]int      // uuid -> END messages seen
+	answer   func(uuid string, desc []byte, end int) (string, bool)
+	received chan devices.Message // everything else
+}
+
+func newStandIn(t *testing.T, url string, answer func(uuid string, desc []byte, end int) (string, bool)) *standIn {
+	t.Helper()
+	s := &standIn{t: t, chunks: map[string][][]byte{}, ends: map[string]int{}, answer: answer, received: make(chan devices.Message, 1024)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, err := devices.Dial(ctx, devices.TransportConfig{URL: url, ClientID: "stand-in-" + t.Name(), Protocol: devices.MQTT5, OnMessage: s.onMessage, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.tr = tr
+	t.Cleanup(func() { tr.Close(context.Background()) })
+	for _, topic := range []string{wire.TopicCreate, wire.TopicUpdate, wire.TopicDelete, wire.TopicRetrieve} {
+		if err := tr.Subscribe(ctx, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func (s *standIn) onMessage(m devices.Message) {
+	switch m.Topic {
+	case wire.TopicCreate, wire.TopicUpdate:
+		c, err := wire.DecodeChunk(m.Payload)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if !c.End {
+			s.chunks[c.UUID] = append(s.chunks[c.UUID], append([]byte(nil), c.Data...))
+			s.mu.Unlock()
+			return
+		}
+		s.ends[c.UUID]++
+		end := s.ends[c.UUID]
+		desc := bytes.Join(s.chunks[c.UUID], nil)
+		s.mu.Unlock()
+		ans, ok := s.answer(c.UUID, desc, end)
+		if !ok {
+			return
+		}
+		reply := devices.Message{Topic: wire.BootstrapResponseTopic(m.Topic, c.UUID), Payload: []byte(ans)}
+		if m.ResponseTopic != "" {
+			reply.Topic, reply.CorrelationData = m.ResponseTopic, m.CorrelationData
+		}
+		go s.tr.Publish(context.Background(), reply, 1)
+	case wire.TopicDelete, wire.TopicRetrieve:
+		go s.tr.Publish(context.Background(), devices.Message{Topic: wire.BootstrapResponseTopic(m.Topic, string(m.Payload)), Payload: []byte("OK")}, 1)
+	default:
+		s.received <- m
+	}
+}
+
+func (s *standIn) description(uuid string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Join(s.chunks[uuid], nil)
+}
+
+func (s *standIn) chunkCount(uuid string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.chunks[uuid])
+}
+
+func (s *standIn) endCount(uuid string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ends[uuid]
+}
+
+func acceptAll(string, []byte, int) (string, bool) { return "OK", true }
+
+// call publishes a command and waits for the answer on the response topic
+// (3.1.1 style) or on a response topic of its own with correlation data.
+func (s *standIn) call(topic, payload string, mqtt5 bool, uuid string) devices.Message {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m := devices.Message{Topic: topic, Payload: []byte(payload)}
+	want := wire.ResponseTopic(uuid)
+	if mqtt5 {
+		m.ResponseTopic = "bridge-test/" + uuid + "/answers"
+		m.CorrelationData = []byte("corr-" + payload[:min(len(payload), 16)])
+		want = m.ResponseTopic
+	}
+	if err := s.tr.Subscribe(ctx, want); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.tr.Publish(ctx, m, 1); err != nil {
+		s.t.Fatal(err)
+	}
+	for {
+		select {
+		case r := <-s.received:
+			if r.Topic == want {
+				return r
+			}
+		case <-ctx.Done():
+			s.t.Fatalf("no answer to %q on %s", payload, want)
+		}
+	}
+}
+
+func readDescription(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// startDevice connects and bootstraps a device; it is closed at test end.
+func startDevice(t *testing.T, cfg devices.Config) *devices.Device {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	d, err := devices.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// uuidFor makes a device UUID unique to the test.
+func uuidFor(t *testing.T, i int) string {
+	var b strings.Builder
+	for _, r := range fmt.Sprintf("d%d-%s", i, t.Name()) {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	s := b.String()
+	if len(s) > 100 {
+		s = s[:100]
+	}
+	return s
+}
+
+func mustRead(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// templateTopic returns a function's topic template from a description.
+func templateTopic(t testing.TB, desc []byte, name string) string {
+	t.Helper()
+	dev, err := ontology.Parse(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range dev.Functions {
+		if f.Name == name {
+			return f.Topic
+		}
+	}
+	t.Fatalf("no function %s", name)
+	return ""
+}

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	mqtt311 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	mqtt311 "github.com/eclipse/paho.mqtt.golang"
 )
 
 // Protocol is the MQTT version a device speaks.

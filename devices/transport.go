@@ -103,6 +103,10 @@ func (s *subscriptions) list() []string {
 	return out
 }
 
+// receiveMaximum is how many QoS 1/2 publishes a device lets the broker
+// have in flight towards it (MQTT 5 §3.1.2.11.3).
+const receiveMaximum = 32
+
 // transport5 is an MQTT 5 connection (paho.golang autopaho).
 type transport5 struct {
 	cm   *autopaho.ConnectionManager
@@ -127,7 +131,7 @@ func dial5(ctx context.Context, cfg TransportConfig, u *url.URL) (Transport, err
 			t.conn = true
 			t.mu.Unlock()
 			go func() {
-				// [MQTT-3.2.2-?] a clean start has no subscriptions: restore them.
+				// A clean start has no subscriptions (MQTT 5 §3.1.2.4): restore them.
 				for _, topic := range t.subs.list() {
 					sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 					_, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}})
@@ -148,6 +152,16 @@ func dial5(ctx context.Context, cfg TransportConfig, u *url.URL) (Transport, err
 			return true
 		},
 		OnConnectError: func(err error) { cfg.Logger.Debug("mqtt connect failed", "err", err) },
+		// paho sizes its incoming-publish queue by Receive Maximum (MQTT 5
+		// §3.1.2.11.3): the default 65535 costs 512 KiB per client.
+		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if c.Properties == nil {
+				c.Properties = &paho.ConnectProperties{}
+			}
+			rm := uint16(receiveMaximum)
+			c.Properties.ReceiveMaximum = &rm
+			return c, nil
+		},
 		ClientConfig: paho.ClientConfig{
 			ClientID: cfg.ClientID,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {

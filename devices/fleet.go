@@ -1,0 +1,238 @@
+package devices
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DeriveUUID makes the i-th UUID of a fleet from a base UUID: a name-based
+// UUID (SHA-1, RFC 9562 §5.5 layout), stable for the same base and index.
+func DeriveUUID(base string, i int) string {
+	sum := sha1.Sum([]byte(base + "/" + strconv.Itoa(i)))
+	sum[6] = (sum[6] & 0x0f) | 0x50 // version 5
+	sum[8] = (sum[8] & 0x3f) | 0x80 // RFC 4122 variant
+	h := hex.EncodeToString(sum[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// FleetEntry is one kind of device in a fleet.
+type FleetEntry struct {
+	Name        string // for progress and logs, usually the file name
+	Description []byte
+	Count       int
+}
+
+// ParseFleetFile reads "description:count" lines (paths relative to the
+// fleet file; '#' starts a comment).
+func ParseFleetFile(path string) ([]FleetEntry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []FleetEntry
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if line == "" {
+			continue
+		}
+		i := strings.LastIndexByte(line, ':')
+		if i <= 0 {
+			return nil, fmt.Errorf("%s:%d: want description:count", path, n)
+		}
+		count, err := strconv.Atoi(strings.TrimSpace(line[i+1:]))
+		if err != nil || count < 1 {
+			return nil, fmt.Errorf("%s:%d: bad count %q", path, n, line[i+1:])
+		}
+		file := strings.TrimSpace(line[:i])
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(filepath.Dir(path), file)
+		}
+		desc, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+		out = append(out, FleetEntry{Name: filepath.Base(file), Description: desc, Count: count})
+	}
+	return out, sc.Err()
+}
+
+// FleetConfig configures a fleet run. Device holds the settings shared by
+// every device (broker, protocol, chunk size, telemetry...); Description
+// and UUID come from the entries and BaseUUID.
+type FleetConfig struct {
+	Entries  []FleetEntry
+	BaseUUID string
+	Device   Config
+	// Stagger spaces out connects; 0 means 2 ms.
+	Stagger time.Duration
+	// Concurrency bounds connects and bootstraps in progress; 0 means 64.
+	Concurrency int
+	// Progress is called about every ProgressEvery with the counts.
+	Progress      func(FleetProgress)
+	ProgressEvery time.Duration
+}
+
+// FleetProgress counts the devices of a fleet.
+type FleetProgress struct {
+	Total, Connected, Bootstrapped, Failed int
+	Elapsed                                time.Duration
+}
+
+func (p FleetProgress) String() string {
+	return fmt.Sprintf("%d/%d connected, %d bootstrapped, %d failed (%s)", p.Connected, p.Total, p.Bootstrapped, p.Failed, p.Elapsed.Round(time.Millisecond))
+}
+
+// Fleet is a running set of devices.
+type Fleet struct {
+	Devices []*Device
+	started time.Time
+	total   int
+	conn    atomic.Int64
+	boot    atomic.Int64
+	failed  atomic.Int64
+	ready   chan struct{}
+
+	launched chan struct{} // closed when every device goroutine has started
+	wg       sync.WaitGroup
+}
+
+// Wait returns once every device has closed (after ctx ended).
+func (f *Fleet) Wait() {
+	<-f.launched
+	f.wg.Wait()
+}
+
+// Progress returns the current counts.
+func (f *Fleet) Progress() FleetProgress {
+	return FleetProgress{Total: f.total, Connected: int(f.conn.Load()), Bootstrapped: int(f.boot.Load()),
+		Failed: int(f.failed.Load()), Elapsed: time.Since(f.started)}
+}
+
+// Ready is closed once every device has bootstrapped or failed.
+func (f *Fleet) Ready() <-chan struct{} { return f.ready }
+
+// StartFleet creates the devices and connects and bootstraps them in the
+// background, staggered and with bounded concurrency. Devices then run
+// (commands, telemetry) until ctx ends; Wait returns after they closed.
+func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
+	if cfg.Stagger <= 0 {
+		cfg.Stagger = 2 * time.Millisecond
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 64
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = time.Second
+	}
+	if cfg.BaseUUID == "" {
+		cfg.BaseUUID = "myno-fleet"
+	}
+	if cfg.Device.Logger == nil {
+		cfg.Device.Logger = slog.Default()
+	}
+	f := &Fleet{started: time.Now(), ready: make(chan struct{}), launched: make(chan struct{})}
+	n := 0
+	for _, e := range cfg.Entries {
+		for i := 0; i < e.Count; i++ {
+			dc := cfg.Device
+			dc.Description = e.Description
+			dc.UUID = DeriveUUID(cfg.BaseUUID, n)
+			n++
+			d, err := New(dc)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", e.Name, err)
+			}
+			f.Devices = append(f.Devices, d)
+		}
+	}
+	f.total = len(f.Devices)
+	if f.total == 0 {
+		return nil, errors.New("fleet has no devices")
+	}
+	sem := make(chan struct{}, cfg.Concurrency)
+	var settled sync.WaitGroup
+	settled.Add(f.total)
+	go func() { settled.Wait(); close(f.ready) }()
+	if cfg.Progress != nil {
+		go func() {
+			t := time.NewTicker(cfg.ProgressEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					cfg.Progress(f.Progress())
+				case <-f.ready:
+					cfg.Progress(f.Progress())
+					return
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(f.launched)
+		tick := time.NewTicker(cfg.Stagger)
+		defer tick.Stop()
+		for _, d := range f.Devices {
+			select {
+			case <-ctx.Done():
+				settled.Done()
+				continue
+			case sem <- struct{}{}:
+			}
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+			}
+			f.wg.Add(1)
+			go func() {
+				defer f.wg.Done()
+				ok := f.startOne(ctx, d, sem)
+				settled.Done()
+				if ok {
+					<-ctx.Done()
+				}
+				d.Close()
+			}()
+		}
+	}()
+	return f, nil
+}
+
+func (f *Fleet) startOne(ctx context.Context, d *Device, sem chan struct{}) bool {
+	defer func() { <-sem }()
+	if err := d.Connect(ctx); err != nil {
+		f.failed.Add(1)
+		d.log.Warn("device failed to connect", "err", err)
+		return false
+	}
+	f.conn.Add(1)
+	if err := d.Bootstrap(ctx); err != nil {
+		f.failed.Add(1)
+		d.log.Warn("device failed to bootstrap", "err", err)
+		return false
+	}
+	f.boot.Add(1)
+	if d.cfg.TelemetryInterval > 0 {
+		go d.telemetry(ctx)
+	}
+	return true
+}

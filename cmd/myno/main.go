@@ -57,6 +57,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
 		Commands: []*cli.Command{
 			yangCommand(),
+			deviceCommand(),
 		},
 	}
 }

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/myno-bridge/myno/devices"
+)
+
+func deviceCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "device",
+		Usage: "run virtual MYNO devices from JSON-LD descriptions",
+		Description: "Runs one device (--description, --uuid) or a fleet (--count N, or --fleet FILE of\n" +
+			"description:count lines). Each device bootstraps its description to the bridge over MQTT,\n" +
+			"answers commands and publishes sensor readings until SIGINT/SIGTERM, then unsubscribes\n" +
+			"and disconnects. Fleet UUIDs derive from --uuid.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "description", Usage: "JSON-LD description `FILE`", Sources: cli.EnvVars("MYNO_DEVICE_DESCRIPTION")},
+			&cli.StringFlag{Name: "uuid", Usage: "device `UUID` (the base UUID of a fleet)", Value: "myno-device-1", Sources: cli.EnvVars("MYNO_DEVICE_UUID")},
+			&cli.StringFlag{Name: "mqtt-url", Usage: "broker `URL`", Value: "mqtt://127.0.0.1:1883", Sources: cli.EnvVars("MYNO_MQTT_URL")},
+			&cli.StringFlag{Name: "protocol", Usage: "MQTT version: 3.1.1 or 5", Value: "5", Sources: cli.EnvVars("MYNO_DEVICE_PROTOCOL")},
+			&cli.IntFlag{Name: "chunk-size", Usage: "description bytes per bootstrap message (-1: one message)", Value: devices.DefaultChunkSize, Sources: cli.EnvVars("MYNO_DEVICE_CHUNK_SIZE")},
+			&cli.DurationFlag{Name: "telemetry-interval", Usage: "period of sensor readings (0: none)", Value: 10 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_TELEMETRY_INTERVAL")},
+			&cli.Int64Flag{Name: "seed", Usage: "seed of the sensor readings", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_SEED")},
+			&cli.IntFlag{Name: "count", Usage: "run `N` devices of --description", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_COUNT")},
+			&cli.StringFlag{Name: "fleet", Usage: "fleet `FILE` of description:count lines", Sources: cli.EnvVars("MYNO_DEVICE_FLEET")},
+			&cli.DurationFlag{Name: "bootstrap-timeout", Usage: "wait for the bridge's answer per attempt", Value: 5 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_BOOTSTRAP_TIMEOUT")},
+			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", Sources: cli.EnvVars("MYNO_LOG_LEVEL")},
+		},
+		Action: runDevice,
+	}
+}
+
+func newLogger(cmd *cli.Command) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cmd.String("log-level")))
+	return slog.New(slog.NewTextHandler(cmd.Root().ErrWriter, &slog.HandlerOptions{Level: level}))
+}
+
+func runDevice(ctx context.Context, cmd *cli.Command) error {
+	log := newLogger(cmd)
+	proto, err := devices.ParseProtocol(cmd.String("protocol"))
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	base := devices.Config{
+		BrokerURL:         cmd.String("mqtt-url"),
+		Protocol:          proto,
+		ChunkSize:         int(cmd.Int("chunk-size")),
+		TelemetryInterval: cmd.Duration("telemetry-interval"),
+		Seed:              cmd.Int64("seed"),
+		BootstrapTimeout:  cmd.Duration("bootstrap-timeout"),
+		Logger:            log,
+	}
+	var entries []devices.FleetEntry
+	switch {
+	case cmd.String("fleet") != "":
+		if entries, err = devices.ParseFleetFile(cmd.String("fleet")); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	case cmd.String("description") != "":
+		desc, err := os.ReadFile(cmd.String("description"))
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		if cmd.Int("count") <= 1 {
+			base.Description, base.UUID = desc, cmd.String("uuid")
+			d, err := devices.New(base)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return &exitError{code: 1, err: err}
+			}
+			log.Info("device stopped", "uuid", d.UUID(), "commands", d.Commands.Load(), "readings", d.Readings.Load())
+			return nil
+		}
+		entries = []devices.FleetEntry{{Name: filepath.Base(cmd.String("description")), Description: desc, Count: int(cmd.Int("count"))}}
+	default:
+		return &exitError{code: 2, err: errors.New("device: give --description FILE or --fleet FILE (see myno device --help)")}
+	}
+	out := cmd.Root().ErrWriter
+	fleet, err := devices.StartFleet(ctx, devices.FleetConfig{
+		Entries: entries, BaseUUID: cmd.String("uuid"), Device: base,
+		Progress: func(p devices.FleetProgress) { fmt.Fprintf(out, "fleet: %s\n", p) },
+	})
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	<-ctx.Done()
+	fleet.Wait()
+	p := fleet.Progress()
+	if p.Failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("device: %d of %d devices failed", p.Failed, p.Total)}
+	}
+	return nil
+}

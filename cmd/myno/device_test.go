@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/bridge/wire"
+	"github.com/myno-bridge/myno/internal/testenv"
+)
+
+// acceptingBroker is the embedded broker with an inline client that
+// accepts every bootstrap and reports each registered UUID.
+func acceptingBroker(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	b, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	registered := make(chan string, 100)
+	srv := b.Server()
+	srv.Subscribe(wire.TopicCreate, 1, func(cl *mqtt.Client, sub packets.Subscription, pk packets.Packet) {
+		if c, err := wire.DecodeChunk(pk.Payload); err == nil && c.End {
+			srv.Publish(wire.BootstrapResponseTopic(wire.TopicCreate, c.UUID), []byte("OK"), false, 1)
+			registered <- c.UUID
+		}
+	})
+	return b.URL(), registered
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestDeviceCommand(t *testing.T) {
+	url, registered := acceptingBroker(t)
+	desc := filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "led-color.jsonld")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int // registrations to wait for
+		logs []string
+	}{
+		{"one device", []string{"--description", desc, "--uuid", "cli-dev-1", "--protocol", "3.1.1"}, 1, []string{"device registered", "device stopped"}},
+		{"a fleet", []string{"--description", desc, "--uuid", "cli-fleet", "--count", "3", "--chunk-size", "500"}, 3, []string{"fleet: 3/3 connected, 3 bootstrapped, 0 failed"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			var out, errOut syncBuffer
+			done := make(chan int, 1)
+			args := append([]string{"myno", "device", "--mqtt-url", url, "--telemetry-interval", "0"}, tc.args...)
+			go func() { done <- run(ctx, args, &out, &errOut) }()
+			for i := 0; i < tc.want; i++ {
+				select {
+				case <-registered:
+				case <-time.After(20 * time.Second):
+					t.Fatalf("registration %d missing:\n%s", i, errOut.String())
+				}
+			}
+			// The broker saw the END; wait until the device has the answer too.
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(errOut.String(), tc.logs[0]) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel() // SIGTERM in the real binary
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Fatalf("exit %d:\n%s", code, errOut.String())
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("device did not stop")
+			}
+			for _, l := range tc.logs {
+				if !strings.Contains(errOut.String(), l) {
+					t.Errorf("missing %q in:\n%s", l, errOut.String())
+				}
+			}
+		})
+	}
+}
+
+func TestDeviceCommandErrors(t *testing.T) {
+	url, _ := acceptingBroker(t)
+	broken := filepath.Join(testenv.RepoRoot(t), "testdata", "broken", "no-device.jsonld")
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"device"}, 2, "--description"},
+		{[]string{"device", "--description", broken, "--mqtt-url", url}, 1, "no onem2m:Device"},
+		{[]string{"device", "--description", broken, "--protocol", "4"}, 2, "unknown MQTT protocol"},
+	} {
+		code, _, errOut := runMyno(t, tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.msg) {
+			t.Errorf("%v: exit %d, %s", tc.args, code, errOut)
+		}
+	}
+}

@@ -16,6 +16,9 @@ import (
 	"github.com/myno-bridge/myno/ontology"
 )
 
+// deviceReceiveMaximum bounds the QoS 1 commands in flight to one device.
+const deviceReceiveMaximum = 32
+
 // DefaultChunkSize is what the CC2538 MYNO device sends per bootstrap message.
 const DefaultChunkSize = 4054
 
@@ -127,6 +130,9 @@ func (d *Device) Connect(ctx context.Context) error {
 		Protocol:  d.cfg.Protocol,
 		OnMessage: d.onMessage,
 		Logger:    d.log,
+		// A device gets a few commands at a time; paho reserves a queue
+		// of Receive Maximum entries (512 KiB at the default 65535).
+		ReceiveMaximum: deviceReceiveMaximum,
 		OnReconnect: func() {
 			d.log.Debug("mqtt reconnected")
 		},

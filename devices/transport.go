@@ -66,6 +66,11 @@ type TransportConfig struct {
 	// subscriptions are restored.
 	OnReconnect func()
 	Logger      *slog.Logger
+	// ReceiveMaximum is how many QoS 1 publishes the broker may have in
+	// flight towards this client (MQTT 5 §3.1.2.11.3); 0 means 65535.
+	// paho.golang reserves a queue of this size per connection, so small
+	// clients such as devices use a small value.
+	ReceiveMaximum uint16
 }
 
 // Dial connects to the broker and returns once connected (or ctx ends).
@@ -102,10 +107,6 @@ func (s *subscriptions) list() []string {
 	}
 	return out
 }
-
-// receiveMaximum is how many QoS 1/2 publishes a device lets the broker
-// have in flight towards it (MQTT 5 §3.1.2.11.3).
-const receiveMaximum = 32
 
 // transport5 is an MQTT 5 connection (paho.golang autopaho).
 type transport5 struct {
@@ -158,7 +159,10 @@ func dial5(ctx context.Context, cfg TransportConfig, u *url.URL) (Transport, err
 			if c.Properties == nil {
 				c.Properties = &paho.ConnectProperties{}
 			}
-			rm := uint16(receiveMaximum)
+			rm := cfg.ReceiveMaximum
+			if rm == 0 {
+				rm = 65535
+			}
 			c.Properties.ReceiveMaximum = &rm
 			return c, nil
 		},

@@ -1,0 +1,309 @@
+// Package mqttc is the MQTT client of the bridge and the virtual devices:
+// one small interface over paho.golang's autopaho (MQTT 5) and
+// paho.mqtt.golang (MQTT 3.1.1, which paho.golang does not speak), that
+// reconnects with backoff and restores its subscriptions.
+package mqttc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+	mqtt311 "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Protocol is the MQTT version a device speaks.
+type Protocol string
+
+// MQTT versions. Existing MYNO devices speak 3.1.1; MQTT 5 devices answer
+// on the request's ResponseTopic and echo its CorrelationData.
+const (
+	MQTT311 Protocol = "3.1.1"
+	MQTT5   Protocol = "5"
+)
+
+// ParseProtocol reads "3.1.1", "311", "5" or "5.0".
+func ParseProtocol(s string) (Protocol, error) {
+	switch s {
+	case "3.1.1", "311", "3":
+		return MQTT311, nil
+	case "5", "5.0", "":
+		return MQTT5, nil
+	}
+	return "", fmt.Errorf("unknown MQTT protocol %q (want 3.1.1 or 5)", s)
+}
+
+// Message is a received or published MQTT message. ResponseTopic and
+// CorrelationData are MQTT 5 properties and stay empty on 3.1.1.
+type Message struct {
+	Topic           string
+	Payload         []byte
+	ResponseTopic   string
+	CorrelationData []byte
+}
+
+// Transport is an MQTT connection that reconnects by itself and restores
+// its subscriptions after a reconnect.
+type Transport interface {
+	Publish(ctx context.Context, m Message, qos byte) error
+	Subscribe(ctx context.Context, topic string) error
+	Unsubscribe(ctx context.Context, topic string) error
+	// Close unsubscribes nothing; it disconnects cleanly.
+	Close(ctx context.Context) error
+	// Connected reports whether the connection is up now.
+	Connected() bool
+}
+
+// Config configures Dial.
+type Config struct {
+	URL       string // mqtt://host:port
+	ClientID  string
+	Protocol  Protocol
+	OnMessage func(Message) // called from the client's goroutine; must not block long
+	// OnReconnect is called after a connection (re)established, once the
+	// subscriptions are restored.
+	OnReconnect func()
+	Logger      *slog.Logger
+	// ReceiveMaximum is how many QoS 1 publishes the broker may have in
+	// flight towards this client (MQTT 5 §3.1.2.11.3); 0 means 65535.
+	// paho.golang reserves a queue of this size per connection, so small
+	// clients such as devices use a small value.
+	ReceiveMaximum uint16
+}
+
+// Dial connects to the broker and returns once connected (or ctx ends).
+func Dial(ctx context.Context, cfg Config) (Transport, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "mqtt" && u.Scheme != "tcp") || u.Host == "" {
+		return nil, fmt.Errorf("bad broker URL %q: want mqtt://host:port", cfg.URL)
+	}
+	switch cfg.Protocol {
+	case MQTT311:
+		return dial311(ctx, cfg, u)
+	default:
+		return dial5(ctx, cfg, u)
+	}
+}
+
+// subscriptions is the set of topics to restore after a reconnect.
+type subscriptions struct {
+	mu     sync.Mutex
+	topics map[string]bool
+}
+
+func (s *subscriptions) add(t string)    { s.mu.Lock(); s.topics[t] = true; s.mu.Unlock() }
+func (s *subscriptions) remove(t string) { s.mu.Lock(); delete(s.topics, t); s.mu.Unlock() }
+func (s *subscriptions) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.topics))
+	for t := range s.topics {
+		out = append(out, t)
+	}
+	return out
+}
+
+// transport5 is an MQTT 5 connection (paho.golang autopaho).
+type transport5 struct {
+	cm   *autopaho.ConnectionManager
+	subs *subscriptions
+	up   chan struct{}
+	mu   sync.Mutex
+	conn bool
+}
+
+func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
+	t := &transport5{subs: &subscriptions{topics: map[string]bool{}}}
+	onMsg := cfg.OnMessage
+	ac := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{u},
+		KeepAlive:                     30,
+		CleanStartOnInitialConnection: true,
+		ConnectRetryDelay:             200 * time.Millisecond,
+		ReconnectBackoff:              autopaho.NewExponentialBackoff(200*time.Millisecond, 5*time.Second, 200*time.Millisecond, 2),
+		ConnectTimeout:                5 * time.Second,
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+			t.mu.Lock()
+			t.conn = true
+			t.mu.Unlock()
+			go func() {
+				// A clean start has no subscriptions (MQTT 5 §3.1.2.4): restore them.
+				for _, topic := range t.subs.list() {
+					sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					_, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}})
+					cancel()
+					if err != nil {
+						cfg.Logger.Warn("mqtt resubscribe failed", "topic", topic, "err", err)
+					}
+				}
+				if cfg.OnReconnect != nil {
+					cfg.OnReconnect()
+				}
+			}()
+		},
+		OnConnectionDown: func() bool {
+			t.mu.Lock()
+			t.conn = false
+			t.mu.Unlock()
+			return true
+		},
+		OnConnectError: func(err error) { cfg.Logger.Debug("mqtt connect failed", "err", err) },
+		// paho sizes its incoming-publish queue by Receive Maximum (MQTT 5
+		// §3.1.2.11.3): the default 65535 costs 512 KiB per client.
+		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if c.Properties == nil {
+				c.Properties = &paho.ConnectProperties{}
+			}
+			rm := cfg.ReceiveMaximum
+			if rm == 0 {
+				rm = 65535
+			}
+			c.Properties.ReceiveMaximum = &rm
+			return c, nil
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID: cfg.ClientID,
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+				if onMsg == nil {
+					return true, nil
+				}
+				m := Message{Topic: pr.Packet.Topic, Payload: pr.Packet.Payload}
+				if p := pr.Packet.Properties; p != nil {
+					m.ResponseTopic, m.CorrelationData = p.ResponseTopic, p.CorrelationData
+				}
+				onMsg(m)
+				return true, nil
+			}},
+		},
+	}
+	cm, err := autopaho.NewConnection(context.Background(), ac)
+	if err != nil {
+		return nil, err
+	}
+	t.cm = cm
+	if err := cm.AwaitConnection(ctx); err != nil {
+		_ = cm.Disconnect(context.Background())
+		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
+	}
+	return t, nil
+}
+
+func (t *transport5) Publish(ctx context.Context, m Message, qos byte) error {
+	p := &paho.Publish{Topic: m.Topic, Payload: m.Payload, QoS: qos}
+	if m.ResponseTopic != "" || m.CorrelationData != nil {
+		p.Properties = &paho.PublishProperties{ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData}
+	}
+	_, err := t.cm.Publish(ctx, p)
+	return err
+}
+
+func (t *transport5) Subscribe(ctx context.Context, topic string) error {
+	t.subs.add(topic)
+	_, err := t.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}})
+	return err
+}
+
+func (t *transport5) Unsubscribe(ctx context.Context, topic string) error {
+	t.subs.remove(topic)
+	_, err := t.cm.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{topic}})
+	return err
+}
+
+func (t *transport5) Close(ctx context.Context) error {
+	err := t.cm.Disconnect(ctx)
+	if errors.Is(err, autopaho.ConnectionDownError) {
+		return nil
+	}
+	return err
+}
+
+func (t *transport5) Connected() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.conn
+}
+
+// transport311 is an MQTT 3.1.1 connection (paho.mqtt.golang).
+type transport311 struct {
+	c    mqtt311.Client
+	subs *subscriptions
+	on   func(Message)
+}
+
+func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
+	t := &transport311{subs: &subscriptions{topics: map[string]bool{}}, on: cfg.OnMessage}
+	opts := mqtt311.NewClientOptions().
+		AddBroker("tcp://" + u.Host).
+		SetClientID(cfg.ClientID).
+		SetProtocolVersion(4). // MQTT 3.1.1
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(200 * time.Millisecond).
+		SetMaxReconnectInterval(5 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetOrderMatters(false)
+	opts.SetOnConnectHandler(func(c mqtt311.Client) {
+		for _, topic := range t.subs.list() {
+			tok := c.Subscribe(topic, 1, t.handle)
+			if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+				cfg.Logger.Warn("mqtt resubscribe failed", "topic", topic, "err", tok.Error())
+			}
+		}
+		if cfg.OnReconnect != nil {
+			go cfg.OnReconnect()
+		}
+	})
+	t.c = mqtt311.NewClient(opts)
+	tok := t.c.Connect()
+	if err := waitToken(ctx, tok); err != nil {
+		t.c.Disconnect(0)
+		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
+	}
+	return t, nil
+}
+
+func (t *transport311) handle(_ mqtt311.Client, m mqtt311.Message) {
+	if t.on != nil {
+		t.on(Message{Topic: m.Topic(), Payload: m.Payload()})
+	}
+}
+
+func waitToken(ctx context.Context, tok mqtt311.Token) error {
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (t *transport311) Publish(ctx context.Context, m Message, qos byte) error {
+	return waitToken(ctx, t.c.Publish(m.Topic, qos, false, m.Payload))
+}
+
+func (t *transport311) Subscribe(ctx context.Context, topic string) error {
+	t.subs.add(topic)
+	return waitToken(ctx, t.c.Subscribe(topic, 1, t.handle))
+}
+
+func (t *transport311) Unsubscribe(ctx context.Context, topic string) error {
+	t.subs.remove(topic)
+	return waitToken(ctx, t.c.Unsubscribe(topic))
+}
+
+func (t *transport311) Close(ctx context.Context) error {
+	t.c.Disconnect(250)
+	return nil
+}
+
+func (t *transport311) Connected() bool { return t.c.IsConnectionOpen() }

@@ -4,10 +4,12 @@ FUZZTIME ?= 20s
 
 .PHONY: run test bench fuzz lint build
 
-## run: start the system on embedded defaults (for now: print the YANG
-## generated from every testdata description).
+## run: the whole system on embedded defaults: the embedded MQTT broker,
+## the bridge (NETCONF on 127.0.0.1:8830) and three simulated devices.
+## Data (registry, host key, users) goes to .data/. The admin password is
+## printed on first start, or set MYNO_ADMIN_PASSWORD.
 run:
-	$(GO) run ./cmd/myno yang testdata/descriptions/*.jsonld
+	$(GO) run ./cmd/myno demo --data-dir .data
 
 ## test: the whole suite, with the race detector. Peer tools (yanglint, ...)
 ## must be installed; with CI=true a missing one fails the suite.

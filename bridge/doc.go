@@ -1,8 +1,21 @@
-// Package bridge composes the system: the MQTT client and embedded broker,
-// device bootstrap and registry, RPC-to-MQTT translation and telemetry. It
-// turns device descriptions into modules (packages ontology and yang) and
-// serves them through package netconf.
+// Package bridge composes the system: it receives device descriptions over
+// MQTT (bootstrap), turns them into YANG modules (packages ontology and
+// yang), serves them as NETCONF rpcs and state (package netconf), and
+// translates each rpc into an MQTT request/response with the device.
 //
-// The implementation arrives with issue 5; until then the package holds
-// only this description (see the README's status table).
+// The parts, one file each:
+//
+//   - broker.go: the embedded MQTT broker (mochi-mqtt, MQTT 3.1.1 and 5);
+//   - bootstrap.go: yang/config/create|update|delete|retrieve, chunk
+//     assembly per UUID with limits on size, chunk count and time;
+//   - registry.go: devices and the modules they share (one per shape),
+//     persisted in the data directory so that a restart needs no
+//     re-bootstrap;
+//   - rpc.go: NETCONF rpc -> validated input -> MQTT command with reqId,
+//     ResponseTopic and CorrelationData -> the device's answer -> rpc-reply,
+//     with a timeout;
+//   - telemetry.go: sensor readings as state data and notifications;
+//   - bridge.go: configuration, start and graceful stop.
+//
+// The wire formats are in bridge/wire and the MQTT client in bridge/mqttc.
 package bridge

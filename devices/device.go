@@ -254,18 +254,25 @@ func drain(ch chan bootAnswer) {
 	}
 }
 
-// Run connects, bootstraps, serves commands and publishes readings until
-// ctx ends; then it unsubscribes and disconnects.
+// Run connects, bootstraps, then serves until ctx ends.
 func (d *Device) Run(ctx context.Context) error {
 	if d.tr == nil {
 		if err := d.Connect(ctx); err != nil {
 			return err
 		}
 	}
-	defer d.Close()
 	if err := d.Bootstrap(ctx); err != nil {
+		d.Close()
 		return err
 	}
+	return d.Serve(ctx)
+}
+
+// Serve answers commands (they are handled as they arrive once connected)
+// and publishes readings until ctx ends; then it unsubscribes and
+// disconnects.
+func (d *Device) Serve(ctx context.Context) error {
+	defer d.Close()
 	if d.cfg.TelemetryInterval > 0 {
 		go d.telemetry(ctx)
 	}

@@ -367,6 +367,7 @@ func (m *Module) renderDevices(w *writer) {
 	}
 	leaf("uuid", typedefDeviceUUID, "The device's UUID.")
 	leaf("category", "string", "The device category from its description.")
+	leaf("module", "string", "The YANG module generated for the device's description.")
 	leaf("description", "string", "The device description.")
 	leaf("online", "boolean", "Whether the device is currently connected.")
 	leaf("registered-at", typedefDateAndTime, "When the device registered its description.")

@@ -75,6 +75,13 @@ type Config struct {
 	// paho.golang reserves a queue of this size per connection, so small
 	// clients such as devices use a small value.
 	ReceiveMaximum uint16
+	// SessionExpiry keeps the session (subscriptions, queued QoS 1
+	// messages) at the broker for this long after a disconnect (MQTT 5
+	// §3.1.2.11.2); 0 ends it with the connection.
+	SessionExpiry time.Duration
+	// Username and Password authenticate to the broker, when it asks.
+	Username string
+	Password string
 }
 
 // Dial connects to the broker and returns once connected (or ctx ends).
@@ -128,6 +135,7 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		ServerUrls:                    []*url.URL{u},
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,
+		SessionExpiryInterval:         uint32(cfg.SessionExpiry / time.Second),
 		ConnectRetryDelay:             200 * time.Millisecond,
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(200*time.Millisecond, 5*time.Second, 200*time.Millisecond, 2),
 		ConnectTimeout:                5 * time.Second,
@@ -156,7 +164,9 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 			t.mu.Unlock()
 			return true
 		},
-		OnConnectError: func(err error) { cfg.Logger.Debug("mqtt connect failed", "err", err) },
+		OnConnectError:  func(err error) { cfg.Logger.Debug("mqtt connect failed", "err", err) },
+		ConnectUsername: cfg.Username,
+		ConnectPassword: []byte(cfg.Password),
 		// paho sizes its incoming-publish queue by Receive Maximum (MQTT 5
 		// §3.1.2.11.3): the default 65535 costs 512 KiB per client.
 		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
@@ -251,7 +261,9 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		SetConnectRetryInterval(200 * time.Millisecond).
 		SetMaxReconnectInterval(5 * time.Second).
 		SetKeepAlive(30 * time.Second).
-		SetOrderMatters(false)
+		SetOrderMatters(false).
+		SetUsername(cfg.Username).
+		SetPassword(cfg.Password)
 	opts.SetOnConnectHandler(func(c mqtt311.Client) {
 		for _, topic := range t.subs.list() {
 			tok := c.Subscribe(topic, 1, t.handle)

@@ -58,6 +58,9 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 		Commands: []*cli.Command{
 			yangCommand(),
 			deviceCommand(),
+			bridgeCommand(),
+			demoCommand(),
+			rpcCommand(),
 		},
 	}
 }

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	gonetconf "github.com/Juniper/go-netconf/netconf"
+	"github.com/urfave/cli/v3"
+	"golang.org/x/crypto/ssh"
+)
+
+// rpcCommand is a minimal NETCONF client (Juniper go-netconf): it sends
+// each argument as an rpc operation and prints the replies.
+func rpcCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "rpc",
+		Usage:     "send NETCONF rpcs to a bridge and print the replies",
+		ArgsUsage: "'<operation .../>'...",
+		Description: "Example: myno rpc --password PW '<get/>'\n" +
+			"Exits 1 when a reply holds an rpc-error. The host key is not verified unless --known-host is given.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8830", Usage: "bridge NETCONF `ADDRESS`", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
+			&cli.StringFlag{Name: "user", Value: "admin", Usage: "user name", Sources: cli.EnvVars("MYNO_NETCONF_USER")},
+			&cli.StringFlag{Name: "password", Usage: "password", Sources: cli.EnvVars("MYNO_NETCONF_PASSWORD")},
+			&cli.StringFlag{Name: "key", Usage: "private key `FILE` for public-key authentication", Sources: cli.EnvVars("MYNO_NETCONF_KEY")},
+			&cli.StringFlag{Name: "known-host", Usage: "expected host key, in authorized_keys format", Sources: cli.EnvVars("MYNO_NETCONF_KNOWN_HOST")},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "connect timeout"},
+		},
+		Action: runRPC,
+	}
+}
+
+func runRPC(_ context.Context, cmd *cli.Command) error {
+	ops := cmd.Args().Slice()
+	if len(ops) == 0 {
+		return &exitError{code: 2, err: errors.New("rpc: give at least one operation, e.g. '<get/>'")}
+	}
+	cfg := &ssh.ClientConfig{User: cmd.String("user"), Timeout: cmd.Duration("timeout"), HostKeyCallback: ssh.InsecureIgnoreHostKey()}
+	if kh := cmd.String("known-host"); kh != "" {
+		want, _, _, _, err := ssh.ParseAuthorizedKey([]byte(kh))
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("rpc: --known-host: %w", err)}
+		}
+		cfg.HostKeyCallback = ssh.FixedHostKey(want)
+	}
+	if p := cmd.String("password"); p != "" {
+		cfg.Auth = append(cfg.Auth, ssh.Password(p))
+	}
+	if k := cmd.String("key"); k != "" {
+		pem, err := os.ReadFile(k)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		signer, err := ssh.ParsePrivateKey(pem)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		cfg.Auth = append(cfg.Auth, ssh.PublicKeys(signer))
+	}
+	s, err := gonetconf.DialSSH(cmd.String("addr"), cfg)
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("rpc: %w", err)}
+	}
+	defer s.Close()
+	failed := false
+	for _, op := range ops {
+		reply, err := s.Exec(gonetconf.RawMethod(op))
+		if reply != nil {
+			fmt.Fprintln(cmd.Root().Writer, reply.RawReply)
+		}
+		if err != nil {
+			failed = true
+			if reply == nil {
+				return &exitError{code: 1, err: fmt.Errorf("rpc: %w", err)}
+			}
+		}
+	}
+	if failed {
+		return &exitError{code: 1, err: errors.New("rpc: a reply holds an rpc-error")}
+	}
+	return nil
+}

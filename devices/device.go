@@ -115,6 +115,45 @@ func New(cfg Config) (*Device, error) {
 	return d, nil
 }
 
+// NewRaw prepares a device that publishes cfg.Description as it is, even
+// when it is no valid description, and has no commands or sensors: for
+// testing how a bridge handles bad input.
+func NewRaw(cfg Config) (*Device, error) {
+	if !ontology.ValidUUID(cfg.UUID) {
+		return nil, fmt.Errorf("device uuid %q: want 1..128 letters, digits, '.', '_', ':', '-'", cfg.UUID)
+	}
+	good, err := New(Config{Description: []byte(rawPlaceholder), UUID: cfg.UUID})
+	if err != nil {
+		return nil, err
+	}
+	raw := cfg
+	if raw.ChunkSize == 0 {
+		raw.ChunkSize = DefaultChunkSize
+	}
+	if raw.BootstrapTimeout <= 0 {
+		raw.BootstrapTimeout = 5 * time.Second
+	}
+	if raw.BootstrapAttempts <= 0 {
+		raw.BootstrapAttempts = 1
+	}
+	if raw.Logger == nil {
+		raw.Logger = slog.Default()
+	}
+	if raw.Protocol == "" {
+		raw.Protocol = MQTT5
+	}
+	good.cfg = raw
+	good.log = raw.Logger.With("uuid", cfg.UUID)
+	good.commandTopics = map[string][]*ontology.Function{}
+	good.model.Sensors = nil
+	return good, nil
+}
+
+// rawPlaceholder is the smallest valid description, behind NewRaw devices.
+const rawPlaceholder = `{"@context": {"o": "http://www.onem2m.org/ontology/Base_Ontology/base_ontology#", "m": "http://yang-netconf-mqtt#"},
+ "@graph": [{"@id": "m:d", "@type": "o:Device", "o:hasThingProperty": {"@id": "m:deviceUuid"}},
+            {"@id": "m:deviceUuid", "@type": "o:ThingProperty", "o:hasValue": "%s"}]}`
+
 // UUID returns the device's UUID.
 func (d *Device) UUID() string { return d.cfg.UUID }
 

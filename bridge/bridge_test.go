@@ -1,0 +1,261 @@
+package bridge_test
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gonetconf "github.com/Juniper/go-netconf/netconf"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/yang"
+)
+
+const adminPassword = "bridge-test-pw"
+
+func quiet() *slog.Logger {
+	if os.Getenv("MYNO_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func startBridge(t testing.TB, dir string, mutate func(*bridge.Config)) *bridge.Bridge {
+	t.Helper()
+	cfg := bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: dir, AdminPassword: adminPassword,
+		RPCTimeout: 2 * time.Second, Logger: quiet(), Out: io.Discard}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b, err := bridge.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func desc(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// device connects and bootstraps a virtual device through the bridge.
+func device(t testing.TB, url, file, uuid string, proto devices.Protocol) *devices.Device {
+	t.Helper()
+	d, err := devices.New(devices.Config{Description: desc(t, file), UUID: uuid, BrokerURL: url, Protocol: proto, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	if err := d.Bootstrap(ctx); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return d
+}
+
+func session(t testing.TB, addr string) *gonetconf.Session {
+	t.Helper()
+	s, err := gonetconf.DialSSH(addr, &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password(adminPassword)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func namespace(t testing.TB, file string) string {
+	t.Helper()
+	dev, err := ontology.Parse(desc(t, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "urn:myno:yang:" + yang.ModuleName(dev)
+}
+
+func exec1(t testing.TB, s *gonetconf.Session, op string) (string, *gonetconf.RPCError) {
+	t.Helper()
+	reply, err := s.Exec(gonetconf.RawMethod(op))
+	var re *gonetconf.RPCError
+	if errors.As(err, &re) {
+		return reply.RawReply, re
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", op, err)
+	}
+	return reply.RawReply, nil
+}
+
+func mustContain(t testing.TB, s string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(s, w) {
+			t.Errorf("missing %q in:\n%s", w, s)
+		}
+	}
+}
+
+// rpcs runs the device rpcs of the acceptance list through a NETCONF
+// session: LED colour enumeration, RGB sub-structure, relay.
+func rpcs(t *testing.T, s *gonetconf.Session, led, rgb, relay string) {
+	t.Helper()
+	ledNS, rgbNS, relayNS := namespace(t, "led-color.jsonld"), namespace(t, "rgb-lamp.jsonld"), namespace(t, "relay-sensors.jsonld")
+	reply, re := exec1(t, s, `<setColor xmlns="`+ledNS+`"><uuidInput>`+led+`</uuidInput><input_1_Color>green</input_1_Color></setColor>`)
+	if re != nil {
+		t.Fatalf("setColor: %v", re)
+	}
+	mustContain(t, reply, `<retval xmlns="`+ledNS+`">`)
+	reply, re = exec1(t, s, `<setColor xmlns="`+ledNS+`"><uuidInput>`+led+`</uuidInput><input_1_Color>green</input_1_Color></setColor>`)
+	if re != nil {
+		t.Fatalf("setColor again: %v", re)
+	}
+	mustContain(t, reply, ">NOOP</retval>")
+	reply, re = exec1(t, s, `<setRgb xmlns="`+rgbNS+`"><uuidInput>`+rgb+`</uuidInput><input_1_Rgb><var_1_Red>255</var_1_Red><var_2_Green>0</var_2_Green><var_3_Blue>128</var_3_Blue></input_1_Rgb></setRgb>`)
+	if re != nil {
+		t.Fatalf("setRgb: %v", re)
+	}
+	mustContain(t, reply, ">OK</retval>") // this description has no NOOP state
+	reply, re = exec1(t, s, `<relayOn xmlns="`+relayNS+`"><uuidInput>`+relay+`</uuidInput></relayOn>`)
+	if re != nil {
+		t.Fatalf("relayOn: %v", re)
+	}
+	if !strings.Contains(reply, ">OK</retval>") && !strings.Contains(reply, ">NOOP</retval>") {
+		t.Errorf("relayOn: %s", reply)
+	}
+}
+
+func TestRPCsThroughTheBridge(t *testing.T) {
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	url := b.BrokerURL()
+	led := device(t, url, "led-color.jsonld", "led-5", devices.MQTT5)
+	device(t, url, "rgb-lamp.jsonld", "rgb-311", devices.MQTT311)
+	device(t, url, "relay-sensors.jsonld", "relay-5", devices.MQTT5)
+	s := session(t, b.NetconfAddr())
+	rpcs(t, s, "led-5", "rgb-311", "relay-5")
+
+	ledNS := namespace(t, "led-color.jsonld")
+	t.Run("invalid enumeration value never reaches MQTT", func(t *testing.T) {
+		before := led.Commands.Load()
+		_, re := exec1(t, s, `<setColor xmlns="`+ledNS+`"><uuidInput>led-5</uuidInput><input_1_Color>purple</input_1_Color></setColor>`)
+		if re == nil || re.Tag != "invalid-value" {
+			t.Fatalf("rpc-error %+v", re)
+		}
+		if led.Commands.Load() != before {
+			t.Errorf("the device got the invalid command")
+		}
+	})
+	t.Run("unknown uuid", func(t *testing.T) {
+		_, re := exec1(t, s, `<ledOn xmlns="`+ledNS+`"><uuidInput>no-such-device</uuidInput></ledOn>`)
+		if re == nil || re.Tag != "invalid-value" || !strings.Contains(re.Message, "no-such-device") {
+			t.Fatalf("rpc-error %+v", re)
+		}
+	})
+	t.Run("device of another shape", func(t *testing.T) {
+		_, re := exec1(t, s, `<ledOn xmlns="`+ledNS+`"><uuidInput>relay-5</uuidInput></ledOn>`)
+		if re == nil || re.Tag != "invalid-value" {
+			t.Fatalf("rpc-error %+v", re)
+		}
+	})
+	t.Run("a device that never answers", func(t *testing.T) {
+		silent := device(t, url, "led-color.jsonld", "led-silent", devices.MQTT5)
+		silent.Close()
+		start := time.Now()
+		reply, re := exec1(t, s, `<ledOn xmlns="`+ledNS+`"><uuidInput>led-silent</uuidInput></ledOn>`)
+		if re == nil || re.Tag != "operation-failed" || !strings.Contains(reply, "<error-app-tag>device-timeout</error-app-tag>") {
+			t.Fatalf("rpc-error %+v\n%s", re, reply)
+		}
+		if time.Since(start) < time.Second {
+			t.Errorf("timed out after %v, before the 2s rpc timeout", time.Since(start))
+		}
+		// The session is still usable.
+		rpcs(t, s, "led-5", "rgb-311", "relay-5")
+	})
+	t.Run("state data", func(t *testing.T) {
+		reply, re := exec1(t, s, `<get><filter type="subtree"><devices xmlns="`+ledNS+`"/></filter></get>`)
+		if re != nil {
+			t.Fatal(re)
+		}
+		mustContain(t, reply, "<uuid>led-5</uuid>", "<category>LED-COLOR-1</category>", "<module>myno-led-color-1-", "<registered-at>", "<online>true</online>")
+	})
+	t.Run("get-schema passes yanglint", func(t *testing.T) {
+		lint := testenv.Tool(t, "yanglint")
+		for _, file := range []string{"led-color.jsonld", "rgb-lamp.jsonld", "relay-sensors.jsonld"} {
+			ns := namespace(t, file)
+			name := strings.TrimPrefix(ns, "urn:myno:yang:")
+			reply, re := exec1(t, s, `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>`+name+`</identifier></get-schema>`)
+			if re != nil {
+				t.Fatal(re)
+			}
+			text := schemaText(t, reply)
+			path := filepath.Join(t.TempDir(), name+".yang")
+			os.WriteFile(path, []byte(text), 0o644)
+			if out, err := exec.Command(lint, path).CombinedOutput(); err != nil {
+				t.Errorf("yanglint %s: %v\n%s", name, err, out)
+			}
+		}
+	})
+}
+
+// schemaText extracts get-schema's <data> text.
+func schemaText(t testing.TB, reply string) string {
+	t.Helper()
+	var r struct {
+		Data string `xml:"data"`
+	}
+	if err := xml.Unmarshal([]byte(reply), &r); err != nil || !strings.Contains(r.Data, "module ") {
+		t.Fatalf("get-schema reply: %v\n%.300s", err, reply)
+	}
+	return r.Data
+}
+
+func TestBrokenDescriptionIsRefused(t *testing.T) {
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	for _, name := range []string{"dangling-reference.jsonld", "no-device.jsonld", "not-json.jsonld"} {
+		data, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "broken", name))
+		// A device that sends the broken bytes as its description.
+		d2, err := devices.NewRaw(devices.Config{Description: data, UUID: "broken-1", BrokerURL: b.BrokerURL(), Logger: quiet(), BootstrapTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := d2.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		err = d2.Bootstrap(ctx)
+		cancel()
+		d2.Close()
+		if !errors.Is(err, devices.ErrRefused) {
+			t.Errorf("%s: %v, want ERROR;<reason>", name, err)
+		}
+	}
+	// The bridge is still up and serves new devices.
+	device(t, b.BrokerURL(), "led-color.jsonld", "after-broken", devices.MQTT5)
+	if len(b.Devices()) != 1 {
+		t.Errorf("devices %v", b.Devices())
+	}
+}

@@ -163,7 +163,10 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		url = b.broker.URL()
 	}
 	b.mq, err = mqttc.Dial(ctx, mqttc.Config{URL: url, ClientID: "myno-bridge-" + randomID(), Protocol: mqttc.MQTT5,
-		OnMessage: b.onMessage, Logger: cfg.Logger, Username: cfg.MQTTUsername, Password: cfg.MQTTPassword})
+		OnMessage: b.onMessage, Logger: cfg.Logger, Username: cfg.MQTTUsername, Password: cfg.MQTTPassword,
+		// The broker keeps the bridge's subscriptions and queued QoS 1
+		// messages through a short outage.
+		SessionExpiry: 5 * time.Minute})
 	if err != nil {
 		return nil, err
 	}

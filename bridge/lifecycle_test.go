@@ -1,0 +1,134 @@
+package bridge_test
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+)
+
+// After a bridge restart the registry is back: every device and its rpcs,
+// without the devices bootstrapping again.
+func TestRegistrySurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := startBridge(t, dir, nil)
+	mqttAddr := strings.TrimPrefix(b.BrokerURL(), "mqtt://")
+	led := device(t, b.BrokerURL(), "led-color.jsonld", "led-r", devices.MQTT5)
+	device(t, b.BrokerURL(), "rgb-lamp.jsonld", "rgb-r", devices.MQTT311)
+	device(t, b.BrokerURL(), "relay-sensors.jsonld", "relay-r", devices.MQTT5)
+	b.Close()
+
+	b2 := startBridge(t, dir, func(c *bridge.Config) { c.MQTTListen = mqttAddr })
+	defer b2.Close()
+	if got := strings.Join(b2.Devices(), ","); got != "led-r,relay-r,rgb-r" {
+		t.Fatalf("devices after restart: %s", got)
+	}
+	if !led.Registered.Load() {
+		t.Fatal("device lost its registration")
+	}
+	// The devices reconnect to the restarted embedded broker by themselves.
+	s := session(t, b2.NetconfAddr())
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, re := exec1(t, s, `<ledOff xmlns="`+namespace(t, "led-color.jsonld")+`"><uuidInput>led-r</uuidInput></ledOff>`)
+		if re == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer after restart: %v", re)
+		}
+	}
+	rpcs(t, s, "led-r", "rgb-r", "relay-r")
+}
+
+// Devices with the same shape share a module; delete removes the device
+// and, with the last device, the module (open subscriptions then get
+// netconf-capability-change, tested in package netconf).
+func TestSharedModulesAndDelete(t *testing.T) {
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	a := device(t, b.BrokerURL(), "led-color.jsonld", "led-a", devices.MQTT5)
+	c := device(t, b.BrokerURL(), "led-color-same-shape.jsonld", "led-c", devices.MQTT311)
+	ma, _ := b.ModuleOf("led-a")
+	mc, _ := b.ModuleOf("led-c")
+	if ma != mc {
+		t.Fatalf("same shape, modules %s and %s", ma, mc)
+	}
+	s := session(t, b.NetconfAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ans, err := a.Delete(ctx); err != nil || ans != "OK" {
+		t.Fatalf("delete: %q %v", ans, err)
+	}
+	if _, ok := b.ModuleOf("led-a"); ok {
+		t.Fatal("deleted device still registered")
+	}
+	reply, _ := exec1(t, s, `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>`+ma+`</identifier></get-schema>`)
+	mustContain(t, reply, "module "+ma)
+	if ans, err := a.Delete(ctx); err != nil || ans != "NOTFOUND" {
+		t.Errorf("second delete: %q %v", ans, err)
+	}
+	if ans, err := c.Retrieve(ctx); err != nil || ans != "OK" {
+		t.Errorf("retrieve: %q %v", ans, err)
+	}
+	if ans, err := c.Delete(ctx); err != nil || ans != "OK" {
+		t.Fatalf("delete: %q %v", ans, err)
+	}
+	_, re := exec1(t, s, `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>`+ma+`</identifier></get-schema>`)
+	if re == nil || re.Tag != "invalid-value" {
+		t.Errorf("module of deleted devices still served: %v", re)
+	}
+	_, re = exec1(t, s, `<ledOn xmlns="`+namespace(t, "led-color.jsonld")+`"><uuidInput>led-c</uuidInput></ledOn>`)
+	if re == nil || re.Tag != "operation-not-supported" {
+		t.Errorf("rpc of a withdrawn module: %v", re)
+	}
+}
+
+// The bridge on an external Mosquitto: rpcs work, and after Mosquitto
+// restarts the bridge and the devices reconnect and rpcs work again.
+func TestExternalMosquitto(t *testing.T) {
+	m := testenv.StartMosquitto(t)
+	b := startBridge(t, t.TempDir(), func(c *bridge.Config) { c.MQTTURL = m.URL() })
+	defer b.Close()
+	device(t, m.URL(), "led-color.jsonld", "led-m", devices.MQTT5)
+	device(t, m.URL(), "rgb-lamp.jsonld", "rgb-m", devices.MQTT311)
+	device(t, m.URL(), "relay-sensors.jsonld", "relay-m", devices.MQTT311)
+	s := session(t, b.NetconfAddr())
+	rpcs(t, s, "led-m", "rgb-m", "relay-m")
+	m.Restart()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, re := exec1(t, s, `<ledOff xmlns="`+namespace(t, "led-color.jsonld")+`"><uuidInput>led-m</uuidInput></ledOff>`)
+		if re == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rpcs do not work after the broker restart: %v", re)
+		}
+	}
+	rpcs(t, s, "led-m", "rgb-m", "relay-m")
+}
+
+// ncclient through the bridge: dispatch of a device rpc, get_schema, get.
+func TestNcclientThroughTheBridge(t *testing.T) {
+	python := testenv.DebianPython(t, "ncclient")
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	device(t, b.BrokerURL(), "led-color.jsonld", "led-nc", devices.MQTT5)
+	device(t, b.BrokerURL(), "rgb-lamp.jsonld", "rgb-nc", devices.MQTT311)
+	host, port := strings.Split(b.NetconfAddr(), ":")[0], strings.Split(b.NetconfAddr(), ":")[1]
+	script := filepath.Join("testdata", "ncclient_bridge.py")
+	cmd := exec.Command(python, script, host, port, "admin", adminPassword, namespace(t, "led-color.jsonld"), namespace(t, "rgb-lamp.jsonld"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ncclient: %v\n%s", err, out)
+	}
+	text := string(out)
+	mustContain(t, text, "setColor: OK", "setRgb: OK", "bad colour: invalid-value", "schema: module myno-led-color-1-", "get: led-nc")
+}

@@ -447,6 +447,13 @@ func (b *Bridge) ModuleOf(uuid string) (string, bool) {
 	return d.module.mod.Name, true
 }
 
+// PendingDescriptions counts descriptions whose chunks are still arriving.
+func (b *Bridge) PendingDescriptions() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.assembling)
+}
+
 // LateAnswers counts device answers that matched no waiting rpc.
 func (b *Bridge) LateAnswers() uint64 { return b.lateAnswers.Load() }
 

@@ -104,6 +104,7 @@ type Bridge struct {
 	calls      map[string]*call     // by correlation data
 	callsByReq map[string]*call     // by reqId, for MQTT 3.1.1 answers
 
+	saver         *saver
 	reqSeq        atomic.Uint64
 	lateAnswers   atomic.Uint64
 	registrations atomic.Uint64
@@ -131,6 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		callsByReq: map[string]*call{},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.saver = newSaver(b.writeRegistry)
 	ok := false
 	defer func() {
 		if !ok {
@@ -237,7 +239,12 @@ func (b *Bridge) Close() {
 		cancel()
 	}
 	if b.broker != nil {
-		_ = b.broker.Close()
+		if err := b.broker.Close(); err != nil {
+			b.log.Warn("embedded broker", "err", err)
+		}
+	}
+	if b.saver != nil {
+		b.saver.close()
 	}
 	b.log.Info("bridge stopped")
 }
@@ -413,11 +420,15 @@ func (b *Bridge) announce(mod *yang.Module) {
 	b.nc.AddModule(netconf.Module{Name: mod.Name, Revision: mod.Revision, Namespace: mod.Namespace, Source: mod.Text})
 }
 
-func (b *Bridge) save() error {
+// save persists the registry; it returns once the change is on disk.
+func (b *Bridge) save() error { return b.saver.save() }
+
+func (b *Bridge) writeRegistry() error {
 	b.mu.Lock()
 	devs := make([]persistedDevice, 0, len(b.devices))
 	for _, d := range b.devices {
-		devs = append(devs, persistedDevice{UUID: d.UUID, RegisteredAt: d.RegisteredAt, Description: string(d.Description), Firmware: d.firmware})
+		devs = append(devs, persistedDevice{UUID: d.UUID, RegisteredAt: d.RegisteredAt, Shape: d.template.Shape(),
+			Description: string(d.Description), Firmware: d.firmware})
 	}
 	b.mu.Unlock()
 	sort.Slice(devs, func(i, j int) bool { return devs[i].UUID < devs[j].UUID })

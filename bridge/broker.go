@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -65,10 +66,22 @@ func (b *Broker) URL() string { return "mqtt://" + b.addr }
 // Server gives access to the mochi server, for hooks.
 func (b *Broker) Server() *mqtt.Server { return b.srv }
 
-// Close stops the broker and disconnects its clients.
+// closeTimeout bounds how long Close waits for the broker to let go of
+// its clients.
+const closeTimeout = 5 * time.Second
+
+// Close stops the broker and disconnects its clients. It does not wait more
+// than a few seconds for clients that do not go.
 func (b *Broker) Close() error {
 	if b == nil || b.srv == nil {
 		return errors.New("broker not running")
 	}
-	return b.srv.Close()
+	done := make(chan error, 1)
+	go func() { done <- b.srv.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(closeTimeout):
+		return fmt.Errorf("broker close: clients still connected after %s", closeTimeout)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/myno-bridge/myno/ontology"
@@ -39,17 +40,20 @@ type moduleEntry struct {
 	devices map[string]bool
 }
 
-// persisted is the registry file's format.
+// persisted is the registry file's format. Devices of one shape share
+// one stored description.
 type persisted struct {
-	Version int               `json:"version"`
-	Devices []persistedDevice `json:"devices"`
+	Version      int               `json:"version"`
+	Descriptions map[string]string `json:"descriptions"` // by shape
+	Devices      []persistedDevice `json:"devices"`
 }
 
 type persistedDevice struct {
 	UUID         string    `json:"uuid"`
 	RegisteredAt time.Time `json:"registeredAt"`
-	Description  string    `json:"description"`
+	Shape        string    `json:"shape"`
 	Firmware     string    `json:"firmware,omitempty"`
+	Description  string    `json:"-"`
 }
 
 const registryFile = "registry.json"
@@ -67,12 +71,19 @@ func loadRegistry(dir string) ([]persistedDevice, error) {
 	if err := json.Unmarshal(data, &p); err != nil {
 		return nil, fmt.Errorf("registry %s: %w", filepath.Join(dir, registryFile), err)
 	}
+	for i := range p.Devices {
+		p.Devices[i].Description = p.Descriptions[p.Devices[i].Shape]
+	}
 	return p.Devices, nil
 }
 
 // saveRegistry writes the devices atomically (temp file, fsync, rename).
 func saveRegistry(dir string, devs []persistedDevice) error {
-	data, err := json.MarshalIndent(persisted{Version: 1, Devices: devs}, "", " ")
+	p := persisted{Version: 2, Descriptions: map[string]string{}, Devices: devs}
+	for _, d := range devs {
+		p.Descriptions[d.Shape] = d.Description
+	}
+	data, err := json.MarshalIndent(p, "", " ")
 	if err != nil {
 		return err
 	}
@@ -99,3 +110,62 @@ func saveRegistry(dir string, devs []persistedDevice) error {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// saver writes the registry in the background and lets callers wait until
+// their change is on disk; changes that arrive while a write is under way
+// go out together in the next one (group commit).
+type saver struct {
+	mu        sync.Mutex
+	cond      *sync.Cond
+	requested uint64
+	saved     uint64
+	err       error
+	closed    bool
+	write     func() error
+}
+
+func newSaver(write func() error) *saver {
+	s := &saver{write: write}
+	s.cond = sync.NewCond(&s.mu)
+	go s.loop()
+	return s
+}
+
+// save returns once a write that includes the caller's change has finished.
+func (s *saver) save() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requested++
+	mine := s.requested
+	s.cond.Broadcast()
+	for s.saved < mine && !s.closed {
+		s.cond.Wait()
+	}
+	return s.err
+}
+
+func (s *saver) loop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		for s.saved == s.requested && !s.closed {
+			s.cond.Wait()
+		}
+		if s.closed {
+			return
+		}
+		target := s.requested
+		s.mu.Unlock()
+		err := s.write()
+		s.mu.Lock()
+		s.saved, s.err = target, err
+		s.cond.Broadcast()
+	}
+}
+
+func (s *saver) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}

@@ -150,7 +150,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b.nc, err = netconf.NewServer(netconf.Config{HostKey: hostKey, Users: users,
-		Access: &netconf.AccessControl{Rules: netconf.ReadOnlyRules()}, Logger: cfg.Logger})
+		Access: netconf.DefaultAccess(), Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

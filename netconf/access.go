@@ -32,8 +32,20 @@ type AccessControl struct {
 	ExecDefault Action // "" means permit
 }
 
-// ReadOnlyGroup is the group of ReadOnlyRules.
-const ReadOnlyGroup = "read-only"
+// Groups of DefaultAccess.
+const (
+	AdminGroup    = "admin"
+	ReadOnlyGroup = "read-only"
+)
+
+// DefaultAccess is the rule set to start from: group admin may do
+// everything, group read-only what ReadOnlyRules allow, and everyone else
+// nothing but close-session (exec-default deny: a user without a group, or
+// with a mistyped one, gets access-denied).
+func DefaultAccess() *AccessControl {
+	rules := []Rule{{Groups: []string{AdminGroup}, Module: "*", RPC: "*", Action: Permit}}
+	return &AccessControl{Rules: append(rules, ReadOnlyRules()...), ExecDefault: Deny}
+}
 
 // ReadOnlyRules let group read-only get, get-config, get-schema, subscribe
 // to notifications and end its session, and deny every other operation.

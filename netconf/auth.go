@@ -156,9 +156,15 @@ func (u *Users) LoadAuthorizedKeys(dir string) error {
 			return err
 		}
 		for len(bytes.TrimSpace(data)) > 0 {
-			key, _, _, rest, err := ssh.ParseAuthorizedKey(data)
+			key, _, options, rest, err := ssh.ParseAuthorizedKey(data)
 			if err != nil {
 				return fmt.Errorf("authorized keys for %s: %w", e.Name(), err)
+			}
+			if len(options) > 0 {
+				// from=, expiry-time= and friends are not enforced here, so
+				// a key that carries them is refused rather than trusted
+				// more widely than intended.
+				return fmt.Errorf("authorized keys for %s: options %q are not supported", e.Name(), options)
 			}
 			user.AuthorizedKeys = append(user.AuthorizedKeys, key)
 			data = rest

@@ -93,7 +93,7 @@ func startServer(t testing.TB, mutate func(*netconf.Config)) *testServer {
 	cfg := netconf.Config{
 		HostKey: hostKey,
 		Users:   users,
-		Access:  &netconf.AccessControl{Rules: netconf.ReadOnlyRules()},
+		Access:  netconf.DefaultAccess(),
 		Logger:  discardLogger(),
 	}
 	if mutate != nil {

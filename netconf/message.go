@@ -83,6 +83,9 @@ type rpcRequest struct {
 // Attr is an XML attribute as carried between rpc and rpc-reply.
 type Attr struct{ Space, Local, Value string }
 
+// maxRPCAttrBytes bounds the attributes of one <rpc>.
+const maxRPCAttrBytes = 4096
+
 // errNotRPC marks a well-formed message that is not an <rpc>.
 var errNotRPC = errors.New("not an rpc")
 
@@ -101,6 +104,16 @@ func decodeRPC(msg []byte, lim Limits) (*rpcRequest, error) {
 		return nil, fmt.Errorf("%w: <%s>", errNotRPC, root.Name.Local)
 	}
 	req := &rpcRequest{}
+	attrBytes := 0
+	for _, a := range root.Attrs {
+		attrBytes += len(a.Name.Space) + len(a.Name.Local) + len(a.Value)
+	}
+	if attrBytes > maxRPCAttrBytes {
+		// Attributes come back on the reply: bound what a client can make
+		// the server hold per queued reply.
+		return nil, (&RPCError{Type: ErrTypeRPC, Tag: TagBadAttribute,
+			Message: fmt.Sprintf("<rpc> attributes exceed %d bytes", maxRPCAttrBytes)}).WithInfo("bad-element", "rpc")
+	}
 	for _, a := range root.Attrs {
 		req.attrs = append(req.attrs, Attr{Space: a.Name.Space, Local: a.Name.Local, Value: a.Value})
 		if a.Name.Local == "message-id" && (a.Name.Space == "" || a.Name.Space == NSBase) {

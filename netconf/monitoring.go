@@ -60,10 +60,9 @@ func builtinModules() []*Module {
 		if err != nil {
 			panic(fmt.Sprintf("embedded module %s: %v", e.Name(), err))
 		}
-		switch m.Name {
-		case "ietf-yang-types", "ietf-inet-types", "ietf-datastores", "ietf-netconf-notifications":
-			m.ImportOnly = m.Name != "ietf-netconf-notifications"
-		}
+		// ietf-datastores is implemented: its identities are values in
+		// the yang-library data (ds:running).
+		m.ImportOnly = m.Name == "ietf-yang-types" || m.Name == "ietf-inet-types"
 		mm := m
 		out = append(out, &mm)
 	}
@@ -103,7 +102,7 @@ func (s *Server) monitoringState() []*Element {
 		datastores.Children[0].Children = append(datastores.Children[0].Children,
 			NewNode(NSMonitoring, "locks", NewNode(NSMonitoring, "global-lock",
 				mon("locked-by-session", strconv.FormatUint(uint64(s.lockOwner), 10)),
-				mon("locked-time", timestamp(s.started)))))
+				mon("locked-time", timestamp(s.lockTime)))))
 	}
 	s.mu.RUnlock()
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // builtinOp is a protocol operation the server implements itself.
@@ -66,9 +67,9 @@ func (s *Server) invoke(sess *session, req *rpcRequest) ([]*Element, error) {
 			Message: fmt.Sprintf("user %s may not run %s:%s", sess.info.User, module, op.Name.Local)}
 	}
 	if fn != nil {
-		return fn(sess.ctx, sess, op)
+		return fn(sess.hctx, sess, op)
 	}
-	return h.ServeRPC(sess.ctx, &Request{Session: sess.info, MessageID: messageID(req), Operation: op})
+	return h.ServeRPC(sess.hctx, &Request{Session: sess.info, MessageID: messageID(req), Operation: op})
 }
 
 func messageID(req *rpcRequest) string { return req.messageID }
@@ -171,6 +172,7 @@ func (s *Server) opLock(ctx context.Context, sess *session, op *Element) ([]*Ele
 			Message: fmt.Sprintf("running is locked by session %d", s.lockOwner)}).WithInfo("session-id", strconv.FormatUint(uint64(s.lockOwner), 10))
 	}
 	s.lockOwner = sess.info.ID
+	s.lockTime = time.Now().UTC()
 	return nil, nil
 }
 

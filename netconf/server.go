@@ -31,6 +31,7 @@ type Config struct {
 	IdleTimeout    time.Duration // no message while nothing is in flight; default 10m
 	MaxMessageSize int           // largest message accepted; default DefaultMaxMessage
 	MaxPipelined   int           // rpcs in flight per session before reading pauses; default 64
+	MaxStartups    int           // SSH handshakes in progress at once; default 32
 	XMLLimits      Limits        // nesting and element-count limits on every message
 
 	Logger *slog.Logger // default slog.Default()
@@ -57,6 +58,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxPipelined <= 0 {
 		c.MaxPipelined = 64
+	}
+	if c.MaxStartups <= 0 {
+		c.MaxStartups = 32
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -147,8 +151,10 @@ type Server struct {
 	listeners map[net.Listener]bool
 	conns     map[*ssh.ServerConn]bool
 
-	wg    sync.WaitGroup
-	stats counters
+	wg       sync.WaitGroup
+	stats    counters
+	startups chan struct{}
+	lockTime time.Time
 }
 
 // counters are the RFC 6022 statistics.
@@ -176,6 +182,7 @@ func NewServer(cfg Config) (*Server, error) {
 		sessions:  map[uint32]*session{},
 		listeners: map[net.Listener]bool{},
 		conns:     map[*ssh.ServerConn]bool{},
+		startups:  make(chan struct{}, cfg.MaxStartups),
 	}
 	s.sshConfig = &ssh.ServerConfig{
 		MaxAuthTries: cfg.MaxAuthTries,
@@ -348,6 +355,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	remote := conn.RemoteAddr().String()
+	// Bound the handshakes in progress (like OpenSSH's MaxStartups): each
+	// may cost bcrypt checks before anyone is authenticated.
+	select {
+	case s.startups <- struct{}{}:
+	default:
+		s.log.Warn("too many ssh handshakes in progress; connection dropped", "remote", remote)
+		return
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-s.startups
+		}
+	}
+	defer release()
 	// RFC 6242 §3: SSH transport; the handshake and authentication must
 	// finish in time, so a silent client cannot hold a connection.
 	_ = conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTime))
@@ -357,6 +380,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
+	release()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -373,6 +397,16 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}()
 	go ssh.DiscardRequests(reqs)
 	user := sc.Permissions.Extensions["user"]
+	// An authenticated connection must start a NETCONF session in time.
+	var hasSession atomic.Bool
+	sessionStarted := func() { hasSession.Store(true) }
+	noSession := time.AfterFunc(s.cfg.HelloTimeout, func() {
+		if !hasSession.Load() {
+			s.log.Info("ssh connection without a netconf session, closing", "user", user, "remote", remote)
+			sc.Close()
+		}
+	})
+	defer noSession.Stop()
 	s.log.Info("ssh connection", "user", user, "remote", remote)
 	var wg sync.WaitGroup
 	for nc := range chans {
@@ -387,7 +421,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if s.serveChannel(ctx, ch, chReqs, user, remote) {
+			if s.serveChannel(ctx, ch, chReqs, user, remote, func() { sc.Close() }, sessionStarted) {
 				// A NETCONF session ends its connection. The client gets a
 				// moment to disconnect by itself after the channel closed,
 				// so that it does not write into a reset connection.
@@ -412,7 +446,7 @@ const closeGrace = 2 * time.Second
 // serveChannel waits for the "netconf" subsystem request (RFC 6242 §3.1)
 // and runs the session. Every other request is refused. It reports whether
 // a session ran.
-func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, user, remote string) bool {
+func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, user, remote string, closeConn func(), started func()) bool {
 	defer ch.Close()
 	timer := time.NewTimer(s.cfg.HelloTimeout)
 	defer timer.Stop()
@@ -436,6 +470,8 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 				_ = req.Reply(false, nil)
 				return false
 			}
+			sess.closeConn = closeConn
+			started()
 			_ = req.Reply(true, nil)
 			go func() { // later requests on this channel are refused
 				for r := range reqs {
@@ -486,11 +522,14 @@ func (s *Server) newSession(ctx context.Context, ch ssh.Channel, user, remote st
 		s.nextID = 1
 	}
 	sctx, cancel := context.WithCancel(ctx)
+	hctx, hcancel := context.WithCancel(sctx)
 	sess := &session{
-		srv:    s,
-		ch:     ch,
-		ctx:    sctx,
-		cancel: cancel,
+		srv:     s,
+		ch:      ch,
+		ctx:     sctx,
+		cancel:  cancel,
+		hctx:    hctx,
+		hcancel: hcancel,
 		info: SessionInfo{ID: s.nextID, User: user, Groups: append([]string(nil), u.Groups...),
 			RemoteAddr: remote},
 		login: time.Now().UTC(),

@@ -3,6 +3,7 @@ package netconf
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
@@ -19,8 +20,13 @@ type session struct {
 	ch     ssh.Channel
 	ctx    context.Context
 	cancel context.CancelFunc
-	info   SessionInfo
-	login  time.Time
+	// hctx is the handlers' context: cancelled on a fatal error so that the
+	// replies queued before the error can drain.
+	hctx      context.Context
+	hcancel   context.CancelFunc
+	closeConn func() // ends the SSH connection: unblocks a writer stuck on a client that does not read
+	info      SessionInfo
+	login     time.Time
 
 	fw       *FrameWriter
 	base11   bool
@@ -111,7 +117,19 @@ func (sess *session) run() {
 		defer close(writerDone)
 		sess.writeLoop()
 	}()
-	defer func() { <-writerDone }()
+	defer func() {
+		// A client that stops reading blocks the writer inside the SSH
+		// channel, which no cancel reaches: end the connection.
+		select {
+		case <-writerDone:
+		case <-time.After(writeGrace):
+			s.log.Warn("netconf client not reading; closing its connection", sess.log()...)
+			if sess.closeConn != nil {
+				sess.closeConn()
+			}
+			<-writerDone
+		}
+	}()
 	defer sess.cancel()
 
 	idle := time.NewTimer(s.cfg.IdleTimeout)
@@ -267,8 +285,13 @@ func (sess *session) sendError(attrs []Attr, re *RPCError, end bool) bool {
 		return false
 	}
 	if end {
-		// Wait until the writer has sent it, then let the caller end.
-		<-sess.ctx.Done()
+		// Abort the rpcs still running so that the replies before this one
+		// drain; the writer ends the session after sending it.
+		sess.hcancel()
+		select {
+		case <-sess.ctx.Done():
+		case <-time.After(writeGrace):
+		}
 		return false
 	}
 	return true
@@ -336,8 +359,20 @@ func (sess *session) writeLoop() {
 	}
 }
 
-// serve runs one rpc and renders its reply.
-func (sess *session) serve(req *rpcRequest) []byte {
+// writeGrace is how long a session waits for its writer before it closes
+// the connection under it.
+const writeGrace = 2 * time.Second
+
+// serve runs one rpc and renders its reply. A panicking handler answers
+// operation-failed; it never takes the server down.
+func (sess *session) serve(req *rpcRequest) (reply []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			sess.srv.log.Error("netconf handler panicked", append(sess.log(), "rpc", req.operation.Name.Local, "panic", fmt.Sprint(r))...)
+			sess.outRPCErrors.Add(1)
+			reply = encodeReply(req.attrs, []*Element{NewRPCError(ErrTypeApplication, TagOperationFailed, "internal error in %s", req.operation.Name.Local).element()})
+		}
+	}()
 	body, err := sess.srv.invoke(sess, req)
 	if err != nil {
 		re := asRPCError(err)

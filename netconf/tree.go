@@ -80,7 +80,8 @@ func ParseElement(data []byte, lim Limits) (*Element, error) {
 	d.Strict = true
 	var root *Element
 	var stack []*Element
-	count := 0
+	var texts []*strings.Builder // text of each open element, kept apart so that appending stays linear
+	count, tokens := 0, 0
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
@@ -88,6 +89,11 @@ func ParseElement(data []byte, lim Limits) (*Element, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("xml: %w", err)
+		}
+		// Comments, character data and the rest count too: they cost
+		// work without being elements.
+		if tokens++; tokens > 4*lim.MaxElements {
+			return nil, fmt.Errorf("%w: more than %d tokens", ErrXMLLimit, 4*lim.MaxElements)
 		}
 		switch t := tok.(type) {
 		case xml.Directive:
@@ -124,12 +130,15 @@ func ParseElement(data []byte, lim Limits) (*Element, error) {
 				root = e
 			}
 			stack = append(stack, e)
+			texts = append(texts, &strings.Builder{})
 		case xml.EndElement:
 			e := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if len(e.Children) > 0 && strings.TrimSpace(e.Text) == "" {
-				e.Text = ""
+			text := texts[len(texts)-1].String()
+			stack, texts = stack[:len(stack)-1], texts[:len(texts)-1]
+			if len(e.Children) > 0 && strings.TrimSpace(text) == "" {
+				text = ""
 			}
+			e.Text = text
 		case xml.CharData:
 			if len(stack) == 0 {
 				if len(bytes.TrimSpace(t)) > 0 {
@@ -137,7 +146,7 @@ func ParseElement(data []byte, lim Limits) (*Element, error) {
 				}
 				continue
 			}
-			stack[len(stack)-1].Text += string(t)
+			texts[len(texts)-1].Write(t)
 		}
 	}
 	if root == nil {

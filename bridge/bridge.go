@@ -158,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	// MQTT.
 	url := cfg.MQTTURL
 	if url == "" {
-		b.broker, err = StartBroker(BrokerConfig{Listen: cfg.MQTTListen, Logger: cfg.Logger})
+		b.broker, err = StartBroker(BrokerConfig{Listen: cfg.MQTTListen, Logger: cfg.Logger, DataDir: cfg.DataDir})
 		if err != nil {
 			return nil, err
 		}

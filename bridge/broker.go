@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+	"go.etcd.io/bbolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
@@ -16,6 +19,9 @@ import (
 type BrokerConfig struct {
 	Listen            string // TCP address; "127.0.0.1:0" picks a free port
 	TopicAliasMaximum uint16 // topic aliases offered to MQTT 5 clients; 0 means 65535
+	// DataDir keeps retained messages, sessions, subscriptions and queued
+	// QoS 1 messages across restarts (a bbolt file); "" keeps them in memory.
+	DataDir string
 	MaxPacketSize     uint32 // 0 means 1 MiB
 	Logger            *slog.Logger
 }
@@ -46,6 +52,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: cfg.Logger, InlineClient: true})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, err
+	}
+	if cfg.DataDir != "" {
+		if err := srv.AddHook(new(bolt.Hook), &bolt.Options{Path: filepath.Join(cfg.DataDir, "broker.db"),
+			Options: &bbolt.Options{Timeout: 5 * time.Second}}); err != nil {
+			return nil, fmt.Errorf("broker storage: %w", err)
+		}
 	}
 	tcp := listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: cfg.Listen})
 	if err := srv.AddListener(tcp); err != nil {

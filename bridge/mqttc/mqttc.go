@@ -52,6 +52,9 @@ type Message struct {
 // its subscriptions after a reconnect.
 type Transport interface {
 	Publish(ctx context.Context, m Message, qos byte) error
+	// PublishRetained publishes with QoS 1 and the retain flag: the broker
+	// keeps the message for later subscribers.
+	PublishRetained(ctx context.Context, m Message) error
 	Subscribe(ctx context.Context, topic string) error
 	Unsubscribe(ctx context.Context, topic string) error
 	// Close unsubscribes nothing; it disconnects cleanly.
@@ -216,6 +219,15 @@ func (t *transport5) Publish(ctx context.Context, m Message, qos byte) error {
 	return err
 }
 
+func (t *transport5) PublishRetained(ctx context.Context, m Message) error {
+	p := &paho.Publish{Topic: m.Topic, Payload: m.Payload, QoS: 1, Retain: true}
+	if m.ResponseTopic != "" || m.CorrelationData != nil {
+		p.Properties = &paho.PublishProperties{ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData}
+	}
+	_, err := t.cm.Publish(ctx, p)
+	return err
+}
+
 func (t *transport5) Subscribe(ctx context.Context, topic string) error {
 	t.subs.add(topic)
 	_, err := t.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}})
@@ -301,6 +313,10 @@ func waitToken(ctx context.Context, tok mqtt311.Token) error {
 
 func (t *transport311) Publish(ctx context.Context, m Message, qos byte) error {
 	return waitToken(ctx, t.c.Publish(m.Topic, qos, false, m.Payload))
+}
+
+func (t *transport311) PublishRetained(ctx context.Context, m Message) error {
+	return waitToken(ctx, t.c.Publish(m.Topic, 1, true, m.Payload))
 }
 
 func (t *transport311) Subscribe(ctx context.Context, topic string) error {

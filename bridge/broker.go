@@ -10,8 +10,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
-	"go.etcd.io/bbolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"go.etcd.io/bbolt"
 )
 
 // BrokerConfig configures the embedded MQTT broker (mochi-mqtt, MQTT 3.1.1
@@ -21,9 +21,9 @@ type BrokerConfig struct {
 	TopicAliasMaximum uint16 // topic aliases offered to MQTT 5 clients; 0 means 65535
 	// DataDir keeps retained messages, sessions, subscriptions and queued
 	// QoS 1 messages across restarts (a bbolt file); "" keeps them in memory.
-	DataDir string
-	MaxPacketSize     uint32 // 0 means 1 MiB
-	Logger            *slog.Logger
+	DataDir       string
+	MaxPacketSize uint32 // 0 means 1 MiB
+	Logger        *slog.Logger
 }
 
 // Broker is a running embedded broker.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -115,5 +116,52 @@ func TestDeviceCommandErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(errOut, tc.msg) {
 			t.Errorf("%v: exit %d, %s", tc.args, code, errOut)
 		}
+	}
+}
+
+// myno demo (what make run starts): the bridge on the embedded broker and
+// three devices; a NETCONF client can call a device rpc.
+func TestDemoCommand(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("MYNO_ADMIN_PASSWORD", "demo-pw")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"myno", "demo", "--data-dir", dir, "--netconf-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0",
+			"--descriptions", filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions"), "--log-level", "warn"}, &out, &errOut)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "Stop with Ctrl-C") {
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not come up:\n%s\n%s", out.String(), errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	text := out.String()
+	for _, want := range []string{"ssh -p ", "-s netconf", "ncclient", "myno rpc", "yangcli"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("instructions lack %q:\n%s", want, text)
+		}
+	}
+	addr := regexp.MustCompile(`NETCONF on (127\.0\.0\.1:\d+)`).FindStringSubmatch(text)
+	ns := regexp.MustCompile(`urn:myno:yang:myno-led-color-1-[0-9a-f]+`).FindString(text)
+	if addr == nil || ns == "" {
+		t.Fatalf("no address or namespace in:\n%s", text)
+	}
+	code, reply, rpcErr := runMyno(t, "rpc", "--addr", addr[1], "--password", "demo-pw",
+		`<ledOn xmlns="`+ns+`"><uuidInput>demo-led-1</uuidInput></ledOn>`)
+	if code != 0 || !strings.Contains(reply, "<retval") {
+		t.Fatalf("rpc: exit %d %s %s", code, reply, rpcErr)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("demo exit %d:\n%s", code, errOut.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("demo did not stop")
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/netconf"
@@ -184,7 +185,7 @@ func BenchmarkBridgeRPC(b *testing.B) {
 // one rpc at a time; rpcs per second through the whole path.
 func BenchmarkBridgeThroughput(b *testing.B) {
 	const sessions, ndev = 16, 100
-	br := startBridge(b, b.TempDir(), nil)
+	br := startBridge(b, b.TempDir(), func(c *bridge.Config) { c.RPCTimeout = 10 * time.Second })
 	defer br.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -164,13 +164,17 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		}
 		url = b.broker.URL()
 	}
-	b.mq, err = mqttc.Dial(ctx, mqttc.Config{URL: url, ClientID: "myno-bridge-" + randomID(), Protocol: mqttc.MQTT5,
-		OnMessage: b.onMessage, Logger: cfg.Logger, Username: cfg.MQTTUsername, Password: cfg.MQTTPassword,
-		// The broker keeps the bridge's subscriptions and queued QoS 1
-		// messages through a short outage.
-		SessionExpiry: 5 * time.Minute})
-	if err != nil {
-		return nil, err
+	if b.broker != nil {
+		b.mq = newInlineTransport(b.broker, b.onMessage)
+	} else {
+		b.mq, err = mqttc.Dial(ctx, mqttc.Config{URL: url, ClientID: "myno-bridge-" + randomID(), Protocol: mqttc.MQTT5,
+			OnMessage: b.onMessage, Logger: cfg.Logger, Username: cfg.MQTTUsername, Password: cfg.MQTTPassword,
+			// The broker keeps the bridge's subscriptions and queued QoS 1
+			// messages through a short outage.
+			SessionExpiry: 5 * time.Minute})
+		if err != nil {
+			return nil, err
+		}
 	}
 	for _, topic := range []string{wire.TopicCreate, wire.TopicLegacy, wire.TopicUpdate, wire.TopicDelete, wire.TopicRetrieve, "response/+"} {
 		if err := b.mq.Subscribe(ctx, topic); err != nil {

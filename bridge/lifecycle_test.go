@@ -2,6 +2,8 @@ package bridge_test
 
 import (
 	"context"
+
+	gonetconf "github.com/Juniper/go-netconf/netconf"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -34,16 +36,7 @@ func TestRegistrySurvivesRestart(t *testing.T) {
 	}
 	// The devices reconnect to the restarted embedded broker by themselves.
 	s := session(t, b2.NetconfAddr())
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, re := exec1(t, s, `<ledOff xmlns="`+namespace(t, "led-color.jsonld")+`"><uuidInput>led-r</uuidInput></ledOff>`)
-		if re == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no answer after restart: %v", re)
-		}
-	}
+	waitAnswers(t, s, "led-r", "rgb-r", "relay-r")
 	rpcs(t, s, "led-r", "rgb-r", "relay-r")
 }
 
@@ -104,22 +97,7 @@ func TestExternalMosquitto(t *testing.T) {
 	m.Restart()
 	// The bridge and every device reconnect by themselves (the 3.1.1 ones
 	// through another client library): wait until each answers again.
-	for _, op := range []string{
-		`<ledOff xmlns="` + namespace(t, "led-color.jsonld") + `"><uuidInput>led-m</uuidInput></ledOff>`,
-		`<lampOff xmlns="` + namespace(t, "rgb-lamp.jsonld") + `"><uuidInput>rgb-m</uuidInput></lampOff>`,
-		`<relayOff xmlns="` + namespace(t, "relay-sensors.jsonld") + `"><uuidInput>relay-m</uuidInput></relayOff>`,
-	} {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			_, re := exec1(t, s, op)
-			if re == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("rpcs do not work after the broker restart: %v", re)
-			}
-		}
-	}
+	waitAnswers(t, s, "led-m", "rgb-m", "relay-m")
 	rpcs(t, s, "led-m", "rgb-m", "relay-m")
 }
 
@@ -139,4 +117,26 @@ func TestNcclientThroughTheBridge(t *testing.T) {
 	}
 	text := string(out)
 	mustContain(t, text, "setColor: OK", "setRgb: OK", "bad colour: invalid-value", "schema: module myno-led-color-1-", "get: led-nc")
+}
+
+// waitAnswers waits until the LED, RGB and relay devices answer again
+// after a restart.
+func waitAnswers(t *testing.T, s *gonetconf.Session, led, rgb, relay string) {
+	t.Helper()
+	for _, op := range []string{
+		`<ledOff xmlns="` + namespace(t, "led-color.jsonld") + `"><uuidInput>` + led + `</uuidInput></ledOff>`,
+		`<lampOff xmlns="` + namespace(t, "rgb-lamp.jsonld") + `"><uuidInput>` + rgb + `</uuidInput></lampOff>`,
+		`<relayOff xmlns="` + namespace(t, "relay-sensors.jsonld") + `"><uuidInput>` + relay + `</uuidInput></relayOff>`,
+	} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			_, re := exec1(t, s, op)
+			if re == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no answer after the restart: %v", re)
+			}
+		}
+	}
 }

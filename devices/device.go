@@ -80,6 +80,26 @@ func New(cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("description: %w", err)
 	}
+	cfg.setDefaults()
+	d := &Device{
+		cfg:           cfg,
+		model:         tmpl.Instantiate(cfg.UUID),
+		log:           cfg.Logger.With("uuid", cfg.UUID),
+		state:         map[string]string{},
+		boot:          make(chan bootAnswer, 4),
+		commandTopics: map[string][]*ontology.Function{},
+	}
+	for i := range d.model.Functions {
+		f := &d.model.Functions[i]
+		// The template topic decides between "%s" and "/<uuid>".
+		topic := wire.CommandTopic(tmpl.Functions[i].Topic, cfg.UUID)
+		d.commandTopics[topic] = append(d.commandTopics[topic], f)
+	}
+	return d, nil
+}
+
+// setDefaults fills in the documented defaults.
+func (cfg *Config) setDefaults() {
 	if cfg.ChunkSize == 0 {
 		cfg.ChunkSize = DefaultChunkSize
 	}
@@ -98,21 +118,6 @@ func New(cfg Config) (*Device, error) {
 	if cfg.Protocol == "" {
 		cfg.Protocol = MQTT5
 	}
-	d := &Device{
-		cfg:           cfg,
-		model:         tmpl.Instantiate(cfg.UUID),
-		log:           cfg.Logger.With("uuid", cfg.UUID),
-		state:         map[string]string{},
-		boot:          make(chan bootAnswer, 4),
-		commandTopics: map[string][]*ontology.Function{},
-	}
-	for i := range d.model.Functions {
-		f := &d.model.Functions[i]
-		// The template topic decides between "%s" and "/<uuid>".
-		topic := wire.CommandTopic(tmpl.Functions[i].Topic, cfg.UUID)
-		d.commandTopics[topic] = append(d.commandTopics[topic], f)
-	}
-	return d, nil
 }
 
 // NewRaw prepares a device that publishes cfg.Description as it is, even
@@ -127,21 +132,10 @@ func NewRaw(cfg Config) (*Device, error) {
 		return nil, err
 	}
 	raw := cfg
-	if raw.ChunkSize == 0 {
-		raw.ChunkSize = DefaultChunkSize
-	}
-	if raw.BootstrapTimeout <= 0 {
-		raw.BootstrapTimeout = 5 * time.Second
-	}
 	if raw.BootstrapAttempts <= 0 {
-		raw.BootstrapAttempts = 1
+		raw.BootstrapAttempts = 1 // a refused description is the expected outcome
 	}
-	if raw.Logger == nil {
-		raw.Logger = slog.Default()
-	}
-	if raw.Protocol == "" {
-		raw.Protocol = MQTT5
-	}
+	raw.setDefaults()
 	good.cfg = raw
 	good.log = raw.Logger.With("uuid", cfg.UUID)
 	good.commandTopics = map[string][]*ontology.Function{}

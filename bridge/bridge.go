@@ -3,6 +3,8 @@ package bridge
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -34,6 +36,12 @@ type Config struct {
 	MQTTListen   string // default 127.0.0.1:1883
 	MQTTUsername string
 	MQTTPassword string
+	// MQTTConnectTimeout bounds the first connection to an external
+	// broker; default 30s. Later outages are retried for ever.
+	MQTTConnectTimeout time.Duration
+	// MQTTCAFile holds PEM certificates to trust for an mqtts:// broker,
+	// besides the system's roots.
+	MQTTCAFile string
 
 	DataDir       string // registry, host key, users; default ./myno-data
 	UsersFile     string // default <DataDir>/users
@@ -74,6 +82,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AssemblyTimeout <= 0 {
 		c.AssemblyTimeout = 30 * time.Second
+	}
+	if c.MQTTConnectTimeout <= 0 {
+		c.MQTTConnectTimeout = 30 * time.Second
 	}
 	if c.OfflineAfter <= 0 {
 		c.OfflineAfter = 5 * time.Minute
@@ -167,8 +178,14 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	if b.broker != nil {
 		b.mq = newInlineTransport(b.broker, b.onMessage)
 	} else {
-		b.mq, err = mqttc.Dial(ctx, mqttc.Config{URL: url, ClientID: "myno-bridge-" + randomID(), Protocol: mqttc.MQTT5,
-			OnMessage: b.onMessage, Logger: cfg.Logger, Username: cfg.MQTTUsername, Password: cfg.MQTTPassword,
+		tlsCfg, err := tlsConfig(cfg.MQTTCAFile)
+		if err != nil {
+			return nil, err
+		}
+		dctx, cancel := context.WithTimeout(ctx, cfg.MQTTConnectTimeout)
+		defer cancel()
+		b.mq, err = mqttc.Dial(dctx, mqttc.Config{URL: url, ClientID: "myno-bridge-" + randomID(), Protocol: mqttc.MQTT5,
+			OnMessage: b.onMessage, Logger: cfg.Logger, Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLSConfig: tlsCfg,
 			// The broker keeps the bridge's subscriptions and queued QoS 1
 			// messages through a short outage.
 			SessionExpiry: 5 * time.Minute})
@@ -287,6 +304,26 @@ func (b *Bridge) loadUsers() (*netconf.Users, error) {
 		return nil, err
 	}
 	return users, nil
+}
+
+// tlsConfig trusts the system roots plus the PEM certificates in caFile;
+// nil when there is no file (the client then uses the system roots).
+func tlsConfig(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 func randomID() string {

@@ -6,6 +6,7 @@ package mqttc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,6 +83,9 @@ type Config struct {
 	// messages) at the broker for this long after a disconnect (MQTT 5
 	// §3.1.2.11.2); 0 ends it with the connection.
 	SessionExpiry time.Duration
+	// TLSConfig is used for mqtts:// (also tls://, ssl://) URLs; nil means
+	// the system's roots.
+	TLSConfig *tls.Config
 	// Username and Password authenticate to the broker, when it asks.
 	Username string
 	Password string
@@ -93,8 +97,17 @@ func Dial(ctx context.Context, cfg Config) (Transport, error) {
 		cfg.Logger = slog.Default()
 	}
 	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "mqtt" && u.Scheme != "tcp") || u.Host == "" {
-		return nil, fmt.Errorf("bad broker URL %q: want mqtt://host:port", cfg.URL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("bad broker URL %q: want mqtt://host:port or mqtts://host:port", cfg.URL)
+	}
+	switch u.Scheme {
+	case "mqtt", "tcp":
+	case "mqtts", "tls", "ssl":
+		if cfg.TLSConfig == nil {
+			cfg.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+	default:
+		return nil, fmt.Errorf("bad broker URL %q: scheme %q, want mqtt or mqtts", cfg.URL, u.Scheme)
 	}
 	switch cfg.Protocol {
 	case MQTT311:
@@ -133,9 +146,15 @@ type transport5 struct {
 
 func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	t := &transport5{subs: &subscriptions{topics: map[string]bool{}}}
+	if cfg.TLSConfig != nil {
+		tu := *u
+		tu.Scheme = "tls" // autopaho's name for MQTT over TLS
+		u = &tu
+	}
 	onMsg := cfg.OnMessage
 	ac := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
+		TlsCfg:                        cfg.TLSConfig,
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,
 		SessionExpiryInterval:         uint32(cfg.SessionExpiry / time.Second),
@@ -263,8 +282,13 @@ type transport311 struct {
 
 func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	t := &transport311{subs: &subscriptions{topics: map[string]bool{}}, on: cfg.OnMessage}
+	scheme := "tcp://"
+	if cfg.TLSConfig != nil {
+		scheme = "ssl://"
+	}
 	opts := mqtt311.NewClientOptions().
-		AddBroker("tcp://" + u.Host).
+		AddBroker(scheme + u.Host).
+		SetTLSConfig(cfg.TLSConfig).
 		SetClientID(cfg.ClientID).
 		SetProtocolVersion(4). // MQTT 3.1.1
 		SetCleanSession(true).

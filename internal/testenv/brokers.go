@@ -39,7 +39,7 @@ func StartMosquitto(t testing.TB) *Mosquitto {
 		bin = Tool(t, "mosquitto")
 	}
 	m := &Mosquitto{t: t, Port: FreePort(t), dir: t.TempDir()}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file %s\nmax_keepalive 60\n",
+	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file %s\nmax_keepalive 60\nset_tcp_nodelay true\n",
 		m.Port, filepath.Join(m.dir, "mosquitto.log"))
 	if err := os.WriteFile(filepath.Join(m.dir, "mosquitto.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -61,6 +61,8 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			bridgeCommand(),
 			demoCommand(),
 			rpcCommand(),
+			keysCommand(),
+			manifestCommand(),
 		},
 	}
 }

@@ -59,6 +59,7 @@ type Device struct {
 	bootCorr []byte
 
 	commandTopics map[string][]*ontology.Function
+	mup           *mupDevice
 
 	Registered atomic.Bool
 	Commands   atomic.Uint64
@@ -344,9 +345,15 @@ func (d *Device) onMessage(m Message) {
 		}
 		return
 	}
+	if d.mup != nil && strings.HasPrefix(m.Topic, d.mupTopicPrefix()) {
+		d.mup.onSlice(m)
+		return
+	}
 	funcs, ok := d.commandTopics[m.Topic]
 	if !ok {
 		return
 	}
 	go d.command(m, funcs)
 }
+
+func (d *Device) mupTopicPrefix() string { return firmwareTopic(d) }

@@ -1,0 +1,185 @@
+package devices
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"strings"
+	"sync"
+
+	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/ontology"
+)
+
+// MUPConfig makes a device MUP-capable: it answers getDeviceToken,
+// sendExtendedManifest and sendFirmwareImage (matched by function name)
+// and receives firmware slices on the sendFirmwareImage input data point.
+type MUPConfig struct {
+	AppID     string
+	Version   uint32 // the running firmware version
+	SlotSize  uint32 // the largest image the update slot holds
+	VendorKey *ecdsa.PublicKey
+	// ServerKey is the Update Server key, from a certificate the device
+	// checked against the vendor CA (mup.VerifyServerCertificate).
+	ServerKey *ecdsa.PublicKey
+}
+
+// mupDevice is the device side of MUP (MUP paper, Fig. 2).
+type mupDevice struct {
+	d   *Device
+	cfg MUPConfig
+
+	mu       sync.Mutex
+	version  uint32
+	nonce    []byte // of the last token; single use
+	manifest *mup.VendorManifest
+	topic    string // firmware topic while a transfer is allowed
+	next     uint32 // the next slice index expected
+	received uint32
+	digest   hash.Hash
+}
+
+// EnableMUP installs the MUP handlers on a device made by New.
+func (d *Device) EnableMUP(cfg MUPConfig) error {
+	m := &mupDevice{d: d, cfg: cfg, version: cfg.Version}
+	if d.cfg.Handlers == nil {
+		d.cfg.Handlers = map[string]CommandHandler{}
+	}
+	found := 0
+	for i := range d.model.Functions {
+		f := &d.model.Functions[i]
+		switch f.Name {
+		case "getDeviceToken":
+			d.cfg.Handlers[f.Method] = m.token
+		case "sendExtendedManifest":
+			d.cfg.Handlers[f.Method] = m.manifestCmd
+		case "sendFirmwareImage":
+			if f.InputTopic == "" {
+				return fmt.Errorf("sendFirmwareImage has no input data point for the firmware")
+			}
+			d.cfg.Handlers[f.Method] = m.image
+		default:
+			continue
+		}
+		found++
+	}
+	if found != 3 {
+		return fmt.Errorf("description lacks getDeviceToken, sendExtendedManifest or sendFirmwareImage")
+	}
+	d.mup = m
+	return nil
+}
+
+// FirmwareVersion is the running version.
+func (d *Device) FirmwareVersion() uint32 {
+	if d.mup == nil {
+		return 0
+	}
+	d.mup.mu.Lock()
+	defer d.mup.mu.Unlock()
+	return d.mup.version
+}
+
+func (m *mupDevice) token(ctx context.Context, d *Device, f *ontology.Function, args []string) (string, []string) {
+	m.mu.Lock()
+	m.nonce = mup.NewNonce()
+	t := mup.Token{UUID: d.cfg.UUID, Nonce: m.nonce, Version: m.version}
+	m.mu.Unlock()
+	return mup.StateOK, t.Outputs()
+}
+
+func (m *mupDevice) manifestCmd(ctx context.Context, d *Device, f *ontology.Function, args []string) (string, []string) {
+	raw, err := base64.StdEncoding.DecodeString(args[0])
+	if err != nil {
+		return mup.StateManifestInvalid, nil
+	}
+	m.mu.Lock()
+	st := &mup.DeviceState{UUID: d.cfg.UUID, Nonce: m.nonce, AppID: m.cfg.AppID, Version: m.version, SlotSize: m.cfg.SlotSize,
+		VendorKey: m.cfg.VendorKey, ServerKey: m.cfg.ServerKey, SlotInUse: m.topic != "" && m.manifest != nil && m.received > 0}
+	m.nonce = nil // single use, whatever the outcome
+	m.mu.Unlock()
+	state, vm := mup.CheckManifest(raw, st)
+	if state != mup.StateOK {
+		d.log.Warn("manifest refused", "state", state)
+		return state, nil
+	}
+	// Only now does the device listen for firmware (the DoS window is minimal).
+	topic := firmwareTopic(d)
+	if err := d.tr.Subscribe(ctx, topic); err != nil {
+		return mup.StateError, nil
+	}
+	m.mu.Lock()
+	m.manifest, m.topic, m.next, m.received, m.digest = vm, topic, 0, 0, sha256.New()
+	m.mu.Unlock()
+	d.log.Info("manifest accepted", "version", vm.Version, "size", vm.Size)
+	return mup.StateOK, nil
+}
+
+func firmwareTopic(d *Device) string {
+	for i := range d.model.Functions {
+		if d.model.Functions[i].Name == "sendFirmwareImage" {
+			return d.model.Functions[i].InputTopic // bound to the UUID
+		}
+	}
+	return ""
+}
+
+// AckTopic is where a device acknowledges the slices of firmwareTopic.
+func AckTopic(firmwareTopic string) string { return firmwareTopic + "/ack" }
+
+// onSlice takes slices in order, hashing as they stream; anything else is
+// answered by re-acking the last good slice.
+func (m *mupDevice) onSlice(msg Message) {
+	s, err := mup.DecodeSlice(msg.Payload)
+	m.mu.Lock()
+	if m.manifest == nil || msg.Topic != m.topic {
+		m.mu.Unlock()
+		return
+	}
+	if err == nil && s.Index == m.next && m.received+uint32(len(s.Data)) <= m.manifest.Size {
+		m.digest.Write(s.Data)
+		m.received += uint32(len(s.Data))
+		m.next++
+	}
+	var ack []byte
+	if m.next > 0 {
+		ack = mup.Ack{Index: m.next - 1}.Encode()
+	}
+	topic := m.topic
+	m.mu.Unlock()
+	if ack != nil {
+		_ = m.d.tr.Publish(context.Background(), Message{Topic: AckTopic(topic), Payload: ack}, 1)
+	}
+}
+
+func (m *mupDevice) image(ctx context.Context, d *Device, f *ontology.Function, args []string) (string, []string) {
+	m.mu.Lock()
+	vm, topic := m.manifest, m.topic
+	var got []byte
+	if m.digest != nil {
+		got = m.digest.Sum(nil)
+	}
+	complete := vm != nil && m.received == vm.Size
+	m.manifest, m.topic, m.digest = nil, "", nil
+	m.mu.Unlock()
+	if vm == nil {
+		return mup.StateError, nil
+	}
+	_ = d.tr.Unsubscribe(ctx, topic)
+	claimed, _ := hex.DecodeString(strings.TrimSpace(args[0]))
+	if !complete || hex.EncodeToString(got) != hex.EncodeToString(vm.Digest) || hex.EncodeToString(claimed) != hex.EncodeToString(vm.Digest) {
+		d.log.Warn("image invalid", "complete", complete)
+		return mup.StateImageInvalid, nil
+	}
+	// "Reboot" into the new version.
+	m.mu.Lock()
+	m.version = vm.Version
+	m.mu.Unlock()
+	d.log.Info("firmware installed", "version", vm.Version)
+	return mup.StateOK, nil
+}
+

@@ -1,0 +1,310 @@
+package mup
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	gonetconf "github.com/Juniper/go-netconf/netconf"
+	"github.com/veraison/go-cose"
+
+	"github.com/myno-bridge/myno/bridge/mqttc"
+)
+
+// FlowControl says how slices are paced.
+type FlowControl string
+
+// Flow control modes.
+const (
+	StopAndWait FlowControl = "stop-and-wait" // one slice in flight, as in the paper
+	Windowed    FlowControl = "windowed"      // up to Window slices in flight, cumulative acks
+)
+
+// UpdateConfig is one device update.
+type UpdateConfig struct {
+	UUID         string
+	VendorSigned []byte // the vendor manifest (COSE_Sign1), from myno manifest sign
+	Image        []byte
+	ServerKey    *ecdsa.PrivateKey
+	NETCONF      *gonetconf.Session
+	MQTTURL      string // the broker the slices go through, straight
+	SliceSize    int    // default 600
+	Flow         FlowControl
+	Window       int           // default 8
+	AckTimeout   time.Duration // before a slice is sent again; default 1s
+	MaxRetries   int           // per slice; default 10
+	RebootWait   time.Duration // for the new version to show; default 10s
+	// Progress is called after each acknowledged slice.
+	Progress func(sent, total int, bytes int)
+}
+
+// Result tells how an update went, phase by phase.
+type Result struct {
+	State    string // the device's last state code
+	Phases   map[string]time.Duration
+	Slices   int
+	Resent   int
+	Version  uint32
+	FailedAt string
+}
+
+// UpdateError is a refused or failed update, with the step and the state.
+type UpdateError struct {
+	Step  string
+	State string
+	Err   error
+}
+
+func (e *UpdateError) Error() string {
+	msg := "update failed at " + e.Step
+	if e.State != "" {
+		msg += ": device answered " + e.State
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *UpdateError) Unwrap() error { return e.Err }
+
+var reNamespace = regexp.MustCompile(`<devices xmlns="(urn:myno:yang:[^"]+)"><device><uuid>`)
+
+// Update runs MUP for one device (MUP paper, Fig. 2): token, extended
+// manifest, slices straight to the broker, image check, new version.
+func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
+	if cfg.SliceSize <= 0 {
+		cfg.SliceSize = 600
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 8
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = time.Second
+	}
+	if cfg.MaxRetries <= 0 {
+		cfg.MaxRetries = 10
+	}
+	if cfg.RebootWait <= 0 {
+		cfg.RebootWait = 10 * time.Second
+	}
+	res := &Result{Phases: map[string]time.Duration{}}
+	phase := func(name string, start time.Time) { res.Phases[name] = time.Since(start) }
+
+	// Which module serves the device: its devices list names it.
+	start := time.Now()
+	reply, err := cfg.NETCONF.Exec(gonetconf.RawMethod(`<get><filter type="subtree"><devices xmlns=""><device><uuid>` + cfg.UUID + `</uuid></device></devices></filter></get>`))
+	if err != nil {
+		return res, &UpdateError{Step: "find device", Err: err}
+	}
+	m := reNamespace.FindStringSubmatch(reply.Data)
+	if m == nil {
+		return res, &UpdateError{Step: "find device", Err: fmt.Errorf("no registered device %s", cfg.UUID)}
+	}
+	ns := m[1]
+	call := func(rpc string, inputs string) (string, []string, error) {
+		r, err := cfg.NETCONF.Exec(gonetconf.RawMethod(`<` + rpc + ` xmlns="` + ns + `"><uuidInput>` + cfg.UUID + `</uuidInput>` + inputs + `</` + rpc + `>`))
+		if err != nil {
+			return "", nil, err
+		}
+		return parseOutput(r.Data)
+	}
+
+	// 1. Token.
+	state, outs, err := call("getDeviceToken", "")
+	if err != nil || state != StateOK {
+		return res, &UpdateError{Step: "getDeviceToken", State: state, Err: err}
+	}
+	tok, err := DecodeToken(outs)
+	if err != nil {
+		return res, &UpdateError{Step: "getDeviceToken", Err: err}
+	}
+	phase("token", start)
+
+	// 2. Extended manifest.
+	start = time.Now()
+	ext, err := SignExtendedManifest(cfg.VendorSigned, cfg.UUID, tok.Nonce, cfg.ServerKey)
+	if err != nil {
+		return res, &UpdateError{Step: "sign", Err: err}
+	}
+	state, _, err = call("sendExtendedManifest", `<input_1_Manifest>`+base64.StdEncoding.EncodeToString(ext)+`</input_1_Manifest>`)
+	res.State = state
+	if err != nil || state != StateOK {
+		return res, &UpdateError{Step: "sendExtendedManifest", State: state, Err: err}
+	}
+	phase("manifest", start)
+
+	// 3. Slices straight to the broker.
+	start = time.Now()
+	topic := "yang/update/image/" + cfg.UUID
+	if err := transfer(ctx, cfg, topic, res); err != nil {
+		return res, &UpdateError{Step: "transfer", Err: err}
+	}
+	phase("transfer", start)
+
+	// 4. Image check.
+	start = time.Now()
+	digest := sha256.Sum256(cfg.Image)
+	state, _, err = call("sendFirmwareImage", `<input_1_ImageDigest>`+hex.EncodeToString(digest[:])+`</input_1_ImageDigest>`)
+	res.State = state
+	if err != nil || state != StateOK {
+		return res, &UpdateError{Step: "sendFirmwareImage", State: state, Err: err}
+	}
+	phase("image", start)
+
+	// 5. The device runs the new version.
+	start = time.Now()
+	deadline := time.Now().Add(cfg.RebootWait)
+	for {
+		state, outs, err = call("getDeviceToken", "")
+		if err == nil && state == StateOK {
+			if t, err := DecodeToken(outs); err == nil {
+				res.Version = t.Version
+				if vm, err := vendorManifestOf(cfg.VendorSigned); err == nil && t.Version == vm.Version {
+					break
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return res, &UpdateError{Step: "reboot", Err: errors.New("the device does not report the new version")}
+		}
+		time.Sleep(100 * time.Millisecond) // polling the device, not synchronising a test
+	}
+	phase("reboot", start)
+	return res, nil
+}
+
+// transfer publishes the slices and waits for acks, resending after a
+// timeout from the last acknowledged slice.
+func transfer(ctx context.Context, cfg UpdateConfig, topic string, res *Result) error {
+	slices := SplitImage(cfg.Image, cfg.SliceSize)
+	res.Slices = len(slices)
+	acks := make(chan uint32, 1024)
+	var mu sync.Mutex
+	acked := -1
+	ackTopic := topic + "/ack"
+	mq, err := mqttc.Dial(ctx, mqttc.Config{URL: cfg.MQTTURL, ClientID: "myno-update-" + hex.EncodeToString(NewNonce()[:6]), Protocol: mqttc.MQTT5,
+		OnMessage: func(m mqttc.Message) {
+			if m.Topic != ackTopic {
+				return
+			}
+			if a, err := DecodeAck(m.Payload); err == nil {
+				select {
+				case acks <- a.Index:
+				default:
+				}
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	defer mq.Close(context.Background())
+	if err := mq.Subscribe(ctx, ackTopic); err != nil {
+		return err
+	}
+	window := 1
+	if cfg.Flow == Windowed {
+		window = cfg.Window
+	}
+	next := 0 // next slice to send
+	retries := 0
+	sentBytes := 0
+	for {
+		mu.Lock()
+		base := acked + 1
+		mu.Unlock()
+		if base >= len(slices) {
+			return nil
+		}
+		for next < base+window && next < len(slices) {
+			if err := mq.Publish(ctx, mqttc.Message{Topic: topic, Payload: slices[next].Encode()}, 1); err != nil {
+				return err
+			}
+			next++
+		}
+		timer := time.NewTimer(cfg.AckTimeout)
+		select {
+		case idx := <-acks:
+			timer.Stop()
+			mu.Lock()
+			if int(idx) > acked {
+				for i := acked + 1; i <= int(idx); i++ {
+					sentBytes += len(slices[i].Data)
+				}
+				acked = int(idx)
+				retries = 0
+			}
+			a := acked
+			mu.Unlock()
+			if cfg.Progress != nil {
+				cfg.Progress(a+1, len(slices), sentBytes)
+			}
+		case <-timer.C:
+			// A lost slice or ack: go back to the first unacknowledged one.
+			retries++
+			if retries > cfg.MaxRetries {
+				return fmt.Errorf("no ack for slice %d after %d tries", base, retries)
+			}
+			res.Resent += next - base
+			next = base
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// parseOutput reads retval and the other output leaves of an rpc-reply.
+func parseOutput(data string) (string, []string, error) {
+	d := xml.NewDecoder(strings.NewReader("<r>" + data + "</r>"))
+	var retval string
+	var outs []string
+	depth := 0
+	var name string
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			break
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			name = t.Name.Local
+		case xml.CharData:
+			if depth == 2 {
+				if name == "retval" {
+					retval = string(t)
+				} else {
+					outs = append(outs, string(t))
+				}
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	if retval == "" {
+		return "", nil, fmt.Errorf("no retval in %q", data)
+	}
+	return retval, outs, nil
+}
+
+func vendorManifestOf(signed []byte) (*VendorManifest, error) {
+	var m cose.Sign1Message
+	if err := m.UnmarshalCBOR(signed); err != nil {
+		return nil, err
+	}
+	var vm VendorManifest
+	if err := cborDec.Unmarshal(m.Payload, &vm); err != nil {
+		return nil, err
+	}
+	return &vm, nil
+}

@@ -1,0 +1,135 @@
+package mup_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	gonetconf "github.com/Juniper/go-netconf/netconf"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mup"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+type world struct {
+	b      *bridge.Bridge
+	dev    *devices.Device
+	s      *gonetconf.Session
+	image  []byte
+	signed []byte
+}
+
+// setup runs the bridge on the embedded broker and a MUP-capable device
+// at version 3; the vendor signed a manifest for version 4.
+func setup(t *testing.T, brokerURL string) (*world, func(mup.FlowControl) (*mup.Result, error)) {
+	t.Helper()
+	vendorKey, _ := mup.GenerateKey()
+	serverKey, _ := mup.GenerateKey()
+	cfg := bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: t.TempDir(), AdminPassword: "pw",
+		RPCTimeout: 5 * time.Second, Logger: quiet(), Out: io.Discard, MQTTURL: brokerURL}
+	b, err := bridge.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	url := brokerURL
+	if url == "" {
+		url = b.BrokerURL()
+	}
+	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
+	dev, err := devices.New(devices.Config{Description: desc, UUID: "mup-1", BrokerURL: url, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.EnableMUP(devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10,
+		VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := dev.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dev.Close)
+	if err := dev.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := gonetconf.DialSSH(b.NetconfAddr(), &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password("pw")},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	image := make([]byte, 87800) // the paper's image size
+	rand.Read(image)
+	signed, err := mup.SignVendorManifest(mup.NewVendorManifest(image, "myno-app", 4, 3, 0), vendorKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{b: b, dev: dev, s: s, image: image, signed: signed}
+	run := func(flow mup.FlowControl) (*mup.Result, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		return mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: serverKey,
+			NETCONF: s, MQTTURL: url, Flow: flow, SliceSize: 600})
+	}
+	return w, run
+}
+
+func TestUpdateEndToEnd(t *testing.T) {
+	for _, flow := range []mup.FlowControl{mup.StopAndWait, mup.Windowed} {
+		t.Run(string(flow), func(t *testing.T) {
+			w, run := setup(t, "")
+			res, err := run(flow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Version != 4 || w.dev.FirmwareVersion() != 4 || res.Slices != 147 {
+				t.Errorf("result %+v, device version %d", res, w.dev.FirmwareVersion())
+			}
+			// The same update again is a downgrade to the same version: refused.
+			_, err = run(flow)
+			var ue *mup.UpdateError
+			if !errors.As(err, &ue) || ue.State != mup.StateInvalidVersion {
+				t.Errorf("second update: %v", err)
+			}
+		})
+	}
+}
+
+func TestTamperedImageIsRefused(t *testing.T) {
+	w, run := setup(t, "")
+	w.image = bytes.Clone(w.image)
+	w.image[1000] ^= 0xff // the manifest's digest no longer matches
+	_, err := run(mup.Windowed)
+	var ue *mup.UpdateError
+	if !errors.As(err, &ue) || ue.State != mup.StateImageInvalid {
+		t.Fatalf("tampered image: %v", err)
+	}
+	if w.dev.FirmwareVersion() != 3 {
+		t.Errorf("device runs version %d after a tampered image", w.dev.FirmwareVersion())
+	}
+}
+
+func TestUpdateThroughMosquitto(t *testing.T) {
+	m := testenv.StartMosquitto(t)
+	w, run := setup(t, m.URL())
+	if _, err := run(mup.Windowed); err != nil {
+		t.Fatal(err)
+	}
+	if w.dev.FirmwareVersion() != 4 {
+		t.Errorf("version %d", w.dev.FirmwareVersion())
+	}
+}

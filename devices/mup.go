@@ -182,4 +182,3 @@ func (m *mupDevice) image(ctx context.Context, d *Device, f *ontology.Function, 
 	d.log.Info("firmware installed", "version", vm.Version)
 	return mup.StateOK, nil
 }
-

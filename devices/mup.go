@@ -152,7 +152,7 @@ func (m *mupDevice) onSlice(msg Message) {
 	topic := m.topic
 	m.mu.Unlock()
 	if ack != nil {
-		_ = m.d.tr.Publish(context.Background(), Message{Topic: AckTopic(topic), Payload: ack}, 1)
+		_ = m.d.tr.Publish(context.Background(), Message{Topic: AckTopic(topic), Payload: ack}, 0) // MUP resends; see mup.transfer
 	}
 }
 

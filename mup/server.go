@@ -226,7 +226,9 @@ func transfer(ctx context.Context, cfg UpdateConfig, topic string, res *Result) 
 			return nil
 		}
 		for next < base+window && next < len(slices) {
-			if err := mq.Publish(ctx, mqttc.Message{Topic: topic, Payload: slices[next].Encode()}, 1); err != nil {
+			// QoS 0: MUP has its own acks and resends, so the broker need not
+			// track each slice (and mochi-mqtt v2.7.9 can stall doing so).
+			if err := mq.Publish(ctx, mqttc.Message{Topic: topic, Payload: slices[next].Encode()}, 0); err != nil {
 				return err
 			}
 			next++

@@ -92,6 +92,10 @@ func demoCommand() *cli.Command {
 			}
 			defer b.Close()
 			out := cmd.Root().Writer
+			upd, err := prepareDemoMUP(cmd.String("data-dir"))
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
 			var devs []*devices.Device
 			for i, spec := range []struct{ file, uuid string }{
 				{"led-color.jsonld", "demo-led-1"},
@@ -107,6 +111,11 @@ func demoCommand() *cli.Command {
 					Seed: int64(i + 1), Logger: cfg.Logger})
 				if err != nil {
 					return &exitError{code: 1, err: err}
+				}
+				if spec.uuid == "demo-mup-1" {
+					if err := d.EnableMUP(upd.device); err != nil {
+						return &exitError{code: 1, err: err}
+					}
 				}
 				if err := d.Connect(ctx); err != nil {
 					return &exitError{code: 1, err: err}
@@ -128,8 +137,13 @@ Connect (user admin; the password was printed above on first start, or is MYNO_A
   myno rpc --addr %[1]s --user admin --password PASSWORD '<ledOn xmlns="urn:myno:yang:%[6]s"><uuidInput>demo-led-1</uuidInput></ledOn>'
   yangcli --server=%[4]s --ncport=%[5]s --user=admin --password=PASSWORD
 
+Update demo-mup-1 from firmware version %[8]d to %[9]d with MUP (keys and image in %[7]s):
+  myno update --bridge %[1]s --password PASSWORD --mqtt-url %[2]s --device demo-mup-1 \
+    --image %[10]s --manifest %[11]s --key %[12]s
+
 Stop with Ctrl-C.
-`, b.NetconfAddr(), b.BrokerURL(), "demo-led-1, demo-relay-1, demo-mup-1", host, port, ledModule)
+`, b.NetconfAddr(), b.BrokerURL(), "demo-led-1, demo-relay-1, demo-mup-1", host, port, ledModule,
+				upd.dir, demoFirmwareFrom, demoFirmwareTo, upd.image, upd.manifest, upd.serverKey)
 			<-ctx.Done()
 			_ = devs
 			return nil

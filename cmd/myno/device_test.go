@@ -18,6 +18,7 @@ import (
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/bridge/wire"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mup"
 )
 
 // acceptingBroker is the embedded broker with an inline client that
@@ -154,6 +155,22 @@ func TestDemoCommand(t *testing.T) {
 		`<ledOn xmlns="`+ns+`"><uuidInput>demo-led-1</uuidInput></ledOn>`)
 	if code != 0 || !strings.Contains(reply, "<retval") {
 		t.Fatalf("rpc: exit %d %s %s", code, reply, rpcErr)
+	}
+	// The printed MUP update works: demo-mup-1 goes from version 1 to 2,
+	// and a second run is refused by the device as a same-version update.
+	m := regexp.MustCompile(`myno update --bridge \S+ --password PASSWORD --mqtt-url (\S+) --device demo-mup-1 \\\s+--image (\S+) --manifest (\S+) --key (\S+)`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no myno update command in:\n%s", text)
+	}
+	update := []string{"update", "--bridge", addr[1], "--password", "demo-pw", "--mqtt-url", m[1], "--device", "demo-mup-1",
+		"--image", m[2], "--manifest", m[3], "--key", m[4]}
+	code, updOut, updErr := runMyno(t, update...)
+	if code != 0 || !strings.Contains(updOut, "runs version 2") || !strings.Contains(updErr, "firmware demo-mup-1") {
+		t.Fatalf("update: exit %d\n%s\n%.600s", code, updOut, updErr)
+	}
+	code, _, updErr = runMyno(t, append(update, "--quiet")...)
+	if code != 1 || !strings.Contains(updErr, mup.StateInvalidVersion) {
+		t.Errorf("repeated update: exit %d %.300s", code, updErr)
 	}
 	cancel()
 	select {

@@ -3,6 +3,7 @@ package mup_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -29,11 +30,15 @@ type world struct {
 	s      *gonetconf.Session
 	image  []byte
 	signed []byte
+	// sliceSize is the slice size of the next run (default 600).
+	sliceSize int
+	vendorKey *ecdsa.PrivateKey
+	url       string
 }
 
 // setup runs the bridge on the embedded broker and a MUP-capable device
 // at version 3; the vendor signed a manifest for version 4.
-func setup(t *testing.T, brokerURL string) (*world, func(mup.FlowControl) (*mup.Result, error)) {
+func setup(t testing.TB, brokerURL string) (*world, func(mup.FlowControl) (*mup.Result, error)) {
 	t.Helper()
 	vendorKey, _ := mup.GenerateKey()
 	serverKey, _ := mup.GenerateKey()
@@ -78,12 +83,12 @@ func setup(t *testing.T, brokerURL string) (*world, func(mup.FlowControl) (*mup.
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{b: b, dev: dev, s: s, image: image, signed: signed}
+	w := &world{b: b, dev: dev, s: s, image: image, signed: signed, sliceSize: 600, vendorKey: vendorKey, url: url}
 	run := func(flow mup.FlowControl) (*mup.Result, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		return mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: serverKey,
-			NETCONF: s, MQTTURL: url, Flow: flow, SliceSize: 600})
+			NETCONF: s, MQTTURL: url, Flow: flow, SliceSize: w.sliceSize})
 	}
 	return w, run
 }

@@ -1,0 +1,178 @@
+package mup_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mup"
+)
+
+// The MUP paper's reference workload: an 87,800-byte image in slices of
+// 220, 600 and 880 bytes (Table 7).
+var benchSliceSizes = []int{220, 600, 880}
+
+// publishBytes is the size of an MQTT 5 PUBLISH at QoS 0 without
+// properties: fixed header, topic, empty property length, payload
+// (MQTT 5 §3.3.1-§3.3.3).
+func publishBytes(topic string, payload int) int {
+	rem := 2 + len(topic) + 1 + payload
+	varint := 1
+	for n := rem; n >= 128; n >>= 7 {
+		varint++
+	}
+	return 1 + varint + rem
+}
+
+// BenchmarkUpdate is a whole MUP update of the reference image through the
+// bridge and the embedded broker: token, extended manifest, slices, image
+// check, new version. transfer-ms is the slice phase alone.
+func BenchmarkUpdate(b *testing.B) {
+	for _, flow := range []mup.FlowControl{mup.StopAndWait, mup.Windowed} {
+		for _, size := range benchSliceSizes {
+			b.Run(fmt.Sprintf("%s/slice=%d", flow, size), func(b *testing.B) {
+				w, run := setup(b, "")
+				w.sliceSize = size
+				var transfer time.Duration
+				var slices int
+				version := uint32(4)
+				for b.Loop() {
+					b.StopTimer()
+					signed, err := mup.SignVendorManifest(mup.NewVendorManifest(w.image, "myno-app", version, 0, 0), w.vendorKey)
+					if err != nil {
+						b.Fatal(err)
+					}
+					w.signed = signed
+					version++
+					b.StartTimer()
+					res, err := run(flow)
+					if err != nil {
+						b.Fatal(err)
+					}
+					transfer += res.Phases["transfer"]
+					slices = res.Slices
+				}
+				topic := "yang/update/image/mup-1"
+				down, up := 0, 0
+				for _, s := range mup.SplitImage(w.image, size) {
+					down += publishBytes(topic, len(s.Encode()))
+					up += publishBytes(topic+"/ack", 4) // the device acks every in-order slice
+				}
+				b.ReportMetric(float64(transfer.Microseconds())/1000/float64(b.N), "transfer-ms")
+				b.ReportMetric(float64(down)/float64(len(w.image)), "mqtt-B/image-B")
+				b.ReportMetric(float64(up), "ack-B")
+				b.ReportMetric(float64(slices), "slices")
+			})
+		}
+	}
+	// The same through Mosquitto (set_tcp_nodelay true), at 600 B.
+	for _, flow := range []mup.FlowControl{mup.StopAndWait, mup.Windowed} {
+		b.Run(fmt.Sprintf("mosquitto/%s/slice=600", flow), func(b *testing.B) {
+			m := testenv.StartMosquitto(b)
+			w, run := setup(b, m.URL())
+			var transfer time.Duration
+			version := uint32(4)
+			for b.Loop() {
+				b.StopTimer()
+				w.signed, _ = mup.SignVendorManifest(mup.NewVendorManifest(w.image, "myno-app", version, 0, 0), w.vendorKey)
+				version++
+				b.StartTimer()
+				res, err := run(flow)
+				if err != nil {
+					b.Fatal(err)
+				}
+				transfer += res.Phases["transfer"]
+			}
+			b.ReportMetric(float64(transfer.Microseconds())/1000/float64(b.N), "transfer-ms")
+		})
+	}
+}
+
+// BenchmarkRawPublish is the ceiling: the same slices published through
+// the same broker to a subscriber, with no application acks.
+func BenchmarkRawPublish(b *testing.B) {
+	for _, size := range benchSliceSizes {
+		b.Run(fmt.Sprintf("slice=%d", size), func(b *testing.B) {
+			w, _ := setup(b, "")
+			slices := mup.SplitImage(w.image, size)
+			got := make(chan struct{}, len(slices))
+			ctx := context.Background()
+			sub, err := mqttc.Dial(ctx, mqttc.Config{URL: w.url, ClientID: "bench-sub", Protocol: mqttc.MQTT5, Logger: quiet(),
+				OnMessage: func(mqttc.Message) { got <- struct{}{} }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sub.Close(ctx)
+			if err := sub.Subscribe(ctx, "bench/raw"); err != nil {
+				b.Fatal(err)
+			}
+			pub, err := mqttc.Dial(ctx, mqttc.Config{URL: w.url, ClientID: "bench-pub", Protocol: mqttc.MQTT5, Logger: quiet()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pub.Close(ctx)
+			payloads := make([][]byte, len(slices))
+			for i, s := range slices {
+				payloads[i] = s.Encode()
+			}
+			for b.Loop() {
+				for _, p := range payloads {
+					if err := pub.Publish(ctx, mqttc.Message{Topic: "bench/raw", Payload: p}, 1); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for range payloads {
+					select {
+					case <-got:
+					case <-time.After(10 * time.Second):
+						b.Fatal("the subscriber lost slices")
+					}
+				}
+			}
+			b.ReportMetric(float64(len(slices)), "slices")
+		})
+	}
+}
+
+// BenchmarkBrokerRoundTrip is one request and its answer through the
+// embedded broker between two MQTT 5 clients: the floor under each
+// stop-and-wait slice.
+func BenchmarkBrokerRoundTrip(b *testing.B) {
+	w, _ := setup(b, "")
+	ctx := context.Background()
+	var echo mqttc.Transport
+	echo, err := mqttc.Dial(ctx, mqttc.Config{URL: w.url, ClientID: "bench-echo", Protocol: mqttc.MQTT5, Logger: quiet(),
+		OnMessage: func(m mqttc.Message) {
+			_ = echo.Publish(ctx, mqttc.Message{Topic: "bench/pong", Payload: m.Payload}, 0)
+		}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer echo.Close(ctx)
+	if err := echo.Subscribe(ctx, "bench/ping"); err != nil {
+		b.Fatal(err)
+	}
+	pong := make(chan struct{}, 1)
+	cl, err := mqttc.Dial(ctx, mqttc.Config{URL: w.url, ClientID: "bench-client", Protocol: mqttc.MQTT5, Logger: quiet(),
+		OnMessage: func(mqttc.Message) { pong <- struct{}{} }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close(ctx)
+	if err := cl.Subscribe(ctx, "bench/pong"); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := cl.Publish(ctx, mqttc.Message{Topic: "bench/ping", Payload: []byte("ping")}, 0); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-pong:
+		case <-time.After(5 * time.Second):
+			b.Fatal("no pong")
+		}
+	}
+}

@@ -29,6 +29,8 @@ func (b *Bridge) onMessage(m mqttc.Message) {
 		go b.onLookup(m)
 	case strings.HasPrefix(m.Topic, "response/"):
 		b.onAnswer(m)
+	case strings.HasPrefix(m.Topic, wire.TopicFirmwareStatus+"/"):
+		b.onFirmwareStatus(m)
 	default:
 		b.onReading(m)
 	}
@@ -156,6 +158,34 @@ func (b *Bridge) janitor() {
 				}
 			}
 			b.mu.Unlock()
+		}
+	}
+}
+
+// onFirmwareStatus records the firmware version a device reports; <get>
+// shows it as firmware-version and the registry keeps it.
+func (b *Bridge) onFirmwareStatus(m mqttc.Message) {
+	uuid := strings.TrimPrefix(m.Topic, wire.TopicFirmwareStatus+"/")
+	version, err := wire.DecodeFirmwareStatus(m.Payload)
+	if err != nil {
+		b.log.Warn("bad firmware status", "uuid", uuid, "err", err)
+		return
+	}
+	b.mu.Lock()
+	d := b.devices[uuid]
+	changed := d != nil && d.firmware != version
+	if changed {
+		d.firmware = version
+	}
+	b.mu.Unlock()
+	if d == nil {
+		b.log.Warn("firmware status of an unregistered device", "uuid", uuid)
+		return
+	}
+	if changed {
+		b.log.Info("firmware version", "uuid", uuid, "version", version)
+		if err := b.save(); err != nil {
+			b.log.Error("registry not saved", "err", err)
 		}
 	}
 }

@@ -193,7 +193,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 			return nil, err
 		}
 	}
-	for _, topic := range []string{wire.TopicCreate, wire.TopicLegacy, wire.TopicUpdate, wire.TopicDelete, wire.TopicRetrieve, "response/+"} {
+	for _, topic := range []string{wire.TopicCreate, wire.TopicLegacy, wire.TopicUpdate, wire.TopicDelete, wire.TopicRetrieve, "response/+", wire.TopicFirmwareStatus + "/+"} {
 		if err := b.mq.Subscribe(ctx, topic); err != nil {
 			return nil, fmt.Errorf("subscribe %s: %w", topic, err)
 		}

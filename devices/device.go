@@ -234,6 +234,9 @@ func (d *Device) register(ctx context.Context, topic string) error {
 			case a.payload == wire.AnswerOK:
 				d.Registered.Store(true)
 				d.log.Info("device registered", "topic", topic, "chunks", len(chunks), "attempt", attempt)
+				if d.mup != nil {
+					d.mup.reportVersion(ctx)
+				}
 				return nil
 			case strings.HasPrefix(a.payload, wire.AnswerError):
 				reason := strings.TrimPrefix(strings.TrimPrefix(a.payload, wire.AnswerError), ";")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/myno-bridge/myno/bridge/wire"
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/ontology"
 )
@@ -180,5 +181,17 @@ func (m *mupDevice) image(ctx context.Context, d *Device, f *ontology.Function, 
 	m.version = vm.Version
 	m.mu.Unlock()
 	d.log.Info("firmware installed", "version", vm.Version)
+	m.reportVersion(ctx)
 	return mup.StateOK, nil
+}
+
+// reportVersion publishes the running version on the firmware status
+// topic, where the bridge records it.
+func (m *mupDevice) reportVersion(ctx context.Context) {
+	m.mu.Lock()
+	v := m.version
+	m.mu.Unlock()
+	if err := m.d.tr.Publish(ctx, Message{Topic: wire.FirmwareStatusTopic(m.d.cfg.UUID), Payload: wire.EncodeFirmwareStatus(v)}, 1); err != nil {
+		m.d.log.Warn("firmware status not published", "err", err)
+	}
 }

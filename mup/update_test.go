@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,6 +78,9 @@ func setup(t testing.TB, brokerURL string) (*world, func(mup.FlowControl) (*mup.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	if t, ok := t.(*testing.T); ok {
+		waitFirmwareVersion(t, s, "3") // reported after the bootstrap
+	}
 	image := make([]byte, 87800) // the paper's image size
 	rand.Read(image)
 	signed, err := mup.SignVendorManifest(mup.NewVendorManifest(image, "myno-app", 4, 3, 0), vendorKey)
@@ -104,6 +108,8 @@ func TestUpdateEndToEnd(t *testing.T) {
 			if res.Version != 4 || w.dev.FirmwareVersion() != 4 || res.Slices != 147 {
 				t.Errorf("result %+v, device version %d", res, w.dev.FirmwareVersion())
 			}
+			// A NETCONF <get> shows the new version (the device reports it).
+			waitFirmwareVersion(t, w.s, "4")
 			// The same update again is a downgrade to the same version: refused.
 			_, err = run(flow)
 			var ue *mup.UpdateError
@@ -136,5 +142,26 @@ func TestUpdateThroughMosquitto(t *testing.T) {
 	}
 	if w.dev.FirmwareVersion() != 4 {
 		t.Errorf("version %d", w.dev.FirmwareVersion())
+	}
+}
+
+// waitFirmwareVersion waits until the bridge's <get> shows the device's
+// firmware-version.
+func waitFirmwareVersion(t *testing.T, s *gonetconf.Session, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		reply, err := s.Exec(gonetconf.RawMethod(`<get><filter type="subtree"><devices xmlns=""><device><uuid>mup-1</uuid></device></devices></filter></get>`))
+		if err == nil && strings.Contains(reply.Data, ">"+want+"</firmware-version>") {
+			return
+		}
+		if time.Now().After(deadline) {
+			data := ""
+			if reply != nil {
+				data = reply.Data
+			}
+			t.Fatalf("firmware-version %s not shown: %v %.800s", want, err, data)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -184,3 +184,29 @@ func short(s string) string {
 	}
 	return s
 }
+
+// TopicFirmwareStatus is where a MUP device reports the firmware version it
+// runs, after its bootstrap and after each "reboot" into a new image:
+// "yang/update/status/<uuid>", payload "VERSION;<n>".
+const TopicFirmwareStatus = "yang/update/status"
+
+// FirmwareStatusTopic is the status topic of one device.
+func FirmwareStatusTopic(uuid string) string { return TopicFirmwareStatus + "/" + uuid }
+
+// EncodeFirmwareStatus renders a firmware status report.
+func EncodeFirmwareStatus(version uint32) []byte { return fmt.Appendf(nil, "VERSION;%d", version) }
+
+// DecodeFirmwareStatus reads a firmware status report: the version, in
+// decimal, at most 10 digits.
+func DecodeFirmwareStatus(b []byte) (string, error) {
+	v, ok := bytes.CutPrefix(b, []byte("VERSION;"))
+	if !ok || len(v) == 0 || len(v) > 10 {
+		return "", malformed("firmware status %.32q: want VERSION;<n>", b)
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return "", malformed("firmware status %.32q: version is not a number", b)
+		}
+	}
+	return string(v), nil
+}

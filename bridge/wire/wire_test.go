@@ -125,3 +125,18 @@ func FuzzDecodeChunk(f *testing.F) {
 		}
 	})
 }
+
+func TestFirmwareStatus(t *testing.T) {
+	if got := FirmwareStatusTopic("d1"); got != "yang/update/status/d1" {
+		t.Errorf("topic %q", got)
+	}
+	v, err := DecodeFirmwareStatus(EncodeFirmwareStatus(42))
+	if err != nil || v != "42" {
+		t.Errorf("round trip: %q %v", v, err)
+	}
+	for _, bad := range []string{"", "VERSION;", "VERSION;4a", "version;4", "VERSION;12345678901", "VERSION;-1"} {
+		if _, err := DecodeFirmwareStatus([]byte(bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

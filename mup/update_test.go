@@ -34,6 +34,7 @@ type world struct {
 	// sliceSize is the slice size of the next run (default 600).
 	sliceSize int
 	vendorKey *ecdsa.PrivateKey
+	serverKey *ecdsa.PrivateKey
 	url       string
 }
 
@@ -87,7 +88,7 @@ func setup(t testing.TB, brokerURL string) (*world, func(mup.FlowControl) (*mup.
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{b: b, dev: dev, s: s, image: image, signed: signed, sliceSize: 600, vendorKey: vendorKey, url: url}
+	w := &world{b: b, dev: dev, s: s, image: image, signed: signed, sliceSize: 600, vendorKey: vendorKey, serverKey: serverKey, url: url}
 	run := func(flow mup.FlowControl) (*mup.Result, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()

@@ -27,6 +27,9 @@ type MUPConfig struct {
 	// ServerKey is the Update Server key, from a certificate the device
 	// checked against the vendor CA (mup.VerifyServerCertificate).
 	ServerKey *ecdsa.PublicKey
+	// NeverReboots simulates a device that accepts an image but never comes
+	// back with it: the version stays as it was.
+	NeverReboots bool
 }
 
 // mupDevice is the device side of MUP (MUP paper, Fig. 2).
@@ -175,6 +178,10 @@ func (m *mupDevice) image(ctx context.Context, d *Device, f *ontology.Function, 
 	if !complete || hex.EncodeToString(got) != hex.EncodeToString(vm.Digest) || hex.EncodeToString(claimed) != hex.EncodeToString(vm.Digest) {
 		d.log.Warn("image invalid", "complete", complete)
 		return mup.StateImageInvalid, nil
+	}
+	if m.cfg.NeverReboots {
+		d.log.Warn("image accepted; simulating a device that never reboots")
+		return mup.StateOK, nil
 	}
 	// "Reboot" into the new version.
 	m.mu.Lock()

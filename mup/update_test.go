@@ -36,11 +36,13 @@ type world struct {
 	vendorKey *ecdsa.PrivateKey
 	serverKey *ecdsa.PrivateKey
 	url       string
+	// rebootWait bounds the wait for the new version (0: the default).
+	rebootWait time.Duration
 }
 
 // setup runs the bridge on the embedded broker and a MUP-capable device
 // at version 3; the vendor signed a manifest for version 4.
-func setup(t testing.TB, brokerURL string) (*world, func(mup.FlowControl) (*mup.Result, error)) {
+func setup(t testing.TB, brokerURL string, deviceOptions ...func(*devices.MUPConfig)) (*world, func(mup.FlowControl) (*mup.Result, error)) {
 	t.Helper()
 	vendorKey, _ := mup.GenerateKey()
 	serverKey, _ := mup.GenerateKey()
@@ -60,8 +62,12 @@ func setup(t testing.TB, brokerURL string) (*world, func(mup.FlowControl) (*mup.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dev.EnableMUP(devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10,
-		VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey}); err != nil {
+	mupConfig := devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10,
+		VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey}
+	for _, o := range deviceOptions {
+		o(&mupConfig)
+	}
+	if err := dev.EnableMUP(mupConfig); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -93,7 +99,7 @@ func setup(t testing.TB, brokerURL string) (*world, func(mup.FlowControl) (*mup.
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		return mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: serverKey,
-			NETCONF: s, MQTTURL: url, Flow: flow, SliceSize: w.sliceSize})
+			NETCONF: s, MQTTURL: url, Flow: flow, SliceSize: w.sliceSize, RebootWait: w.rebootWait})
 	}
 	return w, run
 }
@@ -164,5 +170,23 @@ func waitFirmwareVersion(t *testing.T, s *gonetconf.Session, want string) {
 			t.Fatalf("firmware-version %s not shown: %v %.800s", want, err, data)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A device that accepts the image but never comes back with the new
+// version is reported as a timeout at the reboot step.
+func TestDeviceThatNeverRebootsTimesOut(t *testing.T) {
+	w, run := setup(t, "", func(c *devices.MUPConfig) { c.NeverReboots = true })
+	w.rebootWait = 500 * time.Millisecond
+	res, err := run(mup.Windowed)
+	var ue *mup.UpdateError
+	if !errors.As(err, &ue) || ue.Step != "reboot" {
+		t.Fatalf("want a reboot timeout, got %v", err)
+	}
+	if res.State != mup.StateOK || res.Version != 3 || w.dev.FirmwareVersion() != 3 {
+		t.Errorf("result %+v, device version %d", res, w.dev.FirmwareVersion())
+	}
+	if !strings.Contains(err.Error(), "reboot") {
+		t.Errorf("error does not name the step: %v", err)
 	}
 }

@@ -172,6 +172,15 @@ func TestDemoCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(updErr, mup.StateInvalidVersion) {
 		t.Errorf("repeated update: exit %d %.300s", code, updErr)
 	}
+	// A campaign: one at a time, stop after the first failure; the table
+	// tells what happened to each device.
+	campaign := append(update[:9:9], "--device", "demo-relay-1", "--parallel", "1", "--max-failures", "1", "--quiet",
+		"--image", m[2], "--manifest", m[3], "--key", m[4])
+	code, table, updErr := runMyno(t, campaign...)
+	if code != 1 || !regexp.MustCompile(`demo-mup-1\s+failed\s+.*25_INVALID-VERSIONNR`).MatchString(table) ||
+		!regexp.MustCompile(`demo-relay-1\s+skipped`).MatchString(table) {
+		t.Errorf("campaign: exit %d\n%s\n%.300s", code, table, updErr)
+	}
 	cancel()
 	select {
 	case code := <-done:

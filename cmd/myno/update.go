@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"text/tabwriter"
 	"time"
 
 	gonetconf "github.com/Juniper/go-netconf/netconf"
@@ -18,13 +19,18 @@ import (
 func updateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "update",
-		Usage: "update a device's firmware with MUP (the Update Server)",
+		Usage: "update devices' firmware with MUP (the Update Server)",
 		Description: "Asks the device for a token through the bridge (NETCONF), sends the extended manifest,\n" +
 			"publishes the image in slices straight to the broker, has the device check the image and\n" +
 			"waits for the new version. Exits 1 on failure; the error names the device's MUP state code.\n" +
+			"Several --device flags, or --category, make a campaign: --parallel updates at a time, a\n" +
+			"result table at the end, and --max-failures to stop starting new updates.\n" +
 			"The bridge host key is not verified unless --known-host is given.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "device", Usage: "device `UUID`", Required: true, Sources: cli.EnvVars("MYNO_UPDATE_DEVICE")},
+			&cli.StringSliceFlag{Name: "device", Usage: "device `UUID`; repeat for a campaign", Sources: cli.EnvVars("MYNO_UPDATE_DEVICE")},
+			&cli.StringFlag{Name: "category", Usage: "update every registered device of this `CATEGORY` (a campaign)"},
+			&cli.IntFlag{Name: "parallel", Value: 4, Usage: "campaign: updates in flight"},
+			&cli.IntFlag{Name: "max-failures", Usage: "campaign: start no more updates after `N` failures (0: never stop)"},
 			&cli.StringFlag{Name: "image", Usage: "firmware image `FILE`", Required: true},
 			&cli.StringFlag{Name: "manifest", Usage: "vendor manifest `FILE` (myno manifest sign)", Required: true},
 			&cli.StringFlag{Name: "key", Usage: "Update Server key `FILE`", Required: true, Sources: cli.EnvVars("MYNO_UPDATE_SERVER_KEY")},
@@ -73,14 +79,33 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 	}
 	defer s.Close()
+	targets := cmd.StringSlice("device")
+	if c := cmd.String("category"); c != "" {
+		uuids, err := mup.DevicesOfCategory(s, c)
+		if err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
+		}
+		if len(uuids) == 0 {
+			return &exitError{code: 1, err: fmt.Errorf("update: no registered device of category %q", c)}
+		}
+		targets = append(targets, uuids...)
+	}
+	switch {
+	case len(targets) == 0:
+		return &exitError{code: 2, err: fmt.Errorf("update: give --device or --category")}
+	case len(targets) > 1:
+		return runCampaign(ctx, cmd, targets, sshConfig, mup.UpdateConfig{VendorSigned: signed, Image: image, ServerKey: key,
+			MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window"))})
+	}
+	device := targets[0]
 	out := cmd.Root().ErrWriter
 	var bar *progressbar.ProgressBar
 	if !cmd.Bool("quiet") {
 		bar = progressbar.NewOptions(len(image), progressbar.OptionSetWriter(out), progressbar.OptionShowBytes(true),
-			progressbar.OptionSetDescription("firmware "+cmd.String("device")), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetDescription("firmware "+device), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(out) }))
 	}
-	res, err := mup.Update(ctx, mup.UpdateConfig{UUID: cmd.String("device"), VendorSigned: signed, Image: image, ServerKey: key,
+	res, err := mup.Update(ctx, mup.UpdateConfig{UUID: device, VendorSigned: signed, Image: image, ServerKey: key,
 		NETCONF: s, MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")),
 		Progress: func(_, _ int, bytes int) {
 			if bar != nil {
@@ -101,6 +126,54 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 	}
-	fmt.Fprintf(w, "device %s runs version %d (%d slices, %d resent)\n", cmd.String("device"), res.Version, res.Slices, res.Resent)
+	fmt.Fprintf(w, "device %s runs version %d (%d slices, %d resent)\n", device, res.Version, res.Slices, res.Resent)
+	return nil
+}
+
+// runCampaign updates several devices, at most --parallel at a time, with a
+// progress bar over devices and a result table at the end.
+func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshConfig *ssh.ClientConfig, tmpl mup.UpdateConfig) error {
+	var bar *progressbar.ProgressBar
+	if !cmd.Bool("quiet") {
+		bar = progressbar.NewOptions(len(targets), progressbar.OptionSetWriter(cmd.Root().ErrWriter), progressbar.OptionShowCount(),
+			progressbar.OptionSetDescription("devices"), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(cmd.Root().ErrWriter) }))
+	}
+	results := mup.Campaign(ctx, mup.CampaignConfig{Devices: targets, Parallel: int(cmd.Int("parallel")), MaxFailures: int(cmd.Int("max-failures")),
+		Dial: func(context.Context) (*gonetconf.Session, error) {
+			return gonetconf.DialSSH(cmd.String("bridge"), sshConfig)
+		},
+		Update: tmpl,
+		OnResult: func(mup.DeviceResult) {
+			if bar != nil {
+				_ = bar.Add(1)
+			}
+		}})
+	w := tabwriter.NewWriter(cmd.Root().Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "DEVICE\tRESULT\tVERSION\tTRANSFER\tDETAIL")
+	failed := 0
+	for _, r := range results {
+		version, transfer := "-", "-"
+		if r.Result != nil && r.Result.Version != 0 {
+			version = fmt.Sprint(r.Result.Version)
+		}
+		if r.Result != nil && r.Result.Phases["transfer"] > 0 {
+			transfer = r.Result.Phases["transfer"].Round(time.Millisecond).String()
+		}
+		switch {
+		case r.Skipped:
+			failed++
+			fmt.Fprintf(w, "%s\tskipped\t%s\t%s\t%v\n", r.UUID, version, transfer, r.Err)
+		case r.Err != nil:
+			failed++
+			fmt.Fprintf(w, "%s\tfailed\t%s\t%s\t%v\n", r.UUID, version, transfer, r.Err)
+		default:
+			fmt.Fprintf(w, "%s\tupdated\t%s\t%s\t\n", r.UUID, version, transfer)
+		}
+	}
+	w.Flush()
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("update: %d of %d devices not updated", failed, len(results))}
+	}
 	return nil
 }

@@ -1,0 +1,122 @@
+package mup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"regexp"
+	"sync"
+
+	gonetconf "github.com/Juniper/go-netconf/netconf"
+)
+
+// CampaignConfig updates several devices with one image.
+type CampaignConfig struct {
+	Devices []string
+	// Parallel bounds the updates in flight; default 4.
+	Parallel int
+	// MaxFailures stops the campaign from starting more updates once this
+	// many have failed; 0 never stops it.
+	MaxFailures int
+	// Dial opens a NETCONF session to the bridge; each worker has its own,
+	// because a session carries one rpc at a time.
+	Dial func(ctx context.Context) (*gonetconf.Session, error)
+	// Update is the template of every update; UUID, NETCONF and Progress
+	// are set per device.
+	Update UpdateConfig
+	// OnResult is called as each device finishes (from a worker goroutine).
+	OnResult func(DeviceResult)
+}
+
+// DeviceResult is one device's outcome in a campaign. Skipped means the
+// campaign stopped before its update started.
+type DeviceResult struct {
+	UUID    string
+	Result  *Result
+	Err     error
+	Skipped bool
+}
+
+// ErrCampaignStopped is the error of devices skipped after MaxFailures.
+var ErrCampaignStopped = errors.New("campaign stopped: too many failures")
+
+// Campaign runs the updates and returns one result per device, in the
+// order of cfg.Devices.
+func Campaign(ctx context.Context, cfg CampaignConfig) []DeviceResult {
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 4
+	}
+	results := make([]DeviceResult, len(cfg.Devices))
+	jobs := make(chan int)
+	var mu sync.Mutex
+	failures := 0
+	stopped := func() bool { mu.Lock(); defer mu.Unlock(); return cfg.MaxFailures > 0 && failures >= cfg.MaxFailures }
+	finish := func(i int, r DeviceResult) {
+		mu.Lock()
+		results[i] = r
+		if r.Err != nil && !r.Skipped {
+			failures++
+		}
+		mu.Unlock()
+		if cfg.OnResult != nil {
+			cfg.OnResult(r)
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(cfg.Parallel, len(cfg.Devices)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var s *gonetconf.Session
+			defer func() {
+				if s != nil {
+					s.Close()
+				}
+			}()
+			for i := range jobs {
+				uuid := cfg.Devices[i]
+				if stopped() {
+					finish(i, DeviceResult{UUID: uuid, Skipped: true, Err: ErrCampaignStopped})
+					continue
+				}
+				if s == nil {
+					var err error
+					if s, err = cfg.Dial(ctx); err != nil {
+						s = nil
+						finish(i, DeviceResult{UUID: uuid, Err: &UpdateError{Step: "connect", Err: err}})
+						continue
+					}
+				}
+				u := cfg.Update
+				u.UUID, u.NETCONF, u.Progress = uuid, s, nil
+				res, err := Update(ctx, u)
+				finish(i, DeviceResult{UUID: uuid, Result: res, Err: err})
+			}
+		}()
+	}
+	for i := range cfg.Devices {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return results
+}
+
+var reDeviceUUID = regexp.MustCompile(`<uuid>([^<]+)</uuid>`)
+
+// DevicesOfCategory asks the bridge for the uuids of the registered
+// devices of one category (a subtree filter on devices/device/category,
+// RFC 6241 §6.2.5 content match).
+func DevicesOfCategory(s *gonetconf.Session, category string) ([]string, error) {
+	reply, err := s.Exec(gonetconf.RawMethod(`<get><filter type="subtree"><devices xmlns=""><device><category>` + html.EscapeString(category) +
+		`</category><uuid/></device></devices></filter></get>`))
+	if err != nil {
+		return nil, fmt.Errorf("devices of category %q: %w", category, err)
+	}
+	var out []string
+	for _, m := range reDeviceUUID.FindAllStringSubmatch(reply.Data, -1) {
+		out = append(out, m[1])
+	}
+	return out, nil
+}

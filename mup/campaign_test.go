@@ -1,0 +1,127 @@
+package mup_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"testing"
+	"time"
+
+	gonetconf "github.com/Juniper/go-netconf/netconf"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mup"
+)
+
+// addDevice starts one more MUP device on the world's broker, with the
+// world's keys, at the given version.
+func addDevice(t *testing.T, w *world, uuid string, version uint32) *devices.Device {
+	t.Helper()
+	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
+	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: w.url, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.EnableMUP(devices.MUPConfig{AppID: "myno-app", Version: version, SlotSize: 256 << 10,
+		VendorKey: &w.vendorKey.PublicKey, ServerKey: &w.serverKey.PublicKey}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := dev.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dev.Close)
+	if err := dev.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return dev
+}
+
+func campaignConfig(w *world, uuids []string) mup.CampaignConfig {
+	return mup.CampaignConfig{Devices: uuids, Parallel: 2,
+		Dial: func(context.Context) (*gonetconf.Session, error) {
+			return gonetconf.DialSSH(w.b.NetconfAddr(), &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password("pw")},
+				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+		},
+		Update: mup.UpdateConfig{VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey, MQTTURL: w.url, Flow: mup.Windowed}}
+}
+
+func TestCampaign(t *testing.T) {
+	w, _ := setup(t, "")
+	addDevice(t, w, "mup-2", 3)
+	addDevice(t, w, "mup-3", 4) // already runs version 4: refused with 25
+	uuids, err := mup.DevicesOfCategory(w.s, categoryOf(t, w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(uuids)
+	if !slices.Equal(uuids, []string{"mup-1", "mup-2", "mup-3"}) {
+		t.Fatalf("devices of the category: %v", uuids)
+	}
+	var seen []string
+	cfg := campaignConfig(w, uuids)
+	done := make(chan string, len(uuids))
+	cfg.OnResult = func(r mup.DeviceResult) { done <- r.UUID }
+	results := mup.Campaign(context.Background(), cfg)
+	close(done)
+	for u := range done {
+		seen = append(seen, u)
+	}
+	if len(seen) != 3 {
+		t.Errorf("OnResult for %v", seen)
+	}
+	for i, r := range results {
+		var ue *mup.UpdateError
+		switch r.UUID {
+		case "mup-1", "mup-2":
+			if r.Err != nil || r.Result.Version != 4 {
+				t.Errorf("%d %s: %+v %v", i, r.UUID, r.Result, r.Err)
+			}
+		case "mup-3":
+			if !errors.As(r.Err, &ue) || ue.State != mup.StateInvalidVersion {
+				t.Errorf("mup-3: %v", r.Err)
+			}
+		}
+	}
+}
+
+// Once MaxFailures updates failed, the rest of the campaign is skipped.
+func TestCampaignStopsAfterMaxFailures(t *testing.T) {
+	w, _ := setup(t, "")
+	addDevice(t, w, "old-a", 9)
+	addDevice(t, w, "old-b", 9)
+	cfg := campaignConfig(w, []string{"old-a", "old-b", "mup-1"})
+	cfg.Parallel, cfg.MaxFailures = 1, 2
+	results := mup.Campaign(context.Background(), cfg)
+	if results[0].Err == nil || results[1].Err == nil || results[0].Skipped || results[1].Skipped {
+		t.Errorf("the two old devices: %+v %+v", results[0], results[1])
+	}
+	if !results[2].Skipped || !errors.Is(results[2].Err, mup.ErrCampaignStopped) {
+		t.Errorf("mup-1 after two failures: %+v", results[2])
+	}
+	if w.dev.FirmwareVersion() != 3 {
+		t.Errorf("mup-1 was updated after the campaign stopped")
+	}
+}
+
+// categoryOf reads the category the bridge shows for mup-1.
+func categoryOf(t *testing.T, w *world) string {
+	t.Helper()
+	reply, err := w.s.Exec(gonetconf.RawMethod(`<get><filter type="subtree"><devices xmlns=""><device><uuid>mup-1</uuid><category/></device></devices></filter></get>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := reCategory.FindStringSubmatch(reply.Data)
+	if m == nil {
+		t.Fatalf("no category in %.400s", reply.Data)
+	}
+	return m[1]
+}
+
+var reCategory = regexp.MustCompile(`<category>([^<]+)</category>`)

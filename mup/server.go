@@ -229,7 +229,13 @@ func transfer(ctx context.Context, cfg UpdateConfig, topic string, res *Result) 
 			// QoS 0: MUP has its own acks and resends, so the broker need not
 			// track each slice (and mochi-mqtt v2.7.9 can stall doing so).
 			if err := mq.Publish(ctx, mqttc.Message{Topic: topic, Payload: slices[next].Encode()}, 0); err != nil {
-				return err
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				// The broker connection is down (a restart, a network cut):
+				// the client reconnects by itself, and the ack timeout below
+				// resends from the last acknowledged slice, not from the start.
+				break
 			}
 			next++
 		}

@@ -364,7 +364,13 @@ func (b *Bridge) register(ctx context.Context, uuid string, desc []byte, at time
 	if old := b.devices[uuid]; old != nil { // an update: replace the old registration
 		d.firmware = old.firmware
 		oldTopics = old.topics
-		withdraw = b.dropLocked(old)
+		if old.module == me {
+			// The same shape again (a device rebooted and bootstrapped
+			// anew): the module stays, only the old telemetry goes.
+			b.dropTelemetryLocked(old)
+		} else {
+			withdraw = b.dropLocked(old)
+		}
 	}
 	b.devices[uuid] = d
 	topics := b.sensorTopicsLocked(d)
@@ -421,11 +427,7 @@ func (b *Bridge) unregister(ctx context.Context, uuid string) bool {
 // dropLocked detaches a device from its module and its telemetry topics.
 // It returns the module to withdraw when no device uses it any more.
 func (b *Bridge) dropLocked(d *device) *yang.Module {
-	for _, t := range d.topics {
-		if ref, ok := b.telemetry[t]; ok && ref.uuid == d.UUID {
-			delete(b.telemetry, t)
-		}
-	}
+	b.dropTelemetryLocked(d)
 	me := d.module
 	delete(me.devices, d.UUID)
 	if len(me.devices) > 0 {
@@ -433,6 +435,15 @@ func (b *Bridge) dropLocked(d *device) *yang.Module {
 	}
 	delete(b.modules, d.template.Shape())
 	return me.mod
+}
+
+// dropTelemetryLocked forgets the device's telemetry topics.
+func (b *Bridge) dropTelemetryLocked(d *device) {
+	for _, t := range d.topics {
+		if ref, ok := b.telemetry[t]; ok && ref.uuid == d.UUID {
+			delete(b.telemetry, t)
+		}
+	}
 }
 
 // withdraw removes a module, its rpcs and its state from the NETCONF

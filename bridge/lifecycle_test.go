@@ -140,3 +140,32 @@ func waitAnswers(t *testing.T, s *gonetconf.Session, led, rgb, relay string) {
 		}
 	}
 }
+
+// A device that bootstraps again with the same description (it rebooted)
+// keeps its module: the module is not withdrawn and its rpcs still work.
+func TestSameDeviceBootstrapsAgain(t *testing.T) {
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	a := device(t, b.BrokerURL(), "led-color.jsonld", "led-a", devices.MQTT5)
+	before, _ := b.ModuleOf("led-a")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, ok := b.ModuleOf("led-a")
+	if !ok || after != before {
+		t.Fatalf("module after a second bootstrap: %q %v, was %q", after, ok, before)
+	}
+	s := session(t, b.NetconfAddr())
+	reply, re := exec1(t, s, `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>`+after+`</identifier></get-schema>`)
+	if re != nil {
+		t.Fatalf("module withdrawn: %v", re)
+	}
+	mustContain(t, reply, "module "+after)
+	reply, re = exec1(t, s, `<ledOn xmlns="`+namespace(t, "led-color.jsonld")+`"><uuidInput>led-a</uuidInput></ledOn>`)
+	if re != nil {
+		t.Fatalf("rpc after a second bootstrap: %v", re)
+	}
+	mustContain(t, reply, "retval")
+}

@@ -223,3 +223,35 @@ func TestBrokerRestartMidTransfer(t *testing.T) {
 		t.Errorf("%d slices resent after %d were acknowledged: the transfer started over", res.Resent, resumedFrom)
 	}
 }
+
+// The device restarts mid-transfer and loses its RAM state (nonce,
+// manifest, partial image): the Update Server reports the transfer step
+// failing, nothing is installed, and a new update from the start succeeds.
+func TestDeviceRestartMidTransfer(t *testing.T) {
+	w, run := setup(t, "")
+	restarted := false
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var fresh *devices.Device
+	_, err := mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey,
+		NETCONF: w.s, MQTTURL: w.url, Flow: mup.Windowed, SliceSize: 600, AckTimeout: 200 * time.Millisecond, MaxRetries: 3,
+		Progress: func(acked, total, _ int) {
+			if acked >= total/2 && !restarted {
+				restarted = true
+				w.dev.Close()
+				fresh = addDevice(t, w, "mup-1", 3) // the same device, rebooted into version 3
+			}
+		}})
+	var ue *mup.UpdateError
+	if !errors.As(err, &ue) || ue.Step != "transfer" {
+		t.Fatalf("want a failed transfer, got %v", err)
+	}
+	if fresh.FirmwareVersion() != 3 {
+		t.Fatalf("restarted device runs %d", fresh.FirmwareVersion())
+	}
+	w.dev = fresh
+	res, err := run(mup.Windowed)
+	if err != nil || res.Version != 4 || fresh.FirmwareVersion() != 4 {
+		t.Fatalf("update after the restart: %+v %v", res, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -235,10 +236,14 @@ func schemaText(t testing.TB, reply string) string {
 func TestBrokenDescriptionIsRefused(t *testing.T) {
 	b := startBridge(t, t.TempDir(), nil)
 	defer b.Close()
-	for _, name := range []string{"dangling-reference.jsonld", "no-device.jsonld", "not-json.jsonld"} {
+	for i, name := range []string{"dangling-reference.jsonld", "no-device.jsonld", "not-json.jsonld"} {
 		data, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "broken", name))
-		// A device that sends the broken bytes as its description.
-		d2, err := devices.NewRaw(devices.Config{Description: data, UUID: "broken-1", BrokerURL: b.BrokerURL(), Logger: quiet(), BootstrapTimeout: 5 * time.Second})
+		// A device that sends the broken bytes as its description. Each has
+		// its own uuid (so its own MQTT client id): reconnecting the same
+		// client id within milliseconds of a close can lose the first
+		// answer on the embedded broker (the device's retry recovers; this
+		// test allows one attempt).
+		d2, err := devices.NewRaw(devices.Config{Description: data, UUID: fmt.Sprintf("broken-%d", i), BrokerURL: b.BrokerURL(), Logger: quiet(), BootstrapTimeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

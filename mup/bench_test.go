@@ -176,3 +176,33 @@ func BenchmarkBrokerRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFleetUpdate updates 100 devices concurrently with the reference
+// image through one bridge and the embedded broker: a campaign with 32
+// workers (the bridge's default SSH MaxStartups is 32, so more parallel
+// handshakes are refused by design), windowed, 600 B slices.
+func BenchmarkFleetUpdate(b *testing.B) {
+	const fleet = 100
+	w, _ := setup(b, "")
+	uuids := []string{"mup-1"}
+	for i := 2; i <= fleet; i++ {
+		u := fmt.Sprintf("mup-%d", i)
+		addDevice(b, w, u, 3)
+		uuids = append(uuids, u)
+	}
+	version := uint32(4)
+	for b.Loop() {
+		b.StopTimer()
+		w.signed, _ = mup.SignVendorManifest(mup.NewVendorManifest(w.image, "myno-app", version, 0, 0), w.vendorKey)
+		version++
+		cfg := campaignConfig(w, uuids)
+		cfg.Parallel = 32
+		b.StartTimer()
+		for _, r := range mup.Campaign(context.Background(), cfg) {
+			if r.Err != nil {
+				b.Fatalf("%s: %v", r.UUID, r.Err)
+			}
+		}
+	}
+	b.ReportMetric(fleet, "devices")
+}

@@ -20,7 +20,7 @@ import (
 
 // addDevice starts one more MUP device on the world's broker, with the
 // world's keys, at the given version.
-func addDevice(t *testing.T, w *world, uuid string, version uint32) *devices.Device {
+func addDevice(t testing.TB, w *world, uuid string, version uint32) *devices.Device {
 	t.Helper()
 	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
 	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: w.url, Logger: quiet()})

@@ -11,6 +11,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
 )
 
@@ -51,6 +52,9 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: cfg.Logger, InlineClient: true})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		return nil, err
+	}
+	if err := srv.AddHook(&AnnounceTopicAliases{Maximum: caps.TopicAliasMaximum}, nil); err != nil {
 		return nil, err
 	}
 	if cfg.DataDir != "" {
@@ -116,4 +120,25 @@ func (h *brokerStore) Provides(b byte) bool {
 		return false
 	}
 	return h.Hook.Provides(b)
+}
+
+// AnnounceTopicAliases puts the broker's Topic Alias Maximum into every
+// MQTT 5 CONNACK (§3.2.2.3.8). mochi-mqtt v2.7.9 accepts aliases up to its
+// capability but leaves the property out, and a client must then assume 0
+// and send none; with it, publishers such as the Update Server send each
+// slice with a 2-byte alias instead of its topic.
+type AnnounceTopicAliases struct {
+	mqtt.HookBase
+	Maximum uint16
+}
+
+func (h *AnnounceTopicAliases) ID() string { return "announce-topic-aliases" }
+
+func (h *AnnounceTopicAliases) Provides(b byte) bool { return b == mqtt.OnPacketEncode }
+
+func (h *AnnounceTopicAliases) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && cl.Properties.ProtocolVersion == 5 && pk.ReasonCode == 0 {
+		pk.Properties.TopicAliasMaximum = h.Maximum
+	}
+	return pk
 }

@@ -167,6 +167,9 @@ func (d *Device) Connect(ctx context.Context) error {
 		// A device gets a few commands at a time; paho reserves a queue
 		// of Receive Maximum entries (512 KiB at the default 65535).
 		ReceiveMaximum: deviceReceiveMaximum,
+		// The broker may alias topics towards the device (MQTT 5): MUP
+		// slices then carry a 3-byte alias instead of their topic.
+		AcceptTopicAliases: 16,
 		OnReconnect: func() {
 			d.log.Debug("mqtt reconnected")
 		},

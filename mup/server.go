@@ -193,6 +193,7 @@ func transfer(ctx context.Context, cfg UpdateConfig, topic string, res *Result) 
 	acked := -1
 	ackTopic := topic + "/ack"
 	mq, err := mqttc.Dial(ctx, mqttc.Config{URL: cfg.MQTTURL, ClientID: "myno-update-" + hex.EncodeToString(NewNonce()[:6]), Protocol: mqttc.MQTT5,
+		TopicAliases: 4, // every publish here is QoS 0: slices carry an alias, not their topic
 		OnMessage: func(m mqttc.Message) {
 			if m.Topic != ackTopic {
 				return

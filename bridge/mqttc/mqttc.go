@@ -86,6 +86,16 @@ type Config struct {
 	// TLSConfig is used for mqtts:// (also tls://, ssl://) URLs; nil means
 	// the system's roots.
 	TLSConfig *tls.Config
+	// TopicAliases is how many MQTT 5 topic aliases (§3.3.2.3.4) our
+	// publishes use, within the broker's CONNACK maximum; 0 uses none.
+	// Aliases save the topic on every message after the first; MUP slices
+	// use them. Only for clients whose publishes are QoS 0 or whose
+	// session is not resumed: a QoS 1 publish resent on a new connection
+	// would carry an alias that connection never set.
+	TopicAliases uint16
+	// AcceptTopicAliases is the Topic Alias Maximum sent in CONNECT
+	// (§3.1.2.11.5): how many aliases the broker may use towards us.
+	AcceptTopicAliases uint16
 	// Username and Password authenticate to the broker, when it asks.
 	Username string
 	Password string
@@ -146,6 +156,9 @@ type transport5 struct {
 
 func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	t := &transport5{subs: &subscriptions{topics: map[string]bool{}}}
+	out, in := &outAliases{}, &inAliases{}
+	out.reset(0)
+	in.reset()
 	if cfg.TLSConfig != nil {
 		tu := *u
 		tu.Scheme = "tls" // autopaho's name for MQTT over TLS
@@ -161,7 +174,10 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		ConnectRetryDelay:             200 * time.Millisecond,
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(200*time.Millisecond, 5*time.Second, 200*time.Millisecond, 2),
 		ConnectTimeout:                5 * time.Second,
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+			if cfg.TopicAliases > 0 && ca != nil && ca.Properties != nil && ca.Properties.TopicAliasMaximum != nil {
+				out.reset(min(cfg.TopicAliases, *ca.Properties.TopicAliasMaximum))
+			}
 			t.mu.Lock()
 			t.conn = true
 			t.mu.Unlock()
@@ -200,15 +216,26 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 				rm = 65535
 			}
 			c.Properties.ReceiveMaximum = &rm
+			// A new connection starts with no aliases [MQTT-3.3.2-7].
+			out.reset(0)
+			in.reset()
+			if cfg.AcceptTopicAliases > 0 {
+				c.Properties.TopicAliasMaximum = paho.Uint16(cfg.AcceptTopicAliases)
+			}
 			return c, nil
 		},
 		ClientConfig: paho.ClientConfig{
-			ClientID: cfg.ClientID,
+			ClientID:    cfg.ClientID,
+			PublishHook: out.hook,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 				if onMsg == nil {
 					return true, nil
 				}
-				m := Message{Topic: pr.Packet.Topic, Payload: pr.Packet.Payload}
+				m := Message{Topic: in.resolve(pr.Packet), Payload: pr.Packet.Payload}
+				if m.Topic == "" {
+					cfg.Logger.Warn("mqtt publish with an unknown topic alias dropped")
+					return true, nil
+				}
 				if p := pr.Packet.Properties; p != nil {
 					m.ResponseTopic, m.CorrelationData = p.ResponseTopic, p.CorrelationData
 				}

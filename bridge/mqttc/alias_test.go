@@ -1,0 +1,120 @@
+package mqttc_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/internal/testenv"
+)
+
+// wireRecorder keeps the PUBLISH packets as the broker read and wrote them,
+// before alias resolution (mochi's OnPacketRead / OnPacketSent).
+type wireRecorder struct {
+	mqtt.HookBase
+	mu         sync.Mutex
+	read, sent []packets.Packet
+}
+
+func (h *wireRecorder) ID() string { return "wire-recorder" }
+func (h *wireRecorder) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnPacketRead, mqtt.OnPacketSent}, []byte{b})
+}
+func (h *wireRecorder) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Publish {
+		h.mu.Lock()
+		h.read = append(h.read, pk.Copy(true))
+		h.mu.Unlock()
+	}
+	return pk, nil
+}
+func (h *wireRecorder) OnPacketSent(_ *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type == packets.Publish {
+		h.mu.Lock()
+		h.sent = append(h.sent, pk.Copy(true))
+		h.mu.Unlock()
+	}
+}
+
+// Topic aliases both ways (MQTT 5 §3.3.2.3.4): the publisher sends the
+// topic once and then the alias alone; the broker does the same towards a
+// subscriber that accepts aliases, which resolves them back to the topic.
+func TestTopicAliases(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: logger})
+	rec := &wireRecorder{}
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddHook(&bridge.AnnounceTopicAliases{Maximum: 65535}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddHook(rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve() }()
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan string, 8)
+	sub, err := mqttc.Dial(ctx, mqttc.Config{URL: "mqtt://" + addr, ClientID: "sub", Protocol: mqttc.MQTT5, Logger: logger, AcceptTopicAliases: 4,
+		OnMessage: func(m mqttc.Message) { got <- m.Topic + "=" + string(m.Payload) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close(ctx)
+	if err := sub.Subscribe(ctx, "fw/#"); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := mqttc.Dial(ctx, mqttc.Config{URL: "mqtt://" + addr, ClientID: "pub", Protocol: mqttc.MQTT5, Logger: logger, TopicAliases: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(ctx)
+	for i, topic := range []string{"fw/a", "fw/a", "fw/b", "fw/a"} {
+		if err := pub.Publish(ctx, mqttc.Message{Topic: topic, Payload: []byte{'0' + byte(i)}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-got:
+			if want := fmt.Sprintf("%s=%d", topic, i); m != want {
+				t.Fatalf("received %q, want %q", m, want)
+			}
+		case <-ctx.Done():
+			t.Fatal("message not received")
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	type wire struct {
+		topic string
+		alias uint16
+	}
+	want := []wire{{"fw/a", 1}, {"", 1}, {"fw/b", 2}, {"", 1}}
+	for name, pks := range map[string][]packets.Packet{"from the publisher": rec.read, "to the subscriber": rec.sent} {
+		if len(pks) != len(want) {
+			t.Fatalf("%s: %d publishes", name, len(pks))
+		}
+		for i, pk := range pks {
+			if w := (wire{pk.TopicName, pk.Properties.TopicAlias}); w != want[i] {
+				t.Errorf("%s, publish %d: %+v, want %+v", name, i, w, want[i])
+			}
+		}
+	}
+}

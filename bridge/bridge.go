@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +30,10 @@ import (
 
 // Config configures a bridge. Zero values mean the documented defaults.
 type Config struct {
-	NetconfListen string // default 127.0.0.1:8830
+	// UpdateServerCert is the Update Server certificate (PEM), published
+	// retained on yang/update/server-cert for MUP devices; empty: none.
+	UpdateServerCert []byte
+	NetconfListen    string // default 127.0.0.1:8830
 	// MQTTURL selects an external broker (mqtt://host:port). When empty,
 	// the bridge runs the embedded broker on MQTTListen.
 	MQTTURL      string
@@ -196,6 +200,16 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	for _, topic := range []string{wire.TopicCreate, wire.TopicLegacy, wire.TopicUpdate, wire.TopicDelete, wire.TopicRetrieve, "response/+", wire.TopicFirmwareStatus + "/+"} {
 		if err := b.mq.Subscribe(ctx, topic); err != nil {
 			return nil, fmt.Errorf("subscribe %s: %w", topic, err)
+		}
+	}
+	if len(cfg.UpdateServerCert) > 0 {
+		if blk, _ := pem.Decode(cfg.UpdateServerCert); blk == nil || blk.Type != "CERTIFICATE" {
+			return nil, errors.New("update server certificate: not a PEM CERTIFICATE")
+		} else if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			return nil, fmt.Errorf("update server certificate: %w", err)
+		}
+		if err := b.mq.PublishRetained(ctx, mqttc.Message{Topic: wire.TopicUpdateServerCert, Payload: cfg.UpdateServerCert}); err != nil {
+			return nil, fmt.Errorf("publish update server certificate: %w", err)
 		}
 	}
 

@@ -238,6 +238,11 @@ func (d *Device) register(ctx context.Context, topic string) error {
 				d.Registered.Store(true)
 				d.log.Info("device registered", "topic", topic, "chunks", len(chunks), "attempt", attempt)
 				if d.mup != nil {
+					if d.mup.cfg.ServerKey == nil && d.mup.cfg.VendorCA != nil {
+						if err := d.tr.Subscribe(ctx, wire.TopicUpdateServerCert); err != nil {
+							d.log.Warn("subscribe to the update server certificate", "err", err)
+						}
+					}
 					d.mup.reportVersion(ctx)
 				}
 				return nil
@@ -349,6 +354,10 @@ func (d *Device) onMessage(m Message) {
 		case d.boot <- bootAnswer{payload: string(m.Payload), corr: m.CorrelationData}:
 		default:
 		}
+		return
+	}
+	if d.mup != nil && m.Topic == wire.TopicUpdateServerCert {
+		d.mup.onServerCert(m)
 		return
 	}
 	if d.mup != nil && strings.HasPrefix(m.Topic, d.mupTopicPrefix()) {

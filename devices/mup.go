@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"hash"
 	"strings"
@@ -27,6 +29,11 @@ type MUPConfig struct {
 	// ServerKey is the Update Server key, from a certificate the device
 	// checked against the vendor CA (mup.VerifyServerCertificate).
 	ServerKey *ecdsa.PublicKey
+	// VendorCA, when ServerKey is nil, lets the device take the Update
+	// Server key from the certificate the bridge publishes retained on
+	// yang/update/server-cert, once it verifies against this CA. Until
+	// then every extended manifest is refused.
+	VendorCA *x509.Certificate
 	// NeverReboots simulates a device that accepts an image but never comes
 	// back with it: the version stays as it was.
 	NeverReboots bool
@@ -43,13 +50,16 @@ type mupDevice struct {
 	manifest *mup.VendorManifest
 	topic    string // firmware topic while a transfer is allowed
 	next     uint32 // the next slice index expected
-	received uint32
-	digest   hash.Hash
+	// serverKey is the trusted Update Server key (configured, or from a
+	// verified certificate).
+	serverKey *ecdsa.PublicKey
+	received  uint32
+	digest    hash.Hash
 }
 
 // EnableMUP installs the MUP handlers on a device made by New.
 func (d *Device) EnableMUP(cfg MUPConfig) error {
-	m := &mupDevice{d: d, cfg: cfg, version: cfg.Version}
+	m := &mupDevice{d: d, cfg: cfg, version: cfg.Version, serverKey: cfg.ServerKey}
 	if d.cfg.Handlers == nil {
 		d.cfg.Handlers = map[string]CommandHandler{}
 	}
@@ -103,7 +113,7 @@ func (m *mupDevice) manifestCmd(ctx context.Context, d *Device, f *ontology.Func
 	}
 	m.mu.Lock()
 	st := &mup.DeviceState{UUID: d.cfg.UUID, Nonce: m.nonce, AppID: m.cfg.AppID, Version: m.version, SlotSize: m.cfg.SlotSize,
-		VendorKey: m.cfg.VendorKey, ServerKey: m.cfg.ServerKey, SlotInUse: m.topic != "" && m.manifest != nil && m.received > 0}
+		VendorKey: m.cfg.VendorKey, ServerKey: m.serverKey, SlotInUse: m.topic != "" && m.manifest != nil && m.received > 0}
 	m.nonce = nil // single use, whatever the outcome
 	m.mu.Unlock()
 	state, vm := mup.CheckManifest(raw, st)
@@ -201,4 +211,38 @@ func (m *mupDevice) reportVersion(ctx context.Context) {
 	if err := m.d.tr.Publish(ctx, Message{Topic: wire.FirmwareStatusTopic(m.d.cfg.UUID), Payload: wire.EncodeFirmwareStatus(v)}, 1); err != nil {
 		m.d.log.Warn("firmware status not published", "err", err)
 	}
+}
+
+// onServerCert takes the Update Server key from a certificate published by
+// the bridge, only if it verifies against the vendor CA.
+func (m *mupDevice) onServerCert(msg Message) {
+	blk, _ := pem.Decode(msg.Payload)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		m.d.log.Warn("update server certificate: not PEM")
+		return
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		m.d.log.Warn("update server certificate", "err", err)
+		return
+	}
+	key, err := mup.VerifyServerCertificate(cert, m.cfg.VendorCA)
+	if err != nil {
+		m.d.log.Warn("update server certificate refused", "err", err)
+		return
+	}
+	m.mu.Lock()
+	m.serverKey = key
+	m.mu.Unlock()
+	m.d.log.Info("update server certificate accepted", "subject", cert.Subject.CommonName)
+}
+
+// TrustsUpdateServer reports whether the device has an Update Server key.
+func (d *Device) TrustsUpdateServer() bool {
+	if d.mup == nil {
+		return false
+	}
+	d.mup.mu.Lock()
+	defer d.mup.mu.Unlock()
+	return d.mup.serverKey != nil
 }

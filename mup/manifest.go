@@ -89,6 +89,10 @@ func sign(r io.Reader, key *ecdsa.PrivateKey, payload []byte) ([]byte, error) {
 // verify checks a COSE_Sign1 with ES256 and returns its payload. Any other
 // algorithm is refused, whatever the message claims.
 func verify(msg []byte, pub crypto.PublicKey) ([]byte, error) {
+	if k, ok := pub.(*ecdsa.PublicKey); pub == nil || (ok && k == nil) {
+		// No trusted key yet (go-cose would dereference it): refuse.
+		return nil, fmt.Errorf("%w: no trusted key", errBadSignature)
+	}
 	var m cose.Sign1Message
 	if err := m.UnmarshalCBOR(msg); err != nil {
 		return nil, fmt.Errorf("%w: %v", errMalformed, err)

@@ -2,6 +2,7 @@ package mup
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -242,4 +243,21 @@ func mustKey384(t *testing.T) *ecdsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// A device without a trusted Update Server key refuses every manifest
+// (and does not crash on the nil key).
+func TestCheckManifestWithoutServerKey(t *testing.T) {
+	vk, _ := GenerateKey()
+	sk, _ := GenerateKey()
+	signed, _ := SignVendorManifest(NewVendorManifest([]byte("image"), "app", 2, 1, 0), vk)
+	nonce := NewNonce()
+	ext, _ := SignExtendedManifest(signed, "d", nonce, sk)
+	var none *ecdsa.PublicKey
+	for _, key := range []crypto.PublicKey{nil, none} {
+		st := &DeviceState{UUID: "d", Nonce: nonce, AppID: "app", Version: 1, SlotSize: 1 << 20, VendorKey: &vk.PublicKey, ServerKey: key}
+		if got, _ := CheckManifest(ext, st); got != StateOuterSignInvalid {
+			t.Errorf("key %#v: %s", key, got)
+		}
+	}
 }

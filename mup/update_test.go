@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
@@ -18,6 +20,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/bridge/wire"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mup"
@@ -253,5 +257,80 @@ func TestDeviceRestartMidTransfer(t *testing.T) {
 	res, err := run(mup.Windowed)
 	if err != nil || res.Version != 4 || fresh.FirmwareVersion() != 4 {
 		t.Fatalf("update after the restart: %+v %v", res, err)
+	}
+}
+
+// The device takes the Update Server key only from a certificate that
+// verifies against its vendor CA: a certificate from another CA, published
+// by the bridge, leaves it refusing manifests; the genuine one, published
+// retained afterwards, makes the update work.
+func TestUpdateServerCertificateFromTheBridge(t *testing.T) {
+	vendorKey, _ := mup.GenerateKey()
+	vendorCA, _ := mup.VendorCA(vendorKey, "vendor", time.Hour)
+	serverKey, _ := mup.GenerateKey()
+	genuine, _ := mup.ServerCertificate(&serverKey.PublicKey, "update server", vendorCA, vendorKey, time.Hour)
+	rogueKey, _ := mup.GenerateKey()
+	rogueCA, _ := mup.VendorCA(rogueKey, "rogue", time.Hour)
+	rogue, _ := mup.ServerCertificate(&serverKey.PublicKey, "update server", rogueCA, rogueKey, time.Hour)
+	pemOf := func(c *x509.Certificate) []byte {
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+
+	b, err := bridge.Start(context.Background(), bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: t.TempDir(),
+		AdminPassword: "pw", RPCTimeout: 5 * time.Second, Logger: quiet(), Out: io.Discard, UpdateServerCert: pemOf(rogue)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
+	dev, err := devices.New(devices.Config{Description: desc, UUID: "mup-1", BrokerURL: b.BrokerURL(), Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.EnableMUP(devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10, VendorKey: &vendorKey.PublicKey, VendorCA: vendorCA}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := dev.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dev.Close)
+	if err := dev.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := gonetconf.DialSSH(b.NetconfAddr(), &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password("pw")},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	image := make([]byte, 20000)
+	rand.Read(image)
+	signed, _ := mup.SignVendorManifest(mup.NewVendorManifest(image, "myno-app", 4, 3, 0), vendorKey)
+	update := func() (*mup.Result, error) {
+		return mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: signed, Image: image, ServerKey: serverKey,
+			NETCONF: s, MQTTURL: b.BrokerURL(), Flow: mup.Windowed})
+	}
+	_, err = update()
+	var ue *mup.UpdateError
+	if !errors.As(err, &ue) || ue.Step != "sendExtendedManifest" || dev.TrustsUpdateServer() {
+		t.Fatalf("with a rogue certificate: %v (trusts %v)", err, dev.TrustsUpdateServer())
+	}
+	pub, err := mqttc.Dial(ctx, mqttc.Config{URL: b.BrokerURL(), ClientID: "cert-publisher", Protocol: mqttc.MQTT5, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(ctx)
+	if err := pub.PublishRetained(ctx, mqttc.Message{Topic: wire.TopicUpdateServerCert, Payload: pemOf(genuine)}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !dev.TrustsUpdateServer(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the genuine certificate was not taken")
+		}
+	}
+	if res, err := update(); err != nil || res.Version != 4 {
+		t.Fatalf("with the genuine certificate: %+v %v", res, err)
 	}
 }

@@ -210,3 +210,8 @@ func DecodeFirmwareStatus(b []byte) (string, error) {
 	}
 	return string(v), nil
 }
+
+// TopicUpdateServerCert holds, retained, the Update Server certificate
+// (PEM) that the bridge publishes; MUP devices check it against their
+// vendor CA before they trust the key in it.
+const TopicUpdateServerCert = "yang/update/server-cert"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ func bridgeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "mqtt-username", Usage: "user name for the external broker", Sources: cli.EnvVars("MYNO_MQTT_USERNAME")},
 		&cli.StringFlag{Name: "mqtt-password", Usage: "password for the external broker", Sources: cli.EnvVars("MYNO_MQTT_PASSWORD")},
 		&cli.StringFlag{Name: "mqtt-ca", Usage: "PEM `FILE` of CA certificates to trust for an mqtts:// broker", Sources: cli.EnvVars("MYNO_MQTT_CA")},
+		&cli.StringFlag{Name: "update-server-cert", Usage: "Update Server certificate `FILE` (PEM) to publish, retained, for MUP devices", Sources: cli.EnvVars("MYNO_UPDATE_SERVER_CERT")},
 		&cli.StringFlag{Name: "data-dir", Usage: "`DIR` for the registry, host key and users", Value: "myno-data", Sources: cli.EnvVars("MYNO_DATA_DIR")},
 		&cli.StringFlag{Name: "users", Usage: "users `FILE` (name:bcrypt-hash:groups); default <data-dir>/users, created with an admin user", Sources: cli.EnvVars("MYNO_USERS")},
 		&cli.DurationFlag{Name: "rpc-timeout", Usage: "how long an rpc waits for its device", Value: 5 * time.Second, Sources: cli.EnvVars("MYNO_RPC_TIMEOUT")},
@@ -61,7 +63,15 @@ func bridgeCommand() *cli.Command {
 			"Stops gracefully on SIGINT/SIGTERM.",
 		Flags: bridgeFlags(),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			b, err := bridge.Start(ctx, bridgeConfig(cmd))
+			cfg := bridgeConfig(cmd)
+			if f := cmd.String("update-server-cert"); f != "" {
+				pem, err := os.ReadFile(f)
+				if err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--update-server-cert: %w", err)}
+				}
+				cfg.UpdateServerCert = pem
+			}
+			b, err := bridge.Start(ctx, cfg)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
@@ -86,16 +96,18 @@ func demoCommand() *cli.Command {
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg := bridgeConfig(cmd)
 			cfg.MQTTURL = ""
+			upd, err := prepareDemoMUP(cmd.String("data-dir"))
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			// The bridge hands the Update Server certificate to the devices.
+			cfg.UpdateServerCert = upd.serverCert
 			b, err := bridge.Start(ctx, cfg)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
 			defer b.Close()
 			out := cmd.Root().Writer
-			upd, err := prepareDemoMUP(cmd.String("data-dir"))
-			if err != nil {
-				return &exitError{code: 1, err: err}
-			}
 			var devs []*devices.Device
 			for i, spec := range []struct{ file, uuid string }{
 				{"led-color.jsonld", "demo-led-1"},
@@ -125,6 +137,13 @@ func demoCommand() *cli.Command {
 				}
 				devs = append(devs, d)
 				go func() { _ = d.Serve(ctx) }()
+			}
+			// demo-mup-1 trusts the Update Server once the retained
+			// certificate arrives and verifies against the vendor CA.
+			for deadline := time.Now().Add(10 * time.Second); !devs[2].TrustsUpdateServer(); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					return &exitError{code: 1, err: errors.New("demo-mup-1 did not get the update server certificate")}
+				}
 			}
 			host, port := splitHostPort(b.NetconfAddr())
 			ledModule, _ := b.ModuleOf("demo-led-1")

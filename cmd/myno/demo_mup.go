@@ -19,6 +19,7 @@ import (
 // kept in <data-dir>/mup so that a restarted demo trusts the same keys.
 type demoMUP struct {
 	dir, image, manifest, serverKey string
+	serverCert                      []byte // PEM, published by the bridge
 	device                          devices.MUPConfig
 }
 
@@ -73,14 +74,17 @@ func prepareDemoMUP(dataDir string) (*demoMUP, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The device learns the Update Server key only through a certificate
-	// it checks against the vendor CA.
-	serverPub, err := mup.VerifyServerCertificate(sc, ca)
-	if err != nil {
+	if _, err := mup.VerifyServerCertificate(sc, ca); err != nil {
 		return nil, fmt.Errorf("demo: update server certificate: %w", err)
 	}
-	d := &demoMUP{dir: dir, image: p(fmt.Sprintf("firmware-v%d.bin", demoFirmwareTo)), serverKey: p("update-server.key"),
-		device: devices.MUPConfig{AppID: demoAppID, Version: demoFirmwareFrom, SlotSize: 1 << 20, VendorKey: &vk.PublicKey, ServerKey: serverPub}}
+	serverCert, err := os.ReadFile(p("update-server.crt"))
+	if err != nil {
+		return nil, err
+	}
+	// The device learns the Update Server key only from the certificate
+	// the bridge publishes, checked against the vendor CA.
+	d := &demoMUP{dir: dir, image: p(fmt.Sprintf("firmware-v%d.bin", demoFirmwareTo)), serverKey: p("update-server.key"), serverCert: serverCert,
+		device: devices.MUPConfig{AppID: demoAppID, Version: demoFirmwareFrom, SlotSize: 1 << 20, VendorKey: &vk.PublicKey, VendorCA: ca}}
 	d.manifest = d.image + ".manifest"
 	image := demoImage()
 	if err := os.WriteFile(d.image, image, 0o644); err != nil {

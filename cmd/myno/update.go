@@ -107,8 +107,9 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	}
 	res, err := mup.Update(ctx, mup.UpdateConfig{UUID: device, VendorSigned: signed, Image: image, ServerKey: key,
 		NETCONF: s, MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")),
-		Progress: func(_, _ int, bytes int) {
+		Progress: func(acked, total int, bytes int) {
 			if bar != nil {
+				bar.Describe(fmt.Sprintf("firmware %s slice %d/%d", device, acked, total))
 				_ = bar.Set(bytes)
 			}
 		}})

@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/mup/e2e"
 )
 
 func TestKeysAndManifestCommands(t *testing.T) {
@@ -52,5 +54,36 @@ func TestKeysAndManifestCommands(t *testing.T) {
 	}
 	if code, _, _ := runMyno(t, "keys", "gen", "--vendor", "--update-server", "--out", dir); code != 2 {
 		t.Errorf("both roles: exit %d", code)
+	}
+}
+
+func TestCACommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	if code, out, errOut := runMyno(t, "ca", "init", "--dir", dir); code != 0 || !strings.Contains(out, "ca.crt") {
+		t.Fatalf("init: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := runMyno(t, "ca", "init", "--dir", dir); code != 1 || !strings.Contains(errOut, "already") {
+		t.Errorf("second init overwrote the CA: %d %s", code, errOut)
+	}
+	if code, out, errOut := runMyno(t, "ca", "issue", "--dir", dir, "--name", "device-1", "--role", "device"); code != 0 {
+		t.Fatalf("issue: %d %s %s", code, out, errOut)
+	}
+	info, err := os.Stat(filepath.Join(dir, "device-1.key"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("device key: %v %v", err, info)
+	}
+	ca, _ := mup.ReadCertificate(filepath.Join(dir, "ca.crt"))
+	cert, _ := mup.ReadCertificate(filepath.Join(dir, "device-1.crt"))
+	if name, _, err := e2e.VerifyPeer(cert, ca, e2e.RoleDevice, time.Now()); err != nil || name != "device-1" {
+		t.Errorf("issued certificate: %q %v", name, err)
+	}
+	for _, bad := range [][]string{
+		{"ca", "issue", "--dir", dir, "--name", "x", "--role", "admin"},
+		{"ca", "issue", "--dir", dir, "--name", "../escape"},
+		{"ca", "issue", "--dir", filepath.Join(dir, "missing"), "--name", "x"},
+	} {
+		if code, _, _ := runMyno(t, bad...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", bad, code)
+		}
 	}
 }

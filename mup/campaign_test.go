@@ -3,8 +3,6 @@ package mup_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"testing"
@@ -14,7 +12,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/myno-bridge/myno/devices"
-	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mup"
 )
 
@@ -22,25 +19,8 @@ import (
 // world's keys, at the given version.
 func addDevice(t testing.TB, w *world, uuid string, version uint32) *devices.Device {
 	t.Helper()
-	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
-	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: w.url, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.EnableMUP(devices.MUPConfig{AppID: "myno-app", Version: version, SlotSize: 256 << 10,
-		VendorKey: &w.vendorKey.PublicKey, ServerKey: &w.serverKey.PublicKey}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := dev.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dev.Close)
-	if err := dev.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return dev
+	return startMUPDevice(t, w.url, uuid, devices.MUPConfig{AppID: "myno-app", Version: version, SlotSize: 256 << 10,
+		VendorKey: &w.vendorKey.PublicKey, ServerKey: &w.serverKey.PublicKey})
 }
 
 func campaignConfig(w *world, uuids []string) mup.CampaignConfig {

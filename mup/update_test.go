@@ -44,34 +44,29 @@ type world struct {
 	rebootWait time.Duration
 }
 
-// setup runs the bridge on the embedded broker and a MUP-capable device
-// at version 3; the vendor signed a manifest for version 4.
-func setup(t testing.TB, brokerURL string, deviceOptions ...func(*devices.MUPConfig)) (*world, func(mup.FlowControl) (*mup.Result, error)) {
+// startBridge runs a bridge for the MUP tests: the embedded broker when
+// brokerURL is empty, and the Update Server certificate to publish, if any.
+func startBridge(t testing.TB, brokerURL string, serverCert []byte) *bridge.Bridge {
 	t.Helper()
-	vendorKey, _ := mup.GenerateKey()
-	serverKey, _ := mup.GenerateKey()
-	cfg := bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: t.TempDir(), AdminPassword: "pw",
-		RPCTimeout: 5 * time.Second, Logger: quiet(), Out: io.Discard, MQTTURL: brokerURL}
-	b, err := bridge.Start(context.Background(), cfg)
+	b, err := bridge.Start(context.Background(), bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: t.TempDir(),
+		AdminPassword: "pw", RPCTimeout: 5 * time.Second, Logger: quiet(), Out: io.Discard, MQTTURL: brokerURL, UpdateServerCert: serverCert})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	url := brokerURL
-	if url == "" {
-		url = b.BrokerURL()
-	}
+	return b
+}
+
+// startMUPDevice runs a MUP-capable device from the testdata description
+// and bootstraps it.
+func startMUPDevice(t testing.TB, brokerURL, uuid string, cfg devices.MUPConfig) *devices.Device {
+	t.Helper()
 	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
-	dev, err := devices.New(devices.Config{Description: desc, UUID: "mup-1", BrokerURL: url, Logger: quiet()})
+	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: brokerURL, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mupConfig := devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10,
-		VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey}
-	for _, o := range deviceOptions {
-		o(&mupConfig)
-	}
-	if err := dev.EnableMUP(mupConfig); err != nil {
+	if err := dev.EnableMUP(cfg); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -83,12 +78,39 @@ func setup(t testing.TB, brokerURL string, deviceOptions ...func(*devices.MUPCon
 	if err := dev.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return dev
+}
+
+// dialBridge opens a NETCONF session to the bridge as admin.
+func dialBridge(t testing.TB, b *bridge.Bridge) *gonetconf.Session {
+	t.Helper()
 	s, err := gonetconf.DialSSH(b.NetconfAddr(), &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password("pw")},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// setup runs the bridge on the embedded broker and a MUP-capable device
+// at version 3; the vendor signed a manifest for version 4.
+func setup(t testing.TB, brokerURL string, deviceOptions ...func(*devices.MUPConfig)) (*world, func(mup.FlowControl) (*mup.Result, error)) {
+	t.Helper()
+	vendorKey, _ := mup.GenerateKey()
+	serverKey, _ := mup.GenerateKey()
+	b := startBridge(t, brokerURL, nil)
+	url := brokerURL
+	if url == "" {
+		url = b.BrokerURL()
+	}
+	mupConfig := devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10,
+		VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey}
+	for _, o := range deviceOptions {
+		o(&mupConfig)
+	}
+	dev := startMUPDevice(t, url, "mup-1", mupConfig)
+	s := dialBridge(t, b)
 	if t, ok := t.(*testing.T); ok {
 		waitFirmwareVersion(t, s, "3") // reported after the bootstrap
 	}
@@ -276,35 +298,12 @@ func TestUpdateServerCertificateFromTheBridge(t *testing.T) {
 		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}
 
-	b, err := bridge.Start(context.Background(), bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: t.TempDir(),
-		AdminPassword: "pw", RPCTimeout: 5 * time.Second, Logger: quiet(), Out: io.Discard, UpdateServerCert: pemOf(rogue)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
-	dev, err := devices.New(devices.Config{Description: desc, UUID: "mup-1", BrokerURL: b.BrokerURL(), Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.EnableMUP(devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10, VendorKey: &vendorKey.PublicKey, VendorCA: vendorCA}); err != nil {
-		t.Fatal(err)
-	}
+	b := startBridge(t, "", pemOf(rogue))
+	dev := startMUPDevice(t, b.BrokerURL(), "mup-1", devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10,
+		VendorKey: &vendorKey.PublicKey, VendorCA: vendorCA})
+	s := dialBridge(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := dev.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dev.Close)
-	if err := dev.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s, err := gonetconf.DialSSH(b.NetconfAddr(), &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password("pw")},
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	image := make([]byte, 20000)
 	rand.Read(image)
 	signed, _ := mup.SignVendorManifest(mup.NewVendorManifest(image, "myno-app", 4, 3, 0), vendorKey)
@@ -312,7 +311,7 @@ func TestUpdateServerCertificateFromTheBridge(t *testing.T) {
 		return mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: signed, Image: image, ServerKey: serverKey,
 			NETCONF: s, MQTTURL: b.BrokerURL(), Flow: mup.Windowed})
 	}
-	_, err = update()
+	_, err := update()
 	var ue *mup.UpdateError
 	if !errors.As(err, &ue) || ue.Step != "sendExtendedManifest" || dev.TrustsUpdateServer() {
 		t.Fatalf("with a rogue certificate: %v (trusts %v)", err, dev.TrustsUpdateServer())

@@ -38,14 +38,11 @@ func runRPC(_ context.Context, cmd *cli.Command) error {
 	if len(ops) == 0 {
 		return &exitError{code: 2, err: errors.New("rpc: give at least one operation, e.g. '<get/>'")}
 	}
-	cfg := &ssh.ClientConfig{User: cmd.String("user"), Timeout: cmd.Duration("timeout"), HostKeyCallback: ssh.InsecureIgnoreHostKey()}
-	if kh := cmd.String("known-host"); kh != "" {
-		want, _, _, _, err := ssh.ParseAuthorizedKey([]byte(kh))
-		if err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("rpc: --known-host: %w", err)}
-		}
-		cfg.HostKeyCallback = ssh.FixedHostKey(want)
+	hostKey, err := hostKeyCallback(cmd.String("known-host"))
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("rpc: %w", err)}
 	}
+	cfg := &ssh.ClientConfig{User: cmd.String("user"), Timeout: cmd.Duration("timeout"), HostKeyCallback: hostKey}
 	if p := cmd.String("password"); p != "" {
 		cfg.Auth = append(cfg.Auth, ssh.Password(p))
 	}
@@ -82,4 +79,17 @@ func runRPC(_ context.Context, cmd *cli.Command) error {
 		return &exitError{code: 1, err: errors.New("rpc: a reply holds an rpc-error")}
 	}
 	return nil
+}
+
+// hostKeyCallback checks the bridge's host key against --known-host (one
+// authorized_keys line); without it the key is not verified.
+func hostKeyCallback(knownHost string) (ssh.HostKeyCallback, error) {
+	if knownHost == "" {
+		return ssh.InsecureIgnoreHostKey(), nil
+	}
+	want, _, _, _, err := ssh.ParseAuthorizedKey([]byte(knownHost))
+	if err != nil {
+		return nil, fmt.Errorf("--known-host: %w", err)
+	}
+	return ssh.FixedHostKey(want), nil
 }

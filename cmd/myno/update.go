@@ -65,15 +65,12 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	if flow != mup.StopAndWait && flow != mup.Windowed {
 		return &exitError{code: 2, err: fmt.Errorf("update: --flow %q: want stop-and-wait or windowed", flow)}
 	}
-	sshConfig := &ssh.ClientConfig{User: cmd.String("user"), Timeout: 10 * time.Second,
-		Auth: []ssh.AuthMethod{ssh.Password(cmd.String("password"))}, HostKeyCallback: ssh.InsecureIgnoreHostKey()}
-	if kh := cmd.String("known-host"); kh != "" {
-		want, _, _, _, err := ssh.ParseAuthorizedKey([]byte(kh))
-		if err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("update: --known-host: %w", err)}
-		}
-		sshConfig.HostKeyCallback = ssh.FixedHostKey(want)
+	hostKey, err := hostKeyCallback(cmd.String("known-host"))
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
 	}
+	sshConfig := &ssh.ClientConfig{User: cmd.String("user"), Timeout: 10 * time.Second,
+		Auth: []ssh.AuthMethod{ssh.Password(cmd.String("password"))}, HostKeyCallback: hostKey}
 	s, err := gonetconf.DialSSH(cmd.String("bridge"), sshConfig)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}

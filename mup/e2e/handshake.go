@@ -114,27 +114,21 @@ func (n *Notify) Encode() ([]byte, error) { return encMode.Marshal(n) }
 func (r *Ready) Encode() ([]byte, error) { return encMode.Marshal(r) }
 
 // DecodeNotify parses a notify; it does not verify it.
-func DecodeNotify(b []byte) (*Notify, error) {
-	if len(b) > MaxMessage {
-		return nil, fmt.Errorf("%w: notify of %d bytes", ErrHandshake, len(b))
-	}
-	var n Notify
-	if err := decMode.Unmarshal(b, &n); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrHandshake, err)
-	}
-	return &n, nil
-}
+func DecodeNotify(b []byte) (*Notify, error) { return decodeMessage[Notify](b, "notify") }
 
 // DecodeReady parses a ready message; it does not verify it.
-func DecodeReady(b []byte) (*Ready, error) {
+func DecodeReady(b []byte) (*Ready, error) { return decodeMessage[Ready](b, "ready") }
+
+// decodeMessage bounds and decodes one handshake message.
+func decodeMessage[T any](b []byte, what string) (*T, error) {
 	if len(b) > MaxMessage {
-		return nil, fmt.Errorf("%w: ready of %d bytes", ErrHandshake, len(b))
+		return nil, fmt.Errorf("%w: %s of %d bytes", ErrHandshake, what, len(b))
 	}
-	var r Ready
-	if err := decMode.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrHandshake, err)
+	var m T
+	if err := decMode.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrHandshake, what, err)
 	}
-	return &r, nil
+	return &m, nil
 }
 
 // verifySigned checks a peer certificate and its signature over msg.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -35,15 +36,28 @@ func RepoRoot(t testing.TB) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// SharedSamples returns the reference descriptions in ../shared/samples, or
-// skips (fails in CI, which always has shared/) when the folder is absent.
+// SharedSamples returns the reference descriptions (*.owl) from the first
+// of: $MYNO_SHARED_SAMPLES, ../shared/samples beside the repository, and,
+// for a clone of a local checkout, ../shared/samples beside its origin. It
+// skips (fails in CI, which always has them) when none holds any.
 func SharedSamples(t testing.TB) []string {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(RepoRoot(t), "..", "shared", "samples", "*.owl"))
-	if len(files) == 0 {
-		missing(t, "reference samples ../shared/samples/*.owl not found")
+	dirs := []string{os.Getenv("MYNO_SHARED_SAMPLES"), filepath.Join(RepoRoot(t), "..", "shared", "samples")}
+	if out, err := exec.Command("git", "-C", RepoRoot(t), "remote", "get-url", "origin").Output(); err == nil {
+		if origin := strings.TrimSpace(string(out)); filepath.IsAbs(origin) {
+			dirs = append(dirs, filepath.Join(origin, "..", "shared", "samples"))
+		}
 	}
-	return files
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		if files, _ := filepath.Glob(filepath.Join(dir, "*.owl")); len(files) > 0 {
+			return files
+		}
+	}
+	missing(t, "reference samples *.owl not found in %q (set MYNO_SHARED_SAMPLES)", dirs)
+	return nil
 }
 
 func missing(t testing.TB, format string, args ...any) {

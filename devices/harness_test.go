@@ -89,7 +89,10 @@ func newStandIn(t *testing.T, url string, answer func(uuid string, desc []byte, 
 	s := &standIn{t: t, chunks: map[string][][]byte{}, ends: map[string]int{}, answer: answer, received: make(chan devices.Message, 1024)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, err := devices.Dial(ctx, devices.TransportConfig{URL: url, ClientID: "stand-in-" + t.Name(), Protocol: devices.MQTT5, OnMessage: s.onMessage, Logger: quietLogger()})
+	// At most once: the stand-in reads bursts of bootstrap chunks from many
+	// devices, and mochi-mqtt v2.7.9 can deadlock a client that receives QoS 1
+	// while a publisher adds to its in-flight store (see bridge/README.md).
+	tr, err := devices.Dial(ctx, devices.TransportConfig{URL: url, ClientID: "stand-in-" + t.Name(), Protocol: devices.MQTT5, OnMessage: s.onMessage, Logger: quietLogger(), AtMostOnce: true})
 	if err != nil {
 		t.Fatal(err)
 	}

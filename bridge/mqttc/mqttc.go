@@ -99,6 +99,20 @@ type Config struct {
 	// Username and Password authenticate to the broker, when it asks.
 	Username string
 	Password string
+	// AtMostOnce subscribes with maximum QoS 0 (MQTT 5 §3.8.3.1, 3.1.1
+	// §3.8.3.1): the broker delivers without acknowledgements and keeps no
+	// in-flight state for this client. For consumers that would rather miss
+	// a message than hold the broker's delivery up: monitors, telemetry
+	// readers, test stand-ins.
+	AtMostOnce bool
+}
+
+// subscriptionQoS is the maximum QoS asked for in SUBSCRIBE.
+func (c Config) subscriptionQoS() byte {
+	if c.AtMostOnce {
+		return 0
+	}
+	return 1
 }
 
 // Dial connects to the broker and returns once connected (or ctx ends).
@@ -148,6 +162,7 @@ func (s *subscriptions) list() []string {
 // transport5 is an MQTT 5 connection (paho.golang autopaho).
 type transport5 struct {
 	cm   *autopaho.ConnectionManager
+	qos  byte
 	subs *subscriptions
 	up   chan struct{}
 	mu   sync.Mutex
@@ -155,7 +170,7 @@ type transport5 struct {
 }
 
 func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
-	t := &transport5{subs: &subscriptions{topics: map[string]bool{}}}
+	t := &transport5{qos: cfg.subscriptionQoS(), subs: &subscriptions{topics: map[string]bool{}}}
 	out, in := &outAliases{}, &inAliases{}
 	out.reset(0)
 	in.reset()
@@ -185,7 +200,7 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 				// A clean start has no subscriptions (MQTT 5 §3.1.2.4): restore them.
 				for _, topic := range t.subs.list() {
 					sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					_, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}})
+					_, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: t.qos}}})
 					cancel()
 					if err != nil {
 						cfg.Logger.Warn("mqtt resubscribe failed", "topic", topic, "err", err)
@@ -276,7 +291,7 @@ func (t *transport5) PublishRetained(ctx context.Context, m Message) error {
 
 func (t *transport5) Subscribe(ctx context.Context, topic string) error {
 	t.subs.add(topic)
-	_, err := t.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}})
+	_, err := t.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: t.qos}}})
 	return err
 }
 
@@ -303,12 +318,13 @@ func (t *transport5) Connected() bool {
 // transport311 is an MQTT 3.1.1 connection (paho.mqtt.golang).
 type transport311 struct {
 	c    mqtt311.Client
+	qos  byte
 	subs *subscriptions
 	on   func(Message)
 }
 
 func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
-	t := &transport311{subs: &subscriptions{topics: map[string]bool{}}, on: cfg.OnMessage}
+	t := &transport311{qos: cfg.subscriptionQoS(), subs: &subscriptions{topics: map[string]bool{}}, on: cfg.OnMessage}
 	scheme := "tcp://"
 	if cfg.TLSConfig != nil {
 		scheme = "ssl://"
@@ -329,7 +345,7 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		SetPassword(cfg.Password)
 	opts.SetOnConnectHandler(func(c mqtt311.Client) {
 		for _, topic := range t.subs.list() {
-			tok := c.Subscribe(topic, 1, t.handle)
+			tok := c.Subscribe(topic, t.qos, t.handle)
 			if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 				cfg.Logger.Warn("mqtt resubscribe failed", "topic", topic, "err", tok.Error())
 			}
@@ -372,7 +388,7 @@ func (t *transport311) PublishRetained(ctx context.Context, m Message) error {
 
 func (t *transport311) Subscribe(ctx context.Context, topic string) error {
 	t.subs.add(topic)
-	return waitToken(ctx, t.c.Subscribe(topic, 1, t.handle))
+	return waitToken(ctx, t.c.Subscribe(topic, t.qos, t.handle))
 }
 
 func (t *transport311) Unsubscribe(ctx context.Context, topic string) error {

@@ -1,0 +1,77 @@
+package mqttc_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/internal/testenv"
+)
+
+// AtMostOnce asks for maximum QoS 0 in SUBSCRIBE, so the broker downgrades
+// a QoS 1 publish on its way to this client (MQTT 5 §3.8.4, 3.1.1 §3.8.4);
+// without it the client subscribes with QoS 1.
+func TestAtMostOnceSubscription(t *testing.T) {
+	for _, tc := range []struct {
+		proto      mqttc.Protocol
+		atMostOnce bool
+		wantQoS    byte
+	}{
+		{mqttc.MQTT5, false, 1}, {mqttc.MQTT5, true, 0},
+		{mqttc.MQTT311, false, 1}, {mqttc.MQTT311, true, 0},
+	} {
+		t.Run(fmt.Sprintf("%s/at-most-once=%v", tc.proto, tc.atMostOnce), func(t *testing.T) {
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: logger})
+			rec := &wireRecorder{}
+			if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.AddHook(rec, nil); err != nil {
+				t.Fatal(err)
+			}
+			addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = srv.Serve() }()
+			defer srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got := make(chan struct{}, 1)
+			sub, err := mqttc.Dial(ctx, mqttc.Config{URL: "mqtt://" + addr, ClientID: "sub", Protocol: tc.proto, Logger: logger,
+				AtMostOnce: tc.atMostOnce, OnMessage: func(mqttc.Message) { got <- struct{}{} }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close(ctx)
+			if err := sub.Subscribe(ctx, "t/#"); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Publish("t/x", []byte("1"), false, 1); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-got:
+			case <-ctx.Done():
+				t.Fatal("message not received")
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.sent) != 1 {
+				t.Fatalf("%d publishes sent to the subscriber, want 1", len(rec.sent))
+			}
+			if q := rec.sent[0].FixedHeader.Qos; q != tc.wantQoS {
+				t.Errorf("delivered with QoS %d, want %d", q, tc.wantQoS)
+			}
+		})
+	}
+}

@@ -60,6 +60,7 @@ type Device struct {
 
 	commandTopics map[string][]*ontology.Function
 	mup           *mupDevice
+	e2e           *E2EEndpoint
 
 	Registered atomic.Bool
 	Commands   atomic.Uint64
@@ -186,6 +187,9 @@ func (d *Device) Connect(ctx context.Context) error {
 	}
 	for t := range d.commandTopics {
 		topics = append(topics, t)
+	}
+	if d.e2e != nil {
+		topics = append(topics, d.e2e.subscriptions()...)
 	}
 	for _, t := range topics {
 		if err := tr.Subscribe(ctx, t); err != nil {
@@ -354,6 +358,10 @@ func (d *Device) onMessage(m Message) {
 		case d.boot <- bootAnswer{payload: string(m.Payload), corr: m.CorrelationData}:
 		default:
 		}
+		return
+	}
+	if d.e2e != nil && strings.HasPrefix(m.Topic, d.e2e.cfg.Prefix+"/") {
+		go d.e2e.handle(m)
 		return
 	}
 	if d.mup != nil && m.Topic == wire.TopicUpdateServerCert {

@@ -114,19 +114,19 @@ func (n *Notify) Encode() ([]byte, error) { return encMode.Marshal(n) }
 func (r *Ready) Encode() ([]byte, error) { return encMode.Marshal(r) }
 
 // DecodeNotify parses a notify; it does not verify it.
-func DecodeNotify(b []byte) (*Notify, error) { return decodeMessage[Notify](b, "notify") }
+func DecodeNotify(b []byte) (*Notify, error) { return decodeMessage[Notify](b, "notify", ErrHandshake) }
 
 // DecodeReady parses a ready message; it does not verify it.
-func DecodeReady(b []byte) (*Ready, error) { return decodeMessage[Ready](b, "ready") }
+func DecodeReady(b []byte) (*Ready, error) { return decodeMessage[Ready](b, "ready", ErrHandshake) }
 
-// decodeMessage bounds and decodes one handshake message.
-func decodeMessage[T any](b []byte, what string) (*T, error) {
+// decodeMessage bounds and decodes one E2E message; errors wrap sentinel.
+func decodeMessage[T any](b []byte, what string, sentinel error) (*T, error) {
 	if len(b) > MaxMessage {
-		return nil, fmt.Errorf("%w: %s of %d bytes", ErrHandshake, what, len(b))
+		return nil, fmt.Errorf("%w: %s of %d bytes", sentinel, what, len(b))
 	}
 	var m T
 	if err := decMode.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrHandshake, what, err)
+		return nil, fmt.Errorf("%w: %s: %v", sentinel, what, err)
 	}
 	return &m, nil
 }

@@ -1,0 +1,310 @@
+package devices
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/myno-bridge/myno/mup/e2e"
+)
+
+// E2EConfig gives a device the E2E channel to managers (Chien & Wang,
+// Fig. 5 to 7): its certificate (role device, common name = its uuid), its
+// key, and the CA that certifies every manager.
+type E2EConfig struct {
+	Prefix string // "" is e2e.DefaultPrefix
+	CA     *x509.Certificate
+	Cert   *x509.Certificate
+	Key    *ecdsa.PrivateKey
+	// CertFile and KeyFile, when set, are where a renewed certificate and
+	// key are stored (PEM; the key with mode 0600), replacing the old ones
+	// atomically.
+	CertFile, KeyFile string
+	// Modes the device accepts; nil accepts both (static and ephemeral).
+	Modes []e2e.Mode
+	Now   func() time.Time
+}
+
+// E2EEndpoint is the device side of the E2E channel.
+type E2EEndpoint struct {
+	d      *Device
+	cfg    E2EConfig
+	serial sync.Mutex // one E2E message at a time, so sequence numbers stay in order
+
+	mu       sync.Mutex
+	cert     *x509.Certificate
+	key      *ecdsa.PrivateKey
+	sessions map[string]*e2e.Session // by manager
+	fwKeys   map[string][]byte       // firmware keys by app id and version
+
+	// Handshakes counts completed handshakes; Refused counts refused
+	// notifies and updates (bad signature, unknown CA, tampered, replayed).
+	Handshakes, Refused, Renewals atomic.Uint64
+}
+
+// EnableE2E makes the device answer E2E notifies and updates. Call it
+// before Connect.
+func (d *Device) EnableE2E(cfg E2EConfig) error {
+	if cfg.Prefix == "" {
+		cfg.Prefix = e2e.DefaultPrefix
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := e2e.CheckPrefix(cfg.Prefix); err != nil {
+		return err
+	}
+	if cfg.CA == nil || cfg.Cert == nil || cfg.Key == nil {
+		return errors.New("e2e: the device needs a CA, a certificate and a key")
+	}
+	name, pub, err := e2e.VerifyPeer(cfg.Cert, cfg.CA, e2e.RoleDevice, cfg.Now())
+	if err != nil {
+		return fmt.Errorf("device certificate: %w", err)
+	}
+	if name != d.cfg.UUID {
+		return fmt.Errorf("device certificate is for %q, this device is %q", name, d.cfg.UUID)
+	}
+	if !pub.Equal(&cfg.Key.PublicKey) {
+		return errors.New("device key does not match the device certificate")
+	}
+	if err := e2e.CheckName(name); err != nil {
+		return err
+	}
+	d.e2e = &E2EEndpoint{d: d, cfg: cfg, cert: cfg.Cert, key: cfg.Key, sessions: map[string]*e2e.Session{}, fwKeys: map[string][]byte{}}
+	return nil
+}
+
+// E2E returns the device's E2E side, nil when not enabled.
+func (d *Device) E2E() *E2EEndpoint { return d.e2e }
+
+// Certificate is the certificate the device uses now.
+func (e *E2EEndpoint) Certificate() *x509.Certificate {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cert
+}
+
+// FirmwareKey returns the key a manager sent for appID at version.
+func (e *E2EEndpoint) FirmwareKey(appID string, version uint32) []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.fwKeys[fmt.Sprintf("%s@%d", appID, version)]
+}
+
+func (e *E2EEndpoint) subscriptions() []string {
+	return []string{
+		e2e.DeviceFilter(e.cfg.Prefix, e.d.cfg.UUID, e2e.LeafNotify),
+		e2e.DeviceFilter(e.cfg.Prefix, e.d.cfg.UUID, e2e.LeafUpdate),
+	}
+}
+
+// handle takes a message on one of the E2E topics; it runs on its own
+// goroutine (signatures and key agreement take a millisecond or two).
+func (e *E2EEndpoint) handle(m Message) {
+	t, leaf, ok := e2e.ParseTopic(e.cfg.Prefix, m.Topic)
+	if !ok || t.Device != e.d.cfg.UUID {
+		return
+	}
+	e.serial.Lock()
+	defer e.serial.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	switch leaf {
+	case e2e.LeafNotify:
+		if len(m.Payload) == 0 {
+			return // a cleared retained notify
+		}
+		e.notify(ctx, t, m)
+	case e2e.LeafUpdate:
+		e.update(ctx, t, m)
+	}
+}
+
+// notify verifies a manager's notify and answers on ready.
+func (e *E2EEndpoint) notify(ctx context.Context, t e2e.Topics, m Message) {
+	log := e.d.log.With("manager", t.Manager)
+	n, err := e2e.DecodeNotify(m.Payload)
+	if err == nil && e.cfg.Modes != nil && !containsMode(e.cfg.Modes, n.Mode) {
+		err = fmt.Errorf("mode %q not accepted", n.Mode)
+	}
+	if err == nil {
+		// The topic names the manager: a manager certified by the same CA
+		// must not speak on another manager's channel.
+		if c, perr := x509.ParseCertificate(n.Cert); perr != nil || c.Subject.CommonName != t.Manager {
+			err = fmt.Errorf("notify on %s's channel is not from %s", t.Manager, t.Manager)
+		}
+	}
+	e.mu.Lock()
+	cert, key := e.cert, e.key
+	e.mu.Unlock()
+	var r *e2e.Ready
+	var k []byte
+	if err == nil {
+		r, k, err = e2e.Answer(n, e.cfg.CA, cert, key, e.d.cfg.UUID, e.cfg.Now())
+	}
+	if err != nil {
+		e.Refused.Add(1)
+		log.Warn("e2e notify refused", "err", err)
+		return
+	}
+	s, err := e2e.NewSession(k, false)
+	if err != nil {
+		log.Error("e2e session", "err", err)
+		return
+	}
+	payload, err := r.Encode()
+	if err != nil {
+		log.Error("e2e ready", "err", err)
+		return
+	}
+	e.mu.Lock()
+	e.sessions[t.Manager] = s
+	e.mu.Unlock()
+	// The ready goes to the channel's own topic whatever ResponseTopic says:
+	// the answer is signed for this manager, and elsewhere it is useless.
+	if err := e.d.tr.Publish(ctx, Message{Topic: t.Ready(), Payload: payload, ResponseTopic: t.Update()}, 1); err != nil {
+		log.Warn("e2e ready not published", "err", err)
+		return
+	}
+	e.Handshakes.Add(1)
+	log.Info("e2e channel established", "mode", n.Mode)
+}
+
+func containsMode(ms []e2e.Mode, m e2e.Mode) bool {
+	for _, x := range ms {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// update opens a sealed update, acts on it, and reports a sealed status.
+func (e *E2EEndpoint) update(ctx context.Context, t e2e.Topics, m Message) {
+	log := e.d.log.With("manager", t.Manager)
+	e.mu.Lock()
+	s := e.sessions[t.Manager]
+	e.mu.Unlock()
+	if s == nil {
+		e.Refused.Add(1)
+		log.Warn("e2e update without a channel: ignored")
+		return
+	}
+	plain, err := s.Open(t.Update(), m.Payload)
+	if errors.Is(err, e2e.ErrReplay) {
+		// A QoS 1 duplicate, a resend that crossed our status, or a
+		// broker replaying: already handled or stale, never acted on
+		// twice, and not answered (an answer would fail a live request).
+		e.Refused.Add(1)
+		log.Warn("e2e update refused", "err", err)
+		return
+	}
+	if err != nil {
+		e.Refused.Add(1)
+		log.Warn("e2e update refused", "err", err)
+		e.report(ctx, s, t, &e2e.Status{Code: e2e.StatusUnauthenticated, Detail: "the update does not authenticate under the channel key"})
+		return
+	}
+	u, err := e2e.DecodeUpdate(plain)
+	if err != nil {
+		e.Refused.Add(1)
+		e.report(ctx, s, t, &e2e.Status{Code: e2e.StatusMalformed, Detail: err.Error()})
+		return
+	}
+	st := &e2e.Status{ID: u.ID, Code: e2e.StatusOK}
+	switch u.Kind {
+	case e2e.KindRenewal:
+		cert, key, code, err := e2e.CheckRenewal(u, e.cfg.CA, e.d.cfg.UUID, e.cfg.Now())
+		if err == nil {
+			if err = e.install(cert, key); err != nil {
+				code = e2e.StatusInstallFailed
+			}
+		}
+		if err != nil {
+			e.Refused.Add(1)
+			st.Code, st.Detail = code, err.Error()
+			log.Warn("e2e renewal refused", "code", code, "err", err)
+			break
+		}
+		e.Renewals.Add(1)
+		sum := sha256.Sum256(cert.Raw)
+		st.Installed = sum[:]
+		log.Info("e2e credentials renewed", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter)
+	case e2e.KindFirmwareKey:
+		e.mu.Lock()
+		e.fwKeys[fmt.Sprintf("%s@%d", u.AppID, u.Version)] = u.Key
+		e.mu.Unlock()
+		log.Info("e2e firmware key received", "app_id", u.AppID, "version", u.Version)
+	}
+	e.report(ctx, s, t, st)
+}
+
+func (e *E2EEndpoint) report(ctx context.Context, s *e2e.Session, t e2e.Topics, st *e2e.Status) {
+	plain, err := st.Encode()
+	if err == nil {
+		var sealed []byte
+		if sealed, err = s.Seal(t.Status(), plain); err == nil {
+			err = e.d.tr.Publish(ctx, Message{Topic: t.Status(), Payload: sealed}, 1)
+		}
+	}
+	if err != nil {
+		e.d.log.Warn("e2e status not published", "err", err)
+	}
+}
+
+// install makes the renewed credentials current, and stores them first
+// when the device has files for them: the key file is written before the
+// certificate, each by rename, so a crash leaves either the old pair or
+// the new key with the old certificate (which the device refuses at start
+// and the operator sees), never a partial file.
+func (e *E2EEndpoint) install(cert *x509.Certificate, key *ecdsa.PrivateKey) error {
+	if e.cfg.KeyFile != "" && e.cfg.CertFile != "" {
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(e.cfg.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			return err
+		}
+		if err := writeFileAtomic(e.cfg.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	e.cert, e.key = cert, key
+	e.mu.Unlock()
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

@@ -64,6 +64,8 @@ type Manager struct {
 	// Dropped counts messages nobody waited for: late, duplicated, or
 	// for a channel already closed.
 	Dropped atomic.Uint64
+	// Refused counts readies and statuses that did not verify.
+	Refused atomic.Uint64
 }
 
 // New checks the configuration: the manager certificate must chain to the
@@ -230,6 +232,7 @@ func (m *Manager) Open(ctx context.Context, device string) (*Channel, error) {
 				key, err = st.Complete(r, m.cfg.CA, m.cfg.Now())
 			}
 			if err != nil {
+				m.Refused.Add(1)
 				m.cfg.Logger.Warn("e2e: ready refused", "device", device, "err", err)
 				continue
 			}
@@ -283,11 +286,13 @@ func (c *Channel) send(ctx context.Context, u *e2e.Update, phase *Phase) (*e2e.S
 		case msg := <-status:
 			plain, err := c.session.Open(c.topics.Status(), msg.Payload)
 			if err != nil {
+				c.m.Refused.Add(1)
 				c.m.cfg.Logger.Warn("e2e: status refused", "device", c.topics.Device, "err", err)
 				continue
 			}
 			s, err := e2e.DecodeStatus(plain)
 			if err != nil {
+				c.m.Refused.Add(1)
 				c.m.cfg.Logger.Warn("e2e: status refused", "device", c.topics.Device, "err", err)
 				continue
 			}

@@ -1,0 +1,245 @@
+package manager_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mup/e2e"
+	"github.com/myno-bridge/myno/mup/e2e/manager"
+)
+
+func quietLogger() *slog.Logger {
+	if os.Getenv("MYNO_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// pki is a CA with its manager and device credentials.
+type pki struct {
+	ca    *x509.Certificate
+	caKey *ecdsa.PrivateKey
+}
+
+func newPKI(t testing.TB, name string) *pki {
+	t.Helper()
+	ca, key, err := e2e.NewCA(name, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pki{ca: ca, caKey: key}
+}
+
+func (p *pki) issue(t testing.TB, name string, role e2e.Role) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	cert, key, err := e2e.Issue(p.ca, p.caKey, name, role, time.Now().Add(-time.Minute), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// capture is what a curious broker saw: every payload it relayed.
+type capture struct {
+	mu       sync.Mutex
+	payloads map[string][][]byte // by topic
+}
+
+func (c *capture) add(topic string, payload []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.payloads[topic] = append(c.payloads[topic], bytes.Clone(payload))
+}
+
+func (c *capture) all() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out [][]byte
+	for _, ps := range c.payloads {
+		out = append(out, ps...)
+	}
+	return out
+}
+
+func (c *capture) on(topic string) [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.payloads[topic]...)
+}
+
+// curiousHook records every PUBLISH the embedded broker relays, and can
+// change payloads in flight (a tampering broker).
+type curiousHook struct {
+	mqtt.HookBase
+	cap    *capture
+	mu     sync.Mutex
+	tamper func(topic string, payload []byte) []byte
+}
+
+func (h *curiousHook) ID() string           { return "curious" }
+func (h *curiousHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+func (h *curiousHook) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	h.mu.Lock()
+	tamper := h.tamper
+	h.mu.Unlock()
+	if tamper != nil {
+		pk.Payload = tamper(pk.TopicName, bytes.Clone(pk.Payload))
+	}
+	h.cap.add(pk.TopicName, pk.Payload)
+	return pk, nil
+}
+
+func (h *curiousHook) setTamper(f func(string, []byte) []byte) {
+	h.mu.Lock()
+	h.tamper = f
+	h.mu.Unlock()
+}
+
+// broker is a real broker on a random loopback port.
+type broker struct {
+	name    string
+	url     string
+	cap     *capture
+	hook    *curiousHook // embedded only
+	restart func(t *testing.T)
+}
+
+func embedded(t *testing.T) *broker {
+	t.Helper()
+	b := &broker{name: "embedded", cap: &capture{payloads: map[string][][]byte{}}}
+	b.hook = &curiousHook{cap: b.cap}
+	dir := t.TempDir()
+	start := func(listen string) *bridge.Broker {
+		var br *bridge.Broker
+		var err error
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			// DataDir keeps retained messages across a restart.
+			br, err = bridge.StartBroker(bridge.BrokerConfig{Listen: listen, DataDir: dir, Logger: quietLogger()})
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := br.Server().AddHook(b.hook, nil); err != nil {
+			t.Fatal(err)
+		}
+		return br
+	}
+	cur := start("127.0.0.1:0")
+	addr := cur.Addr()
+	b.url = cur.URL()
+	t.Cleanup(func() { cur.Close() })
+	b.restart = func(t *testing.T) {
+		cur.Close()
+		cur = start(addr)
+	}
+	return b
+}
+
+// mosquittoBroker is Mosquitto 2.0; its curious eye is a client
+// subscribed to '#', which receives every payload the broker relays.
+func mosquittoBroker(t *testing.T) *broker {
+	t.Helper()
+	m := testenv.StartMosquitto(t)
+	b := &broker{name: "mosquitto", url: m.URL(), cap: &capture{payloads: map[string][][]byte{}}, restart: func(t *testing.T) { m.Restart() }}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, err := mqttc.Dial(ctx, mqttc.Config{URL: b.url, ClientID: "curious-" + fmt.Sprint(time.Now().UnixNano()), Protocol: mqttc.MQTT5, Logger: quietLogger(),
+		AtMostOnce: true, OnMessage: func(m mqttc.Message) { b.cap.add(m.Topic, m.Payload) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close(context.Background()) })
+	if err := tr.Subscribe(ctx, "#"); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func eachBroker(t *testing.T, f func(t *testing.T, b *broker)) {
+	t.Run("embedded", func(t *testing.T) { f(t, embedded(t)) })
+	t.Run("mosquitto", func(t *testing.T) { f(t, mosquittoBroker(t)) })
+}
+
+// startManager connects a manager to the broker.
+func startManager(t *testing.T, b *broker, cfg manager.Config) (*manager.Manager, mqttc.Transport) {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	if cfg.ResendAfter == 0 {
+		cfg.ResendAfter = 500 * time.Millisecond
+	}
+	m, err := manager.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, err := mqttc.Dial(ctx, mqttc.Config{URL: b.url, ClientID: "manager-" + m.Name() + "-" + t.Name(), Protocol: mqttc.MQTT5, Logger: quietLogger(),
+		AtMostOnce: true, OnMessage: m.HandleMessage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close(context.Background()) })
+	if err := m.Start(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	return m, tr
+}
+
+// startDevice runs a virtual device with the E2E side enabled.
+func startDevice(t *testing.T, b *broker, uuid string, cfg devices.E2EConfig) *devices.Device {
+	t.Helper()
+	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "led-color.jsonld"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: b.url, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.EnableE2E(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

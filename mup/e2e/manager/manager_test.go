@@ -1,0 +1,402 @@
+package manager_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/mup/e2e"
+	"github.com/myno-bridge/myno/mup/e2e/manager"
+)
+
+// A credential renewal end to end, in both key-agreement modes, on both
+// brokers: the device installs exactly the certificate the manager issued,
+// stores it (key file 0600), and the curious broker saw no byte of the new
+// private key, neither DER nor PEM.
+func TestRenewal(t *testing.T) {
+	for _, mode := range []e2e.Mode{e2e.Ephemeral, e2e.Static} {
+		t.Run(string(mode), func(t *testing.T) {
+			eachBroker(t, func(t *testing.T, b *broker) {
+				p := newPKI(t, "ca")
+				mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
+				m, _ := startManager(t, b, manager.Config{Mode: mode, CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
+				uuid := "dev-renew-" + string(mode)
+				dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
+				dir := t.TempDir()
+				certFile, keyFile := filepath.Join(dir, "device.crt"), filepath.Join(dir, "device.key")
+				d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey, CertFile: certFile, KeyFile: keyFile})
+
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				ch, err := m.Open(ctx, uuid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ch.Handshake.Messages != 2 {
+					t.Errorf("handshake: %d messages, want 2 (notify, ready)", ch.Handshake.Messages)
+				}
+				r, err := ch.Renew(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Phase.Messages != 2 {
+					t.Errorf("renewal: %d messages, want 2 (update, status)", r.Phase.Messages)
+				}
+				got := d.E2E().Certificate()
+				if !got.Equal(r.Cert) || got.Equal(dcert) {
+					t.Fatal("the device does not use the renewed certificate")
+				}
+				pemCert, err := os.ReadFile(certFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if blk, _ := pem.Decode(pemCert); blk == nil || !bytes.Equal(blk.Bytes, r.Cert.Raw) {
+					t.Error("the stored certificate is not the renewed one")
+				}
+				fi, err := os.Stat(keyFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != 0o600 {
+					t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+				}
+				pemKey, _ := os.ReadFile(keyFile)
+				blk, _ := pem.Decode(pemKey)
+				if blk == nil {
+					t.Fatal("the stored key is not PEM")
+				}
+				// The curious broker: everything it relayed is in b.cap; the
+				// retained notify is cleared once the channel is up.
+				waitFor(t, "the broker to relay the status", func() bool {
+					return len(b.cap.on(e2e.Topics{Prefix: e2e.DefaultPrefix, Manager: "mgr-a", Device: uuid}.Status())) > 0
+				})
+				secrets := map[string][]byte{
+					"private key DER":      blk.Bytes,
+					"private key PEM":      pemKey,
+					"private key PEM body": pemBody(pemKey),
+					"private scalar":       privateScalar(t, blk.Bytes),
+				}
+				payloads := b.cap.all()
+				if len(payloads) < 5 { // notify, ready, cleared notify, update, status
+					t.Fatalf("the broker relayed %d payloads, want at least 5", len(payloads))
+				}
+				for name, secret := range secrets {
+					for _, payload := range payloads {
+						if bytes.Contains(payload, secret) {
+							t.Errorf("the broker saw the %s", name)
+						}
+					}
+				}
+			})
+		})
+	}
+}
+
+// pemBody is the base64 text between a PEM's armour lines, or nil.
+func pemBody(b []byte) []byte {
+	s := string(b)
+	if !strings.HasPrefix(s, "-----BEGIN") {
+		return nil
+	}
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return []byte(strings.Join(lines[1:len(lines)-1], "\n"))
+}
+
+// privateScalar is the 32-byte P-256 private scalar of a PKCS#8 key.
+func privateScalar(t *testing.T, der []byte) []byte {
+	t.Helper()
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := k.(*ecdsa.PrivateKey).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A device that connects after the manager published its notify finds it
+// retained and completes the handshake.
+func TestLateJoinFindsTheRetainedNotify(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b *broker) {
+		p := newPKI(t, "ca")
+		mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
+		m, _ := startManager(t, b, manager.Config{CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
+		uuid := "dev-late"
+		notify := e2e.Topics{Prefix: e2e.DefaultPrefix, Manager: "mgr-a", Device: uuid}.Notify()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			ch, err := m.Open(ctx, uuid)
+			if err == nil {
+				_, err = ch.Renew(ctx)
+			}
+			done <- err
+		}()
+		waitFor(t, "the retained notify", func() bool { return len(b.cap.on(notify)) > 0 })
+		dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
+		d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if d.E2E().Renewals.Load() != 1 {
+			t.Errorf("%d renewals, want 1", d.E2E().Renewals.Load())
+		}
+		// Open cleared the retained notify: a device that connects now
+		// finds nothing to answer.
+		waitFor(t, "the cleared notify", func() bool {
+			ps := b.cap.on(notify)
+			return len(ps) >= 2 && len(ps[len(ps)-1]) == 0
+		})
+	})
+}
+
+// The tampering broker changes one bit of the update in flight: the device
+// refuses it, says so in an authenticated status, and keeps its
+// credentials.
+func TestTamperedUpdateIsRefused(t *testing.T) {
+	b := embedded(t)
+	p := newPKI(t, "ca")
+	mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
+	m, _ := startManager(t, b, manager.Config{CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
+	uuid := "dev-tamper"
+	dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
+	d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ch, err := m.Open(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.hook.setTamper(func(topic string, payload []byte) []byte {
+		if strings.HasSuffix(topic, "/"+e2e.LeafUpdate) && len(payload) > 40 {
+			payload[40] ^= 1
+		}
+		return payload
+	})
+	_, err = ch.Renew(ctx)
+	if !errors.Is(err, manager.ErrRefused) || !strings.Contains(err.Error(), e2e.StatusUnauthenticated) {
+		t.Fatalf("renewal through a tampering broker: %v, want %s", err, e2e.StatusUnauthenticated)
+	}
+	if !d.E2E().Certificate().Equal(dcert) || d.E2E().Renewals.Load() != 0 {
+		t.Error("the device installed tampered credentials")
+	}
+	// A tampered handshake fails too: a changed notify does not verify.
+	b.hook.setTamper(func(topic string, payload []byte) []byte {
+		if strings.HasSuffix(topic, "/"+e2e.LeafNotify) && len(payload) > 40 {
+			payload[len(payload)-10] ^= 1
+		}
+		return payload
+	})
+	before := d.E2E().Refused.Load()
+	sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+	defer scancel()
+	if _, err := m.Open(sctx, uuid); err == nil {
+		t.Fatal("handshake through a tampering broker succeeded")
+	}
+	if d.E2E().Refused.Load() == before {
+		t.Error("the device did not refuse the tampered notify")
+	}
+}
+
+// A replayed update (the broker, or anyone who can publish, sends a
+// captured one again) is refused and not answered; the device keeps the
+// credentials of the original.
+func TestReplayedUpdateIsRefused(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b *broker) {
+		p := newPKI(t, "ca")
+		mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
+		m, tr := startManager(t, b, manager.Config{CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
+		uuid := "dev-replay"
+		dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
+		d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		ch, err := m.Open(ctx, uuid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := ch.Renew(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := ch.Renew(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		topics := e2e.Topics{Prefix: e2e.DefaultPrefix, Manager: "mgr-a", Device: uuid}
+		waitFor(t, "the broker to relay both updates", func() bool { return len(b.cap.on(topics.Update())) >= 2 })
+		captured := b.cap.on(topics.Update())
+		refused := d.E2E().Refused.Load()
+		// Replay the first renewal: the device would go back to an older
+		// certificate if it took it.
+		if err := tr.Publish(ctx, mqttc.Message{Topic: topics.Update(), Payload: captured[0]}, 1); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the device to refuse the replay", func() bool { return d.E2E().Refused.Load() > refused })
+		if !d.E2E().Certificate().Equal(second.Cert) || d.E2E().Certificate().Equal(first.Cert) {
+			t.Error("the replay changed the device's certificate")
+		}
+		if n := d.E2E().Renewals.Load(); n != 2 {
+			t.Errorf("%d renewals installed, want 2", n)
+		}
+	})
+}
+
+// Certificates the device must refuse: a manager from another CA, an
+// expired manager certificate, a manager impersonating another; and a
+// device from another CA is refused by the manager.
+func TestRefusedPeers(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b *broker) {
+		p := newPKI(t, "ca")
+		other := newPKI(t, "other-ca")
+		uuid := "dev-peers"
+		dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
+		d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
+
+		refusedBy := func(t *testing.T, m *manager.Manager) {
+			t.Helper()
+			before := d.E2E().Refused.Load()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { _, err := m.Open(ctx, uuid); done <- err }()
+			waitFor(t, "the device to refuse the notify", func() bool { return d.E2E().Refused.Load() > before })
+			cancel()
+			if err := <-done; err == nil {
+				t.Fatal("handshake succeeded")
+			}
+			if d.E2E().Handshakes.Load() != 0 {
+				t.Fatal("the device answered")
+			}
+		}
+		// refusedAfter runs publish and waits for the device to refuse
+		// what it published.
+		refusedAfter := func(t *testing.T, publish func()) {
+			t.Helper()
+			before := d.E2E().Refused.Load()
+			publish()
+			waitFor(t, "the device to refuse the notify", func() bool { return d.E2E().Refused.Load() > before })
+			if d.E2E().Handshakes.Load() != 0 {
+				t.Fatal("the device answered")
+			}
+		}
+		t.Run("manager of another CA", func(t *testing.T) {
+			ocert, okey := other.issue(t, "mgr-a", e2e.RoleManager)
+			m, _ := startManager(t, b, manager.Config{CA: other.ca, Cert: ocert, Key: okey})
+			refusedBy(t, m)
+		})
+		t.Run("expired manager certificate", func(t *testing.T) {
+			past := time.Now().Add(-48 * time.Hour)
+			cert, key, err := e2e.Issue(p.ca, p.caKey, "mgr-old", e2e.RoleManager, past, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := manager.New(manager.Config{CA: p.ca, Cert: cert, Key: key}); err == nil {
+				t.Fatal("manager.New took an expired certificate")
+			}
+			// A notify signed with it (a manager with a wrong clock, or a
+			// stolen old key) is refused by the device.
+			refusedAfter(t, func() { publishNotify(t, b, cert, key, "mgr-old", uuid) })
+		})
+		t.Run("manager impersonating another", func(t *testing.T) {
+			// mgr-b is certified, but publishes on mgr-a's channel.
+			bcert, bkey := p.issue(t, "mgr-b", e2e.RoleManager)
+			refusedAfter(t, func() { publishNotify(t, b, bcert, bkey, "mgr-a", uuid) })
+		})
+		t.Run("device of another CA", func(t *testing.T) {
+			// A device certified by another CA answers the notify (signed,
+			// well-formed): the manager refuses the ready and keeps waiting.
+			mcert, mkey := p.issue(t, "mgr-c", e2e.RoleManager)
+			m, tr := startManager(t, b, manager.Config{CA: p.ca, Cert: mcert, Key: mkey})
+			ouuid := "dev-other-ca"
+			topics := e2e.Topics{Prefix: e2e.DefaultPrefix, Manager: "mgr-c", Device: ouuid}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { _, err := m.Open(ctx, ouuid); done <- err }()
+			waitFor(t, "the notify", func() bool { return len(b.cap.on(topics.Notify())) > 0 })
+			n, err := e2e.DecodeNotify(b.cap.on(topics.Notify())[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			ocert, okey := other.issue(t, ouuid, e2e.RoleDevice)
+			r, _, err := e2e.Answer(n, p.ca, ocert, okey, ouuid, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload, _ := r.Encode()
+			if err := tr.Publish(ctx, mqttc.Message{Topic: topics.Ready(), Payload: payload}, 1); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the manager to refuse the ready", func() bool { return m.Refused.Load() > 0 })
+			cancel()
+			if err := <-done; err == nil {
+				t.Fatal("the manager accepted a device of another CA")
+			}
+		})
+	})
+}
+
+// publishNotify publishes a notify signed by cert on manager's channel to
+// device, bypassing the checks of package manager.
+func publishNotify(t *testing.T, b *broker, cert *x509.Certificate, key *ecdsa.PrivateKey, manager, device string) {
+	t.Helper()
+	st, err := e2e.NewNotify(e2e.Ephemeral, cert, key, device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := st.Notify.Encode()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, err := mqttc.Dial(ctx, mqttc.Config{URL: b.url, ClientID: "rogue-" + manager + "-" + t.Name(), Protocol: mqttc.MQTT5, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close(ctx)
+	topics := e2e.Topics{Prefix: e2e.DefaultPrefix, Manager: manager, Device: device}
+	if err := tr.Publish(ctx, mqttc.Message{Topic: topics.Notify(), Payload: payload, ResponseTopic: topics.Ready()}, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A broker restart between the handshake and the renewal: both sides
+// reconnect and resubscribe, the manager resends, and the renewal
+// completes on the channel agreed before the restart.
+func TestBrokerRestartBetweenPhases(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b *broker) {
+		p := newPKI(t, "ca")
+		mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
+		m, tr := startManager(t, b, manager.Config{CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
+		uuid := "dev-restart"
+		dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
+		d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ch, err := m.Open(ctx, uuid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.restart(t)
+		waitFor(t, "the manager to reconnect", tr.Connected)
+		r, err := ch.Renew(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.E2E().Certificate().Equal(r.Cert) {
+			t.Fatal("the device does not use the renewed certificate")
+		}
+	})
+}

@@ -100,6 +100,10 @@ func demoCommand() *cli.Command {
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			e2eDir, e2eDevice, err := prepareDemoE2E(cmd.String("data-dir"), "demo-mup-1")
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
 			// The bridge hands the Update Server certificate to the devices.
 			cfg.UpdateServerCert = upd.serverCert
 			b, err := bridge.Start(ctx, cfg)
@@ -126,6 +130,9 @@ func demoCommand() *cli.Command {
 				}
 				if spec.uuid == "demo-mup-1" {
 					if err := d.EnableMUP(upd.device); err != nil {
+						return &exitError{code: 1, err: err}
+					}
+					if err := d.EnableE2E(*e2eDevice); err != nil {
 						return &exitError{code: 1, err: err}
 					}
 				}
@@ -160,9 +167,12 @@ Update demo-mup-1 from firmware version %[8]d to %[9]d with MUP (keys and image 
   myno update --bridge %[1]s --password PASSWORD --mqtt-url %[2]s --device demo-mup-1 \
     --image %[10]s --manifest %[11]s --key %[12]s
 
+Renew demo-mup-1's E2E certificate and key through the broker, which sees neither (CA in %[13]s):
+  myno e2e renew --ca-dir %[13]s --mqtt-url %[2]s --device demo-mup-1
+
 Stop with Ctrl-C.
 `, b.NetconfAddr(), b.BrokerURL(), "demo-led-1, demo-relay-1, demo-mup-1", host, port, ledModule,
-				upd.dir, demoFirmwareFrom, demoFirmwareTo, upd.image, upd.manifest, upd.serverKey)
+				upd.dir, demoFirmwareFrom, demoFirmwareTo, upd.image, upd.manifest, upd.serverKey, e2eDir)
 			<-ctx.Done()
 			_ = devs
 			return nil

@@ -22,7 +22,7 @@ func deviceCommand() *cli.Command {
 			"description:count lines). Each device bootstraps its description to the bridge over MQTT,\n" +
 			"answers commands and publishes sensor readings until SIGINT/SIGTERM, then unsubscribes\n" +
 			"and disconnects. Fleet UUIDs derive from --uuid.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "description", Usage: "JSON-LD description `FILE`", Sources: cli.EnvVars("MYNO_DEVICE_DESCRIPTION")},
 			&cli.StringFlag{Name: "uuid", Usage: "device `UUID` (the base UUID of a fleet)", Value: "myno-device-1", Sources: cli.EnvVars("MYNO_DEVICE_UUID")},
 			&cli.StringFlag{Name: "mqtt-url", Usage: "broker `URL`", Value: "mqtt://127.0.0.1:1883", Sources: cli.EnvVars("MYNO_MQTT_URL")},
@@ -34,7 +34,7 @@ func deviceCommand() *cli.Command {
 			&cli.StringFlag{Name: "fleet", Usage: "fleet `FILE` of description:count lines", Sources: cli.EnvVars("MYNO_DEVICE_FLEET")},
 			&cli.DurationFlag{Name: "bootstrap-timeout", Usage: "wait for the bridge's answer per attempt", Value: 5 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_BOOTSTRAP_TIMEOUT")},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", Sources: cli.EnvVars("MYNO_LOG_LEVEL")},
-		},
+		}, e2eDeviceFlags()...),
 		Action: runDevice,
 	}
 }
@@ -60,6 +60,13 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 		BootstrapTimeout:  cmd.Duration("bootstrap-timeout"),
 		Logger:            log,
 	}
+	e2eCfg, err := e2eDeviceConfig(cmd)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if e2eCfg != nil && (cmd.String("fleet") != "" || cmd.Int("count") > 1) {
+		return &exitError{code: 2, err: errors.New("device: --cert/--key/--ca are one device's credentials; not for a fleet")}
+	}
 	var entries []devices.FleetEntry
 	switch {
 	case cmd.String("fleet") != "":
@@ -76,6 +83,11 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 			d, err := devices.New(base)
 			if err != nil {
 				return &exitError{code: 1, err: err}
+			}
+			if e2eCfg != nil {
+				if err := d.EnableE2E(*e2eCfg); err != nil {
+					return &exitError{code: 2, err: err}
+				}
 			}
 			if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				return &exitError{code: 1, err: err}

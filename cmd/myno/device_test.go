@@ -181,6 +181,30 @@ func TestDemoCommand(t *testing.T) {
 		!regexp.MustCompile(`demo-relay-1\s+skipped`).MatchString(table) {
 		t.Errorf("campaign: exit %d\n%s\n%.300s", code, table, updErr)
 	}
+	// The printed E2E renewal works: demo-mup-1 gets a new certificate and
+	// stores it; a device nobody runs fails within --timeout.
+	r := regexp.MustCompile(`myno e2e renew --ca-dir (\S+) --mqtt-url (\S+) --device demo-mup-1`).FindStringSubmatch(text)
+	if r == nil {
+		t.Fatalf("no myno e2e renew command in:\n%s", text)
+	}
+	before, err := mup.ReadCertificate(filepath.Join(r[1], "demo-mup-1.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, table, renewErr := runMyno(t, "e2e", "renew", "--ca-dir", r[1], "--mqtt-url", r[2], "--device", "demo-mup-1")
+	after, err := mup.ReadCertificate(filepath.Join(r[1], "demo-mup-1.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 || !regexp.MustCompile(`demo-mup-1\s+renewed\s+`+after.SerialNumber.Text(16)).MatchString(table) ||
+		!strings.Contains(renewErr, "renewing") || after.Equal(before) {
+		t.Fatalf("e2e renew: exit %d\n%s\n%.600s", code, table, renewErr)
+	}
+	code, table, _ = runMyno(t, "e2e", "renew", "--ca-dir", r[1], "--mqtt-url", r[2], "--device", "demo-mup-1", "--device", "nobody-runs-me",
+		"--timeout", "3s", "--quiet")
+	if code != 1 || !regexp.MustCompile(`demo-mup-1\s+renewed`).MatchString(table) || !regexp.MustCompile(`nobody-runs-me\s+failed`).MatchString(table) {
+		t.Errorf("e2e renew with a missing device: exit %d\n%s", code, table)
+	}
 	cancel()
 	select {
 	case code := <-done:

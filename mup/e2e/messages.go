@@ -23,7 +23,7 @@ const (
 // Update is the plaintext of a sealed message on …/update.
 type Update struct {
 	Kind Kind   `cbor:"1,keyasint"`
-	ID   []byte `cbor:"2,keyasint"`           // the manager's request id, echoed in the Status
+	ID   []byte `cbor:"2,keyasint,omitempty"` // the manager's request id, echoed in the Status
 	Cert []byte `cbor:"3,keyasint,omitempty"` // KindRenewal: DER
 	Key  []byte `cbor:"4,keyasint,omitempty"` // KindRenewal: PKCS#8 DER; KindFirmwareKey: the AES-256 key
 	// AppID and Version name the update a firmware key is for.

@@ -117,14 +117,16 @@ type broker struct {
 	name    string
 	url     string
 	cap     *capture
-	hook    *curiousHook // embedded only
+	hook    *curiousHook   // embedded only
+	counter *packetCounter // embedded only
 	restart func(t *testing.T)
 }
 
-func embedded(t *testing.T) *broker {
+func embedded(t testing.TB) *broker {
 	t.Helper()
 	b := &broker{name: "embedded", cap: &capture{payloads: map[string][][]byte{}}}
 	b.hook = &curiousHook{cap: b.cap}
+	b.counter = &packetCounter{prefix: e2e.DefaultPrefix, publish: map[string]int{}, qos1: map[string]int{}, aliases: map[string]string{}}
 	dir := t.TempDir()
 	start := func(listen string) *bridge.Broker {
 		var br *bridge.Broker
@@ -144,6 +146,9 @@ func embedded(t *testing.T) *broker {
 		if err := br.Server().AddHook(b.hook, nil); err != nil {
 			t.Fatal(err)
 		}
+		if err := br.Server().AddHook(b.counter, nil); err != nil {
+			t.Fatal(err)
+		}
 		return br
 	}
 	cur := start("127.0.0.1:0")
@@ -159,7 +164,7 @@ func embedded(t *testing.T) *broker {
 
 // mosquittoBroker is Mosquitto 2.0; its curious eye is a client
 // subscribed to '#', which receives every payload the broker relays.
-func mosquittoBroker(t *testing.T) *broker {
+func mosquittoBroker(t testing.TB) *broker {
 	t.Helper()
 	m := testenv.StartMosquitto(t)
 	b := &broker{name: "mosquitto", url: m.URL(), cap: &capture{payloads: map[string][][]byte{}}, restart: func(t *testing.T) { m.Restart() }}
@@ -183,7 +188,7 @@ func eachBroker(t *testing.T, f func(t *testing.T, b *broker)) {
 }
 
 // startManager connects a manager to the broker.
-func startManager(t *testing.T, b *broker, cfg manager.Config) (*manager.Manager, mqttc.Transport) {
+func startManager(t testing.TB, b *broker, cfg manager.Config) (*manager.Manager, mqttc.Transport) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
@@ -210,7 +215,7 @@ func startManager(t *testing.T, b *broker, cfg manager.Config) (*manager.Manager
 }
 
 // startDevice runs a virtual device with the E2E side enabled.
-func startDevice(t *testing.T, b *broker, uuid string, cfg devices.E2EConfig) *devices.Device {
+func startDevice(t testing.TB, b *broker, uuid string, cfg devices.E2EConfig) *devices.Device {
 	t.Helper()
 	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "led-color.jsonld"))
 	if err != nil {
@@ -233,7 +238,7 @@ func startDevice(t *testing.T, b *broker, uuid string, cfg devices.E2EConfig) *d
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

@@ -400,3 +400,55 @@ func TestBrokerRestartBetweenPhases(t *testing.T) {
 		}
 	})
 }
+
+// The MQTT packets per phase, as the broker handled them (the paper's
+// Table 3b counts 6 interactions for the key agreement and 6 for the
+// credential update). docs/benchmarks.md explains the difference.
+func TestInteractionCounts(t *testing.T) {
+	b := embedded(t)
+	p := newPKI(t, "ca")
+	mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
+	m, _ := startManager(t, b, manager.Config{CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
+	uuid := "dev-count"
+	dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
+	d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
+	b.counter.reset()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ch, err := m.Open(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The status reached the manager; wait for the cleared notify to reach
+	// the device and for every PUBACK.
+	waitFor(t, "every PUBLISH and PUBACK", func() bool {
+		pub, _ := b.counter.phase("notify (cleared)")
+		status, _ := b.counter.phase(e2e.LeafStatus)
+		return pub == 2 && status == 2 && b.counter.settled() && d.E2E().Renewals.Load() == 1
+	})
+	for _, tc := range []struct {
+		phase           string
+		leaves          []string
+		publish, puback int
+	}{
+		// notify: manager → broker → device, QoS 1 on both legs; ready:
+		// device → broker QoS 1, broker → manager QoS 0 (the manager
+		// subscribes at most once).
+		{"key agreement", []string{e2e.LeafNotify, e2e.LeafReady}, 4, 3},
+		// The manager clears its retained notify; the broker forwards the
+		// empty message to the subscribed device, which ignores it.
+		{"clearing the notify", []string{"notify (cleared)"}, 2, 2},
+		// update: manager → broker → device, QoS 1; status: device →
+		// broker QoS 1, broker → manager QoS 0.
+		{"credential update", []string{e2e.LeafUpdate, e2e.LeafStatus}, 4, 3},
+	} {
+		pub, ack := b.counter.phase(tc.leaves...)
+		t.Logf("%s: %d PUBLISH + %d PUBACK = %d packets", tc.phase, pub, ack, pub+ack)
+		if pub != tc.publish || ack != tc.puback {
+			t.Errorf("%s: %d PUBLISH and %d PUBACK, want %d and %d", tc.phase, pub, ack, tc.publish, tc.puback)
+		}
+	}
+}

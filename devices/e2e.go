@@ -100,6 +100,12 @@ func (e *E2EEndpoint) FirmwareKey(appID string, version uint32) []byte {
 	return e.fwKeys[fmt.Sprintf("%s@%d", appID, version)]
 }
 
+func (e *E2EEndpoint) dropFirmwareKey(appID string, version uint32) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.fwKeys, fmt.Sprintf("%s@%d", appID, version))
+}
+
 func (e *E2EEndpoint) subscriptions() []string {
 	return []string{
 		e2e.DeviceFilter(e.cfg.Prefix, e.d.cfg.UUID, e2e.LeafNotify),

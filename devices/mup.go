@@ -8,10 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"hash"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/myno-bridge/myno/bridge/wire"
 	"github.com/myno-bridge/myno/mup"
@@ -37,6 +39,9 @@ type MUPConfig struct {
 	// NeverReboots simulates a device that accepts an image but never comes
 	// back with it: the version stays as it was.
 	NeverReboots bool
+	// RequireEncryptedFirmware refuses plaintext slices: the firmware must
+	// come sealed under a key received over the E2E channel (EnableE2E).
+	RequireEncryptedFirmware bool
 }
 
 // mupDevice is the device side of MUP (MUP paper, Fig. 2).
@@ -55,6 +60,13 @@ type mupDevice struct {
 	serverKey *ecdsa.PublicKey
 	received  uint32
 	digest    hash.Hash
+	// sliceKey decrypts the slices of this transfer: the firmware key a
+	// manager sent over the E2E channel for the manifest's app and version.
+	sliceKey []byte
+	// RefusedSlices counts slices that did not decrypt (tampered, or
+	// sealed under another key) or came in plaintext when encryption is
+	// required.
+	RefusedSlices atomic.Uint64
 }
 
 // EnableMUP installs the MUP handlers on a device made by New.
@@ -126,8 +138,13 @@ func (m *mupDevice) manifestCmd(ctx context.Context, d *Device, f *ontology.Func
 	if err := d.tr.Subscribe(ctx, topic); err != nil {
 		return mup.StateError, nil
 	}
+	if d.e2e != nil {
+		// A key for this update comes after the manifest: one left from an
+		// earlier attempt must not be used again.
+		d.e2e.dropFirmwareKey(vm.AppID, vm.Version)
+	}
 	m.mu.Lock()
-	m.manifest, m.topic, m.next, m.received, m.digest = vm, topic, 0, 0, sha256.New()
+	m.manifest, m.topic, m.next, m.received, m.digest, m.sliceKey = vm, topic, 0, 0, sha256.New(), nil
 	m.mu.Unlock()
 	d.log.Info("manifest accepted", "version", vm.Version, "size", vm.Size)
 	return mup.StateOK, nil
@@ -153,6 +170,23 @@ func (m *mupDevice) onSlice(msg Message) {
 	if m.manifest == nil || msg.Topic != m.topic {
 		m.mu.Unlock()
 		return
+	}
+	if err == nil && s.Index == m.next && m.next == 0 && m.d.e2e != nil {
+		// The key arrives between the manifest and the first slice.
+		m.sliceKey = m.d.e2e.FirmwareKey(m.manifest.AppID, m.manifest.Version)
+	}
+	if err == nil && s.Index == m.next {
+		switch {
+		case m.sliceKey != nil:
+			if s, err = mup.OpenSlice(m.sliceKey, s); err != nil {
+				m.RefusedSlices.Add(1)
+				m.d.log.Warn("firmware slice refused", "err", err)
+			}
+		case m.cfg.RequireEncryptedFirmware:
+			err = errors.New("plaintext firmware slice; encryption is required")
+			m.RefusedSlices.Add(1)
+			m.d.log.Warn("firmware slice refused", "err", err)
+		}
 	}
 	if err == nil && s.Index == m.next && m.received+uint32(len(s.Data)) <= m.manifest.Size {
 		m.digest.Write(s.Data)
@@ -245,4 +279,13 @@ func (d *Device) TrustsUpdateServer() bool {
 	d.mup.mu.Lock()
 	defer d.mup.mu.Unlock()
 	return d.mup.serverKey != nil
+}
+
+// RefusedSlices counts firmware slices refused for encryption: they did
+// not decrypt, or came in plaintext when encryption is required.
+func (d *Device) RefusedSlices() uint64 {
+	if d.mup == nil {
+		return 0
+	}
+	return d.mup.RefusedSlices.Load()
 }

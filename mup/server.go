@@ -45,6 +45,15 @@ type UpdateConfig struct {
 	RebootWait   time.Duration // for the new version to show; default 10s
 	// Progress is called after each acknowledged slice.
 	Progress func(sent, total int, bytes int)
+	// SliceKey, when set, is the firmware key (32 bytes, fresh for this
+	// update) that encrypts every slice (SealSlice). The device must hold
+	// the same key: BeforeTransfer hands it over.
+	SliceKey []byte
+	// BeforeTransfer runs once the device has accepted the manifest and
+	// before the first slice (phase "key"): with SliceKey, it sends the key
+	// to the device over the E2E channel. An error aborts the update
+	// before any firmware byte is published.
+	BeforeTransfer func(ctx context.Context, vm *VendorManifest) error
 }
 
 // Result tells how an update went, phase by phase.
@@ -143,7 +152,20 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 	phase("manifest", start)
 
-	// 3. Slices straight to the broker.
+	// 3. The firmware key, over the E2E channel, when the slices are sealed.
+	if cfg.BeforeTransfer != nil {
+		start = time.Now()
+		vm, err := vendorManifestOf(cfg.VendorSigned)
+		if err != nil {
+			return res, &UpdateError{Step: "key", Err: err}
+		}
+		if err := cfg.BeforeTransfer(ctx, vm); err != nil {
+			return res, &UpdateError{Step: "key", Err: err}
+		}
+		phase("key", start)
+	}
+
+	// 4. Slices straight to the broker.
 	start = time.Now()
 	topic := "yang/update/image/" + cfg.UUID
 	if err := transfer(ctx, cfg, topic, res); err != nil {
@@ -151,7 +173,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 	phase("transfer", start)
 
-	// 4. Image check.
+	// 5. Image check.
 	start = time.Now()
 	digest := sha256.Sum256(cfg.Image)
 	state, _, err = call("sendFirmwareImage", `<input_1_ImageDigest>`+hex.EncodeToString(digest[:])+`</input_1_ImageDigest>`)
@@ -161,7 +183,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 	phase("image", start)
 
-	// 5. The device runs the new version.
+	// 6. The device runs the new version.
 	start = time.Now()
 	deadline := time.Now().Add(cfg.RebootWait)
 	for {
@@ -188,6 +210,21 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 func transfer(ctx context.Context, cfg UpdateConfig, topic string, res *Result) error {
 	slices := SplitImage(cfg.Image, cfg.SliceSize)
 	res.Slices = len(slices)
+	// Progress counts image bytes, sealed or not.
+	plainSize := make([]int, len(slices))
+	for i := range slices {
+		plainSize[i] = len(slices[i].Data)
+	}
+	if cfg.SliceKey != nil {
+		// Sealed once: a resent slice is the same ciphertext.
+		for i := range slices {
+			sealed, err := SealSlice(cfg.SliceKey, slices[i])
+			if err != nil {
+				return err
+			}
+			slices[i] = sealed
+		}
+	}
 	acks := make(chan uint32, 1024)
 	var mu sync.Mutex
 	acked := -1
@@ -198,7 +235,9 @@ func transfer(ctx context.Context, cfg UpdateConfig, topic string, res *Result) 
 			if m.Topic != ackTopic {
 				return
 			}
-			if a, err := DecodeAck(m.Payload); err == nil {
+			// An ack beyond the last slice is forged (the broker, or anyone
+			// who can publish): it must not end the transfer early.
+			if a, err := DecodeAck(m.Payload); err == nil && int(a.Index) < len(slices) {
 				select {
 				case acks <- a.Index:
 				default:
@@ -247,7 +286,7 @@ func transfer(ctx context.Context, cfg UpdateConfig, topic string, res *Result) 
 			mu.Lock()
 			if int(idx) > acked {
 				for i := acked + 1; i <= int(idx); i++ {
-					sentBytes += len(slices[i].Data)
+					sentBytes += plainSize[i]
 				}
 				acked = int(idx)
 				retries = 0

@@ -1,21 +1,15 @@
 package manager_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
-
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/bridge/mqttc"
@@ -56,76 +50,20 @@ func (p *pki) issue(t testing.TB, name string, role e2e.Role) (*x509.Certificate
 	return cert, key
 }
 
-// capture is what a curious broker saw: every payload it relayed.
-type capture struct {
-	mu       sync.Mutex
-	payloads map[string][][]byte // by topic
-}
-
-func (c *capture) add(topic string, payload []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.payloads[topic] = append(c.payloads[topic], bytes.Clone(payload))
-}
-
-func (c *capture) all() [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out [][]byte
-	for _, ps := range c.payloads {
-		out = append(out, ps...)
-	}
-	return out
-}
-
-func (c *capture) on(topic string) [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([][]byte(nil), c.payloads[topic]...)
-}
-
-// curiousHook records every PUBLISH the embedded broker relays, and can
-// change payloads in flight (a tampering broker).
-type curiousHook struct {
-	mqtt.HookBase
-	cap    *capture
-	mu     sync.Mutex
-	tamper func(topic string, payload []byte) []byte
-}
-
-func (h *curiousHook) ID() string           { return "curious" }
-func (h *curiousHook) Provides(b byte) bool { return b == mqtt.OnPublish }
-func (h *curiousHook) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	h.mu.Lock()
-	tamper := h.tamper
-	h.mu.Unlock()
-	if tamper != nil {
-		pk.Payload = tamper(pk.TopicName, bytes.Clone(pk.Payload))
-	}
-	h.cap.add(pk.TopicName, pk.Payload)
-	return pk, nil
-}
-
-func (h *curiousHook) setTamper(f func(string, []byte) []byte) {
-	h.mu.Lock()
-	h.tamper = f
-	h.mu.Unlock()
-}
-
 // broker is a real broker on a random loopback port.
 type broker struct {
 	name    string
 	url     string
-	cap     *capture
-	hook    *curiousHook   // embedded only
-	counter *packetCounter // embedded only
+	cap     *testenv.Capture
+	hook    *testenv.CuriousHook // embedded only
+	counter *packetCounter       // embedded only
 	restart func(t *testing.T)
 }
 
 func embedded(t testing.TB) *broker {
 	t.Helper()
-	b := &broker{name: "embedded", cap: &capture{payloads: map[string][][]byte{}}}
-	b.hook = &curiousHook{cap: b.cap}
+	b := &broker{name: "embedded", cap: testenv.NewCapture()}
+	b.hook = &testenv.CuriousHook{Capture: b.cap}
 	b.counter = &packetCounter{prefix: e2e.DefaultPrefix, publish: map[string]int{}, qos1: map[string]int{}, aliases: map[string]string{}}
 	dir := t.TempDir()
 	start := func(listen string) *bridge.Broker {
@@ -167,19 +105,7 @@ func embedded(t testing.TB) *broker {
 func mosquittoBroker(t testing.TB) *broker {
 	t.Helper()
 	m := testenv.StartMosquitto(t)
-	b := &broker{name: "mosquitto", url: m.URL(), cap: &capture{payloads: map[string][][]byte{}}, restart: func(t *testing.T) { m.Restart() }}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tr, err := mqttc.Dial(ctx, mqttc.Config{URL: b.url, ClientID: "curious-" + fmt.Sprint(time.Now().UnixNano()), Protocol: mqttc.MQTT5, Logger: quietLogger(),
-		AtMostOnce: true, OnMessage: func(m mqttc.Message) { b.cap.add(m.Topic, m.Payload) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close(context.Background()) })
-	if err := tr.Subscribe(ctx, "#"); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return &broker{name: "mosquitto", url: m.URL(), cap: testenv.WatchAll(t, m.URL()), restart: func(t *testing.T) { m.Restart() }}
 }
 
 func eachBroker(t *testing.T, f func(t *testing.T, b *broker)) {

@@ -78,7 +78,7 @@ func TestRenewal(t *testing.T) {
 				// The curious broker: everything it relayed is in b.cap; the
 				// retained notify is cleared once the channel is up.
 				waitFor(t, "the broker to relay the status", func() bool {
-					return len(b.cap.on(e2e.Topics{Prefix: e2e.DefaultPrefix, Manager: "mgr-a", Device: uuid}.Status())) > 0
+					return len(b.cap.On(e2e.Topics{Prefix: e2e.DefaultPrefix, Manager: "mgr-a", Device: uuid}.Status())) > 0
 				})
 				secrets := map[string][]byte{
 					"private key DER":      blk.Bytes,
@@ -86,7 +86,7 @@ func TestRenewal(t *testing.T) {
 					"private key PEM body": pemBody(pemKey),
 					"private scalar":       privateScalar(t, blk.Bytes),
 				}
-				payloads := b.cap.all()
+				payloads := b.cap.All()
 				if len(payloads) < 5 { // notify, ready, cleared notify, update, status
 					t.Fatalf("the broker relayed %d payloads, want at least 5", len(payloads))
 				}
@@ -145,7 +145,7 @@ func TestLateJoinFindsTheRetainedNotify(t *testing.T) {
 			}
 			done <- err
 		}()
-		waitFor(t, "the retained notify", func() bool { return len(b.cap.on(notify)) > 0 })
+		waitFor(t, "the retained notify", func() bool { return len(b.cap.On(notify)) > 0 })
 		dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
 		d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
 		if err := <-done; err != nil {
@@ -157,7 +157,7 @@ func TestLateJoinFindsTheRetainedNotify(t *testing.T) {
 		// Open cleared the retained notify: a device that connects now
 		// finds nothing to answer.
 		waitFor(t, "the cleared notify", func() bool {
-			ps := b.cap.on(notify)
+			ps := b.cap.On(notify)
 			return len(ps) >= 2 && len(ps[len(ps)-1]) == 0
 		})
 	})
@@ -180,7 +180,7 @@ func TestTamperedUpdateIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.hook.setTamper(func(topic string, payload []byte) []byte {
+	b.hook.SetTamper(func(topic string, payload []byte) []byte {
 		if strings.HasSuffix(topic, "/"+e2e.LeafUpdate) && len(payload) > 40 {
 			payload[40] ^= 1
 		}
@@ -194,7 +194,7 @@ func TestTamperedUpdateIsRefused(t *testing.T) {
 		t.Error("the device installed tampered credentials")
 	}
 	// A tampered handshake fails too: a changed notify does not verify.
-	b.hook.setTamper(func(topic string, payload []byte) []byte {
+	b.hook.SetTamper(func(topic string, payload []byte) []byte {
 		if strings.HasSuffix(topic, "/"+e2e.LeafNotify) && len(payload) > 40 {
 			payload[len(payload)-10] ^= 1
 		}
@@ -237,8 +237,8 @@ func TestReplayedUpdateIsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		topics := e2e.Topics{Prefix: e2e.DefaultPrefix, Manager: "mgr-a", Device: uuid}
-		waitFor(t, "the broker to relay both updates", func() bool { return len(b.cap.on(topics.Update())) >= 2 })
-		captured := b.cap.on(topics.Update())
+		waitFor(t, "the broker to relay both updates", func() bool { return len(b.cap.On(topics.Update())) >= 2 })
+		captured := b.cap.On(topics.Update())
 		refused := d.E2E().Refused.Load()
 		// Replay the first renewal: the device would go back to an older
 		// certificate if it took it.
@@ -327,8 +327,8 @@ func TestRefusedPeers(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { _, err := m.Open(ctx, ouuid); done <- err }()
-			waitFor(t, "the notify", func() bool { return len(b.cap.on(topics.Notify())) > 0 })
-			n, err := e2e.DecodeNotify(b.cap.on(topics.Notify())[0])
+			waitFor(t, "the notify", func() bool { return len(b.cap.On(topics.Notify())) > 0 })
+			n, err := e2e.DecodeNotify(b.cap.On(topics.Notify())[0])
 			if err != nil {
 				t.Fatal(err)
 			}

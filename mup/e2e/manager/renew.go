@@ -75,3 +75,16 @@ func (m *Manager) renewOne(ctx context.Context, device string, timeout time.Dura
 	r.Renewal, r.Err = ch.Renew(ctx)
 	return r
 }
+
+// HandOverFirmwareKey opens a channel to device and sends it the key of an
+// encrypted firmware transfer of appID at version: what an Update Server
+// runs between the accepted manifest and the first slice
+// (mup.UpdateConfig.BeforeTransfer).
+func (m *Manager) HandOverFirmwareKey(ctx context.Context, device, appID string, version uint32, key []byte) (handshake, handover Phase, err error) {
+	ch, err := m.Open(ctx, device)
+	if err != nil {
+		return Phase{}, Phase{}, err
+	}
+	handover, err = ch.SendFirmwareKey(ctx, appID, version, key)
+	return ch.Handshake, handover, err
+}

@@ -3,6 +3,7 @@ package mup
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -45,15 +46,13 @@ type UpdateConfig struct {
 	RebootWait   time.Duration // for the new version to show; default 10s
 	// Progress is called after each acknowledged slice.
 	Progress func(sent, total int, bytes int)
-	// SliceKey, when set, is the firmware key (32 bytes, fresh for this
-	// update) that encrypts every slice (SealSlice). The device must hold
-	// the same key: BeforeTransfer hands it over.
-	SliceKey []byte
-	// BeforeTransfer runs once the device has accepted the manifest and
-	// before the first slice (phase "key"): with SliceKey, it sends the key
-	// to the device over the E2E channel. An error aborts the update
+	// HandOverKey, when set, makes the transfer confidential: once the
+	// device has accepted the manifest, Update draws a fresh 32-byte
+	// firmware key for this update alone, HandOverKey delivers it to the
+	// device (over the E2E channel: manager.HandOverFirmwareKey), and every
+	// slice is sealed under it (SealSlice). An error aborts the update
 	// before any firmware byte is published.
-	BeforeTransfer func(ctx context.Context, vm *VendorManifest) error
+	HandOverKey func(ctx context.Context, uuid string, vm *VendorManifest, key []byte) error
 }
 
 // Result tells how an update went, phase by phase.
@@ -152,14 +151,19 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 	phase("manifest", start)
 
-	// 3. The firmware key, over the E2E channel, when the slices are sealed.
-	if cfg.BeforeTransfer != nil {
+	// 3. A fresh firmware key, over the E2E channel, for sealed slices.
+	var sliceKey []byte
+	if cfg.HandOverKey != nil {
 		start = time.Now()
 		vm, err := vendorManifestOf(cfg.VendorSigned)
 		if err != nil {
 			return res, &UpdateError{Step: "key", Err: err}
 		}
-		if err := cfg.BeforeTransfer(ctx, vm); err != nil {
+		sliceKey = make([]byte, 32)
+		if _, err := rand.Read(sliceKey); err != nil {
+			return res, &UpdateError{Step: "key", Err: err}
+		}
+		if err := cfg.HandOverKey(ctx, cfg.UUID, vm, sliceKey); err != nil {
 			return res, &UpdateError{Step: "key", Err: err}
 		}
 		phase("key", start)
@@ -168,7 +172,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	// 4. Slices straight to the broker.
 	start = time.Now()
 	topic := "yang/update/image/" + cfg.UUID
-	if err := transfer(ctx, cfg, topic, res); err != nil {
+	if err := transfer(ctx, cfg, sliceKey, topic, res); err != nil {
 		return res, &UpdateError{Step: "transfer", Err: err}
 	}
 	phase("transfer", start)
@@ -207,7 +211,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 
 // transfer publishes the slices and waits for acks, resending after a
 // timeout from the last acknowledged slice.
-func transfer(ctx context.Context, cfg UpdateConfig, topic string, res *Result) error {
+func transfer(ctx context.Context, cfg UpdateConfig, sliceKey []byte, topic string, res *Result) error {
 	slices := SplitImage(cfg.Image, cfg.SliceSize)
 	res.Slices = len(slices)
 	// Progress counts image bytes, sealed or not.
@@ -215,10 +219,10 @@ func transfer(ctx context.Context, cfg UpdateConfig, topic string, res *Result) 
 	for i := range slices {
 		plainSize[i] = len(slices[i].Data)
 	}
-	if cfg.SliceKey != nil {
+	if sliceKey != nil {
 		// Sealed once: a resent slice is the same ciphertext.
 		for i := range slices {
-			sealed, err := SealSlice(cfg.SliceKey, slices[i])
+			sealed, err := SealSlice(sliceKey, slices[i])
 			if err != nil {
 				return err
 			}

@@ -166,6 +166,8 @@ Connect (user admin; the password was printed above on first start, or is MYNO_A
 Update demo-mup-1 from firmware version %[8]d to %[9]d with MUP (keys and image in %[7]s):
   myno update --bridge %[1]s --password PASSWORD --mqtt-url %[2]s --device demo-mup-1 \
     --image %[10]s --manifest %[11]s --key %[12]s
+For a confidential transfer (the broker sees only sealed slices), add:
+    --encrypt --ca-dir %[13]s
 
 Renew demo-mup-1's E2E certificate and key through the broker, which sees neither (CA in %[13]s):
   myno e2e renew --ca-dir %[13]s --mqtt-url %[2]s --device demo-mup-1

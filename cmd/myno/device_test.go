@@ -164,9 +164,16 @@ func TestDemoCommand(t *testing.T) {
 	}
 	update := []string{"update", "--bridge", addr[1], "--password", "demo-pw", "--mqtt-url", m[1], "--device", "demo-mup-1",
 		"--image", m[2], "--manifest", m[3], "--key", m[4]}
-	code, updOut, updErr := runMyno(t, update...)
-	if code != 0 || !strings.Contains(updOut, "runs version 2") || !strings.Contains(updErr, "firmware demo-mup-1") {
-		t.Fatalf("update: exit %d\n%s\n%.600s", code, updOut, updErr)
+	// The first run is the confidential one (--encrypt with the demo's
+	// E2E CA): the key phase shows in the result.
+	enc := regexp.MustCompile(`add:\s+--encrypt --ca-dir (\S+)`).FindStringSubmatch(text)
+	if enc == nil {
+		t.Fatalf("no --encrypt instructions in:\n%s", text)
+	}
+	code, updOut, updErr := runMyno(t, append(update, "--encrypt", "--ca-dir", enc[1])...)
+	if code != 0 || !strings.Contains(updOut, "runs version 2") || !regexp.MustCompile(`(?m)^key\s`).MatchString(updOut) ||
+		!strings.Contains(updErr, "firmware demo-mup-1") {
+		t.Fatalf("update --encrypt: exit %d\n%s\n%.600s", code, updOut, updErr)
 	}
 	code, _, updErr = runMyno(t, append(update, "--quiet")...)
 	if code != 1 || !strings.Contains(updErr, mup.StateInvalidVersion) {

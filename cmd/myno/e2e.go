@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -48,48 +49,69 @@ func e2eCommand() *cli.Command {
 	}
 }
 
-func runRenew(ctx context.Context, cmd *cli.Command) error {
-	log := newLogger(cmd)
-	dir := cmd.String("ca-dir")
-	certFile, keyFile := cmd.String("cert"), cmd.String("key")
-	if certFile == "" {
-		certFile = filepath.Join(dir, "manager.crt")
+// managerOptions say where a manager's credentials are and how it talks.
+type managerOptions struct {
+	caDir, certFile, keyFile string
+	withCAKey                bool // renewals issue certificates
+	prefix, mode             string
+	validity                 time.Duration
+	mqttURL, user, password  string
+}
+
+// startManager loads the manager's credentials, connects to the broker and
+// subscribes; the caller closes the transport.
+func startManager(ctx context.Context, o managerOptions, log *slog.Logger) (*manager.Manager, mqttc.Transport, error) {
+	if o.certFile == "" {
+		o.certFile = filepath.Join(o.caDir, "manager.crt")
 	}
-	if keyFile == "" {
-		keyFile = filepath.Join(dir, "manager.key")
+	if o.keyFile == "" {
+		o.keyFile = filepath.Join(o.caDir, "manager.key")
 	}
-	var cfg manager.Config
-	var err error
-	for _, load := range []func() error{
-		func() (err error) { cfg.CA, err = mup.ReadCertificate(filepath.Join(dir, "ca.crt")); return },
-		func() (err error) { cfg.CAKey, err = mup.ReadKey(filepath.Join(dir, "ca.key")); return },
-		func() (err error) { cfg.Cert, err = mup.ReadCertificate(certFile); return },
-		func() (err error) { cfg.Key, err = mup.ReadKey(keyFile); return },
-	} {
+	cfg := manager.Config{Prefix: o.prefix, Mode: e2e.Mode(o.mode), RenewValidity: o.validity, Logger: log}
+	loads := []func() error{
+		func() (err error) { cfg.CA, err = mup.ReadCertificate(filepath.Join(o.caDir, "ca.crt")); return },
+		func() (err error) { cfg.Cert, err = mup.ReadCertificate(o.certFile); return },
+		func() (err error) { cfg.Key, err = mup.ReadKey(o.keyFile); return },
+	}
+	if o.withCAKey {
+		loads = append(loads, func() (err error) { cfg.CAKey, err = mup.ReadKey(filepath.Join(o.caDir, "ca.key")); return })
+	}
+	for _, load := range loads {
 		if err := load(); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("e2e renew: %w", err)}
+			return nil, nil, &exitError{code: 2, err: err}
 		}
 	}
-	cfg.Prefix, cfg.Mode, cfg.RenewValidity, cfg.Logger = cmd.String("prefix"), e2e.Mode(cmd.String("mode")), cmd.Duration("validity"), log
 	m, err := manager.New(cfg)
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("e2e renew: %w", err)}
+		return nil, nil, &exitError{code: 2, err: err}
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	tr, err := mqttc.Dial(dctx, mqttc.Config{URL: cmd.String("mqtt-url"), ClientID: fmt.Sprintf("myno-e2e-%s-%x", m.Name(), e2e.NewRequestID()[:6]),
-		Protocol: mqttc.MQTT5, Logger: log, Username: cmd.String("mqtt-username"), Password: cmd.String("mqtt-password"),
+	tr, err := mqttc.Dial(dctx, mqttc.Config{URL: o.mqttURL, ClientID: fmt.Sprintf("myno-e2e-%s-%x", m.Name(), e2e.NewRequestID()[:6]),
+		Protocol: mqttc.MQTT5, Logger: log, Username: o.user, Password: o.password,
 		// The manager is where every device's ready and status arrive: it
 		// keeps no QoS 1 state at the broker and relies on its own resends
 		// and timeouts instead.
 		AtMostOnce: true, OnMessage: m.HandleMessage})
 	if err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("e2e renew: broker: %w", err)}
+		return nil, nil, &exitError{code: 1, err: fmt.Errorf("broker: %w", err)}
+	}
+	if err := m.Start(dctx, tr); err != nil {
+		tr.Close(context.Background())
+		return nil, nil, &exitError{code: 1, err: err}
+	}
+	return m, tr, nil
+}
+
+func runRenew(ctx context.Context, cmd *cli.Command) error {
+	log := newLogger(cmd)
+	m, tr, err := startManager(ctx, managerOptions{caDir: cmd.String("ca-dir"), certFile: cmd.String("cert"), keyFile: cmd.String("key"), withCAKey: true,
+		prefix: cmd.String("prefix"), mode: cmd.String("mode"), validity: cmd.Duration("validity"),
+		mqttURL: cmd.String("mqtt-url"), user: cmd.String("mqtt-username"), password: cmd.String("mqtt-password")}, log)
+	if err != nil {
+		return prefixed("e2e renew", err)
 	}
 	defer tr.Close(context.Background())
-	if err := m.Start(dctx, tr); err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("e2e renew: %w", err)}
-	}
 	targets := cmd.StringSlice("device")
 	var bar *progressbar.ProgressBar
 	if !cmd.Bool("quiet") {
@@ -125,6 +147,15 @@ func runRenew(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 1, err: fmt.Errorf("e2e renew: %d of %d devices not renewed", failed, len(results))}
 	}
 	return nil
+}
+
+// prefixed puts what failed in front of an exitError's message.
+func prefixed(what string, err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return &exitError{code: ee.code, err: fmt.Errorf("%s: %w", what, ee.err)}
+	}
+	return &exitError{code: 1, err: fmt.Errorf("%s: %w", what, err)}
 }
 
 func phaseText(p manager.Phase) string {

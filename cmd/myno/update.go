@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/mup/e2e"
 )
 
 func updateCommand() *cli.Command {
@@ -43,6 +44,13 @@ func updateCommand() *cli.Command {
 			&cli.StringFlag{Name: "flow", Value: "windowed", Usage: "stop-and-wait or windowed"},
 			&cli.IntFlag{Name: "window", Value: 8, Usage: "slices in flight (windowed)"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
+			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "warn", Sources: cli.EnvVars("MYNO_LOG_LEVEL")},
+			&cli.BoolFlag{Name: "encrypt", Usage: "confidential firmware: a fresh key per update goes to the device over the E2E channel, and every slice is sealed under it (AES-256-GCM)", Sources: cli.EnvVars("MYNO_UPDATE_ENCRYPT")},
+			&cli.StringFlag{Name: "ca-dir", Value: "ca", Usage: "--encrypt: E2E CA `DIR` (ca.crt)", Sources: cli.EnvVars("MYNO_CA_DIR")},
+			&cli.StringFlag{Name: "e2e-cert", Usage: "--encrypt: manager certificate `FILE` (default <ca-dir>/manager.crt)", Sources: cli.EnvVars("MYNO_E2E_CERT")},
+			&cli.StringFlag{Name: "e2e-key", Usage: "--encrypt: manager key `FILE` (default <ca-dir>/manager.key)", Sources: cli.EnvVars("MYNO_E2E_KEY")},
+			&cli.StringFlag{Name: "e2e-prefix", Value: e2e.DefaultPrefix, Usage: "--encrypt: E2E topic `PREFIX`", Sources: cli.EnvVars("MYNO_E2E_PREFIX")},
+			&cli.StringFlag{Name: "e2e-mode", Value: string(e2e.Ephemeral), Usage: "--encrypt: key agreement, ephemeral or static", Sources: cli.EnvVars("MYNO_E2E_MODE")},
 		},
 		Action: runUpdate,
 	}
@@ -76,6 +84,19 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 	}
 	defer s.Close()
+	var handOver func(ctx context.Context, uuid string, vm *mup.VendorManifest, key []byte) error
+	if cmd.Bool("encrypt") {
+		m, tr, err := startManager(ctx, managerOptions{caDir: cmd.String("ca-dir"), certFile: cmd.String("e2e-cert"), keyFile: cmd.String("e2e-key"),
+			prefix: cmd.String("e2e-prefix"), mode: cmd.String("e2e-mode"), mqttURL: cmd.String("mqtt-url")}, newLogger(cmd))
+		if err != nil {
+			return prefixed("update --encrypt", err)
+		}
+		defer tr.Close(context.Background())
+		handOver = func(ctx context.Context, uuid string, vm *mup.VendorManifest, key []byte) error {
+			_, _, err := m.HandOverFirmwareKey(ctx, uuid, vm.AppID, vm.Version, key)
+			return err
+		}
+	}
 	targets := cmd.StringSlice("device")
 	if c := cmd.String("category"); c != "" {
 		uuids, err := mup.DevicesOfCategory(s, c)
@@ -92,7 +113,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 2, err: fmt.Errorf("update: give --device or --category")}
 	case len(targets) > 1:
 		return runCampaign(ctx, cmd, targets, sshConfig, mup.UpdateConfig{VendorSigned: signed, Image: image, ServerKey: key,
-			MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window"))})
+			MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")), HandOverKey: handOver})
 	}
 	device := targets[0]
 	out := cmd.Root().ErrWriter
@@ -104,6 +125,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	}
 	res, err := mup.Update(ctx, mup.UpdateConfig{UUID: device, VendorSigned: signed, Image: image, ServerKey: key,
 		NETCONF: s, MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")),
+		HandOverKey: handOver,
 		Progress: func(acked, total int, bytes int) {
 			if bar != nil {
 				bar.Describe(fmt.Sprintf("firmware %s slice %d/%d", device, acked, total))

@@ -1,0 +1,220 @@
+package mup_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/mup/e2e"
+	"github.com/myno-bridge/myno/mup/e2e/manager"
+)
+
+// encWorld is a bridge, a MUP device with E2E credentials, and an E2E
+// manager, on a broker whose every relayed payload is captured.
+type encWorld struct {
+	*world
+	m    *manager.Manager
+	cap  *testenv.Capture
+	hook *testenv.CuriousHook // on the embedded broker only
+}
+
+// setupEncrypted runs the world on a standalone embedded broker with a
+// curious hook (mosquitto false) or on Mosquitto watched by a '#'
+// subscriber (mosquitto true).
+func setupEncrypted(t *testing.T, onMosquitto bool, device func(*devices.MUPConfig)) *encWorld {
+	t.Helper()
+	ew := &encWorld{}
+	var url string
+	if onMosquitto {
+		m := testenv.StartMosquitto(t)
+		url = m.URL()
+		ew.cap = testenv.WatchAll(t, url)
+	} else {
+		br, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { br.Close() })
+		ew.cap = testenv.NewCapture()
+		ew.hook = &testenv.CuriousHook{Capture: ew.cap}
+		if err := br.Server().AddHook(ew.hook, nil); err != nil {
+			t.Fatal(err)
+		}
+		url = br.URL()
+	}
+	ca, caKey, err := e2e.NewCA("ca", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(name string, role e2e.Role) *devices.E2EConfig {
+		cert, key, err := e2e.Issue(ca, caKey, name, role, time.Now().Add(-time.Minute), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &devices.E2EConfig{CA: ca, Cert: cert, Key: key}
+	}
+	vendorKey, _ := mup.GenerateKey()
+	serverKey, _ := mup.GenerateKey()
+	b := startBridge(t, url, nil)
+	cfg := devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10, VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey}
+	if device != nil {
+		device(&cfg)
+	}
+	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
+	dev, err := devices.New(devices.Config{Description: desc, UUID: "mup-1", BrokerURL: url, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.EnableMUP(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.EnableE2E(*issue("mup-1", e2e.RoleDevice)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := dev.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dev.Close)
+	if err := dev.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mc := issue("update-manager", e2e.RoleManager)
+	ew.m, err = manager.New(manager.Config{CA: ca, Cert: mc.Cert, Key: mc.Key, Logger: quiet(), ResendAfter: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := mqttc.Dial(ctx, mqttc.Config{URL: url, ClientID: "manager-" + t.Name(), Protocol: mqttc.MQTT5, Logger: quiet(), AtMostOnce: true, OnMessage: ew.m.HandleMessage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close(context.Background()) })
+	if err := ew.m.Start(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	s := dialBridge(t, b)
+	image := make([]byte, 87800)
+	rand.Read(image)
+	signed, err := mup.SignVendorManifest(mup.NewVendorManifest(image, "myno-app", 4, 3, 0), vendorKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ew.world = &world{b: b, dev: dev, s: s, image: image, signed: signed, sliceSize: 600, vendorKey: vendorKey, serverKey: serverKey, url: url}
+	return ew
+}
+
+// run updates the device; with encrypt, under a fresh firmware key handed
+// over the E2E channel.
+func (ew *encWorld) run(t *testing.T, encrypt bool) (*mup.Result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := mup.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
+		NETCONF: ew.s, MQTTURL: ew.url, Flow: mup.Windowed, SliceSize: ew.sliceSize, AckTimeout: 300 * time.Millisecond, MaxRetries: 3}
+	if encrypt {
+		cfg.HandOverKey = func(ctx context.Context, uuid string, vm *mup.VendorManifest, key []byte) error {
+			_, _, err := ew.m.HandOverFirmwareKey(ctx, uuid, vm.AppID, vm.Version, key)
+			return err
+		}
+	}
+	return mup.Update(ctx, cfg)
+}
+
+// The confidential update on both brokers: the device installs the image,
+// and no 32-byte window of it crossed the broker. The same update in
+// plaintext shows the window check would catch it.
+func TestEncryptedUpdate(t *testing.T) {
+	for _, onMosquitto := range []bool{false, true} {
+		name := map[bool]string{false: "embedded", true: "mosquitto"}[onMosquitto]
+		t.Run(name, func(t *testing.T) {
+			ew := setupEncrypted(t, onMosquitto, nil)
+			res, err := ew.run(t, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ew.dev.FirmwareVersion() != 4 || res.Phases["key"] == 0 {
+				t.Fatalf("version %d, phases %v", ew.dev.FirmwareVersion(), res.Phases)
+			}
+			topic := "yang/update/image/mup-1"
+			waitForCond(t, "the broker to relay every slice", func() bool { return len(ew.cap.On(topic)) >= res.Slices })
+			if at := ew.cap.FindWindow(ew.image, 32); at >= 0 {
+				t.Fatalf("the broker saw the image bytes at offset %d", at)
+			}
+			// The control: a plaintext update of a version 5 image is
+			// visible to the same broker.
+			ew.image = append(bytes.Clone(ew.image[:1000]), make([]byte, 100)...)
+			rand.Read(ew.image[1000:])
+			signed, err := mup.SignVendorManifest(mup.NewVendorManifest(ew.image, "myno-app", 5, 4, 0), ew.vendorKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ew.signed = signed
+			if _, err := ew.run(t, false); err != nil {
+				t.Fatal(err)
+			}
+			waitForCond(t, "the plaintext slices", func() bool { return ew.cap.FindWindow(ew.image, 32) >= 0 })
+		})
+	}
+}
+
+// A tampering broker flips a bit in one sealed slice: the device refuses
+// it every time it comes, never acks past it, and the update fails before
+// the image is checked; the device keeps its version.
+func TestTamperedSealedSliceIsRefused(t *testing.T) {
+	ew := setupEncrypted(t, false, nil)
+	ew.hook.SetTamper(func(topic string, p []byte) []byte {
+		if topic == "yang/update/image/mup-1" && len(p) > 40 && p[3] == 5 && p[0] == 0 && p[1] == 0 && p[2] == 0 {
+			p[40] ^= 1 // slice 5
+		}
+		return p
+	})
+	_, err := ew.run(t, true)
+	var ue *mup.UpdateError
+	if !errors.As(err, &ue) || ue.Step != "transfer" || !strings.Contains(err.Error(), "slice 5") {
+		t.Fatalf("update through a tampering broker: %v", err)
+	}
+	if ew.dev.RefusedSlices() == 0 || ew.dev.FirmwareVersion() != 3 {
+		t.Errorf("refused slices %d, version %d", ew.dev.RefusedSlices(), ew.dev.FirmwareVersion())
+	}
+}
+
+// A device that requires encrypted firmware refuses a plaintext transfer.
+func TestPlaintextRefusedWhenEncryptionIsRequired(t *testing.T) {
+	ew := setupEncrypted(t, false, func(c *devices.MUPConfig) { c.RequireEncryptedFirmware = true })
+	_, err := ew.run(t, false)
+	var ue *mup.UpdateError
+	if !errors.As(err, &ue) || ue.Step != "transfer" {
+		t.Fatalf("plaintext update: %v", err)
+	}
+	if ew.dev.RefusedSlices() == 0 {
+		t.Error("no slice refused")
+	}
+	if _, err := ew.run(t, true); err != nil {
+		t.Fatalf("the encrypted update after it: %v", err)
+	}
+	if ew.dev.FirmwareVersion() != 4 {
+		t.Errorf("version %d", ew.dev.FirmwareVersion())
+	}
+}
+
+func waitForCond(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,6 +1,7 @@
 package devices
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
@@ -44,7 +45,7 @@ type E2EEndpoint struct {
 	cert     *x509.Certificate
 	key      *ecdsa.PrivateKey
 	sessions map[string]*e2e.Session // by manager
-	fwKeys   map[string][]byte       // firmware keys by app id and version
+	fwKeys   map[string]firmwareKey  // by app id and version
 
 	// Handshakes counts completed handshakes; Refused counts refused
 	// notifies and updates (bad signature, unknown CA, tampered, replayed).
@@ -79,7 +80,7 @@ func (d *Device) EnableE2E(cfg E2EConfig) error {
 	if err := e2e.CheckName(name); err != nil {
 		return err
 	}
-	d.e2e = &E2EEndpoint{d: d, cfg: cfg, cert: cfg.Cert, key: cfg.Key, sessions: map[string]*e2e.Session{}, fwKeys: map[string][]byte{}}
+	d.e2e = &E2EEndpoint{d: d, cfg: cfg, cert: cfg.Cert, key: cfg.Key, sessions: map[string]*e2e.Session{}, fwKeys: map[string]firmwareKey{}}
 	return nil
 }
 
@@ -93,17 +94,20 @@ func (e *E2EEndpoint) Certificate() *x509.Certificate {
 	return e.cert
 }
 
-// FirmwareKey returns the key a manager sent for appID at version.
-func (e *E2EEndpoint) FirmwareKey(appID string, version uint32) []byte {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.fwKeys[fmt.Sprintf("%s@%d", appID, version)]
-}
+// firmwareKey is the key of one encrypted transfer, for the update
+// attempt whose token carried nonce.
+type firmwareKey struct{ key, nonce []byte }
 
-func (e *E2EEndpoint) dropFirmwareKey(appID string, version uint32) {
+// FirmwareKey returns the key a manager sent for appID at version and the
+// update attempt of the token nonce; nil when there is none.
+func (e *E2EEndpoint) FirmwareKey(appID string, version uint32, nonce []byte) []byte {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	delete(e.fwKeys, fmt.Sprintf("%s@%d", appID, version))
+	k, ok := e.fwKeys[fmt.Sprintf("%s@%d", appID, version)]
+	if !ok || len(nonce) == 0 || !bytes.Equal(k.nonce, nonce) {
+		return nil
+	}
+	return k.key
 }
 
 func (e *E2EEndpoint) subscriptions() []string {
@@ -247,7 +251,8 @@ func (e *E2EEndpoint) update(ctx context.Context, t e2e.Topics, m Message) {
 		log.Info("e2e credentials renewed", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter)
 	case e2e.KindFirmwareKey:
 		e.mu.Lock()
-		e.fwKeys[fmt.Sprintf("%s@%d", u.AppID, u.Version)] = u.Key
+		// One key per app and version: a newer attempt replaces it.
+		e.fwKeys[fmt.Sprintf("%s@%d", u.AppID, u.Version)] = firmwareKey{key: u.Key, nonce: u.Nonce}
 		e.mu.Unlock()
 		log.Info("e2e firmware key received", "app_id", u.AppID, "version", u.Version)
 	}

@@ -60,9 +60,11 @@ type mupDevice struct {
 	serverKey *ecdsa.PublicKey
 	received  uint32
 	digest    hash.Hash
-	// sliceKey decrypts the slices of this transfer: the firmware key a
-	// manager sent over the E2E channel for the manifest's app and version.
-	sliceKey []byte
+	// slices decrypts the slices of this transfer, under the firmware key
+	// a manager sent over the E2E channel for the manifest's app and
+	// version and this attempt's token.
+	slices     *mup.SliceCipher
+	tokenNonce []byte
 	// RefusedSlices counts slices that did not decrypt (tampered, or
 	// sealed under another key) or came in plaintext when encryption is
 	// required.
@@ -138,13 +140,9 @@ func (m *mupDevice) manifestCmd(ctx context.Context, d *Device, f *ontology.Func
 	if err := d.tr.Subscribe(ctx, topic); err != nil {
 		return mup.StateError, nil
 	}
-	if d.e2e != nil {
-		// A key for this update comes after the manifest: one left from an
-		// earlier attempt must not be used again.
-		d.e2e.dropFirmwareKey(vm.AppID, vm.Version)
-	}
 	m.mu.Lock()
-	m.manifest, m.topic, m.next, m.received, m.digest, m.sliceKey = vm, topic, 0, 0, sha256.New(), nil
+	m.manifest, m.topic, m.next, m.received, m.digest, m.slices = vm, topic, 0, 0, sha256.New(), nil
+	m.tokenNonce = st.Nonce // the attempt a firmware key must be for
 	m.mu.Unlock()
 	d.log.Info("manifest accepted", "version", vm.Version, "size", vm.Size)
 	return mup.StateOK, nil
@@ -172,13 +170,15 @@ func (m *mupDevice) onSlice(msg Message) {
 		return
 	}
 	if err == nil && s.Index == m.next && m.next == 0 && m.d.e2e != nil {
-		// The key arrives between the manifest and the first slice.
-		m.sliceKey = m.d.e2e.FirmwareKey(m.manifest.AppID, m.manifest.Version)
+		// The key arrives before the first slice.
+		if k := m.d.e2e.FirmwareKey(m.manifest.AppID, m.manifest.Version, m.tokenNonce); k != nil {
+			m.slices, _ = mup.NewSliceCipher(k) // the length was checked on receipt
+		}
 	}
 	if err == nil && s.Index == m.next {
 		switch {
-		case m.sliceKey != nil:
-			if s, err = mup.OpenSlice(m.sliceKey, s); err != nil {
+		case m.slices != nil:
+			if s, err = m.slices.Open(s); err != nil {
 				m.RefusedSlices.Add(1)
 				m.d.log.Warn("firmware slice refused", "err", err)
 			}

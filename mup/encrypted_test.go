@@ -32,7 +32,7 @@ type encWorld struct {
 // setupEncrypted runs the world on a standalone embedded broker with a
 // curious hook (mosquitto false) or on Mosquitto watched by a '#'
 // subscriber (mosquitto true).
-func setupEncrypted(t *testing.T, onMosquitto bool, device func(*devices.MUPConfig)) *encWorld {
+func setupEncrypted(t testing.TB, onMosquitto bool, device func(*devices.MUPConfig)) *encWorld {
 	t.Helper()
 	ew := &encWorld{}
 	var url string
@@ -117,16 +117,13 @@ func setupEncrypted(t *testing.T, onMosquitto bool, device func(*devices.MUPConf
 
 // run updates the device; with encrypt, under a fresh firmware key handed
 // over the E2E channel.
-func (ew *encWorld) run(t *testing.T, encrypt bool) (*mup.Result, error) {
+func (ew *encWorld) run(encrypt bool) (*mup.Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cfg := mup.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
 		NETCONF: ew.s, MQTTURL: ew.url, Flow: mup.Windowed, SliceSize: ew.sliceSize, AckTimeout: 300 * time.Millisecond, MaxRetries: 3}
 	if encrypt {
-		cfg.HandOverKey = func(ctx context.Context, uuid string, vm *mup.VendorManifest, key []byte) error {
-			_, _, err := ew.m.HandOverFirmwareKey(ctx, uuid, vm.AppID, vm.Version, key)
-			return err
-		}
+		cfg.OpenKeyChannel = ew.m.OpenKeyChannel
 	}
 	return mup.Update(ctx, cfg)
 }
@@ -139,7 +136,7 @@ func TestEncryptedUpdate(t *testing.T) {
 		name := map[bool]string{false: "embedded", true: "mosquitto"}[onMosquitto]
 		t.Run(name, func(t *testing.T) {
 			ew := setupEncrypted(t, onMosquitto, nil)
-			res, err := ew.run(t, true)
+			res, err := ew.run(true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,7 +157,7 @@ func TestEncryptedUpdate(t *testing.T) {
 				t.Fatal(err)
 			}
 			ew.signed = signed
-			if _, err := ew.run(t, false); err != nil {
+			if _, err := ew.run(false); err != nil {
 				t.Fatal(err)
 			}
 			waitForCond(t, "the plaintext slices", func() bool { return ew.cap.FindWindow(ew.image, 32) >= 0 })
@@ -179,7 +176,7 @@ func TestTamperedSealedSliceIsRefused(t *testing.T) {
 		}
 		return p
 	})
-	_, err := ew.run(t, true)
+	_, err := ew.run(true)
 	var ue *mup.UpdateError
 	if !errors.As(err, &ue) || ue.Step != "transfer" || !strings.Contains(err.Error(), "slice 5") {
 		t.Fatalf("update through a tampering broker: %v", err)
@@ -192,7 +189,7 @@ func TestTamperedSealedSliceIsRefused(t *testing.T) {
 // A device that requires encrypted firmware refuses a plaintext transfer.
 func TestPlaintextRefusedWhenEncryptionIsRequired(t *testing.T) {
 	ew := setupEncrypted(t, false, func(c *devices.MUPConfig) { c.RequireEncryptedFirmware = true })
-	_, err := ew.run(t, false)
+	_, err := ew.run(false)
 	var ue *mup.UpdateError
 	if !errors.As(err, &ue) || ue.Step != "transfer" {
 		t.Fatalf("plaintext update: %v", err)
@@ -200,7 +197,7 @@ func TestPlaintextRefusedWhenEncryptionIsRequired(t *testing.T) {
 	if ew.dev.RefusedSlices() == 0 {
 		t.Error("no slice refused")
 	}
-	if _, err := ew.run(t, true); err != nil {
+	if _, err := ew.run(true); err != nil {
 		t.Fatalf("the encrypted update after it: %v", err)
 	}
 	if ew.dev.FirmwareVersion() != 4 {
@@ -216,5 +213,37 @@ func waitForCond(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// staleNonce sends the firmware key for another update attempt: the token
+// nonce it names is not the one of this update.
+type staleNonce struct{ mup.KeyChannel }
+
+func (s staleNonce) SendFirmwareKey(ctx context.Context, appID string, version uint32, nonce, key []byte) error {
+	return s.KeyChannel.SendFirmwareKey(ctx, appID, version, bytes.Repeat([]byte{7}, len(nonce)), key)
+}
+
+// A firmware key is bound to the update attempt (the token's nonce): a key
+// for another attempt is not used, and the sealed slices are refused.
+func TestFirmwareKeyIsBoundToTheAttempt(t *testing.T) {
+	ew := setupEncrypted(t, false, func(c *devices.MUPConfig) { c.RequireEncryptedFirmware = true })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
+		NETCONF: ew.s, MQTTURL: ew.url, Flow: mup.Windowed, AckTimeout: 300 * time.Millisecond, MaxRetries: 2,
+		OpenKeyChannel: func(ctx context.Context, uuid string) (mup.KeyChannel, error) {
+			ch, err := ew.m.OpenKeyChannel(ctx, uuid)
+			if err != nil {
+				return nil, err
+			}
+			return staleNonce{ch}, nil
+		}})
+	var ue *mup.UpdateError
+	if !errors.As(err, &ue) || ue.Step != "transfer" {
+		t.Fatalf("update with a key for another attempt: %v", err)
+	}
+	if ew.dev.RefusedSlices() == 0 || ew.dev.FirmwareVersion() != 3 {
+		t.Errorf("refused slices %d, version %d", ew.dev.RefusedSlices(), ew.dev.FirmwareVersion())
 	}
 }

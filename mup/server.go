@@ -46,13 +46,22 @@ type UpdateConfig struct {
 	RebootWait   time.Duration // for the new version to show; default 10s
 	// Progress is called after each acknowledged slice.
 	Progress func(sent, total int, bytes int)
-	// HandOverKey, when set, makes the transfer confidential: once the
-	// device has accepted the manifest, Update draws a fresh 32-byte
-	// firmware key for this update alone, HandOverKey delivers it to the
-	// device (over the E2E channel: manager.HandOverFirmwareKey), and every
-	// slice is sealed under it (SealSlice). An error aborts the update
+	// OpenKeyChannel, when set, makes the transfer confidential. Update
+	// opens the channel (the E2E handshake) while the token is fetched,
+	// draws a fresh 32-byte firmware key for this update alone, and sends
+	// it bound to the token's nonce while the manifest is checked; every
+	// slice is sealed under it (SliceCipher). An error aborts the update
 	// before any firmware byte is published.
-	HandOverKey func(ctx context.Context, uuid string, vm *VendorManifest, key []byte) error
+	OpenKeyChannel func(ctx context.Context, uuid string) (KeyChannel, error)
+}
+
+// KeyChannel is a confidential channel to one device: the E2E channel of
+// package mup/e2e/manager.
+type KeyChannel interface {
+	// SendFirmwareKey delivers the key of the transfer of appID at
+	// version, for the update that uses the token with nonce, and returns
+	// once the device confirmed it.
+	SendFirmwareKey(ctx context.Context, appID string, version uint32, nonce, key []byte) error
 }
 
 // Result tells how an update went, phase by phase.
@@ -127,6 +136,18 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 		return parseOutput(r.Data)
 	}
 
+	// 0. The key channel's handshake runs beside the token request.
+	var keyChannel chan keyChannelResult
+	kctx, kcancel := context.WithCancel(ctx)
+	defer kcancel()
+	if cfg.OpenKeyChannel != nil {
+		keyChannel = make(chan keyChannelResult, 1)
+		go func() {
+			ch, err := cfg.OpenKeyChannel(kctx, cfg.UUID)
+			keyChannel <- keyChannelResult{ch, err}
+		}()
+	}
+
 	// 1. Token.
 	state, outs, err := call("getDeviceToken", "")
 	if err != nil || state != StateOK {
@@ -137,6 +158,29 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 		return res, &UpdateError{Step: "getDeviceToken", Err: err}
 	}
 	phase("token", start)
+
+	// The firmware key, bound to this token, goes beside the manifest.
+	var sliceKey []byte
+	var keySent chan error
+	if keyChannel != nil {
+		vm, err := vendorManifestOf(cfg.VendorSigned)
+		if err != nil {
+			return res, &UpdateError{Step: "key", Err: err}
+		}
+		sliceKey = make([]byte, 32)
+		if _, err := rand.Read(sliceKey); err != nil {
+			return res, &UpdateError{Step: "key", Err: err}
+		}
+		keySent = make(chan error, 1)
+		go func() {
+			r := <-keyChannel
+			if r.err != nil {
+				keySent <- r.err
+				return
+			}
+			keySent <- r.ch.SendFirmwareKey(kctx, vm.AppID, vm.Version, tok.Nonce, sliceKey)
+		}()
+	}
 
 	// 2. Extended manifest.
 	start = time.Now()
@@ -151,19 +195,10 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 	phase("manifest", start)
 
-	// 3. A fresh firmware key, over the E2E channel, for sealed slices.
-	var sliceKey []byte
-	if cfg.HandOverKey != nil {
+	// 3. The device holds the firmware key (the wait, if any, is phase "key").
+	if keySent != nil {
 		start = time.Now()
-		vm, err := vendorManifestOf(cfg.VendorSigned)
-		if err != nil {
-			return res, &UpdateError{Step: "key", Err: err}
-		}
-		sliceKey = make([]byte, 32)
-		if _, err := rand.Read(sliceKey); err != nil {
-			return res, &UpdateError{Step: "key", Err: err}
-		}
-		if err := cfg.HandOverKey(ctx, cfg.UUID, vm, sliceKey); err != nil {
+		if err := <-keySent; err != nil {
 			return res, &UpdateError{Step: "key", Err: err}
 		}
 		phase("key", start)
@@ -209,6 +244,11 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	return res, nil
 }
 
+type keyChannelResult struct {
+	ch  KeyChannel
+	err error
+}
+
 // transfer publishes the slices and waits for acks, resending after a
 // timeout from the last acknowledged slice.
 func transfer(ctx context.Context, cfg UpdateConfig, sliceKey []byte, topic string, res *Result) error {
@@ -220,9 +260,13 @@ func transfer(ctx context.Context, cfg UpdateConfig, sliceKey []byte, topic stri
 		plainSize[i] = len(slices[i].Data)
 	}
 	if sliceKey != nil {
+		c, err := NewSliceCipher(sliceKey)
+		if err != nil {
+			return err
+		}
 		// Sealed once: a resent slice is the same ciphertext.
 		for i := range slices {
-			sealed, err := SealSlice(sliceKey, slices[i])
+			sealed, err := c.Seal(slices[i])
 			if err != nil {
 				return err
 			}

@@ -1,14 +1,15 @@
 package mup
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/myno-bridge/myno/mup/e2e"
 )
 
 // MinNonceBytes is the shortest nonce a token may carry.
@@ -128,20 +129,47 @@ func sliceAAD(index uint32) []byte {
 	return binary.BigEndian.AppendUint32([]byte(sliceLabel), index)
 }
 
-// SealSlice encrypts a slice under a firmware key.
-func SealSlice(key []byte, s Slice) (Slice, error) {
-	sealed, err := e2e.Seal(key, s.Data, sliceAAD(s.Index))
-	if err != nil {
-		return Slice{}, err
+// SliceCipher seals and opens the slices of one encrypted transfer.
+type SliceCipher struct{ aead cipher.AEAD }
+
+// NewSliceCipher prepares the cipher of a 32-byte firmware key.
+func NewSliceCipher(key []byte) (*SliceCipher, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("firmware key of %d bytes, want 32", len(key))
 	}
-	return Slice{Index: s.Index, Data: sealed}, nil
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &SliceCipher{aead: aead}, nil
 }
 
-// OpenSlice authenticates and decrypts a sealed slice.
-func OpenSlice(key []byte, s Slice) (Slice, error) {
-	plain, err := e2e.Open(key, s.Data, sliceAAD(s.Index))
+// Seal encrypts a slice under a random nonce.
+func (c *SliceCipher) Seal(s Slice) (Slice, error) {
+	out := make([]byte, c.aead.NonceSize(), c.aead.NonceSize()+len(s.Data)+c.aead.Overhead())
+	if _, err := rand.Read(out); err != nil {
+		return Slice{}, err
+	}
+	return Slice{Index: s.Index, Data: c.aead.Seal(out, out, s.Data, sliceAAD(s.Index))}, nil
+}
+
+// ErrSliceOpen is returned for a sealed slice that does not authenticate:
+// changed in flight, moved to another index, or sealed under another key.
+var ErrSliceOpen = errors.New("mup: sealed slice does not authenticate")
+
+// Open authenticates and decrypts a sealed slice.
+func (c *SliceCipher) Open(s Slice) (Slice, error) {
+	n := c.aead.NonceSize()
+	if len(s.Data) < n+c.aead.Overhead() {
+		return Slice{}, fmt.Errorf("%w: slice %d of %d bytes", ErrSliceOpen, s.Index, len(s.Data))
+	}
+	plain, err := c.aead.Open(nil, s.Data[:n], s.Data[n:], sliceAAD(s.Index))
 	if err != nil {
-		return Slice{}, fmt.Errorf("slice %d: %w", s.Index, err)
+		return Slice{}, fmt.Errorf("%w: slice %d", ErrSliceOpen, s.Index)
 	}
 	return Slice{Index: s.Index, Data: plain}, nil
 }

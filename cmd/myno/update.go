@@ -84,7 +84,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 	}
 	defer s.Close()
-	var handOver func(ctx context.Context, uuid string, vm *mup.VendorManifest, key []byte) error
+	var openKeyChannel func(ctx context.Context, uuid string) (mup.KeyChannel, error)
 	if cmd.Bool("encrypt") {
 		m, tr, err := startManager(ctx, managerOptions{caDir: cmd.String("ca-dir"), certFile: cmd.String("e2e-cert"), keyFile: cmd.String("e2e-key"),
 			prefix: cmd.String("e2e-prefix"), mode: cmd.String("e2e-mode"), mqttURL: cmd.String("mqtt-url")}, newLogger(cmd))
@@ -92,10 +92,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 			return prefixed("update --encrypt", err)
 		}
 		defer tr.Close(context.Background())
-		handOver = func(ctx context.Context, uuid string, vm *mup.VendorManifest, key []byte) error {
-			_, _, err := m.HandOverFirmwareKey(ctx, uuid, vm.AppID, vm.Version, key)
-			return err
-		}
+		openKeyChannel = m.OpenKeyChannel
 	}
 	targets := cmd.StringSlice("device")
 	if c := cmd.String("category"); c != "" {
@@ -113,7 +110,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 2, err: fmt.Errorf("update: give --device or --category")}
 	case len(targets) > 1:
 		return runCampaign(ctx, cmd, targets, sshConfig, mup.UpdateConfig{VendorSigned: signed, Image: image, ServerKey: key,
-			MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")), HandOverKey: handOver})
+			MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")), OpenKeyChannel: openKeyChannel})
 	}
 	device := targets[0]
 	out := cmd.Root().ErrWriter
@@ -125,7 +122,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	}
 	res, err := mup.Update(ctx, mup.UpdateConfig{UUID: device, VendorSigned: signed, Image: image, ServerKey: key,
 		NETCONF: s, MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")),
-		HandOverKey: handOver,
+		OpenKeyChannel: openKeyChannel,
 		Progress: func(acked, total int, bytes int) {
 			if bar != nil {
 				bar.Describe(fmt.Sprintf("firmware %s slice %d/%d", device, acked, total))

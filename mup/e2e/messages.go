@@ -26,9 +26,12 @@ type Update struct {
 	ID   []byte `cbor:"2,keyasint,omitempty"` // the manager's request id, echoed in the Status
 	Cert []byte `cbor:"3,keyasint,omitempty"` // KindRenewal: DER
 	Key  []byte `cbor:"4,keyasint,omitempty"` // KindRenewal: PKCS#8 DER; KindFirmwareKey: the AES-256 key
-	// AppID and Version name the update a firmware key is for.
+	// AppID, Version and Nonce name the update a firmware key is for: the
+	// image, and the device token (MUP) of this update attempt, so that a
+	// key is never used for another attempt.
 	AppID   string `cbor:"5,keyasint,omitempty"`
 	Version uint32 `cbor:"6,keyasint,omitempty"`
+	Nonce   []byte `cbor:"7,keyasint,omitempty"`
 }
 
 // Status codes a device reports on …/update/status.

@@ -176,6 +176,8 @@ type Channel struct {
 	session *e2e.Session
 	// Handshake is what the handshake cost (notify, ready).
 	Handshake Phase
+	// KeyHandover is what the last SendFirmwareKey cost.
+	KeyHandover Phase
 }
 
 // Device is the device at the other end.
@@ -346,12 +348,13 @@ func (c *Channel) Renew(ctx context.Context) (*Renewal, error) {
 }
 
 // SendFirmwareKey hands the device the key of an encrypted firmware
-// transfer of appID at version.
-func (c *Channel) SendFirmwareKey(ctx context.Context, appID string, version uint32, key []byte) (Phase, error) {
+// transfer of appID at version, for the update attempt whose device token
+// carries nonce, and returns once the device confirmed it. It implements
+// mup.KeyChannel. The cost is in KeyHandover.
+func (c *Channel) SendFirmwareKey(ctx context.Context, appID string, version uint32, nonce, key []byte) error {
 	if len(key) != e2e.KeySize {
-		return Phase{}, fmt.Errorf("firmware key of %d bytes, want %d", len(key), e2e.KeySize)
+		return fmt.Errorf("firmware key of %d bytes, want %d", len(key), e2e.KeySize)
 	}
-	var p Phase
-	_, err := c.send(ctx, &e2e.Update{Kind: e2e.KindFirmwareKey, ID: e2e.NewRequestID(), Key: key, AppID: appID, Version: version}, &p)
-	return p, err
+	_, err := c.send(ctx, &e2e.Update{Kind: e2e.KindFirmwareKey, ID: e2e.NewRequestID(), Key: key, AppID: appID, Version: version, Nonce: nonce}, &c.KeyHandover)
+	return err
 }

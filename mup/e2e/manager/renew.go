@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/myno-bridge/myno/mup"
 )
 
 // RenewResult is the outcome of one device's renewal.
@@ -76,15 +78,12 @@ func (m *Manager) renewOne(ctx context.Context, device string, timeout time.Dura
 	return r
 }
 
-// HandOverFirmwareKey opens a channel to device and sends it the key of an
-// encrypted firmware transfer of appID at version: what an Update Server
-// runs between the accepted manifest and the first slice
-// (mup.UpdateConfig.BeforeTransfer).
-func (m *Manager) HandOverFirmwareKey(ctx context.Context, device, appID string, version uint32, key []byte) (handshake, handover Phase, err error) {
+// OpenKeyChannel opens the channel an Update Server hands firmware keys
+// over (mup.UpdateConfig.OpenKeyChannel).
+func (m *Manager) OpenKeyChannel(ctx context.Context, device string) (mup.KeyChannel, error) {
 	ch, err := m.Open(ctx, device)
 	if err != nil {
-		return Phase{}, Phase{}, err
+		return nil, err // not a typed nil in the interface
 	}
-	handover, err = ch.SendFirmwareKey(ctx, appID, version, key)
-	return ch.Handshake, handover, err
+	return ch, nil
 }

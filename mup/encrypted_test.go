@@ -27,6 +27,7 @@ type encWorld struct {
 	m    *manager.Manager
 	cap  *testenv.Capture
 	hook *testenv.CuriousHook // on the embedded broker only
+	flow mup.FlowControl      // "" is windowed
 }
 
 // setupEncrypted runs the world on a standalone embedded broker with a
@@ -120,8 +121,12 @@ func setupEncrypted(t testing.TB, onMosquitto bool, device func(*devices.MUPConf
 func (ew *encWorld) run(encrypt bool) (*mup.Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	flow := ew.flow
+	if flow == "" {
+		flow = mup.Windowed
+	}
 	cfg := mup.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
-		NETCONF: ew.s, MQTTURL: ew.url, Flow: mup.Windowed, SliceSize: ew.sliceSize, AckTimeout: 300 * time.Millisecond, MaxRetries: 3}
+		NETCONF: ew.s, MQTTURL: ew.url, Flow: flow, SliceSize: ew.sliceSize, AckTimeout: 300 * time.Millisecond, MaxRetries: 3}
 	if encrypt {
 		cfg.OpenKeyChannel = ew.m.OpenKeyChannel
 	}

@@ -117,6 +117,30 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	res := &Result{Phases: map[string]time.Duration{}}
 	phase := func(name string, start time.Time) { res.Phases[name] = time.Since(start) }
 
+	// Confidential transfer: the key channel's handshake, and the sealing
+	// of the slices under a fresh key, run beside the first rpcs.
+	var keyChannel chan keyChannelResult
+	var sliceKey []byte
+	var sealed chan sealedSlices
+	kctx, kcancel := context.WithCancel(ctx)
+	defer kcancel()
+	if cfg.OpenKeyChannel != nil {
+		sliceKey = make([]byte, 32)
+		if _, err := rand.Read(sliceKey); err != nil {
+			return res, &UpdateError{Step: "key", Err: err}
+		}
+		keyChannel = make(chan keyChannelResult, 1)
+		go func() {
+			ch, err := cfg.OpenKeyChannel(kctx, cfg.UUID)
+			keyChannel <- keyChannelResult{ch, err}
+		}()
+		sealed = make(chan sealedSlices, 1)
+		go func() {
+			s, err := sealImage(cfg.Image, cfg.SliceSize, sliceKey)
+			sealed <- sealedSlices{s, err}
+		}()
+	}
+
 	// Which module serves the device: its devices list names it.
 	start := time.Now()
 	reply, err := cfg.NETCONF.Exec(gonetconf.RawMethod(`<get><filter type="subtree"><devices xmlns=""><device><uuid>` + cfg.UUID + `</uuid></device></devices></filter></get>`))
@@ -136,18 +160,6 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 		return parseOutput(r.Data)
 	}
 
-	// 0. The key channel's handshake runs beside the token request.
-	var keyChannel chan keyChannelResult
-	kctx, kcancel := context.WithCancel(ctx)
-	defer kcancel()
-	if cfg.OpenKeyChannel != nil {
-		keyChannel = make(chan keyChannelResult, 1)
-		go func() {
-			ch, err := cfg.OpenKeyChannel(kctx, cfg.UUID)
-			keyChannel <- keyChannelResult{ch, err}
-		}()
-	}
-
 	// 1. Token.
 	state, outs, err := call("getDeviceToken", "")
 	if err != nil || state != StateOK {
@@ -160,15 +172,10 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	phase("token", start)
 
 	// The firmware key, bound to this token, goes beside the manifest.
-	var sliceKey []byte
 	var keySent chan error
 	if keyChannel != nil {
 		vm, err := vendorManifestOf(cfg.VendorSigned)
 		if err != nil {
-			return res, &UpdateError{Step: "key", Err: err}
-		}
-		sliceKey = make([]byte, 32)
-		if _, err := rand.Read(sliceKey); err != nil {
 			return res, &UpdateError{Step: "key", Err: err}
 		}
 		keySent = make(chan error, 1)
@@ -207,7 +214,15 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	// 4. Slices straight to the broker.
 	start = time.Now()
 	topic := "yang/update/image/" + cfg.UUID
-	if err := transfer(ctx, cfg, sliceKey, topic, res); err != nil {
+	slices := SplitImage(cfg.Image, cfg.SliceSize)
+	if sealed != nil {
+		s := <-sealed
+		if s.err != nil {
+			return res, &UpdateError{Step: "transfer", Err: s.err}
+		}
+		slices = s.slices
+	}
+	if err := transfer(ctx, cfg, slices, topic, res); err != nil {
 		return res, &UpdateError{Step: "transfer", Err: err}
 	}
 	phase("transfer", start)
@@ -244,6 +259,27 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	return res, nil
 }
 
+type sealedSlices struct {
+	slices []Slice
+	err    error
+}
+
+// sealImage cuts the image into slices sealed under key. Each is sealed
+// once: a resent slice is the same ciphertext.
+func sealImage(image []byte, size int, key []byte) ([]Slice, error) {
+	c, err := NewSliceCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	slices := SplitImage(image, size)
+	for i := range slices {
+		if slices[i], err = c.Seal(slices[i]); err != nil {
+			return nil, err
+		}
+	}
+	return slices, nil
+}
+
 type keyChannelResult struct {
 	ch  KeyChannel
 	err error
@@ -251,27 +287,12 @@ type keyChannelResult struct {
 
 // transfer publishes the slices and waits for acks, resending after a
 // timeout from the last acknowledged slice.
-func transfer(ctx context.Context, cfg UpdateConfig, sliceKey []byte, topic string, res *Result) error {
-	slices := SplitImage(cfg.Image, cfg.SliceSize)
+func transfer(ctx context.Context, cfg UpdateConfig, slices []Slice, topic string, res *Result) error {
 	res.Slices = len(slices)
 	// Progress counts image bytes, sealed or not.
 	plainSize := make([]int, len(slices))
 	for i := range slices {
-		plainSize[i] = len(slices[i].Data)
-	}
-	if sliceKey != nil {
-		c, err := NewSliceCipher(sliceKey)
-		if err != nil {
-			return err
-		}
-		// Sealed once: a resent slice is the same ciphertext.
-		for i := range slices {
-			sealed, err := c.Seal(slices[i])
-			if err != nil {
-				return err
-			}
-			slices[i] = sealed
-		}
+		plainSize[i] = min(cfg.SliceSize, len(cfg.Image)-i*cfg.SliceSize)
 	}
 	acks := make(chan uint32, 1024)
 	var mu sync.Mutex

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/myno-bridge/myno/internal/atomicfile"
 	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/yang"
 )
@@ -87,26 +88,7 @@ func saveRegistry(dir string, devs []persistedDevice) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, registryFile+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, registryFile))
+	return atomicfile.Write(filepath.Join(dir, registryFile), data, 0o600)
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

@@ -6,15 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/e2e"
 )
 
@@ -273,20 +271,16 @@ func (e *E2EEndpoint) report(ctx context.Context, s *e2e.Session, t e2e.Topics, 
 }
 
 // install makes the renewed credentials current, and stores them first
-// when the device has files for them: the key file is written before the
-// certificate, each by rename, so a crash leaves either the old pair or
-// the new key with the old certificate (which the device refuses at start
-// and the operator sees), never a partial file.
+// when the device has files for them: the key file is replaced before the
+// certificate, each whole (atomicfile), so a crash leaves either the old
+// pair or the new key with the old certificate (which the device refuses
+// at start, and the operator sees), never a partial file.
 func (e *E2EEndpoint) install(cert *x509.Certificate, key *ecdsa.PrivateKey) error {
 	if e.cfg.KeyFile != "" && e.cfg.CertFile != "" {
-		der, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
+		if err := mup.WriteKey(e.cfg.KeyFile, key); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(e.cfg.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-			return err
-		}
-		if err := writeFileAtomic(e.cfg.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+		if err := mup.WriteCertificate(e.cfg.CertFile, cert); err != nil {
 			return err
 		}
 	}
@@ -294,28 +288,4 @@ func (e *E2EEndpoint) install(cert *x509.Certificate, key *ecdsa.PrivateKey) err
 	e.cert, e.key = cert, key
 	e.mu.Unlock()
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/bridge/wire"
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/ontology"
 )
 
@@ -116,7 +117,7 @@ func TestFleet(t *testing.T) {
 	}
 	cancel()
 	fleet.Wait()
-	waitFor(t, "final progress report", func() bool { return len(reports) > 0 })
+	testenv.WaitFor(t, "final progress report", func() bool { return len(reports) > 0 })
 }
 
 func rssKiB(tb testing.TB) int64 {

@@ -218,17 +218,6 @@ func startDevice(t *testing.T, cfg devices.Config) *devices.Device {
 	return d
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // uuidFor makes a device UUID unique to the test.
 func uuidFor(t *testing.T, i int) string {
 	var b strings.Builder

@@ -149,7 +149,7 @@ func TestEncryptedUpdate(t *testing.T) {
 				t.Fatalf("version %d, phases %v", ew.dev.FirmwareVersion(), res.Phases)
 			}
 			topic := "yang/update/image/mup-1"
-			waitForCond(t, "the broker to relay every slice", func() bool { return len(ew.cap.On(topic)) >= res.Slices })
+			testenv.WaitFor(t, "the broker to relay every slice", func() bool { return len(ew.cap.On(topic)) >= res.Slices })
 			if at := ew.cap.FindWindow(ew.image, 32); at >= 0 {
 				t.Fatalf("the broker saw the image bytes at offset %d", at)
 			}
@@ -165,7 +165,7 @@ func TestEncryptedUpdate(t *testing.T) {
 			if _, err := ew.run(false); err != nil {
 				t.Fatal(err)
 			}
-			waitForCond(t, "the plaintext slices", func() bool { return ew.cap.FindWindow(ew.image, 32) >= 0 })
+			testenv.WaitFor(t, "the plaintext slices", func() bool { return ew.cap.FindWindow(ew.image, 32) >= 0 })
 		})
 	}
 }
@@ -207,17 +207,6 @@ func TestPlaintextRefusedWhenEncryptionIsRequired(t *testing.T) {
 	}
 	if ew.dev.FirmwareVersion() != 4 {
 		t.Errorf("version %d", ew.dev.FirmwareVersion())
-	}
-}
-
-func waitForCond(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/netconf"
 )
 
@@ -125,7 +126,7 @@ func TestBadInput(t *testing.T) {
 	fresh.start11()
 	contains(t, fresh.rpc("1", `<get><filter type="subtree"><netconf-state xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><statistics/></netconf-state></filter></get>`), "<in-bad-rpcs>", "<in-bad-hellos>")
 	fresh.client.Close()
-	waitFor(t, "bad sessions to end", func() bool { return len(ts.srv.Sessions()) == 1 })
+	testenv.WaitFor(t, "bad sessions to end", func() bool { return len(ts.srv.Sessions()) == 1 })
 	leaks()
 }
 
@@ -197,7 +198,7 @@ func TestSlowClients(t *testing.T) {
 			t.Fatal("a channel without subsystem request stays open")
 		}
 	})
-	waitFor(t, "sessions to end", func() bool { return len(ts.srv.Sessions()) == 0 })
+	testenv.WaitFor(t, "sessions to end", func() bool { return len(ts.srv.Sessions()) == 0 })
 	leaks()
 }
 
@@ -232,7 +233,7 @@ func TestAuthenticationAndSessionLimits(t *testing.T) {
 		t.Fatal("a third session was accepted with MaxSessions 2")
 	}
 	a.client.Close()
-	waitFor(t, "a session to end", func() bool { return len(ts.srv.Sessions()) == 1 })
+	testenv.WaitFor(t, "a session to end", func() bool { return len(ts.srv.Sessions()) == 1 })
 	d := dialRaw(t, ts, passwordConfig("admin", adminPass))
 	contains(t, d.hello, "<session-id>")
 }

@@ -273,18 +273,6 @@ func (rc *rawClient) closed() bool {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // goroutineBaseline returns a check that goroutines are back to (about)
 // the baseline once sessions have ended: a leak check.
 func goroutineBaseline(t testing.TB) func() {

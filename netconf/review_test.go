@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/netconf"
 )
 
@@ -39,7 +40,7 @@ func TestKillSessionOfAClientThatDoesNotRead(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	waitFor(t, "the killed session to end", func() bool { return len(ts.srv.Sessions()) == 1 })
+	testenv.WaitFor(t, "the killed session to end", func() bool { return len(ts.srv.Sessions()) == 1 })
 }
 
 // A framing error queued behind an rpc that blocks still ends the session.
@@ -52,7 +53,7 @@ func TestFramingErrorBehindABlockedRPC(t *testing.T) {
 	if !rc.closed() {
 		t.Fatal("session not closed")
 	}
-	waitFor(t, "the session to end", func() bool { return len(ts.srv.Sessions()) == 0 })
+	testenv.WaitFor(t, "the session to end", func() bool { return len(ts.srv.Sessions()) == 0 })
 }
 
 func TestConnectionsWithoutSessionAreClosed(t *testing.T) {

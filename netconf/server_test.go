@@ -9,6 +9,7 @@ import (
 
 	gonetconf "github.com/Juniper/go-netconf/netconf"
 
+	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/netconf"
 )
 
@@ -202,7 +203,7 @@ func TestLockKillAndClose(t *testing.T) {
 	if !b.closed() {
 		t.Fatal("session open after close-session")
 	}
-	waitFor(t, "sessions to end", func() bool { return len(ts.srv.Sessions()) == 0 })
+	testenv.WaitFor(t, "sessions to end", func() bool { return len(ts.srv.Sessions()) == 0 })
 }
 
 func TestNotifications(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run in CI, where no test may skip.
@@ -78,4 +79,18 @@ func DebianPython(t testing.TB, module string) string {
 		missing(t, "%s cannot import %s (apt-get install python3-%s): %v %s", python, module, module, err, out)
 	}
 	return python
+}
+
+// WaitFor polls cond every 10 ms until it holds, and fails the test if it
+// does not within 15 s: tests wait on conditions with deadlines, never on
+// sleeps alone.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -111,13 +111,8 @@ func (h *packetCounter) reset() {
 func BenchmarkHandshakeAndRenewal(b *testing.B) {
 	for _, mode := range []e2e.Mode{e2e.Ephemeral, e2e.Static} {
 		b.Run(string(mode), func(b *testing.B) {
-			br := embedded(b)
-			p := newPKI(b, "ca")
-			mcert, mkey := p.issue(b, "mgr-bench", e2e.RoleManager)
-			m, _ := startManager(b, br, manager.Config{Mode: mode, CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
-			uuid := "dev-bench"
-			dcert, dkey := p.issue(b, uuid, e2e.RoleDevice)
-			startDevice(b, br, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
+			pr := newPair(b, embedded(b), "dev-bench", mode)
+			m, uuid := pr.m, pr.uuid
 			ctx := context.Background()
 			var hs, rn manager.Phase
 			b.ResetTimer()

@@ -163,14 +163,23 @@ func startDevice(t testing.TB, b *broker, uuid string, cfg devices.E2EConfig) *d
 	return d
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
+// pair is a manager ("mgr-a") and a device of one CA, connected to a broker.
+type pair struct {
+	p     *pki
+	m     *manager.Manager
+	tr    mqttc.Transport // the manager's
+	d     *devices.Device
+	uuid  string
+	dcert *x509.Certificate // the device's first certificate
+}
+
+func newPair(t testing.TB, b *broker, uuid string, mode e2e.Mode) *pair {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	pr := &pair{p: newPKI(t, "ca"), uuid: uuid}
+	mcert, mkey := pr.p.issue(t, "mgr-a", e2e.RoleManager)
+	pr.m, pr.tr = startManager(t, b, manager.Config{Mode: mode, CA: pr.p.ca, Cert: mcert, Key: mkey, CAKey: pr.p.caKey})
+	var dkey *ecdsa.PrivateKey
+	pr.dcert, dkey = pr.p.issue(t, uuid, e2e.RoleDevice)
+	pr.d = startDevice(t, b, uuid, devices.E2EConfig{CA: pr.p.ca, Cert: pr.dcert, Key: dkey})
+	return pr
 }

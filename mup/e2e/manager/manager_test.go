@@ -15,6 +15,7 @@ import (
 
 	"github.com/myno-bridge/myno/bridge/mqttc"
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mup/e2e"
 	"github.com/myno-bridge/myno/mup/e2e/manager"
 )
@@ -77,7 +78,7 @@ func TestRenewal(t *testing.T) {
 				}
 				// The curious broker: everything it relayed is in b.cap; the
 				// retained notify is cleared once the channel is up.
-				waitFor(t, "the broker to relay the status", func() bool {
+				testenv.WaitFor(t, "the broker to relay the status", func() bool {
 					return len(b.cap.On(e2e.Topics{Prefix: e2e.DefaultPrefix, Manager: "mgr-a", Device: uuid}.Status())) > 0
 				})
 				secrets := map[string][]byte{
@@ -145,7 +146,7 @@ func TestLateJoinFindsTheRetainedNotify(t *testing.T) {
 			}
 			done <- err
 		}()
-		waitFor(t, "the retained notify", func() bool { return len(b.cap.On(notify)) > 0 })
+		testenv.WaitFor(t, "the retained notify", func() bool { return len(b.cap.On(notify)) > 0 })
 		dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
 		d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
 		if err := <-done; err != nil {
@@ -156,7 +157,7 @@ func TestLateJoinFindsTheRetainedNotify(t *testing.T) {
 		}
 		// Open cleared the retained notify: a device that connects now
 		// finds nothing to answer.
-		waitFor(t, "the cleared notify", func() bool {
+		testenv.WaitFor(t, "the cleared notify", func() bool {
 			ps := b.cap.On(notify)
 			return len(ps) >= 2 && len(ps[len(ps)-1]) == 0
 		})
@@ -168,12 +169,8 @@ func TestLateJoinFindsTheRetainedNotify(t *testing.T) {
 // credentials.
 func TestTamperedUpdateIsRefused(t *testing.T) {
 	b := embedded(t)
-	p := newPKI(t, "ca")
-	mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
-	m, _ := startManager(t, b, manager.Config{CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
-	uuid := "dev-tamper"
-	dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
-	d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
+	pr := newPair(t, b, "dev-tamper", "")
+	m, d, uuid, dcert := pr.m, pr.d, pr.uuid, pr.dcert
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ch, err := m.Open(ctx, uuid)
@@ -216,12 +213,9 @@ func TestTamperedUpdateIsRefused(t *testing.T) {
 // credentials of the original.
 func TestReplayedUpdateIsRefused(t *testing.T) {
 	eachBroker(t, func(t *testing.T, b *broker) {
-		p := newPKI(t, "ca")
-		mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
-		m, tr := startManager(t, b, manager.Config{CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
-		uuid := "dev-replay"
-		dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
-		d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
+		pr := newPair(t, b, "dev-replay", "")
+		m, d, uuid := pr.m, pr.d, pr.uuid
+		tr := pr.tr
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		ch, err := m.Open(ctx, uuid)
@@ -237,7 +231,7 @@ func TestReplayedUpdateIsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		topics := e2e.Topics{Prefix: e2e.DefaultPrefix, Manager: "mgr-a", Device: uuid}
-		waitFor(t, "the broker to relay both updates", func() bool { return len(b.cap.On(topics.Update())) >= 2 })
+		testenv.WaitFor(t, "the broker to relay both updates", func() bool { return len(b.cap.On(topics.Update())) >= 2 })
 		captured := b.cap.On(topics.Update())
 		refused := d.E2E().Refused.Load()
 		// Replay the first renewal: the device would go back to an older
@@ -245,7 +239,7 @@ func TestReplayedUpdateIsRefused(t *testing.T) {
 		if err := tr.Publish(ctx, mqttc.Message{Topic: topics.Update(), Payload: captured[0]}, 1); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the device to refuse the replay", func() bool { return d.E2E().Refused.Load() > refused })
+		testenv.WaitFor(t, "the device to refuse the replay", func() bool { return d.E2E().Refused.Load() > refused })
 		if !d.E2E().Certificate().Equal(second.Cert) || d.E2E().Certificate().Equal(first.Cert) {
 			t.Error("the replay changed the device's certificate")
 		}
@@ -273,7 +267,7 @@ func TestRefusedPeers(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { _, err := m.Open(ctx, uuid); done <- err }()
-			waitFor(t, "the device to refuse the notify", func() bool { return d.E2E().Refused.Load() > before })
+			testenv.WaitFor(t, "the device to refuse the notify", func() bool { return d.E2E().Refused.Load() > before })
 			cancel()
 			if err := <-done; err == nil {
 				t.Fatal("handshake succeeded")
@@ -288,7 +282,7 @@ func TestRefusedPeers(t *testing.T) {
 			t.Helper()
 			before := d.E2E().Refused.Load()
 			publish()
-			waitFor(t, "the device to refuse the notify", func() bool { return d.E2E().Refused.Load() > before })
+			testenv.WaitFor(t, "the device to refuse the notify", func() bool { return d.E2E().Refused.Load() > before })
 			if d.E2E().Handshakes.Load() != 0 {
 				t.Fatal("the device answered")
 			}
@@ -327,7 +321,7 @@ func TestRefusedPeers(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { _, err := m.Open(ctx, ouuid); done <- err }()
-			waitFor(t, "the notify", func() bool { return len(b.cap.On(topics.Notify())) > 0 })
+			testenv.WaitFor(t, "the notify", func() bool { return len(b.cap.On(topics.Notify())) > 0 })
 			n, err := e2e.DecodeNotify(b.cap.On(topics.Notify())[0])
 			if err != nil {
 				t.Fatal(err)
@@ -341,7 +335,7 @@ func TestRefusedPeers(t *testing.T) {
 			if err := tr.Publish(ctx, mqttc.Message{Topic: topics.Ready(), Payload: payload}, 1); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the manager to refuse the ready", func() bool { return m.Refused.Load() > 0 })
+			testenv.WaitFor(t, "the manager to refuse the ready", func() bool { return m.Refused.Load() > 0 })
 			cancel()
 			if err := <-done; err == nil {
 				t.Fatal("the manager accepted a device of another CA")
@@ -377,12 +371,9 @@ func publishNotify(t *testing.T, b *broker, cert *x509.Certificate, key *ecdsa.P
 // completes on the channel agreed before the restart.
 func TestBrokerRestartBetweenPhases(t *testing.T) {
 	eachBroker(t, func(t *testing.T, b *broker) {
-		p := newPKI(t, "ca")
-		mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
-		m, tr := startManager(t, b, manager.Config{CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
-		uuid := "dev-restart"
-		dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
-		d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
+		pr := newPair(t, b, "dev-restart", "")
+		m, d, uuid := pr.m, pr.d, pr.uuid
+		tr := pr.tr
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		ch, err := m.Open(ctx, uuid)
@@ -390,7 +381,7 @@ func TestBrokerRestartBetweenPhases(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.restart(t)
-		waitFor(t, "the manager to reconnect", tr.Connected)
+		testenv.WaitFor(t, "the manager to reconnect", tr.Connected)
 		r, err := ch.Renew(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -406,12 +397,8 @@ func TestBrokerRestartBetweenPhases(t *testing.T) {
 // credential update). docs/benchmarks.md explains the difference.
 func TestInteractionCounts(t *testing.T) {
 	b := embedded(t)
-	p := newPKI(t, "ca")
-	mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
-	m, _ := startManager(t, b, manager.Config{CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
-	uuid := "dev-count"
-	dcert, dkey := p.issue(t, uuid, e2e.RoleDevice)
-	d := startDevice(t, b, uuid, devices.E2EConfig{CA: p.ca, Cert: dcert, Key: dkey})
+	pr := newPair(t, b, "dev-count", "")
+	m, d, uuid := pr.m, pr.d, pr.uuid
 	b.counter.reset()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -424,7 +411,7 @@ func TestInteractionCounts(t *testing.T) {
 	}
 	// The status reached the manager; wait for the cleared notify to reach
 	// the device and for every PUBACK.
-	waitFor(t, "every PUBLISH and PUBACK", func() bool {
+	testenv.WaitFor(t, "every PUBLISH and PUBACK", func() bool {
 		pub, _ := b.counter.phase("notify (cleared)")
 		status, _ := b.counter.phase(e2e.LeafStatus)
 		return pub == 2 && status == 2 && b.counter.settled() && d.E2E().Renewals.Load() == 1

@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,26 +70,9 @@ func setupEncrypted(t testing.TB, onMosquitto bool, device func(*devices.MUPConf
 	if device != nil {
 		device(&cfg)
 	}
-	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
-	dev, err := devices.New(devices.Config{Description: desc, UUID: "mup-1", BrokerURL: url, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.EnableMUP(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.EnableE2E(*issue("mup-1", e2e.RoleDevice)); err != nil {
-		t.Fatal(err)
-	}
+	dev := startMUPDevice(t, url, "mup-1", cfg, func(d *devices.Device) error { return d.EnableE2E(*issue("mup-1", e2e.RoleDevice)) })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := dev.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dev.Close)
-	if err := dev.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
 	mc := issue("update-manager", e2e.RoleManager)
 	ew.m, err = manager.New(manager.Config{CA: ca, Cert: mc.Cert, Key: mc.Key, Logger: quiet(), ResendAfter: 500 * time.Millisecond})
 	if err != nil {

@@ -58,8 +58,8 @@ func startBridge(t testing.TB, brokerURL string, serverCert []byte) *bridge.Brid
 }
 
 // startMUPDevice runs a MUP-capable device from the testdata description
-// and bootstraps it.
-func startMUPDevice(t testing.TB, brokerURL, uuid string, cfg devices.MUPConfig) *devices.Device {
+// and bootstraps it; enable (EnableE2E, say) runs before it connects.
+func startMUPDevice(t testing.TB, brokerURL, uuid string, cfg devices.MUPConfig, enable ...func(*devices.Device) error) *devices.Device {
 	t.Helper()
 	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
 	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: brokerURL, Logger: quiet()})
@@ -68,6 +68,11 @@ func startMUPDevice(t testing.TB, brokerURL, uuid string, cfg devices.MUPConfig)
 	}
 	if err := dev.EnableMUP(cfg); err != nil {
 		t.Fatal(err)
+	}
+	for _, e := range enable {
+		if err := e(dev); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

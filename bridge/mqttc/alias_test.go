@@ -48,28 +48,32 @@ func (h *wireRecorder) OnPacketSent(_ *mqtt.Client, pk packets.Packet, _ []byte)
 	}
 }
 
-// Topic aliases both ways (MQTT 5 §3.3.2.3.4): the publisher sends the
-// topic once and then the alias alone; the broker does the same towards a
-// subscriber that accepts aliases, which resolves them back to the topic.
-func TestTopicAliases(t *testing.T) {
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: logger})
-	rec := &wireRecorder{}
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.AddHook(&bridge.AnnounceTopicAliases{Maximum: 65535}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.AddHook(rec, nil); err != nil {
-		t.Fatal(err)
+// startMochi runs a plain mochi-mqtt broker on a free loopback port, with
+// the hooks, until the test ends; it returns the server and host:port.
+func startMochi(t *testing.T, hooks ...mqtt.Hook) (*mqtt.Server, string) {
+	t.Helper()
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	for _, h := range append([]mqtt.Hook{new(auth.AllowHook)}, hooks...) {
+		if err := srv.AddHook(h, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve() }()
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
+	return srv, addr
+}
+
+// Topic aliases both ways (MQTT 5 §3.3.2.3.4): the publisher sends the
+// topic once and then the alias alone; the broker does the same towards a
+// subscriber that accepts aliases, which resolves them back to the topic.
+func TestTopicAliases(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rec := &wireRecorder{}
+	_, addr := startMochi(t, &bridge.AnnounceTopicAliases{Maximum: 65535}, rec)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	got := make(chan string, 8)

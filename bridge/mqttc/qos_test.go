@@ -8,12 +8,7 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
-
 	"github.com/myno-bridge/myno/bridge/mqttc"
-	"github.com/myno-bridge/myno/internal/testenv"
 )
 
 // AtMostOnce asks for maximum QoS 0 in SUBSCRIBE, so the broker downgrades
@@ -30,20 +25,8 @@ func TestAtMostOnceSubscription(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s/at-most-once=%v", tc.proto, tc.atMostOnce), func(t *testing.T) {
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-			srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: logger})
 			rec := &wireRecorder{}
-			if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := srv.AddHook(rec, nil); err != nil {
-				t.Fatal(err)
-			}
-			addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-			if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
-				t.Fatal(err)
-			}
-			go func() { _ = srv.Serve() }()
-			defer srv.Close()
+			srv, addr := startMochi(t, rec)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			got := make(chan struct{}, 1)

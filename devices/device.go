@@ -331,6 +331,9 @@ func (d *Device) Serve(ctx context.Context) error {
 
 // Close unsubscribes from every topic and disconnects.
 func (d *Device) Close() {
+	if d.e2e != nil {
+		d.e2e.close()
+	}
 	if d.tr == nil {
 		return
 	}
@@ -361,7 +364,7 @@ func (d *Device) onMessage(m Message) {
 		return
 	}
 	if d.e2e != nil && strings.HasPrefix(m.Topic, d.e2e.cfg.Prefix+"/") {
-		go d.e2e.handle(m)
+		d.e2e.enqueue(m)
 		return
 	}
 	if d.mup != nil && m.Topic == wire.TopicUpdateServerCert {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,20 +36,53 @@ type E2EConfig struct {
 
 // E2EEndpoint is the device side of the E2E channel.
 type E2EEndpoint struct {
-	d      *Device
-	cfg    E2EConfig
-	serial sync.Mutex // one E2E message at a time, so sequence numbers stay in order
+	d   *Device
+	cfg E2EConfig
+	// queue holds E2E messages for the one worker that handles them in
+	// order; when it is full, messages are dropped (and counted): a flood
+	// costs neither goroutines nor signatures.
+	queue     chan Message
+	stop      chan struct{}
+	closeOnce sync.Once
 
 	mu       sync.Mutex
 	cert     *x509.Certificate
 	key      *ecdsa.PrivateKey
-	sessions map[string]*e2e.Session // by manager
-	fwKeys   map[string]firmwareKey  // by app id and version
+	channels map[string]*managerChannels // by manager
+	fwKeys   map[string]firmwareKey      // by app id and version
 
-	// Handshakes counts completed handshakes; Refused counts refused
-	// notifies and updates (bad signature, unknown CA, tampered, replayed).
-	Handshakes, Refused, Renewals atomic.Uint64
+	// Handshakes counts answered notifies (not repeated answers to the
+	// same notify); Refused counts refused notifies and updates (bad
+	// signature, unknown CA, tampered, replayed); Dropped counts messages
+	// dropped because the queue was full.
+	Handshakes, Refused, Renewals, Dropped atomic.Uint64
 }
+
+// channelSession is one agreed key with a manager, and who signed for it.
+type channelSession struct {
+	s    *e2e.Session
+	role e2e.Role
+}
+
+// managerChannels are the sessions with one manager: the current one (an
+// update opened under it) and the newest answered notifies not yet used
+// (pending). A replayed old notify only adds a pending session, so it
+// cannot break the current one.
+type managerChannels struct {
+	current *channelSession
+	pending []*channelSession // newest last
+	// the last notify answered, and the ready sent: the same notify again
+	// (a QoS 1 duplicate, the retained copy after a reconnect, the
+	// manager's resend) gets the same ready, without new keys.
+	lastNotify [sha256.Size]byte
+	lastReady  []byte
+}
+
+// maxPending bounds the pending sessions per manager.
+const maxPending = 4
+
+// queueSize bounds the E2E messages waiting for the worker.
+const queueSize = 32
 
 // EnableE2E makes the device answer E2E notifies and updates. Call it
 // before Connect.
@@ -78,9 +112,34 @@ func (d *Device) EnableE2E(cfg E2EConfig) error {
 	if err := e2e.CheckName(name); err != nil {
 		return err
 	}
-	d.e2e = &E2EEndpoint{d: d, cfg: cfg, cert: cfg.Cert, key: cfg.Key, sessions: map[string]*e2e.Session{}, fwKeys: map[string]firmwareKey{}}
+	e := &E2EEndpoint{d: d, cfg: cfg, cert: cfg.Cert, key: cfg.Key, channels: map[string]*managerChannels{}, fwKeys: map[string]firmwareKey{},
+		queue: make(chan Message, queueSize), stop: make(chan struct{})}
+	d.e2e = e
+	go e.work()
 	return nil
 }
+
+// enqueue hands a message to the worker, or drops it when the queue is full.
+func (e *E2EEndpoint) enqueue(m Message) {
+	select {
+	case e.queue <- m:
+	default:
+		e.Dropped.Add(1)
+	}
+}
+
+func (e *E2EEndpoint) work() {
+	for {
+		select {
+		case m := <-e.queue:
+			e.handle(m)
+		case <-e.stop:
+			return
+		}
+	}
+}
+
+func (e *E2EEndpoint) close() { e.closeOnce.Do(func() { close(e.stop) }) }
 
 // E2E returns the device's E2E side, nil when not enabled.
 func (d *Device) E2E() *E2EEndpoint { return d.e2e }
@@ -95,6 +154,12 @@ func (e *E2EEndpoint) Certificate() *x509.Certificate {
 // firmwareKey is the key of one encrypted transfer, for the update
 // attempt whose token carried nonce.
 type firmwareKey struct{ key, nonce []byte }
+
+func (e *E2EEndpoint) dropFirmwareKey(appID string, version uint32) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.fwKeys, fmt.Sprintf("%s@%d", appID, version))
+}
 
 // FirmwareKey returns the key a manager sent for appID at version and the
 // update attempt of the token nonce; nil when there is none.
@@ -115,15 +180,12 @@ func (e *E2EEndpoint) subscriptions() []string {
 	}
 }
 
-// handle takes a message on one of the E2E topics; it runs on its own
-// goroutine (signatures and key agreement take a millisecond or two).
+// handle takes a message on one of the E2E topics, on the worker.
 func (e *E2EEndpoint) handle(m Message) {
 	t, leaf, ok := e2e.ParseTopic(e.cfg.Prefix, m.Topic)
-	if !ok || t.Device != e.d.cfg.UUID {
+	if !ok || t.Device != e.d.cfg.UUID || e2e.CheckName(t.Manager) != nil {
 		return
 	}
-	e.serial.Lock()
-	defer e.serial.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	switch leaf {
@@ -140,24 +202,30 @@ func (e *E2EEndpoint) handle(m Message) {
 // notify verifies a manager's notify and answers on ready.
 func (e *E2EEndpoint) notify(ctx context.Context, t e2e.Topics, m Message) {
 	log := e.d.log.With("manager", t.Manager)
+	sum := sha256.Sum256(m.Payload)
+	e.mu.Lock()
+	mc := e.channels[t.Manager]
+	var again []byte
+	if mc != nil && mc.lastNotify == sum {
+		again = mc.lastReady
+	}
+	cert, key := e.cert, e.key
+	e.mu.Unlock()
+	if again != nil {
+		// The notify we answered last: the same answer, no new keys.
+		e.publishReady(ctx, t, again, log)
+		return
+	}
 	n, err := e2e.DecodeNotify(m.Payload)
 	if err == nil && e.cfg.Modes != nil && !containsMode(e.cfg.Modes, n.Mode) {
 		err = fmt.Errorf("mode %q not accepted", n.Mode)
 	}
-	if err == nil {
-		// The topic names the manager: a manager certified by the same CA
-		// must not speak on another manager's channel.
-		if c, perr := x509.ParseCertificate(n.Cert); perr != nil || c.Subject.CommonName != t.Manager {
-			err = fmt.Errorf("notify on %s's channel is not from %s", t.Manager, t.Manager)
-		}
-	}
-	e.mu.Lock()
-	cert, key := e.cert, e.key
-	e.mu.Unlock()
 	var r *e2e.Ready
 	var k []byte
+	var role e2e.Role
 	if err == nil {
-		r, k, err = e2e.Answer(n, e.cfg.CA, cert, key, e.d.cfg.UUID, e.cfg.Now())
+		// The topic names the manager; Answer checks the signer is it.
+		r, k, role, err = e2e.Answer(n, t.Manager, e.cfg.CA, cert, key, e.d.cfg.UUID, e.cfg.Now())
 	}
 	if err != nil {
 		e.Refused.Add(1)
@@ -175,16 +243,62 @@ func (e *E2EEndpoint) notify(ctx context.Context, t e2e.Topics, m Message) {
 		return
 	}
 	e.mu.Lock()
-	e.sessions[t.Manager] = s
+	if mc = e.channels[t.Manager]; mc == nil {
+		mc = &managerChannels{}
+		e.channels[t.Manager] = mc
+	}
+	mc.pending = append(mc.pending, &channelSession{s: s, role: role})
+	if len(mc.pending) > maxPending {
+		mc.pending = mc.pending[len(mc.pending)-maxPending:]
+	}
+	mc.lastNotify, mc.lastReady = sum, payload
 	e.mu.Unlock()
-	// The ready goes to the channel's own topic whatever ResponseTopic says:
-	// the answer is signed for this manager, and elsewhere it is useless.
+	e.Handshakes.Add(1)
+	e.publishReady(ctx, t, payload, log)
+	log.Info("e2e notify answered", "mode", n.Mode, "signer_role", role)
+}
+
+// publishReady sends a ready to the channel's own topic whatever the
+// notify's ResponseTopic says: the answer is signed for this manager, and
+// elsewhere it is useless.
+func (e *E2EEndpoint) publishReady(ctx context.Context, t e2e.Topics, payload []byte, log *slog.Logger) {
 	if err := e.d.tr.Publish(ctx, Message{Topic: t.Ready(), Payload: payload, ResponseTopic: t.Update()}, 1); err != nil {
 		log.Warn("e2e ready not published", "err", err)
-		return
 	}
-	e.Handshakes.Add(1)
-	log.Info("e2e channel established", "mode", n.Mode)
+}
+
+// open finds the session an update opens under: a pending one (newest
+// first), which then becomes current, or the current one. It returns the
+// plaintext and the session, or the error of the current session (or of
+// the newest pending when there is no current one) and the session a hint
+// is best sealed under.
+func (e *E2EEndpoint) open(manager, topic string, msg []byte) ([]byte, *channelSession, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	mc := e.channels[manager]
+	if mc == nil {
+		return nil, nil, errors.New("no channel with this manager")
+	}
+	for i := len(mc.pending) - 1; i >= 0; i-- {
+		cs := mc.pending[i]
+		if plain, err := cs.s.Open(topic, msg); err == nil {
+			// The manager uses this key: it is current now, and older
+			// pending ones will never be.
+			mc.current, mc.pending = cs, mc.pending[i+1:]
+			return plain, cs, nil
+		}
+	}
+	if mc.current == nil {
+		if len(mc.pending) == 0 {
+			return nil, nil, errors.New("no channel with this manager")
+		}
+		return nil, mc.pending[len(mc.pending)-1], e2e.ErrOpen
+	}
+	plain, err := mc.current.s.Open(topic, msg)
+	if err != nil && len(mc.pending) > 0 {
+		return nil, mc.pending[len(mc.pending)-1], err
+	}
+	return plain, mc.current, err
 }
 
 func containsMode(ms []e2e.Mode, m e2e.Mode) bool {
@@ -199,29 +313,27 @@ func containsMode(ms []e2e.Mode, m e2e.Mode) bool {
 // update opens a sealed update, acts on it, and reports a sealed status.
 func (e *E2EEndpoint) update(ctx context.Context, t e2e.Topics, m Message) {
 	log := e.d.log.With("manager", t.Manager)
-	e.mu.Lock()
-	s := e.sessions[t.Manager]
-	e.mu.Unlock()
-	if s == nil {
-		e.Refused.Add(1)
-		log.Warn("e2e update without a channel: ignored")
-		return
-	}
-	plain, err := s.Open(t.Update(), m.Payload)
-	if errors.Is(err, e2e.ErrReplay) {
+	plain, cs, err := e.open(t.Manager, t.Update(), m.Payload)
+	switch {
+	case errors.Is(err, e2e.ErrReplay):
 		// A QoS 1 duplicate, a resend that crossed our status, or a
 		// broker replaying: already handled or stale, never acted on
 		// twice, and not answered (an answer would fail a live request).
 		e.Refused.Add(1)
 		log.Warn("e2e update refused", "err", err)
 		return
-	}
-	if err != nil {
+	case cs == nil:
+		e.Refused.Add(1)
+		log.Warn("e2e update without a channel: ignored", "err", err)
+		return
+	case err != nil:
+		// A hint, sealed: the manager resends, and learns why if it gives up.
 		e.Refused.Add(1)
 		log.Warn("e2e update refused", "err", err)
-		e.report(ctx, s, t, &e2e.Status{Code: e2e.StatusUnauthenticated, Detail: "the update does not authenticate under the channel key"})
+		e.report(ctx, cs.s, t, &e2e.Status{Code: e2e.StatusUnauthenticated, Detail: "the update does not authenticate under the channel key"})
 		return
 	}
+	s := cs.s
 	u, err := e2e.DecodeUpdate(plain)
 	if err != nil {
 		e.Refused.Add(1)
@@ -231,6 +343,12 @@ func (e *E2EEndpoint) update(ctx context.Context, t e2e.Topics, m Message) {
 	st := &e2e.Status{ID: u.ID, Code: e2e.StatusOK}
 	switch u.Kind {
 	case e2e.KindRenewal:
+		if cs.role != e2e.RoleManager {
+			e.Refused.Add(1)
+			st.Code, st.Detail = e2e.StatusBadCertificate, "credentials are renewed by a manager, not by "+string(cs.role)
+			log.Warn("e2e renewal refused", "signer_role", cs.role)
+			break
+		}
 		cert, key, code, err := e2e.CheckRenewal(u, e.cfg.CA, e.d.cfg.UUID, e.cfg.Now())
 		if err == nil {
 			if err = e.install(cert, key); err != nil {

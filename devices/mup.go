@@ -218,6 +218,9 @@ func (m *mupDevice) image(ctx context.Context, d *Device, f *ontology.Function, 
 		return mup.StateError, nil
 	}
 	_ = d.tr.Unsubscribe(ctx, topic)
+	if d.e2e != nil {
+		d.e2e.dropFirmwareKey(vm.AppID, vm.Version) // used, or useless now
+	}
 	claimed, _ := hex.DecodeString(strings.TrimSpace(args[0]))
 	if !complete || hex.EncodeToString(got) != hex.EncodeToString(vm.Digest) || hex.EncodeToString(claimed) != hex.EncodeToString(vm.Digest) {
 		d.log.Warn("image invalid", "complete", complete)

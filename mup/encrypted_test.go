@@ -73,7 +73,7 @@ func setupEncrypted(t testing.TB, onMosquitto bool, device func(*devices.MUPConf
 	dev := startMUPDevice(t, url, "mup-1", cfg, func(d *devices.Device) error { return d.EnableE2E(*issue("mup-1", e2e.RoleDevice)) })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	mc := issue("update-manager", e2e.RoleManager)
+	mc := issue("update-server", e2e.RoleUpdateServer) // firmware keys only
 	ew.m, err = manager.New(manager.Config{CA: ca, Cert: mc.Cert, Key: mc.Key, Logger: quiet(), ResendAfter: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

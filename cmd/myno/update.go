@@ -47,7 +47,7 @@ func updateCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "warn", Sources: cli.EnvVars("MYNO_LOG_LEVEL")},
 			&cli.BoolFlag{Name: "encrypt", Usage: "confidential firmware: a fresh key per update goes to the device over the E2E channel, and every slice is sealed under it (AES-256-GCM)", Sources: cli.EnvVars("MYNO_UPDATE_ENCRYPT")},
 			&cli.StringFlag{Name: "ca-dir", Value: "ca", Usage: "--encrypt: E2E CA `DIR` (ca.crt)", Sources: cli.EnvVars("MYNO_CA_DIR")},
-			&cli.StringFlag{Name: "e2e-cert", Usage: "--encrypt: manager certificate `FILE` (default <ca-dir>/manager.crt)", Sources: cli.EnvVars("MYNO_E2E_CERT")},
+			&cli.StringFlag{Name: "e2e-cert", Usage: "--encrypt: certificate `FILE`, role manager or update-server (default <ca-dir>/manager.crt)", Sources: cli.EnvVars("MYNO_E2E_CERT")},
 			&cli.StringFlag{Name: "e2e-key", Usage: "--encrypt: manager key `FILE` (default <ca-dir>/manager.key)", Sources: cli.EnvVars("MYNO_E2E_KEY")},
 			&cli.StringFlag{Name: "e2e-prefix", Value: e2e.DefaultPrefix, Usage: "--encrypt: E2E topic `PREFIX`", Sources: cli.EnvVars("MYNO_E2E_PREFIX")},
 			&cli.StringFlag{Name: "e2e-mode", Value: string(e2e.Ephemeral), Usage: "--encrypt: key agreement, ephemeral or static", Sources: cli.EnvVars("MYNO_E2E_MODE")},

@@ -21,7 +21,7 @@ func BenchmarkHandshake(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				r, _, err := Answer(st.Notify, ca, dc, dk, "device-1", now)
+				r, _, _, err := Answer(st.Notify, "", ca, dc, dk, "device-1", now)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -131,40 +131,60 @@ func decodeMessage[T any](b []byte, what string, sentinel error) (*T, error) {
 	return &m, nil
 }
 
-// verifySigned checks a peer certificate and its signature over msg.
-func verifySigned(der []byte, ca *x509.Certificate, role Role, now time.Time, msg, sig []byte) (string, *ecdsa.PublicKey, error) {
+// verifySigned checks a peer certificate (one of roles) and its
+// signature over msg.
+func verifySigned(der []byte, ca *x509.Certificate, now time.Time, msg, sig []byte, roles ...Role) (string, *ecdsa.PublicKey, Role, error) {
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: certificate: %v", ErrHandshake, err)
+		return "", nil, "", fmt.Errorf("%w: certificate: %v", ErrHandshake, err)
 	}
-	name, pub, err := VerifyPeer(cert, ca, role, now)
+	name, pub, err := VerifyPeer(cert, ca, roles[0], now)
+	for _, r := range roles[1:] {
+		if err == nil {
+			break
+		}
+		name, pub, err = VerifyPeer(cert, ca, r, now)
+	}
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: %v", ErrHandshake, err)
+		return "", nil, "", fmt.Errorf("%w: %v", ErrHandshake, err)
 	}
 	d := sha256.Sum256(msg)
 	if !ecdsa.VerifyASN1(pub, d[:], sig) {
-		return "", nil, fmt.Errorf("%w: bad signature by %s", ErrHandshake, name)
+		return "", nil, "", fmt.Errorf("%w: bad signature by %s", ErrHandshake, name)
 	}
-	return name, pub, nil
+	return name, pub, Role(cert.Subject.OrganizationalUnit[0]), nil
 }
 
-// Answer is the device side: it verifies the notify (a manager certified
-// by the CA, signed, for this device, with the expected mode and a long
-// enough nonce), answers with a signed ready, and returns the E2E key.
-func Answer(n *Notify, ca *x509.Certificate, cert *x509.Certificate, key *ecdsa.PrivateKey, device string, now time.Time) (*Ready, []byte, error) {
+// Answer is the device side: it verifies the notify (for this device,
+// with a known mode and a long enough nonce; signed by a certificate of
+// the CA, valid now, with role manager or update-server, whose name is
+// manager, the one the topic names; "" skips the name check), answers
+// with a signed ready, and returns the E2E key and the signer's role.
+func Answer(n *Notify, manager string, ca *x509.Certificate, cert *x509.Certificate, key *ecdsa.PrivateKey, device string, now time.Time) (*Ready, []byte, Role, error) {
 	if n.Device != device || len(n.Nonce) < MinNonceSize || (n.Mode != Static && n.Mode != Ephemeral) {
-		return nil, nil, fmt.Errorf("%w: notify for %q, mode %q, nonce %d bytes", ErrHandshake, n.Device, n.Mode, len(n.Nonce))
+		return nil, nil, "", fmt.Errorf("%w: notify for %q, mode %q, nonce %d bytes", ErrHandshake, n.Device, n.Mode, len(n.Nonce))
 	}
 	msg, err := n.signed()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	manager, managerPub, err := verifySigned(n.Cert, ca, RoleManager, now, msg, n.Signature)
+	signer, managerPub, role, err := verifySigned(n.Cert, ca, now, msg, n.Signature, RoleManager, RoleUpdateServer)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
+	if manager != "" && signer != manager {
+		// A manager certified by the same CA must not speak on another
+		// manager's channel.
+		return nil, nil, "", fmt.Errorf("%w: notify on %s's channel signed by %s", ErrHandshake, manager, signer)
+	}
+	r, k, err := answer(n, signer, managerPub, cert, key)
+	return r, k, role, err
+}
+
+func answer(n *Notify, manager string, managerPub *ecdsa.PublicKey, cert *x509.Certificate, key *ecdsa.PrivateKey) (*Ready, []byte, error) {
 	r := &Ready{Cert: cert.Raw, Nonce: newNonce()}
 	var shared []byte
+	var err error
 	if n.Mode == Ephemeral {
 		eph, err := NewEphemeral()
 		if err != nil {
@@ -199,7 +219,7 @@ func (st *ManagerState) Complete(r *Ready, ca *x509.Certificate, now time.Time) 
 	if err != nil {
 		return nil, err
 	}
-	device, devicePub, err := verifySigned(r.Cert, ca, RoleDevice, now, msg, r.Signature)
+	device, devicePub, _, err := verifySigned(r.Cert, ca, now, msg, r.Signature, RoleDevice)
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func TestHandshake(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				r, devKey, err := Answer(n, p.ca, p.device.cert, p.device.key, "device-1", now)
+				r, devKey, _, err := Answer(n, "", p.ca, p.device.cert, p.device.key, "device-1", now)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -84,6 +84,27 @@ func TestHandshake(t *testing.T) {
 	}
 }
 
+// The notify's signer may be a manager or an update server; Answer says
+// which, so that the device can decide what each may send.
+func TestAnswerReturnsTheSignersRole(t *testing.T) {
+	ca, caKey, err := NewCA("ca", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, dk, _ := Issue(ca, caKey, "device-1", RoleDevice, time.Now().Add(-time.Minute), time.Hour)
+	for _, role := range []Role{RoleManager, RoleUpdateServer} {
+		c, k, _ := Issue(ca, caKey, "signer", role, time.Now().Add(-time.Minute), time.Hour)
+		st, err := NewNotify(Static, c, k, "device-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, got, err := Answer(st.Notify, "signer", ca, dc, dk, "device-1", time.Now())
+		if err != nil || got != role {
+			t.Errorf("%s: role %q, %v", role, got, err)
+		}
+	}
+}
+
 func TestHandshakeAttacks(t *testing.T) {
 	p := newPKI(t)
 	now := time.Now()
@@ -95,7 +116,7 @@ func TestHandshakeAttacks(t *testing.T) {
 		return st
 	}
 	answer := func(n *Notify, d party, name string) error {
-		_, _, err := Answer(n, p.ca, d.cert, d.key, name, now)
+		_, _, _, err := Answer(n, "", p.ca, d.cert, d.key, name, now)
 		return err
 	}
 	cases := map[string]func() error{
@@ -116,12 +137,12 @@ func TestHandshakeAttacks(t *testing.T) {
 			return answer(n, p.device, "device-1")
 		},
 		"expired notify certificate": func() error {
-			_, _, err := Answer(notify(p.manager, "device-1").Notify, p.ca, p.device.cert, p.device.key, "device-1", now.Add(2*time.Hour))
+			_, _, _, err := Answer(notify(p.manager, "device-1").Notify, "", p.ca, p.device.cert, p.device.key, "device-1", now.Add(2*time.Hour))
 			return err
 		},
 		"ready replayed to a new notify": func() error {
 			old := notify(p.manager, "device-1")
-			r, _, err := Answer(old.Notify, p.ca, p.device.cert, p.device.key, "device-1", now)
+			r, _, _, err := Answer(old.Notify, "", p.ca, p.device.cert, p.device.key, "device-1", now)
 			if err != nil {
 				return nil // the setup failed: report as accepted
 			}
@@ -131,7 +152,7 @@ func TestHandshakeAttacks(t *testing.T) {
 		},
 		"ready from another device": func() error {
 			st := notify(p.manager, "device-1")
-			r, _, err := Answer(st.Notify, p.ca, p.device2.cert, p.device2.key, "device-1", now)
+			r, _, _, err := Answer(st.Notify, "", p.ca, p.device2.cert, p.device2.key, "device-1", now)
 			if err != nil {
 				return nil
 			}
@@ -140,9 +161,13 @@ func TestHandshakeAttacks(t *testing.T) {
 		},
 		"ready changed in flight": func() error {
 			st := notify(p.manager, "device-1")
-			r, _, _ := Answer(st.Notify, p.ca, p.device.cert, p.device.key, "device-1", now)
+			r, _, _, _ := Answer(st.Notify, "", p.ca, p.device.cert, p.device.key, "device-1", now)
 			r.Nonce[0] ^= 1
 			_, err := st.Complete(r, p.ca, now)
+			return err
+		},
+		"a certified manager on another manager's channel": func() error {
+			_, _, _, err := Answer(notify(p.manager, "device-1").Notify, "manager-2", p.ca, p.device.cert, p.device.key, "device-1", now)
 			return err
 		},
 		"oversized notify": func() error { _, err := DecodeNotify(make([]byte, MaxMessage+1)); return err },

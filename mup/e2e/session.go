@@ -29,6 +29,10 @@ type Session struct {
 	received uint64 // the highest accepted; 0 before the first
 }
 
+// MaxSealed bounds a sealed message: a MaxMessage plaintext with its
+// sequence number, nonce and tag. Larger ones are refused unopened.
+const MaxSealed = MaxMessage + 8 + 12 + 16
+
 // NewSession starts a session on the key; manager tells the side.
 func NewSession(key []byte, manager bool) (*Session, error) {
 	if len(key) != KeySize {
@@ -66,7 +70,7 @@ func (s *Session) Seal(topic string, plaintext []byte) ([]byte, error) {
 // Open authenticates and decrypts a message received on topic, and
 // refuses replays.
 func (s *Session) Open(topic string, msg []byte) ([]byte, error) {
-	if len(msg) < 8 {
+	if len(msg) < 8 || len(msg) > MaxSealed {
 		return nil, fmt.Errorf("%w: %d bytes", ErrOpen, len(msg))
 	}
 	seq := binary.BigEndian.Uint64(msg)

@@ -34,8 +34,10 @@ type Config struct {
 	Mode e2e.Mode
 	// CA is the root that certifies the manager and every device.
 	CA *x509.Certificate
-	// Cert and Key are the manager's credentials (role manager). The
-	// certificate's common name is the manager's name in the topics.
+	// Cert and Key are the manager's credentials: role manager, or role
+	// update-server for an Update Server that only hands over firmware
+	// keys (devices take renewals from managers only). The certificate's
+	// common name is the manager's name in the topics.
 	Cert *x509.Certificate
 	Key  *ecdsa.PrivateKey
 	// CAKey signs renewed device certificates; only Renew needs it.
@@ -56,6 +58,7 @@ type Config struct {
 type Manager struct {
 	cfg  Config
 	name string
+	role e2e.Role // manager, or update-server (firmware keys only)
 	tr   mqttc.Transport
 
 	mu      sync.Mutex
@@ -98,7 +101,15 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.CA == nil || cfg.Cert == nil || cfg.Key == nil {
 		return nil, errors.New("e2e manager: CA, certificate and key are required")
 	}
-	name, pub, err := e2e.VerifyPeer(cfg.Cert, cfg.CA, e2e.RoleManager, cfg.Now())
+	role := e2e.RoleManager
+	name, pub, err := e2e.VerifyPeer(cfg.Cert, cfg.CA, role, cfg.Now())
+	if err != nil {
+		// An Update Server may run the channel too, for firmware keys only.
+		role = e2e.RoleUpdateServer
+		if n, p, err2 := e2e.VerifyPeer(cfg.Cert, cfg.CA, role, cfg.Now()); err2 == nil {
+			name, pub, err = n, p, nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("manager certificate: %w", err)
 	}
@@ -108,7 +119,7 @@ func New(cfg Config) (*Manager, error) {
 	if err := e2e.CheckName(name); err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, name: name, waiters: map[string]chan mqttc.Message{}}, nil
+	return &Manager{cfg: cfg, name: name, role: role, waiters: map[string]chan mqttc.Message{}}, nil
 }
 
 // Name is the manager's name: its certificate's common name.
@@ -148,7 +159,7 @@ func (m *Manager) wait(topic string) (chan mqttc.Message, func(), error) {
 	if m.waiters[topic] != nil {
 		return nil, nil, fmt.Errorf("e2e: already waiting on %s", topic)
 	}
-	ch := make(chan mqttc.Message, 4)
+	ch := make(chan mqttc.Message, 16)
 	m.waiters[topic] = ch
 	return ch, func() {
 		m.mu.Lock()
@@ -213,20 +224,26 @@ func (m *Manager) Open(ctx context.Context, device string) (*Channel, error) {
 	}
 	// [MQTT-3.3.1-5]: the broker keeps the last retained message per topic
 	// and hands it to every later subscriber.
-	if err := m.tr.PublishRetained(ctx, mqttc.Message{Topic: c.topics.Notify(), Payload: payload, ResponseTopic: c.topics.Ready()}); err != nil {
+	publish := func() error {
+		return m.tr.PublishRetained(ctx, mqttc.Message{Topic: c.topics.Notify(), Payload: payload, ResponseTopic: c.topics.Ready()})
+	}
+	if err := publish(); err != nil {
 		return nil, fmt.Errorf("publish notify: %w", err)
 	}
 	c.Handshake.add(payload)
-	defer func() {
-		// [MQTT-3.3.1-6]: an empty retained message removes the retained one.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := m.tr.PublishRetained(cctx, mqttc.Message{Topic: c.topics.Notify()}); err != nil {
-			m.cfg.Logger.Warn("e2e: clearing the retained notify failed", "device", device, "err", err)
-		}
-	}()
+	defer m.clearNotify(ctx, c.topics)
+	// The same notify again every ResendAfter: the device answers it again
+	// with the same ready (no new keys), so a lost or garbled ready, or a
+	// ready sent while we were reconnecting, costs one period, not the
+	// handshake.
+	resend := time.NewTicker(m.cfg.ResendAfter)
+	defer resend.Stop()
 	for {
 		select {
+		case <-resend.C:
+			if err := publish(); err != nil {
+				m.cfg.Logger.Warn("e2e: notify not republished", "device", device, "err", err)
+			}
 		case msg := <-ready:
 			r, err := e2e.DecodeReady(msg.Payload)
 			var key []byte
@@ -250,6 +267,23 @@ func (m *Manager) Open(ctx context.Context, device string) (*Channel, error) {
 	}
 }
 
+// clearNotify removes the retained notify ([MQTT-3.3.1-6]: an empty
+// retained message removes the retained one), so that a device that
+// reconnects later does not answer a notify nobody waits for. It tries
+// three times.
+func (m *Manager) clearNotify(ctx context.Context, t e2e.Topics) {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = m.tr.PublishRetained(cctx, mqttc.Message{Topic: t.Notify()})
+		cancel()
+		if err == nil {
+			return
+		}
+	}
+	m.cfg.Logger.Warn("e2e: clearing the retained notify failed; the device will answer it again on reconnect", "device", t.Device, "err", err)
+}
+
 // ErrRefused is returned when the device answers an update with a status
 // other than OK.
 var ErrRefused = errors.New("e2e: device refused the update")
@@ -267,6 +301,7 @@ func (c *Channel) send(ctx context.Context, u *e2e.Update, phase *Phase) (*e2e.S
 	if err != nil {
 		return nil, err
 	}
+	var lastHintResend time.Time
 	publish := func() {
 		sealed, err := c.session.Seal(c.topics.Update(), plain)
 		if err == nil {
@@ -281,6 +316,7 @@ func (c *Channel) send(ctx context.Context, u *e2e.Update, phase *Phase) (*e2e.S
 	publish()
 	resend := time.NewTicker(c.m.cfg.ResendAfter)
 	defer resend.Stop()
+	hints := 0
 	for {
 		select {
 		case <-resend.C:
@@ -298,9 +334,20 @@ func (c *Channel) send(ctx context.Context, u *e2e.Update, phase *Phase) (*e2e.S
 				c.m.cfg.Logger.Warn("e2e: status refused", "device", c.topics.Device, "err", err)
 				continue
 			}
-			// A status without an id answers an update the device could
-			// not open: ours, changed in transit, or a replay.
-			if len(s.ID) != 0 && string(s.ID) != string(u.ID) {
+			if len(s.ID) == 0 {
+				// The device could not open an update. It cannot say which,
+				// and anyone who can publish can make it say so: a hint,
+				// not an answer. Resend now (at most once per 100 ms, so that
+				// forged hints cannot make us flood).
+				hints++
+				c.m.cfg.Logger.Warn("e2e: the device could not authenticate an update", "device", c.topics.Device, "code", s.Code)
+				if time.Since(lastHintResend) > 100*time.Millisecond {
+					lastHintResend = time.Now()
+					publish()
+				}
+				continue
+			}
+			if string(s.ID) != string(u.ID) {
 				continue
 			}
 			phase.add(msg.Payload)
@@ -310,6 +357,10 @@ func (c *Channel) send(ctx context.Context, u *e2e.Update, phase *Phase) (*e2e.S
 			}
 			return s, nil
 		case <-ctx.Done():
+			if hints > 0 {
+				return nil, fmt.Errorf("e2e update of %s: no status: %w (the device reported %d update(s) it could not authenticate: changed in transit?)",
+					c.topics.Device, ctx.Err(), hints)
+			}
 			return nil, fmt.Errorf("e2e update of %s: no status: %w", c.topics.Device, ctx.Err())
 		}
 	}
@@ -327,6 +378,9 @@ type Renewal struct {
 func (c *Channel) Renew(ctx context.Context) (*Renewal, error) {
 	if c.m.cfg.CAKey == nil {
 		return nil, errors.New("e2e renew: the CA key is required to issue certificates")
+	}
+	if c.m.role != e2e.RoleManager {
+		return nil, fmt.Errorf("e2e renew: a %s certificate may hand over firmware keys, not renew credentials", c.m.role)
 	}
 	cert, key, err := e2e.Issue(c.m.cfg.CA, c.m.cfg.CAKey, c.topics.Device, e2e.RoleDevice, c.m.cfg.Now().Add(-time.Minute), c.m.cfg.RenewValidity)
 	if err != nil {

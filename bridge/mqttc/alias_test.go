@@ -48,6 +48,16 @@ func (h *wireRecorder) OnPacketSent(_ *mqtt.Client, pk packets.Packet, _ []byte)
 	}
 }
 
+// waitSent waits until the broker has recorded n publishes sent.
+func (h *wireRecorder) waitSent(t *testing.T, n int) {
+	t.Helper()
+	testenv.WaitFor(t, fmt.Sprintf("%d publishes sent", n), func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.sent) >= n
+	})
+}
+
 // startMochi runs a plain mochi-mqtt broker on a free loopback port, with
 // the hooks, until the test ends; it returns the server and host:port.
 func startMochi(t *testing.T, hooks ...mqtt.Hook) (*mqtt.Server, string) {
@@ -104,6 +114,9 @@ func TestTopicAliases(t *testing.T) {
 			t.Fatal("message not received")
 		}
 	}
+	// The broker's OnPacketSent hook runs after the write, so it may come
+	// after the subscriber has the message.
+	rec.waitSent(t, 4)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	type wire struct {

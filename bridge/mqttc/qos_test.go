@@ -47,6 +47,7 @@ func TestAtMostOnceSubscription(t *testing.T) {
 			case <-ctx.Done():
 				t.Fatal("message not received")
 			}
+			rec.waitSent(t, 1)
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			if len(rec.sent) != 1 {

@@ -85,6 +85,24 @@ func (b *Broker) URL() string { return "mqtt://" + b.addr }
 // Server gives access to the mochi server, for hooks.
 func (b *Broker) Server() *mqtt.Server { return b.srv }
 
+// CloseMochi shuts a mochi-mqtt server down like its Close, but first
+// disconnects the clients of each listener itself. mochi-mqtt v2.7.9's
+// Close finds them with Clients.GetByListener, which takes a read lock
+// twice: a client disconnecting at that moment (Clients.Delete waiting for
+// the write lock) deadlocks the shutdown (upstream issue #488, fix in PR
+// #489, not released). A listener closes its clients only once, so the
+// Close that follows does not look again.
+func CloseMochi(srv *mqtt.Server) error {
+	srv.Listeners.CloseAll(func(listener string) {
+		for _, cl := range srv.Clients.GetAll() {
+			if cl.Net.Listener == listener && !cl.Closed() {
+				_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+	})
+	return srv.Close()
+}
+
 // closeTimeout bounds how long Close waits for the broker to let go of
 // its clients.
 const closeTimeout = 5 * time.Second
@@ -96,7 +114,7 @@ func (b *Broker) Close() error {
 		return errors.New("broker not running")
 	}
 	done := make(chan error, 1)
-	go func() { done <- b.srv.Close() }()
+	go func() { done <- CloseMochi(b.srv) }()
 	select {
 	case err := <-done:
 		return err

@@ -52,7 +52,7 @@ func TestExternalBrokerOverTLS(t *testing.T) {
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	defer bridge.CloseMochi(srv)
 
 	// Without the CA the bridge refuses the broker's certificate.
 	if b, err := bridge.Start(t.Context(), bridge.Config{NetconfListen: "127.0.0.1:0", DataDir: t.TempDir(), MQTTURL: "mqtts://" + tlsL.Address(),

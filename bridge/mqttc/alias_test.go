@@ -73,7 +73,7 @@ func startMochi(t *testing.T, hooks ...mqtt.Hook) (*mqtt.Server, string) {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve() }()
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { bridge.CloseMochi(srv) })
 	return srv, addr
 }
 

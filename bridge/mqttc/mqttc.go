@@ -170,7 +170,8 @@ type transport5 struct {
 }
 
 func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
-	t := &transport5{qos: cfg.subscriptionQoS(), subs: &subscriptions{topics: map[string]bool{}}}
+	t := &transport5{qos: cfg.subscriptionQoS(), subs: &subscriptions{topics: map[string]bool{}}, up: make(chan struct{})}
+	var upOnce sync.Once
 	out, in := &outAliases{}, &inAliases{}
 	out.reset(0)
 	in.reset()
@@ -196,6 +197,7 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 			t.mu.Lock()
 			t.conn = true
 			t.mu.Unlock()
+			upOnce.Do(func() { close(t.up) })
 			go func() {
 				// A clean start has no subscriptions (MQTT 5 §3.1.2.4): restore them.
 				for _, topic := range t.subs.list() {
@@ -267,6 +269,15 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	if err := cm.AwaitConnection(ctx); err != nil {
 		_ = cm.Disconnect(context.Background())
 		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
+	}
+	// AwaitConnection can return before OnConnectionUp has run: wait for
+	// it, so that the first publish already uses the topic aliases the
+	// CONNACK allowed.
+	select {
+	case <-t.up:
+	case <-ctx.Done():
+		_ = cm.Disconnect(context.Background())
+		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, ctx.Err())
 	}
 	return t, nil
 }

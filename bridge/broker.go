@@ -131,10 +131,14 @@ type brokerStore struct {
 	*bolt.Hook
 }
 
-// Provides leaves out the in-flight events of the bolt hook.
+// Provides leaves out the in-flight events of the bolt hook, and the
+// system-info ticks: nothing here reads them back, and mochi-mqtt v2.7.9
+// delivers a tick from its event loop while Close stops the hooks, a data
+// race on the bolt hook's database handle (seen under -race).
 func (h *brokerStore) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.StoredInflightMessages:
+	case mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.StoredInflightMessages,
+		mqtt.OnSysInfoTick, mqtt.StoredSysInfo:
 		return false
 	}
 	return h.Hook.Provides(b)

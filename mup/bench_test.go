@@ -49,11 +49,7 @@ func BenchmarkUpdate(b *testing.B) {
 				version := uint32(4)
 				for b.Loop() {
 					b.StopTimer()
-					signed, err := mup.SignVendorManifest(mup.NewVendorManifest(w.image, "myno-app", version, 0, 0), w.vendorKey)
-					if err != nil {
-						b.Fatal(err)
-					}
-					w.signed = signed
+					w.signVersion(b, version)
 					version++
 					b.StartTimer()
 					res, err := run(flow)
@@ -232,11 +228,7 @@ func BenchmarkEncryptedUpdate(b *testing.B) {
 				phases := map[string]time.Duration{}
 				for b.Loop() {
 					b.StopTimer()
-					signed, err := mup.SignVendorManifest(mup.NewVendorManifest(ew.image, "myno-app", version, 0, 0), ew.vendorKey)
-					if err != nil {
-						b.Fatal(err)
-					}
-					ew.signed = signed
+					ew.signVersion(b, version)
 					version++
 					b.StartTimer()
 					res, err := ew.run(encrypt)
@@ -253,4 +245,15 @@ func BenchmarkEncryptedUpdate(b *testing.B) {
 			})
 		}
 	}
+}
+
+// signVersion has the vendor sign a manifest of the world's image at
+// version (from any version): each benchmark iteration is a new update.
+func (w *world) signVersion(tb testing.TB, version uint32) {
+	tb.Helper()
+	signed, err := mup.SignVendorManifest(mup.NewVendorManifest(w.image, "myno-app", version, 0, 0), w.vendorKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w.signed = signed
 }

@@ -1,8 +1,6 @@
 package mup
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -10,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/myno-bridge/myno/mup/e2e"
 )
 
 // MinNonceBytes is the shortest nonce a token may carry.
@@ -130,31 +130,27 @@ func sliceAAD(index uint32) []byte {
 }
 
 // SliceCipher seals and opens the slices of one encrypted transfer.
-type SliceCipher struct{ aead cipher.AEAD }
+type SliceCipher struct{ sealer *e2e.Sealer }
 
 // NewSliceCipher prepares the cipher of a 32-byte firmware key.
 func NewSliceCipher(key []byte) (*SliceCipher, error) {
 	if len(key) != 32 {
 		return nil, fmt.Errorf("firmware key of %d bytes, want 32", len(key))
 	}
-	block, err := aes.NewCipher(key)
+	sealer, err := e2e.NewSealer(key)
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &SliceCipher{aead: aead}, nil
+	return &SliceCipher{sealer: sealer}, nil
 }
 
 // Seal encrypts a slice under a random nonce.
 func (c *SliceCipher) Seal(s Slice) (Slice, error) {
-	out := make([]byte, c.aead.NonceSize(), c.aead.NonceSize()+len(s.Data)+c.aead.Overhead())
-	if _, err := rand.Read(out); err != nil {
+	sealed, err := c.sealer.Seal(s.Data, sliceAAD(s.Index))
+	if err != nil {
 		return Slice{}, err
 	}
-	return Slice{Index: s.Index, Data: c.aead.Seal(out, out, s.Data, sliceAAD(s.Index))}, nil
+	return Slice{Index: s.Index, Data: sealed}, nil
 }
 
 // ErrSliceOpen is returned for a sealed slice that does not authenticate:
@@ -163,13 +159,9 @@ var ErrSliceOpen = errors.New("mup: sealed slice does not authenticate")
 
 // Open authenticates and decrypts a sealed slice.
 func (c *SliceCipher) Open(s Slice) (Slice, error) {
-	n := c.aead.NonceSize()
-	if len(s.Data) < n+c.aead.Overhead() {
-		return Slice{}, fmt.Errorf("%w: slice %d of %d bytes", ErrSliceOpen, s.Index, len(s.Data))
-	}
-	plain, err := c.aead.Open(nil, s.Data[:n], s.Data[n:], sliceAAD(s.Index))
+	plain, err := c.sealer.Open(s.Data, sliceAAD(s.Index))
 	if err != nil {
-		return Slice{}, fmt.Errorf("%w: slice %d", ErrSliceOpen, s.Index)
+		return Slice{}, fmt.Errorf("%w: slice %d of %d bytes", ErrSliceOpen, s.Index, len(s.Data))
 	}
 	return Slice{Index: s.Index, Data: plain}, nil
 }

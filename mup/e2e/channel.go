@@ -107,35 +107,64 @@ func EphemeralSecret(own *ecdh.PrivateKey, peerPoint []byte) ([]byte, error) {
 	return own.ECDH(pub)
 }
 
-// Seal encrypts with AES-256-GCM: a random 12-byte nonce, then the
-// ciphertext and tag. aad (for example the topic and a sequence number, or
-// a slice index) is authenticated, not sent.
-func Seal(key, plaintext, aad []byte) ([]byte, error) {
+// Sealer is AES-256-GCM under one key, prepared once: what Seal and Open
+// do, for many messages under the same key (a session, a firmware
+// transfer).
+type Sealer struct{ aead cipher.AEAD }
+
+// NewSealer prepares the cipher of a KeySize-byte key.
+func NewSealer(key []byte) (*Sealer, error) {
 	aead, err := newAEAD(key)
 	if err != nil {
 		return nil, err
 	}
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
+	return &Sealer{aead: aead}, nil
+}
+
+// Overhead is what sealing adds: the nonce and the tag.
+func (s *Sealer) Overhead() int { return s.aead.NonceSize() + s.aead.Overhead() }
+
+// Seal encrypts plaintext under a random 12-byte nonce: nonce, then
+// ciphertext and tag. aad is authenticated, not sent.
+func (s *Sealer) Seal(plaintext, aad []byte) ([]byte, error) {
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return aead.Seal(nonce, nonce, plaintext, aad), nil
+	return s.aead.Seal(nonce, nonce, plaintext, aad), nil
 }
 
 // Open reverses Seal; any change to the message or the aad gives ErrOpen.
-func Open(key, sealed, aad []byte) ([]byte, error) {
-	aead, err := newAEAD(key)
-	if err != nil {
-		return nil, err
-	}
-	if len(sealed) < aead.NonceSize()+aead.Overhead() {
+func (s *Sealer) Open(sealed, aad []byte) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n+s.aead.Overhead() {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrOpen, len(sealed))
 	}
-	out, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], aad)
+	out, err := s.aead.Open(nil, sealed[:n], sealed[n:], aad)
 	if err != nil {
 		return nil, ErrOpen
 	}
 	return out, nil
+}
+
+// Seal encrypts with AES-256-GCM: a random 12-byte nonce, then the
+// ciphertext and tag. aad (for example the topic and a sequence number, or
+// a slice index) is authenticated, not sent.
+func Seal(key, plaintext, aad []byte) ([]byte, error) {
+	s, err := NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	return s.Seal(plaintext, aad)
+}
+
+// Open reverses Seal; any change to the message or the aad gives ErrOpen.
+func Open(key, sealed, aad []byte) ([]byte, error) {
+	s, err := NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	return s.Open(sealed, aad)
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {

@@ -20,7 +20,7 @@ var ErrReplay = errors.New("e2e: replayed or stale message")
 // topic, turn a manager message into a device one, or replay it: the
 // receiver takes only sequence numbers above the last it accepted.
 type Session struct {
-	key       []byte
+	sealer    *Sealer
 	sendLabel string
 	recvLabel string
 
@@ -35,10 +35,11 @@ const MaxSealed = MaxMessage + 8 + 12 + 16
 
 // NewSession starts a session on the key; manager tells the side.
 func NewSession(key []byte, manager bool) (*Session, error) {
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("%w: key of %d bytes", errArgs, len(key))
+	sealer, err := NewSealer(key)
+	if err != nil {
+		return nil, err
 	}
-	s := &Session{key: key, sendLabel: "device->manager", recvLabel: "manager->device"}
+	s := &Session{sealer: sealer, sendLabel: "device->manager", recvLabel: "manager->device"}
 	if manager {
 		s.sendLabel, s.recvLabel = s.recvLabel, s.sendLabel
 	}
@@ -60,7 +61,7 @@ func (s *Session) Seal(topic string, plaintext []byte) ([]byte, error) {
 	s.sent++
 	seq := s.sent
 	s.mu.Unlock()
-	sealed, err := Seal(s.key, plaintext, aad(s.sendLabel, topic, seq))
+	sealed, err := s.sealer.Seal(plaintext, aad(s.sendLabel, topic, seq))
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func (s *Session) Open(topic string, msg []byte) ([]byte, error) {
 	if seq <= s.received {
 		return nil, fmt.Errorf("%w: sequence %d, already at %d", ErrReplay, seq, s.received)
 	}
-	out, err := Open(s.key, msg[8:], aad(s.recvLabel, topic, seq))
+	out, err := s.sealer.Open(msg[8:], aad(s.recvLabel, topic, seq))
 	if err != nil {
 		return nil, err
 	}

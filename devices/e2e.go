@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -217,7 +218,7 @@ func (e *E2EEndpoint) notify(ctx context.Context, t e2e.Topics, m Message) {
 		return
 	}
 	n, err := e2e.DecodeNotify(m.Payload)
-	if err == nil && e.cfg.Modes != nil && !containsMode(e.cfg.Modes, n.Mode) {
+	if err == nil && e.cfg.Modes != nil && !slices.Contains(e.cfg.Modes, n.Mode) {
 		err = fmt.Errorf("mode %q not accepted", n.Mode)
 	}
 	var r *e2e.Ready
@@ -299,15 +300,6 @@ func (e *E2EEndpoint) open(manager, topic string, msg []byte) ([]byte, *channelS
 		return nil, mc.pending[len(mc.pending)-1], err
 	}
 	return plain, mc.current, err
-}
-
-func containsMode(ms []e2e.Mode, m e2e.Mode) bool {
-	for _, x := range ms {
-		if x == m {
-			return true
-		}
-	}
-	return false
 }
 
 // update opens a sealed update, acts on it, and reports a sealed status.

@@ -2,8 +2,15 @@ package bridge_test
 
 import (
 	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/bridge/mqttc"
@@ -52,5 +59,141 @@ func TestEmbeddedBrokerPersistsRetainedMessages(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the retained message did not survive the restart")
+	}
+}
+
+// reconnectRace is a broker hook that holds the old connection's session
+// cleanup (its OnUnsubscribed, between mochi's "does the session end" check
+// and its delete by client ID) until a new connection with the same ID has
+// been established, or until the broker says that CONNECT waits. Without
+// AwaitSessionEnd, the cleanup then deletes the new connection.
+type reconnectRace struct {
+	mqtt.HookBase
+	id          string
+	connects    atomic.Int32
+	held        atomic.Bool
+	newConnect  chan struct{} // the second CONNECT has been read
+	established chan struct{} // the second connection is established
+	waiting     chan struct{} // the broker logged that the CONNECT waits
+}
+
+func (h *reconnectRace) ID() string { return "reconnect-race" }
+
+func (h *reconnectRace) Provides(b byte) bool {
+	return b == mqtt.OnPacketRead || b == mqtt.OnUnsubscribed || b == mqtt.OnSessionEstablished
+}
+
+func (h *reconnectRace) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Connect && pk.Connect.ClientIdentifier == h.id && h.connects.Add(1) == 2 {
+		close(h.newConnect)
+	}
+	return pk, nil
+}
+
+func (h *reconnectRace) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if cl.ID == h.id && h.connects.Load() == 2 {
+		close(h.established)
+	}
+}
+
+func (h *reconnectRace) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	if cl.ID != h.id || !cl.Closed() || !h.held.CompareAndSwap(false, true) {
+		return
+	}
+	<-h.newConnect
+	select {
+	case <-h.established:
+	case <-h.waiting:
+	case <-time.After(10 * time.Second): // a safety net: the test fails below
+	}
+}
+
+// logSignal closes a channel the first time a log message contains text.
+type logSignal struct {
+	slog.Handler
+	text string
+	once *sync.Once
+	ch   chan struct{}
+}
+
+func (l logSignal) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l logSignal) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, l.text) {
+		l.once.Do(func() { close(l.ch) })
+	}
+	return nil
+}
+
+func (l logSignal) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l logSignal) WithGroup(string) slog.Handler      { return l }
+
+// A client that disconnects and connects again at once (a device
+// rebooting) keeps receiving what is published to it, even when its new
+// CONNECT arrives while the broker is still ending the old session.
+func TestEmbeddedBrokerReconnectWhileOldSessionEnds(t *testing.T) {
+	race := &reconnectRace{id: "device-1", newConnect: make(chan struct{}), established: make(chan struct{}), waiting: make(chan struct{})}
+	logger := slog.New(logSignal{text: "previous session to end", once: new(sync.Once), ch: race.waiting})
+	b, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Server().AddHook(race, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	old, err := mqttc.Dial(ctx, mqttc.Config{URL: b.URL(), ClientID: race.id, Protocol: mqttc.MQTT5, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Subscribe(ctx, "cmd/device-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	fresh, err := mqttc.Dial(ctx, mqttc.Config{URL: b.URL(), ClientID: race.id, Protocol: mqttc.MQTT5, Logger: quiet(),
+		OnMessage: func(m mqttc.Message) {
+			select {
+			case got <- string(m.Payload):
+			default:
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close(ctx)
+	if err := fresh.Subscribe(ctx, "cmd/device-1"); err != nil {
+		t.Fatal(err)
+	}
+	if !race.held.Load() {
+		t.Fatal("the old session's cleanup was not seen")
+	}
+	pub, err := mqttc.Dial(ctx, mqttc.Config{URL: b.URL(), ClientID: "publisher", Protocol: mqttc.MQTT5, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(ctx)
+	// Published until it arrives or the deadline passes: one lost message
+	// is not yet the failure, never receiving any is.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := pub.Publish(ctx, mqttc.Message{Topic: "cmd/device-1", Payload: []byte("on")}, 1); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case v := <-got:
+			if v != "on" {
+				t.Fatalf("got %q", v)
+			}
+			return
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("the reconnected client receives nothing: the old session's cleanup removed it")
+		}
 	}
 }

@@ -31,6 +31,8 @@ func (b *Bridge) onMessage(m mqttc.Message) {
 		b.onAnswer(m)
 	case strings.HasPrefix(m.Topic, wire.TopicFirmwareStatus+"/"):
 		b.onFirmwareStatus(m)
+	case b.cluster != nil && strings.HasPrefix(m.Topic, clusterPrefix):
+		b.onClusterMessage(m)
 	default:
 		b.onReading(m)
 	}
@@ -66,8 +68,10 @@ func (b *Bridge) onChunk(m mqttc.Message) {
 		if reason != "" {
 			delete(b.assembling, c.UUID)
 			b.mu.Unlock()
-			b.log.Warn("bootstrap refused", "uuid", c.UUID, "reason", reason)
-			go b.answerBootstrap(topic, c.UUID, m, string(wire.ErrorAnswer(reason)))
+			if b.answers(c.UUID) {
+				b.log.Warn("bootstrap refused", "uuid", c.UUID, "reason", reason)
+				go b.answerBootstrap(topic, c.UUID, m, string(wire.ErrorAnswer(reason)))
+			}
 			return
 		}
 		b.mu.Unlock()
@@ -75,6 +79,9 @@ func (b *Bridge) onChunk(m mqttc.Message) {
 	}
 	delete(b.assembling, c.UUID)
 	b.mu.Unlock()
+	if !b.answers(c.UUID) {
+		return // another instance of the cluster owns this device
+	}
 	if a == nil {
 		// A description may also arrive whole before END; a lone END with
 		// nothing before it is an error.
@@ -83,12 +90,14 @@ func (b *Bridge) onChunk(m mqttc.Message) {
 	}
 	desc := bytes.Join(a.chunks, nil)
 	go func() {
-		err := b.register(b.ctx, c.UUID, desc, time.Now(), true)
+		at := time.Now()
+		err := b.register(b.ctx, c.UUID, desc, at, true)
 		if err != nil {
 			b.log.Warn("description refused", "uuid", c.UUID, "err", err)
 			b.answerBootstrap(topic, c.UUID, m, string(wire.ErrorAnswer(reasonOf(err))))
 			return
 		}
+		b.replicate(b.ctx, c.UUID, desc, at)
 		b.answerBootstrap(topic, c.UUID, m, wire.AnswerOK)
 	}()
 }
@@ -127,10 +136,14 @@ func (b *Bridge) onLookup(m mqttc.Message) {
 		b.log.Warn("bad uuid on "+m.Topic, "payload", fmt.Sprintf("%.64q", m.Payload))
 		return
 	}
+	if !b.answers(uuid) {
+		return // another instance of the cluster owns this device
+	}
 	answer := wire.AnswerNotFound
 	switch m.Topic {
 	case wire.TopicDelete:
 		if b.unregister(b.ctx, uuid) {
+			b.replicate(b.ctx, uuid, nil, time.Time{})
 			answer = wire.AnswerOK
 		}
 	case wire.TopicRetrieve:

@@ -57,6 +57,12 @@ type Config struct {
 	AssemblyTimeout     time.Duration // a description's chunks must all arrive within; default 30s
 	OfflineAfter        time.Duration // a device not heard from this long is offline; default 5m
 
+	// Cluster, when set, makes this bridge one instance of a cluster of
+	// that name on a shared external broker (see cluster.go); Instance
+	// names it (default: random). Both: 1-64 of A-Z a-z 0-9 _ . -.
+	Cluster  string
+	Instance string
+
 	Logger *slog.Logger
 	// Out receives the one-time notice with a generated admin password.
 	Out io.Writer
@@ -99,6 +105,9 @@ func (c *Config) setDefaults() {
 	if c.Out == nil {
 		c.Out = os.Stdout
 	}
+	if c.Cluster != "" && c.Instance == "" {
+		c.Instance = randomID()
+	}
 }
 
 // Bridge is a running bridge.
@@ -110,6 +119,8 @@ type Bridge struct {
 	nc     *netconf.Server
 	ln     net.Listener
 	parser *ontology.Parser
+	// cluster is this instance's cluster; nil when it runs alone.
+	cluster *cluster
 
 	mu         sync.Mutex
 	devices    map[string]*device
@@ -145,6 +156,16 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		telemetry:  map[string]sensorRef{},
 		calls:      map[string]*call{},
 		callsByReq: map[string]*call{},
+	}
+	if cfg.Cluster != "" {
+		if cfg.MQTTURL == "" {
+			return nil, errors.New("a cluster needs a shared external broker (--mqtt-url)")
+		}
+		c, err := newCluster(cfg.Cluster, cfg.Instance)
+		if err != nil {
+			return nil, err
+		}
+		b.cluster = c
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.saver = newSaver(b.writeRegistry)
@@ -188,18 +209,38 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		}
 		dctx, cancel := context.WithTimeout(ctx, cfg.MQTTConnectTimeout)
 		defer cancel()
-		b.mq, err = mqttc.Dial(dctx, mqttc.Config{URL: url, ClientID: "myno-bridge-" + randomID(), Protocol: mqttc.MQTT5,
+		mc := mqttc.Config{URL: url, ClientID: "myno-bridge-" + randomID(), Protocol: mqttc.MQTT5,
 			OnMessage: b.onMessage, Logger: cfg.Logger, Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLSConfig: tlsCfg,
 			// The broker keeps the bridge's subscriptions and queued QoS 1
 			// messages through a short outage.
-			SessionExpiry: 5 * time.Minute})
+			SessionExpiry: 5 * time.Minute}
+		if b.cluster != nil {
+			// A dead instance leaves the cluster through its Will: the
+			// broker clears the retained membership (MQTT 5 §3.1.2.5).
+			mc.Will, mc.WillRetain = &mqttc.Message{Topic: b.cluster.memberTopic(b.cluster.instance)}, true
+		}
+		b.mq, err = mqttc.Dial(dctx, mc)
 		if err != nil {
 			return nil, err
 		}
 	}
-	for _, topic := range []string{wire.TopicCreate, wire.TopicLegacy, wire.TopicUpdate, wire.TopicDelete, wire.TopicRetrieve, "response/+", wire.TopicFirmwareStatus + "/+"} {
+	topics := []string{wire.TopicCreate, wire.TopicLegacy, wire.TopicUpdate, wire.TopicDelete, wire.TopicRetrieve, "response/+", wire.TopicFirmwareStatus + "/+"}
+	if b.cluster != nil {
+		// Members first: by the time a retained registration or a
+		// bootstrap arrives, the membership retained at the broker is known.
+		topics = append([]string{b.cluster.memberTopic("+"), b.cluster.registryTopic("+"), b.cluster.responseTopic("+")}, topics...)
+	}
+	for _, topic := range topics {
 		if err := b.mq.Subscribe(ctx, topic); err != nil {
 			return nil, fmt.Errorf("subscribe %s: %w", topic, err)
+		}
+	}
+	if b.cluster != nil {
+		b.wg.Add(1)
+		go func() { defer b.wg.Done(); b.applyRegistrations() }()
+		if err := b.mq.PublishRetained(ctx, mqttc.Message{Topic: b.cluster.memberTopic(b.cluster.instance),
+			Payload: []byte(time.Now().UTC().Format(time.RFC3339))}); err != nil {
+			return nil, fmt.Errorf("join cluster %s: %w", b.cluster.name, err)
 		}
 	}
 	if len(cfg.UpdateServerCert) > 0 {
@@ -235,7 +276,12 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	go func() { defer b.wg.Done(); _ = b.nc.Serve(b.ctx, b.ln) }()
 	go func() { defer b.wg.Done(); b.janitor() }()
 	ok = true
-	b.log.Info("bridge started", "netconf", b.ln.Addr().String(), "mqtt", url, "data", cfg.DataDir)
+	if b.cluster != nil {
+		b.log.Info("bridge started", "netconf", b.ln.Addr().String(), "mqtt", url, "data", cfg.DataDir,
+			"cluster", cfg.Cluster, "instance", cfg.Instance)
+	} else {
+		b.log.Info("bridge started", "netconf", b.ln.Addr().String(), "mqtt", url, "data", cfg.DataDir)
+	}
 	return b, nil
 }
 
@@ -268,6 +314,12 @@ func (b *Bridge) Close() {
 		b.ln.Close()
 	}
 	b.wg.Wait()
+	if b.mq != nil && b.cluster != nil {
+		// Leave the cluster: the others take over this instance's devices.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = b.mq.PublishRetained(ctx, mqttc.Message{Topic: b.cluster.memberTopic(b.cluster.instance)})
+		cancel()
+	}
 	if b.mq != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = b.mq.Close(ctx)
@@ -534,4 +586,18 @@ func (b *Bridge) PendingDescriptions() int {
 // LateAnswers counts device answers that matched no waiting rpc.
 func (b *Bridge) LateAnswers() uint64 { return b.lateAnswers.Load() }
 
-func (b *Bridge) nextReqID() string { return strconv.FormatUint(b.reqSeq.Add(1), 36) }
+func (b *Bridge) nextReqID() string {
+	n := strconv.FormatUint(b.reqSeq.Add(1), 36)
+	if b.cluster != nil {
+		return b.cluster.reqID(n)
+	}
+	return n
+}
+
+// responseTopic is where an MQTT 5 device answers this instance.
+func (b *Bridge) responseTopic(uuid string) string {
+	if b.cluster != nil {
+		return b.cluster.responseTopic(uuid)
+	}
+	return wire.ResponseTopic(uuid)
+}

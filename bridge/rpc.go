@@ -98,7 +98,7 @@ func (b *Bridge) invoke(ctx context.Context, mod *yang.Module, c *yang.Call, top
 		b.mu.Unlock()
 	}()
 	req := wire.Request{ReqID: cl.reqID, Method: c.RPC.Function.Method, Args: c.Args}
-	msg := mqttc.Message{Topic: topic, Payload: req.Encode(), ResponseTopic: wire.ResponseTopic(c.UUID), CorrelationData: corr}
+	msg := mqttc.Message{Topic: topic, Payload: req.Encode(), ResponseTopic: b.responseTopic(c.UUID), CorrelationData: corr}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RPCTimeout)
 	defer cancel()
 	if err := b.mq.Publish(ctx, msg, 1); err != nil {
@@ -153,6 +153,13 @@ func (b *Bridge) onAnswer(m mqttc.Message) {
 		return
 	}
 	uuid := strings.TrimPrefix(m.Topic, "response/")
+	if b.cluster != nil {
+		if u, ok := strings.CutPrefix(m.Topic, "response/"+b.cluster.instance+"/"); ok {
+			uuid = u
+		} else if !b.cluster.ownReqID(r.ReqID) && len(m.CorrelationData) == 0 {
+			return // an answer to another instance of the cluster
+		}
+	}
 	b.mu.Lock()
 	cl := b.calls[string(m.CorrelationData)]
 	if cl == nil {

@@ -105,6 +105,10 @@ type Config struct {
 	// a message than hold the broker's delivery up: monitors, telemetry
 	// readers, test stand-ins.
 	AtMostOnce bool
+	// Will is published by the broker when the connection ends without a
+	// DISCONNECT (MQTT 5 §3.1.2.5, QoS 1); WillRetain retains it.
+	Will       *Message
+	WillRetain bool
 }
 
 // subscriptionQoS is the maximum QoS asked for in SUBSCRIBE.
@@ -169,6 +173,13 @@ type transport5 struct {
 	conn bool
 }
 
+func will5(cfg Config) *paho.WillMessage {
+	if cfg.Will == nil {
+		return nil
+	}
+	return &paho.WillMessage{Topic: cfg.Will.Topic, Payload: cfg.Will.Payload, QoS: 1, Retain: cfg.WillRetain}
+}
+
 func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	t := &transport5{qos: cfg.subscriptionQoS(), subs: &subscriptions{topics: map[string]bool{}}, up: make(chan struct{})}
 	var upOnce sync.Once
@@ -220,6 +231,7 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 			return true
 		},
 		OnConnectError:  func(err error) { cfg.Logger.Debug("mqtt connect failed", "err", err) },
+		WillMessage:     will5(cfg),
 		ConnectUsername: cfg.Username,
 		ConnectPassword: []byte(cfg.Password),
 		// paho sizes its incoming-publish queue by Receive Maximum (MQTT 5
@@ -354,6 +366,9 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		SetOrderMatters(false).
 		SetUsername(cfg.Username).
 		SetPassword(cfg.Password)
+	if cfg.Will != nil {
+		opts.SetBinaryWill(cfg.Will.Topic, cfg.Will.Payload, 1, cfg.WillRetain)
+	}
 	opts.SetOnConnectHandler(func(c mqtt311.Client) {
 		for _, topic := range t.subs.list() {
 			tok := c.Subscribe(topic, t.qos, t.handle)

@@ -29,6 +29,8 @@ func bridgeFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-description-bytes", Usage: "largest device description accepted", Value: 256 << 10, Sources: cli.EnvVars("MYNO_MAX_DESCRIPTION_BYTES")},
 		&cli.IntFlag{Name: "max-chunks", Usage: "most bootstrap chunks per description", Value: 1024, Sources: cli.EnvVars("MYNO_MAX_CHUNKS")},
 		&cli.DurationFlag{Name: "assembly-timeout", Usage: "time for all chunks of a description to arrive", Value: 30 * time.Second, Sources: cli.EnvVars("MYNO_ASSEMBLY_TIMEOUT")},
+		&cli.StringFlag{Name: "cluster", Usage: "run as one instance of the cluster `NAME` on the shared --mqtt-url broker: devices are shared out, the registry is replicated", Sources: cli.EnvVars("MYNO_CLUSTER")},
+		&cli.StringFlag{Name: "instance", Usage: "this instance's `NAME` in the cluster (default: random)", Sources: cli.EnvVars("MYNO_INSTANCE")},
 		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", Sources: cli.EnvVars("MYNO_LOG_LEVEL")},
 	}
 }
@@ -48,6 +50,8 @@ func bridgeConfig(cmd *cli.Command) bridge.Config {
 		MaxDescriptionBytes: int(cmd.Int("max-description-bytes")),
 		MaxChunks:           int(cmd.Int("max-chunks")),
 		AssemblyTimeout:     cmd.Duration("assembly-timeout"),
+		Cluster:             cmd.String("cluster"),
+		Instance:            cmd.String("instance"),
 		Logger:              newLogger(cmd),
 		Out:                 cmd.Root().Writer,
 	}

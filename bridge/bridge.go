@@ -217,7 +217,17 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		if b.cluster != nil {
 			// A dead instance leaves the cluster through its Will: the
 			// broker clears the retained membership (MQTT 5 §3.1.2.5).
-			mc.Will, mc.WillRetain = &mqttc.Message{Topic: b.cluster.memberTopic(b.cluster.instance)}, true
+			// The Will also fires when the connection merely broke, so
+			// each reconnect announces the instance again.
+			// The Will says "down" rather than clearing the message with an
+			// empty payload, which mochi-mqtt refuses in a Will.
+			mc.Will, mc.WillRetain = &mqttc.Message{Topic: b.cluster.memberTopic(b.cluster.instance), Payload: []byte(memberDown)}, true
+			mc.OnReconnect = func() {
+				select {
+				case b.cluster.rejoin <- struct{}{}:
+				default:
+				}
+			}
 		}
 		b.mq, err = mqttc.Dial(dctx, mc)
 		if err != nil {
@@ -236,12 +246,12 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		}
 	}
 	if b.cluster != nil {
-		b.wg.Add(1)
-		go func() { defer b.wg.Done(); b.applyRegistrations() }()
-		if err := b.mq.PublishRetained(ctx, mqttc.Message{Topic: b.cluster.memberTopic(b.cluster.instance),
-			Payload: []byte(time.Now().UTC().Format(time.RFC3339))}); err != nil {
-			return nil, fmt.Errorf("join cluster %s: %w", b.cluster.name, err)
+		if err := b.joinCluster(ctx); err != nil {
+			return nil, err
 		}
+		b.wg.Add(2)
+		go func() { defer b.wg.Done(); b.applyRegistrations() }()
+		go func() { defer b.wg.Done(); b.rejoinCluster() }()
 	}
 	if len(cfg.UpdateServerCert) > 0 {
 		if blk, _ := pem.Decode(cfg.UpdateServerCert); blk == nil || blk.Type != "CERTIFICATE" {

@@ -13,8 +13,8 @@ package bridge
 // and the chunk format has no index to put them back in order.
 //
 // Members announce themselves with a retained message on
-// myno/cluster/<name>/members/<instance>, cleared on a clean stop and, by
-// the broker, through the connection's Will when an instance dies.
+// myno/cluster/<name>/members/<instance>, cleared on a clean stop and
+// replaced by "down", through the connection's Will, when an instance dies.
 //
 // The owner publishes each accepted registration retained on
 // myno/cluster/<name>/registry/<uuid> (cleared on delete): every instance
@@ -48,6 +48,10 @@ var validClusterName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 const clusterPrefix = "myno/cluster/"
 
+// memberDown is the membership payload of an instance that died (its
+// Will); a clean stop clears the retained membership instead.
+const memberDown = "down"
+
 // cluster is one instance's view of its cluster.
 type cluster struct {
 	name, instance string
@@ -56,6 +60,7 @@ type cluster struct {
 	members map[string]bool // live members, this one included
 
 	registry chan mqttc.Message // replicated registrations, applied in order
+	rejoin   chan struct{}      // the broker connection came back
 	answered atomic.Uint64      // bootstrap and lookup requests this instance owned
 }
 
@@ -67,7 +72,7 @@ func newCluster(name, instance string) (*cluster, error) {
 		return nil, fmt.Errorf("instance name %q: want 1-64 of A-Z a-z 0-9 _ . -", instance)
 	}
 	return &cluster{name: name, instance: instance, members: map[string]bool{instance: true},
-		registry: make(chan mqttc.Message, 1024)}, nil
+		registry: make(chan mqttc.Message, 1024), rejoin: make(chan struct{}, 1)}, nil
 }
 
 func (c *cluster) memberTopic(instance string) string {
@@ -120,6 +125,33 @@ func (c *cluster) memberList() []string {
 	return out
 }
 
+// joinCluster announces this instance with a retained membership message.
+func (b *Bridge) joinCluster(ctx context.Context) error {
+	c := b.cluster
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := b.mq.PublishRetained(ctx, mqttc.Message{Topic: c.memberTopic(c.instance),
+		Payload: []byte(time.Now().UTC().Format(time.RFC3339))}); err != nil {
+		return fmt.Errorf("join cluster %s: %w", c.name, err)
+	}
+	return nil
+}
+
+// rejoinCluster announces the instance again after each reconnect: the
+// broker published its Will when the connection broke.
+func (b *Bridge) rejoinCluster() {
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.cluster.rejoin:
+			if err := b.joinCluster(b.ctx); err != nil {
+				b.log.Warn("cluster membership not renewed", "err", err)
+			}
+		}
+	}
+}
+
 // registration is the retained registry message.
 type registration struct {
 	RegisteredAt time.Time `json:"registeredAt"`
@@ -140,15 +172,16 @@ func (b *Bridge) onClusterMessage(m mqttc.Message) {
 		if member == c.instance || !validClusterName.MatchString(member) {
 			return // we are a member for as long as we run
 		}
+		up := len(m.Payload) > 0 && string(m.Payload) != memberDown
 		c.mu.Lock()
-		if len(m.Payload) == 0 {
-			delete(c.members, member)
-		} else {
+		if up {
 			c.members[member] = true
+		} else {
+			delete(c.members, member)
 		}
 		n := len(c.members)
 		c.mu.Unlock()
-		b.log.Info("cluster membership", "member", member, "up", len(m.Payload) > 0, "members", n)
+		b.log.Info("cluster membership", "member", member, "up", up, "members", n)
 	case strings.HasPrefix(rest, "registry/"):
 		select {
 		case c.registry <- m:

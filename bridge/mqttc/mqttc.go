@@ -312,10 +312,22 @@ func (t *transport5) PublishRetained(ctx context.Context, m Message) error {
 	return err
 }
 
+// reasonPacketIDInUse is SUBACK reason 0x91 (MQTT 5 §3.9.3).
+const reasonPacketIDInUse = 0x91
+
 func (t *transport5) Subscribe(ctx context.Context, topic string) error {
 	t.subs.add(topic)
-	_, err := t.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: t.qos}}})
-	return err
+	for attempt := 1; ; attempt++ {
+		sa, err := t.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: t.qos}}})
+		// Client and server number their packets independently (MQTT 5
+		// §2.2.1), but mochi-mqtt v2.7.9 refuses a SUBSCRIBE whose id
+		// equals one of its own QoS 1 deliveries to us still in flight
+		// (0x91). The next SUBSCRIBE gets another id.
+		if err != nil && sa != nil && len(sa.Reasons) == 1 && sa.Reasons[0] == reasonPacketIDInUse && attempt < 5 && ctx.Err() == nil {
+			continue
+		}
+		return err
+	}
 }
 
 func (t *transport5) Unsubscribe(ctx context.Context, topic string) error {

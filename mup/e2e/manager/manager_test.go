@@ -267,6 +267,9 @@ func TestRepeatedAndOldNotifiesKeepTheChannel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// On Mosquitto the capture is a '#' subscriber: it may hear the
+		// notify after the exchange it started has ended.
+		testenv.WaitFor(t, "the first notify", func() bool { return len(b.cap.On(notify)) > 0 })
 		oldNotify := b.cap.On(notify)[0]
 		ch, err := pr.m.Open(ctx, pr.uuid)
 		if err != nil {

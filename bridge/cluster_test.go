@@ -165,3 +165,50 @@ func TestClusterConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// An instance whose broker connection breaks is announced "down" by the
+// broker (its Will, which takes it out of the others' membership); when it
+// reconnects it announces itself again, and bootstraps are answered.
+func TestClusterMemberLosesItsConnection(t *testing.T) {
+	br, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	watch := testenv.WatchAll(t, br.URL())
+	a, b := startInstance(t, br.URL(), "a"), startInstance(t, br.URL(), "b")
+	defer a.Close()
+	defer b.Close()
+	waitMembers(t, 2, a, b)
+	// Cut every bridge connection without a DISCONNECT.
+	for _, cl := range br.Server().Clients.GetAll() {
+		if strings.HasPrefix(cl.ID, "myno-bridge-") {
+			cl.Stop(fmt.Errorf("cut by the test"))
+		}
+	}
+	testenv.WaitFor(t, "the Wills of both instances", func() bool {
+		for _, inst := range []string{"a", "b"} {
+			if !slices.ContainsFunc(watch.On("myno/cluster/c1/members/"+inst), func(p []byte) bool { return string(p) == "down" }) {
+				return false
+			}
+		}
+		return true
+	})
+	// Both come back and announce themselves again.
+	testenv.WaitFor(t, "both instances back", func() bool {
+		for _, inst := range []string{"a", "b"} {
+			ps := watch.On("myno/cluster/c1/members/" + inst)
+			if len(ps) == 0 || string(ps[len(ps)-1]) == "down" {
+				return false
+			}
+		}
+		return true
+	})
+	waitMembers(t, 2, a, b)
+	var uuids []string
+	for i := range 6 {
+		uuids = append(uuids, fmt.Sprintf("back-%d", i))
+		device(t, br.URL(), "led-color.jsonld", uuids[i], devices.MQTT5)
+	}
+	waitDevices(t, uuids, a, b)
+}

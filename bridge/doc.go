@@ -15,6 +15,8 @@
 //     ResponseTopic and CorrelationData -> the device's answer -> rpc-reply,
 //     with a timeout;
 //   - telemetry.go: sensor readings as state data and notifications;
+//   - cluster.go: several instances on one broker (scale-out): who
+//     answers which device, the replicated registry, per-instance answers;
 //   - bridge.go: configuration, start and graceful stop.
 //
 // The wire formats are in bridge/wire and the MQTT client in bridge/mqttc.

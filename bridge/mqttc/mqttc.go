@@ -208,10 +208,12 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 			t.mu.Lock()
 			t.conn = true
 			t.mu.Unlock()
+			// A clean start has no subscriptions (MQTT 5 §3.1.2.4): restore
+			// those made so far; a Subscribe from now on sends its own.
+			restore := t.subs.list()
 			upOnce.Do(func() { close(t.up) })
 			go func() {
-				// A clean start has no subscriptions (MQTT 5 §3.1.2.4): restore them.
-				for _, topic := range t.subs.list() {
+				for _, topic := range restore {
 					sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 					_, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: t.qos}}})
 					cancel()
@@ -332,8 +334,14 @@ func (t *transport5) Subscribe(ctx context.Context, topic string) error {
 
 func (t *transport5) Unsubscribe(ctx context.Context, topic string) error {
 	t.subs.remove(topic)
-	_, err := t.cm.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{topic}})
-	return err
+	for attempt := 1; ; attempt++ {
+		ua, err := t.cm.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{topic}})
+		// As for SUBSCRIBE: mochi-mqtt checks our id against its own.
+		if err != nil && ua != nil && len(ua.Reasons) == 1 && ua.Reasons[0] == reasonPacketIDInUse && attempt < 5 && ctx.Err() == nil {
+			continue
+		}
+		return err
+	}
 }
 
 func (t *transport5) Close(ctx context.Context) error {

@@ -32,8 +32,9 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -113,16 +114,11 @@ func rendezvousOwner(members map[string]bool, uuid string) string {
 
 func (c *cluster) owns(uuid string) bool { return c.owner(uuid) == c.instance }
 
-// Members lists the live members this instance knows of.
+// memberList lists the live members this instance knows of, sorted.
 func (c *cluster) memberList() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.members))
-	for m := range c.members {
-		out = append(out, m)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(c.members))
 }
 
 // joinCluster announces this instance with a retained membership message.

@@ -314,34 +314,44 @@ func (t *transport5) PublishRetained(ctx context.Context, m Message) error {
 	return err
 }
 
-// reasonPacketIDInUse is SUBACK reason 0x91 (MQTT 5 §3.9.3).
+// reasonPacketIDInUse is SUBACK/UNSUBACK reason 0x91 (MQTT 5 §3.9.3, §3.11.3).
 const reasonPacketIDInUse = 0x91
 
-func (t *transport5) Subscribe(ctx context.Context, topic string) error {
-	t.subs.add(topic)
+// retryIDInUse sends a SUBSCRIBE or UNSUBSCRIBE up to 5 times while the
+// broker refuses it with 0x91. Client and server number their packets
+// independently (MQTT 5 §2.2.1), but mochi-mqtt v2.7.9 refuses a packet
+// whose id equals one of its own QoS 1 deliveries to us still in flight;
+// the next attempt gets another id.
+func retryIDInUse(ctx context.Context, send func() ([]byte, error)) error {
 	for attempt := 1; ; attempt++ {
-		sa, err := t.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: t.qos}}})
-		// Client and server number their packets independently (MQTT 5
-		// §2.2.1), but mochi-mqtt v2.7.9 refuses a SUBSCRIBE whose id
-		// equals one of its own QoS 1 deliveries to us still in flight
-		// (0x91). The next SUBSCRIBE gets another id.
-		if err != nil && sa != nil && len(sa.Reasons) == 1 && sa.Reasons[0] == reasonPacketIDInUse && attempt < 5 && ctx.Err() == nil {
+		reasons, err := send()
+		if err != nil && len(reasons) == 1 && reasons[0] == reasonPacketIDInUse && attempt < 5 && ctx.Err() == nil {
 			continue
 		}
 		return err
 	}
 }
 
+func (t *transport5) Subscribe(ctx context.Context, topic string) error {
+	t.subs.add(topic)
+	return retryIDInUse(ctx, func() ([]byte, error) {
+		sa, err := t.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: t.qos}}})
+		if sa == nil {
+			return nil, err
+		}
+		return sa.Reasons, err
+	})
+}
+
 func (t *transport5) Unsubscribe(ctx context.Context, topic string) error {
 	t.subs.remove(topic)
-	for attempt := 1; ; attempt++ {
+	return retryIDInUse(ctx, func() ([]byte, error) {
 		ua, err := t.cm.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{topic}})
-		// As for SUBSCRIBE: mochi-mqtt checks our id against its own.
-		if err != nil && ua != nil && len(ua.Reasons) == 1 && ua.Reasons[0] == reasonPacketIDInUse && attempt < 5 && ctx.Err() == nil {
-			continue
+		if ua == nil {
+			return nil, err
 		}
-		return err
-	}
+		return ua.Reasons, err
+	})
 }
 
 func (t *transport5) Close(ctx context.Context) error {

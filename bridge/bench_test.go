@@ -21,6 +21,7 @@ import (
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/netconf"
 )
 
@@ -45,7 +46,7 @@ func runFleetChild(url string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f, err := devices.StartFleet(ctx, devices.FleetConfig{Entries: []devices.FleetEntry{{Name: "x", Description: d, Count: n}},
-		BaseUUID: os.Getenv("MYNO_TEST_FLEET_BASE"), Device: devices.Config{BrokerURL: url, Logger: quiet(), BootstrapTimeout: 20 * time.Second},
+		BaseUUID: os.Getenv("MYNO_TEST_FLEET_BASE"), Device: devices.Config{BrokerURL: url, Logger: testenv.Logger(), BootstrapTimeout: 20 * time.Second},
 		Stagger: 100 * time.Microsecond, Concurrency: 128})
 	if err != nil {
 		fmt.Println("ERR", err)
@@ -157,7 +158,7 @@ func (r *rpcClient) call(op string) (string, error) {
 func BenchmarkBridgeRPC(b *testing.B) {
 	br := startBridge(b, b.TempDir(), nil)
 	defer br.Close()
-	device(b, br.BrokerURL(), "led-color.jsonld", "bench-led", devices.MQTT5)
+	device(b, br.BrokerURL(), "led-color.jsonld", "bench-led", client.MQTT5)
 	ns := namespace(b, "led-color.jsonld")
 	c := dialRPC(b, br.NetconfAddr())
 	defer c.c.Close()
@@ -191,7 +192,7 @@ func BenchmarkBridgeThroughput(b *testing.B) {
 	defer cancel()
 	d, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(b), "testdata", "descriptions", "led-color.jsonld"))
 	fleet, err := devices.StartFleet(ctx, devices.FleetConfig{Entries: []devices.FleetEntry{{Name: "led", Description: d, Count: ndev}},
-		BaseUUID: "tput", Device: devices.Config{BrokerURL: br.BrokerURL(), Logger: quiet()}})
+		BaseUUID: "tput", Device: devices.Config{BrokerURL: br.BrokerURL(), Logger: testenv.Logger()}})
 	if err != nil {
 		b.Fatal(err)
 	}

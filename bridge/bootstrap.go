@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
-	"github.com/myno-bridge/myno/bridge/wire"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // assembly collects one device's description chunks.
@@ -21,7 +21,7 @@ type assembly struct {
 }
 
 // onMessage dispatches everything the bridge receives.
-func (b *Bridge) onMessage(m mqttc.Message) {
+func (b *Bridge) onMessage(m client.Message) {
 	switch {
 	case m.Topic == wire.TopicCreate || m.Topic == wire.TopicLegacy || m.Topic == wire.TopicUpdate:
 		b.onChunk(m)
@@ -39,7 +39,7 @@ func (b *Bridge) onMessage(m mqttc.Message) {
 }
 
 // onChunk adds a bootstrap chunk; END registers the description.
-func (b *Bridge) onChunk(m mqttc.Message) {
+func (b *Bridge) onChunk(m client.Message) {
 	topic := m.Topic
 	if topic == wire.TopicLegacy { // MYNO's older topic means create
 		topic = wire.TopicCreate
@@ -117,8 +117,8 @@ func reasonOf(err error) string {
 
 // answerBootstrap answers on the MQTT 5 ResponseTopic with the request's
 // CorrelationData, else on <topic>/response/<uuid>.
-func (b *Bridge) answerBootstrap(topic, uuid string, req mqttc.Message, answer string) {
-	out := mqttc.Message{Topic: wire.BootstrapResponseTopic(topic, uuid), Payload: []byte(answer)}
+func (b *Bridge) answerBootstrap(topic, uuid string, req client.Message, answer string) {
+	out := client.Message{Topic: wire.BootstrapResponseTopic(topic, uuid), Payload: []byte(answer)}
 	if req.ResponseTopic != "" {
 		out.Topic, out.CorrelationData = req.ResponseTopic, req.CorrelationData
 	}
@@ -130,7 +130,7 @@ func (b *Bridge) answerBootstrap(topic, uuid string, req mqttc.Message, answer s
 }
 
 // onLookup answers yang/config/delete and retrieve (payload: the UUID).
-func (b *Bridge) onLookup(m mqttc.Message) {
+func (b *Bridge) onLookup(m client.Message) {
 	uuid := strings.TrimSpace(string(m.Payload))
 	if !ontology.ValidUUID(uuid) {
 		b.log.Warn("bad uuid on "+m.Topic, "payload", fmt.Sprintf("%.64q", m.Payload))
@@ -177,7 +177,7 @@ func (b *Bridge) janitor() {
 
 // onFirmwareStatus records the firmware version a device reports; <get>
 // shows it as firmware-version and the registry keeps it.
-func (b *Bridge) onFirmwareStatus(m mqttc.Message) {
+func (b *Bridge) onFirmwareStatus(m client.Message) {
 	uuid := strings.TrimPrefix(m.Topic, wire.TopicFirmwareStatus+"/")
 	version, err := wire.DecodeFirmwareStatus(m.Payload)
 	if err != nil {

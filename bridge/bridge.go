@@ -21,10 +21,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
-	"github.com/myno-bridge/myno/bridge/wire"
+	"github.com/myno-bridge/myno/mqtt/broker"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/netconf"
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 	"github.com/myno-bridge/myno/yang"
 )
 
@@ -114,8 +115,8 @@ func (c *Config) setDefaults() {
 type Bridge struct {
 	cfg    Config
 	log    *slog.Logger
-	broker *Broker
-	mq     mqttc.Transport
+	broker *broker.Broker
+	mq     client.Transport
 	nc     *netconf.Server
 	ln     net.Listener
 	parser *ontology.Parser
@@ -194,14 +195,14 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	// MQTT.
 	url := cfg.MQTTURL
 	if url == "" {
-		b.broker, err = StartBroker(BrokerConfig{Listen: cfg.MQTTListen, Logger: cfg.Logger, DataDir: cfg.DataDir})
+		b.broker, err = broker.Start(broker.Config{Listen: cfg.MQTTListen, Logger: cfg.Logger, DataDir: cfg.DataDir})
 		if err != nil {
 			return nil, err
 		}
 		url = b.broker.URL()
 	}
 	if b.broker != nil {
-		b.mq = newInlineTransport(b.broker, b.onMessage)
+		b.mq = b.broker.InlineClient("myno-bridge-inline", b.onMessage)
 	} else {
 		tlsCfg, err := tlsConfig(cfg.MQTTCAFile)
 		if err != nil {
@@ -209,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		}
 		dctx, cancel := context.WithTimeout(ctx, cfg.MQTTConnectTimeout)
 		defer cancel()
-		mc := mqttc.Config{URL: url, ClientID: "myno-bridge-" + randomID(), Protocol: mqttc.MQTT5,
+		mc := client.Config{URL: url, ClientID: "myno-bridge-" + randomID(), Protocol: client.MQTT5,
 			OnMessage: b.onMessage, Logger: cfg.Logger, Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLSConfig: tlsCfg,
 			// The broker keeps the bridge's subscriptions and queued QoS 1
 			// messages through a short outage.
@@ -221,7 +222,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 			// each reconnect announces the instance again.
 			// The Will says "down" rather than clearing the message with an
 			// empty payload, which mochi-mqtt refuses in a Will.
-			mc.Will, mc.WillRetain = &mqttc.Message{Topic: b.cluster.memberTopic(b.cluster.instance), Payload: []byte(memberDown)}, true
+			mc.Will, mc.WillRetain = &client.Message{Topic: b.cluster.memberTopic(b.cluster.instance), Payload: []byte(memberDown)}, true
 			mc.OnReconnect = func() {
 				select {
 				case b.cluster.rejoin <- struct{}{}:
@@ -229,7 +230,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 				}
 			}
 		}
-		b.mq, err = mqttc.Dial(dctx, mc)
+		b.mq, err = client.Dial(dctx, mc)
 		if err != nil {
 			return nil, err
 		}
@@ -259,7 +260,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		} else if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
 			return nil, fmt.Errorf("update server certificate: %w", err)
 		}
-		if err := b.mq.PublishRetained(ctx, mqttc.Message{Topic: wire.TopicUpdateServerCert, Payload: cfg.UpdateServerCert}); err != nil {
+		if err := b.mq.PublishRetained(ctx, client.Message{Topic: wire.TopicUpdateServerCert, Payload: cfg.UpdateServerCert}); err != nil {
 			return nil, fmt.Errorf("publish update server certificate: %w", err)
 		}
 	}
@@ -327,7 +328,7 @@ func (b *Bridge) Close() {
 	if b.mq != nil && b.cluster != nil {
 		// Leave the cluster: the others take over this instance's devices.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = b.mq.PublishRetained(ctx, mqttc.Message{Topic: b.cluster.memberTopic(b.cluster.instance)})
+		_ = b.mq.PublishRetained(ctx, client.Message{Topic: b.cluster.memberTopic(b.cluster.instance)})
 		cancel()
 	}
 	if b.mq != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,23 +19,17 @@ import (
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/yang"
 )
 
 const adminPassword = "bridge-test-pw"
 
-func quiet() *slog.Logger {
-	if os.Getenv("MYNO_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
 func startBridge(t testing.TB, dir string, mutate func(*bridge.Config)) *bridge.Bridge {
 	t.Helper()
 	cfg := bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: dir, AdminPassword: adminPassword,
-		RPCTimeout: 2 * time.Second, Logger: quiet(), Out: io.Discard}
+		RPCTimeout: 2 * time.Second, Logger: testenv.Logger(), Out: io.Discard}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -59,9 +52,9 @@ func desc(t testing.TB, name string) []byte {
 }
 
 // device connects and bootstraps a virtual device through the bridge.
-func device(t testing.TB, url, file, uuid string, proto devices.Protocol) *devices.Device {
+func device(t testing.TB, url, file, uuid string, proto client.Protocol) *devices.Device {
 	t.Helper()
-	d, err := devices.New(devices.Config{Description: desc(t, file), UUID: uuid, BrokerURL: url, Protocol: proto, Logger: quiet()})
+	d, err := devices.New(devices.Config{Description: desc(t, file), UUID: uuid, BrokerURL: url, Protocol: proto, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,9 +145,9 @@ func TestRPCsThroughTheBridge(t *testing.T) {
 	b := startBridge(t, t.TempDir(), nil)
 	defer b.Close()
 	url := b.BrokerURL()
-	led := device(t, url, "led-color.jsonld", "led-5", devices.MQTT5)
-	device(t, url, "rgb-lamp.jsonld", "rgb-311", devices.MQTT311)
-	device(t, url, "relay-sensors.jsonld", "relay-5", devices.MQTT5)
+	led := device(t, url, "led-color.jsonld", "led-5", client.MQTT5)
+	device(t, url, "rgb-lamp.jsonld", "rgb-311", client.MQTT311)
+	device(t, url, "relay-sensors.jsonld", "relay-5", client.MQTT5)
 	s := session(t, b.NetconfAddr())
 	rpcs(t, s, "led-5", "rgb-311", "relay-5")
 
@@ -182,7 +175,7 @@ func TestRPCsThroughTheBridge(t *testing.T) {
 		}
 	})
 	t.Run("a device that never answers", func(t *testing.T) {
-		silent := device(t, url, "led-color.jsonld", "led-silent", devices.MQTT5)
+		silent := device(t, url, "led-color.jsonld", "led-silent", client.MQTT5)
 		silent.Close()
 		start := time.Now()
 		reply, re := exec1(t, s, `<ledOn xmlns="`+ledNS+`"><uuidInput>led-silent</uuidInput></ledOn>`)
@@ -243,7 +236,7 @@ func TestBrokenDescriptionIsRefused(t *testing.T) {
 		// client id within milliseconds of a close can lose the first
 		// answer on the embedded broker (the device's retry recovers; this
 		// test allows one attempt).
-		d2, err := devices.NewRaw(devices.Config{Description: data, UUID: fmt.Sprintf("broken-%d", i), BrokerURL: b.BrokerURL(), Logger: quiet(), BootstrapTimeout: 5 * time.Second})
+		d2, err := devices.NewRaw(devices.Config{Description: data, UUID: fmt.Sprintf("broken-%d", i), BrokerURL: b.BrokerURL(), Logger: testenv.Logger(), BootstrapTimeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +252,7 @@ func TestBrokenDescriptionIsRefused(t *testing.T) {
 		}
 	}
 	// The bridge is still up and serves new devices.
-	device(t, b.BrokerURL(), "led-color.jsonld", "after-broken", devices.MQTT5)
+	device(t, b.BrokerURL(), "led-color.jsonld", "after-broken", client.MQTT5)
 	if len(b.Devices()) != 1 {
 		t.Errorf("devices %v", b.Devices())
 	}

@@ -40,7 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 // validClusterName is what a cluster or instance name may be: a single
@@ -60,9 +60,9 @@ type cluster struct {
 	mu      sync.Mutex
 	members map[string]bool // live members, this one included
 
-	registry chan mqttc.Message // replicated registrations, applied in order
-	rejoin   chan struct{}      // the broker connection came back
-	answered atomic.Uint64      // bootstrap and lookup requests this instance owned
+	registry chan client.Message // replicated registrations, applied in order
+	rejoin   chan struct{}       // the broker connection came back
+	answered atomic.Uint64       // bootstrap and lookup requests this instance owned
 }
 
 func newCluster(name, instance string) (*cluster, error) {
@@ -73,7 +73,7 @@ func newCluster(name, instance string) (*cluster, error) {
 		return nil, fmt.Errorf("instance name %q: want 1-64 of A-Z a-z 0-9 _ . -", instance)
 	}
 	return &cluster{name: name, instance: instance, members: map[string]bool{instance: true},
-		registry: make(chan mqttc.Message, 1024), rejoin: make(chan struct{}, 1)}, nil
+		registry: make(chan client.Message, 1024), rejoin: make(chan struct{}, 1)}, nil
 }
 
 func (c *cluster) memberTopic(instance string) string {
@@ -126,7 +126,7 @@ func (b *Bridge) joinCluster(ctx context.Context) error {
 	c := b.cluster
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := b.mq.PublishRetained(ctx, mqttc.Message{Topic: c.memberTopic(c.instance),
+	if err := b.mq.PublishRetained(ctx, client.Message{Topic: c.memberTopic(c.instance),
 		Payload: []byte(time.Now().UTC().Format(time.RFC3339))}); err != nil {
 		return fmt.Errorf("join cluster %s: %w", c.name, err)
 	}
@@ -156,7 +156,7 @@ type registration struct {
 }
 
 // onClusterMessage takes membership changes and replicated registrations.
-func (b *Bridge) onClusterMessage(m mqttc.Message) {
+func (b *Bridge) onClusterMessage(m client.Message) {
 	c := b.cluster
 	rest, ok := strings.CutPrefix(m.Topic, clusterPrefix+c.name+"/")
 	if !ok {
@@ -230,7 +230,7 @@ func (b *Bridge) replicate(ctx context.Context, uuid string, desc []byte, at tim
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := b.mq.PublishRetained(ctx, mqttc.Message{Topic: b.cluster.registryTopic(uuid), Payload: payload}); err != nil {
+	if err := b.mq.PublishRetained(ctx, client.Message{Topic: b.cluster.registryTopic(uuid), Payload: payload}); err != nil {
 		b.log.Warn("registration not replicated", "uuid", uuid, "err", err)
 	}
 }

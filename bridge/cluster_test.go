@@ -12,6 +12,8 @@ import (
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/broker"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 func startInstance(t *testing.T, url, name string) *bridge.Bridge {
@@ -54,9 +56,9 @@ func testCluster(t *testing.T, url string) {
 	var devs []*devices.Device
 	for i := range 12 {
 		uuid := fmt.Sprintf("dev-%02d", i)
-		file, proto := "led-color.jsonld", devices.MQTT5
+		file, proto := "led-color.jsonld", client.MQTT5
 		if i%2 == 1 {
-			file, proto = "relay-sensors.jsonld", devices.MQTT311 // answers on response/<uuid>, seen by every instance
+			file, proto = "relay-sensors.jsonld", client.MQTT311 // answers on response/<uuid>, seen by every instance
 		}
 		devs = append(devs, device(t, url, file, uuid, proto))
 		uuids = append(uuids, uuid)
@@ -135,7 +137,7 @@ func testCluster(t *testing.T, url string) {
 }
 
 func TestClusterOnEmbeddedBroker(t *testing.T) {
-	br, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet()})
+	br, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +157,7 @@ func TestClusterConfigErrors(t *testing.T) {
 		{Cluster: "c1", Instance: "a+", MQTTURL: "mqtt://127.0.0.1:1"},
 		{Cluster: "c1", Instance: "a:b", MQTTURL: "mqtt://127.0.0.1:1"},
 	} {
-		c.NetconfListen, c.DataDir, c.Logger, c.AdminPassword = "127.0.0.1:0", t.TempDir(), quiet(), adminPassword
+		c.NetconfListen, c.DataDir, c.Logger, c.AdminPassword = "127.0.0.1:0", t.TempDir(), testenv.Logger(), adminPassword
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		b, err := bridge.Start(ctx, c)
 		cancel()
@@ -170,7 +172,7 @@ func TestClusterConfigErrors(t *testing.T) {
 // broker (its Will, which takes it out of the others' membership); when it
 // reconnects it announces itself again, and bootstraps are answered.
 func TestClusterMemberLosesItsConnection(t *testing.T) {
-	br, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet()})
+	br, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +210,7 @@ func TestClusterMemberLosesItsConnection(t *testing.T) {
 	var uuids []string
 	for i := range 6 {
 		uuids = append(uuids, fmt.Sprintf("back-%d", i))
-		device(t, br.URL(), "led-color.jsonld", uuids[i], devices.MQTT5)
+		device(t, br.URL(), "led-color.jsonld", uuids[i], client.MQTT5)
 	}
 	waitDevices(t, uuids, a, b)
 }

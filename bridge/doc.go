@@ -19,5 +19,5 @@
 //     answers which device, the replicated registry, per-instance answers;
 //   - bridge.go: configuration, start and graceful stop.
 //
-// The wire formats are in bridge/wire and the MQTT client in bridge/mqttc.
+// The wire formats are in bridge/wire and the MQTT client in bridge/client.
 package bridge

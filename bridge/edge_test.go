@@ -10,10 +10,11 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/myno-bridge/myno/bridge"
-	"github.com/myno-bridge/myno/bridge/mqttc"
-	"github.com/myno-bridge/myno/bridge/wire"
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/netconf"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // rawSession is a base:1.1 NETCONF session for what go-netconf cannot do
@@ -85,7 +86,7 @@ func TestReadingsAsStateAndNotifications(t *testing.T) {
 	b := startBridge(t, t.TempDir(), nil)
 	defer b.Close()
 	d, err := devices.New(devices.Config{Description: desc(t, "relay-sensors.jsonld"), UUID: "relay-t", BrokerURL: b.BrokerURL(),
-		TelemetryInterval: 50 * time.Millisecond, Logger: quiet()})
+		TelemetryInterval: 50 * time.Millisecond, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +118,14 @@ func TestLateAndUnknownAnswers(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, err := mqttc.Dial(ctx, mqttc.Config{URL: b.BrokerURL(), ClientID: "stray", Protocol: mqttc.MQTT5, Logger: quiet()})
+	tr, err := client.Dial(ctx, client.Config{URL: b.BrokerURL(), ClientID: "stray", Protocol: client.MQTT5, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close(ctx)
 	before := b.LateAnswers()
 	for i, payload := range []string{"zz9;OK", "garbage", "zz10;NOOP;x"} {
-		m := mqttc.Message{Topic: "response/ghost", Payload: []byte(payload)}
+		m := client.Message{Topic: "response/ghost", Payload: []byte(payload)}
 		if i == 2 {
 			m.CorrelationData = []byte("unknown-correlation")
 		}
@@ -151,9 +152,9 @@ func TestBootstrapLimits(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	answers := make(chan mqttc.Message, 16)
-	tr, err := mqttc.Dial(ctx, mqttc.Config{URL: b.BrokerURL(), ClientID: "limits", Protocol: mqttc.MQTT5, Logger: quiet(),
-		OnMessage: func(m mqttc.Message) { answers <- m }})
+	answers := make(chan client.Message, 16)
+	tr, err := client.Dial(ctx, client.Config{URL: b.BrokerURL(), ClientID: "limits", Protocol: client.MQTT5, Logger: testenv.Logger(),
+		OnMessage: func(m client.Message) { answers <- m }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,12 +163,12 @@ func TestBootstrapLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	send := func(uuid, chunk string) {
-		if err := tr.Publish(ctx, mqttc.Message{Topic: wire.TopicCreate, Payload: wire.Chunk{UUID: uuid, Data: []byte(chunk)}.Encode()}, 1); err != nil {
+		if err := tr.Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: wire.Chunk{UUID: uuid, Data: []byte(chunk)}.Encode()}, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
 	end := func(uuid string) {
-		tr.Publish(ctx, mqttc.Message{Topic: wire.TopicCreate, Payload: wire.Chunk{UUID: uuid, End: true}.Encode()}, 1)
+		tr.Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: wire.Chunk{UUID: uuid, End: true}.Encode()}, 1)
 	}
 	seen := map[string]string{} // answers by uuid, in whatever order they come
 	expect := func(uuid, want string) {
@@ -219,8 +220,8 @@ func TestBootstrapLimits(t *testing.T) {
 	d1, d2 := desc(t, "led-color.jsonld"), desc(t, "rgb-lamp.jsonld")
 	b2 := startBridge(t, t.TempDir(), nil)
 	defer b2.Close()
-	tr2, err := mqttc.Dial(ctx, mqttc.Config{URL: b2.BrokerURL(), ClientID: "interleave", Protocol: mqttc.MQTT5, Logger: quiet(),
-		OnMessage: func(m mqttc.Message) { answers <- m }})
+	tr2, err := client.Dial(ctx, client.Config{URL: b2.BrokerURL(), ClientID: "interleave", Protocol: client.MQTT5, Logger: testenv.Logger(),
+		OnMessage: func(m client.Message) { answers <- m }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +231,7 @@ func TestBootstrapLimits(t *testing.T) {
 	for i := 0; i < max(len(c1), len(c2)); i++ {
 		for _, cs := range [][]wire.Chunk{c1, c2} {
 			if i < len(cs) {
-				tr2.Publish(ctx, mqttc.Message{Topic: wire.TopicCreate, Payload: cs[i].Encode()}, 1)
+				tr2.Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: cs[i].Encode()}, 1)
 			}
 		}
 	}

@@ -3,16 +3,17 @@ package bridge_test
 import (
 	"context"
 
-	gonetconf "github.com/Juniper/go-netconf/netconf"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	gonetconf "github.com/Juniper/go-netconf/netconf"
+
 	"github.com/myno-bridge/myno/bridge"
-	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 // After a bridge restart the registry is back: every device and its rpcs,
@@ -21,9 +22,9 @@ func TestRegistrySurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	b := startBridge(t, dir, nil)
 	mqttAddr := strings.TrimPrefix(b.BrokerURL(), "mqtt://")
-	led := device(t, b.BrokerURL(), "led-color.jsonld", "led-r", devices.MQTT5)
-	device(t, b.BrokerURL(), "rgb-lamp.jsonld", "rgb-r", devices.MQTT311)
-	device(t, b.BrokerURL(), "relay-sensors.jsonld", "relay-r", devices.MQTT5)
+	led := device(t, b.BrokerURL(), "led-color.jsonld", "led-r", client.MQTT5)
+	device(t, b.BrokerURL(), "rgb-lamp.jsonld", "rgb-r", client.MQTT311)
+	device(t, b.BrokerURL(), "relay-sensors.jsonld", "relay-r", client.MQTT5)
 	b.Close()
 
 	b2 := startBridge(t, dir, func(c *bridge.Config) { c.MQTTListen = mqttAddr })
@@ -46,8 +47,8 @@ func TestRegistrySurvivesRestart(t *testing.T) {
 func TestSharedModulesAndDelete(t *testing.T) {
 	b := startBridge(t, t.TempDir(), nil)
 	defer b.Close()
-	a := device(t, b.BrokerURL(), "led-color.jsonld", "led-a", devices.MQTT5)
-	c := device(t, b.BrokerURL(), "led-color-same-shape.jsonld", "led-c", devices.MQTT311)
+	a := device(t, b.BrokerURL(), "led-color.jsonld", "led-a", client.MQTT5)
+	c := device(t, b.BrokerURL(), "led-color-same-shape.jsonld", "led-c", client.MQTT311)
 	ma, _ := b.ModuleOf("led-a")
 	mc, _ := b.ModuleOf("led-c")
 	if ma != mc {
@@ -89,9 +90,9 @@ func TestExternalMosquitto(t *testing.T) {
 	m := testenv.StartMosquitto(t)
 	b := startBridge(t, t.TempDir(), func(c *bridge.Config) { c.MQTTURL = m.URL() })
 	defer b.Close()
-	device(t, m.URL(), "led-color.jsonld", "led-m", devices.MQTT5)
-	device(t, m.URL(), "rgb-lamp.jsonld", "rgb-m", devices.MQTT311)
-	device(t, m.URL(), "relay-sensors.jsonld", "relay-m", devices.MQTT311)
+	device(t, m.URL(), "led-color.jsonld", "led-m", client.MQTT5)
+	device(t, m.URL(), "rgb-lamp.jsonld", "rgb-m", client.MQTT311)
+	device(t, m.URL(), "relay-sensors.jsonld", "relay-m", client.MQTT311)
 	s := session(t, b.NetconfAddr())
 	rpcs(t, s, "led-m", "rgb-m", "relay-m")
 	m.Restart()
@@ -106,8 +107,8 @@ func TestNcclientThroughTheBridge(t *testing.T) {
 	python := testenv.DebianPython(t, "ncclient")
 	b := startBridge(t, t.TempDir(), nil)
 	defer b.Close()
-	device(t, b.BrokerURL(), "led-color.jsonld", "led-nc", devices.MQTT5)
-	device(t, b.BrokerURL(), "rgb-lamp.jsonld", "rgb-nc", devices.MQTT311)
+	device(t, b.BrokerURL(), "led-color.jsonld", "led-nc", client.MQTT5)
+	device(t, b.BrokerURL(), "rgb-lamp.jsonld", "rgb-nc", client.MQTT311)
 	host, port := strings.Split(b.NetconfAddr(), ":")[0], strings.Split(b.NetconfAddr(), ":")[1]
 	script := filepath.Join("testdata", "ncclient_bridge.py")
 	cmd := exec.Command(python, script, host, port, "admin", adminPassword, namespace(t, "led-color.jsonld"), namespace(t, "rgb-lamp.jsonld"))
@@ -146,7 +147,7 @@ func waitAnswers(t *testing.T, s *gonetconf.Session, led, rgb, relay string) {
 func TestSameDeviceBootstrapsAgain(t *testing.T) {
 	b := startBridge(t, t.TempDir(), nil)
 	defer b.Close()
-	a := device(t, b.BrokerURL(), "led-color.jsonld", "led-a", devices.MQTT5)
+	a := device(t, b.BrokerURL(), "led-color.jsonld", "led-a", client.MQTT5)
 	before, _ := b.ModuleOf("led-a")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

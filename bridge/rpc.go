@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
-	"github.com/myno-bridge/myno/bridge/wire"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/netconf"
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 	"github.com/myno-bridge/myno/yang"
 )
 
@@ -98,7 +98,7 @@ func (b *Bridge) invoke(ctx context.Context, mod *yang.Module, c *yang.Call, top
 		b.mu.Unlock()
 	}()
 	req := wire.Request{ReqID: cl.reqID, Method: c.RPC.Function.Method, Args: c.Args}
-	msg := mqttc.Message{Topic: topic, Payload: req.Encode(), ResponseTopic: b.responseTopic(c.UUID), CorrelationData: corr}
+	msg := client.Message{Topic: topic, Payload: req.Encode(), ResponseTopic: b.responseTopic(c.UUID), CorrelationData: corr}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RPCTimeout)
 	defer cancel()
 	if err := b.mq.Publish(ctx, msg, 1); err != nil {
@@ -145,7 +145,7 @@ func (b *Bridge) reply(mod *yang.Module, c *yang.Call, r wire.Response) ([]*netc
 // onAnswer matches a device answer to its rpc: by CorrelationData (MQTT 5
 // devices echo it), else by reqId (MQTT 3.1.1). Unmatched answers are late
 // or unknown: dropped and counted.
-func (b *Bridge) onAnswer(m mqttc.Message) {
+func (b *Bridge) onAnswer(m client.Message) {
 	r, err := wire.DecodeResponse(m.Payload)
 	if err != nil {
 		b.lateAnswers.Add(1)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/netconf"
 	"github.com/myno-bridge/myno/yang"
 )
@@ -29,7 +29,7 @@ func (b *Bridge) sensorTopicsLocked(d *device) []string {
 }
 
 // onReading keeps the latest reading and emits it as a notification.
-func (b *Bridge) onReading(m mqttc.Message) {
+func (b *Bridge) onReading(m client.Message) {
 	now := time.Now().UTC()
 	b.mu.Lock()
 	ref, ok := b.telemetry[m.Topic]

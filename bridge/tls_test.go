@@ -20,7 +20,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/myno-bridge/myno/bridge"
-	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/broker"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 // An external broker over TLS (mqtts://), with the bridge trusting its CA
@@ -38,7 +40,7 @@ func TestExternalBrokerOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	srv := mqtt.New(&mqtt.Options{Logger: quiet()})
+	srv := mqtt.New(&mqtt.Options{Logger: testenv.Logger()})
 	srv.AddHook(new(auth.AllowHook), nil)
 	tlsL := listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tls", Address: "127.0.0.1:0",
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}})
@@ -52,17 +54,17 @@ func TestExternalBrokerOverTLS(t *testing.T) {
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	defer bridge.CloseMochi(srv)
+	defer broker.CloseMochi(srv)
 
 	// Without the CA the bridge refuses the broker's certificate.
 	if b, err := bridge.Start(t.Context(), bridge.Config{NetconfListen: "127.0.0.1:0", DataDir: t.TempDir(), MQTTURL: "mqtts://" + tlsL.Address(),
-		AdminPassword: adminPassword, Logger: quiet(), MQTTConnectTimeout: 2 * time.Second}); err == nil {
+		AdminPassword: adminPassword, Logger: testenv.Logger(), MQTTConnectTimeout: 2 * time.Second}); err == nil {
 		b.Close()
 		t.Fatal("an untrusted broker certificate was accepted")
 	}
 	b := startBridge(t, t.TempDir(), func(c *bridge.Config) { c.MQTTURL = "mqtts://" + tlsL.Address(); c.MQTTCAFile = caFile })
 	defer b.Close()
-	device(t, "mqtt://"+plain.Address(), "led-color.jsonld", "led-tls", devices.MQTT5)
+	device(t, "mqtt://"+plain.Address(), "led-color.jsonld", "led-tls", client.MQTT5)
 	s := session(t, b.NetconfAddr())
 	reply, re := exec1(t, s, `<ledOn xmlns="`+namespace(t, "led-color.jsonld")+`"><uuidInput>led-tls</uuidInput></ledOn>`)
 	if re != nil {

@@ -10,14 +10,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/wire"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // command runs one command from the broker and answers it: on the
 // request's ResponseTopic with its CorrelationData (MQTT 5), else on
 // response/<uuid> (MQTT 3.1.1).
-func (d *Device) command(m Message, funcs []*ontology.Function) {
+func (d *Device) command(m client.Message, funcs []*ontology.Function) {
 	d.Commands.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -28,8 +29,8 @@ func (d *Device) command(m Message, funcs []*ontology.Function) {
 	if strings.HasSuffix(value, "ERROR") {
 		d.Errors.Add(1)
 	}
-	ans := Message{Topic: wire.ResponseTopic(d.cfg.UUID), Payload: wire.Response{ReqID: reqID, Value: value, Outputs: outputs}.Encode()}
-	if d.cfg.Protocol == MQTT5 && m.ResponseTopic != "" {
+	ans := client.Message{Topic: wire.ResponseTopic(d.cfg.UUID), Payload: wire.Response{ReqID: reqID, Value: value, Outputs: outputs}.Encode()}
+	if d.cfg.Protocol == client.MQTT5 && m.ResponseTopic != "" {
 		ans.Topic, ans.CorrelationData = m.ResponseTopic, m.CorrelationData
 	}
 	if err := d.tr.Publish(ctx, ans, 1); err != nil {
@@ -39,7 +40,7 @@ func (d *Device) command(m Message, funcs []*ontology.Function) {
 
 // execute decodes, checks and applies a command. Bad commands are answered
 // with the description's error state.
-func (d *Device) execute(ctx context.Context, m Message, funcs []*ontology.Function) (reqID, value string, outputs []string) {
+func (d *Device) execute(ctx context.Context, m client.Message, funcs []*ontology.Function) (reqID, value string, outputs []string) {
 	errorState := stateFor(funcs[0], "ERROR")
 	if len(m.Payload) > d.cfg.MaxPayload {
 		d.log.Warn("command too large", "bytes", len(m.Payload), "limit", d.cfg.MaxPayload)

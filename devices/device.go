@@ -12,8 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/wire"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // deviceReceiveMaximum bounds the QoS 1 commands in flight to one device.
@@ -27,7 +28,7 @@ type Config struct {
 	Description []byte // the JSON-LD description it publishes
 	UUID        string
 	BrokerURL   string // mqtt://host:port
-	Protocol    Protocol
+	Protocol    client.Protocol
 	ChunkSize   int // description bytes per bootstrap message; 0 = DefaultChunkSize, <0 = one chunk
 	// TelemetryInterval is the period of sensor readings; 0 turns them off.
 	TelemetryInterval time.Duration
@@ -51,7 +52,7 @@ type Device struct {
 	cfg   Config
 	model *ontology.Device // bound to the UUID
 	log   *slog.Logger
-	tr    Transport
+	tr    client.Transport
 
 	mu       sync.Mutex
 	state    map[string]string // actuator state per command topic
@@ -118,7 +119,7 @@ func (cfg *Config) setDefaults() {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Protocol == "" {
-		cfg.Protocol = MQTT5
+		cfg.Protocol = client.MQTT5
 	}
 }
 
@@ -159,7 +160,7 @@ func (d *Device) Model() *ontology.Device { return d.model }
 // Connect dials the broker and subscribes to the command topics and the
 // bootstrap answer topics.
 func (d *Device) Connect(ctx context.Context) error {
-	tr, err := Dial(ctx, TransportConfig{
+	tr, err := client.Dial(ctx, client.Config{
 		URL:       d.cfg.BrokerURL,
 		ClientID:  "myno-device-" + d.cfg.UUID,
 		Protocol:  d.cfg.Protocol,
@@ -224,8 +225,8 @@ func (d *Device) register(ctx context.Context, topic string) error {
 		drain(d.boot)
 		chunks := wire.SplitDescription(d.cfg.UUID, d.cfg.Description, d.cfg.ChunkSize)
 		for i, c := range chunks {
-			m := Message{Topic: topic, Payload: c.Encode()}
-			if i == len(chunks)-1 && d.cfg.Protocol == MQTT5 {
+			m := client.Message{Topic: topic, Payload: c.Encode()}
+			if i == len(chunks)-1 && d.cfg.Protocol == client.MQTT5 {
 				m.ResponseTopic = wire.BootstrapResponseTopic(topic, d.cfg.UUID)
 				m.CorrelationData = corr
 			}
@@ -276,8 +277,8 @@ func (d *Device) Retrieve(ctx context.Context) (string, error) { return d.ask(ct
 
 func (d *Device) ask(ctx context.Context, topic string) (string, error) {
 	drain(d.boot)
-	m := Message{Topic: topic, Payload: []byte(d.cfg.UUID)}
-	if d.cfg.Protocol == MQTT5 {
+	m := client.Message{Topic: topic, Payload: []byte(d.cfg.UUID)}
+	if d.cfg.Protocol == client.MQTT5 {
 		m.ResponseTopic = wire.BootstrapResponseTopic(topic, d.cfg.UUID)
 	}
 	if err := d.tr.Publish(ctx, m, 1); err != nil {
@@ -348,7 +349,7 @@ func (d *Device) Close() {
 }
 
 // onMessage dispatches an incoming message.
-func (d *Device) onMessage(m Message) {
+func (d *Device) onMessage(m client.Message) {
 	if strings.HasPrefix(m.Topic, "yang/config/") && strings.HasSuffix(m.Topic, "/response/"+d.cfg.UUID) {
 		d.mu.Lock()
 		corr := d.bootCorr

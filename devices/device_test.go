@@ -11,17 +11,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/wire"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/myno-bridge/myno/wire"
 )
 
 func TestBootstrapChunking(t *testing.T) {
-	eachBroker(t, func(t *testing.T, b *broker) {
+	eachBroker(t, func(t *testing.T, b *testBroker) {
 		s := newStandIn(t, b.url, acceptAll)
 		desc := readDescription(t, "mup-device.jsonld")
 		for i, size := range []int{100, 4054, -1} {
-			for _, proto := range []devices.Protocol{devices.MQTT5, devices.MQTT311} {
+			for _, proto := range []client.Protocol{client.MQTT5, client.MQTT311} {
 				uuid := uuidFor(t, i) + "-" + strings.ReplaceAll(string(proto), ".", "")
 				d := startDevice(t, devices.Config{Description: desc, UUID: uuid, BrokerURL: b.url, Protocol: proto, ChunkSize: size})
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -110,7 +111,7 @@ func TestBootstrapStopsOnError(t *testing.T) {
 func TestDeleteAndRetrieve(t *testing.T) {
 	b := embeddedBroker(t)
 	newStandIn(t, b.url, acceptAll)
-	for _, proto := range []devices.Protocol{devices.MQTT5, devices.MQTT311} {
+	for _, proto := range []client.Protocol{client.MQTT5, client.MQTT311} {
 		d := startDevice(t, devices.Config{Description: readDescription(t, "led-color.jsonld"), UUID: uuidFor(t, len(proto)), BrokerURL: b.url, Protocol: proto})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if ans, err := d.Retrieve(ctx); err != nil || ans != "OK" {
@@ -130,11 +131,11 @@ func TestDeleteAndRetrieve(t *testing.T) {
 // and bad arguments; answers on ResponseTopic with CorrelationData (MQTT 5)
 // or on response/<uuid> (3.1.1).
 func TestCommands(t *testing.T) {
-	eachBroker(t, func(t *testing.T, b *broker) {
+	eachBroker(t, func(t *testing.T, b *testBroker) {
 		s := newStandIn(t, b.url, acceptAll)
-		for _, proto := range []devices.Protocol{devices.MQTT5, devices.MQTT311} {
+		for _, proto := range []client.Protocol{client.MQTT5, client.MQTT311} {
 			t.Run(string(proto), func(t *testing.T) {
-				mqtt5 := proto == devices.MQTT5
+				mqtt5 := proto == client.MQTT5
 				led := uuidFor(t, 1)
 				startDevice(t, devices.Config{Description: readDescription(t, "led-color.jsonld"), UUID: led, BrokerURL: b.url, Protocol: proto})
 				ledTopic := "actuator/led/" + led
@@ -198,7 +199,7 @@ func TestSensorReadings(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, err := devices.New(devices.Config{Description: readDescription(t, "relay-sensors.jsonld"), UUID: uuid, BrokerURL: b.url,
-		TelemetryInterval: 20 * time.Millisecond, Seed: 7, Logger: quietLogger()})
+		TelemetryInterval: 20 * time.Millisecond, Seed: 7, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,9 +240,9 @@ func TestSensorReadings(t *testing.T) {
 // After a broker restart the device reconnects, restores its
 // subscriptions and answers commands, without bootstrapping again.
 func TestReconnectAfterBrokerRestart(t *testing.T) {
-	eachBroker(t, func(t *testing.T, b *broker) {
+	eachBroker(t, func(t *testing.T, b *testBroker) {
 		s := newStandIn(t, b.url, acceptAll)
-		for _, proto := range []devices.Protocol{devices.MQTT5, devices.MQTT311} {
+		for _, proto := range []client.Protocol{client.MQTT5, client.MQTT311} {
 			uuid := uuidFor(t, len(proto))
 			d := startDevice(t, devices.Config{Description: readDescription(t, "led-color.jsonld"), UUID: uuid, BrokerURL: b.url, Protocol: proto})
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -253,7 +254,7 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 		}
 		b.restart(t)
 		// The stand-in reconnects too; wait until both sides are back.
-		for _, proto := range []devices.Protocol{devices.MQTT5, devices.MQTT311} {
+		for _, proto := range []client.Protocol{client.MQTT5, client.MQTT311} {
 			uuid := uuidFor(t, len(proto))
 			deadline := time.Now().Add(20 * time.Second)
 			for {
@@ -284,7 +285,7 @@ func tryCall(s *standIn, topic, payload, uuid string) (string, bool) {
 	if err := s.tr.Subscribe(ctx, want); err != nil {
 		return "", false
 	}
-	if err := s.tr.Publish(ctx, devices.Message{Topic: topic, Payload: []byte(payload)}, 1); err != nil {
+	if err := s.tr.Publish(ctx, client.Message{Topic: topic, Payload: []byte(payload)}, 1); err != nil {
 		return "", false
 	}
 	for {
@@ -304,7 +305,7 @@ func tryCall(s *standIn, topic, payload, uuid string) (string, bool) {
 func TestEveryDescriptionRuns(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "*.jsonld"))
 	files = append(files, testenv.SharedSamples(t)...)
-	eachBroker(t, func(t *testing.T, b *broker) {
+	eachBroker(t, func(t *testing.T, b *testBroker) {
 		s := newStandIn(t, b.url, acceptAll)
 		for i, f := range files {
 			desc := mustRead(t, f)

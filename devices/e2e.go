@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/e2e"
 )
@@ -42,7 +43,7 @@ type E2EEndpoint struct {
 	// queue holds E2E messages for the one worker that handles them in
 	// order; when it is full, messages are dropped (and counted): a flood
 	// costs neither goroutines nor signatures.
-	queue     chan Message
+	queue     chan client.Message
 	stop      chan struct{}
 	closeOnce sync.Once
 
@@ -114,14 +115,14 @@ func (d *Device) EnableE2E(cfg E2EConfig) error {
 		return err
 	}
 	e := &E2EEndpoint{d: d, cfg: cfg, cert: cfg.Cert, key: cfg.Key, channels: map[string]*managerChannels{}, fwKeys: map[string]firmwareKey{},
-		queue: make(chan Message, queueSize), stop: make(chan struct{})}
+		queue: make(chan client.Message, queueSize), stop: make(chan struct{})}
 	d.e2e = e
 	go e.work()
 	return nil
 }
 
 // enqueue hands a message to the worker, or drops it when the queue is full.
-func (e *E2EEndpoint) enqueue(m Message) {
+func (e *E2EEndpoint) enqueue(m client.Message) {
 	select {
 	case e.queue <- m:
 	default:
@@ -182,7 +183,7 @@ func (e *E2EEndpoint) subscriptions() []string {
 }
 
 // handle takes a message on one of the E2E topics, on the worker.
-func (e *E2EEndpoint) handle(m Message) {
+func (e *E2EEndpoint) handle(m client.Message) {
 	t, leaf, ok := e2e.ParseTopic(e.cfg.Prefix, m.Topic)
 	if !ok || t.Device != e.d.cfg.UUID || e2e.CheckName(t.Manager) != nil {
 		return
@@ -201,7 +202,7 @@ func (e *E2EEndpoint) handle(m Message) {
 }
 
 // notify verifies a manager's notify and answers on ready.
-func (e *E2EEndpoint) notify(ctx context.Context, t e2e.Topics, m Message) {
+func (e *E2EEndpoint) notify(ctx context.Context, t e2e.Topics, m client.Message) {
 	log := e.d.log.With("manager", t.Manager)
 	sum := sha256.Sum256(m.Payload)
 	e.mu.Lock()
@@ -263,7 +264,7 @@ func (e *E2EEndpoint) notify(ctx context.Context, t e2e.Topics, m Message) {
 // notify's ResponseTopic says: the answer is signed for this manager, and
 // elsewhere it is useless.
 func (e *E2EEndpoint) publishReady(ctx context.Context, t e2e.Topics, payload []byte, log *slog.Logger) {
-	if err := e.d.tr.Publish(ctx, Message{Topic: t.Ready(), Payload: payload, ResponseTopic: t.Update()}, 1); err != nil {
+	if err := e.d.tr.Publish(ctx, client.Message{Topic: t.Ready(), Payload: payload, ResponseTopic: t.Update()}, 1); err != nil {
 		log.Warn("e2e ready not published", "err", err)
 	}
 }
@@ -303,7 +304,7 @@ func (e *E2EEndpoint) open(manager, topic string, msg []byte) ([]byte, *channelS
 }
 
 // update opens a sealed update, acts on it, and reports a sealed status.
-func (e *E2EEndpoint) update(ctx context.Context, t e2e.Topics, m Message) {
+func (e *E2EEndpoint) update(ctx context.Context, t e2e.Topics, m client.Message) {
 	log := e.d.log.With("manager", t.Manager)
 	plain, cs, err := e.open(t.Manager, t.Update(), m.Payload)
 	switch {
@@ -372,7 +373,7 @@ func (e *E2EEndpoint) report(ctx context.Context, s *e2e.Session, t e2e.Topics, 
 	if err == nil {
 		var sealed []byte
 		if sealed, err = s.Seal(t.Status(), plain); err == nil {
-			err = e.d.tr.Publish(ctx, Message{Topic: t.Status(), Payload: sealed}, 1)
+			err = e.d.tr.Publish(ctx, client.Message{Topic: t.Status(), Payload: sealed}, 1)
 		}
 	}
 	if err != nil {

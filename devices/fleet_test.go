@@ -17,11 +17,11 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/myno-bridge/myno/bridge"
-	"github.com/myno-bridge/myno/bridge/wire"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/broker"
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 // inline client that accepts every bootstrap: the fleet benchmark then
 // measures the devices' memory alone.
 func runBrokerChild() {
-	b, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: quietLogger()})
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(1)
@@ -87,7 +87,7 @@ func TestFleet(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	fleet, err := devices.StartFleet(ctx, devices.FleetConfig{
 		Entries: entries, BaseUUID: "fleet-test",
-		Device:   devices.Config{BrokerURL: b.url, Logger: quietLogger()},
+		Device:   devices.Config{BrokerURL: b.url, Logger: testenv.Logger()},
 		Progress: func(p devices.FleetProgress) { reports = append(reports, p) }, ProgressEvery: 50 * time.Millisecond,
 	})
 	if err != nil {
@@ -153,7 +153,7 @@ func BenchmarkFleetBootstrap(b *testing.B) {
 		start := time.Now()
 		fleet, err := devices.StartFleet(ctx, devices.FleetConfig{
 			Entries: []devices.FleetEntry{{Name: "led", Description: desc, Count: n}}, BaseUUID: fmt.Sprint("bench-", time.Now().UnixNano()),
-			Device: devices.Config{BrokerURL: url, Logger: quietLogger()}, Stagger: 100 * time.Microsecond, Concurrency: 128,
+			Device: devices.Config{BrokerURL: url, Logger: testenv.Logger()}, Stagger: 100 * time.Microsecond, Concurrency: 128,
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,61 +11,35 @@ import (
 	"testing"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge"
-	"github.com/myno-bridge/myno/bridge/wire"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/broker"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 )
 
-func quietLogger() *slog.Logger {
-	if os.Getenv("MYNO_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// broker is a real broker on a random loopback port that a test can restart.
-type broker struct {
+// testBroker is a real broker on a random loopback port that a test can restart.
+type testBroker struct {
 	name    string
 	url     string
 	restart func(t *testing.T)
 }
 
-func embeddedBroker(t *testing.T) *broker {
+func embeddedBroker(t *testing.T) *testBroker {
 	t.Helper()
-	b, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := b.Addr()
-	cur := b
-	t.Cleanup(func() { cur.Close() })
-	return &broker{name: "embedded", url: b.URL(), restart: func(t *testing.T) {
-		cur.Close()
-		var err error
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			cur, err = bridge.StartBroker(bridge.BrokerConfig{Listen: addr, Logger: quietLogger()})
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if err != nil {
-			t.Fatalf("restart: %v", err)
-		}
-	}}
+	e := testenv.StartEmbedded(t, broker.Config{})
+	return &testBroker{name: "embedded", url: e.URL(), restart: func(t *testing.T) { e.Restart() }}
 }
 
-func mosquittoBroker(t *testing.T) *broker {
+func mosquittoBroker(t *testing.T) *testBroker {
 	t.Helper()
 	m := testenv.StartMosquitto(t)
-	return &broker{name: "mosquitto", url: m.URL(), restart: func(t *testing.T) { m.Restart() }}
+	return &testBroker{name: "mosquitto", url: m.URL(), restart: func(t *testing.T) { m.Restart() }}
 }
 
 // eachBroker runs f against the embedded broker and against Mosquitto.
-func eachBroker(t *testing.T, f func(t *testing.T, b *broker)) {
+func eachBroker(t *testing.T, f func(t *testing.T, b *testBroker)) {
 	t.Run("embedded", func(t *testing.T) { f(t, embeddedBroker(t)) })
 	t.Run("mosquitto", func(t *testing.T) { f(t, mosquittoBroker(t)) })
 }
@@ -75,24 +47,24 @@ func eachBroker(t *testing.T, f func(t *testing.T, b *broker)) {
 // standIn plays the bridge's part on the bootstrap topics and sends commands.
 type standIn struct {
 	t  *testing.T
-	tr devices.Transport
+	tr client.Transport
 
 	mu       sync.Mutex
 	chunks   map[string][][]byte // uuid -> chunks received in order
 	ends     map[string]int      // uuid -> END messages seen
 	answer   func(uuid string, desc []byte, end int) (string, bool)
-	received chan devices.Message // everything else
+	received chan client.Message // everything else
 }
 
 func newStandIn(t *testing.T, url string, answer func(uuid string, desc []byte, end int) (string, bool)) *standIn {
 	t.Helper()
-	s := &standIn{t: t, chunks: map[string][][]byte{}, ends: map[string]int{}, answer: answer, received: make(chan devices.Message, 1024)}
+	s := &standIn{t: t, chunks: map[string][][]byte{}, ends: map[string]int{}, answer: answer, received: make(chan client.Message, 1024)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// At most once: the stand-in reads bursts of bootstrap chunks from many
 	// devices, and mochi-mqtt v2.7.9 can deadlock a client that receives QoS 1
 	// while a publisher adds to its in-flight store (see bridge/README.md).
-	tr, err := devices.Dial(ctx, devices.TransportConfig{URL: url, ClientID: "stand-in-" + t.Name(), Protocol: devices.MQTT5, OnMessage: s.onMessage, Logger: quietLogger(), AtMostOnce: true})
+	tr, err := client.Dial(ctx, client.Config{URL: url, ClientID: "stand-in-" + t.Name(), Protocol: client.MQTT5, OnMessage: s.onMessage, Logger: testenv.Logger(), AtMostOnce: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +78,7 @@ func newStandIn(t *testing.T, url string, answer func(uuid string, desc []byte, 
 	return s
 }
 
-func (s *standIn) onMessage(m devices.Message) {
+func (s *standIn) onMessage(m client.Message) {
 	switch m.Topic {
 	case wire.TopicCreate, wire.TopicUpdate:
 		c, err := wire.DecodeChunk(m.Payload)
@@ -127,13 +99,13 @@ func (s *standIn) onMessage(m devices.Message) {
 		if !ok {
 			return
 		}
-		reply := devices.Message{Topic: wire.BootstrapResponseTopic(m.Topic, c.UUID), Payload: []byte(ans)}
+		reply := client.Message{Topic: wire.BootstrapResponseTopic(m.Topic, c.UUID), Payload: []byte(ans)}
 		if m.ResponseTopic != "" {
 			reply.Topic, reply.CorrelationData = m.ResponseTopic, m.CorrelationData
 		}
 		go s.tr.Publish(context.Background(), reply, 1)
 	case wire.TopicDelete, wire.TopicRetrieve:
-		go s.tr.Publish(context.Background(), devices.Message{Topic: wire.BootstrapResponseTopic(m.Topic, string(m.Payload)), Payload: []byte("OK")}, 1)
+		go s.tr.Publish(context.Background(), client.Message{Topic: wire.BootstrapResponseTopic(m.Topic, string(m.Payload)), Payload: []byte("OK")}, 1)
 	default:
 		s.received <- m
 	}
@@ -161,11 +133,11 @@ func acceptAll(string, []byte, int) (string, bool) { return "OK", true }
 
 // call publishes a command and waits for the answer on the response topic
 // (3.1.1 style) or on a response topic of its own with correlation data.
-func (s *standIn) call(topic, payload string, mqtt5 bool, uuid string) devices.Message {
+func (s *standIn) call(topic, payload string, mqtt5 bool, uuid string) client.Message {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	m := devices.Message{Topic: topic, Payload: []byte(payload)}
+	m := client.Message{Topic: topic, Payload: []byte(payload)}
 	want := wire.ResponseTopic(uuid)
 	if mqtt5 {
 		m.ResponseTopic = "bridge-test/" + uuid + "/answers"
@@ -203,7 +175,7 @@ func readDescription(t testing.TB, name string) []byte {
 func startDevice(t *testing.T, cfg devices.Config) *devices.Device {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
+		cfg.Logger = testenv.Logger()
 	}
 	d, err := devices.New(cfg)
 	if err != nil {

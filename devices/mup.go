@@ -15,9 +15,10 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/myno-bridge/myno/bridge/wire"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // MUPConfig makes a device MUP-capable: it answers getDeviceToken,
@@ -162,7 +163,7 @@ func AckTopic(firmwareTopic string) string { return firmwareTopic + "/ack" }
 
 // onSlice takes slices in order, hashing as they stream; anything else is
 // answered by re-acking the last good slice.
-func (m *mupDevice) onSlice(msg Message) {
+func (m *mupDevice) onSlice(msg client.Message) {
 	s, err := mup.DecodeSlice(msg.Payload)
 	m.mu.Lock()
 	if m.manifest == nil || msg.Topic != m.topic {
@@ -200,7 +201,7 @@ func (m *mupDevice) onSlice(msg Message) {
 	topic := m.topic
 	m.mu.Unlock()
 	if ack != nil {
-		_ = m.d.tr.Publish(context.Background(), Message{Topic: AckTopic(topic), Payload: ack}, 0) // MUP resends; see mup.transfer
+		_ = m.d.tr.Publish(context.Background(), client.Message{Topic: AckTopic(topic), Payload: ack}, 0) // MUP resends; see mup.transfer
 	}
 }
 
@@ -245,14 +246,14 @@ func (m *mupDevice) reportVersion(ctx context.Context) {
 	m.mu.Lock()
 	v := m.version
 	m.mu.Unlock()
-	if err := m.d.tr.Publish(ctx, Message{Topic: wire.FirmwareStatusTopic(m.d.cfg.UUID), Payload: wire.EncodeFirmwareStatus(v)}, 1); err != nil {
+	if err := m.d.tr.Publish(ctx, client.Message{Topic: wire.FirmwareStatusTopic(m.d.cfg.UUID), Payload: wire.EncodeFirmwareStatus(v)}, 1); err != nil {
 		m.d.log.Warn("firmware status not published", "err", err)
 	}
 }
 
 // onServerCert takes the Update Server key from a certificate published by
 // the bridge, only if it verifies against the vendor CA.
-func (m *mupDevice) onServerCert(msg Message) {
+func (m *mupDevice) onServerCert(msg client.Message) {
 	blk, _ := pem.Decode(msg.Payload)
 	if blk == nil || blk.Type != "CERTIFICATE" {
 		m.d.log.Warn("update server certificate: not PEM")

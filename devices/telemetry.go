@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/ontology"
 )
 
@@ -124,7 +125,7 @@ func (d *Device) telemetry(ctx context.Context) {
 			if s.event && n%10 != 0 {
 				continue
 			}
-			if err := d.tr.Publish(ctx, Message{Topic: s.topic, Payload: []byte(v)}, 0); err == nil {
+			if err := d.tr.Publish(ctx, client.Message{Topic: s.topic, Payload: []byte(v)}, 0); err == nil {
 				d.Readings.Add(1)
 			}
 		}

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
 )
 
@@ -106,8 +106,8 @@ func BenchmarkRawPublish(b *testing.B) {
 			slices := mup.SplitImage(w.image, size)
 			got := make(chan struct{}, len(slices))
 			ctx := context.Background()
-			sub, err := mqttc.Dial(ctx, mqttc.Config{URL: w.url, ClientID: "bench-sub", Protocol: mqttc.MQTT5, Logger: quiet(),
-				OnMessage: func(mqttc.Message) { got <- struct{}{} }})
+			sub, err := client.Dial(ctx, client.Config{URL: w.url, ClientID: "bench-sub", Protocol: client.MQTT5, Logger: testenv.Logger(),
+				OnMessage: func(client.Message) { got <- struct{}{} }})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func BenchmarkRawPublish(b *testing.B) {
 			if err := sub.Subscribe(ctx, "bench/raw"); err != nil {
 				b.Fatal(err)
 			}
-			pub, err := mqttc.Dial(ctx, mqttc.Config{URL: w.url, ClientID: "bench-pub", Protocol: mqttc.MQTT5, Logger: quiet()})
+			pub, err := client.Dial(ctx, client.Config{URL: w.url, ClientID: "bench-pub", Protocol: client.MQTT5, Logger: testenv.Logger()})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -126,7 +126,7 @@ func BenchmarkRawPublish(b *testing.B) {
 			}
 			for b.Loop() {
 				for _, p := range payloads {
-					if err := pub.Publish(ctx, mqttc.Message{Topic: "bench/raw", Payload: p}, 1); err != nil {
+					if err := pub.Publish(ctx, client.Message{Topic: "bench/raw", Payload: p}, 1); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -149,10 +149,10 @@ func BenchmarkRawPublish(b *testing.B) {
 func BenchmarkBrokerRoundTrip(b *testing.B) {
 	w, _ := setup(b, "")
 	ctx := context.Background()
-	var echo mqttc.Transport
-	echo, err := mqttc.Dial(ctx, mqttc.Config{URL: w.url, ClientID: "bench-echo", Protocol: mqttc.MQTT5, Logger: quiet(),
-		OnMessage: func(m mqttc.Message) {
-			_ = echo.Publish(ctx, mqttc.Message{Topic: "bench/pong", Payload: m.Payload}, 0)
+	var echo client.Transport
+	echo, err := client.Dial(ctx, client.Config{URL: w.url, ClientID: "bench-echo", Protocol: client.MQTT5, Logger: testenv.Logger(),
+		OnMessage: func(m client.Message) {
+			_ = echo.Publish(ctx, client.Message{Topic: "bench/pong", Payload: m.Payload}, 0)
 		}})
 	if err != nil {
 		b.Fatal(err)
@@ -162,8 +162,8 @@ func BenchmarkBrokerRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	pong := make(chan struct{}, 1)
-	cl, err := mqttc.Dial(ctx, mqttc.Config{URL: w.url, ClientID: "bench-client", Protocol: mqttc.MQTT5, Logger: quiet(),
-		OnMessage: func(mqttc.Message) { pong <- struct{}{} }})
+	cl, err := client.Dial(ctx, client.Config{URL: w.url, ClientID: "bench-client", Protocol: client.MQTT5, Logger: testenv.Logger(),
+		OnMessage: func(client.Message) { pong <- struct{}{} }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func BenchmarkBrokerRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if err := cl.Publish(ctx, mqttc.Message{Topic: "bench/ping", Payload: []byte("ping")}, 0); err != nil {
+		if err := cl.Publish(ctx, client.Message{Topic: "bench/ping", Payload: []byte("ping")}, 0); err != nil {
 			b.Fatal(err)
 		}
 		select {

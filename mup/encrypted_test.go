@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge"
-	"github.com/myno-bridge/myno/bridge/mqttc"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/broker"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/e2e"
 	"github.com/myno-bridge/myno/mup/e2e/manager"
@@ -40,7 +40,7 @@ func setupEncrypted(t testing.TB, onMosquitto bool, device func(*devices.MUPConf
 		url = m.URL()
 		ew.cap = testenv.WatchAll(t, url)
 	} else {
-		br, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: quiet()})
+		br, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,11 +74,11 @@ func setupEncrypted(t testing.TB, onMosquitto bool, device func(*devices.MUPConf
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	mc := issue("update-server", e2e.RoleUpdateServer) // firmware keys only
-	ew.m, err = manager.New(manager.Config{CA: ca, Cert: mc.Cert, Key: mc.Key, Logger: quiet(), ResendAfter: 500 * time.Millisecond})
+	ew.m, err = manager.New(manager.Config{CA: ca, Cert: mc.Cert, Key: mc.Key, Logger: testenv.Logger(), ResendAfter: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := mqttc.Dial(ctx, mqttc.Config{URL: url, ClientID: "manager-" + t.Name(), Protocol: mqttc.MQTT5, Logger: quiet(), AtMostOnce: true, OnMessage: ew.m.HandleMessage})
+	tr, err := client.Dial(ctx, client.Config{URL: url, ClientID: "manager-" + t.Name(), Protocol: client.MQTT5, Logger: testenv.Logger(), AtMostOnce: true, OnMessage: ew.m.HandleMessage})
 	if err != nil {
 		t.Fatal(err)
 	}

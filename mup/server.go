@@ -18,7 +18,7 @@ import (
 	gonetconf "github.com/Juniper/go-netconf/netconf"
 	"github.com/veraison/go-cose"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 // FlowControl says how slices are paced.
@@ -298,9 +298,9 @@ func transfer(ctx context.Context, cfg UpdateConfig, slices []Slice, topic strin
 	var mu sync.Mutex
 	acked := -1
 	ackTopic := topic + "/ack"
-	mq, err := mqttc.Dial(ctx, mqttc.Config{URL: cfg.MQTTURL, ClientID: "myno-update-" + hex.EncodeToString(NewNonce()[:6]), Protocol: mqttc.MQTT5,
+	mq, err := client.Dial(ctx, client.Config{URL: cfg.MQTTURL, ClientID: "myno-update-" + hex.EncodeToString(NewNonce()[:6]), Protocol: client.MQTT5,
 		TopicAliases: 4, // every publish here is QoS 0: slices carry an alias, not their topic
-		OnMessage: func(m mqttc.Message) {
+		OnMessage: func(m client.Message) {
 			if m.Topic != ackTopic {
 				return
 			}
@@ -337,7 +337,7 @@ func transfer(ctx context.Context, cfg UpdateConfig, slices []Slice, topic strin
 		for next < base+window && next < len(slices) {
 			// QoS 0: MUP has its own acks and resends, so the broker need not
 			// track each slice (and mochi-mqtt v2.7.9 can stall doing so).
-			if err := mq.Publish(ctx, mqttc.Message{Topic: topic, Payload: slices[next].Encode()}, 0); err != nil {
+			if err := mq.Publish(ctx, client.Message{Topic: topic, Payload: slices[next].Encode()}, 0); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}

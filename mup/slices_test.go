@@ -14,7 +14,8 @@ import (
 
 	gonetconf "github.com/Juniper/go-netconf/netconf"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
 )
 
@@ -105,8 +106,8 @@ func TestBadSliceStreams(t *testing.T) {
 			topic := "yang/update/image/mup-1"
 			var mu sync.Mutex
 			var acks []uint32
-			pub, err := mqttc.Dial(ctx, mqttc.Config{URL: w.url, ClientID: "slice-test", Protocol: mqttc.MQTT5, Logger: quiet(),
-				OnMessage: func(m mqttc.Message) {
+			pub, err := client.Dial(ctx, client.Config{URL: w.url, ClientID: "slice-test", Protocol: client.MQTT5, Logger: testenv.Logger(),
+				OnMessage: func(m client.Message) {
 					if a, err := mup.DecodeAck(m.Payload); err == nil {
 						mu.Lock()
 						acks = append(acks, a.Index)
@@ -140,7 +141,7 @@ func TestBadSliceStreams(t *testing.T) {
 			stream := tc.stream(mup.SplitImage(w.image, 600))
 			for i, s := range stream {
 				waitAcks(i - 8)
-				if err := pub.Publish(ctx, mqttc.Message{Topic: topic, Payload: s.Encode()}, 0); err != nil { // QoS 0, as the Update Server sends slices
+				if err := pub.Publish(ctx, client.Message{Topic: topic, Payload: s.Encode()}, 0); err != nil { // QoS 0, as the Update Server sends slices
 					t.Fatal(err)
 				}
 			}

@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,14 +19,12 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/myno-bridge/myno/bridge"
-	"github.com/myno-bridge/myno/bridge/mqttc"
-	"github.com/myno-bridge/myno/bridge/wire"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/wire"
 )
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 type world struct {
 	b      *bridge.Bridge
@@ -49,7 +46,7 @@ type world struct {
 func startBridge(t testing.TB, brokerURL string, serverCert []byte) *bridge.Bridge {
 	t.Helper()
 	b, err := bridge.Start(context.Background(), bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: t.TempDir(),
-		AdminPassword: "pw", RPCTimeout: 5 * time.Second, Logger: quiet(), Out: io.Discard, MQTTURL: brokerURL, UpdateServerCert: serverCert})
+		AdminPassword: "pw", RPCTimeout: 5 * time.Second, Logger: testenv.Logger(), Out: io.Discard, MQTTURL: brokerURL, UpdateServerCert: serverCert})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +59,7 @@ func startBridge(t testing.TB, brokerURL string, serverCert []byte) *bridge.Brid
 func startMUPDevice(t testing.TB, brokerURL, uuid string, cfg devices.MUPConfig, enable ...func(*devices.Device) error) *devices.Device {
 	t.Helper()
 	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
-	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: brokerURL, Logger: quiet()})
+	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: brokerURL, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,12 +318,12 @@ func TestUpdateServerCertificateFromTheBridge(t *testing.T) {
 	if !errors.As(err, &ue) || ue.Step != "sendExtendedManifest" || dev.TrustsUpdateServer() {
 		t.Fatalf("with a rogue certificate: %v (trusts %v)", err, dev.TrustsUpdateServer())
 	}
-	pub, err := mqttc.Dial(ctx, mqttc.Config{URL: b.BrokerURL(), ClientID: "cert-publisher", Protocol: mqttc.MQTT5, Logger: quiet()})
+	pub, err := client.Dial(ctx, client.Config{URL: b.BrokerURL(), ClientID: "cert-publisher", Protocol: client.MQTT5, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pub.Close(ctx)
-	if err := pub.PublishRetained(ctx, mqttc.Message{Topic: wire.TopicUpdateServerCert, Payload: pemOf(genuine)}); err != nil {
+	if err := pub.PublishRetained(ctx, client.Message{Topic: wire.TopicUpdateServerCert, Payload: pemOf(genuine)}); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); !dev.TrustsUpdateServer(); time.Sleep(5 * time.Millisecond) {

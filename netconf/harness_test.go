@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/netconf"
 )
 
@@ -94,7 +95,7 @@ func startServer(t testing.TB, mutate func(*netconf.Config)) *testServer {
 		HostKey: hostKey,
 		Users:   users,
 		Access:  netconf.DefaultAccess(),
-		Logger:  discardLogger(),
+		Logger:  testenv.Logger(),
 	}
 	if mutate != nil {
 		mutate(&cfg)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 func bridgeFlags() []cli.Flag {
@@ -127,7 +128,7 @@ func demoCommand() *cli.Command {
 					return &exitError{code: 1, err: err}
 				}
 				d, err := devices.New(devices.Config{Description: desc, UUID: spec.uuid, BrokerURL: b.BrokerURL(),
-					Protocol: []devices.Protocol{devices.MQTT5, devices.MQTT311}[i%2], TelemetryInterval: cmd.Duration("telemetry-interval"),
+					Protocol: []client.Protocol{client.MQTT5, client.MQTT311}[i%2], TelemetryInterval: cmd.Duration("telemetry-interval"),
 					Seed: int64(i + 1), Logger: cfg.Logger})
 				if err != nil {
 					return &exitError{code: 1, err: err}

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 func deviceCommand() *cli.Command {
@@ -47,7 +48,7 @@ func newLogger(cmd *cli.Command) *slog.Logger {
 
 func runDevice(ctx context.Context, cmd *cli.Command) error {
 	log := newLogger(cmd)
-	proto, err := devices.ParseProtocol(cmd.String("protocol"))
+	proto, err := client.ParseProtocol(cmd.String("protocol"))
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}

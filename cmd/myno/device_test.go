@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,17 +13,17 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/myno-bridge/myno/bridge"
-	"github.com/myno-bridge/myno/bridge/wire"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/broker"
 	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // acceptingBroker is the embedded broker with an inline client that
 // accepts every bootstrap and reports each registered UUID.
 func acceptingBroker(t *testing.T) (string, <-chan string) {
 	t.Helper()
-	b, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v3"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/e2e"
 	"github.com/myno-bridge/myno/mup/e2e/manager"
@@ -60,7 +60,7 @@ type managerOptions struct {
 
 // startManager loads the manager's credentials, connects to the broker and
 // subscribes; the caller closes the transport.
-func startManager(ctx context.Context, o managerOptions, log *slog.Logger) (*manager.Manager, mqttc.Transport, error) {
+func startManager(ctx context.Context, o managerOptions, log *slog.Logger) (*manager.Manager, client.Transport, error) {
 	if o.certFile == "" {
 		o.certFile = filepath.Join(o.caDir, "manager.crt")
 	}
@@ -87,8 +87,8 @@ func startManager(ctx context.Context, o managerOptions, log *slog.Logger) (*man
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	tr, err := mqttc.Dial(dctx, mqttc.Config{URL: o.mqttURL, ClientID: fmt.Sprintf("myno-e2e-%s-%x", m.Name(), e2e.NewRequestID()[:6]),
-		Protocol: mqttc.MQTT5, Logger: log, Username: o.user, Password: o.password,
+	tr, err := client.Dial(dctx, client.Config{URL: o.mqttURL, ClientID: fmt.Sprintf("myno-e2e-%s-%x", m.Name(), e2e.NewRequestID()[:6]),
+		Protocol: client.MQTT5, Logger: log, Username: o.user, Password: o.password,
 		// The manager is where every device's ready and status arrive: it
 		// keeps no QoS 1 state at the broker and relies on its own resends
 		// and timeouts instead.

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +11,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 // Capture is what a curious broker saw: every payload it relayed, by topic.
@@ -119,8 +117,8 @@ func WatchAll(t testing.TB, url string) *Capture {
 	c := NewCapture()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, err := mqttc.Dial(ctx, mqttc.Config{URL: url, ClientID: fmt.Sprintf("curious-%d", time.Now().UnixNano()), Protocol: mqttc.MQTT5,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AtMostOnce: true, OnMessage: func(m mqttc.Message) { c.Add(m.Topic, m.Payload) }})
+	tr, err := client.Dial(ctx, client.Config{URL: url, ClientID: fmt.Sprintf("curious-%d", time.Now().UnixNano()), Protocol: client.MQTT5,
+		Logger: Logger(), AtMostOnce: true, OnMessage: func(m client.Message) { c.Add(m.Topic, m.Payload) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,27 +4,18 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge"
-	"github.com/myno-bridge/myno/bridge/mqttc"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/broker"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup/e2e"
 	"github.com/myno-bridge/myno/mup/e2e/manager"
 )
-
-func quietLogger() *slog.Logger {
-	if os.Getenv("MYNO_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 // pki is a CA with its manager and device credentials.
 type pki struct {
@@ -50,8 +41,8 @@ func (p *pki) issue(t testing.TB, name string, role e2e.Role) (*x509.Certificate
 	return cert, key
 }
 
-// broker is a real broker on a random loopback port.
-type broker struct {
+// testBroker is a real broker on a random loopback port.
+type testBroker struct {
 	name    string
 	url     string
 	cap     *testenv.Capture
@@ -60,64 +51,35 @@ type broker struct {
 	restart func(t *testing.T)
 }
 
-func embedded(t testing.TB) *broker {
+func embedded(t testing.TB) *testBroker {
 	t.Helper()
-	b := &broker{name: "embedded", cap: testenv.NewCapture()}
+	b := &testBroker{name: "embedded", cap: testenv.NewCapture()}
 	b.hook = &testenv.CuriousHook{Capture: b.cap}
 	b.counter = &packetCounter{prefix: e2e.DefaultPrefix, publish: map[string]int{}, qos1: map[string]int{}, aliases: map[string]string{}}
-	dir := t.TempDir()
-	start := func(listen string) *bridge.Broker {
-		var br *bridge.Broker
-		var err error
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			// DataDir keeps retained messages across a restart.
-			br, err = bridge.StartBroker(bridge.BrokerConfig{Listen: listen, DataDir: dir, Logger: quietLogger()})
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := br.Server().AddHook(b.hook, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := br.Server().AddHook(b.counter, nil); err != nil {
-			t.Fatal(err)
-		}
-		return br
-	}
-	cur := start("127.0.0.1:0")
-	addr := cur.Addr()
-	b.url = cur.URL()
-	t.Cleanup(func() { cur.Close() })
-	b.restart = func(t *testing.T) {
-		cur.Close()
-		cur = start(addr)
-	}
+	e := testenv.StartEmbedded(t, broker.Config{DataDir: t.TempDir()}, b.hook, b.counter) // DataDir keeps retained messages across a restart
+	b.url = e.URL()
+	b.restart = func(t *testing.T) { e.Restart() }
 	return b
 }
 
 // mosquittoBroker is Mosquitto 2.0; its curious eye is a client
 // subscribed to '#', which receives every payload the broker relays.
-func mosquittoBroker(t testing.TB) *broker {
+func mosquittoBroker(t testing.TB) *testBroker {
 	t.Helper()
 	m := testenv.StartMosquitto(t)
-	return &broker{name: "mosquitto", url: m.URL(), cap: testenv.WatchAll(t, m.URL()), restart: func(t *testing.T) { m.Restart() }}
+	return &testBroker{name: "mosquitto", url: m.URL(), cap: testenv.WatchAll(t, m.URL()), restart: func(t *testing.T) { m.Restart() }}
 }
 
-func eachBroker(t *testing.T, f func(t *testing.T, b *broker)) {
+func eachBroker(t *testing.T, f func(t *testing.T, b *testBroker)) {
 	t.Run("embedded", func(t *testing.T) { f(t, embedded(t)) })
 	t.Run("mosquitto", func(t *testing.T) { f(t, mosquittoBroker(t)) })
 }
 
 // startManager connects a manager to the broker.
-func startManager(t testing.TB, b *broker, cfg manager.Config) (*manager.Manager, mqttc.Transport) {
+func startManager(t testing.TB, b *testBroker, cfg manager.Config) (*manager.Manager, client.Transport) {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
+		cfg.Logger = testenv.Logger()
 	}
 	if cfg.ResendAfter == 0 {
 		cfg.ResendAfter = 500 * time.Millisecond
@@ -128,7 +90,7 @@ func startManager(t testing.TB, b *broker, cfg manager.Config) (*manager.Manager
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, err := mqttc.Dial(ctx, mqttc.Config{URL: b.url, ClientID: "manager-" + m.Name() + "-" + t.Name(), Protocol: mqttc.MQTT5, Logger: quietLogger(),
+	tr, err := client.Dial(ctx, client.Config{URL: b.url, ClientID: "manager-" + m.Name() + "-" + t.Name(), Protocol: client.MQTT5, Logger: testenv.Logger(),
 		AtMostOnce: true, OnMessage: m.HandleMessage})
 	if err != nil {
 		t.Fatal(err)
@@ -141,13 +103,13 @@ func startManager(t testing.TB, b *broker, cfg manager.Config) (*manager.Manager
 }
 
 // startDevice runs a virtual device with the E2E side enabled.
-func startDevice(t testing.TB, b *broker, uuid string, cfg devices.E2EConfig) *devices.Device {
+func startDevice(t testing.TB, b *testBroker, uuid string, cfg devices.E2EConfig) *devices.Device {
 	t.Helper()
 	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "led-color.jsonld"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: b.url, Logger: quietLogger()})
+	d, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: b.url, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,13 +129,13 @@ func startDevice(t testing.TB, b *broker, uuid string, cfg devices.E2EConfig) *d
 type pair struct {
 	p     *pki
 	m     *manager.Manager
-	tr    mqttc.Transport // the manager's
+	tr    client.Transport // the manager's
 	d     *devices.Device
 	uuid  string
 	dcert *x509.Certificate // the device's first certificate
 }
 
-func newPair(t testing.TB, b *broker, uuid string, mode e2e.Mode) *pair {
+func newPair(t testing.TB, b *testBroker, uuid string, mode e2e.Mode) *pair {
 	t.Helper()
 	pr := &pair{p: newPKI(t, "ca"), uuid: uuid}
 	mcert, mkey := pr.p.issue(t, "mgr-a", e2e.RoleManager)

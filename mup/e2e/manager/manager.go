@@ -22,7 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup/e2e"
 )
 
@@ -59,10 +59,10 @@ type Manager struct {
 	cfg  Config
 	name string
 	role e2e.Role // manager, or update-server (firmware keys only)
-	tr   mqttc.Transport
+	tr   client.Transport
 
 	mu      sync.Mutex
-	waiters map[string]chan mqttc.Message // by topic
+	waiters map[string]chan client.Message // by topic
 
 	// Dropped counts messages nobody waited for: late, duplicated, or
 	// for a channel already closed.
@@ -119,7 +119,7 @@ func New(cfg Config) (*Manager, error) {
 	if err := e2e.CheckName(name); err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, name: name, role: role, waiters: map[string]chan mqttc.Message{}}, nil
+	return &Manager{cfg: cfg, name: name, role: role, waiters: map[string]chan client.Message{}}, nil
 }
 
 // Name is the manager's name: its certificate's common name.
@@ -127,7 +127,7 @@ func (m *Manager) Name() string { return m.name }
 
 // Start subscribes to <prefix>/<manager>/+/ready and …/+/update/status on
 // tr, whose OnMessage must call HandleMessage.
-func (m *Manager) Start(ctx context.Context, tr mqttc.Transport) error {
+func (m *Manager) Start(ctx context.Context, tr client.Transport) error {
 	m.tr = tr
 	for _, leaf := range []string{e2e.LeafReady, e2e.LeafStatus} {
 		if err := tr.Subscribe(ctx, e2e.ManagerFilter(m.cfg.Prefix, m.name, leaf)); err != nil {
@@ -138,7 +138,7 @@ func (m *Manager) Start(ctx context.Context, tr mqttc.Transport) error {
 }
 
 // HandleMessage takes a message from the MQTT client. It never blocks.
-func (m *Manager) HandleMessage(msg mqttc.Message) {
+func (m *Manager) HandleMessage(msg client.Message) {
 	m.mu.Lock()
 	ch := m.waiters[msg.Topic]
 	m.mu.Unlock()
@@ -153,13 +153,13 @@ func (m *Manager) HandleMessage(msg mqttc.Message) {
 	}
 }
 
-func (m *Manager) wait(topic string) (chan mqttc.Message, func(), error) {
+func (m *Manager) wait(topic string) (chan client.Message, func(), error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.waiters[topic] != nil {
 		return nil, nil, fmt.Errorf("e2e: already waiting on %s", topic)
 	}
-	ch := make(chan mqttc.Message, 16)
+	ch := make(chan client.Message, 16)
 	m.waiters[topic] = ch
 	return ch, func() {
 		m.mu.Lock()
@@ -225,7 +225,7 @@ func (m *Manager) Open(ctx context.Context, device string) (*Channel, error) {
 	// [MQTT-3.3.1-5]: the broker keeps the last retained message per topic
 	// and hands it to every later subscriber.
 	publish := func() error {
-		return m.tr.PublishRetained(ctx, mqttc.Message{Topic: c.topics.Notify(), Payload: payload, ResponseTopic: c.topics.Ready()})
+		return m.tr.PublishRetained(ctx, client.Message{Topic: c.topics.Notify(), Payload: payload, ResponseTopic: c.topics.Ready()})
 	}
 	if err := publish(); err != nil {
 		return nil, fmt.Errorf("publish notify: %w", err)
@@ -275,7 +275,7 @@ func (m *Manager) clearNotify(ctx context.Context, t e2e.Topics) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err = m.tr.PublishRetained(cctx, mqttc.Message{Topic: t.Notify()})
+		err = m.tr.PublishRetained(cctx, client.Message{Topic: t.Notify()})
 		cancel()
 		if err == nil {
 			return
@@ -305,7 +305,7 @@ func (c *Channel) send(ctx context.Context, u *e2e.Update, phase *Phase) (*e2e.S
 	publish := func() {
 		sealed, err := c.session.Seal(c.topics.Update(), plain)
 		if err == nil {
-			err = c.m.tr.Publish(ctx, mqttc.Message{Topic: c.topics.Update(), Payload: sealed, ResponseTopic: c.topics.Status()}, 1)
+			err = c.m.tr.Publish(ctx, client.Message{Topic: c.topics.Update(), Payload: sealed, ResponseTopic: c.topics.Status()}, 1)
 		}
 		if err != nil {
 			c.m.cfg.Logger.Warn("e2e: update not published; resending later", "device", c.topics.Device, "err", err)

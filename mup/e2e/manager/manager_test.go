@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup/e2e"
 	"github.com/myno-bridge/myno/mup/e2e/manager"
 )
@@ -27,7 +27,7 @@ import (
 func TestRenewal(t *testing.T) {
 	for _, mode := range []e2e.Mode{e2e.Ephemeral, e2e.Static} {
 		t.Run(string(mode), func(t *testing.T) {
-			eachBroker(t, func(t *testing.T, b *broker) {
+			eachBroker(t, func(t *testing.T, b *testBroker) {
 				p := newPKI(t, "ca")
 				mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
 				m, _ := startManager(t, b, manager.Config{Mode: mode, CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
@@ -130,7 +130,7 @@ func privateScalar(t *testing.T, der []byte) []byte {
 // A device that connects after the manager published its notify finds it
 // retained and completes the handshake.
 func TestLateJoinFindsTheRetainedNotify(t *testing.T) {
-	eachBroker(t, func(t *testing.T, b *broker) {
+	eachBroker(t, func(t *testing.T, b *testBroker) {
 		p := newPKI(t, "ca")
 		mcert, mkey := p.issue(t, "mgr-a", e2e.RoleManager)
 		m, _ := startManager(t, b, manager.Config{CA: p.ca, Cert: mcert, Key: mkey, CAKey: p.caKey})
@@ -258,7 +258,7 @@ func TestOneGarbledMessageIsRecovered(t *testing.T) {
 // older notify adds a pending key but does not replace the one in use.
 // Either way the live channel keeps working.
 func TestRepeatedAndOldNotifiesKeepTheChannel(t *testing.T) {
-	eachBroker(t, func(t *testing.T, b *broker) {
+	eachBroker(t, func(t *testing.T, b *testBroker) {
 		pr := newPair(t, b, "dev-notify", "")
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -287,7 +287,7 @@ func TestRepeatedAndOldNotifiesKeepTheChannel(t *testing.T) {
 		}
 		handshakes := pr.d.E2E().Handshakes.Load()
 		for i := 0; i < 500; i++ {
-			if err := pr.tr.Publish(ctx, mqttc.Message{Topic: notify, Payload: current}, 0); err != nil {
+			if err := pr.tr.Publish(ctx, client.Message{Topic: notify, Payload: current}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -300,7 +300,7 @@ func TestRepeatedAndOldNotifiesKeepTheChannel(t *testing.T) {
 		testenv.WaitFor(t, "the device to answer the old notify", func() bool {
 			if time.Since(last) > 200*time.Millisecond {
 				last = time.Now()
-				if err := pr.tr.Publish(ctx, mqttc.Message{Topic: notify, Payload: oldNotify}, 1); err != nil {
+				if err := pr.tr.Publish(ctx, client.Message{Topic: notify, Payload: oldNotify}, 1); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -327,7 +327,7 @@ func TestRepeatedAndOldNotifiesKeepTheChannel(t *testing.T) {
 // captured one again) is refused and not answered; the device keeps the
 // credentials of the original.
 func TestReplayedUpdateIsRefused(t *testing.T) {
-	eachBroker(t, func(t *testing.T, b *broker) {
+	eachBroker(t, func(t *testing.T, b *testBroker) {
 		pr := newPair(t, b, "dev-replay", "")
 		m, d, uuid := pr.m, pr.d, pr.uuid
 		tr := pr.tr
@@ -351,7 +351,7 @@ func TestReplayedUpdateIsRefused(t *testing.T) {
 		refused := d.E2E().Refused.Load()
 		// Replay the first renewal: the device would go back to an older
 		// certificate if it took it.
-		if err := tr.Publish(ctx, mqttc.Message{Topic: topics.Update(), Payload: captured[0]}, 1); err != nil {
+		if err := tr.Publish(ctx, client.Message{Topic: topics.Update(), Payload: captured[0]}, 1); err != nil {
 			t.Fatal(err)
 		}
 		testenv.WaitFor(t, "the device to refuse the replay", func() bool { return d.E2E().Refused.Load() > refused })
@@ -368,7 +368,7 @@ func TestReplayedUpdateIsRefused(t *testing.T) {
 // expired manager certificate, a manager impersonating another; and a
 // device from another CA is refused by the manager.
 func TestRefusedPeers(t *testing.T) {
-	eachBroker(t, func(t *testing.T, b *broker) {
+	eachBroker(t, func(t *testing.T, b *testBroker) {
 		p := newPKI(t, "ca")
 		other := newPKI(t, "other-ca")
 		uuid := "dev-peers"
@@ -447,7 +447,7 @@ func TestRefusedPeers(t *testing.T) {
 				t.Fatal(err)
 			}
 			payload, _ := r.Encode()
-			if err := tr.Publish(ctx, mqttc.Message{Topic: topics.Ready(), Payload: payload}, 1); err != nil {
+			if err := tr.Publish(ctx, client.Message{Topic: topics.Ready(), Payload: payload}, 1); err != nil {
 				t.Fatal(err)
 			}
 			testenv.WaitFor(t, "the manager to refuse the ready", func() bool { return m.Refused.Load() > 0 })
@@ -461,7 +461,7 @@ func TestRefusedPeers(t *testing.T) {
 
 // publishNotify publishes a notify signed by cert on manager's channel to
 // device, bypassing the checks of package manager.
-func publishNotify(t *testing.T, b *broker, cert *x509.Certificate, key *ecdsa.PrivateKey, manager, device string) {
+func publishNotify(t *testing.T, b *testBroker, cert *x509.Certificate, key *ecdsa.PrivateKey, manager, device string) {
 	t.Helper()
 	st, err := e2e.NewNotify(e2e.Ephemeral, cert, key, device)
 	if err != nil {
@@ -470,13 +470,13 @@ func publishNotify(t *testing.T, b *broker, cert *x509.Certificate, key *ecdsa.P
 	payload, _ := st.Notify.Encode()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, err := mqttc.Dial(ctx, mqttc.Config{URL: b.url, ClientID: "rogue-" + manager + "-" + t.Name(), Protocol: mqttc.MQTT5, Logger: quietLogger()})
+	tr, err := client.Dial(ctx, client.Config{URL: b.url, ClientID: "rogue-" + manager + "-" + t.Name(), Protocol: client.MQTT5, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close(ctx)
 	topics := e2e.Topics{Prefix: e2e.DefaultPrefix, Manager: manager, Device: device}
-	if err := tr.Publish(ctx, mqttc.Message{Topic: topics.Notify(), Payload: payload, ResponseTopic: topics.Ready()}, 1); err != nil {
+	if err := tr.Publish(ctx, client.Message{Topic: topics.Notify(), Payload: payload, ResponseTopic: topics.Ready()}, 1); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -485,7 +485,7 @@ func publishNotify(t *testing.T, b *broker, cert *x509.Certificate, key *ecdsa.P
 // reconnect and resubscribe, the manager resends, and the renewal
 // completes on the channel agreed before the restart.
 func TestBrokerRestartBetweenPhases(t *testing.T) {
-	eachBroker(t, func(t *testing.T, b *broker) {
+	eachBroker(t, func(t *testing.T, b *testBroker) {
 		pr := newPair(t, b, "dev-restart", "")
 		m, d, uuid := pr.m, pr.d, pr.uuid
 		tr := pr.tr

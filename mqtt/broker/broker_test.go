@@ -1,4 +1,4 @@
-package bridge_test
+package broker_test
 
 import (
 	"context"
@@ -12,39 +12,40 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/myno-bridge/myno/bridge"
-	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/broker"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 // The embedded broker keeps retained messages in the data dir.
 func TestEmbeddedBrokerPersistsRetainedMessages(t *testing.T) {
 	dir := t.TempDir()
-	b, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", DataDir: dir, Logger: quiet()})
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", DataDir: dir, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := b.Addr()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	pub, err := mqttc.Dial(ctx, mqttc.Config{URL: b.URL(), ClientID: "pub", Protocol: mqttc.MQTT5, Logger: quiet()})
+	pub, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: "pub", Protocol: client.MQTT5, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.PublishRetained(ctx, mqttc.Message{Topic: "myno/e2e/notify", Payload: []byte("kept")}); err != nil {
+	if err := pub.PublishRetained(ctx, client.Message{Topic: "myno/e2e/notify", Payload: []byte("kept")}); err != nil {
 		t.Fatal(err)
 	}
 	pub.Close(ctx)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b2, err := bridge.StartBroker(bridge.BrokerConfig{Listen: addr, DataDir: dir, Logger: quiet()})
+	b2, err := broker.Start(broker.Config{Listen: addr, DataDir: dir, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b2.Close()
 	got := make(chan string, 1)
-	sub, err := mqttc.Dial(ctx, mqttc.Config{URL: b2.URL(), ClientID: "sub", Protocol: mqttc.MQTT5, Logger: quiet(),
-		OnMessage: func(m mqttc.Message) { got <- string(m.Payload) }})
+	sub, err := client.Dial(ctx, client.Config{URL: b2.URL(), ClientID: "sub", Protocol: client.MQTT5, Logger: testenv.Logger(),
+		OnMessage: func(m client.Message) { got <- string(m.Payload) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func (l logSignal) WithGroup(string) slog.Handler      { return l }
 func TestEmbeddedBrokerReconnectWhileOldSessionEnds(t *testing.T) {
 	race := &reconnectRace{id: "device-1", newConnect: make(chan struct{}), established: make(chan struct{}), waiting: make(chan struct{})}
 	logger := slog.New(logSignal{text: "previous session to end", once: new(sync.Once), ch: race.waiting})
-	b, err := bridge.StartBroker(bridge.BrokerConfig{Listen: "127.0.0.1:0", Logger: logger})
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func TestEmbeddedBrokerReconnectWhileOldSessionEnds(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	old, err := mqttc.Dial(ctx, mqttc.Config{URL: b.URL(), ClientID: race.id, Protocol: mqttc.MQTT5, Logger: quiet()})
+	old, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: race.id, Protocol: client.MQTT5, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +156,8 @@ func TestEmbeddedBrokerReconnectWhileOldSessionEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan string, 1)
-	fresh, err := mqttc.Dial(ctx, mqttc.Config{URL: b.URL(), ClientID: race.id, Protocol: mqttc.MQTT5, Logger: quiet(),
-		OnMessage: func(m mqttc.Message) {
+	fresh, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: race.id, Protocol: client.MQTT5, Logger: testenv.Logger(),
+		OnMessage: func(m client.Message) {
 			select {
 			case got <- string(m.Payload):
 			default:
@@ -172,7 +173,7 @@ func TestEmbeddedBrokerReconnectWhileOldSessionEnds(t *testing.T) {
 	if !race.held.Load() {
 		t.Fatal("the old session's cleanup was not seen")
 	}
-	pub, err := mqttc.Dial(ctx, mqttc.Config{URL: b.URL(), ClientID: "publisher", Protocol: mqttc.MQTT5, Logger: quiet()})
+	pub, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: "publisher", Protocol: client.MQTT5, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func TestEmbeddedBrokerReconnectWhileOldSessionEnds(t *testing.T) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if err := pub.Publish(ctx, mqttc.Message{Topic: "cmd/device-1", Payload: []byte("on")}, 1); err != nil {
+		if err := pub.Publish(ctx, client.Message{Topic: "cmd/device-1", Payload: []byte("on")}, 1); err != nil {
 			t.Fatal(err)
 		}
 		select {

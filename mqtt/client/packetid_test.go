@@ -1,9 +1,7 @@
-package mqttc_test
+package client_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,7 +9,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 // idInUse makes mochi-mqtt refuse the first SUBSCRIBE and the first
@@ -69,8 +68,8 @@ func TestSubscribeRefusedForItsPacketID(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	got := make(chan string, 4)
-	c, err := mqttc.Dial(ctx, mqttc.Config{URL: "mqtt://" + addr, ClientID: "c", Protocol: mqttc.MQTT5,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OnMessage: func(m mqttc.Message) { got <- string(m.Payload) }})
+	c, err := client.Dial(ctx, client.Config{URL: "mqtt://" + addr, ClientID: "c", Protocol: client.MQTT5,
+		Logger: testenv.Logger(), OnMessage: func(m client.Message) { got <- string(m.Payload) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +80,7 @@ func TestSubscribeRefusedForItsPacketID(t *testing.T) {
 	if n := h.subs.Load(); n != 2 {
 		t.Fatalf("%d SUBSCRIBEs, want 2 (refused, then accepted)", n)
 	}
-	if err := c.Publish(ctx, mqttc.Message{Topic: "t/1", Payload: []byte("one")}, 1); err != nil {
+	if err := c.Publish(ctx, client.Message{Topic: "t/1", Payload: []byte("one")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	select {

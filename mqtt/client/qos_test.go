@@ -1,14 +1,13 @@
-package mqttc_test
+package client_test
 
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 // AtMostOnce asks for maximum QoS 0 in SUBSCRIBE, so the broker downgrades
@@ -16,22 +15,22 @@ import (
 // without it the client subscribes with QoS 1.
 func TestAtMostOnceSubscription(t *testing.T) {
 	for _, tc := range []struct {
-		proto      mqttc.Protocol
+		proto      client.Protocol
 		atMostOnce bool
 		wantQoS    byte
 	}{
-		{mqttc.MQTT5, false, 1}, {mqttc.MQTT5, true, 0},
-		{mqttc.MQTT311, false, 1}, {mqttc.MQTT311, true, 0},
+		{client.MQTT5, false, 1}, {client.MQTT5, true, 0},
+		{client.MQTT311, false, 1}, {client.MQTT311, true, 0},
 	} {
 		t.Run(fmt.Sprintf("%s/at-most-once=%v", tc.proto, tc.atMostOnce), func(t *testing.T) {
-			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			logger := testenv.Logger()
 			rec := &wireRecorder{}
 			srv, addr := startMochi(t, rec)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			got := make(chan struct{}, 1)
-			sub, err := mqttc.Dial(ctx, mqttc.Config{URL: "mqtt://" + addr, ClientID: "sub", Protocol: tc.proto, Logger: logger,
-				AtMostOnce: tc.atMostOnce, OnMessage: func(mqttc.Message) { got <- struct{}{} }})
+			sub, err := client.Dial(ctx, client.Config{URL: "mqtt://" + addr, ClientID: "sub", Protocol: tc.proto, Logger: logger,
+				AtMostOnce: tc.atMostOnce, OnMessage: func(client.Message) { got <- struct{}{} }})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"errors"
@@ -15,9 +15,9 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// BrokerConfig configures the embedded MQTT broker (mochi-mqtt, MQTT 3.1.1
+// Config configures the embedded MQTT broker (mochi-mqtt, MQTT 3.1.1
 // and 5).
-type BrokerConfig struct {
+type Config struct {
 	Listen            string // TCP address; "127.0.0.1:0" picks a free port
 	TopicAliasMaximum uint16 // topic aliases offered to MQTT 5 clients; 0 means 65535
 	// DataDir keeps retained messages, sessions, subscriptions and queued
@@ -33,8 +33,8 @@ type Broker struct {
 	addr string
 }
 
-// StartBroker starts the embedded broker and returns once it listens.
-func StartBroker(cfg BrokerConfig) (*Broker, error) {
+// Start starts the embedded broker and returns once it listens.
+func Start(cfg Config) (*Broker, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:1883"
 	}

@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"context"
@@ -9,43 +9,45 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/myno-bridge/myno/bridge/mqttc"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
-// inlineTransport connects the bridge to its embedded broker without a
-// network hop: publishes are injected as packets of an inline client (MQTT
-// 5, so ResponseTopic and CorrelationData reach the devices) and
-// subscriptions are inline handlers. It also keeps the bridge's traffic out
+// inlineTransport connects an in-process user (the bridge) to the embedded
+// broker without a network hop: publishes are injected as packets of an
+// inline client (MQTT 5, so ResponseTopic and CorrelationData reach the
+// devices) and subscriptions are inline handlers. It also keeps the bridge's traffic out
 // of the broker's per-client in-flight bookkeeping, whose nested read locks
 // can deadlock under heavy concurrent QoS 1 load (mochi-mqtt v2.7.9,
 // Inflight.NextImmediate).
 type inlineTransport struct {
 	srv   *mqtt.Server
 	cl    *mqtt.Client
-	on    func(mqttc.Message)
+	on    func(client.Message)
 	mu    sync.Mutex
 	subs  map[string]int
 	next  atomic.Int64
 	close atomic.Bool
 }
 
-func newInlineTransport(b *Broker, on func(mqttc.Message)) *inlineTransport {
-	cl := b.srv.NewClient(nil, "local", "myno-bridge-inline", true)
+// InlineClient returns a client.Transport inside the broker; on receives
+// every message of its subscriptions. id names the inline client.
+func (b *Broker) InlineClient(id string, on func(client.Message)) client.Transport {
+	cl := b.srv.NewClient(nil, "local", id, true)
 	cl.Properties.ProtocolVersion = 5
 	return &inlineTransport{srv: b.srv, cl: cl, on: on, subs: map[string]int{}}
 }
 
 var errClosed = errors.New("inline transport closed")
 
-func (t *inlineTransport) Publish(ctx context.Context, m mqttc.Message, qos byte) error {
+func (t *inlineTransport) Publish(ctx context.Context, m client.Message, qos byte) error {
 	return t.publish(m, qos, false)
 }
 
-func (t *inlineTransport) PublishRetained(ctx context.Context, m mqttc.Message) error {
+func (t *inlineTransport) PublishRetained(ctx context.Context, m client.Message) error {
 	return t.publish(m, 1, true)
 }
 
-func (t *inlineTransport) publish(m mqttc.Message, qos byte, retain bool) error {
+func (t *inlineTransport) publish(m client.Message, qos byte, retain bool) error {
 	if t.close.Load() {
 		return errClosed
 	}
@@ -72,7 +74,7 @@ func (t *inlineTransport) Subscribe(ctx context.Context, topic string) error {
 		if t.close.Load() {
 			return
 		}
-		t.on(mqttc.Message{Topic: pk.TopicName, Payload: pk.Payload,
+		t.on(client.Message{Topic: pk.TopicName, Payload: pk.Payload,
 			ResponseTopic: pk.Properties.ResponseTopic, CorrelationData: pk.Properties.CorrelationData})
 	})
 }

@@ -2,7 +2,7 @@
 // one small interface over paho.golang's autopaho (MQTT 5) and
 // paho.mqtt.golang (MQTT 3.1.1, which paho.golang does not speak), that
 // reconnects with backoff and restores its subscriptions.
-package mqttc
+package client
 
 import (
 	"context"

@@ -1,11 +1,9 @@
-package mqttc_test
+package client_test
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -15,9 +13,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/myno-bridge/myno/bridge"
-	"github.com/myno-bridge/myno/bridge/mqttc"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/broker"
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 // wireRecorder keeps the PUBLISH packets as the broker read and wrote them,
@@ -62,7 +60,7 @@ func (h *wireRecorder) waitSent(t *testing.T, n int) {
 // the hooks, until the test ends; it returns the server and host:port.
 func startMochi(t *testing.T, hooks ...mqtt.Hook) (*mqtt.Server, string) {
 	t.Helper()
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: testenv.Logger()})
 	for _, h := range append([]mqtt.Hook{new(auth.AllowHook)}, hooks...) {
 		if err := srv.AddHook(h, nil); err != nil {
 			t.Fatal(err)
@@ -73,7 +71,7 @@ func startMochi(t *testing.T, hooks ...mqtt.Hook) (*mqtt.Server, string) {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve() }()
-	t.Cleanup(func() { bridge.CloseMochi(srv) })
+	t.Cleanup(func() { broker.CloseMochi(srv) })
 	return srv, addr
 }
 
@@ -81,14 +79,14 @@ func startMochi(t *testing.T, hooks ...mqtt.Hook) (*mqtt.Server, string) {
 // topic once and then the alias alone; the broker does the same towards a
 // subscriber that accepts aliases, which resolves them back to the topic.
 func TestTopicAliases(t *testing.T) {
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := testenv.Logger()
 	rec := &wireRecorder{}
-	_, addr := startMochi(t, &bridge.AnnounceTopicAliases{Maximum: 65535}, rec)
+	_, addr := startMochi(t, &broker.AnnounceTopicAliases{Maximum: 65535}, rec)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	got := make(chan string, 8)
-	sub, err := mqttc.Dial(ctx, mqttc.Config{URL: "mqtt://" + addr, ClientID: "sub", Protocol: mqttc.MQTT5, Logger: logger, AcceptTopicAliases: 4,
-		OnMessage: func(m mqttc.Message) { got <- m.Topic + "=" + string(m.Payload) }})
+	sub, err := client.Dial(ctx, client.Config{URL: "mqtt://" + addr, ClientID: "sub", Protocol: client.MQTT5, Logger: logger, AcceptTopicAliases: 4,
+		OnMessage: func(m client.Message) { got <- m.Topic + "=" + string(m.Payload) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,13 +94,13 @@ func TestTopicAliases(t *testing.T) {
 	if err := sub.Subscribe(ctx, "fw/#"); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := mqttc.Dial(ctx, mqttc.Config{URL: "mqtt://" + addr, ClientID: "pub", Protocol: mqttc.MQTT5, Logger: logger, TopicAliases: 4})
+	pub, err := client.Dial(ctx, client.Config{URL: "mqtt://" + addr, ClientID: "pub", Protocol: client.MQTT5, Logger: logger, TopicAliases: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pub.Close(ctx)
 	for i, topic := range []string{"fw/a", "fw/a", "fw/b", "fw/a"} {
-		if err := pub.Publish(ctx, mqttc.Message{Topic: topic, Payload: []byte{'0' + byte(i)}}, 0); err != nil {
+		if err := pub.Publish(ctx, client.Message{Topic: topic, Payload: []byte{'0' + byte(i)}}, 0); err != nil {
 			t.Fatal(err)
 		}
 		select {

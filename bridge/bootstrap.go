@@ -27,7 +27,7 @@ func (b *Bridge) onMessage(m client.Message) {
 		b.onChunk(m)
 	case m.Topic == wire.TopicDelete || m.Topic == wire.TopicRetrieve:
 		go b.onLookup(m)
-	case strings.HasPrefix(m.Topic, "response/"):
+	case wire.IsResponseTopic(m.Topic):
 		b.onAnswer(m)
 	case strings.HasPrefix(m.Topic, wire.TopicFirmwareStatus+"/"):
 		b.onFirmwareStatus(m)
@@ -132,7 +132,7 @@ func (b *Bridge) answerBootstrap(topic, uuid string, req client.Message, answer 
 // onLookup answers yang/config/delete and retrieve (payload: the UUID).
 func (b *Bridge) onLookup(m client.Message) {
 	uuid := strings.TrimSpace(string(m.Payload))
-	if !ontology.ValidUUID(uuid) {
+	if !wire.ValidUUID(uuid) {
 		b.log.Warn("bad uuid on "+m.Topic, "payload", fmt.Sprintf("%.64q", m.Payload))
 		return
 	}

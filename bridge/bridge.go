@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -235,7 +236,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 			return nil, err
 		}
 	}
-	topics := []string{wire.TopicCreate, wire.TopicLegacy, wire.TopicUpdate, wire.TopicDelete, wire.TopicRetrieve, "response/+", wire.TopicFirmwareStatus + "/+"}
+	topics := append(slices.Clone(wire.BootstrapTopics), wire.ResponseFilter, wire.FirmwareStatusFilter)
 	if b.cluster != nil {
 		// Members first: by the time a retained registration or a
 		// bootstrap arrives, the membership retained at the broker is known.

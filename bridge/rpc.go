@@ -124,7 +124,7 @@ func (b *Bridge) reply(mod *yang.Module, c *yang.Call, r wire.Response) ([]*netc
 	if len(f.States) > 0 {
 		known := false
 		for _, s := range f.States {
-			if ontology.Expand(s.Value, c.UUID) == r.Value {
+			if wire.Expand(s.Value, c.UUID) == r.Value {
 				known, retval = true, ontology.Display(s.Value) // the YANG enum name
 			}
 		}

@@ -155,7 +155,7 @@ func checkArg(in *ontology.Input, v, uuid string) error {
 	switch in.Kind {
 	case ontology.InputEnumeration:
 		for _, e := range in.Enum {
-			if ontology.Expand(e, uuid) == v {
+			if wire.Expand(e, uuid) == v {
 				return nil
 			}
 		}
@@ -232,7 +232,7 @@ func ExampleArgs(f *ontology.Function, uuid string) []string {
 		case ontology.InputSelector:
 			continue
 		case ontology.InputEnumeration:
-			args = append(args, ontology.Expand(in.Enum[0], uuid))
+			args = append(args, wire.Expand(in.Enum[0], uuid))
 		case ontology.InputStructure:
 			parts := make([]string, len(in.Fields))
 			for j, fl := range in.Fields {

@@ -76,7 +76,7 @@ type bootAnswer struct {
 
 // New parses the description and prepares the device.
 func New(cfg Config) (*Device, error) {
-	if !ontology.ValidUUID(cfg.UUID) {
+	if !wire.ValidUUID(cfg.UUID) {
 		return nil, fmt.Errorf("device uuid %q: want 1..128 letters, digits, '.', '_', ':', '-'", cfg.UUID)
 	}
 	tmpl, err := ontology.Parse(cfg.Description)
@@ -127,7 +127,7 @@ func (cfg *Config) setDefaults() {
 // when it is no valid description, and has no commands or sensors: for
 // testing how a bridge handles bad input.
 func NewRaw(cfg Config) (*Device, error) {
-	if !ontology.ValidUUID(cfg.UUID) {
+	if !wire.ValidUUID(cfg.UUID) {
 		return nil, fmt.Errorf("device uuid %q: want 1..128 letters, digits, '.', '_', ':', '-'", cfg.UUID)
 	}
 	good, err := New(Config{Description: []byte(rawPlaceholder), UUID: cfg.UUID})
@@ -350,7 +350,7 @@ func (d *Device) Close() {
 
 // onMessage dispatches an incoming message.
 func (d *Device) onMessage(m client.Message) {
-	if strings.HasPrefix(m.Topic, "yang/config/") && strings.HasSuffix(m.Topic, "/response/"+d.cfg.UUID) {
+	if wire.IsBootstrapResponse(m.Topic, d.cfg.UUID) {
 		d.mu.Lock()
 		corr := d.bootCorr
 		d.mu.Unlock()

@@ -20,7 +20,6 @@ import (
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/broker"
-	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/wire"
 )
 
@@ -104,7 +103,7 @@ func TestFleet(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, d := range fleet.Devices {
-		if !ontology.ValidUUID(d.UUID()) || seen[d.UUID()] {
+		if !wire.ValidUUID(d.UUID()) || seen[d.UUID()] {
 			t.Errorf("uuid %q", d.UUID())
 		}
 		seen[d.UUID()] = true

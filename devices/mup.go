@@ -158,9 +158,6 @@ func firmwareTopic(d *Device) string {
 	return ""
 }
 
-// AckTopic is where a device acknowledges the slices of firmwareTopic.
-func AckTopic(firmwareTopic string) string { return firmwareTopic + "/ack" }
-
 // onSlice takes slices in order, hashing as they stream; anything else is
 // answered by re-acking the last good slice.
 func (m *mupDevice) onSlice(msg client.Message) {
@@ -201,7 +198,7 @@ func (m *mupDevice) onSlice(msg client.Message) {
 	topic := m.topic
 	m.mu.Unlock()
 	if ack != nil {
-		_ = m.d.tr.Publish(context.Background(), client.Message{Topic: AckTopic(topic), Payload: ack}, 0) // MUP resends; see mup.transfer
+		_ = m.d.tr.Publish(context.Background(), client.Message{Topic: wire.FirmwareAckTopic(topic), Payload: ack}, 0) // MUP resends; see mup.transfer
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // FlowControl says how slices are paced.
@@ -297,7 +298,7 @@ func transfer(ctx context.Context, cfg UpdateConfig, slices []Slice, topic strin
 	acks := make(chan uint32, 1024)
 	var mu sync.Mutex
 	acked := -1
-	ackTopic := topic + "/ack"
+	ackTopic := wire.FirmwareAckTopic(topic)
 	mq, err := client.Dial(ctx, client.Config{URL: cfg.MQTTURL, ClientID: "myno-update-" + hex.EncodeToString(NewNonce()[:6]), Protocol: client.MQTT5,
 		TopicAliases: 4, // every publish here is QoS 0: slices carry an alias, not their topic
 		OnMessage: func(m client.Message) {

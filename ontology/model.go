@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+
+	"github.com/myno-bridge/myno/wire"
 )
 
 // Device is the typed model of one device description. String fields hold
@@ -159,7 +161,7 @@ func (d *Device) computeShape() {
 // Instantiate returns a deep copy of d with every template bound to uuid.
 // The copy keeps d's shape.
 func (d *Device) Instantiate(uuid string) *Device {
-	x := func(s string) string { return Expand(s, uuid) }
+	x := func(s string) string { return wire.Expand(s, uuid) }
 	c := *d
 	c.UUID = x(d.UUID)
 	c.Category = x(d.Category)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 )
 
 func descriptionFiles(t testing.TB) []string {
@@ -430,8 +431,8 @@ func TestExpand(t *testing.T) {
 		{"%d %", "u", "%d %"},
 		{"plain", "u", "plain"},
 	} {
-		if got := ontology.Expand(tc.in, tc.uuid); got != tc.want {
-			t.Errorf("Expand(%q, %q) = %q, want %q", tc.in, tc.uuid, got, tc.want)
+		if got := wire.Expand(tc.in, tc.uuid); got != tc.want {
+			t.Errorf("wire.Expand(%q, %q) = %q, want %q", tc.in, tc.uuid, got, tc.want)
 		}
 	}
 	dev := parseFile(t, "relay-sensors.jsonld").Instantiate("abc-1")

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/myno-bridge/myno/wire"
 )
 
 // DefaultMaxBytes is the default limit on the size of one description.
@@ -849,26 +851,11 @@ func printable(s string) bool {
 	return true
 }
 
-// Topic prefixes the bridge itself uses: a description may not send
-// commands or readings there (DESIGN.md, wire protocol).
-var reservedTopicPrefixes = []string{"yang/config", "response"}
-
-// maxTopicTemplate leaves room in the 65535-byte limit of a topic name
-// [MQTT-1.5.3] for the UUIDs the placeholders become.
-const maxTopicTemplate = 4096
-
-// checkTopic rejects topic templates that cannot or must not be used:
-// wildcards are for filters only [MQTT-3.3.2-2], NUL is never allowed in a
-// UTF-8 string [MQTT-1.5.4-2], topics starting with '$' belong to the
-// broker [MQTT-4.7.2-1], and the bridge's own topics are off limits.
+// checkTopic rejects topic templates that a device cannot or must not use
+// (wire.CheckDeviceTopic says which).
 func checkTopic(iri, topic string) error {
-	if strings.ContainsAny(topic, "+#\x00") || !printable(topic) || strings.HasPrefix(topic, "$") || len(topic) > maxTopicTemplate {
-		return newError(ErrInvalid, iri, "mqttTopic %q is not a valid MQTT topic name for a device", shortText(topic))
-	}
-	for _, p := range reservedTopicPrefixes {
-		if topic == p || strings.HasPrefix(topic, p+"/") {
-			return newError(ErrInvalid, iri, "mqttTopic %q is reserved for the bridge (%s/...)", shortText(topic), p)
-		}
+	if err := wire.CheckDeviceTopic(topic); err != nil {
+		return newError(ErrInvalid, iri, "mqttTopic: %s", strings.TrimPrefix(err.Error(), wire.ErrTopic.Error()+": "))
 	}
 	return nil
 }

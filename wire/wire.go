@@ -1,7 +1,8 @@
-// Package wire holds the MYNO MQTT text formats as pure codecs: bootstrap
-// chunks, commands, answers and topic names (DESIGN.md, wire protocol).
-// Bytes in, values out: no I/O, no goroutines. Both the bridge and the
-// virtual devices speak through it.
+// Package wire is the MYNO wire protocol over MQTT: every topic name the
+// project uses (topics.go) and every text format on them (bootstrap chunks,
+// commands, answers, firmware status), as pure codecs. Bytes in, values
+// out: no I/O, no goroutines. The bridge, the virtual devices and the
+// Update Server all speak through it; nothing else builds a topic string.
 package wire
 
 import (
@@ -9,18 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/myno-bridge/myno/ontology"
-)
-
-// Bootstrap topics (MUP paper, Fig. 3). A message on one of them is
-// answered on "<topic>/response/<uuid>".
-const (
-	TopicCreate   = "yang/config/create"
-	TopicLegacy   = "yang/config" // MYNO's older name for create
-	TopicUpdate   = "yang/config/update"
-	TopicDelete   = "yang/config/delete"
-	TopicRetrieve = "yang/config/retrieve"
 )
 
 // Answers on the bootstrap topics.
@@ -41,21 +30,6 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-// BootstrapResponseTopic is where the bridge answers a bootstrap message.
-func BootstrapResponseTopic(topic, uuid string) string { return topic + "/response/" + uuid }
-
-// CommandTopic is the topic of an operation for one device: "%s" in the
-// template becomes the UUID; without one, "/<uuid>" is appended.
-func CommandTopic(template, uuid string) string {
-	if strings.Contains(template, "%s") {
-		return ontology.Expand(template, uuid)
-	}
-	return ontology.Expand(template, uuid) + "/" + uuid
-}
-
-// ResponseTopic is where a device answers commands.
-func ResponseTopic(uuid string) string { return "response/" + uuid }
-
 // Chunk is one bootstrap message: "<uuid>;<chunk>" or "<uuid>;END".
 type Chunk struct {
 	UUID string
@@ -70,7 +44,7 @@ func DecodeChunk(b []byte) (Chunk, error) {
 		return Chunk{}, malformed("bootstrap message without ';'")
 	}
 	uuid := string(b[:i])
-	if !ontology.ValidUUID(uuid) {
+	if !ValidUUID(uuid) {
 		return Chunk{}, malformed("bad device uuid %q", short(uuid))
 	}
 	rest := b[i+1:]
@@ -185,14 +159,6 @@ func short(s string) string {
 	return s
 }
 
-// TopicFirmwareStatus is where a MUP device reports the firmware version it
-// runs, after its bootstrap and after each "reboot" into a new image:
-// "yang/update/status/<uuid>", payload "VERSION;<n>".
-const TopicFirmwareStatus = "yang/update/status"
-
-// FirmwareStatusTopic is the status topic of one device.
-func FirmwareStatusTopic(uuid string) string { return TopicFirmwareStatus + "/" + uuid }
-
 // EncodeFirmwareStatus renders a firmware status report.
 func EncodeFirmwareStatus(version uint32) []byte { return fmt.Appendf(nil, "VERSION;%d", version) }
 
@@ -210,8 +176,3 @@ func DecodeFirmwareStatus(b []byte) (string, error) {
 	}
 	return string(v), nil
 }
-
-// TopicUpdateServerCert holds, retained, the Update Server certificate
-// (PEM) that the bridge publishes; MUP devices check it against their
-// vendor CA before they trust the key in it.
-const TopicUpdateServerCert = "yang/update/server-cert"

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // Revision is the revision date of every generated module. The module name
@@ -142,7 +143,7 @@ func Generate(dev *ontology.Device, opts Options) (*Module, error) {
 }
 
 // text binds a description literal for display in the module.
-func (m *Module) text(s string) string { return ontology.Expand(s, m.uuid) }
+func (m *Module) text(s string) string { return wire.Expand(s, m.uuid) }
 
 func (m *Module) buildSchema() error {
 	top := namespaceAlloc{"devices": true}

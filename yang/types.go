@@ -5,6 +5,7 @@ import (
 	"math/big"
 
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // Local typedefs, emitted only when a module uses them. They keep the
@@ -29,7 +30,7 @@ var builtinTypes = []string{"binary", "bits", "boolean", "decimal64", "empty", "
 var typedefs = map[string]struct {
 	base, pattern, length, description string
 }{
-	typedefDeviceUUID: {"string", ontology.UUIDPattern, "1..128",
+	typedefDeviceUUID: {"string", wire.UUIDPattern, "1..128",
 		"A device UUID. It is used in MQTT topic names, so it is limited to letters, digits, '.', '_', ':' and '-'."},
 	typedefMQTTString: {"string", `[^;\r\n]*`, "",
 		"A string argument of an MQTT command. ';' separates fields on the wire, so it is not allowed."},

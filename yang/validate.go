@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // RFC 6241 Appendix A error-tags used for invalid rpc input.
@@ -145,7 +146,7 @@ func (m *Module) ParseInput(rpcElement []byte) (*Call, error) {
 		if n.Type.builtin == "enumeration" {
 			for _, e := range n.Type.enum {
 				if e.Name == call.Args[i] {
-					call.Args[i] = ontology.Expand(e.Wire, call.UUID)
+					call.Args[i] = wire.Expand(e.Wire, call.UUID)
 				}
 			}
 		}
@@ -328,7 +329,7 @@ func (lt *leafType) check(raw, path, elem string) (string, error) {
 	v := raw
 	switch lt.name {
 	case typedefDeviceUUID:
-		if !ontology.ValidUUID(v) {
+		if !wire.ValidUUID(v) {
 			return bad("%s is not a device UUID (1..128 letters, digits, '.', '_', ':', '-')", shorten(v))
 		}
 		return v, nil

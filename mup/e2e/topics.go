@@ -3,12 +3,14 @@ package e2e
 import (
 	"fmt"
 	"strings"
+
+	"github.com/myno-bridge/myno/wire"
 )
 
 // DefaultPrefix roots the E2E topic tree. The paper's "$iot" is not used:
 // topics that start with '$' are reserved for the broker's own use (MQTT 5
 // §4.7.2) and brokers refuse or hide them.
-const DefaultPrefix = "myno/e2e"
+const DefaultPrefix = wire.DefaultE2EPrefix
 
 // The leaves of one manager-device channel (paper Fig. 5 to 7).
 const (

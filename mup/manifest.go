@@ -135,6 +135,23 @@ func SignExtendedManifest(vendorSigned []byte, uuid string, nonce []byte, server
 	return sign(rand.Reader, serverKey, payload)
 }
 
+// DecodeSignedVendorManifest reads the vendor manifest inside a vendor's
+// COSE_Sign1 (RFC 9052 §4.2) without checking the signature: the Update
+// Server needs the app id and version it announces, and the device checks
+// the signature (CheckManifest). Its payload is decoded as strictly as the
+// device decodes it.
+func DecodeSignedVendorManifest(signed []byte) (*VendorManifest, error) {
+	var m cose.Sign1Message
+	if err := m.UnmarshalCBOR(signed); err != nil {
+		return nil, fmt.Errorf("%w: vendor manifest: %v", errMalformed, err)
+	}
+	var vm VendorManifest
+	if err := cborDec.Unmarshal(m.Payload, &vm); err != nil {
+		return nil, fmt.Errorf("%w: vendor manifest payload: %v", errMalformed, err)
+	}
+	return &vm, nil
+}
+
 // DeviceState is what a device knows when it checks a manifest.
 type DeviceState struct {
 	UUID      string

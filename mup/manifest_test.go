@@ -261,3 +261,24 @@ func TestCheckManifestWithoutServerKey(t *testing.T) {
 		}
 	}
 }
+
+// The Update Server reads the app id and version of a signed vendor
+// manifest; anything that is not one is refused.
+func TestDecodeSignedVendorManifest(t *testing.T) {
+	f := newFixture(t)
+	want := NewVendorManifest(f.image, "myno-app", 4, 3, 0x4000)
+	signed, err := SignVendorManifest(want, f.vendor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeSignedVendorManifest(signed)
+	if err != nil || got.AppID != "myno-app" || got.Version != 4 || got.OldVersion != 3 || got.LinkOffset != 0x4000 || !bytes.Equal(got.Digest, want.Digest) {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	ext := f.extended(t, want, f.vendor, f.server, "dev-1", f.state.Nonce)
+	for name, bad := range map[string][]byte{"empty": nil, "not CBOR": {0xff}, "an extended manifest": ext} {
+		if _, err := DecodeSignedVendorManifest(bad); err == nil {
+			t.Errorf("%s accepted as a vendor manifest", name)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/e2e"
+	"github.com/myno-bridge/myno/mup/updateserver"
 )
 
 func updateCommand() *cli.Command {
@@ -69,8 +70,8 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	flow := mup.FlowControl(cmd.String("flow"))
-	if flow != mup.StopAndWait && flow != mup.Windowed {
+	flow := updateserver.FlowControl(cmd.String("flow"))
+	if flow != updateserver.StopAndWait && flow != updateserver.Windowed {
 		return &exitError{code: 2, err: fmt.Errorf("update: --flow %q: want stop-and-wait or windowed", flow)}
 	}
 	hostKey, err := hostKeyCallback(cmd.String("known-host"))
@@ -84,7 +85,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 	}
 	defer s.Close()
-	var openKeyChannel func(ctx context.Context, uuid string) (mup.KeyChannel, error)
+	var openKeyChannel func(ctx context.Context, uuid string) (updateserver.KeyChannel, error)
 	if cmd.Bool("encrypt") {
 		m, tr, err := startManager(ctx, managerOptions{caDir: cmd.String("ca-dir"), certFile: cmd.String("e2e-cert"), keyFile: cmd.String("e2e-key"),
 			prefix: cmd.String("e2e-prefix"), mode: cmd.String("e2e-mode"), mqttURL: cmd.String("mqtt-url")}, newLogger(cmd))
@@ -92,11 +93,19 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 			return prefixed("update --encrypt", err)
 		}
 		defer tr.Close(context.Background())
-		openKeyChannel = m.OpenKeyChannel
+		// The manager's channel is a KeyChannel; the closure keeps a nil
+		// *manager.Channel from becoming a non-nil interface.
+		openKeyChannel = func(ctx context.Context, uuid string) (updateserver.KeyChannel, error) {
+			ch, err := m.OpenKeyChannel(ctx, uuid)
+			if err != nil {
+				return nil, err
+			}
+			return ch, nil
+		}
 	}
 	targets := cmd.StringSlice("device")
 	if c := cmd.String("category"); c != "" {
-		uuids, err := mup.DevicesOfCategory(s, c)
+		uuids, err := updateserver.DevicesOfCategory(s, c)
 		if err != nil {
 			return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 		}
@@ -109,7 +118,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	case len(targets) == 0:
 		return &exitError{code: 2, err: fmt.Errorf("update: give --device or --category")}
 	case len(targets) > 1:
-		return runCampaign(ctx, cmd, targets, sshConfig, mup.UpdateConfig{VendorSigned: signed, Image: image, ServerKey: key,
+		return runCampaign(ctx, cmd, targets, sshConfig, updateserver.UpdateConfig{VendorSigned: signed, Image: image, ServerKey: key,
 			MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")), OpenKeyChannel: openKeyChannel})
 	}
 	device := targets[0]
@@ -120,7 +129,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 			progressbar.OptionSetDescription("firmware "+device), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(out) }))
 	}
-	res, err := mup.Update(ctx, mup.UpdateConfig{UUID: device, VendorSigned: signed, Image: image, ServerKey: key,
+	res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: device, VendorSigned: signed, Image: image, ServerKey: key,
 		NETCONF: s, MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")),
 		OpenKeyChannel: openKeyChannel,
 		Progress: func(acked, total int, bytes int) {
@@ -149,19 +158,19 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 
 // runCampaign updates several devices, at most --parallel at a time, with a
 // progress bar over devices and a result table at the end.
-func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshConfig *ssh.ClientConfig, tmpl mup.UpdateConfig) error {
+func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshConfig *ssh.ClientConfig, tmpl updateserver.UpdateConfig) error {
 	var bar *progressbar.ProgressBar
 	if !cmd.Bool("quiet") {
 		bar = progressbar.NewOptions(len(targets), progressbar.OptionSetWriter(cmd.Root().ErrWriter), progressbar.OptionShowCount(),
 			progressbar.OptionSetDescription("devices"), progressbar.OptionSetPredictTime(true),
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(cmd.Root().ErrWriter) }))
 	}
-	results := mup.Campaign(ctx, mup.CampaignConfig{Devices: targets, Parallel: int(cmd.Int("parallel")), MaxFailures: int(cmd.Int("max-failures")),
+	results := updateserver.Campaign(ctx, updateserver.CampaignConfig{Devices: targets, Parallel: int(cmd.Int("parallel")), MaxFailures: int(cmd.Int("max-failures")),
 		Dial: func(context.Context) (*gonetconf.Session, error) {
 			return gonetconf.DialSSH(cmd.String("bridge"), sshConfig)
 		},
 		Update: tmpl,
-		OnResult: func(mup.DeviceResult) {
+		OnResult: func(updateserver.DeviceResult) {
 			if bar != nil {
 				_ = bar.Add(1)
 			}

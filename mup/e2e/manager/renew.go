@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/myno-bridge/myno/mup"
 )
 
 // RenewResult is the outcome of one device's renewal.
@@ -79,11 +77,10 @@ func (m *Manager) renewOne(ctx context.Context, device string, timeout time.Dura
 }
 
 // OpenKeyChannel opens the channel an Update Server hands firmware keys
-// over (mup.UpdateConfig.OpenKeyChannel).
-func (m *Manager) OpenKeyChannel(ctx context.Context, device string) (mup.KeyChannel, error) {
-	ch, err := m.Open(ctx, device)
-	if err != nil {
-		return nil, err // not a typed nil in the interface
-	}
-	return ch, nil
+// over: the returned Channel's SendFirmwareKey is what the Update Server
+// calls. The interface it satisfies (updateserver.KeyChannel) belongs to
+// the Update Server, so this package does not import it; the caller adapts
+// (see cmd/myno update --encrypt).
+func (m *Manager) OpenKeyChannel(ctx context.Context, device string) (*Channel, error) {
+	return m.Open(ctx, device)
 }

@@ -1,4 +1,4 @@
-package mup_test
+package systemtest_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/mup/updateserver"
 )
 
 // addDevice starts one more MUP device on the world's broker, with the
@@ -23,20 +24,20 @@ func addDevice(t testing.TB, w *world, uuid string, version uint32) *devices.Dev
 		VendorKey: &w.vendorKey.PublicKey, ServerKey: &w.serverKey.PublicKey})
 }
 
-func campaignConfig(w *world, uuids []string) mup.CampaignConfig {
-	return mup.CampaignConfig{Devices: uuids, Parallel: 2,
+func campaignConfig(w *world, uuids []string) updateserver.CampaignConfig {
+	return updateserver.CampaignConfig{Devices: uuids, Parallel: 2,
 		Dial: func(context.Context) (*gonetconf.Session, error) {
 			return gonetconf.DialSSH(w.b.NetconfAddr(), &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password("pw")},
 				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
 		},
-		Update: mup.UpdateConfig{VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey, MQTTURL: w.url, Flow: mup.Windowed}}
+		Update: updateserver.UpdateConfig{VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey, MQTTURL: w.url, Flow: updateserver.Windowed}}
 }
 
 func TestCampaign(t *testing.T) {
 	w, _ := setup(t, "")
 	addDevice(t, w, "mup-2", 3)
 	addDevice(t, w, "mup-3", 4) // already runs version 4: refused with 25
-	uuids, err := mup.DevicesOfCategory(w.s, categoryOf(t, w))
+	uuids, err := updateserver.DevicesOfCategory(w.s, categoryOf(t, w))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +48,8 @@ func TestCampaign(t *testing.T) {
 	var seen []string
 	cfg := campaignConfig(w, uuids)
 	done := make(chan string, len(uuids))
-	cfg.OnResult = func(r mup.DeviceResult) { done <- r.UUID }
-	results := mup.Campaign(context.Background(), cfg)
+	cfg.OnResult = func(r updateserver.DeviceResult) { done <- r.UUID }
+	results := updateserver.Campaign(context.Background(), cfg)
 	close(done)
 	for u := range done {
 		seen = append(seen, u)
@@ -57,7 +58,7 @@ func TestCampaign(t *testing.T) {
 		t.Errorf("OnResult for %v", seen)
 	}
 	for i, r := range results {
-		var ue *mup.UpdateError
+		var ue *updateserver.UpdateError
 		switch r.UUID {
 		case "mup-1", "mup-2":
 			if r.Err != nil || r.Result.Version != 4 {
@@ -78,11 +79,11 @@ func TestCampaignStopsAfterMaxFailures(t *testing.T) {
 	addDevice(t, w, "old-b", 9)
 	cfg := campaignConfig(w, []string{"old-a", "old-b", "mup-1"})
 	cfg.Parallel, cfg.MaxFailures = 1, 2
-	results := mup.Campaign(context.Background(), cfg)
+	results := updateserver.Campaign(context.Background(), cfg)
 	if results[0].Err == nil || results[1].Err == nil || results[0].Skipped || results[1].Skipped {
 		t.Errorf("the two old devices: %+v %+v", results[0], results[1])
 	}
-	if !results[2].Skipped || !errors.Is(results[2].Err, mup.ErrCampaignStopped) {
+	if !results[2].Skipped || !errors.Is(results[2].Err, updateserver.ErrCampaignStopped) {
 		t.Errorf("mup-1 after two failures: %+v", results[2])
 	}
 	if w.dev.FirmwareVersion() != 3 {

@@ -1,4 +1,4 @@
-package mup
+package updateserver
 
 import (
 	"context"

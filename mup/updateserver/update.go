@@ -1,4 +1,4 @@
-package mup
+package updateserver
 
 import (
 	"context"
@@ -16,9 +16,9 @@ import (
 	"time"
 
 	gonetconf "github.com/Juniper/go-netconf/netconf"
-	"github.com/veraison/go-cose"
 
 	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/wire"
 )
 
@@ -163,10 +163,10 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 
 	// 1. Token.
 	state, outs, err := call("getDeviceToken", "")
-	if err != nil || state != StateOK {
+	if err != nil || state != mup.StateOK {
 		return res, &UpdateError{Step: "getDeviceToken", State: state, Err: err}
 	}
-	tok, err := DecodeToken(outs)
+	tok, err := mup.DecodeToken(outs)
 	if err != nil {
 		return res, &UpdateError{Step: "getDeviceToken", Err: err}
 	}
@@ -175,7 +175,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	// The firmware key, bound to this token, goes beside the manifest.
 	var keySent chan error
 	if keyChannel != nil {
-		vm, err := vendorManifestOf(cfg.VendorSigned)
+		vm, err := mup.DecodeSignedVendorManifest(cfg.VendorSigned)
 		if err != nil {
 			return res, &UpdateError{Step: "key", Err: err}
 		}
@@ -192,13 +192,13 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 
 	// 2. Extended manifest.
 	start = time.Now()
-	ext, err := SignExtendedManifest(cfg.VendorSigned, cfg.UUID, tok.Nonce, cfg.ServerKey)
+	ext, err := mup.SignExtendedManifest(cfg.VendorSigned, cfg.UUID, tok.Nonce, cfg.ServerKey)
 	if err != nil {
 		return res, &UpdateError{Step: "sign", Err: err}
 	}
 	state, _, err = call("sendExtendedManifest", `<input_1_Manifest>`+base64.StdEncoding.EncodeToString(ext)+`</input_1_Manifest>`)
 	res.State = state
-	if err != nil || state != StateOK {
+	if err != nil || state != mup.StateOK {
 		return res, &UpdateError{Step: "sendExtendedManifest", State: state, Err: err}
 	}
 	phase("manifest", start)
@@ -215,7 +215,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	// 4. Slices straight to the broker.
 	start = time.Now()
 	topic := "yang/update/image/" + cfg.UUID
-	slices := SplitImage(cfg.Image, cfg.SliceSize)
+	slices := mup.SplitImage(cfg.Image, cfg.SliceSize)
 	if sealed != nil {
 		s := <-sealed
 		if s.err != nil {
@@ -233,7 +233,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	digest := sha256.Sum256(cfg.Image)
 	state, _, err = call("sendFirmwareImage", `<input_1_ImageDigest>`+hex.EncodeToString(digest[:])+`</input_1_ImageDigest>`)
 	res.State = state
-	if err != nil || state != StateOK {
+	if err != nil || state != mup.StateOK {
 		return res, &UpdateError{Step: "sendFirmwareImage", State: state, Err: err}
 	}
 	phase("image", start)
@@ -243,10 +243,10 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	deadline := time.Now().Add(cfg.RebootWait)
 	for {
 		state, outs, err = call("getDeviceToken", "")
-		if err == nil && state == StateOK {
-			if t, err := DecodeToken(outs); err == nil {
+		if err == nil && state == mup.StateOK {
+			if t, err := mup.DecodeToken(outs); err == nil {
 				res.Version = t.Version
-				if vm, err := vendorManifestOf(cfg.VendorSigned); err == nil && t.Version == vm.Version {
+				if vm, err := mup.DecodeSignedVendorManifest(cfg.VendorSigned); err == nil && t.Version == vm.Version {
 					break
 				}
 			}
@@ -261,18 +261,18 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 }
 
 type sealedSlices struct {
-	slices []Slice
+	slices []mup.Slice
 	err    error
 }
 
 // sealImage cuts the image into slices sealed under key. Each is sealed
 // once: a resent slice is the same ciphertext.
-func sealImage(image []byte, size int, key []byte) ([]Slice, error) {
-	c, err := NewSliceCipher(key)
+func sealImage(image []byte, size int, key []byte) ([]mup.Slice, error) {
+	c, err := mup.NewSliceCipher(key)
 	if err != nil {
 		return nil, err
 	}
-	slices := SplitImage(image, size)
+	slices := mup.SplitImage(image, size)
 	for i := range slices {
 		if slices[i], err = c.Seal(slices[i]); err != nil {
 			return nil, err
@@ -288,7 +288,7 @@ type keyChannelResult struct {
 
 // transfer publishes the slices and waits for acks, resending after a
 // timeout from the last acknowledged slice.
-func transfer(ctx context.Context, cfg UpdateConfig, slices []Slice, topic string, res *Result) error {
+func transfer(ctx context.Context, cfg UpdateConfig, slices []mup.Slice, topic string, res *Result) error {
 	res.Slices = len(slices)
 	// Progress counts image bytes, sealed or not.
 	plainSize := make([]int, len(slices))
@@ -299,7 +299,7 @@ func transfer(ctx context.Context, cfg UpdateConfig, slices []Slice, topic strin
 	var mu sync.Mutex
 	acked := -1
 	ackTopic := wire.FirmwareAckTopic(topic)
-	mq, err := client.Dial(ctx, client.Config{URL: cfg.MQTTURL, ClientID: "myno-update-" + hex.EncodeToString(NewNonce()[:6]), Protocol: client.MQTT5,
+	mq, err := client.Dial(ctx, client.Config{URL: cfg.MQTTURL, ClientID: "myno-update-" + hex.EncodeToString(mup.NewNonce()[:6]), Protocol: client.MQTT5,
 		TopicAliases: 4, // every publish here is QoS 0: slices carry an alias, not their topic
 		OnMessage: func(m client.Message) {
 			if m.Topic != ackTopic {
@@ -307,7 +307,7 @@ func transfer(ctx context.Context, cfg UpdateConfig, slices []Slice, topic strin
 			}
 			// An ack beyond the last slice is forged (the broker, or anyone
 			// who can publish): it must not end the transfer early.
-			if a, err := DecodeAck(m.Payload); err == nil && int(a.Index) < len(slices) {
+			if a, err := mup.DecodeAck(m.Payload); err == nil && int(a.Index) < len(slices) {
 				select {
 				case acks <- a.Index:
 				default:
@@ -413,16 +413,4 @@ func parseOutput(data string) (string, []string, error) {
 		return "", nil, fmt.Errorf("no retval in %q", data)
 	}
 	return retval, outs, nil
-}
-
-func vendorManifestOf(signed []byte) (*VendorManifest, error) {
-	var m cose.Sign1Message
-	if err := m.UnmarshalCBOR(signed); err != nil {
-		return nil, err
-	}
-	var vm VendorManifest
-	if err := cborDec.Unmarshal(m.Payload, &vm); err != nil {
-		return nil, err
-	}
-	return &vm, nil
 }

@@ -1,4 +1,4 @@
-package mup_test
+package systemtest_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/mup/updateserver"
 )
 
 // The MUP paper's reference workload: an 87,800-byte image in slices of
@@ -39,7 +40,7 @@ func publishBytes(topic string, alias bool, first bool, payload int) int {
 // bridge and the embedded broker: token, extended manifest, slices, image
 // check, new version. transfer-ms is the slice phase alone.
 func BenchmarkUpdate(b *testing.B) {
-	for _, flow := range []mup.FlowControl{mup.StopAndWait, mup.Windowed} {
+	for _, flow := range []updateserver.FlowControl{updateserver.StopAndWait, updateserver.Windowed} {
 		for _, size := range benchSliceSizes {
 			b.Run(fmt.Sprintf("%s/slice=%d", flow, size), func(b *testing.B) {
 				w, run := setup(b, "")
@@ -75,7 +76,7 @@ func BenchmarkUpdate(b *testing.B) {
 		}
 	}
 	// The same through Mosquitto (set_tcp_nodelay true), at 600 B.
-	for _, flow := range []mup.FlowControl{mup.StopAndWait, mup.Windowed} {
+	for _, flow := range []updateserver.FlowControl{updateserver.StopAndWait, updateserver.Windowed} {
 		b.Run(fmt.Sprintf("mosquitto/%s/slice=600", flow), func(b *testing.B) {
 			m := testenv.StartMosquitto(b)
 			w, run := setup(b, m.URL())
@@ -204,7 +205,7 @@ func BenchmarkFleetUpdate(b *testing.B) {
 		cfg := campaignConfig(w, uuids)
 		cfg.Parallel = 32
 		b.StartTimer()
-		for _, r := range mup.Campaign(context.Background(), cfg) {
+		for _, r := range updateserver.Campaign(context.Background(), cfg) {
 			if r.Err != nil {
 				b.Fatalf("%s: %v", r.UUID, r.Err)
 			}
@@ -219,7 +220,7 @@ func BenchmarkFleetUpdate(b *testing.B) {
 // adds the E2E handshake and key handover (overlapping the token and
 // manifest rpcs; the wait left is phase "key") and seals every slice.
 func BenchmarkEncryptedUpdate(b *testing.B) {
-	for _, flow := range []mup.FlowControl{mup.StopAndWait, mup.Windowed} {
+	for _, flow := range []updateserver.FlowControl{updateserver.StopAndWait, updateserver.Windowed} {
 		for _, encrypt := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s/%s", flow, map[bool]string{false: "plain", true: "encrypted"}[encrypt]), func(b *testing.B) {
 				ew := setupEncrypted(b, false, nil)

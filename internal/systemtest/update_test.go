@@ -1,4 +1,4 @@
-package mup_test
+package systemtest_test
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/mup/updateserver"
 	"github.com/myno-bridge/myno/wire"
 )
 
@@ -97,7 +98,7 @@ func dialBridge(t testing.TB, b *bridge.Bridge) *gonetconf.Session {
 
 // setup runs the bridge on the embedded broker and a MUP-capable device
 // at version 3; the vendor signed a manifest for version 4.
-func setup(t testing.TB, brokerURL string, deviceOptions ...func(*devices.MUPConfig)) (*world, func(mup.FlowControl) (*mup.Result, error)) {
+func setup(t testing.TB, brokerURL string, deviceOptions ...func(*devices.MUPConfig)) (*world, func(updateserver.FlowControl) (*updateserver.Result, error)) {
 	t.Helper()
 	vendorKey, _ := mup.GenerateKey()
 	serverKey, _ := mup.GenerateKey()
@@ -123,17 +124,17 @@ func setup(t testing.TB, brokerURL string, deviceOptions ...func(*devices.MUPCon
 		t.Fatal(err)
 	}
 	w := &world{b: b, dev: dev, s: s, image: image, signed: signed, sliceSize: 600, vendorKey: vendorKey, serverKey: serverKey, url: url}
-	run := func(flow mup.FlowControl) (*mup.Result, error) {
+	run := func(flow updateserver.FlowControl) (*updateserver.Result, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		return mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: serverKey,
+		return updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: serverKey,
 			NETCONF: s, MQTTURL: url, Flow: flow, SliceSize: w.sliceSize, RebootWait: w.rebootWait})
 	}
 	return w, run
 }
 
 func TestUpdateEndToEnd(t *testing.T) {
-	for _, flow := range []mup.FlowControl{mup.StopAndWait, mup.Windowed} {
+	for _, flow := range []updateserver.FlowControl{updateserver.StopAndWait, updateserver.Windowed} {
 		t.Run(string(flow), func(t *testing.T) {
 			w, run := setup(t, "")
 			res, err := run(flow)
@@ -147,7 +148,7 @@ func TestUpdateEndToEnd(t *testing.T) {
 			waitFirmwareVersion(t, w.s, "4")
 			// The same update again is a downgrade to the same version: refused.
 			_, err = run(flow)
-			var ue *mup.UpdateError
+			var ue *updateserver.UpdateError
 			if !errors.As(err, &ue) || ue.State != mup.StateInvalidVersion {
 				t.Errorf("second update: %v", err)
 			}
@@ -159,8 +160,8 @@ func TestTamperedImageIsRefused(t *testing.T) {
 	w, run := setup(t, "")
 	w.image = bytes.Clone(w.image)
 	w.image[1000] ^= 0xff // the manifest's digest no longer matches
-	_, err := run(mup.Windowed)
-	var ue *mup.UpdateError
+	_, err := run(updateserver.Windowed)
+	var ue *updateserver.UpdateError
 	if !errors.As(err, &ue) || ue.State != mup.StateImageInvalid {
 		t.Fatalf("tampered image: %v", err)
 	}
@@ -172,7 +173,7 @@ func TestTamperedImageIsRefused(t *testing.T) {
 func TestUpdateThroughMosquitto(t *testing.T) {
 	m := testenv.StartMosquitto(t)
 	w, run := setup(t, m.URL())
-	if _, err := run(mup.Windowed); err != nil {
+	if _, err := run(updateserver.Windowed); err != nil {
 		t.Fatal(err)
 	}
 	if w.dev.FirmwareVersion() != 4 {
@@ -206,8 +207,8 @@ func waitFirmwareVersion(t *testing.T, s *gonetconf.Session, want string) {
 func TestDeviceThatNeverRebootsTimesOut(t *testing.T) {
 	w, run := setup(t, "", func(c *devices.MUPConfig) { c.NeverReboots = true })
 	w.rebootWait = 500 * time.Millisecond
-	res, err := run(mup.Windowed)
-	var ue *mup.UpdateError
+	res, err := run(updateserver.Windowed)
+	var ue *updateserver.UpdateError
 	if !errors.As(err, &ue) || ue.Step != "reboot" {
 		t.Fatalf("want a reboot timeout, got %v", err)
 	}
@@ -229,8 +230,8 @@ func TestBrokerRestartMidTransfer(t *testing.T) {
 	var resumedFrom int
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	res, err := mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey,
-		NETCONF: w.s, MQTTURL: w.url, Flow: mup.Windowed, SliceSize: 600, AckTimeout: 500 * time.Millisecond, MaxRetries: 40,
+	res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey,
+		NETCONF: w.s, MQTTURL: w.url, Flow: updateserver.Windowed, SliceSize: 600, AckTimeout: 500 * time.Millisecond, MaxRetries: 40,
 		Progress: func(acked, total, _ int) {
 			if acked >= total/2 && !restarted {
 				restarted = true
@@ -261,8 +262,8 @@ func TestDeviceRestartMidTransfer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var fresh *devices.Device
-	_, err := mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey,
-		NETCONF: w.s, MQTTURL: w.url, Flow: mup.Windowed, SliceSize: 600, AckTimeout: 200 * time.Millisecond, MaxRetries: 3,
+	_, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey,
+		NETCONF: w.s, MQTTURL: w.url, Flow: updateserver.Windowed, SliceSize: 600, AckTimeout: 200 * time.Millisecond, MaxRetries: 3,
 		Progress: func(acked, total, _ int) {
 			if acked >= total/2 && !restarted {
 				restarted = true
@@ -270,7 +271,7 @@ func TestDeviceRestartMidTransfer(t *testing.T) {
 				fresh = addDevice(t, w, "mup-1", 3) // the same device, rebooted into version 3
 			}
 		}})
-	var ue *mup.UpdateError
+	var ue *updateserver.UpdateError
 	if !errors.As(err, &ue) || ue.Step != "transfer" {
 		t.Fatalf("want a failed transfer, got %v", err)
 	}
@@ -278,7 +279,7 @@ func TestDeviceRestartMidTransfer(t *testing.T) {
 		t.Fatalf("restarted device runs %d", fresh.FirmwareVersion())
 	}
 	w.dev = fresh
-	res, err := run(mup.Windowed)
+	res, err := run(updateserver.Windowed)
 	if err != nil || res.Version != 4 || fresh.FirmwareVersion() != 4 {
 		t.Fatalf("update after the restart: %+v %v", res, err)
 	}
@@ -309,12 +310,12 @@ func TestUpdateServerCertificateFromTheBridge(t *testing.T) {
 	image := make([]byte, 20000)
 	rand.Read(image)
 	signed, _ := mup.SignVendorManifest(mup.NewVendorManifest(image, "myno-app", 4, 3, 0), vendorKey)
-	update := func() (*mup.Result, error) {
-		return mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: signed, Image: image, ServerKey: serverKey,
-			NETCONF: s, MQTTURL: b.BrokerURL(), Flow: mup.Windowed})
+	update := func() (*updateserver.Result, error) {
+		return updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: signed, Image: image, ServerKey: serverKey,
+			NETCONF: s, MQTTURL: b.BrokerURL(), Flow: updateserver.Windowed})
 	}
 	_, err := update()
-	var ue *mup.UpdateError
+	var ue *updateserver.UpdateError
 	if !errors.As(err, &ue) || ue.Step != "sendExtendedManifest" || dev.TrustsUpdateServer() {
 		t.Fatalf("with a rogue certificate: %v (trusts %v)", err, dev.TrustsUpdateServer())
 	}

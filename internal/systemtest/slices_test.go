@@ -1,4 +1,4 @@
-package mup_test
+package systemtest_test
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package mup_test
+package systemtest_test
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/e2e"
 	"github.com/myno-bridge/myno/mup/e2e/manager"
+	"github.com/myno-bridge/myno/mup/updateserver"
 )
 
 // encWorld is a bridge, a MUP device with E2E credentials, and an E2E
@@ -24,8 +25,8 @@ type encWorld struct {
 	*world
 	m    *manager.Manager
 	cap  *testenv.Capture
-	hook *testenv.CuriousHook // on the embedded broker only
-	flow mup.FlowControl      // "" is windowed
+	hook *testenv.CuriousHook     // on the embedded broker only
+	flow updateserver.FlowControl // "" is windowed
 }
 
 // setupEncrypted runs the world on a standalone embedded broker with a
@@ -99,19 +100,29 @@ func setupEncrypted(t testing.TB, onMosquitto bool, device func(*devices.MUPConf
 
 // run updates the device; with encrypt, under a fresh firmware key handed
 // over the E2E channel.
-func (ew *encWorld) run(encrypt bool) (*mup.Result, error) {
+func (ew *encWorld) run(encrypt bool) (*updateserver.Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	flow := ew.flow
 	if flow == "" {
-		flow = mup.Windowed
+		flow = updateserver.Windowed
 	}
-	cfg := mup.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
+	cfg := updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
 		NETCONF: ew.s, MQTTURL: ew.url, Flow: flow, SliceSize: ew.sliceSize, AckTimeout: 300 * time.Millisecond, MaxRetries: 3}
 	if encrypt {
-		cfg.OpenKeyChannel = ew.m.OpenKeyChannel
+		cfg.OpenKeyChannel = ew.openKeyChannel
 	}
-	return mup.Update(ctx, cfg)
+	return updateserver.Update(ctx, cfg)
+}
+
+// openKeyChannel adapts the manager's channel to the Update Server's
+// KeyChannel (a nil *manager.Channel must not become a non-nil interface).
+func (ew *encWorld) openKeyChannel(ctx context.Context, uuid string) (updateserver.KeyChannel, error) {
+	ch, err := ew.m.OpenKeyChannel(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	return ch, nil
 }
 
 // The confidential update on both brokers: the device installs the image,
@@ -163,7 +174,7 @@ func TestTamperedSealedSliceIsRefused(t *testing.T) {
 		return p
 	})
 	_, err := ew.run(true)
-	var ue *mup.UpdateError
+	var ue *updateserver.UpdateError
 	if !errors.As(err, &ue) || ue.Step != "transfer" || !strings.Contains(err.Error(), "slice 5") {
 		t.Fatalf("update through a tampering broker: %v", err)
 	}
@@ -176,7 +187,7 @@ func TestTamperedSealedSliceIsRefused(t *testing.T) {
 func TestPlaintextRefusedWhenEncryptionIsRequired(t *testing.T) {
 	ew := setupEncrypted(t, false, func(c *devices.MUPConfig) { c.RequireEncryptedFirmware = true })
 	_, err := ew.run(false)
-	var ue *mup.UpdateError
+	var ue *updateserver.UpdateError
 	if !errors.As(err, &ue) || ue.Step != "transfer" {
 		t.Fatalf("plaintext update: %v", err)
 	}
@@ -193,7 +204,7 @@ func TestPlaintextRefusedWhenEncryptionIsRequired(t *testing.T) {
 
 // staleNonce sends the firmware key for another update attempt: the token
 // nonce it names is not the one of this update.
-type staleNonce struct{ mup.KeyChannel }
+type staleNonce struct{ updateserver.KeyChannel }
 
 func (s staleNonce) SendFirmwareKey(ctx context.Context, appID string, version uint32, nonce, key []byte) error {
 	return s.KeyChannel.SendFirmwareKey(ctx, appID, version, bytes.Repeat([]byte{7}, len(nonce)), key)
@@ -205,16 +216,16 @@ func TestFirmwareKeyIsBoundToTheAttempt(t *testing.T) {
 	ew := setupEncrypted(t, false, func(c *devices.MUPConfig) { c.RequireEncryptedFirmware = true })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	_, err := mup.Update(ctx, mup.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
-		NETCONF: ew.s, MQTTURL: ew.url, Flow: mup.Windowed, AckTimeout: 300 * time.Millisecond, MaxRetries: 2,
-		OpenKeyChannel: func(ctx context.Context, uuid string) (mup.KeyChannel, error) {
-			ch, err := ew.m.OpenKeyChannel(ctx, uuid)
+	_, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
+		NETCONF: ew.s, MQTTURL: ew.url, Flow: updateserver.Windowed, AckTimeout: 300 * time.Millisecond, MaxRetries: 2,
+		OpenKeyChannel: func(ctx context.Context, uuid string) (updateserver.KeyChannel, error) {
+			ch, err := ew.openKeyChannel(ctx, uuid)
 			if err != nil {
 				return nil, err
 			}
 			return staleNonce{ch}, nil
 		}})
-	var ue *mup.UpdateError
+	var ue *updateserver.UpdateError
 	if !errors.As(err, &ue) || ue.Step != "transfer" {
 		t.Fatalf("update with a key for another attempt: %v", err)
 	}

@@ -15,10 +15,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
-	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +62,11 @@ type Config struct {
 	Instance string
 
 	Logger *slog.Logger
+
+	// beforeLookup, when set (package tests), runs in the task that
+	// answers a delete or retrieve request, before anything else.
+	beforeLookup func()
+
 	// Out receives the one-time notice with a generated admin password.
 	Out io.Writer
 }
@@ -112,74 +113,92 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Bridge is a running bridge.
+// Bridge is a running bridge: the composition of its parts.
 type Bridge struct {
-	cfg    Config
-	log    *slog.Logger
-	broker *broker.Broker
-	mq     client.Transport
-	nc     *netconf.Server
-	ln     net.Listener
-	parser *ontology.Parser
-	// cluster is this instance's cluster; nil when it runs alone.
-	cluster *cluster
+	cfg Config
+	log *slog.Logger
 
-	mu         sync.Mutex
-	devices    map[string]*device
-	modules    map[string]*moduleEntry // by shape
-	assembling map[string]*assembly
-	telemetry  map[string]sensorRef // topic -> sensor
-	calls      map[string]*call     // by correlation data
-	callsByReq map[string]*call     // by reqId, for MQTT 3.1.1 answers
+	broker   *broker.Broker   // the embedded broker; nil with an external one
+	mq       client.Transport // the bridge's MQTT connection
+	nc       *netconf.Server
+	ln       net.Listener
+	registry *registry
+	assembly *assembler
+	calls    *pendingCalls
+	owner    ownership // solo, or an instance of a cluster
+	reqSeq   atomic.Uint64
 
-	saver         *saver
-	reqSeq        atomic.Uint64
-	lateAnswers   atomic.Uint64
-	registrations atomic.Uint64
-
+	// ctx ends when Close starts; run owns every goroutine of the bridge.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	run    tasks
 }
 
-// Start runs the bridge: broker (embedded or external), registry, NETCONF
-// server. It returns once everything listens; Close stops it.
+// Start runs the bridge: registry, NETCONF server, broker (embedded or
+// external), subscriptions, the registry restored. It returns once
+// everything listens; Close stops it.
 func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	cfg.setDefaults()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	b := &Bridge{
-		cfg: cfg, log: cfg.Logger,
-		parser:     &ontology.Parser{MaxBytes: cfg.MaxDescriptionBytes},
-		devices:    map[string]*device{},
-		modules:    map[string]*moduleEntry{},
-		assembling: map[string]*assembly{},
-		telemetry:  map[string]sensorRef{},
-		calls:      map[string]*call{},
-		callsByReq: map[string]*call{},
-	}
-	if cfg.Cluster != "" {
-		if cfg.MQTTURL == "" {
-			return nil, errors.New("a cluster needs a shared external broker (--mqtt-url)")
-		}
-		c, err := newCluster(cfg.Cluster, cfg.Instance)
-		if err != nil {
-			return nil, err
-		}
-		b.cluster = c
-	}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, calls: newPendingCalls(),
+		assembly: newAssembler(cfg.MaxDescriptionBytes, cfg.MaxChunks, cfg.AssemblyTimeout)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.saver = newSaver(b.writeRegistry)
 	ok := false
 	defer func() {
 		if !ok {
 			b.Close()
 		}
 	}()
+	var err error
+	if b.owner, err = b.newOwnership(); err != nil {
+		return nil, err
+	}
+	if b.registry, err = openRegistry(cfg.DataDir, &ontology.Parser{MaxBytes: cfg.MaxDescriptionBytes}); err != nil {
+		return nil, err
+	}
+	if b.nc, err = b.newNETCONFServer(); err != nil {
+		return nil, err
+	}
+	if err := b.connectMQTT(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.subscribe(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.owner.start(b.ctx, b.mq, &b.run); err != nil {
+		return nil, err
+	}
+	if err := b.publishUpdateServerCert(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.restoreRegistry(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.serveNETCONF(); err != nil {
+		return nil, err
+	}
+	b.run.goDo(func() { b.expireAssemblies(b.ctx) })
+	ok = true
+	b.log.Info("bridge started", append([]any{"netconf", b.ln.Addr().String(), "mqtt", b.mqttURL(), "data", cfg.DataDir}, b.owner.logAttrs()...)...)
+	return b, nil
+}
 
-	// NETCONF server.
-	hostKey, err := netconf.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
+// newOwnership is solo, or an instance of the configured cluster.
+func (b *Bridge) newOwnership() (ownership, error) {
+	if b.cfg.Cluster == "" {
+		return solo{}, nil
+	}
+	if b.cfg.MQTTURL == "" {
+		return nil, errors.New("a cluster needs a shared external broker (--mqtt-url)")
+	}
+	return newCluster(b.cfg.Cluster, b.cfg.Instance, b, b.log)
+}
+
+// newNETCONFServer loads the host key and the users and makes the server.
+func (b *Bridge) newNETCONFServer() (*netconf.Server, error) {
+	hostKey, err := netconf.LoadOrCreateHostKey(filepath.Join(b.cfg.DataDir, "ssh_host_ed25519_key"))
 	if err != nil {
 		return nil, err
 	}
@@ -187,114 +206,109 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.nc, err = netconf.NewServer(netconf.Config{HostKey: hostKey, Users: users,
-		Access: netconf.DefaultAccess(), Logger: cfg.Logger})
-	if err != nil {
-		return nil, err
-	}
+	return netconf.NewServer(netconf.Config{HostKey: hostKey, Users: users, Access: netconf.DefaultAccess(), Logger: b.cfg.Logger})
+}
 
-	// MQTT.
-	url := cfg.MQTTURL
-	if url == "" {
-		b.broker, err = broker.Start(broker.Config{Listen: cfg.MQTTListen, Logger: cfg.Logger, DataDir: cfg.DataDir})
-		if err != nil {
-			return nil, err
+// connectMQTT starts the embedded broker and connects to it inline, or
+// dials the external broker.
+func (b *Bridge) connectMQTT(ctx context.Context) error {
+	cfg := b.cfg
+	if cfg.MQTTURL == "" {
+		var err error
+		if b.broker, err = broker.Start(broker.Config{Listen: cfg.MQTTListen, Logger: cfg.Logger, DataDir: cfg.DataDir}); err != nil {
+			return err
 		}
-		url = b.broker.URL()
-	}
-	if b.broker != nil {
 		b.mq = b.broker.InlineClient("myno-bridge-inline", b.onMessage)
-	} else {
-		tlsCfg, err := tlsConfig(cfg.MQTTCAFile)
-		if err != nil {
-			return nil, err
-		}
-		dctx, cancel := context.WithTimeout(ctx, cfg.MQTTConnectTimeout)
-		defer cancel()
-		mc := client.Config{URL: url, ClientID: "myno-bridge-" + randomID(), Protocol: client.MQTT5,
-			OnMessage: b.onMessage, Logger: cfg.Logger, Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLSConfig: tlsCfg,
-			// The broker keeps the bridge's subscriptions and queued QoS 1
-			// messages through a short outage.
-			SessionExpiry: 5 * time.Minute}
-		if b.cluster != nil {
-			// A dead instance leaves the cluster through its Will: the
-			// broker clears the retained membership (MQTT 5 §3.1.2.5).
-			// The Will also fires when the connection merely broke, so
-			// each reconnect announces the instance again.
-			// The Will says "down" rather than clearing the message with an
-			// empty payload, which mochi-mqtt refuses in a Will.
-			mc.Will, mc.WillRetain = &client.Message{Topic: b.cluster.memberTopic(b.cluster.instance), Payload: []byte(memberDown)}, true
-			mc.OnReconnect = func() {
-				select {
-				case b.cluster.rejoin <- struct{}{}:
-				default:
-				}
-			}
-		}
-		b.mq, err = client.Dial(dctx, mc)
-		if err != nil {
-			return nil, err
-		}
+		return nil
 	}
-	topics := append(slices.Clone(wire.BootstrapTopics), wire.ResponseFilter, wire.FirmwareStatusFilter)
-	if b.cluster != nil {
-		// Members first: by the time a retained registration or a
-		// bootstrap arrives, the membership retained at the broker is known.
-		topics = append([]string{b.cluster.memberTopic("+"), b.cluster.registryTopic("+"), b.cluster.responseTopic("+")}, topics...)
+	tlsCfg, err := tlsConfig(cfg.MQTTCAFile)
+	if err != nil {
+		return err
 	}
+	mc := client.Config{URL: cfg.MQTTURL, ClientID: "myno-bridge-" + randomID(), Protocol: client.MQTT5,
+		OnMessage: b.onMessage, Logger: cfg.Logger, Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLSConfig: tlsCfg,
+		// The broker keeps the bridge's subscriptions and queued QoS 1
+		// messages through a short outage.
+		SessionExpiry: 5 * time.Minute}
+	b.owner.configure(&mc)
+	dctx, cancel := context.WithTimeout(ctx, cfg.MQTTConnectTimeout)
+	defer cancel()
+	b.mq, err = client.Dial(dctx, mc)
+	return err
+}
+
+// mqttURL is the broker the bridge uses.
+func (b *Bridge) mqttURL() string {
+	if b.broker != nil {
+		return b.broker.URL()
+	}
+	return b.cfg.MQTTURL
+}
+
+// subscribe makes the ownership's subscriptions, then the bootstrap,
+// response and firmware status topics.
+func (b *Bridge) subscribe(ctx context.Context) error {
+	topics := append(b.owner.topics(), wire.BootstrapTopics...)
+	topics = append(topics, wire.ResponseFilter, wire.FirmwareStatusFilter)
 	for _, topic := range topics {
 		if err := b.mq.Subscribe(ctx, topic); err != nil {
-			return nil, fmt.Errorf("subscribe %s: %w", topic, err)
+			return fmt.Errorf("subscribe %s: %w", topic, err)
 		}
 	}
-	if b.cluster != nil {
-		if err := b.joinCluster(ctx); err != nil {
-			return nil, err
-		}
-		b.wg.Add(2)
-		go func() { defer b.wg.Done(); b.applyRegistrations() }()
-		go func() { defer b.wg.Done(); b.rejoinCluster() }()
-	}
-	if len(cfg.UpdateServerCert) > 0 {
-		if blk, _ := pem.Decode(cfg.UpdateServerCert); blk == nil || blk.Type != "CERTIFICATE" {
-			return nil, errors.New("update server certificate: not a PEM CERTIFICATE")
-		} else if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
-			return nil, fmt.Errorf("update server certificate: %w", err)
-		}
-		if err := b.mq.PublishRetained(ctx, client.Message{Topic: wire.TopicUpdateServerCert, Payload: cfg.UpdateServerCert}); err != nil {
-			return nil, fmt.Errorf("publish update server certificate: %w", err)
-		}
-	}
+	return nil
+}
 
-	// The registry comes back without the devices re-bootstrapping.
-	saved, err := loadRegistry(cfg.DataDir)
+// publishUpdateServerCert publishes the Update Server certificate,
+// retained, for MUP devices.
+func (b *Bridge) publishUpdateServerCert(ctx context.Context) error {
+	cert := b.cfg.UpdateServerCert
+	if len(cert) == 0 {
+		return nil
+	}
+	if blk, _ := pem.Decode(cert); blk == nil || blk.Type != "CERTIFICATE" {
+		return errors.New("update server certificate: not a PEM CERTIFICATE")
+	} else if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+		return fmt.Errorf("update server certificate: %w", err)
+	}
+	if err := b.mq.PublishRetained(ctx, client.Message{Topic: wire.TopicUpdateServerCert, Payload: cert}); err != nil {
+		return fmt.Errorf("publish update server certificate: %w", err)
+	}
+	return nil
+}
+
+// restoreRegistry brings the saved devices back without the devices
+// bootstrapping again.
+func (b *Bridge) restoreRegistry(ctx context.Context) error {
+	saved, err := b.registry.load()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, p := range saved {
 		if err := b.register(ctx, p.UUID, []byte(p.Description), p.RegisteredAt, false); err != nil {
 			b.log.Warn("registry entry dropped", "uuid", p.UUID, "err", err)
+			continue
 		}
+		b.registry.restoreFirmware(p.UUID, p.Firmware)
 	}
 	if len(saved) > 0 {
-		b.log.Info("registry restored", "devices", len(b.devices), "modules", len(b.modules))
+		devices, modules := b.registry.counts()
+		b.log.Info("registry restored", "devices", devices, "modules", modules)
 	}
+	return nil
+}
 
-	b.ln, err = net.Listen("tcp", cfg.NetconfListen)
-	if err != nil {
-		return nil, fmt.Errorf("netconf listen %s: %w", cfg.NetconfListen, err)
+// serveNETCONF listens and serves NETCONF sessions until Close.
+func (b *Bridge) serveNETCONF() error {
+	var err error
+	if b.ln, err = net.Listen("tcp", b.cfg.NetconfListen); err != nil {
+		return fmt.Errorf("netconf listen %s: %w", b.cfg.NetconfListen, err)
 	}
-	b.wg.Add(2)
-	go func() { defer b.wg.Done(); _ = b.nc.Serve(b.ctx, b.ln) }()
-	go func() { defer b.wg.Done(); b.janitor() }()
-	ok = true
-	if b.cluster != nil {
-		b.log.Info("bridge started", "netconf", b.ln.Addr().String(), "mqtt", url, "data", cfg.DataDir,
-			"cluster", cfg.Cluster, "instance", cfg.Instance)
-	} else {
-		b.log.Info("bridge started", "netconf", b.ln.Addr().String(), "mqtt", url, "data", cfg.DataDir)
-	}
-	return b, nil
+	b.run.goDo(func() {
+		if err := b.nc.Serve(b.ctx, b.ln); err != nil {
+			b.log.Error("netconf server stopped", "addr", b.ln.Addr().String(), "err", err)
+		}
+	})
+	return nil
 }
 
 // NetconfAddr is where the NETCONF server listens.
@@ -311,12 +325,10 @@ func (b *Bridge) BrokerURL() string {
 // NETCONF returns the NETCONF server, for tests and embedding.
 func (b *Bridge) NETCONF() *netconf.Server { return b.nc }
 
-// Close stops the NETCONF server, the MQTT connection and the embedded
-// broker, and saves the registry.
+// Close stops the NETCONF server, every goroutine of the bridge, the MQTT
+// connection and the embedded broker, and saves the registry.
 func (b *Bridge) Close() {
-	if b.cancel != nil {
-		b.cancel()
-	}
+	b.cancel()
 	if b.nc != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = b.nc.Shutdown(ctx)
@@ -325,14 +337,11 @@ func (b *Bridge) Close() {
 	if b.ln != nil {
 		b.ln.Close()
 	}
-	b.wg.Wait()
-	if b.mq != nil && b.cluster != nil {
-		// Leave the cluster: the others take over this instance's devices.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = b.mq.PublishRetained(ctx, client.Message{Topic: b.cluster.memberTopic(b.cluster.instance)})
-		cancel()
-	}
+	b.run.stop()
 	if b.mq != nil {
+		if b.owner != nil {
+			b.owner.leave(context.Background())
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = b.mq.Close(ctx)
 		cancel()
@@ -342,8 +351,8 @@ func (b *Bridge) Close() {
 			b.log.Warn("embedded broker", "err", err)
 		}
 	}
-	if b.saver != nil {
-		b.saver.close()
+	if b.registry != nil {
+		b.registry.close()
 	}
 	b.log.Info("bridge stopped")
 }
@@ -410,135 +419,60 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// register adds or replaces a device: parse, generate or share the module,
-// announce it, subscribe to telemetry, persist.
+// register adds or replaces a device (registry.register), then announces
+// its module if new, withdraws the one it left, moves its telemetry
+// subscriptions and, with persist, saves the registry.
 func (b *Bridge) register(ctx context.Context, uuid string, desc []byte, at time.Time, persist bool) error {
-	tmpl, err := b.parser.Parse(desc)
+	ch, err := b.registry.register(uuid, desc, at)
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
-	me := b.modules[tmpl.Shape()]
-	b.mu.Unlock()
-	if me == nil {
-		mod, err := yang.Generate(tmpl, yang.Options{})
-		if err != nil {
-			return err
-		}
-		me = &moduleEntry{mod: mod, devices: map[string]bool{}}
+	if ch.announce {
+		b.announce(ch.module)
 	}
-	d := &device{UUID: uuid, Description: desc, RegisteredAt: at.UTC(), model: tmpl.Instantiate(uuid), template: tmpl,
-		module: me, lastSeen: time.Now().UTC(), readings: map[string]reading{}}
-	b.mu.Lock()
-	if existing := b.modules[tmpl.Shape()]; existing != nil {
-		me = existing // generated concurrently or shared with other devices
-		d.module = me
-	}
-	newModule := len(me.devices) == 0
-	me.devices[uuid] = true
-	b.modules[tmpl.Shape()] = me
-	var withdraw *yang.Module
-	var oldTopics []string
-	if old := b.devices[uuid]; old != nil { // an update: replace the old registration
-		d.firmware = old.firmware
-		oldTopics = old.topics
-		if old.module == me {
-			// The same shape again (a device rebooted and bootstrapped
-			// anew): the module stays, only the old telemetry goes.
-			b.dropTelemetryLocked(old)
-		} else {
-			withdraw = b.dropLocked(old)
-		}
-	}
-	b.devices[uuid] = d
-	topics := b.sensorTopicsLocked(d)
-	b.mu.Unlock()
-	if newModule {
-		b.announce(me.mod)
-	}
-	if withdraw != nil {
-		b.withdraw(withdraw)
-	}
-	for _, t := range oldTopics {
-		if !contains(topics, t) {
-			_ = b.mq.Unsubscribe(ctx, t)
-		}
-	}
-	for _, t := range topics {
-		if err := b.mq.Subscribe(ctx, t); err != nil {
-			b.log.Warn("telemetry subscribe failed", "topic", t, "err", err)
-		}
-	}
-	b.registrations.Add(1)
-	b.log.Info("device registered", "uuid", uuid, "module", me.mod.Name, "category", tmpl.Category, "new_module", newModule)
+	b.apply(ctx, ch)
+	b.log.Info("device registered", "uuid", uuid, "module", ch.module.Name, "category", ch.category, "new_module", ch.announce)
 	if persist {
-		return b.save()
+		return b.registry.save()
 	}
 	return nil
 }
 
 // unregister removes a device, and its module once no device uses it.
 func (b *Bridge) unregister(ctx context.Context, uuid string) bool {
-	b.mu.Lock()
-	d := b.devices[uuid]
-	if d == nil {
-		b.mu.Unlock()
+	ch, ok := b.registry.unregister(uuid)
+	if !ok {
 		return false
 	}
-	topics := d.topics
-	withdraw := b.dropLocked(d)
-	delete(b.devices, uuid)
-	b.mu.Unlock()
-	if withdraw != nil {
-		b.withdraw(withdraw)
-	}
-	for _, t := range topics {
-		_ = b.mq.Unsubscribe(ctx, t)
-	}
+	b.apply(ctx, ch)
 	b.log.Info("device deleted", "uuid", uuid)
-	if err := b.save(); err != nil {
+	if err := b.registry.save(); err != nil {
 		b.log.Error("registry not saved", "err", err)
 	}
 	return true
 }
 
-// dropLocked detaches a device from its module and its telemetry topics.
-// It returns the module to withdraw when no device uses it any more.
-func (b *Bridge) dropLocked(d *device) *yang.Module {
-	b.dropTelemetryLocked(d)
-	me := d.module
-	delete(me.devices, d.UUID)
-	if len(me.devices) > 0 {
-		return nil
-	}
-	delete(b.modules, d.template.Shape())
-	return me.mod
+// holds reports whether the registry has exactly this registration.
+func (b *Bridge) holds(uuid string, at time.Time, desc []byte) bool {
+	return b.registry.holds(uuid, at, desc)
 }
 
-// dropTelemetryLocked forgets the device's telemetry topics.
-func (b *Bridge) dropTelemetryLocked(d *device) {
-	for _, t := range d.topics {
-		if ref, ok := b.telemetry[t]; ok && ref.uuid == d.UUID {
-			delete(b.telemetry, t)
+// apply carries a registry change out on the NETCONF server and the MQTT
+// subscriptions.
+func (b *Bridge) apply(ctx context.Context, ch change) {
+	if ch.withdraw != nil {
+		b.withdraw(ch.withdraw)
+	}
+	for _, t := range ch.unsubscribe {
+		if err := b.mq.Unsubscribe(ctx, t); err != nil {
+			b.log.Warn("telemetry unsubscribe failed", "topic", t, "err", err)
 		}
 	}
-}
-
-// withdraw removes a module, its rpcs and its state from the NETCONF
-// server; subscribed sessions get netconf-capability-change (RFC 6470).
-func (b *Bridge) withdraw(mod *yang.Module) {
-	b.nc.RemoveState(mod.Name)
-	b.nc.RemoveModule(mod.Name)
-	b.log.Info("module withdrawn", "module", mod.Name)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+	for _, t := range ch.subscribe {
+		if err := b.mq.Subscribe(ctx, t); err != nil {
+			b.log.Warn("telemetry subscribe failed", "topic", t, "err", err)
 		}
 	}
-	return false
 }
 
 // announce adds a module, its rpcs and its state to the NETCONF server.
@@ -550,66 +484,30 @@ func (b *Bridge) announce(mod *yang.Module) {
 	b.nc.AddModule(netconf.Module{Name: mod.Name, Revision: mod.Revision, Namespace: mod.Namespace, Source: mod.Text})
 }
 
-// save persists the registry; it returns once the change is on disk.
-func (b *Bridge) save() error { return b.saver.save() }
-
-func (b *Bridge) writeRegistry() error {
-	b.mu.Lock()
-	devs := make([]persistedDevice, 0, len(b.devices))
-	for _, d := range b.devices {
-		devs = append(devs, persistedDevice{UUID: d.UUID, RegisteredAt: d.RegisteredAt, Shape: d.template.Shape(),
-			Description: string(d.Description), Firmware: d.firmware})
-	}
-	b.mu.Unlock()
-	sort.Slice(devs, func(i, j int) bool { return devs[i].UUID < devs[j].UUID })
-	return saveRegistry(b.cfg.DataDir, devs)
+// withdraw removes a module, its rpcs and its state from the NETCONF
+// server; subscribed sessions get netconf-capability-change (RFC 6470).
+func (b *Bridge) withdraw(mod *yang.Module) {
+	b.nc.RemoveState(mod.Name)
+	b.nc.RemoveModule(mod.Name)
+	b.log.Info("module withdrawn", "module", mod.Name)
 }
 
 // Devices returns the registered UUIDs.
-func (b *Bridge) Devices() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make([]string, 0, len(b.devices))
-	for u := range b.devices {
-		out = append(out, u)
-	}
-	sort.Strings(out)
-	return out
-}
+func (b *Bridge) Devices() []string { return b.registry.uuids() }
 
 // ModuleOf returns the module name of a registered device.
-func (b *Bridge) ModuleOf(uuid string) (string, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	d := b.devices[uuid]
-	if d == nil {
-		return "", false
-	}
-	return d.module.mod.Name, true
-}
+func (b *Bridge) ModuleOf(uuid string) (string, bool) { return b.registry.moduleOf(uuid) }
 
 // PendingDescriptions counts descriptions whose chunks are still arriving.
-func (b *Bridge) PendingDescriptions() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.assembling)
-}
+func (b *Bridge) PendingDescriptions() int { return b.assembly.count() }
 
 // LateAnswers counts device answers that matched no waiting rpc.
-func (b *Bridge) LateAnswers() uint64 { return b.lateAnswers.Load() }
+func (b *Bridge) LateAnswers() uint64 { return b.calls.unmatched.Load() }
 
-func (b *Bridge) nextReqID() string {
-	n := strconv.FormatUint(b.reqSeq.Add(1), 36)
-	if b.cluster != nil {
-		return b.cluster.reqID(n)
-	}
-	return n
-}
+// ClusterMembers lists the live members of the cluster as this instance
+// sees them; nil when it runs alone.
+func (b *Bridge) ClusterMembers() []string { return b.owner.members() }
 
-// responseTopic is where an MQTT 5 device answers this instance.
-func (b *Bridge) responseTopic(uuid string) string {
-	if b.cluster != nil {
-		return b.cluster.responseTopic(uuid)
-	}
-	return wire.ResponseTopic(uuid)
-}
+// ClusterAnswered counts the bootstrap and lookup requests this instance
+// answered as their owner.
+func (b *Bridge) ClusterAnswered() uint64 { return b.owner.answered() }

@@ -32,22 +32,23 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // validClusterName is what a cluster or instance name may be: a single
 // topic level without wildcards, and no ':' (the reqId separator).
 var validClusterName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
-const clusterPrefix = "myno/cluster/"
 
 // memberDown is the membership payload of an instance that died (its
 // Will); a clean stop clears the retained membership instead.
@@ -56,48 +57,123 @@ const memberDown = "down"
 // cluster is one instance's view of its cluster.
 type cluster struct {
 	name, instance string
+	replica        replica
+	log            *slog.Logger
+	mq             client.Transport // set by start
 
-	mu      sync.Mutex
-	members map[string]bool // live members, this one included
+	mu   sync.Mutex
+	live map[string]bool // live members, this one included
 
-	registry chan client.Message // replicated registrations, applied in order
-	rejoin   chan struct{}       // the broker connection came back
-	answered atomic.Uint64       // bootstrap and lookup requests this instance owned
+	registry      chan client.Message // replicated registrations, applied in order
+	rejoin        chan struct{}       // the broker connection came back
+	ownedRequests atomic.Uint64       // bootstrap and lookup requests this instance owned
 }
 
-func newCluster(name, instance string) (*cluster, error) {
+func newCluster(name, instance string, r replica, log *slog.Logger) (*cluster, error) {
 	if !validClusterName.MatchString(name) {
 		return nil, fmt.Errorf("cluster name %q: want 1-64 of A-Z a-z 0-9 _ . -", name)
 	}
 	if !validClusterName.MatchString(instance) {
 		return nil, fmt.Errorf("instance name %q: want 1-64 of A-Z a-z 0-9 _ . -", instance)
 	}
-	return &cluster{name: name, instance: instance, members: map[string]bool{instance: true},
+	return &cluster{name: name, instance: instance, replica: r, log: log, live: map[string]bool{instance: true},
 		registry: make(chan client.Message, 1024), rejoin: make(chan struct{}, 1)}, nil
 }
 
-func (c *cluster) memberTopic(instance string) string {
-	return clusterPrefix + c.name + "/members/" + instance
+// configure gives the connection a Will: a dead instance leaves the
+// cluster through it, the broker replacing the retained membership (MQTT 5
+// §3.1.2.5). The Will also fires when the connection merely broke, so
+// each reconnect announces the instance again. It says "down" rather than
+// clearing the message with an empty payload, which mochi-mqtt refuses in
+// a Will.
+func (c *cluster) configure(cfg *client.Config) {
+	cfg.Will, cfg.WillRetain = &client.Message{Topic: wire.ClusterMemberTopic(c.name, c.instance), Payload: []byte(memberDown)}, true
+	cfg.OnReconnect = func() {
+		select {
+		case c.rejoin <- struct{}{}:
+		default:
+		}
+	}
 }
 
-func (c *cluster) registryTopic(uuid string) string {
-	return clusterPrefix + c.name + "/registry/" + uuid
+// topics: members first, so that by the time a retained registration or
+// a bootstrap arrives, the membership retained at the broker is known.
+func (c *cluster) topics() []string {
+	return []string{wire.ClusterMemberTopic(c.name, "+"), wire.ClusterRegistryTopic(c.name, "+"), wire.InstanceResponseTopic(c.instance, "+")}
 }
 
-func (c *cluster) responseTopic(uuid string) string {
-	return "response/" + c.instance + "/" + uuid
+func (c *cluster) start(ctx context.Context, mq client.Transport, run *tasks) error {
+	c.mq = mq
+	if err := c.join(ctx); err != nil {
+		return err
+	}
+	run.goDo(func() { c.applyRegistrations(ctx) })
+	run.goDo(func() { c.rejoinAfterReconnect(ctx) })
+	return nil
 }
 
-func (c *cluster) reqID(n string) string { return c.instance + ":" + n }
+// join announces this instance with a retained membership message.
+func (c *cluster) join(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.mq.PublishRetained(ctx, client.Message{Topic: wire.ClusterMemberTopic(c.name, c.instance),
+		Payload: []byte(time.Now().UTC().Format(time.RFC3339))}); err != nil {
+		return fmt.Errorf("join cluster %s: %w", c.name, err)
+	}
+	return nil
+}
+
+// rejoinAfterReconnect announces the instance again after each reconnect:
+// the broker published its Will when the connection broke.
+func (c *cluster) rejoinAfterReconnect(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.rejoin:
+			if err := c.join(ctx); err != nil {
+				c.log.Warn("cluster membership not renewed", "err", err)
+			}
+		}
+	}
+}
+
+// leave clears the retained membership: the others take over this
+// instance's devices.
+func (c *cluster) leave(ctx context.Context) {
+	if c.mq == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_ = c.mq.PublishRetained(ctx, client.Message{Topic: wire.ClusterMemberTopic(c.name, c.instance)})
+}
+
+func (c *cluster) reqID(n uint64) string { return c.instance + ":" + strconv.FormatUint(n, 36) }
 
 // ownReqID reports whether a reqId was issued by this instance.
 func (c *cluster) ownReqID(reqID string) bool { return strings.HasPrefix(reqID, c.instance+":") }
+
+func (c *cluster) responseTopic(uuid string) string {
+	return wire.InstanceResponseTopic(c.instance, uuid)
+}
+
+func (c *cluster) answerFrom(topic, reqID string, correlated bool) (string, bool) {
+	if uuid, ok := wire.InstanceResponseUUID(c.instance, topic); ok {
+		return uuid, true
+	}
+	if !c.ownReqID(reqID) && !correlated {
+		return "", false // an answer to another instance of the cluster
+	}
+	uuid, _ := wire.ResponseUUID(topic)
+	return uuid, true
+}
 
 // owner is the live member that answers for uuid (rendezvous hashing).
 func (c *cluster) owner(uuid string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return rendezvousOwner(c.members, uuid)
+	return rendezvousOwner(c.live, uuid)
 }
 
 func rendezvousOwner(members map[string]bool, uuid string) string {
@@ -112,41 +188,24 @@ func rendezvousOwner(members map[string]bool, uuid string) string {
 	return best
 }
 
-func (c *cluster) owns(uuid string) bool { return c.owner(uuid) == c.instance }
+func (c *cluster) answers(uuid string) bool {
+	if c.owner(uuid) != c.instance {
+		return false
+	}
+	c.ownedRequests.Add(1)
+	return true
+}
 
-// memberList lists the live members this instance knows of, sorted.
-func (c *cluster) memberList() []string {
+func (c *cluster) answered() uint64 { return c.ownedRequests.Load() }
+
+// members lists the live members this instance knows of, sorted.
+func (c *cluster) members() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Sorted(maps.Keys(c.members))
+	return slices.Sorted(maps.Keys(c.live))
 }
 
-// joinCluster announces this instance with a retained membership message.
-func (b *Bridge) joinCluster(ctx context.Context) error {
-	c := b.cluster
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := b.mq.PublishRetained(ctx, client.Message{Topic: c.memberTopic(c.instance),
-		Payload: []byte(time.Now().UTC().Format(time.RFC3339))}); err != nil {
-		return fmt.Errorf("join cluster %s: %w", c.name, err)
-	}
-	return nil
-}
-
-// rejoinCluster announces the instance again after each reconnect: the
-// broker published its Will when the connection broke.
-func (b *Bridge) rejoinCluster() {
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-b.cluster.rejoin:
-			if err := b.joinCluster(b.ctx); err != nil {
-				b.log.Warn("cluster membership not renewed", "err", err)
-			}
-		}
-	}
-}
+func (c *cluster) logAttrs() []any { return []any{"cluster", c.name, "instance", c.instance} }
 
 // registration is the retained registry message.
 type registration struct {
@@ -155,64 +214,58 @@ type registration struct {
 	By           string    `json:"by"`
 }
 
-// onClusterMessage takes membership changes and replicated registrations.
-func (b *Bridge) onClusterMessage(m client.Message) {
-	c := b.cluster
-	rest, ok := strings.CutPrefix(m.Topic, clusterPrefix+c.name+"/")
+// handle takes membership changes and replicated registrations.
+func (c *cluster) handle(ctx context.Context, m client.Message) bool {
+	kind, name, ok := wire.ClusterTopic(c.name, m.Topic)
 	if !ok {
-		return
+		return false
 	}
-	switch {
-	case strings.HasPrefix(rest, "members/"):
-		member := strings.TrimPrefix(rest, "members/")
-		if member == c.instance || !validClusterName.MatchString(member) {
-			return // we are a member for as long as we run
+	switch kind {
+	case "members":
+		if name == c.instance || !validClusterName.MatchString(name) {
+			return true // we are a member for as long as we run
 		}
 		up := len(m.Payload) > 0 && string(m.Payload) != memberDown
 		c.mu.Lock()
 		if up {
-			c.members[member] = true
+			c.live[name] = true
 		} else {
-			delete(c.members, member)
+			delete(c.live, name)
 		}
-		n := len(c.members)
+		n := len(c.live)
 		c.mu.Unlock()
-		b.log.Info("cluster membership", "member", member, "up", up, "members", n)
-	case strings.HasPrefix(rest, "registry/"):
+		c.log.Info("cluster membership", "member", name, "up", up, "members", n)
+	case "registry":
 		select {
 		case c.registry <- m:
-		case <-b.ctx.Done():
+		case <-ctx.Done():
 		}
 	}
+	return true
 }
 
 // applyRegistrations applies replicated registrations in arrival order.
-func (b *Bridge) applyRegistrations() {
-	c := b.cluster
+func (c *cluster) applyRegistrations(ctx context.Context) {
 	for {
 		select {
-		case <-b.ctx.Done():
+		case <-ctx.Done():
 			return
 		case m := <-c.registry:
-			uuid := strings.TrimPrefix(m.Topic, clusterPrefix+c.name+"/registry/")
+			_, uuid, _ := wire.ClusterTopic(c.name, m.Topic)
 			if len(m.Payload) == 0 {
-				b.unregister(b.ctx, uuid)
+				c.replica.unregister(ctx, uuid)
 				continue
 			}
 			var r registration
 			if err := json.Unmarshal(m.Payload, &r); err != nil {
-				b.log.Warn("bad replicated registration", "uuid", uuid, "err", err)
+				c.log.Warn("bad replicated registration", "uuid", uuid, "err", err)
 				continue
 			}
-			b.mu.Lock()
-			d := b.devices[uuid]
-			same := d != nil && d.RegisteredAt.Equal(r.RegisteredAt) && string(d.Description) == r.Description
-			b.mu.Unlock()
-			if same {
+			if c.replica.holds(uuid, r.RegisteredAt, []byte(r.Description)) {
 				continue // our own registration coming back, or already applied
 			}
-			if err := b.register(b.ctx, uuid, []byte(r.Description), r.RegisteredAt, true); err != nil {
-				b.log.Warn("replicated registration refused", "uuid", uuid, "by", r.By, "err", err)
+			if err := c.replica.register(ctx, uuid, []byte(r.Description), r.RegisteredAt, true); err != nil {
+				c.log.Warn("replicated registration refused", "uuid", uuid, "by", r.By, "err", err)
 			}
 		}
 	}
@@ -220,48 +273,14 @@ func (b *Bridge) applyRegistrations() {
 
 // replicate publishes a registration (or, desc nil, its removal) for the
 // other instances.
-func (b *Bridge) replicate(ctx context.Context, uuid string, desc []byte, at time.Time) {
-	if b.cluster == nil {
-		return
-	}
+func (c *cluster) replicate(ctx context.Context, uuid string, desc []byte, at time.Time) {
 	var payload []byte
 	if desc != nil {
-		payload, _ = json.Marshal(registration{RegisteredAt: at.UTC(), Description: string(desc), By: b.cluster.instance})
+		payload, _ = json.Marshal(registration{RegisteredAt: at.UTC(), Description: string(desc), By: c.instance})
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := b.mq.PublishRetained(ctx, client.Message{Topic: b.cluster.registryTopic(uuid), Payload: payload}); err != nil {
-		b.log.Warn("registration not replicated", "uuid", uuid, "err", err)
+	if err := c.mq.PublishRetained(ctx, client.Message{Topic: wire.ClusterRegistryTopic(c.name, uuid), Payload: payload}); err != nil {
+		c.log.Warn("registration not replicated", "uuid", uuid, "err", err)
 	}
-}
-
-// answers reports whether this instance answers the bootstrap requests of
-// uuid: always when it runs alone.
-func (b *Bridge) answers(uuid string) bool {
-	if b.cluster == nil {
-		return true
-	}
-	if !b.cluster.owns(uuid) {
-		return false
-	}
-	b.cluster.answered.Add(1)
-	return true
-}
-
-// ClusterMembers lists the live members of the cluster as this instance
-// sees them; nil when it runs alone.
-func (b *Bridge) ClusterMembers() []string {
-	if b.cluster == nil {
-		return nil
-	}
-	return b.cluster.memberList()
-}
-
-// ClusterAnswered counts the bootstrap and lookup requests this instance
-// answered as their owner.
-func (b *Bridge) ClusterAnswered() uint64 {
-	if b.cluster == nil {
-		return 0
-	}
-	return b.cluster.answered.Load()
 }

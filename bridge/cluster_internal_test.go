@@ -56,7 +56,7 @@ func TestClusterNames(t *testing.T) {
 		{"c1", "a:b", false},
 		{"c1", string(make([]byte, 65)), false},
 	} {
-		_, err := newCluster(tc.cluster, tc.instance)
+		_, err := newCluster(tc.cluster, tc.instance, nil, nil)
 		if (err == nil) != tc.ok {
 			t.Errorf("cluster %q instance %q: err %v, want ok=%v", tc.cluster, tc.instance, err, tc.ok)
 		}

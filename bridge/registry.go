@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -15,6 +16,22 @@ import (
 	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/yang"
 )
+
+// registry owns the registered devices, the modules they share (one per
+// shape) and the telemetry topics, under one lock, and keeps them on disk.
+// It knows neither NETCONF nor MQTT: register and unregister return a
+// change, which the bridge applies (announce or withdraw modules,
+// subscribe or unsubscribe topics).
+type registry struct {
+	parser *ontology.Parser
+	file   string // the registry file in the data directory
+	saver  *saver
+
+	mu        sync.Mutex
+	devices   map[string]*device
+	modules   map[string]*moduleEntry // by shape
+	telemetry map[string]sensorRef    // topic -> sensor
+}
 
 // device is a registered device.
 type device struct {
@@ -41,6 +58,325 @@ type moduleEntry struct {
 	devices map[string]bool
 }
 
+// sensorRef says which device and sensor a telemetry topic belongs to.
+type sensorRef struct {
+	uuid   string
+	sensor int // index into the model's Sensors and the module's Notifications
+}
+
+// change is what a registration or a removal changed, for the bridge to
+// apply outside the registry's lock.
+type change struct {
+	module      *yang.Module // the device's module
+	announce    bool         // module is new: no device used it before
+	withdraw    *yang.Module // a module no device uses any more
+	subscribe   []string     // the device's telemetry topics now
+	unsubscribe []string     // telemetry topics no device uses any more
+	category    string
+}
+
+const registryFile = "registry.json"
+
+// openRegistry prepares the registry of dir. Temporary files left by a
+// crash in the middle of a save are removed; load reads the saved devices.
+func openRegistry(dir string, parser *ontology.Parser) (*registry, error) {
+	r := &registry{parser: parser, file: filepath.Join(dir, registryFile),
+		devices: map[string]*device{}, modules: map[string]*moduleEntry{}, telemetry: map[string]sensorRef{}}
+	if _, err := atomicfile.RemoveLeftovers(r.file); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	r.saver = newSaver(r.write)
+	return r, nil
+}
+
+// close stops the background writer, after the write under way.
+func (r *registry) close() { r.saver.close() }
+
+// register adds or replaces a device: parse, generate or share the module
+// of its shape, bind its telemetry topics. It does not persist: save does.
+func (r *registry) register(uuid string, desc []byte, at time.Time) (change, error) {
+	tmpl, err := r.parser.Parse(desc)
+	if err != nil {
+		return change{}, err
+	}
+	shape := tmpl.Shape()
+	r.mu.Lock()
+	me := r.modules[shape]
+	r.mu.Unlock()
+	var generated *yang.Module
+	if me == nil {
+		// Generation is the expensive part; it runs outside the lock.
+		if generated, err = yang.Generate(tmpl, yang.Options{}); err != nil {
+			return change{}, err
+		}
+	}
+	now := time.Now().UTC()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	me = r.modules[shape] // generated concurrently, or shared with other devices
+	if me == nil {
+		me = &moduleEntry{mod: generated, devices: map[string]bool{}}
+		r.modules[shape] = me
+	}
+	ch := change{module: me.mod, announce: len(me.devices) == 0, category: tmpl.Category}
+	me.devices[uuid] = true
+	d := &device{UUID: uuid, Description: desc, RegisteredAt: at.UTC(), model: tmpl.Instantiate(uuid), template: tmpl,
+		module: me, lastSeen: now, readings: map[string]reading{}}
+	old := r.devices[uuid]
+	if old != nil { // an update: replace the old registration
+		d.firmware = old.firmware
+		r.dropTelemetryLocked(old)
+		if old.module != me {
+			ch.withdraw = r.detachLocked(old)
+		}
+		// The same shape again (a device rebooted and bootstrapped anew):
+		// the module stays, only the old telemetry goes.
+	}
+	r.devices[uuid] = d
+	ch.subscribe = r.bindTelemetryLocked(d)
+	if old != nil {
+		ch.unsubscribe = r.unusedLocked(old.topics)
+	}
+	return ch, nil
+}
+
+// unregister removes a device, and its module once no device uses it.
+func (r *registry) unregister(uuid string) (change, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devices[uuid]
+	if d == nil {
+		return change{}, false
+	}
+	delete(r.devices, uuid)
+	r.dropTelemetryLocked(d)
+	return change{module: d.module.mod, withdraw: r.detachLocked(d), unsubscribe: r.unusedLocked(d.topics)}, true
+}
+
+// detachLocked takes a device off its module. It returns the module to
+// withdraw when no device uses it any more.
+func (r *registry) detachLocked(d *device) *yang.Module {
+	me := d.module
+	delete(me.devices, d.UUID)
+	if len(me.devices) > 0 {
+		return nil
+	}
+	delete(r.modules, d.template.Shape())
+	return me.mod
+}
+
+// bindTelemetryLocked maps the device's output data point topics.
+func (r *registry) bindTelemetryLocked(d *device) []string {
+	d.topics = nil
+	for i, s := range d.model.Sensors {
+		if s.Topic == "" {
+			continue
+		}
+		r.telemetry[s.Topic] = sensorRef{uuid: d.UUID, sensor: i}
+		d.topics = append(d.topics, s.Topic)
+	}
+	return d.topics
+}
+
+// dropTelemetryLocked forgets the device's telemetry topics.
+func (r *registry) dropTelemetryLocked(d *device) {
+	for _, t := range d.topics {
+		if ref, ok := r.telemetry[t]; ok && ref.uuid == d.UUID {
+			delete(r.telemetry, t)
+		}
+	}
+}
+
+// unusedLocked lists the topics that no registered device reads from.
+func (r *registry) unusedLocked(topics []string) []string {
+	var out []string
+	for _, t := range topics {
+		if _, used := r.telemetry[t]; !used {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// lookupError says why an rpc has no device to go to.
+type lookupError int
+
+const (
+	lookupOK             lookupError = iota
+	lookupUnknownDevice              // no device with that UUID
+	lookupNotImplemented             // the device's module is another, or lacks the function
+)
+
+// commandTopic is the topic template of function f of device uuid, served
+// by module mod.
+func (r *registry) commandTopic(uuid string, mod *yang.Module, f *ontology.Function) (string, lookupError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devices[uuid]
+	if d == nil {
+		return "", lookupUnknownDevice
+	}
+	if d.module.mod != mod {
+		return "", lookupNotImplemented
+	}
+	i := functionIndex(d.template, f)
+	if i < 0 {
+		return "", lookupNotImplemented
+	}
+	return d.template.Functions[i].Topic, lookupOK
+}
+
+// functionIndex finds the function f of a module's template in the
+// template of another device of the same shape (same order, same IRIs),
+// or -1.
+func functionIndex(tmpl *ontology.Device, f *ontology.Function) int {
+	for i := range tmpl.Functions {
+		if tmpl.Functions[i].IRI == f.IRI {
+			return i
+		}
+	}
+	return -1
+}
+
+// touch records that a device was heard from.
+func (r *registry) touch(uuid string, at time.Time) {
+	r.mu.Lock()
+	if d := r.devices[uuid]; d != nil {
+		d.lastSeen = at
+	}
+	r.mu.Unlock()
+}
+
+// notification is a reading to send as a NETCONF notification.
+type notification struct {
+	uuid      string
+	namespace string
+	name      string // the notification's YANG name
+}
+
+// record keeps a reading of a telemetry topic; false when no device
+// publishes on it.
+func (r *registry) record(topic string, value []byte, at time.Time) (notification, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ref, ok := r.telemetry[topic]
+	if !ok {
+		return notification{}, false
+	}
+	d := r.devices[ref.uuid]
+	if d == nil {
+		return notification{}, false
+	}
+	n := d.module.mod.Notifications[ref.sensor]
+	d.readings[n.Name] = reading{value: string(value), at: at}
+	d.lastSeen = at
+	return notification{uuid: ref.uuid, namespace: d.module.mod.Namespace, name: n.Name}, true
+}
+
+// setFirmware records the firmware version a device reports. known is
+// false for an unregistered device.
+func (r *registry) setFirmware(uuid, version string) (changed, known bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devices[uuid]
+	if d == nil {
+		return false, false
+	}
+	if d.firmware == version {
+		return false, true
+	}
+	d.firmware = version
+	return true, true
+}
+
+// holds reports whether the registry has exactly this registration.
+func (r *registry) holds(uuid string, at time.Time, desc []byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devices[uuid]
+	return d != nil && d.RegisteredAt.Equal(at) && string(d.Description) == string(desc)
+}
+
+// uuids lists the registered devices, sorted.
+func (r *registry) uuids() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.devices))
+	for u := range r.devices {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// moduleOf is the module name of a registered device.
+func (r *registry) moduleOf(uuid string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devices[uuid]
+	if d == nil {
+		return "", false
+	}
+	return d.module.mod.Name, true
+}
+
+// counts is the number of devices and modules.
+func (r *registry) counts() (devices, modules int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.devices), len(r.modules)
+}
+
+// deviceState is a copy of one device's state data, taken under the lock
+// and rendered outside it.
+type deviceState struct {
+	uuid, category, description string
+	registeredAt, lastSeen      time.Time
+	firmware                    string
+	readings                    []sensorReading // in the module's notification order
+}
+
+type sensorReading struct {
+	sensor string
+	reading
+}
+
+// snapshot copies the state of the devices of module mod, sorted by UUID.
+// It holds the lock only to copy a few fields per device.
+func (r *registry) snapshot(mod *yang.Module) []deviceState {
+	r.mu.Lock()
+	var out []deviceState
+	for _, me := range r.modules {
+		if me.mod != mod {
+			continue
+		}
+		out = make([]deviceState, 0, len(me.devices))
+		for uuid := range me.devices {
+			d := r.devices[uuid]
+			s := deviceState{uuid: d.UUID, category: d.model.Category, description: d.model.Description,
+				registeredAt: d.RegisteredAt, lastSeen: d.lastSeen, firmware: d.firmware}
+			for _, n := range mod.Notifications {
+				if rd, ok := d.readings[n.Name]; ok {
+					s.readings = append(s.readings, sensorReading{sensor: n.Name, reading: rd})
+				}
+			}
+			out = append(out, s)
+		}
+		break
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b deviceState) int {
+		switch {
+		case a.uuid < b.uuid:
+			return -1
+		case a.uuid > b.uuid:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
 // persisted is the registry file's format. Devices of one shape share
 // one stored description.
 type persisted struct {
@@ -57,11 +393,9 @@ type persistedDevice struct {
 	Description  string    `json:"-"`
 }
 
-const registryFile = "registry.json"
-
-// loadRegistry reads the persisted devices; a missing file is empty.
-func loadRegistry(dir string) ([]persistedDevice, error) {
-	data, err := os.ReadFile(filepath.Join(dir, registryFile))
+// load reads the saved devices; a missing file is an empty registry.
+func (r *registry) load() ([]persistedDevice, error) {
+	data, err := os.ReadFile(r.file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -70,7 +404,7 @@ func loadRegistry(dir string) ([]persistedDevice, error) {
 	}
 	var p persisted
 	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, fmt.Errorf("registry %s: %w", filepath.Join(dir, registryFile), err)
+		return nil, fmt.Errorf("registry %s: %w", r.file, err)
 	}
 	for i := range p.Devices {
 		p.Devices[i].Description = p.Descriptions[p.Devices[i].Shape]
@@ -78,62 +412,87 @@ func loadRegistry(dir string) ([]persistedDevice, error) {
 	return p.Devices, nil
 }
 
-// saveRegistry writes the devices atomically (temp file, fsync, rename).
-func saveRegistry(dir string, devs []persistedDevice) error {
-	p := persisted{Version: 2, Descriptions: map[string]string{}, Devices: devs}
-	for _, d := range devs {
-		p.Descriptions[d.Shape] = d.Description
+// restoreFirmware sets a restored device's last reported version.
+func (r *registry) restoreFirmware(uuid, version string) {
+	if version != "" {
+		r.setFirmware(uuid, version)
 	}
+}
+
+// save persists the registry; it returns once the change is on disk.
+func (r *registry) save() error { return r.saver.save() }
+
+// write writes the whole registry atomically (temp file, fsync, rename).
+func (r *registry) write() error {
+	r.mu.Lock()
+	p := persisted{Version: 2, Descriptions: map[string]string{}, Devices: make([]persistedDevice, 0, len(r.devices))}
+	for _, d := range r.devices {
+		shape := d.template.Shape()
+		p.Devices = append(p.Devices, persistedDevice{UUID: d.UUID, RegisteredAt: d.RegisteredAt, Shape: shape, Firmware: d.firmware})
+		p.Descriptions[shape] = string(d.Description)
+	}
+	r.mu.Unlock()
+	sort.Slice(p.Devices, func(i, j int) bool { return p.Devices[i].UUID < p.Devices[j].UUID })
 	data, err := json.MarshalIndent(p, "", " ")
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(dir, registryFile), data, 0o600)
+	return atomicfile.Write(r.file, data, 0o600)
 }
-
-func sortStrings(s []string) { sort.Strings(s) }
 
 // saver writes the registry in the background and lets callers wait until
 // their change is on disk; changes that arrive while a write is under way
-// go out together in the next one (group commit).
+// go out together in the next one (group commit). Its goroutine ends with
+// close, which waits for it.
 type saver struct {
 	mu        sync.Mutex
 	cond      *sync.Cond
 	requested uint64
 	saved     uint64
 	err       error
-	closed    bool
+	closed    bool // no more saves accepted
+	stopped   bool // the loop has written everything and ended
 	write     func() error
+	done      chan struct{}
 }
 
 func newSaver(write func() error) *saver {
-	s := &saver{write: write}
+	s := &saver{write: write, done: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	go s.loop()
 	return s
 }
 
+// errSaverClosed is the error of a save requested after close.
+var errSaverClosed = errors.New("registry closed")
+
 // save returns once a write that includes the caller's change has finished.
 func (s *saver) save() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return errSaverClosed
+	}
 	s.requested++
 	mine := s.requested
 	s.cond.Broadcast()
-	for s.saved < mine && !s.closed {
+	for s.saved < mine && !s.stopped {
 		s.cond.Wait()
 	}
 	return s.err
 }
 
 func (s *saver) loop() {
+	defer close(s.done)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
 		for s.saved == s.requested && !s.closed {
 			s.cond.Wait()
 		}
-		if s.closed {
+		if s.saved == s.requested { // closed, and nothing left to write
+			s.stopped = true
+			s.cond.Broadcast()
 			return
 		}
 		target := s.requested
@@ -145,9 +504,11 @@ func (s *saver) loop() {
 	}
 }
 
+// close writes what was requested before it, then stops the goroutine.
 func (s *saver) close() {
 	s.mu.Lock()
 	s.closed = true
 	s.cond.Broadcast()
 	s.mu.Unlock()
+	<-s.done
 }

@@ -3,6 +3,9 @@
 package atomicfile
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -31,4 +34,22 @@ func Write(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// RemoveLeftovers removes the temporary files that Write leaves beside
+// path when the process dies between creating and renaming one
+// (".<name>.*"). It returns how many it removed.
+func RemoveLeftovers(path string) (int, error) {
+	matches, err := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".*"))
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("remove leftover %s: %w", m, err)
+		}
+		removed++
+	}
+	return removed, nil
 }

@@ -36,3 +36,31 @@ func TestWrite(t *testing.T) {
 		t.Error("write into a missing directory succeeded")
 	}
 }
+
+// RemoveLeftovers removes the temporary files a crash left beside a file,
+// and nothing else: not the file, not other files with similar names.
+func TestRemoveLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "registry.json")
+	keep := []string{"registry.json", "registry.json.bak", ".other.json.123", "x.registry.json.1"}
+	leftovers := []string{".registry.json.123456", ".registry.json.abc"}
+	for _, name := range append(keep, leftovers...) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := atomicfile.RemoveLeftovers(path)
+	if err != nil || n != len(leftovers) {
+		t.Fatalf("removed %d, %v; want %d", n, err, len(leftovers))
+	}
+	for _, name := range keep {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s removed: %v", name, err)
+		}
+	}
+	for _, name := range leftovers {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("%s still there", name)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -25,93 +24,6 @@ import (
 	"github.com/myno-bridge/myno/wire"
 	"github.com/myno-bridge/myno/yang"
 )
-
-// Config configures a bridge. Zero values mean the documented defaults.
-type Config struct {
-	// UpdateServerCert is the Update Server certificate (PEM), published
-	// retained on yang/update/server-cert for MUP devices; empty: none.
-	UpdateServerCert []byte
-	NetconfListen    string // default 127.0.0.1:8830
-	// MQTTURL selects an external broker (mqtt://host:port). When empty,
-	// the bridge runs the embedded broker on MQTTListen.
-	MQTTURL      string
-	MQTTListen   string // default 127.0.0.1:1883
-	MQTTUsername string
-	MQTTPassword string
-	// MQTTConnectTimeout bounds the first connection to an external
-	// broker; default 30s. Later outages are retried for ever.
-	MQTTConnectTimeout time.Duration
-	// MQTTCAFile holds PEM certificates to trust for an mqtts:// broker,
-	// besides the system's roots.
-	MQTTCAFile string
-
-	DataDir       string // registry, host key, users; default ./myno-data
-	UsersFile     string // default <DataDir>/users
-	AdminPassword string // for the admin user created on first start; generated when empty
-
-	RPCTimeout          time.Duration // default 5s
-	MaxDescriptionBytes int           // default 256 KiB
-	MaxChunks           int           // per description; default 1024
-	AssemblyTimeout     time.Duration // a description's chunks must all arrive within; default 30s
-	OfflineAfter        time.Duration // a device not heard from this long is offline; default 5m
-
-	// Cluster, when set, makes this bridge one instance of a cluster of
-	// that name on a shared external broker (see cluster.go); Instance
-	// names it (default: random). Both: 1-64 of A-Z a-z 0-9 _ . -.
-	Cluster  string
-	Instance string
-
-	Logger *slog.Logger
-
-	// beforeLookup, when set (package tests), runs in the task that
-	// answers a delete or retrieve request, before anything else.
-	beforeLookup func()
-
-	// Out receives the one-time notice with a generated admin password.
-	Out io.Writer
-}
-
-func (c *Config) setDefaults() {
-	if c.NetconfListen == "" {
-		c.NetconfListen = "127.0.0.1:8830"
-	}
-	if c.MQTTListen == "" {
-		c.MQTTListen = "127.0.0.1:1883"
-	}
-	if c.DataDir == "" {
-		c.DataDir = "myno-data"
-	}
-	if c.UsersFile == "" {
-		c.UsersFile = filepath.Join(c.DataDir, "users")
-	}
-	if c.RPCTimeout <= 0 {
-		c.RPCTimeout = 5 * time.Second
-	}
-	if c.MaxDescriptionBytes <= 0 {
-		c.MaxDescriptionBytes = ontology.DefaultMaxBytes
-	}
-	if c.MaxChunks <= 0 {
-		c.MaxChunks = 1024
-	}
-	if c.AssemblyTimeout <= 0 {
-		c.AssemblyTimeout = 30 * time.Second
-	}
-	if c.MQTTConnectTimeout <= 0 {
-		c.MQTTConnectTimeout = 30 * time.Second
-	}
-	if c.OfflineAfter <= 0 {
-		c.OfflineAfter = 5 * time.Minute
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Out == nil {
-		c.Out = os.Stdout
-	}
-	if c.Cluster != "" && c.Instance == "" {
-		c.Instance = randomID()
-	}
-}
 
 // Bridge is a running bridge: the composition of its parts.
 type Bridge struct {

@@ -1,0 +1,108 @@
+package bridge
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/myno-bridge/myno/ontology"
+)
+
+// Defaults of Config, also the defaults of myno bridge's flags.
+const (
+	DefaultNetconfListen   = "127.0.0.1:8830"
+	DefaultMQTTListen      = "127.0.0.1:1883"
+	DefaultDataDir         = "myno-data"
+	DefaultRPCTimeout      = 5 * time.Second
+	DefaultMaxChunks       = 1024
+	DefaultAssemblyTimeout = 30 * time.Second
+)
+
+// Config configures a bridge. Zero values mean the documented defaults.
+type Config struct {
+	// UpdateServerCert is the Update Server certificate (PEM), published
+	// retained on yang/update/server-cert for MUP devices; empty: none.
+	UpdateServerCert []byte
+	NetconfListen    string // default DefaultNetconfListen
+	// MQTTURL selects an external broker (mqtt://host:port). When empty,
+	// the bridge runs the embedded broker on MQTTListen.
+	MQTTURL      string
+	MQTTListen   string // default DefaultMQTTListen
+	MQTTUsername string
+	MQTTPassword string
+	// MQTTConnectTimeout bounds the first connection to an external
+	// broker; default 30s. Later outages are retried for ever.
+	MQTTConnectTimeout time.Duration
+	// MQTTCAFile holds PEM certificates to trust for an mqtts:// broker,
+	// besides the system's roots.
+	MQTTCAFile string
+
+	DataDir       string // registry, host key, users; default DefaultDataDir
+	UsersFile     string // default <DataDir>/users
+	AdminPassword string // for the admin user created on first start; generated when empty
+
+	RPCTimeout          time.Duration // default DefaultRPCTimeout
+	MaxDescriptionBytes int           // default ontology.DefaultMaxBytes (256 KiB)
+	MaxChunks           int           // per description; default DefaultMaxChunks
+	AssemblyTimeout     time.Duration // a description's chunks must all arrive within; default DefaultAssemblyTimeout
+	OfflineAfter        time.Duration // a device not heard from this long is offline; default 5m
+
+	// Cluster, when set, makes this bridge one instance of a cluster of
+	// that name on a shared external broker (see cluster.go); Instance
+	// names it (default: random). Both: 1-64 of A-Z a-z 0-9 _ . -.
+	Cluster  string
+	Instance string
+
+	Logger *slog.Logger
+
+	// beforeLookup, when set (package tests), runs in the task that
+	// answers a delete or retrieve request, before anything else.
+	beforeLookup func()
+
+	// Out receives the one-time notice with a generated admin password.
+	Out io.Writer
+}
+
+func (c *Config) setDefaults() {
+	if c.NetconfListen == "" {
+		c.NetconfListen = DefaultNetconfListen
+	}
+	if c.MQTTListen == "" {
+		c.MQTTListen = DefaultMQTTListen
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.UsersFile == "" {
+		c.UsersFile = filepath.Join(c.DataDir, "users")
+	}
+	if c.RPCTimeout <= 0 {
+		c.RPCTimeout = DefaultRPCTimeout
+	}
+	if c.MaxDescriptionBytes <= 0 {
+		c.MaxDescriptionBytes = ontology.DefaultMaxBytes
+	}
+	if c.MaxChunks <= 0 {
+		c.MaxChunks = DefaultMaxChunks
+	}
+	if c.AssemblyTimeout <= 0 {
+		c.AssemblyTimeout = DefaultAssemblyTimeout
+	}
+	if c.MQTTConnectTimeout <= 0 {
+		c.MQTTConnectTimeout = 30 * time.Second
+	}
+	if c.OfflineAfter <= 0 {
+		c.OfflineAfter = 5 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Out == nil {
+		c.Out = os.Stdout
+	}
+	if c.Cluster != "" && c.Instance == "" {
+		c.Instance = randomID()
+	}
+}

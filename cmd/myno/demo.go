@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/urfave/cli/v3"
+)
+
+// demoCommand is what make run starts: the bridge on the embedded broker
+// and three simulated devices from testdata/.
+func demoCommand() *cli.Command {
+	flags := append(bridgeFlags(),
+		&cli.StringFlag{Name: "descriptions", Usage: "`DIR` with the demo descriptions", Value: "testdata/descriptions", Sources: cli.EnvVars("MYNO_DEMO_DESCRIPTIONS")},
+		&cli.DurationFlag{Name: "telemetry-interval", Usage: "period of the devices' sensor readings", Value: 5 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_TELEMETRY_INTERVAL")},
+	)
+	return &cli.Command{
+		Name:  "demo",
+		Usage: "run the bridge with the embedded broker and three simulated devices (what make run starts)",
+		Flags: flags,
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			cfg := bridgeConfig(cmd)
+			cfg.MQTTURL = ""
+			upd, err := prepareDemoMUP(cmd.String("data-dir"))
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			e2eDir, e2eDevice, err := prepareDemoE2E(cmd.String("data-dir"), "demo-mup-1")
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			// The bridge hands the Update Server certificate to the devices.
+			cfg.UpdateServerCert = upd.serverCert
+			b, err := bridge.Start(ctx, cfg)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			defer b.Close()
+			out := cmd.Root().Writer
+			var devs []*devices.Device
+			// The devices serve until the command ends; the bridge closes
+			// after them.
+			var served sync.WaitGroup
+			defer served.Wait()
+			devCtx, stopDevices := context.WithCancel(ctx)
+			defer stopDevices()
+			for i, spec := range []struct{ file, uuid string }{
+				{"led-color.jsonld", "demo-led-1"},
+				{"relay-sensors.jsonld", "demo-relay-1"},
+				{"mup-device.jsonld", "demo-mup-1"},
+			} {
+				desc, err := os.ReadFile(filepath.Join(cmd.String("descriptions"), spec.file))
+				if err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				d, err := devices.New(devices.Config{Description: desc, UUID: spec.uuid, BrokerURL: b.BrokerURL(),
+					Protocol: []client.Protocol{client.MQTT5, client.MQTT311}[i%2], TelemetryInterval: cmd.Duration("telemetry-interval"),
+					Seed: int64(i + 1), Logger: cfg.Logger})
+				if err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				if spec.uuid == "demo-mup-1" {
+					if err := d.EnableMUP(upd.device); err != nil {
+						return &exitError{code: 1, err: err}
+					}
+					if err := d.EnableE2E(*e2eDevice); err != nil {
+						return &exitError{code: 1, err: err}
+					}
+				}
+				if err := d.Connect(ctx); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				if err := d.Bootstrap(ctx); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				devs = append(devs, d)
+				served.Add(1)
+				go func() { defer served.Done(); _ = d.Serve(devCtx) }()
+			}
+			// demo-mup-1 trusts the Update Server once the retained
+			// certificate arrives and verifies against the vendor CA.
+			for deadline := time.Now().Add(10 * time.Second); !devs[2].TrustsUpdateServer(); {
+				if time.Now().After(deadline) {
+					return &exitError{code: 1, err: errors.New("demo-mup-1 did not get the update server certificate")}
+				}
+				time.Sleep(10 * time.Millisecond) // the device reports no event to wait on
+			}
+			host, port := splitHostPort(b.NetconfAddr())
+			ledModule, _ := b.ModuleOf("demo-led-1")
+			fmt.Fprintf(out, `
+MYNO bridge running: NETCONF on %[1]s, MQTT broker on %[2]s, devices %[3]s.
+
+Connect (user admin; the password was printed above on first start, or is MYNO_ADMIN_PASSWORD):
+  ssh -p %[5]s admin@%[4]s -s netconf
+  /usr/bin/python3 -c 'from ncclient import manager; m = manager.connect(host="%[4]s", port=%[5]s, username="admin", password="PASSWORD", hostkey_verify=False); print(m.dispatch(__import__("ncclient.xml_", fromlist=["to_ele"]).to_ele("<ledOn xmlns=\"urn:myno:yang:%[6]s\"><uuidInput>demo-led-1</uuidInput></ledOn>")))'
+  myno rpc --addr %[1]s --user admin --password PASSWORD '<ledOn xmlns="urn:myno:yang:%[6]s"><uuidInput>demo-led-1</uuidInput></ledOn>'
+  yangcli --server=%[4]s --ncport=%[5]s --user=admin --password=PASSWORD
+
+Update demo-mup-1 from firmware version %[8]d to %[9]d with MUP (keys and image in %[7]s):
+  myno update --bridge %[1]s --password PASSWORD --mqtt-url %[2]s --device demo-mup-1 \
+    --image %[10]s --manifest %[11]s --key %[12]s
+For a confidential transfer (the broker sees only sealed slices), add:
+    --encrypt --ca-dir %[13]s
+
+Renew demo-mup-1's E2E certificate and key through the broker, which sees neither (CA in %[13]s):
+  myno e2e renew --ca-dir %[13]s --mqtt-url %[2]s --device demo-mup-1
+
+Stop with Ctrl-C.
+`, b.NetconfAddr(), b.BrokerURL(), "demo-led-1, demo-relay-1, demo-mup-1", host, port, ledModule,
+				upd.dir, demoFirmwareFrom, demoFirmwareTo, upd.image, upd.manifest, upd.serverKey, e2eDir)
+			<-ctx.Done()
+			return nil
+		},
+	}
+}

@@ -25,6 +25,11 @@ type Config struct {
 	DataDir       string
 	MaxPacketSize uint32 // 0 means 1 MiB
 	Logger        *slog.Logger
+	// Hooks are added to the mochi-mqtt server after the broker's own
+	// hooks and before it accepts connections, so that they see every
+	// client from the first (hooks added later through Server().AddHook
+	// may miss a client that connects at once).
+	Hooks []mqtt.Hook
 }
 
 // Broker is a running embedded broker.
@@ -67,6 +72,11 @@ func Start(cfg Config) (*Broker, error) {
 			// memory. A power loss can lose the last moments.
 			Options: &bbolt.Options{Timeout: 5 * time.Second, NoSync: true, NoFreelistSync: true}}); err != nil {
 			return nil, fmt.Errorf("broker storage: %w", err)
+		}
+	}
+	for _, h := range cfg.Hooks {
+		if err := srv.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("broker hook %s: %w", h.ID(), err)
 		}
 	}
 	tcp := listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: cfg.Listen})

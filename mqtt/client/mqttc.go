@@ -1,7 +1,3 @@
-// Package mqttc is the MQTT client of the bridge and the virtual devices:
-// one small interface over paho.golang's autopaho (MQTT 5) and
-// paho.mqtt.golang (MQTT 3.1.1, which paho.golang does not speak), that
-// reconnects with backoff and restores its subscriptions.
 package client
 
 import (
@@ -70,8 +66,11 @@ type Config struct {
 	ClientID  string
 	Protocol  Protocol
 	OnMessage func(Message) // called from the client's goroutine; must not block long
-	// OnReconnect is called after a connection (re)established, once the
-	// subscriptions are restored.
+	// OnReconnect is called after each connection (the first one too) is
+	// established, once the broker has granted every subscription to
+	// restore; not for a connection that goes down before. It runs on the
+	// client's resubscription goroutine, which Close waits for: it must
+	// not block long.
 	OnReconnect func()
 	Logger      *slog.Logger
 	// ReceiveMaximum is how many QoS 1 publishes the broker may have in
@@ -153,6 +152,11 @@ type subscriptions struct {
 
 func (s *subscriptions) add(t string)    { s.mu.Lock(); s.topics[t] = true; s.mu.Unlock() }
 func (s *subscriptions) remove(t string) { s.mu.Lock(); delete(s.topics, t); s.mu.Unlock() }
+func (s *subscriptions) has(t string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.topics[t]
+}
 func (s *subscriptions) list() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -165,12 +169,13 @@ func (s *subscriptions) list() []string {
 
 // transport5 is an MQTT 5 connection (paho.golang autopaho).
 type transport5 struct {
-	cm   *autopaho.ConnectionManager
-	qos  byte
-	subs *subscriptions
-	up   chan struct{}
-	mu   sync.Mutex
-	conn bool
+	cm    *autopaho.ConnectionManager
+	qos   byte
+	subs  *subscriptions
+	resub *resubscriber
+	up    chan struct{}
+	mu    sync.Mutex
+	conn  bool
 }
 
 func will5(cfg Config) *paho.WillMessage {
@@ -182,6 +187,8 @@ func will5(cfg Config) *paho.WillMessage {
 
 func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	t := &transport5{qos: cfg.subscriptionQoS(), subs: &subscriptions{topics: map[string]bool{}}, up: make(chan struct{})}
+	t.resub = &resubscriber{log: cfg.Logger, subs: t.subs, subscribe: t.subscribe, unsubscribe: t.unsubscribe,
+		onRestored: cfg.OnReconnect}
 	var upOnce sync.Once
 	out, in := &outAliases{}, &inAliases{}
 	out.reset(0)
@@ -209,27 +216,20 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 			t.conn = true
 			t.mu.Unlock()
 			// A clean start has no subscriptions (MQTT 5 §3.1.2.4): restore
-			// those made so far; a Subscribe from now on sends its own.
+			// those made so far, until the broker grants them; a Subscribe
+			// from now on sends its own.
 			restore := t.subs.list()
 			upOnce.Do(func() { close(t.up) })
-			go func() {
-				for _, topic := range restore {
-					sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					_, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: t.qos}}})
-					cancel()
-					if err != nil {
-						cfg.Logger.Warn("mqtt resubscribe failed", "topic", topic, "err", err)
-					}
-				}
-				if cfg.OnReconnect != nil {
-					cfg.OnReconnect()
-				}
-			}()
+			t.resub.connectionUp(restore)
 		},
+		// autopaho calls OnConnectionUp and OnConnectionDown in turn from
+		// its connection loop, so this ends the work of the connection
+		// that has just gone.
 		OnConnectionDown: func() bool {
 			t.mu.Lock()
 			t.conn = false
 			t.mu.Unlock()
+			t.resub.connectionDown(nil)
 			return true
 		},
 		OnConnectError:  func(err error) { cfg.Logger.Debug("mqtt connect failed", "err", err) },
@@ -277,11 +277,11 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	}
 	cm, err := autopaho.NewConnection(context.Background(), ac)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
 	}
 	t.cm = cm
 	if err := cm.AwaitConnection(ctx); err != nil {
-		_ = cm.Disconnect(context.Background())
+		_ = t.Close(context.Background())
 		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
 	}
 	// AwaitConnection can return before OnConnectionUp has run: wait for
@@ -290,7 +290,7 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	select {
 	case <-t.up:
 	case <-ctx.Done():
-		_ = cm.Disconnect(context.Background())
+		_ = t.Close(context.Background())
 		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, ctx.Err())
 	}
 	return t, nil
@@ -334,17 +334,41 @@ func retryIDInUse(ctx context.Context, send func() ([]byte, error)) error {
 
 func (t *transport5) Subscribe(ctx context.Context, topic string) error {
 	t.subs.add(topic)
+	return t.subscribe(ctx, topic)
+}
+
+// subscribe sends a SUBSCRIBE for topic, again while refused with 0x91.
+func (t *transport5) subscribe(ctx context.Context, topic string) error {
 	return retryIDInUse(ctx, func() ([]byte, error) {
 		sa, err := t.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: t.qos}}})
 		if sa == nil {
 			return nil, err
 		}
-		return sa.Reasons, err
+		return sa.Reasons, subackError(sa.Reasons, err)
 	})
+}
+
+// subackError is err, or an error when a SUBACK reason code is a failure
+// (0x80 and above, MQTT 5 §3.9.3), naming the code.
+func subackError(reasons []byte, err error) error {
+	for _, code := range reasons {
+		if code >= 0x80 {
+			if err == nil {
+				return fmt.Errorf("SUBACK reason code 0x%02x", code)
+			}
+			return fmt.Errorf("SUBACK reason code 0x%02x: %w", code, err)
+		}
+	}
+	return err
 }
 
 func (t *transport5) Unsubscribe(ctx context.Context, topic string) error {
 	t.subs.remove(topic)
+	return t.unsubscribe(ctx, topic)
+}
+
+// unsubscribe sends an UNSUBSCRIBE for topic, again while refused with 0x91.
+func (t *transport5) unsubscribe(ctx context.Context, topic string) error {
 	return retryIDInUse(ctx, func() ([]byte, error) {
 		ua, err := t.cm.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{topic}})
 		if ua == nil {
@@ -354,12 +378,15 @@ func (t *transport5) Unsubscribe(ctx context.Context, topic string) error {
 	})
 }
 
+// Close stops the resubscription of the current connection, waits for
+// it, and disconnects.
 func (t *transport5) Close(ctx context.Context) error {
+	rerr := t.resub.close(ctx)
 	err := t.cm.Disconnect(ctx)
 	if errors.Is(err, autopaho.ConnectionDownError) {
-		return nil
+		err = nil
 	}
-	return err
+	return errors.Join(rerr, err)
 }
 
 func (t *transport5) Connected() bool {
@@ -370,14 +397,17 @@ func (t *transport5) Connected() bool {
 
 // transport311 is an MQTT 3.1.1 connection (paho.mqtt.golang).
 type transport311 struct {
-	c    mqtt311.Client
-	qos  byte
-	subs *subscriptions
-	on   func(Message)
+	c     mqtt311.Client
+	qos   byte
+	subs  *subscriptions
+	resub *resubscriber
+	on    func(Message)
 }
 
 func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	t := &transport311{qos: cfg.subscriptionQoS(), subs: &subscriptions{topics: map[string]bool{}}, on: cfg.OnMessage}
+	t.resub = &resubscriber{log: cfg.Logger, subs: t.subs, subscribe: t.subscribe, unsubscribe: t.unsubscribe,
+		onRestored: cfg.OnReconnect}
 	scheme := "tcp://"
 	if cfg.TLSConfig != nil {
 		scheme = "ssl://"
@@ -392,6 +422,11 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		SetConnectRetry(true).
 		SetConnectRetryInterval(200 * time.Millisecond).
 		SetMaxReconnectInterval(5 * time.Second).
+		// A connection attempt that gets no CONNACK is given up after 5 s,
+		// as autopaho's ConnectTimeout does for MQTT 5 (paho.mqtt.golang's
+		// default, 30 s, kept a client away that long from a restarted
+		// broker when its first attempt reached the closing one).
+		SetConnectTimeout(5 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetOrderMatters(false).
 		SetUsername(cfg.Username).
@@ -399,21 +434,21 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	if cfg.Will != nil {
 		opts.SetBinaryWill(cfg.Will.Topic, cfg.Will.Payload, 1, cfg.WillRetain)
 	}
-	opts.SetOnConnectHandler(func(c mqtt311.Client) {
-		for _, topic := range t.subs.list() {
-			tok := c.Subscribe(topic, t.qos, t.handle)
-			if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-				cfg.Logger.Warn("mqtt resubscribe failed", "topic", topic, "err", tok.Error())
-			}
-		}
-		if cfg.OnReconnect != nil {
-			go cfg.OnReconnect()
-		}
+	// A clean session has no subscriptions (3.1.1 §3.1.2.4): restore them
+	// on every connection, until the broker grants them.
+	opts.SetOnConnectHandler(func(mqtt311.Client) { t.resub.connectionUp(t.subs.list()) })
+	// paho.mqtt.golang calls both handlers on goroutines of their own, so a
+	// connection-lost call can come after the next connection is up and
+	// its OnConnect has run: it ends the work only while no connection is
+	// open.
+	opts.SetConnectionLostHandler(func(c mqtt311.Client, err error) {
+		cfg.Logger.Debug("mqtt connection lost", "err", err)
+		t.resub.connectionDown(func() bool { return !c.IsConnectionOpen() })
 	})
 	t.c = mqtt311.NewClient(opts)
 	tok := t.c.Connect()
 	if err := waitToken(ctx, tok); err != nil {
-		t.c.Disconnect(0)
+		_ = t.Close(context.Background())
 		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
 	}
 	return t, nil
@@ -444,17 +479,42 @@ func (t *transport311) PublishRetained(ctx context.Context, m Message) error {
 
 func (t *transport311) Subscribe(ctx context.Context, topic string) error {
 	t.subs.add(topic)
-	return waitToken(ctx, t.c.Subscribe(topic, t.qos, t.handle))
+	return t.subscribe(ctx, topic)
+}
+
+// subscribe sends a SUBSCRIBE for topic. A SUBACK return code 0x80 is a
+// failure (3.1.1 §3.9.3), which paho.mqtt.golang does not report as an
+// error.
+func (t *transport311) subscribe(ctx context.Context, topic string) error {
+	tok := t.c.Subscribe(topic, t.qos, t.handle)
+	if err := waitToken(ctx, tok); err != nil {
+		return err
+	}
+	if st, ok := tok.(*mqtt311.SubscribeToken); ok {
+		for _, code := range st.Result() {
+			if code >= 0x80 {
+				return fmt.Errorf("SUBACK return code 0x%02x (failure)", code)
+			}
+		}
+	}
+	return nil
 }
 
 func (t *transport311) Unsubscribe(ctx context.Context, topic string) error {
 	t.subs.remove(topic)
+	return t.unsubscribe(ctx, topic)
+}
+
+func (t *transport311) unsubscribe(ctx context.Context, topic string) error {
 	return waitToken(ctx, t.c.Unsubscribe(topic))
 }
 
+// Close stops the resubscription of the current connection, waits for
+// it, and disconnects.
 func (t *transport311) Close(ctx context.Context) error {
+	err := t.resub.close(ctx)
 	t.c.Disconnect(250)
-	return nil
+	return err
 }
 
 func (t *transport311) Connected() bool { return t.c.IsConnectionOpen() }

@@ -205,9 +205,9 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,
 		SessionExpiryInterval:         uint32(cfg.SessionExpiry / time.Second),
-		ConnectRetryDelay:             200 * time.Millisecond,
-		ReconnectBackoff:              autopaho.NewExponentialBackoff(200*time.Millisecond, 5*time.Second, 200*time.Millisecond, 2),
-		ConnectTimeout:                5 * time.Second,
+		// Waits between connection attempts: 200 ms growing to 5 s.
+		ReconnectBackoff: autopaho.NewExponentialBackoff(200*time.Millisecond, 5*time.Second, 200*time.Millisecond, 2),
+		ConnectTimeout:   5 * time.Second,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 			if cfg.TopicAliases > 0 && ca != nil && ca.Properties != nil && ca.Properties.TopicAliasMaximum != nil {
 				out.reset(min(cfg.TopicAliases, *ca.Properties.TopicAliasMaximum))

@@ -8,7 +8,6 @@ import (
 	"math/big"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/ontology"
@@ -17,12 +16,14 @@ import (
 
 // command runs one command from the broker and answers it: on the
 // request's ResponseTopic with its CorrelationData (MQTT 5), else on
-// response/<uuid> (MQTT 3.1.1).
+// response/<uuid> (MQTT 3.1.1). The handler's context ends after
+// commandTimeout or when the device closes; the answer is published even
+// then (Close waits for it), within answerTimeout.
 func (d *Device) command(m client.Message, funcs []*ontology.Function) {
 	d.Commands.Add(1)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(d.life, commandTimeout)
 	reqID, value, outputs := d.execute(ctx, m, funcs)
+	cancel()
 	if value == "" {
 		return
 	}
@@ -33,8 +34,10 @@ func (d *Device) command(m client.Message, funcs []*ontology.Function) {
 	if d.cfg.Protocol == client.MQTT5 && m.ResponseTopic != "" {
 		ans.Topic, ans.CorrelationData = m.ResponseTopic, m.CorrelationData
 	}
+	ctx, cancel = context.WithTimeout(context.Background(), answerTimeout)
+	defer cancel()
 	if err := d.tr.Publish(ctx, ans, 1); err != nil {
-		d.log.Warn("answer not sent", "err", err)
+		d.log.Warn("answer not sent", "req_id", reqID, "err", err)
 	}
 }
 

@@ -20,6 +20,22 @@ import (
 // deviceReceiveMaximum bounds the QoS 1 commands in flight to one device.
 const deviceReceiveMaximum = 32
 
+// DefaultMaxInFlightCommands is how many command handlers a device runs at
+// once unless Config.MaxInFlightCommands says otherwise.
+const DefaultMaxInFlightCommands = 16
+
+// DefaultMaxWaitingCommands is how many received commands may wait for a
+// free handler unless Config.MaxWaitingCommands says otherwise: one MQTT 5
+// Receive Maximum's worth (deviceReceiveMaximum).
+const DefaultMaxWaitingCommands = deviceReceiveMaximum
+
+// commandTimeout bounds one command's handling; answerTimeout bounds the
+// publish of its answer (Close waits for it, so it is short).
+const (
+	commandTimeout = 10 * time.Second
+	answerTimeout  = 2 * time.Second
+)
+
 // DefaultChunkSize is what the CC2538 MYNO device sends per bootstrap message.
 const DefaultChunkSize = 4054
 
@@ -38,7 +54,15 @@ type Config struct {
 	// BootstrapAttempts bounds the attempts; the wait between them doubles.
 	BootstrapAttempts int
 	MaxPayload        int // largest command accepted; 0 = 64 KiB
-	Logger            *slog.Logger
+	// MaxInFlightCommands bounds the command handlers running at once;
+	// 0 = DefaultMaxInFlightCommands (16). A command received while all
+	// are busy waits in a queue (see MaxWaitingCommands).
+	MaxInFlightCommands int
+	// MaxWaitingCommands bounds that queue; 0 = DefaultMaxWaitingCommands
+	// (32). A command received while it is full is dropped unanswered,
+	// with a warning, and counted in Device.Dropped; see Device.onCommand.
+	MaxWaitingCommands int
+	Logger             *slog.Logger
 	// Handlers override the generic actuator for a method (the MUP device
 	// side plugs in here).
 	Handlers map[string]CommandHandler
@@ -63,10 +87,30 @@ type Device struct {
 	mup           *mupDevice
 	e2e           *E2EEndpoint
 
+	// Commands in hand (under mu): running handlers, at most
+	// MaxInFlightCommands; waiting, at most MaxWaitingCommands, oldest first.
+	running int
+	waiting []pendingCommand
+
+	// life is the device's lifetime: Close cancels it, which ends the
+	// command handlers' contexts, telemetry and the E2E worker.
+	life context.Context
+	end  context.CancelFunc
+	// workers are the goroutines the device owns (command handlers,
+	// telemetry, the E2E worker); closed (under mu) stops new ones; Close
+	// waits for them.
+	workers   sync.WaitGroup
+	closed    bool
+	closeOnce sync.Once
+
 	Registered atomic.Bool
-	Commands   atomic.Uint64
-	Errors     atomic.Uint64
-	Readings   atomic.Uint64
+	Commands   atomic.Uint64 // commands handled
+	Errors     atomic.Uint64 // commands answered with the error state
+	// Dropped counts commands never handled: received while every handler
+	// was busy and MaxWaitingCommands were already waiting, or while the
+	// device was closing.
+	Dropped  atomic.Uint64
+	Readings atomic.Uint64
 }
 
 type bootAnswer struct {
@@ -84,6 +128,7 @@ func New(cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("description: %w", err)
 	}
 	cfg.setDefaults()
+	life, end := context.WithCancel(context.Background())
 	d := &Device{
 		cfg:           cfg,
 		model:         tmpl.Instantiate(cfg.UUID),
@@ -91,6 +136,8 @@ func New(cfg Config) (*Device, error) {
 		state:         map[string]string{},
 		boot:          make(chan bootAnswer, 4),
 		commandTopics: map[string][]*ontology.Function{},
+		life:          life,
+		end:           end,
 	}
 	for i := range d.model.Functions {
 		f := &d.model.Functions[i]
@@ -114,6 +161,12 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = 64 << 10
+	}
+	if cfg.MaxInFlightCommands <= 0 {
+		cfg.MaxInFlightCommands = DefaultMaxInFlightCommands
+	}
+	if cfg.MaxWaitingCommands <= 0 {
+		cfg.MaxWaitingCommands = DefaultMaxWaitingCommands
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -323,29 +376,64 @@ func (d *Device) Run(ctx context.Context) error {
 // disconnects.
 func (d *Device) Serve(ctx context.Context) error {
 	defer d.Close()
-	if d.cfg.TelemetryInterval > 0 {
-		go d.telemetry(ctx)
-	}
+	d.startTelemetry(ctx)
 	<-ctx.Done()
 	return nil
 }
 
-// Close unsubscribes from every topic and disconnects.
+// startTelemetry publishes readings until ctx ends or the device closes.
+func (d *Device) startTelemetry(ctx context.Context) {
+	if d.cfg.TelemetryInterval > 0 {
+		d.spawn(func() { d.telemetry(ctx) })
+	}
+}
+
+// spawn runs f on a goroutine the device owns: Close waits for it. Once
+// Close has begun it runs nothing and reports false.
+func (d *Device) spawn(f func()) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
+	d.workers.Add(1)
+	go func() {
+		defer d.workers.Done()
+		f()
+	}()
+	return true
+}
+
+// Close stops taking commands, ends the running handlers' contexts and
+// waits for them (their answers are still published, within
+// answerTimeout), stops telemetry and the E2E worker and waits for them
+// too, then unsubscribes from every topic and disconnects. Later calls do
+// nothing. A command handler must not call Close: Close waits for it.
 func (d *Device) Close() {
-	if d.e2e != nil {
-		d.e2e.close()
-	}
-	if d.tr == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if d.tr.Connected() {
-		for t := range d.commandTopics {
-			_ = d.tr.Unsubscribe(ctx, t)
+	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		d.closed = true
+		dropped := len(d.waiting)
+		d.waiting = nil
+		d.mu.Unlock()
+		if dropped > 0 {
+			d.Dropped.Add(uint64(dropped))
+			d.log.Info("device closing: waiting commands dropped", "dropped", dropped)
 		}
-	}
-	_ = d.tr.Close(ctx)
+		d.end()
+		d.workers.Wait()
+		if d.tr == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if d.tr.Connected() {
+			for t := range d.commandTopics {
+				_ = d.tr.Unsubscribe(ctx, t)
+			}
+		}
+		_ = d.tr.Close(ctx)
+	})
 }
 
 // onMessage dispatches an incoming message.
@@ -380,7 +468,76 @@ func (d *Device) onMessage(m client.Message) {
 	if !ok {
 		return
 	}
-	go d.command(m, funcs)
+	d.onCommand(m, funcs)
+}
+
+// pendingCommand is a command received and not yet handled.
+type pendingCommand struct {
+	m     client.Message
+	funcs []*ontology.Function
+}
+
+// onCommand hands a command to a handler goroutine, at most
+// MaxInFlightCommands at once; while all are busy it waits in a queue of
+// MaxWaitingCommands, and one beyond that is dropped unanswered, with a
+// warning, and counted in Dropped (the bridge's request times out). The
+// MQTT receive path never waits here, deliberately: when it did
+// (back-pressure through QoS 1 acknowledgements and MQTT 5 Receive
+// Maximum, §4.9), messages to the device behind a command (bootstrap
+// answers, MUP slices, E2E) waited too, MQTT 3.1.1 has no flow control
+// and paho.mqtt.golang would pile up a goroutine per message anyway, and
+// the embedded broker (mochi-mqtt v2.7.9) stranded QoS 1 commands it held
+// back for the Receive Maximum: 3 of 40 never arrived in a test that
+// Mosquitto passed. Refusing with an answer is no option either: MYNO
+// has no "busy" state a bridge would understand.
+func (d *Device) onCommand(m client.Message, funcs []*ontology.Function) {
+	c := pendingCommand{m: m, funcs: funcs}
+	d.mu.Lock()
+	switch {
+	case d.closed:
+		d.mu.Unlock()
+		d.Dropped.Add(1)
+		d.log.Debug("command dropped: device closing", "topic", m.Topic)
+	case d.running < d.cfg.MaxInFlightCommands:
+		d.running++
+		d.workers.Add(1)
+		d.mu.Unlock()
+		go d.runCommands(c)
+	case len(d.waiting) < d.cfg.MaxWaitingCommands:
+		d.waiting = append(d.waiting, c)
+		d.mu.Unlock()
+	default:
+		d.mu.Unlock()
+		dropped := d.Dropped.Add(1)
+		d.log.Warn("command dropped: every handler busy and the queue full", "topic", m.Topic,
+			"in_flight", d.cfg.MaxInFlightCommands, "waiting", d.cfg.MaxWaitingCommands, "dropped", dropped)
+	}
+}
+
+// runCommands handles c, then waiting commands until none is left or the
+// device closes; it is one of the MaxInFlightCommands handler goroutines.
+func (d *Device) runCommands(c pendingCommand) {
+	defer d.workers.Done()
+	for {
+		d.command(c.m, c.funcs)
+		d.mu.Lock()
+		if len(d.waiting) == 0 || d.closed {
+			d.running--
+			d.mu.Unlock()
+			return
+		}
+		c = d.waiting[0]
+		d.waiting[0] = pendingCommand{}
+		d.waiting = d.waiting[1:]
+		d.mu.Unlock()
+	}
+}
+
+// WaitingCommands is how many received commands wait for a handler now.
+func (d *Device) WaitingCommands() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.waiting)
 }
 
 func (d *Device) mupTopicPrefix() string { return firmwareTopic(d) }

@@ -42,10 +42,9 @@ type E2EEndpoint struct {
 	cfg E2EConfig
 	// queue holds E2E messages for the one worker that handles them in
 	// order; when it is full, messages are dropped (and counted): a flood
-	// costs neither goroutines nor signatures.
-	queue     chan client.Message
-	stop      chan struct{}
-	closeOnce sync.Once
+	// costs neither goroutines nor signatures. The worker is the device's
+	// (Device.spawn): it stops when the device closes, and Close waits.
+	queue chan client.Message
 
 	mu       sync.Mutex
 	cert     *x509.Certificate
@@ -115,9 +114,11 @@ func (d *Device) EnableE2E(cfg E2EConfig) error {
 		return err
 	}
 	e := &E2EEndpoint{d: d, cfg: cfg, cert: cfg.Cert, key: cfg.Key, channels: map[string]*managerChannels{}, fwKeys: map[string]firmwareKey{},
-		queue: make(chan client.Message, queueSize), stop: make(chan struct{})}
+		queue: make(chan client.Message, queueSize)}
+	if !d.spawn(e.work) {
+		return errors.New("e2e: the device is closed")
+	}
 	d.e2e = e
-	go e.work()
 	return nil
 }
 
@@ -135,13 +136,11 @@ func (e *E2EEndpoint) work() {
 		select {
 		case m := <-e.queue:
 			e.handle(m)
-		case <-e.stop:
+		case <-e.d.life.Done():
 			return
 		}
 	}
 }
-
-func (e *E2EEndpoint) close() { e.closeOnce.Do(func() { close(e.stop) }) }
 
 // E2E returns the device's E2E side, nil when not enabled.
 func (d *Device) E2E() *E2EEndpoint { return d.e2e }
@@ -188,7 +187,7 @@ func (e *E2EEndpoint) handle(m client.Message) {
 	if !ok || t.Device != e.d.cfg.UUID || e2e.CheckName(t.Manager) != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(e.d.life, 10*time.Second) // Close ends it
 	defer cancel()
 	switch leaf {
 	case e2e.LeafNotify:

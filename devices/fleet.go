@@ -231,8 +231,6 @@ func (f *Fleet) startOne(ctx context.Context, d *Device, sem chan struct{}) bool
 		return false
 	}
 	f.boot.Add(1)
-	if d.cfg.TelemetryInterval > 0 {
-		go d.telemetry(ctx)
-	}
+	d.startTelemetry(ctx)
 	return true
 }

@@ -93,8 +93,9 @@ func (d *Device) SampleReadings(sensor string, n int) []string {
 	return nil
 }
 
-// telemetry publishes every sensor's reading each interval (QoS 0).
-// Events publish only now and then.
+// telemetry publishes every sensor's reading each interval (QoS 0) until
+// ctx ends or the device closes. Events publish only now and then. Run it
+// with startTelemetry, so that Close waits for it.
 func (d *Device) telemetry(ctx context.Context) {
 	type src struct {
 		topic string
@@ -117,6 +118,8 @@ func (d *Device) telemetry(ctx context.Context) {
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
+			return
+		case <-d.life.Done():
 			return
 		case <-tick.C:
 		}

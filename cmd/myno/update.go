@@ -105,7 +105,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	}
 	targets := cmd.StringSlice("device")
 	if c := cmd.String("category"); c != "" {
-		uuids, err := updateserver.DevicesOfCategory(s, c)
+		uuids, err := updateserver.NewClient(s).DevicesOfCategory(c)
 		if err != nil {
 			return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 		}

@@ -3,7 +3,6 @@ package systemtest_test
 import (
 	"context"
 	"errors"
-	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -37,7 +36,7 @@ func TestCampaign(t *testing.T) {
 	w, _ := setup(t, "")
 	addDevice(t, w, "mup-2", 3)
 	addDevice(t, w, "mup-3", 4) // already runs version 4: refused with 25
-	uuids, err := updateserver.DevicesOfCategory(w.s, categoryOf(t, w))
+	uuids, err := updateserver.NewClient(w.s).DevicesOfCategory(categoryOf(t, w))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,15 +93,12 @@ func TestCampaignStopsAfterMaxFailures(t *testing.T) {
 // categoryOf reads the category the bridge shows for mup-1.
 func categoryOf(t *testing.T, w *world) string {
 	t.Helper()
-	reply, err := w.s.Exec(gonetconf.RawMethod(`<get><filter type="subtree"><devices xmlns=""><device><uuid>mup-1</uuid><category/></device></devices></filter></get>`))
+	dev, err := updateserver.NewClient(w.s).Device("mup-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := reCategory.FindStringSubmatch(reply.Data)
-	if m == nil {
-		t.Fatalf("no category in %.400s", reply.Data)
+	if dev.Category == "" {
+		t.Fatalf("no category for mup-1: %+v", dev)
 	}
-	return m[1]
+	return dev.Category
 }
-
-var reCategory = regexp.MustCompile(`<category>([^<]+)</category>`)

@@ -6,56 +6,32 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/xml"
-	"regexp"
+	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	gonetconf "github.com/Juniper/go-netconf/netconf"
 
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/mup/updateserver"
 )
-
-var reModuleNamespace = regexp.MustCompile(`<devices xmlns="(urn:myno:yang:[^"]+)"><device><uuid>`)
 
 // deviceRPC calls one of the device's MUP rpcs through the bridge and
 // returns its retval and outputs.
-func deviceRPC(t *testing.T, s *gonetconf.Session, rpc, inputs string) (string, []string) {
+func deviceRPC(t *testing.T, s *gonetconf.Session, rpc string, inputs ...updateserver.Leaf) (string, []string) {
 	t.Helper()
-	reply, err := s.Exec(gonetconf.RawMethod(`<get><filter type="subtree"><devices xmlns=""><device><uuid>mup-1</uuid></device></devices></filter></get>`))
+	c := updateserver.NewClient(s)
+	dev, err := c.Device("mup-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := reModuleNamespace.FindStringSubmatch(reply.Data)
-	if ns == nil {
-		t.Fatalf("no module for mup-1")
-	}
-	reply, err = s.Exec(gonetconf.RawMethod(`<` + rpc + ` xmlns="` + ns[1] + `"><uuidInput>mup-1</uuidInput>` + inputs + `</` + rpc + `>`))
+	out, err := c.Call(dev.Namespace, rpc, append([]updateserver.Leaf{{Name: "uuidInput", Value: "mup-1"}}, inputs...)...)
 	if err != nil {
 		t.Fatalf("%s: %v", rpc, err)
 	}
-	var out struct {
-		Items []struct {
-			XMLName xml.Name
-			Value   string `xml:",chardata"`
-		} `xml:",any"`
-	}
-	if err := xml.Unmarshal([]byte("<r>"+reply.Data+"</r>"), &out); err != nil {
-		t.Fatal(err)
-	}
-	var retval string
-	var outs []string
-	for _, it := range out.Items {
-		if it.XMLName.Local == "retval" {
-			retval = it.Value
-		} else {
-			outs = append(outs, it.Value)
-		}
-	}
-	return retval, outs
+	return out.Retval, out.Values()
 }
 
 // The device takes slices only in order and only up to the manifest's size:
@@ -89,7 +65,7 @@ func TestBadSliceStreams(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w, _ := setup(t, "")
-			state, outs := deviceRPC(t, w.s, "getDeviceToken", "")
+			state, outs := deviceRPC(t, w.s, "getDeviceToken")
 			tok, err := mup.DecodeToken(outs)
 			if state != mup.StateOK || err != nil {
 				t.Fatalf("token: %s %v", state, err)
@@ -99,7 +75,7 @@ func TestBadSliceStreams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if state, _ := deviceRPC(t, w.s, "sendExtendedManifest", `<input_1_Manifest>`+base64.StdEncoding.EncodeToString(ext)+`</input_1_Manifest>`); state != mup.StateOK {
+			if state, _ := deviceRPC(t, w.s, "sendExtendedManifest", updateserver.Leaf{Name: "input_1_Manifest", Value: base64.StdEncoding.EncodeToString(ext)}); state != mup.StateOK {
 				t.Fatalf("manifest: %s", state)
 			}
 			ctx := context.Background()
@@ -124,19 +100,11 @@ func TestBadSliceStreams(t *testing.T) {
 			// The device acks every slice it sees (cumulatively); like the
 			// Update Server, keep at most 8 slices unacknowledged.
 			waitAcks := func(want int) {
-				deadline := time.Now().Add(10 * time.Second)
-				for {
+				testenv.WaitFor(t, fmt.Sprintf("%d acks", want), func() bool {
 					mu.Lock()
-					n := len(acks)
-					mu.Unlock()
-					if n >= want {
-						return
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("%d acks, want %d", n, want)
-					}
-					time.Sleep(time.Millisecond)
-				}
+					defer mu.Unlock()
+					return len(acks) >= want
+				})
 			}
 			stream := tc.stream(mup.SplitImage(w.image, 600))
 			for i, s := range stream {
@@ -158,7 +126,7 @@ func TestBadSliceStreams(t *testing.T) {
 				t.Errorf("index %d acked %d times; want a re-ack", tc.reAcked, count)
 			}
 			digest := sha256.Sum256(w.image)
-			state, _ = deviceRPC(t, w.s, "sendFirmwareImage", `<input_1_ImageDigest>`+hex.EncodeToString(digest[:])+`</input_1_ImageDigest>`)
+			state, _ = deviceRPC(t, w.s, "sendFirmwareImage", updateserver.Leaf{Name: "input_1_ImageDigest", Value: hex.EncodeToString(digest[:])})
 			if state != tc.wantState {
 				t.Fatalf("image check: %s, want %s", state, tc.wantState)
 			}

@@ -185,21 +185,11 @@ func TestUpdateThroughMosquitto(t *testing.T) {
 // firmware-version.
 func waitFirmwareVersion(t *testing.T, s *gonetconf.Session, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		reply, err := s.Exec(gonetconf.RawMethod(`<get><filter type="subtree"><devices xmlns=""><device><uuid>mup-1</uuid></device></devices></filter></get>`))
-		if err == nil && strings.Contains(reply.Data, ">"+want+"</firmware-version>") {
-			return
-		}
-		if time.Now().After(deadline) {
-			data := ""
-			if reply != nil {
-				data = reply.Data
-			}
-			t.Fatalf("firmware-version %s not shown: %v %.800s", want, err, data)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	c := updateserver.NewClient(s)
+	testenv.WaitFor(t, "firmware-version "+want+" in <get>", func() bool {
+		dev, err := c.Device("mup-1")
+		return err == nil && dev.FirmwareVersion == want
+	})
 }
 
 // A device that accepts the image but never comes back with the new
@@ -327,11 +317,7 @@ func TestUpdateServerCertificateFromTheBridge(t *testing.T) {
 	if err := pub.PublishRetained(ctx, client.Message{Topic: wire.TopicUpdateServerCert, Payload: pemOf(genuine)}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !dev.TrustsUpdateServer(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the genuine certificate was not taken")
-		}
-	}
+	testenv.WaitFor(t, "the genuine certificate to be taken", dev.TrustsUpdateServer)
 	if res, err := update(); err != nil || res.Version != 4 {
 		t.Fatalf("with the genuine certificate: %+v %v", res, err)
 	}

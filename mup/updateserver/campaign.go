@@ -3,9 +3,6 @@ package updateserver
 import (
 	"context"
 	"errors"
-	"fmt"
-	"html"
-	"regexp"
 	"sync"
 
 	gonetconf "github.com/Juniper/go-netconf/netconf"
@@ -101,22 +98,4 @@ func Campaign(ctx context.Context, cfg CampaignConfig) []DeviceResult {
 	close(jobs)
 	wg.Wait()
 	return results
-}
-
-var reDeviceUUID = regexp.MustCompile(`<uuid>([^<]+)</uuid>`)
-
-// DevicesOfCategory asks the bridge for the uuids of the registered
-// devices of one category (a subtree filter on devices/device/category,
-// RFC 6241 §6.2.5 content match).
-func DevicesOfCategory(s *gonetconf.Session, category string) ([]string, error) {
-	reply, err := s.Exec(gonetconf.RawMethod(`<get><filter type="subtree"><devices xmlns=""><device><category>` + html.EscapeString(category) +
-		`</category><uuid/></device></devices></filter></get>`))
-	if err != nil {
-		return nil, fmt.Errorf("devices of category %q: %w", category, err)
-	}
-	var out []string
-	for _, m := range reDeviceUUID.FindAllStringSubmatch(reply.Data, -1) {
-		out = append(out, m[1])
-	}
-	return out, nil
 }

@@ -7,11 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"sync"
 	"time"
 
@@ -95,8 +92,6 @@ func (e *UpdateError) Error() string {
 
 func (e *UpdateError) Unwrap() error { return e.Err }
 
-var reNamespace = regexp.MustCompile(`<devices xmlns="(urn:myno:yang:[^"]+)"><device><uuid>`)
-
 // Update runs MUP for one device (MUP paper, Fig. 2): token, extended
 // manifest, slices straight to the broker, image check, new version.
 func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
@@ -123,6 +118,10 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	var keyChannel chan keyChannelResult
 	var sliceKey []byte
 	var sealed chan sealedSlices
+	// Update owns the goroutines below: it cancels them and waits for
+	// them before it returns (the deferred calls run in reverse order).
+	var helpers sync.WaitGroup
+	defer helpers.Wait()
 	kctx, kcancel := context.WithCancel(ctx)
 	defer kcancel()
 	if cfg.OpenKeyChannel != nil {
@@ -131,38 +130,39 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 			return res, &UpdateError{Step: "key", Err: err}
 		}
 		keyChannel = make(chan keyChannelResult, 1)
-		go func() {
+		helpers.Go(func() {
 			ch, err := cfg.OpenKeyChannel(kctx, cfg.UUID)
 			keyChannel <- keyChannelResult{ch, err}
-		}()
+		})
 		sealed = make(chan sealedSlices, 1)
-		go func() {
+		helpers.Go(func() {
 			s, err := sealImage(cfg.Image, cfg.SliceSize, sliceKey)
 			sealed <- sealedSlices{s, err}
-		}()
+		})
 	}
 
 	// Which module serves the device: its devices list names it.
 	start := time.Now()
-	reply, err := cfg.NETCONF.Exec(gonetconf.RawMethod(`<get><filter type="subtree"><devices xmlns=""><device><uuid>` + cfg.UUID + `</uuid></device></devices></filter></get>`))
+	if !wire.ValidUUID(cfg.UUID) {
+		return res, &UpdateError{Step: "find device", Err: fmt.Errorf("%q is not a device uuid", cfg.UUID)}
+	}
+	nc := NewClient(cfg.NETCONF)
+	dev, err := nc.Device(cfg.UUID)
 	if err != nil {
 		return res, &UpdateError{Step: "find device", Err: err}
 	}
-	m := reNamespace.FindStringSubmatch(reply.Data)
-	if m == nil {
-		return res, &UpdateError{Step: "find device", Err: fmt.Errorf("no registered device %s", cfg.UUID)}
-	}
-	ns := m[1]
-	call := func(rpc string, inputs string) (string, []string, error) {
-		r, err := cfg.NETCONF.Exec(gonetconf.RawMethod(`<` + rpc + ` xmlns="` + ns + `"><uuidInput>` + cfg.UUID + `</uuidInput>` + inputs + `</` + rpc + `>`))
+	// call runs one of the device's MUP rpcs; the device selector comes
+	// first, as MYNO sends inputs positionally.
+	call := func(rpc string, inputs ...Leaf) (string, []string, error) {
+		out, err := nc.Call(dev.Namespace, rpc, append([]Leaf{{Name: "uuidInput", Value: cfg.UUID}}, inputs...)...)
 		if err != nil {
 			return "", nil, err
 		}
-		return parseOutput(r.Data)
+		return out.Retval, out.Values(), nil
 	}
 
 	// 1. Token.
-	state, outs, err := call("getDeviceToken", "")
+	state, outs, err := call("getDeviceToken")
 	if err != nil || state != mup.StateOK {
 		return res, &UpdateError{Step: "getDeviceToken", State: state, Err: err}
 	}
@@ -180,14 +180,14 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 			return res, &UpdateError{Step: "key", Err: err}
 		}
 		keySent = make(chan error, 1)
-		go func() {
+		helpers.Go(func() {
 			r := <-keyChannel
 			if r.err != nil {
 				keySent <- r.err
 				return
 			}
 			keySent <- r.ch.SendFirmwareKey(kctx, vm.AppID, vm.Version, tok.Nonce, sliceKey)
-		}()
+		})
 	}
 
 	// 2. Extended manifest.
@@ -196,7 +196,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	if err != nil {
 		return res, &UpdateError{Step: "sign", Err: err}
 	}
-	state, _, err = call("sendExtendedManifest", `<input_1_Manifest>`+base64.StdEncoding.EncodeToString(ext)+`</input_1_Manifest>`)
+	state, _, err = call("sendExtendedManifest", Leaf{Name: "input_1_Manifest", Value: base64.StdEncoding.EncodeToString(ext)})
 	res.State = state
 	if err != nil || state != mup.StateOK {
 		return res, &UpdateError{Step: "sendExtendedManifest", State: state, Err: err}
@@ -231,7 +231,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	// 5. Image check.
 	start = time.Now()
 	digest := sha256.Sum256(cfg.Image)
-	state, _, err = call("sendFirmwareImage", `<input_1_ImageDigest>`+hex.EncodeToString(digest[:])+`</input_1_ImageDigest>`)
+	state, _, err = call("sendFirmwareImage", Leaf{Name: "input_1_ImageDigest", Value: hex.EncodeToString(digest[:])})
 	res.State = state
 	if err != nil || state != mup.StateOK {
 		return res, &UpdateError{Step: "sendFirmwareImage", State: state, Err: err}
@@ -242,7 +242,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	start = time.Now()
 	deadline := time.Now().Add(cfg.RebootWait)
 	for {
-		state, outs, err = call("getDeviceToken", "")
+		state, outs, err = call("getDeviceToken")
 		if err == nil && state == mup.StateOK {
 			if t, err := mup.DecodeToken(outs); err == nil {
 				res.Version = t.Version
@@ -254,7 +254,11 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 		if time.Now().After(deadline) {
 			return res, &UpdateError{Step: "reboot", Err: errors.New("the device does not report the new version")}
 		}
-		time.Sleep(100 * time.Millisecond) // polling the device, not synchronising a test
+		select { // polling the device, not synchronising a test
+		case <-ctx.Done():
+			return res, &UpdateError{Step: "reboot", Err: ctx.Err()}
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	phase("reboot", start)
 	return res, nil
@@ -379,38 +383,4 @@ func transfer(ctx context.Context, cfg UpdateConfig, slices []mup.Slice, topic s
 			return ctx.Err()
 		}
 	}
-}
-
-// parseOutput reads retval and the other output leaves of an rpc-reply.
-func parseOutput(data string) (string, []string, error) {
-	d := xml.NewDecoder(strings.NewReader("<r>" + data + "</r>"))
-	var retval string
-	var outs []string
-	depth := 0
-	var name string
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			break
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			name = t.Name.Local
-		case xml.CharData:
-			if depth == 2 {
-				if name == "retval" {
-					retval = string(t)
-				} else {
-					outs = append(outs, string(t))
-				}
-			}
-		case xml.EndElement:
-			depth--
-		}
-	}
-	if retval == "" {
-		return "", nil, fmt.Errorf("no retval in %q", data)
-	}
-	return retval, outs, nil
 }

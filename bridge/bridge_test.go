@@ -20,6 +20,7 @@ import (
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/myno-bridge/myno/netconf"
 	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/yang"
 )
@@ -257,3 +258,70 @@ func TestBrokenDescriptionIsRefused(t *testing.T) {
 		t.Errorf("devices %v", b.Devices())
 	}
 }
+
+// rawSession is a base:1.1 NETCONF session for what go-netconf cannot do
+// (notifications).
+type rawSession struct {
+	in io.Writer
+	fr *netconf.FrameReader
+	fw *netconf.FrameWriter
+}
+
+func openRaw(t *testing.T, addr string) *rawSession {
+	t.Helper()
+	c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password(adminPassword)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, _ := c.NewSession()
+	in, _ := s.StdinPipe()
+	out, _ := s.StdoutPipe()
+	if err := s.RequestSubsystem("netconf"); err != nil {
+		t.Fatal(err)
+	}
+	r := &rawSession{in: in, fr: netconf.NewFrameReader(out, 0), fw: netconf.NewFrameWriter(in)}
+	if _, err := r.fr.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(in, `<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities><capability>urn:ietf:params:netconf:base:1.1</capability></capabilities></hello>]]>]]>`)
+	r.fr.SetFraming(netconf.FramingChunked)
+	r.fw.SetFraming(netconf.FramingChunked)
+	return r
+}
+func (r *rawSession) send(t *testing.T, id, op string) {
+	t.Helper()
+	if err := r.fw.WriteMessage([]byte(`<rpc message-id="` + id + `" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">` + op + `</rpc>`)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// next reads messages until one contains want.
+func (r *rawSession) next(t *testing.T, want string) string {
+	t.Helper()
+	done := make(chan string, 1)
+	go func() {
+		for {
+			m, err := r.fr.ReadMessage()
+			if err != nil {
+				done <- "ERR " + err.Error()
+				return
+			}
+			if strings.Contains(string(m), want) {
+				done <- string(m)
+				return
+			}
+		}
+	}()
+	select {
+	case m := <-done:
+		return m
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no message with %q", want)
+	}
+	return ""
+}
+
+// Answers nobody waits for are dropped and counted.
+// Bootstrap limits: size, chunk count, assembly time, END without chunks.

@@ -77,10 +77,8 @@ func TestDeviceCommand(t *testing.T) {
 				}
 			}
 			// The broker saw the END; wait until the device has the answer too.
-			deadline := time.Now().Add(10 * time.Second)
-			for !strings.Contains(errOut.String(), tc.logs[0]) && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
+			testenv.WaitFor(t, "the device's log line "+tc.logs[0], func() bool { return strings.Contains(errOut.String(), tc.logs[0]) },
+				errOut.String)
 			cancel() // SIGTERM in the real binary
 			select {
 			case code := <-done:
@@ -131,13 +129,8 @@ func TestDemoCommand(t *testing.T) {
 		done <- run(ctx, []string{"myno", "demo", "--data-dir", dir, "--netconf-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0",
 			"--descriptions", filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions"), "--log-level", "warn"}, &out, &errOut)
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "Stop with Ctrl-C") {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not come up:\n%s\n%s", out.String(), errOut.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, "the demo to come up", func() bool { return strings.Contains(out.String(), "Stop with Ctrl-C") },
+		out.String, errOut.String)
 	text := out.String()
 	for _, want := range []string{"ssh -p ", "-s netconf", "ncclient", "myno rpc", "yangcli"} {
 		if !strings.Contains(text, want) {

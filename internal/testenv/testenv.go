@@ -81,15 +81,23 @@ func DebianPython(t testing.TB, module string) string {
 	return python
 }
 
+// WaitTimeout is how long WaitFor waits.
+const WaitTimeout = 30 * time.Second
+
 // WaitFor polls cond every 10 ms until it holds, and fails the test if it
-// does not within 15 s: tests wait on conditions with deadlines, never on
-// sleeps alone.
-func WaitFor(t testing.TB, what string, cond func() bool) {
+// does not within WaitTimeout: tests wait on conditions with deadlines,
+// never on sleeps alone. explain, if given, adds what the failure message
+// should show (a log, a count).
+func WaitFor(t testing.TB, what string, cond func() bool, explain ...func() string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(WaitTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			msg := "timed out waiting for " + what
+			for _, e := range explain {
+				msg += "\n" + e()
+			}
+			t.Fatal(msg)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

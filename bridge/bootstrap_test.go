@@ -1,0 +1,108 @@
+package bridge_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/myno-bridge/myno/wire"
+)
+
+func TestBootstrapLimits(t *testing.T) {
+	b := startBridge(t, t.TempDir(), func(c *bridge.Config) {
+		c.MaxDescriptionBytes = 4000
+		c.MaxChunks = 20
+		c.AssemblyTimeout = 400 * time.Millisecond
+	})
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	answers := make(chan client.Message, 16)
+	tr, err := client.Dial(ctx, client.Config{URL: b.BrokerURL(), ClientID: "limits", Protocol: client.MQTT5, Logger: testenv.Logger(),
+		OnMessage: func(m client.Message) { answers <- m }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close(ctx)
+	if err := tr.Subscribe(ctx, "yang/config/create/response/+"); err != nil {
+		t.Fatal(err)
+	}
+	send := func(uuid, chunk string) {
+		if err := tr.Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: wire.Chunk{UUID: uuid, Data: []byte(chunk)}.Encode()}, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := func(uuid string) {
+		tr.Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: wire.Chunk{UUID: uuid, End: true}.Encode()}, 1)
+	}
+	seen := map[string]string{} // answers by uuid, in whatever order they come
+	expect := func(uuid, want string) {
+		t.Helper()
+		for {
+			if got, ok := seen[uuid]; ok {
+				if !strings.HasPrefix(got, want) {
+					t.Errorf("%s: answer %q, want %q", uuid, got, want)
+				}
+				return
+			}
+			select {
+			case m := <-answers:
+				seen[m.Topic[strings.LastIndexByte(m.Topic, '/')+1:]] = string(m.Payload)
+			case <-ctx.Done():
+				t.Fatalf("%s: no answer", uuid)
+			}
+		}
+	}
+	send("too-big", strings.Repeat("x", 4001))
+	expect("too-big", "ERROR;description larger than 4000 bytes")
+	for i := 0; i < 21; i++ {
+		send("too-many", "x")
+	}
+	expect("too-many", "ERROR;more than 20 chunks")
+	end("lone-end")
+	expect("lone-end", "ERROR;END without a description")
+	send("slow", `{"@context": {}`)
+	// The rest never comes: once the chunk is in, the assembly must expire
+	// (after 400 ms).
+	waitPending := func(n int) {
+		t.Helper()
+		testenv.WaitFor(t, fmt.Sprintf("%d pending descriptions", n), func() bool { return b.PendingDescriptions() == n },
+			func() string { return fmt.Sprintf("pending: %d", b.PendingDescriptions()) })
+	}
+	waitPending(1)
+	waitPending(0)
+	end("slow")
+	expect("slow", "ERROR;END without a description")
+	send("not-json", "{{{")
+	end("not-json")
+	expect("not-json", "ERROR;not JSON")
+	// Interleaved devices each get their own description.
+	d1, d2 := desc(t, "led-color.jsonld"), desc(t, "rgb-lamp.jsonld")
+	b2 := startBridge(t, t.TempDir(), nil)
+	defer b2.Close()
+	tr2, err := client.Dial(ctx, client.Config{URL: b2.BrokerURL(), ClientID: "interleave", Protocol: client.MQTT5, Logger: testenv.Logger(),
+		OnMessage: func(m client.Message) { answers <- m }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr2.Close(ctx)
+	tr2.Subscribe(ctx, "yang/config/create/response/+")
+	c1, c2 := wire.SplitDescription("il-1", d1, 500), wire.SplitDescription("il-2", d2, 500)
+	for i := 0; i < max(len(c1), len(c2)); i++ {
+		for _, cs := range [][]wire.Chunk{c1, c2} {
+			if i < len(cs) {
+				tr2.Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: cs[i].Encode()}, 1)
+			}
+		}
+	}
+	expect("il-1", "OK")
+	expect("il-2", "OK")
+	if m1, _ := b2.ModuleOf("il-1"); !strings.HasPrefix(m1, "myno-led-color-1-") {
+		t.Errorf("il-1 module %q", m1)
+	}
+}

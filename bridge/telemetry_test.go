@@ -1,0 +1,41 @@
+package bridge_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+)
+
+func TestReadingsAsStateAndNotifications(t *testing.T) {
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	d, err := devices.New(devices.Config{Description: desc(t, "relay-sensors.jsonld"), UUID: "relay-t", BrokerURL: b.BrokerURL(),
+		TelemetryInterval: 50 * time.Millisecond, Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	ns := namespace(t, "relay-sensors.jsonld")
+	r := openRaw(t, b.NetconfAddr())
+	r.send(t, "1", `<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"/>`)
+	r.next(t, `message-id="1"`)
+	n := r.next(t, "<temperature")
+	for _, want := range []string{`<temperature xmlns="` + ns + `"><uuid>relay-t</uuid><value>`, "<timestamp>", "<eventTime>"} {
+		if !strings.Contains(n, want) {
+			t.Errorf("notification lacks %q:\n%s", want, n)
+		}
+	}
+	r.send(t, "2", `<get><filter type="subtree"><devices xmlns="`+ns+`"><device><uuid>relay-t</uuid><sensors/></device></devices></filter></get>`)
+	reply := r.next(t, `message-id="2"`)
+	for _, want := range []string{"<sensors><humidity><value>", "<temperature><value>", "<timestamp>"} {
+		if !strings.Contains(reply, want) {
+			t.Errorf("state lacks %q:\n%s", want, reply)
+		}
+	}
+}

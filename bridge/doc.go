@@ -5,19 +5,23 @@
 //
 // The parts, one file each:
 //
-//   - broker.go: the embedded MQTT broker (mochi-mqtt, MQTT 3.1.1 and 5);
-//   - bootstrap.go: yang/config/create|update|delete|retrieve, chunk
-//     assembly per UUID with limits on size, chunk count and time;
-//   - registry.go: devices and the modules they share (one per shape),
-//     persisted in the data directory so that a restart needs no
-//     re-bootstrap;
-//   - rpc.go: NETCONF rpc -> validated input -> MQTT command with reqId,
-//     ResponseTopic and CorrelationData -> the device's answer -> rpc-reply,
-//     with a timeout;
+//   - config.go: Config and its defaults;
+//   - bridge.go: Start and Close, as a composition of the parts below;
+//   - registry.go: the registry type: devices, the modules they share (one
+//     per shape), telemetry topics, one lock, and persistence in the data
+//     directory, so that a restart needs no re-bootstrap;
+//   - assembly.go and bootstrap.go: yang/config/create|update|delete|
+//     retrieve, chunk assembly per UUID with limits on size, chunk count
+//     and time;
+//   - calls.go and rpc.go: NETCONF rpc -> validated input -> MQTT command
+//     with reqId, ResponseTopic and CorrelationData -> the device's answer
+//     -> rpc-reply, with a timeout; pendingCalls owns the rpcs in flight;
 //   - telemetry.go: sensor readings as state data and notifications;
-//   - cluster.go: several instances on one broker (scale-out): who
-//     answers which device, the replicated registry, per-instance answers;
-//   - bridge.go: configuration, start and graceful stop.
+//   - ownership.go and cluster.go: who answers which device: a bridge
+//     alone (solo), or an instance of a cluster on one broker (scale-out:
+//     rendezvous ownership, the replicated registry, per-instance answers);
+//   - tasks.go: every goroutine of the bridge, which Close waits for.
 //
-// The wire formats are in bridge/wire and the MQTT client in bridge/client.
+// Topics and payload formats are package wire's; the MQTT client and the
+// embedded broker are packages mqtt/client and mqtt/broker.
 package bridge

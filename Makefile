@@ -29,11 +29,14 @@ fuzz:
 	  done; \
 	done
 
-## lint: gofmt and go vet.
+## lint: gofmt, go vet, then staticcheck. staticcheck is pinned as a tool
+## in go.mod (honnef.co/go/tools), so `go tool` builds the same version for
+## everyone with the module's Go; Debian's package is too old for Go 1.26.
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
 build:
 	$(GO) build -o bin/myno ./cmd/myno

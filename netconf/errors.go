@@ -1,7 +1,6 @@
 package netconf
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 )
@@ -125,5 +124,3 @@ func (e *RPCError) element() *Element {
 	}
 	return out
 }
-
-func appendElement(b *bytes.Buffer, e *Element, parentSpace string) { e.AppendXML(b, parentSpace) }

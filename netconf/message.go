@@ -130,10 +130,7 @@ func decodeRPC(msg []byte, lim Limits) (*rpcRequest, error) {
 				WithInfo("bad-attribute", "message-id").WithInfo("bad-element", "rpc")
 		}
 	}
-	var ops []*Element
-	for _, c := range root.Children {
-		ops = append(ops, c)
-	}
+	ops := root.Children // RFC 6241 §4.1: exactly one operation
 	switch len(ops) {
 	case 0:
 		return req, (&RPCError{Type: ErrTypeRPC, Tag: TagMissingElement, Message: "the <rpc> element holds no operation"}).WithInfo("bad-element", "rpc")

@@ -12,7 +12,8 @@ import (
 type subscription struct {
 	filter    []*Element // nil: everything
 	hasFilter bool
-	stop      time.Time // zero: no stopTime
+	// No stopTime: it needs startTime (RFC 5277 §2.1.1), and replay is
+	// not supported.
 }
 
 // opCreateSubscription subscribes the session (RFC 5277 §2.1.1). Only the

@@ -859,10 +859,3 @@ func checkTopic(iri, topic string) error {
 	}
 	return nil
 }
-
-func shortText(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
-}

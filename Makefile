@@ -2,7 +2,7 @@
 GO       ?= go
 FUZZTIME ?= 20s
 
-.PHONY: run test bench fuzz lint build
+.PHONY: run test test-short bench fuzz lint build
 
 ## run: the whole system on embedded defaults: the embedded MQTT broker,
 ## the bridge (NETCONF on 127.0.0.1:8830) and three simulated devices.
@@ -15,6 +15,21 @@ run:
 ## must be installed; with CI=true a missing one fails the suite.
 test:
 	$(GO) test -race -count=1 ./...
+
+## test-short: the quick lane, under a minute on 2 cores: every package,
+## without the race detector and with -short, leaving out the slowest
+## tests (2-5 s each, mostly waiting out timeouts and restarts):
+##  - skipped by name here, in packages that do not check -short:
+##    bridge: the scale-out cluster (TestCluster*), the registry across a
+##    bridge restart, Mosquitto restarted under the bridge, the broker over
+##    TLS; mup/e2e/manager: tampered updates given up after resends, and
+##    repeated/old notifies; cmd/myno: the whole `myno demo`;
+##  - skipped under -short by the tests themselves: devices' reconnect
+##    after broker restarts, netconf's slow-client timeouts.
+## `make test` runs them all, with -race.
+SHORT_SKIP = ^(TestCluster.*|TestRegistrySurvivesRestart|TestExternalMosquitto|TestExternalBrokerOverTLS|TestTamperedUpdateIsRefused|TestRepeatedAndOldNotifiesKeepTheChannel|TestDemoCommand)$$
+test-short:
+	$(GO) test -short -count=1 -skip '$(SHORT_SKIP)' ./...
 
 ## bench: every Go benchmark, with allocations.
 bench:

@@ -240,6 +240,9 @@ func TestSensorReadings(t *testing.T) {
 // After a broker restart the device reconnects, restores its
 // subscriptions and answers commands, without bootstrapping again.
 func TestReconnectAfterBrokerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts both brokers; make test runs it")
+	}
 	eachBroker(t, func(t *testing.T, b *testBroker) {
 		s := newStandIn(t, b.url, acceptAll)
 		for _, proto := range []client.Protocol{client.MQTT5, client.MQTT311} {

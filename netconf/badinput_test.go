@@ -131,6 +131,9 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestSlowClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the hello and idle timeouts; make test runs it")
+	}
 	ts := startServer(t, func(c *netconf.Config) {
 		c.IdleTimeout = 400 * time.Millisecond
 		c.HelloTimeout = 400 * time.Millisecond

@@ -59,7 +59,16 @@ func startBridge(t testing.TB, brokerURL string, serverCert []byte) *bridge.Brid
 // and bootstraps it; enable (EnableE2E, say) runs before it connects.
 func startMUPDevice(t testing.TB, brokerURL, uuid string, cfg devices.MUPConfig, enable ...func(*devices.Device) error) *devices.Device {
 	t.Helper()
-	desc, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
+	return startMUPDeviceFrom(t, "mup-device.jsonld", brokerURL, uuid, cfg, enable...)
+}
+
+// startMUPDeviceFrom is startMUPDevice with another testdata description.
+func startMUPDeviceFrom(t testing.TB, description, brokerURL, uuid string, cfg devices.MUPConfig, enable ...func(*devices.Device) error) *devices.Device {
+	t.Helper()
+	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", description))
+	if err != nil {
+		t.Fatal(err)
+	}
 	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: brokerURL, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
@@ -320,5 +329,37 @@ func TestUpdateServerCertificateFromTheBridge(t *testing.T) {
 	testenv.WaitFor(t, "the genuine certificate to be taken", dev.TrustsUpdateServer)
 	if res, err := update(); err != nil || res.Version != 4 {
 		t.Fatalf("with the genuine certificate: %+v %v", res, err)
+	}
+}
+
+// A device whose description puts the firmware on a topic of its own is
+// updated through the bridge: the Update Server reads the topic from the
+// device's module (the mqtt-input-topic extension of sendFirmwareImage),
+// as the device reads it from its description, and the slices go there
+// alone. A device of the usual description on the same bridge keeps its
+// own topic.
+func TestUpdateFollowsTheDescriptionsFirmwareTopic(t *testing.T) {
+	w, run := setup(t, "")
+	watched := testenv.WatchAll(t, w.url)
+	dev := startMUPDeviceFrom(t, "mup-device-firmware-topic.jsonld", w.url, "mup-own", devices.MUPConfig{AppID: "myno-app", Version: 3,
+		SlotSize: 256 << 10, VendorKey: &w.vendorKey.PublicKey, ServerKey: &w.serverKey.PublicKey})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-own", VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey,
+		NETCONF: w.s, MQTTURL: w.url, Flow: updateserver.Windowed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const own = "firmware/mup-own/slices"
+	if res.Topic != own || res.Version != 4 || dev.FirmwareVersion() != 4 {
+		t.Fatalf("result %+v, device version %d", res, dev.FirmwareVersion())
+	}
+	testenv.WaitFor(t, "the broker to relay every slice on "+own, func() bool { return len(watched.On(own)) >= res.Slices })
+	if n := len(watched.On("yang/update/image/mup-own")); n != 0 {
+		t.Errorf("%d slices on the default topic", n)
+	}
+	res, err = run(updateserver.Windowed)
+	if err != nil || res.Topic != "yang/update/image/mup-1" || w.dev.FirmwareVersion() != 4 {
+		t.Fatalf("the device with the usual topic: %+v %v", res, err)
 	}
 }

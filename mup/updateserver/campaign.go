@@ -60,6 +60,8 @@ func Campaign(ctx context.Context, cfg CampaignConfig) []DeviceResult {
 			cfg.OnResult(r)
 		}
 	}
+	// One module fetch per module for the whole campaign.
+	schemas := newSchemaCache()
 	var wg sync.WaitGroup
 	for range min(cfg.Parallel, len(cfg.Devices)) {
 		wg.Add(1)
@@ -86,7 +88,7 @@ func Campaign(ctx context.Context, cfg CampaignConfig) []DeviceResult {
 					}
 				}
 				u := cfg.Update
-				u.UUID, u.NETCONF, u.Progress = uuid, s, nil
+				u.UUID, u.NETCONF, u.Progress, u.schemas = uuid, s, nil, schemas
 				res, err := Update(ctx, u)
 				finish(i, DeviceResult{UUID: uuid, Result: res, Err: err})
 			}

@@ -1,13 +1,20 @@
 // Package updateserver is the MUP Update Server (MUP paper, Sensors 2021,
-// Fig. 2): it updates one device, or a campaign of devices, through the
-// bridge. Per device it asks for a token (getDeviceToken), sends the
-// extended manifest it signs (sendExtendedManifest), publishes the image in
-// slices straight to the broker with stop-and-wait or windowed flow
-// control, has the device check the image (sendFirmwareImage) and waits
-// for the new version. With a key channel (package mup/e2e/manager) the
-// slices are sealed under a fresh key per update.
+// Fig. 2): it updates one device (Update), or a campaign of devices
+// (Campaign), through the bridge. Per device it finds the device and its
+// YANG module in the bridge's devices lists, reads the firmware topic from
+// that module (the input data point of sendFirmwareImage, see
+// yang.InputTopics), asks for a token (getDeviceToken), sends the extended
+// manifest it signs (sendExtendedManifest), publishes the image in slices
+// straight to the broker with stop-and-wait or windowed flow control, has
+// the device check the image (sendFirmwareImage) and waits for the new
+// version. With a KeyChannel (the E2E channel of package
+// mup/e2e/manager) the slices are sealed under a fresh key per update.
+//
+// Client is its typed NETCONF client: requests and replies go through
+// encoding/xml, and an <rpc-error> comes back as an *RPCError.
 //
 // The byte formats are package mup's (mup/PROTOCOL.md). The end-to-end
 // tests, with the real bridge and simulated devices, are in
-// internal/systemtest.
+// internal/systemtest; this package's own tests run a NETCONF server of
+// package netconf in the bridge's place.
 package updateserver

@@ -51,6 +51,10 @@ type UpdateConfig struct {
 	// slice is sealed under it (SliceCipher). An error aborts the update
 	// before any firmware byte is published.
 	OpenKeyChannel func(ctx context.Context, uuid string) (KeyChannel, error)
+
+	// schemas caches the modules' firmware topics across the updates of
+	// a campaign; nil for an update of its own.
+	schemas *schemaCache
 }
 
 // KeyChannel is a confidential channel to one device: the E2E channel of
@@ -66,6 +70,7 @@ type KeyChannel interface {
 type Result struct {
 	State    string // the device's last state code
 	Phases   map[string]time.Duration
+	Topic    string // the firmware topic the slices went to
 	Slices   int
 	Resent   int
 	Version  uint32
@@ -151,6 +156,14 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	if err != nil {
 		return res, &UpdateError{Step: "find device", Err: err}
 	}
+	// The firmware topic, from the device's module, before anything
+	// reaches the device.
+	if cfg.schemas == nil {
+		cfg.schemas = newSchemaCache()
+	}
+	if res.Topic, err = firmwareTopic(ctx, nc, dev, cfg.schemas); err != nil {
+		return res, &UpdateError{Step: "firmware topic", Err: err}
+	}
 	// call runs one of the device's MUP rpcs; the device selector comes
 	// first, as MYNO sends inputs positionally.
 	call := func(rpc string, inputs ...Leaf) (string, []string, error) {
@@ -214,7 +227,6 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 
 	// 4. Slices straight to the broker.
 	start = time.Now()
-	topic := "yang/update/image/" + cfg.UUID
 	slices := mup.SplitImage(cfg.Image, cfg.SliceSize)
 	if sealed != nil {
 		s := <-sealed
@@ -223,7 +235,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 		}
 		slices = s.slices
 	}
-	if err := transfer(ctx, cfg, slices, topic, res); err != nil {
+	if err := transfer(ctx, cfg, slices, res.Topic, res); err != nil {
 		return res, &UpdateError{Step: "transfer", Err: err}
 	}
 	phase("transfer", start)

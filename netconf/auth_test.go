@@ -67,18 +67,14 @@ func TestLoadAuthorizedKeys(t *testing.T) {
 	}
 }
 
-func TestHandlersComeAndGoAtRuntime(t *testing.T) {
+func TestAuthorizedKeysWithOptionsAreRefused(t *testing.T) {
 	ts := startServer(t, nil)
-	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
-	rc.start11()
-	contains(t, rc.rpc("1", `<echo xmlns="urn:myno:test:demo"><msg>a</msg></echo>`), "<msg")
-	ts.srv.RemoveModule("myno-demo")
-	contains(t, rc.rpc("2", `<echo xmlns="urn:myno:test:demo"><msg>a</msg></echo>`), "operation-not-supported")
-	contains(t, rc.rpc("3", `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>myno-demo</identifier></get-schema>`), "invalid-value")
-	mod, _ := netconf.ParseModuleHeader(demoModule)
-	ts.srv.AddModule(mod)
-	ts.srv.Handle("myno-demo", demoNS, "echo", netconf.HandlerFunc(echoHandler))
-	contains(t, rc.rpc("4", `<echo xmlns="urn:myno:test:demo"><msg>back</msg></echo>`), "back")
-	ts.srv.RemoveHandler(demoNS, "echo")
-	contains(t, rc.rpc("5", `<echo xmlns="urn:myno:test:demo"><msg>a</msg></echo>`), "operation-not-supported")
+	key, _ := os.ReadFile(ts.keyFile)
+	signer, _ := ssh.ParsePrivateKey(key)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "robot"), []byte(`from="10.0.0.1" `+string(ssh.MarshalAuthorizedKey(signer.PublicKey()))), 0o600)
+	users, _ := netconf.ParseUsers([]byte("robot::admin\n"))
+	if err := users.LoadAuthorizedKeys(dir); err == nil || !strings.Contains(err.Error(), "options") {
+		t.Errorf("a key with from= accepted: %v", err)
+	}
 }

@@ -117,17 +117,6 @@ func TestMonitoringAndYangLibrary(t *testing.T) {
 		"<import-only-module><name>ietf-yang-types</name>", `xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">ds:running</name>`)
 }
 
-func TestAccessControl(t *testing.T) {
-	ts := startServer(t, nil)
-	rc := dialRaw(t, ts, passwordConfig("viewer", viewerPass))
-	rc.start11()
-	contains(t, rc.rpc("1", `<get><filter type="subtree"><demo-state xmlns="urn:myno:test:demo"/></filter></get>`), "<greeting>")
-	contains(t, rc.rpc("2", `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>myno-demo</identifier></get-schema>`), "module myno-demo")
-	contains(t, rc.rpc("3", `<echo xmlns="urn:myno:test:demo"><msg>x</msg></echo>`), "<error-tag>access-denied</error-tag>")
-	contains(t, rc.rpc("4", `<lock><target><running/></target></lock>`), "<error-tag>access-denied</error-tag>")
-	contains(t, rc.rpc("5", `<close-session/>`), "<ok/>")
-}
-
 func TestPublicKeyAuthAndRefusedPassword(t *testing.T) {
 	ts := startServer(t, nil)
 	key, err := os.ReadFile(ts.keyFile)

@@ -39,6 +39,11 @@ func device(opExtra, inputs, nodes string) []byte {
 
 const methodTopic = `, "m:mqttMethod": "ACT", "m:mqttTopic": "act/%s"`
 
+// The rules a description must satisfy beyond being JSON-LD: one value
+// where one is meant, @id on nodes whose names reach the model, one device
+// selector, the topic policy, range bounds that fit the type, and bounded
+// work on hostile documents. device is the fixture they vary.
+
 func TestDeviceHelperParses(t *testing.T) {
 	dev, err := ontology.Parse(device(methodTopic, "", ""))
 	if err != nil || len(dev.Functions) != 1 || dev.Functions[0].Selector() == nil {

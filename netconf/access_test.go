@@ -1,0 +1,37 @@
+package netconf_test
+
+import (
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/myno-bridge/myno/netconf"
+)
+
+// A read-only user reads state and schemas; rpcs that act (echo, lock)
+// are access-denied.
+func TestAccessControl(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("viewer", viewerPass))
+	rc.start11()
+	contains(t, rc.rpc("1", `<get><filter type="subtree"><demo-state xmlns="urn:myno:test:demo"/></filter></get>`), "<greeting>")
+	contains(t, rc.rpc("2", `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>myno-demo</identifier></get-schema>`), "module myno-demo")
+	contains(t, rc.rpc("3", `<echo xmlns="urn:myno:test:demo"><msg>x</msg></echo>`), "<error-tag>access-denied</error-tag>")
+	contains(t, rc.rpc("4", `<lock><target><running/></target></lock>`), "<error-tag>access-denied</error-tag>")
+	contains(t, rc.rpc("5", `<close-session/>`), "<ok/>")
+}
+
+// A user whose groups grant nothing (a typo in the group name) may do
+// nothing but close the session: the default is deny.
+func TestDefaultAccessDeniesUsersWithoutAGroup(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	ts := startServer(t, func(c *netconf.Config) {
+		c.Users = netconf.NewUsers(&netconf.User{Name: "typo", PasswordHash: string(hash), Groups: []string{"readonly"}})
+	})
+	rc := dialRaw(t, ts, passwordConfig("typo", "pw"))
+	rc.start11()
+	contains(t, rc.rpc("1", `<get/>`), "access-denied")
+	contains(t, rc.rpc("2", `<echo xmlns="urn:myno:test:demo"/>`), "access-denied")
+	contains(t, rc.rpc("3", `<kill-session><session-id>99</session-id></kill-session>`), "access-denied")
+	contains(t, rc.rpc("4", `<close-session/>`), "<ok/>")
+}

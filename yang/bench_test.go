@@ -70,3 +70,28 @@ func BenchmarkParseInput(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInputTopics measures what a client pays to read the input data
+// point topics from a module's source (the Update Server does it once per
+// module and campaign).
+func BenchmarkInputTopics(b *testing.B) {
+	for _, name := range benchDescriptions {
+		dev, err := ontology.Parse(benchData(b, name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mod, err := yang.Generate(dev, yang.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(mod.Text)))
+			for b.Loop() {
+				if topics, err := yang.InputTopics(mod.Text); err != nil || len(topics) == 0 {
+					b.Fatal(topics, err)
+				}
+			}
+		})
+	}
+}

@@ -165,3 +165,15 @@ func FuzzParseDevices(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseOutput reads a getDeviceToken reply.
+func BenchmarkParseOutput(b *testing.B) {
+	raw := reply(leaf("retval", "10_OK") + leaf("output_1_Uuid", "mup-1") + leaf("output_2_Nonce", strings.Repeat("ab", 16)) + leaf("output_3_Version", "3"))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if out, err := parseOutput("getDeviceToken", testNS, raw); err != nil || len(out.Leaves) != 3 {
+			b.Fatal(out, err)
+		}
+	}
+}

@@ -14,7 +14,9 @@ import (
 const nsBase = "urn:ietf:params:xml:ns:netconf:base:1.0"
 
 // Limits on a reply the client reads: the bridge's replies are far
-// smaller, so anything beyond them is refused before it is decoded.
+// smaller, so anything beyond them is refused before it is decoded. (The
+// go-netconf transport has read the reply whole by then: the limit bounds
+// the decoding, not the read.)
 const (
 	// MaxReplyBytes bounds one <rpc-reply>, a module's source included.
 	MaxReplyBytes = 4 << 20

@@ -151,6 +151,9 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	if !wire.ValidUUID(cfg.UUID) {
 		return res, &UpdateError{Step: "find device", Err: fmt.Errorf("%q is not a device uuid", cfg.UUID)}
 	}
+	if cfg.NETCONF == nil {
+		return res, &UpdateError{Step: "find device", Err: errors.New("no NETCONF session")}
+	}
 	nc := NewClient(cfg.NETCONF)
 	dev, err := nc.Device(cfg.UUID)
 	if err != nil {

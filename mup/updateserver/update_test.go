@@ -104,6 +104,11 @@ func TestUpdateOfUnknownDevice(t *testing.T) {
 			t.Errorf("%q: %v", uuid, err)
 		}
 	}
+	_, err := updateserver.Update(context.Background(), updateserver.UpdateConfig{UUID: "mup-1", Image: []byte("x")})
+	var ue *updateserver.UpdateError
+	if !errors.As(err, &ue) || ue.Step != "find device" {
+		t.Errorf("without a session: %v", err)
+	}
 	if got := dev.served(); len(got) != 0 {
 		t.Errorf("rpcs reached a device: %v", got)
 	}

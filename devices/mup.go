@@ -198,7 +198,7 @@ func (m *mupDevice) onSlice(msg client.Message) {
 	topic := m.topic
 	m.mu.Unlock()
 	if ack != nil {
-		_ = m.d.tr.Publish(context.Background(), client.Message{Topic: wire.FirmwareAckTopic(topic), Payload: ack}, 0) // MUP resends; see mup.transfer
+		_ = m.d.tr.Publish(context.Background(), client.Message{Topic: wire.FirmwareAckTopic(topic), Payload: ack}, 0) // MUP resends; see updateserver.transfer
 	}
 }
 

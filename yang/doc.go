@@ -16,7 +16,10 @@
 //     operation states with their descriptions, plus any data outputs;
 //   - a config false "devices" list keyed by uuid holds the device state
 //     and the latest reading of every sensor, with its units;
-//   - every sensor and event also becomes a notification.
+//   - every sensor and event also becomes a notification;
+//   - an operation's input data point topic (where the device takes raw
+//     data such as firmware slices) is the rpc's mqtt-input-topic
+//     extension (RFC 7950 §7.19; InputTopicExtension, InputTopics).
 //
 // [Module.ParseInput] checks an rpc's XML input against the module (enum
 // values, ranges, mandatory nodes, binary encodings) and turns it into the

@@ -14,7 +14,7 @@ import (
 // Revision is the revision date of every generated module. The module name
 // carries the shape, so a module's content never changes under one name and
 // the revision can stay fixed; it changes only when the mapping changes.
-const Revision = "2026-11-21"
+const Revision = "2026-12-01"
 
 // InputTopicExtension is the YANG extension (RFC 7950 §7.19) that carries
 // an operation's input data point topic: the MQTT topic where the device

@@ -68,13 +68,12 @@ type KeyChannel interface {
 
 // Result tells how an update went, phase by phase.
 type Result struct {
-	State    string // the device's last state code
-	Phases   map[string]time.Duration
-	Topic    string // the firmware topic the slices went to
-	Slices   int
-	Resent   int
-	Version  uint32
-	FailedAt string
+	State   string // the device's last state code
+	Phases  map[string]time.Duration
+	Topic   string // the firmware topic the slices went to
+	Slices  int
+	Resent  int
+	Version uint32 // the version the device reports at the end
 }
 
 // UpdateError is a refused or failed update, with the step and the state.

@@ -404,7 +404,7 @@ func (c *Channel) Renew(ctx context.Context) (*Renewal, error) {
 // SendFirmwareKey hands the device the key of an encrypted firmware
 // transfer of appID at version, for the update attempt whose device token
 // carries nonce, and returns once the device confirmed it. It implements
-// mup.KeyChannel. The cost is in KeyHandover.
+// updateserver.KeyChannel. The cost is in KeyHandover.
 func (c *Channel) SendFirmwareKey(ctx context.Context, appID string, version uint32, nonce, key []byte) error {
 	if len(key) != e2e.KeySize {
 		return fmt.Errorf("firmware key of %d bytes, want %d", len(key), e2e.KeySize)

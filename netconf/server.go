@@ -155,6 +155,9 @@ type Server struct {
 	stats    counters
 	startups chan struct{}
 	lockTime time.Time
+
+	done         chan struct{} // closed by the first Shutdown
+	acceptErrors atomic.Uint64
 }
 
 // counters are the RFC 6022 statistics.
@@ -183,6 +186,7 @@ func NewServer(cfg Config) (*Server, error) {
 		listeners: map[net.Listener]bool{},
 		conns:     map[*ssh.ServerConn]bool{},
 		startups:  make(chan struct{}, cfg.MaxStartups),
+		done:      make(chan struct{}),
 	}
 	s.sshConfig = &ssh.ServerConfig{
 		MaxAuthTries: cfg.MaxAuthTries,
@@ -291,7 +295,48 @@ func (s *Server) capabilities() []string {
 	return append(caps, mods...)
 }
 
-// Serve accepts connections on ln until ctx ends or Shutdown is called.
+// Accept backoff, as net/http.Server's: the first wait after a failed
+// Accept is acceptMinDelay, doubling up to acceptMaxDelay; a connection
+// accepted resets it. The first error of a run is logged, and then one
+// every acceptLogInterval while the run lasts.
+const (
+	acceptMinDelay    = 5 * time.Millisecond
+	acceptMaxDelay    = time.Second
+	acceptLogInterval = 10 * time.Second
+)
+
+// acceptBackoff paces an accept loop after errors and rate-limits its
+// warnings. It belongs to one loop and is not safe for concurrent use.
+type acceptBackoff struct {
+	delay  time.Duration
+	run    uint64    // errors since the last connection accepted
+	logged time.Time // when the last warning was logged
+}
+
+// failed returns how long to wait before the next Accept and whether to
+// log this error.
+func (b *acceptBackoff) failed(now time.Time) (wait time.Duration, log bool) {
+	b.run++
+	b.delay = min(max(2*b.delay, acceptMinDelay), acceptMaxDelay)
+	log = b.run == 1 || now.Sub(b.logged) >= acceptLogInterval
+	if log {
+		b.logged = now
+	}
+	return b.delay, log
+}
+
+// accepted resets the backoff and returns how many errors the run had.
+func (b *acceptBackoff) accepted() uint64 {
+	run := b.run
+	b.run, b.delay = 0, 0
+	return run
+}
+
+// Serve accepts connections on ln until ctx ends or Shutdown is called;
+// then it returns nil. A failed Accept (EMFILE at the file-descriptor
+// limit, say) does not end it: it logs a warning naming the cause, counts
+// the error (AcceptErrors) and accepts again after a pause, 5 ms doubling
+// up to 1 s. Only ln closed by someone else ends it with an error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
@@ -300,24 +345,44 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.listeners[ln] = true
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	s.log.Info("netconf server listening", "addr", ln.Addr().String())
+	addr := ln.Addr().String()
+	s.log.Info("netconf server listening", "addr", addr)
+	var backoff acceptBackoff
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			s.mu.Lock()
-			delete(s.listeners, ln)
-			closed := s.closed
-			s.mu.Unlock()
-			if closed || ctx.Err() != nil {
+			if s.isClosed() || ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("netconf: accept on %s: %w", addr, err)
 			}
-			return err
+			n := s.acceptErrors.Add(1)
+			wait, log := backoff.failed(time.Now())
+			if log {
+				s.log.Warn("netconf accept failed; retrying", "addr", addr, "err", err, "retry_in", wait, "accept_errors", n)
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-s.done:
+				t.Stop()
+				return nil
+			}
+			continue
+		}
+		if run := backoff.accepted(); run > 0 {
+			s.log.Info("netconf accepting again", "addr", addr, "failed_accepts", run)
 		}
 		// Add under the lock that Shutdown takes before it waits: no Add
 		// can race with that Wait (sync.WaitGroup's rule).
@@ -336,11 +401,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
+// AcceptErrors is how many times Accept failed, on every listener served,
+// since NewServer. Serve accepts again after each.
+func (s *Server) AcceptErrors() uint64 { return s.acceptErrors.Load() }
+
+func (s *Server) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
 // Shutdown stops accepting, ends every session and waits for them, or
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closed = true
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
 	for ln := range s.listeners {
 		ln.Close()
 	}

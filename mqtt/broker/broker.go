@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
 )
@@ -30,11 +30,17 @@ type Config struct {
 	// client from the first (hooks added later through Server().AddHook
 	// may miss a client that connects at once).
 	Hooks []mqtt.Hook
+	// WrapListener, when set, is given the TCP listener opened on Listen,
+	// and the broker accepts on the listener it returns (which Close
+	// closes): to filter or count connections, or to inject accept errors
+	// in tests. Its Addr should be that of the listener it wraps.
+	WrapListener func(net.Listener) net.Listener
 }
 
 // Broker is a running embedded broker.
 type Broker struct {
 	srv  *mqtt.Server
+	ln   *listener
 	addr string
 }
 
@@ -55,15 +61,31 @@ func Start(cfg Config) (*Broker, error) {
 	if caps.MaximumPacketSize == 0 {
 		caps.MaximumPacketSize = 1 << 20
 	}
+	// Listen first: when the address is taken (a restart on the same
+	// port, too early), nothing else has been opened yet.
+	nl, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("broker listen %s: %w", cfg.Listen, err)
+	}
+	if cfg.WrapListener != nil {
+		nl = cfg.WrapListener(nl)
+	}
+	ln := newListener("tcp", nl)
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: cfg.Logger, InlineClient: true})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	// fail closes what was opened: the listener, and the hooks (the store).
+	fail := func(err error) (*Broker, error) {
+		_ = nl.Close()
+		_ = srv.Close()
 		return nil, err
+	}
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		return fail(err)
 	}
 	if err := srv.AddHook(&AnnounceTopicAliases{Maximum: caps.TopicAliasMaximum}, nil); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if err := srv.AddHook(&AwaitSessionEnd{Server: srv}, nil); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if cfg.DataDir != "" {
 		if err := srv.AddHook(&brokerStore{Hook: new(bolt.Hook)}, &bolt.Options{Path: filepath.Join(cfg.DataDir, "broker.db"),
@@ -71,26 +93,31 @@ func Start(cfg Config) (*Broker, error) {
 			// (the OS has the pages), and QoS 1 throughput stays that of
 			// memory. A power loss can lose the last moments.
 			Options: &bbolt.Options{Timeout: 5 * time.Second, NoSync: true, NoFreelistSync: true}}); err != nil {
-			return nil, fmt.Errorf("broker storage: %w", err)
+			return fail(fmt.Errorf("broker storage: %w", err))
 		}
 	}
 	for _, h := range cfg.Hooks {
 		if err := srv.AddHook(h, nil); err != nil {
-			return nil, fmt.Errorf("broker hook %s: %w", h.ID(), err)
+			return fail(fmt.Errorf("broker hook %s: %w", h.ID(), err))
 		}
 	}
-	tcp := listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: cfg.Listen})
-	if err := srv.AddListener(tcp); err != nil {
-		return nil, fmt.Errorf("broker listen %s: %w", cfg.Listen, err)
+	if err := srv.AddListener(ln); err != nil {
+		return fail(fmt.Errorf("broker listen %s: %w", cfg.Listen, err))
 	}
 	if err := srv.Serve(); err != nil {
-		return nil, err
+		return fail(fmt.Errorf("broker start: %w", err))
 	}
-	return &Broker{srv: srv, addr: tcp.Address()}, nil
+	return &Broker{srv: srv, ln: ln, addr: ln.Address()}, nil
 }
 
 // Addr is the address the broker listens on.
 func (b *Broker) Addr() string { return b.addr }
+
+// AcceptErrors is how many times accepting a connection failed, for
+// example at the file-descriptor limit (EMFILE). The broker keeps
+// accepting after such errors, with a backoff from 5 ms to 1 s, and logs
+// them (the first of a run, then one every 10 s).
+func (b *Broker) AcceptErrors() uint64 { return b.ln.AcceptErrors() }
 
 // URL is the broker's address as an mqtt:// URL.
 func (b *Broker) URL() string { return "mqtt://" + b.addr }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -637,18 +636,6 @@ func (s *Server) endSession(sess *session) {
 	s.wg.Done()
 }
 
-// moduleOf names the module that defines namespace.
-func (s *Server) moduleOf(namespace string) string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, m := range s.modules {
-		if m.Namespace == namespace && !m.ImportOnly {
-			return m.Name
-		}
-	}
-	return ""
-}
-
 // Sessions returns the ids of the open sessions, for tests and operators.
 func (s *Server) Sessions() []uint32 {
 	s.mu.RLock()
@@ -659,8 +646,4 @@ func (s *Server) Sessions() []uint32 {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids
-}
-
-func isBuiltinNS(ns string) bool {
-	return ns == NSBase || ns == NSMonitoring || ns == NSNotification || strings.HasPrefix(ns, "urn:ietf:params:xml:ns:yang:ietf-")
 }

@@ -284,14 +284,14 @@ func (b *Bridge) loadUsers() (*netconf.Users, error) {
 		if err != nil {
 			return nil, err
 		}
-		data = []byte("# name:bcrypt-hash:groups (groups: admin, read-only)\nadmin:" + hash + ":admin\n")
+		data = []byte("# name:bcrypt-hash:groups (groups: admin, read-only)\n" + AdminUser + ":" + hash + ":admin\n")
 		if err := os.WriteFile(b.cfg.UsersFile, data, 0o600); err != nil {
 			return nil, err
 		}
 		if generated {
-			fmt.Fprintf(b.cfg.Out, "Created NETCONF user admin with password %s (shown once; stored hashed in %s)\n", password, b.cfg.UsersFile)
+			fmt.Fprintf(b.cfg.Out, "Created NETCONF user %s with password %s (shown once; stored hashed in %s)\n", AdminUser, password, b.cfg.UsersFile)
 		}
-		b.log.Info("created users file with user admin", "file", b.cfg.UsersFile)
+		b.log.Info("created users file", "user", AdminUser, "file", b.cfg.UsersFile)
 	} else if err != nil {
 		return nil, err
 	}

@@ -7,18 +7,23 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/myno-bridge/myno/mqtt/broker"
 	"github.com/myno-bridge/myno/ontology"
 )
 
 // Defaults of Config, also the defaults of myno bridge's flags.
 const (
 	DefaultNetconfListen   = "127.0.0.1:8830"
-	DefaultMQTTListen      = "127.0.0.1:1883"
+	DefaultMQTTListen      = broker.DefaultListen
 	DefaultDataDir         = "myno-data"
 	DefaultRPCTimeout      = 5 * time.Second
 	DefaultMaxChunks       = 1024
 	DefaultAssemblyTimeout = 30 * time.Second
 )
+
+// AdminUser is the NETCONF user, in group admin, that the bridge creates
+// with the users file on first start.
+const AdminUser = "admin"
 
 // Config configures a bridge. Zero values mean the documented defaults.
 type Config struct {

@@ -28,7 +28,7 @@ func bridgeFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "assembly-timeout", Usage: "time for all chunks of a description to arrive", Value: bridge.DefaultAssemblyTimeout, Sources: cli.EnvVars("MYNO_ASSEMBLY_TIMEOUT")},
 		&cli.StringFlag{Name: "cluster", Usage: "run as one instance of the cluster `NAME` on the shared --mqtt-url broker: devices are shared out, the registry is replicated", Sources: cli.EnvVars("MYNO_CLUSTER")},
 		&cli.StringFlag{Name: "instance", Usage: "this instance's `NAME` in the cluster (default: random)", Sources: cli.EnvVars("MYNO_INSTANCE")},
-		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", Sources: cli.EnvVars("MYNO_LOG_LEVEL")},
+		logLevelFlag("info"),
 	}
 }
 

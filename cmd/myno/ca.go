@@ -27,7 +27,7 @@ func caCommand() *cli.Command {
 			Name:  "init",
 			Usage: "create the CA: ca.key (mode 0600) and ca.crt in --dir; refuses to overwrite",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "dir", Value: "ca", Usage: "CA `DIR`", Sources: cli.EnvVars("MYNO_CA_DIR")},
+				&cli.StringFlag{Name: "dir", Value: defaultCADir, Usage: "CA `DIR`", Sources: cli.EnvVars("MYNO_CA_DIR")},
 				&cli.StringFlag{Name: "name", Value: "MYNO E2E CA", Usage: "CA common name"},
 				&cli.DurationFlag{Name: "validity", Value: 10 * 365 * 24 * time.Hour, Usage: "CA certificate validity"},
 			},
@@ -53,7 +53,7 @@ func caCommand() *cli.Command {
 			Name:  "issue",
 			Usage: "issue a certificate and new key for --name in --role: <out>/<name>.crt and <name>.key (mode 0600)",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "dir", Value: "ca", Usage: "CA `DIR`", Sources: cli.EnvVars("MYNO_CA_DIR")},
+				&cli.StringFlag{Name: "dir", Value: defaultCADir, Usage: "CA `DIR`", Sources: cli.EnvVars("MYNO_CA_DIR")},
 				&cli.StringFlag{Name: "name", Usage: "subject common `NAME` (a device uuid, a manager id)", Required: true},
 				&cli.StringFlag{Name: "role", Value: "device", Usage: "manager, device or update-server"},
 				&cli.StringFlag{Name: "out", Usage: "output `DIR` (default: the CA dir)"},

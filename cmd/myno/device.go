@@ -26,7 +26,7 @@ func deviceCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "description", Usage: "JSON-LD description `FILE`", Sources: cli.EnvVars("MYNO_DEVICE_DESCRIPTION")},
 			&cli.StringFlag{Name: "uuid", Usage: "device `UUID` (the base UUID of a fleet)", Value: "myno-device-1", Sources: cli.EnvVars("MYNO_DEVICE_UUID")},
-			&cli.StringFlag{Name: "mqtt-url", Usage: "broker `URL`", Value: "mqtt://127.0.0.1:1883", Sources: cli.EnvVars("MYNO_MQTT_URL")},
+			&cli.StringFlag{Name: "mqtt-url", Usage: "broker `URL`", Value: defaultBrokerURL, Sources: cli.EnvVars("MYNO_MQTT_URL")},
 			&cli.StringFlag{Name: "protocol", Usage: "MQTT version: 3.1.1 or 5", Value: "5", Sources: cli.EnvVars("MYNO_DEVICE_PROTOCOL")},
 			&cli.IntFlag{Name: "chunk-size", Usage: "description bytes per bootstrap message (-1: one message)", Value: devices.DefaultChunkSize, Sources: cli.EnvVars("MYNO_DEVICE_CHUNK_SIZE")},
 			&cli.DurationFlag{Name: "telemetry-interval", Usage: "period of sensor readings (0: none)", Value: 10 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_TELEMETRY_INTERVAL")},
@@ -34,7 +34,7 @@ func deviceCommand() *cli.Command {
 			&cli.IntFlag{Name: "count", Usage: "run `N` devices of --description", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_COUNT")},
 			&cli.StringFlag{Name: "fleet", Usage: "fleet `FILE` of description:count lines", Sources: cli.EnvVars("MYNO_DEVICE_FLEET")},
 			&cli.DurationFlag{Name: "bootstrap-timeout", Usage: "wait for the bridge's answer per attempt", Value: 5 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_BOOTSTRAP_TIMEOUT")},
-			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", Sources: cli.EnvVars("MYNO_LOG_LEVEL")},
+			logLevelFlag("info"),
 		}, e2eDeviceFlags()...),
 		Action: runDevice,
 	}

@@ -22,8 +22,8 @@ func rpcCommand() *cli.Command {
 		Description: "Example: myno rpc --password PW '<get/>'\n" +
 			"Exits 1 when a reply holds an rpc-error. The host key is not verified unless --known-host is given.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8830", Usage: "bridge NETCONF `ADDRESS`", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
-			&cli.StringFlag{Name: "user", Value: "admin", Usage: "user name", Sources: cli.EnvVars("MYNO_NETCONF_USER")},
+			&cli.StringFlag{Name: "addr", Value: defaultNetconfAddr, Usage: "bridge NETCONF `ADDRESS`", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
+			&cli.StringFlag{Name: "user", Value: defaultNetconfUser, Usage: "user name", Sources: cli.EnvVars("MYNO_NETCONF_USER")},
 			&cli.StringFlag{Name: "password", Usage: "password", Sources: cli.EnvVars("MYNO_NETCONF_PASSWORD")},
 			&cli.StringFlag{Name: "key", Usage: "private key `FILE` for public-key authentication", Sources: cli.EnvVars("MYNO_NETCONF_KEY")},
 			&cli.StringFlag{Name: "known-host", Usage: "expected host key, in authorized_keys format", Sources: cli.EnvVars("MYNO_NETCONF_KNOWN_HOST")},

@@ -14,18 +14,17 @@ import (
 // random loopback port, which a test can restart on the same port. It is
 // closed when the test ends.
 type Embedded struct {
-	t     testing.TB
-	cfg   broker.Config
-	hooks []mqtt.Hook
-	addr  string
-	url   string
+	t    testing.TB
+	cfg  broker.Config
+	addr string
+	url  string
 
 	mu  sync.Mutex
 	cur *broker.Broker
 }
 
 // StartEmbedded starts the embedded broker with cfg (Listen and Logger are
-// filled in when empty) and adds hooks, again after each restart.
+// filled in when empty) and hooks, again after each restart.
 func StartEmbedded(t testing.TB, cfg broker.Config, hooks ...mqtt.Hook) *Embedded {
 	t.Helper()
 	if cfg.Listen == "" {
@@ -34,7 +33,10 @@ func StartEmbedded(t testing.TB, cfg broker.Config, hooks ...mqtt.Hook) *Embedde
 	if cfg.Logger == nil {
 		cfg.Logger = Logger()
 	}
-	e := &Embedded{t: t, cfg: cfg, hooks: hooks}
+	// Through Config.Hooks the hooks are in place before the first client
+	// connects, also after a restart.
+	cfg.Hooks = append(cfg.Hooks, hooks...)
+	e := &Embedded{t: t, cfg: cfg}
 	e.cur = e.start(cfg.Listen)
 	e.addr, e.url = e.cur.Addr(), e.cur.URL()
 	t.Cleanup(func() {
@@ -55,12 +57,6 @@ func (e *Embedded) start(listen string) *broker.Broker {
 	for {
 		b, err := broker.Start(cfg)
 		if err == nil {
-			for _, h := range e.hooks {
-				if err := b.Server().AddHook(h, nil); err != nil {
-					b.Close()
-					e.t.Fatalf("embedded broker hook %s: %v", h.ID(), err)
-				}
-			}
 			return b
 		}
 		if time.Now().After(deadline) {

@@ -15,6 +15,10 @@ import (
 	"go.etcd.io/bbolt"
 )
 
+// DefaultListen is where the embedded broker listens when Config.Listen
+// is empty: loopback, the MQTT port (IANA 1883).
+const DefaultListen = "127.0.0.1:1883"
+
 // Config configures the embedded MQTT broker (mochi-mqtt, MQTT 3.1.1
 // and 5).
 type Config struct {
@@ -47,7 +51,7 @@ type Broker struct {
 // Start starts the embedded broker and returns once it listens.
 func Start(cfg Config) (*Broker, error) {
 	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:1883"
+		cfg.Listen = DefaultListen
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -281,15 +281,12 @@ func goroutineBaseline(t testing.TB) func() {
 	base := runtime.NumGoroutine()
 	return func() {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > base+2 {
-			if time.Now().After(deadline) {
+		testenv.WaitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base+2 },
+			func() string {
 				buf := make([]byte, 1<<20)
 				n := runtime.Stack(buf, true)
-				t.Fatalf("goroutines: %d, baseline %d\n%s", runtime.NumGoroutine(), base, buf[:n])
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+				return fmt.Sprintf("goroutines: %d, baseline %d\n%s", runtime.NumGoroutine(), base, buf[:n])
+			})
 	}
 }
 

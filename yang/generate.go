@@ -425,40 +425,54 @@ func (m *Module) hasInputTopics() bool {
 // (RFC 7950 §7.19) for its uses to count. A module with no such rpc gives
 // an empty map; text that goyang cannot parse is an error.
 func InputTopics(source string) (map[string]string, error) {
-	ms := goyang.NewModules()
-	if err := ms.Parse(source, "module.yang"); err != nil {
+	// goyang's statement parser (RFC 7950 §6.3 syntax) is enough: the
+	// extension is read from the statement tree, without building and
+	// resolving the module, which costs several times more.
+	stmts, err := goyang.Parse(source, "module.yang")
+	if err != nil {
 		return nil, fmt.Errorf("yang: module source: %w", err)
 	}
-	var mod *goyang.Module
-	for _, m := range ms.Modules {
-		if mod != nil && m != mod {
-			return nil, errors.New("yang: the source holds more than one module")
-		}
-		mod = m
+	if len(stmts) != 1 || stmts[0].Keyword != "module" {
+		return nil, errors.New("yang: the source holds no single module")
 	}
-	if mod == nil || mod.Prefix == nil {
-		return nil, errors.New("yang: the source holds no module")
-	}
+	mod := stmts[0]
+	var prefix string
 	declared := false
-	for _, e := range mod.Extension {
-		if e.Name == InputTopicExtension && e.Argument != nil && e.Argument.Name == inputTopicArgument {
-			declared = true
+	for _, st := range mod.SubStatements() {
+		switch st.Keyword {
+		case "prefix":
+			prefix = st.Argument
+		case "extension":
+			if st.Argument != InputTopicExtension {
+				continue
+			}
+			for _, arg := range st.SubStatements() {
+				if arg.Keyword == "argument" && arg.Argument == inputTopicArgument {
+					declared = true
+				}
+			}
 		}
+	}
+	if prefix == "" {
+		return nil, errors.New("yang: the module has no prefix")
 	}
 	topics := map[string]string{}
 	if !declared {
 		return topics, nil
 	}
-	keyword := mod.Prefix.Name + ":" + InputTopicExtension
-	for _, rpc := range mod.RPC {
-		for _, ext := range rpc.Extensions {
+	keyword := prefix + ":" + InputTopicExtension
+	for _, rpc := range mod.SubStatements() {
+		if rpc.Keyword != "rpc" {
+			continue
+		}
+		for _, ext := range rpc.SubStatements() {
 			if ext.Keyword != keyword {
 				continue
 			}
-			if _, twice := topics[rpc.Name]; twice {
-				return nil, fmt.Errorf("yang: module %s: rpc %s has two %s statements", mod.Name, rpc.Name, InputTopicExtension)
+			if _, twice := topics[rpc.Argument]; twice {
+				return nil, fmt.Errorf("yang: module %s: rpc %s has two %s statements", mod.Argument, rpc.Argument, InputTopicExtension)
 			}
-			topics[rpc.Name] = ext.Argument
+			topics[rpc.Argument] = ext.Argument
 		}
 	}
 	return topics, nil

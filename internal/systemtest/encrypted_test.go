@@ -94,7 +94,8 @@ func setupEncrypted(t testing.TB, onMosquitto bool, device func(*devices.MUPConf
 	if err != nil {
 		t.Fatal(err)
 	}
-	ew.world = &world{b: b, dev: dev, s: s, image: image, signed: signed, sliceSize: 600, vendorKey: vendorKey, serverKey: serverKey, url: url}
+	ew.world = &world{b: b, dev: dev, s: s, image: image, signed: signed, sliceSize: 600, vendorKey: vendorKey, serverKey: serverKey, url: url,
+		modules: updateserver.NewModuleCache()}
 	return ew
 }
 
@@ -108,7 +109,8 @@ func (ew *encWorld) run(encrypt bool) (*updateserver.Result, error) {
 		flow = updateserver.Windowed
 	}
 	cfg := updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
-		NETCONF: ew.s, MQTTURL: ew.url, Flow: flow, SliceSize: ew.sliceSize, AckTimeout: 300 * time.Millisecond, MaxRetries: 3}
+		NETCONF: ew.s, MQTTURL: ew.url, Flow: flow, SliceSize: ew.sliceSize, AckTimeout: 300 * time.Millisecond, MaxRetries: 3,
+		Modules: ew.modules}
 	if encrypt {
 		cfg.OpenKeyChannel = ew.openKeyChannel
 	}

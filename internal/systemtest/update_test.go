@@ -40,6 +40,9 @@ type world struct {
 	url       string
 	// rebootWait bounds the wait for the new version (0: the default).
 	rebootWait time.Duration
+	// modules is the Update Server's module cache, kept across the
+	// world's updates as a long-lived Update Server keeps it.
+	modules *updateserver.ModuleCache
 }
 
 // startBridge runs a bridge for the MUP tests: the embedded broker when
@@ -132,12 +135,13 @@ func setup(t testing.TB, brokerURL string, deviceOptions ...func(*devices.MUPCon
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{b: b, dev: dev, s: s, image: image, signed: signed, sliceSize: 600, vendorKey: vendorKey, serverKey: serverKey, url: url}
+	w := &world{b: b, dev: dev, s: s, image: image, signed: signed, sliceSize: 600, vendorKey: vendorKey, serverKey: serverKey, url: url,
+		modules: updateserver.NewModuleCache()}
 	run := func(flow updateserver.FlowControl) (*updateserver.Result, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		return updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: serverKey,
-			NETCONF: s, MQTTURL: url, Flow: flow, SliceSize: w.sliceSize, RebootWait: w.rebootWait})
+			NETCONF: s, MQTTURL: url, Flow: flow, SliceSize: w.sliceSize, RebootWait: w.rebootWait, Modules: w.modules})
 	}
 	return w, run
 }

@@ -61,7 +61,10 @@ func Campaign(ctx context.Context, cfg CampaignConfig) []DeviceResult {
 		}
 	}
 	// One module fetch per module for the whole campaign.
-	schemas := newSchemaCache()
+	modules := cfg.Update.Modules
+	if modules == nil {
+		modules = NewModuleCache()
+	}
 	var wg sync.WaitGroup
 	for range min(cfg.Parallel, len(cfg.Devices)) {
 		wg.Add(1)
@@ -88,7 +91,7 @@ func Campaign(ctx context.Context, cfg CampaignConfig) []DeviceResult {
 					}
 				}
 				u := cfg.Update
-				u.UUID, u.NETCONF, u.Progress, u.schemas = uuid, s, nil, schemas
+				u.UUID, u.NETCONF, u.Progress, u.Modules = uuid, s, nil, modules
 				res, err := Update(ctx, u)
 				finish(i, DeviceResult{UUID: uuid, Result: res, Err: err})
 			}

@@ -23,7 +23,7 @@ var ErrNoFirmwareTopic = errors.New("no firmware topic")
 // carries in the yang.InputTopicExtension statement, bound to the uuid as
 // the device binds its description (wire.Expand). The module's source
 // comes from get-schema (RFC 6022 §3.1), once per module per cache.
-func firmwareTopic(ctx context.Context, nc *Client, dev *DeviceEntry, cache *schemaCache) (string, error) {
+func firmwareTopic(ctx context.Context, nc *Client, dev *DeviceEntry, cache *ModuleCache) (string, error) {
 	topics, err := cache.inputTopics(ctx, dev.Module, func() (map[string]string, error) {
 		source, err := nc.Schema(dev.Module)
 		if err != nil {
@@ -47,31 +47,34 @@ func firmwareTopic(ctx context.Context, nc *Client, dev *DeviceEntry, cache *sch
 	return topic, nil
 }
 
-// schemaCache keeps the input topics of each module fetched for one
-// campaign (or one update): a module is fetched and parsed once, however
-// many of its devices are updated and however many workers ask at once.
-type schemaCache struct {
+// ModuleCache keeps the input topics of each module an Update Server has
+// fetched: a module is fetched and parsed once, however many of its
+// devices are updated and however many workers ask at once. A module's
+// name carries the shape of its description, topics included, so the
+// topics of one name never change; one cache may serve an Update Server
+// for its whole life. It is safe for concurrent use.
+type ModuleCache struct {
 	mu      sync.Mutex
-	modules map[string]*schemaEntry
+	modules map[string]*moduleEntry
 }
 
-type schemaEntry struct {
+type moduleEntry struct {
 	done   chan struct{} // closed once topics and err are set
 	topics map[string]string
 	err    error
 }
 
-func newSchemaCache() *schemaCache { return &schemaCache{modules: map[string]*schemaEntry{}} }
+func NewModuleCache() *ModuleCache { return &ModuleCache{modules: map[string]*moduleEntry{}} }
 
 // inputTopics returns module's input topics: from the cache, from a fetch
 // in progress on another worker, or from fetch. A failed fetch is not
 // kept: whoever waited for it fetches again, on its own session.
-func (c *schemaCache) inputTopics(ctx context.Context, module string, fetch func() (map[string]string, error)) (map[string]string, error) {
+func (c *ModuleCache) inputTopics(ctx context.Context, module string, fetch func() (map[string]string, error)) (map[string]string, error) {
 	for {
 		c.mu.Lock()
 		e, ok := c.modules[module]
 		if !ok {
-			e = &schemaEntry{done: make(chan struct{})}
+			e = &moduleEntry{done: make(chan struct{})}
 			c.modules[module] = e
 			c.mu.Unlock()
 			e.topics, e.err = fetch()

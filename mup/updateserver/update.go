@@ -52,9 +52,10 @@ type UpdateConfig struct {
 	// before any firmware byte is published.
 	OpenKeyChannel func(ctx context.Context, uuid string) (KeyChannel, error)
 
-	// schemas caches the modules' firmware topics across the updates of
-	// a campaign; nil for an update of its own.
-	schemas *schemaCache
+	// Modules caches the modules' firmware topics across updates (a
+	// campaign shares one between its workers; a long-lived Update Server
+	// keeps one); nil: a cache for this update alone.
+	Modules *ModuleCache
 }
 
 // KeyChannel is a confidential channel to one device: the E2E channel of
@@ -160,10 +161,10 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 	// The firmware topic, from the device's module, before anything
 	// reaches the device.
-	if cfg.schemas == nil {
-		cfg.schemas = newSchemaCache()
+	if cfg.Modules == nil {
+		cfg.Modules = NewModuleCache()
 	}
-	if res.Topic, err = firmwareTopic(ctx, nc, dev, cfg.schemas); err != nil {
+	if res.Topic, err = firmwareTopic(ctx, nc, dev, cfg.Modules); err != nil {
 		return res, &UpdateError{Step: "firmware topic", Err: err}
 	}
 	// call runs one of the device's MUP rpcs; the device selector comes

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myno-bridge/myno/internal/acceptbackoff"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -294,43 +295,6 @@ func (s *Server) capabilities() []string {
 	return append(caps, mods...)
 }
 
-// Accept backoff, as net/http.Server's: the first wait after a failed
-// Accept is acceptMinDelay, doubling up to acceptMaxDelay; a connection
-// accepted resets it. The first error of a run is logged, and then one
-// every acceptLogInterval while the run lasts.
-const (
-	acceptMinDelay    = 5 * time.Millisecond
-	acceptMaxDelay    = time.Second
-	acceptLogInterval = 10 * time.Second
-)
-
-// acceptBackoff paces an accept loop after errors and rate-limits its
-// warnings. It belongs to one loop and is not safe for concurrent use.
-type acceptBackoff struct {
-	delay  time.Duration
-	run    uint64    // errors since the last connection accepted
-	logged time.Time // when the last warning was logged
-}
-
-// failed returns how long to wait before the next Accept and whether to
-// log this error.
-func (b *acceptBackoff) failed(now time.Time) (wait time.Duration, log bool) {
-	b.run++
-	b.delay = min(max(2*b.delay, acceptMinDelay), acceptMaxDelay)
-	log = b.run == 1 || now.Sub(b.logged) >= acceptLogInterval
-	if log {
-		b.logged = now
-	}
-	return b.delay, log
-}
-
-// accepted resets the backoff and returns how many errors the run had.
-func (b *acceptBackoff) accepted() uint64 {
-	run := b.run
-	b.run, b.delay = 0, 0
-	return run
-}
-
 // Serve accepts connections on ln until ctx ends or Shutdown is called;
 // then it returns nil. A failed Accept (EMFILE at the file-descriptor
 // limit, say) does not end it: it logs a warning naming the cause, counts
@@ -353,7 +317,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	addr := ln.Addr().String()
 	s.log.Info("netconf server listening", "addr", addr)
-	var backoff acceptBackoff
+	var backoff acceptbackoff.Backoff
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -364,7 +328,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				return fmt.Errorf("netconf: accept on %s: %w", addr, err)
 			}
 			n := s.acceptErrors.Add(1)
-			wait, log := backoff.failed(time.Now())
+			wait, log := backoff.Failed(time.Now())
 			if log {
 				s.log.Warn("netconf accept failed; retrying", "addr", addr, "err", err, "retry_in", wait, "accept_errors", n)
 			}
@@ -380,7 +344,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			continue
 		}
-		if run := backoff.accepted(); run > 0 {
+		if run := backoff.Accepted(); run > 0 {
 			s.log.Info("netconf accepting again", "addr", addr, "failed_accepts", run)
 		}
 		// Add under the lock that Shutdown takes before it waits: no Add

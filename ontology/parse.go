@@ -370,7 +370,7 @@ func (r *reader) function(fn *node, opsByCmd map[string][]*node) (*Function, err
 	if err := checkTopic(op.id, f.Topic); err != nil {
 		return nil, err
 	}
-	if strings.ContainsAny(f.Method, ";\n\r") || !printable(f.Method) {
+	if strings.ContainsAny(f.Method, ";\n\r") || !wire.Printable(f.Method) {
 		return nil, newError(ErrInvalid, op.id, "mqttMethod %q contains a field separator", f.Method)
 	}
 	if idp, err := r.one(op, "hasInputDataPoint"); err != nil {
@@ -797,7 +797,7 @@ func enumValues(iri string, vs []string) ([]string, error) {
 		if strings.ContainsAny(v, ";\r\n") {
 			return nil, newError(ErrInvalid, iri, "enumeration value %q contains a field separator", v)
 		}
-		if !printable(v) {
+		if !wire.Printable(v) {
 			return nil, newError(ErrInvalid, iri, "enumeration value %q contains a control or non-character", v)
 		}
 	}
@@ -832,23 +832,6 @@ func lessByNameIRI(n1, iri1, n2, iri2 string) bool {
 		return c < 0
 	}
 	return iri1 < iri2
-}
-
-// printable reports whether s holds only characters that may appear in
-// protocol values and YANG text: no control characters and no Unicode
-// non-characters (RFC 7950 §14, yang-char).
-func printable(s string) bool {
-	for _, r := range s {
-		switch {
-		case r < 0x20, r >= 0x7f && r <= 0x9f:
-			return false
-		case r >= 0xfdd0 && r <= 0xfdef, r&0xfffe == 0xfffe:
-			return false
-		case r >= 0xd800 && r <= 0xdfff:
-			return false
-		}
-	}
-	return true
 }
 
 // checkTopic rejects topic templates that a device cannot or must not use

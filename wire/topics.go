@@ -155,7 +155,7 @@ var ErrTopic = errors.New("wire: topic not usable by a device")
 // starting with '$' belong to the broker [MQTT-4.7.2-1], and the reserved
 // trees are off limits.
 func CheckDeviceTopic(topic string) error {
-	if topic == "" || strings.ContainsAny(topic, "+#\x00") || !printable(topic) || strings.HasPrefix(topic, "$") || len(topic) > MaxTopicTemplate {
+	if topic == "" || strings.ContainsAny(topic, "+#\x00") || !Printable(topic) || strings.HasPrefix(topic, "$") || len(topic) > MaxTopicTemplate {
 		return fmt.Errorf("%w: %q is not a valid MQTT topic name for a device", ErrTopic, short(topic))
 	}
 	for _, p := range ReservedPrefixes {
@@ -166,9 +166,11 @@ func CheckDeviceTopic(topic string) error {
 	return nil
 }
 
-// printable reports whether s has no control characters and no Unicode
-// non-characters ([MQTT-1.5.4-2], §1.5.4).
-func printable(s string) bool {
+// Printable reports whether s has no control characters and no Unicode
+// non-characters: what an MQTT string may hold [MQTT-1.5.4-2] and what
+// YANG text may (RFC 7950 §14, yang-char), so descriptions are held to it
+// too.
+func Printable(s string) bool {
 	for _, r := range s {
 		switch {
 		case r < 0x20, r >= 0x7f && r <= 0x9f:

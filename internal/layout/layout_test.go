@@ -26,7 +26,7 @@ func TestImportRules(t *testing.T) {
 		{"./ontology", func(d string) bool { return d != "bridge" }},
 		{"./yang", func(d string) bool { return d != "bridge" }},
 		{"./mqtt/...", func(d string) bool {
-			return strings.HasPrefix(d, "mqtt/") || strings.HasPrefix(d, "internal/testenv") || d == "wire"
+			return strings.HasPrefix(d, "mqtt/") || strings.HasPrefix(d, "internal/") || d == "wire"
 		}},
 		{"./wire", func(d string) bool { return d == "wire" }},
 	} {

@@ -10,44 +10,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/myno-bridge/myno/internal/acceptbackoff"
 )
-
-// Accept backoff, as net/http.Server's: the first wait after a failed
-// Accept is acceptMinDelay, doubling up to acceptMaxDelay; a connection
-// accepted resets it. The first error of a run is logged, and then one
-// every acceptLogInterval while the run lasts.
-const (
-	acceptMinDelay    = 5 * time.Millisecond
-	acceptMaxDelay    = time.Second
-	acceptLogInterval = 10 * time.Second
-)
-
-// acceptBackoff paces an accept loop after errors and rate-limits its
-// warnings. It belongs to one loop and is not safe for concurrent use.
-type acceptBackoff struct {
-	delay  time.Duration
-	run    uint64    // errors since the last connection accepted
-	logged time.Time // when the last warning was logged
-}
-
-// failed returns how long to wait before the next Accept and whether to
-// log this error.
-func (b *acceptBackoff) failed(now time.Time) (wait time.Duration, log bool) {
-	b.run++
-	b.delay = min(max(2*b.delay, acceptMinDelay), acceptMaxDelay)
-	log = b.run == 1 || now.Sub(b.logged) >= acceptLogInterval
-	if log {
-		b.logged = now
-	}
-	return b.delay, log
-}
-
-// accepted resets the backoff and returns how many errors the run had.
-func (b *acceptBackoff) accepted() uint64 {
-	run := b.run
-	b.run, b.delay = 0, 0
-	return run
-}
 
 // listener is the broker's mochi-mqtt listener (listeners.Listener) on a
 // net.Listener. Unlike mochi's listeners.TCP, which returned on the first
@@ -109,7 +73,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 	l.mu.Unlock()
 	defer l.serving.Done()
 	addr := l.Address()
-	var backoff acceptBackoff
+	var backoff acceptbackoff.Backoff
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
@@ -123,7 +87,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 				return
 			}
 			n := l.errors.Add(1)
-			wait, log := backoff.failed(time.Now())
+			wait, log := backoff.Failed(time.Now())
 			if log {
 				l.log.Warn("mqtt accept failed; retrying", "addr", addr, "err", err, "retry_in", wait, "accept_errors", n)
 			}
@@ -136,7 +100,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			}
 			continue
 		}
-		if run := backoff.accepted(); run > 0 {
+		if run := backoff.Accepted(); run > 0 {
 			l.log.Info("mqtt accepting again", "addr", addr, "failed_accepts", run)
 		}
 		l.mu.Lock()

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -301,12 +303,7 @@ func (r *registry) holds(uuid string, at time.Time, desc []byte) bool {
 func (r *registry) uuids() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]string, 0, len(r.devices))
-	for u := range r.devices {
-		out = append(out, u)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(r.devices))
 }
 
 // moduleOf is the module name of a registered device.
@@ -365,15 +362,7 @@ func (r *registry) snapshot(mod *yang.Module) []deviceState {
 		break
 	}
 	r.mu.Unlock()
-	slices.SortFunc(out, func(a, b deviceState) int {
-		switch {
-		case a.uuid < b.uuid:
-			return -1
-		case a.uuid > b.uuid:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b deviceState) int { return strings.Compare(a.uuid, b.uuid) })
 	return out
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -121,6 +122,8 @@ func TestDeviceCommandErrors(t *testing.T) {
 func TestDemoCommand(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("MYNO_ADMIN_PASSWORD", "demo-pw")
+	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
+	t.Setenv("MYNO_KNOWN_HOSTS", knownHosts)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errOut syncBuffer
@@ -146,6 +149,14 @@ func TestDemoCommand(t *testing.T) {
 		`<ledOn xmlns="`+ns+`"><uuidInput>demo-led-1</uuidInput></ledOn>`)
 	if code != 0 || !strings.Contains(reply, "<retval") {
 		t.Fatalf("rpc: exit %d %s %s", code, reply, rpcErr)
+	}
+	// The bridge's host key was trusted on first use: its fingerprint is
+	// printed and it is in the known_hosts file for the next commands.
+	if !strings.Contains(rpcErr, "Trusted the host key of "+addr[1]+" on first use: ssh-ed25519 SHA256:") {
+		t.Errorf("no trust-on-first-use notice: %s", rpcErr)
+	}
+	if kh, err := os.ReadFile(knownHosts); err != nil || strings.Count(string(kh), "\n") != 1 {
+		t.Errorf("known_hosts after the first connection: %q %v", kh, err)
 	}
 	// The printed MUP update works: demo-mup-1 goes from version 1 to 2,
 	// and a second run is refused by the device as a same-version update.

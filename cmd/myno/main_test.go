@@ -144,3 +144,17 @@ func TestYangOutDirPassesYanglint(t *testing.T) {
 		}
 	}
 }
+
+// TestMain keeps the NETCONF clients' trust-on-first-use file of this test
+// binary out of the user's config dir: the tests' bridges each have their
+// own host key and reuse ports, which would look like a changed key.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "myno-known-hosts-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("MYNO_KNOWN_HOSTS", filepath.Join(dir, "known_hosts"))
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}

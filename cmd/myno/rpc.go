@@ -20,15 +20,15 @@ func rpcCommand() *cli.Command {
 		Usage:     "send NETCONF rpcs to a bridge and print the replies",
 		ArgsUsage: "'<operation .../>'...",
 		Description: "Example: myno rpc --password PW '<get/>'\n" +
-			"Exits 1 when a reply holds an rpc-error. The host key is not verified unless --known-host is given.",
-		Flags: []cli.Flag{
+			"Exits 1 when a reply holds an rpc-error. The bridge's host key must match --known-host, or its entry in\n" +
+			"--known-hosts (a bridge not listed yet is trusted on first use and added; its fingerprint is printed).",
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: defaultNetconfAddr, Usage: "bridge NETCONF `ADDRESS`", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
 			&cli.StringFlag{Name: "user", Value: defaultNetconfUser, Usage: "user name", Sources: cli.EnvVars("MYNO_NETCONF_USER")},
 			&cli.StringFlag{Name: "password", Usage: "password", Sources: cli.EnvVars("MYNO_NETCONF_PASSWORD")},
 			&cli.StringFlag{Name: "key", Usage: "private key `FILE` for public-key authentication", Sources: cli.EnvVars("MYNO_NETCONF_KEY")},
-			&cli.StringFlag{Name: "known-host", Usage: "expected host key, in authorized_keys format", Sources: cli.EnvVars("MYNO_NETCONF_KNOWN_HOST")},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "connect timeout"},
-		},
+		}, hostKeyFlags()...),
 		Action: runRPC,
 	}
 }
@@ -38,7 +38,7 @@ func runRPC(_ context.Context, cmd *cli.Command) error {
 	if len(ops) == 0 {
 		return &exitError{code: 2, err: errors.New("rpc: give at least one operation, e.g. '<get/>'")}
 	}
-	hostKey, err := hostKeyCallback(cmd.String("known-host"))
+	hostKey, err := hostKeyCallback(cmd, cmd.Root().ErrWriter)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("rpc: %w", err)}
 	}
@@ -79,17 +79,4 @@ func runRPC(_ context.Context, cmd *cli.Command) error {
 		return &exitError{code: 1, err: errors.New("rpc: a reply holds an rpc-error")}
 	}
 	return nil
-}
-
-// hostKeyCallback checks the bridge's host key against --known-host (one
-// authorized_keys line); without it the key is not verified.
-func hostKeyCallback(knownHost string) (ssh.HostKeyCallback, error) {
-	if knownHost == "" {
-		return ssh.InsecureIgnoreHostKey(), nil
-	}
-	want, _, _, _, err := ssh.ParseAuthorizedKey([]byte(knownHost))
-	if err != nil {
-		return nil, fmt.Errorf("--known-host: %w", err)
-	}
-	return ssh.FixedHostKey(want), nil
 }

@@ -27,8 +27,8 @@ func updateCommand() *cli.Command {
 			"waits for the new version. Exits 1 on failure; the error names the device's MUP state code.\n" +
 			"Several --device flags, or --category, make a campaign: --parallel updates at a time, a\n" +
 			"result table at the end, and --max-failures to stop starting new updates.\n" +
-			"The bridge host key is not verified unless --known-host is given.",
-		Flags: []cli.Flag{
+			"The bridge's host key is verified as by myno rpc (--known-hosts, trust on first use, or --known-host).",
+		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "device", Usage: "device `UUID`; repeat for a campaign", Sources: cli.EnvVars("MYNO_UPDATE_DEVICE")},
 			&cli.StringFlag{Name: "category", Usage: "update every registered device of this `CATEGORY` (a campaign)"},
 			&cli.IntFlag{Name: "parallel", Value: 4, Usage: "campaign: updates in flight"},
@@ -39,7 +39,6 @@ func updateCommand() *cli.Command {
 			&cli.StringFlag{Name: "bridge", Value: defaultNetconfAddr, Usage: "bridge NETCONF `ADDRESS`", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
 			&cli.StringFlag{Name: "user", Value: defaultNetconfUser, Usage: "NETCONF user", Sources: cli.EnvVars("MYNO_NETCONF_USER")},
 			&cli.StringFlag{Name: "password", Usage: "NETCONF password", Sources: cli.EnvVars("MYNO_NETCONF_PASSWORD")},
-			&cli.StringFlag{Name: "known-host", Usage: "expected bridge host key, in authorized_keys format", Sources: cli.EnvVars("MYNO_NETCONF_KNOWN_HOST")},
 			&cli.StringFlag{Name: "mqtt-url", Value: defaultBrokerURL, Usage: "broker `URL` for the slices", Sources: cli.EnvVars("MYNO_MQTT_URL")},
 			&cli.IntFlag{Name: "slice-size", Value: 600, Usage: "bytes per slice"},
 			&cli.StringFlag{Name: "flow", Value: "windowed", Usage: "stop-and-wait or windowed"},
@@ -52,7 +51,7 @@ func updateCommand() *cli.Command {
 			&cli.StringFlag{Name: "e2e-key", Usage: "--encrypt: manager key `FILE` (default <ca-dir>/manager.key)", Sources: cli.EnvVars("MYNO_E2E_KEY")},
 			&cli.StringFlag{Name: "e2e-prefix", Value: e2e.DefaultPrefix, Usage: "--encrypt: E2E topic `PREFIX`", Sources: cli.EnvVars("MYNO_E2E_PREFIX")},
 			&cli.StringFlag{Name: "e2e-mode", Value: string(e2e.Ephemeral), Usage: "--encrypt: key agreement, ephemeral or static", Sources: cli.EnvVars("MYNO_E2E_MODE")},
-		},
+		}, hostKeyFlags()...),
 		Action: runUpdate,
 	}
 }
@@ -74,7 +73,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	if flow != updateserver.StopAndWait && flow != updateserver.Windowed {
 		return &exitError{code: 2, err: fmt.Errorf("update: --flow %q: want stop-and-wait or windowed", flow)}
 	}
-	hostKey, err := hostKeyCallback(cmd.String("known-host"))
+	hostKey, err := hostKeyCallback(cmd, cmd.Root().ErrWriter)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
 	}

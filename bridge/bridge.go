@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -133,12 +132,12 @@ func (b *Bridge) connectMQTT(ctx context.Context) error {
 		b.mq = b.broker.InlineClient("myno-bridge-inline", b.onMessage)
 		return nil
 	}
-	tlsCfg, err := tlsConfig(cfg.MQTTCAFile)
+	tlsCfg, err := client.LoadTLS(cfg.MQTTCAFile, cfg.MQTTCertFile, cfg.MQTTKeyFile)
 	if err != nil {
 		return err
 	}
 	mc := client.Config{URL: cfg.MQTTURL, ClientID: "myno-bridge-" + randomID(), Protocol: client.MQTT5,
-		OnMessage: b.onMessage, Logger: cfg.Logger, Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLSConfig: tlsCfg,
+		OnMessage: b.onMessage, Logger: cfg.Logger, Credentials: client.Credentials{Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLSConfig: tlsCfg},
 		// The broker keeps the bridge's subscriptions and queued QoS 1
 		// messages through a short outage.
 		SessionExpiry: 5 * time.Minute}
@@ -154,7 +153,7 @@ func (b *Bridge) mqttURL() string {
 	if b.broker != nil {
 		return b.broker.URL()
 	}
-	return b.cfg.MQTTURL
+	return client.Redact(b.cfg.MQTTURL)
 }
 
 // subscribe makes the ownership's subscriptions, then the bootstrap,
@@ -303,26 +302,6 @@ func (b *Bridge) loadUsers() (*netconf.Users, error) {
 		return nil, err
 	}
 	return users, nil
-}
-
-// tlsConfig trusts the system roots plus the PEM certificates in caFile;
-// nil when there is no file (the client then uses the system roots).
-func tlsConfig(caFile string) (*tls.Config, error) {
-	if caFile == "" {
-		return nil, nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s: no PEM certificate", caFile)
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 func randomID() string {

@@ -41,8 +41,12 @@ type Config struct {
 	// broker; default 30s. Later outages are retried for ever.
 	MQTTConnectTimeout time.Duration
 	// MQTTCAFile holds PEM certificates to trust for an mqtts:// broker,
-	// besides the system's roots.
-	MQTTCAFile string
+	// besides the system's roots; MQTTCertFile and MQTTKeyFile are the
+	// bridge's client certificate and key for a broker that asks for one
+	// (mutual TLS).
+	MQTTCAFile   string
+	MQTTCertFile string
+	MQTTKeyFile  string
 
 	DataDir       string // registry, host key, users; default DefaultDataDir
 	UsersFile     string // default <DataDir>/users

@@ -43,7 +43,10 @@ const DefaultChunkSize = 4054
 type Config struct {
 	Description []byte // the JSON-LD description it publishes
 	UUID        string
-	BrokerURL   string // mqtt://host:port
+	BrokerURL   string // mqtt://host:port, mqtts://host:port
+	// Credentials authenticate the device to the broker (a user name and
+	// password, or a client certificate).
+	Credentials client.Credentials
 	Protocol    client.Protocol
 	ChunkSize   int // description bytes per bootstrap message; 0 = DefaultChunkSize, <0 = one chunk
 	// TelemetryInterval is the period of sensor readings; 0 turns them off.
@@ -214,11 +217,12 @@ func (d *Device) Model() *ontology.Device { return d.model }
 // bootstrap answer topics.
 func (d *Device) Connect(ctx context.Context) error {
 	tr, err := client.Dial(ctx, client.Config{
-		URL:       d.cfg.BrokerURL,
-		ClientID:  "myno-device-" + d.cfg.UUID,
-		Protocol:  d.cfg.Protocol,
-		OnMessage: d.onMessage,
-		Logger:    d.log,
+		URL:         d.cfg.BrokerURL,
+		Credentials: d.cfg.Credentials,
+		ClientID:    "myno-device-" + d.cfg.UUID,
+		Protocol:    d.cfg.Protocol,
+		OnMessage:   d.onMessage,
+		Logger:      d.log,
 		// A device gets a few commands at a time; paho reserves a queue
 		// of Receive Maximum entries (512 KiB at the default 65535).
 		ReceiveMaximum: deviceReceiveMaximum,

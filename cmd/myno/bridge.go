@@ -12,13 +12,10 @@ import (
 )
 
 func bridgeFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "netconf-listen", Usage: "NETCONF over SSH `ADDRESS`", Value: bridge.DefaultNetconfListen, Sources: cli.EnvVars("MYNO_NETCONF_LISTEN")},
 		&cli.StringFlag{Name: "mqtt-listen", Usage: "`ADDRESS` of the embedded MQTT broker (when --mqtt-url is not given)", Value: bridge.DefaultMQTTListen, Sources: cli.EnvVars("MYNO_MQTT_LISTEN")},
 		&cli.StringFlag{Name: "mqtt-url", Usage: "external broker `URL` (mqtt://host:port or mqtts://host:port) instead of the embedded one", Sources: cli.EnvVars("MYNO_MQTT_URL")},
-		&cli.StringFlag{Name: "mqtt-username", Usage: "user name for the external broker", Sources: cli.EnvVars("MYNO_MQTT_USERNAME")},
-		&cli.StringFlag{Name: "mqtt-password", Usage: "password for the external broker", Sources: cli.EnvVars("MYNO_MQTT_PASSWORD")},
-		&cli.StringFlag{Name: "mqtt-ca", Usage: "PEM `FILE` of CA certificates to trust for an mqtts:// broker", Sources: cli.EnvVars("MYNO_MQTT_CA")},
 		&cli.StringFlag{Name: "update-server-cert", Usage: "Update Server certificate `FILE` (PEM) to publish, retained, for MUP devices", Sources: cli.EnvVars("MYNO_UPDATE_SERVER_CERT")},
 		&cli.StringFlag{Name: "data-dir", Usage: "`DIR` for the registry, host key and users", Value: bridge.DefaultDataDir, Sources: cli.EnvVars("MYNO_DATA_DIR")},
 		&cli.StringFlag{Name: "users", Usage: "users `FILE` (name:bcrypt-hash:groups); default <data-dir>/users, created with an admin user", Sources: cli.EnvVars("MYNO_USERS")},
@@ -29,17 +26,23 @@ func bridgeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cluster", Usage: "run as one instance of the cluster `NAME` on the shared --mqtt-url broker: devices are shared out, the registry is replicated", Sources: cli.EnvVars("MYNO_CLUSTER")},
 		&cli.StringFlag{Name: "instance", Usage: "this instance's `NAME` in the cluster (default: random)", Sources: cli.EnvVars("MYNO_INSTANCE")},
 		logLevelFlag("info"),
-	}
+	}, mqttAuthFlags()...)
 }
 
-func bridgeConfig(cmd *cli.Command) bridge.Config {
+func bridgeConfig(cmd *cli.Command) (bridge.Config, error) {
+	password, err := mqttPassword(cmd)
+	if err != nil {
+		return bridge.Config{}, err
+	}
 	return bridge.Config{
 		NetconfListen:       cmd.String("netconf-listen"),
 		MQTTListen:          cmd.String("mqtt-listen"),
 		MQTTURL:             cmd.String("mqtt-url"),
 		MQTTUsername:        cmd.String("mqtt-username"),
-		MQTTPassword:        cmd.String("mqtt-password"),
+		MQTTPassword:        password,
 		MQTTCAFile:          cmd.String("mqtt-ca"),
+		MQTTCertFile:        cmd.String("mqtt-cert"),
+		MQTTKeyFile:         cmd.String("mqtt-key"),
 		DataDir:             cmd.String("data-dir"),
 		UsersFile:           cmd.String("users"),
 		AdminPassword:       os.Getenv("MYNO_ADMIN_PASSWORD"),
@@ -51,7 +54,7 @@ func bridgeConfig(cmd *cli.Command) bridge.Config {
 		Instance:            cmd.String("instance"),
 		Logger:              newLogger(cmd),
 		Out:                 cmd.Root().Writer,
-	}
+	}, nil
 }
 
 func bridgeCommand() *cli.Command {
@@ -64,7 +67,10 @@ func bridgeCommand() *cli.Command {
 			"Stops gracefully on SIGINT/SIGTERM.",
 		Flags: bridgeFlags(),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			cfg := bridgeConfig(cmd)
+			cfg, err := bridgeConfig(cmd)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
 			if f := cmd.String("update-server-cert"); f != "" {
 				pem, err := os.ReadFile(f)
 				if err != nil {

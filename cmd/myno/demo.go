@@ -27,7 +27,10 @@ func demoCommand() *cli.Command {
 		Usage: "run the bridge with the embedded broker and three simulated devices (what make run starts)",
 		Flags: flags,
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			cfg := bridgeConfig(cmd)
+			cfg, err := bridgeConfig(cmd)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
 			cfg.MQTTURL = ""
 			upd, err := prepareDemoMUP(cmd.String("data-dir"))
 			if err != nil {

@@ -35,7 +35,7 @@ func deviceCommand() *cli.Command {
 			&cli.StringFlag{Name: "fleet", Usage: "fleet `FILE` of description:count lines", Sources: cli.EnvVars("MYNO_DEVICE_FLEET")},
 			&cli.DurationFlag{Name: "bootstrap-timeout", Usage: "wait for the bridge's answer per attempt", Value: 5 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_BOOTSTRAP_TIMEOUT")},
 			logLevelFlag("info"),
-		}, e2eDeviceFlags()...),
+		}, append(e2eDeviceFlags(), mqttAuthFlags()...)...),
 		Action: runDevice,
 	}
 }
@@ -52,8 +52,13 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	creds, err := mqttCredentials(cmd)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("device: %w", err)}
+	}
 	base := devices.Config{
 		BrokerURL:         cmd.String("mqtt-url"),
+		Credentials:       creds,
 		Protocol:          proto,
 		ChunkSize:         int(cmd.Int("chunk-size")),
 		TelemetryInterval: cmd.Duration("telemetry-interval"),

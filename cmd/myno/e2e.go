@@ -28,14 +28,12 @@ func e2eCommand() *cli.Command {
 			Name: "renew",
 			Usage: "renew devices' certificates and keys over the E2E channel: handshake, then the new certificate and " +
 				"private key sealed under the E2E key; each device reports an authenticated status",
-			Flags: []cli.Flag{
+			Flags: append([]cli.Flag{
 				&cli.StringSliceFlag{Name: "device", Usage: "device `UUID` (repeat for several)", Required: true},
 				&cli.StringFlag{Name: "ca-dir", Value: defaultCADir, Usage: "CA `DIR` with ca.crt and ca.key (issues the new certificates)", Sources: cli.EnvVars("MYNO_CA_DIR")},
 				&cli.StringFlag{Name: "cert", Usage: "manager certificate `FILE` (role manager; default <ca-dir>/manager.crt)", Sources: cli.EnvVars("MYNO_E2E_CERT")},
 				&cli.StringFlag{Name: "key", Usage: "manager key `FILE` (default <ca-dir>/manager.key)", Sources: cli.EnvVars("MYNO_E2E_KEY")},
 				&cli.StringFlag{Name: "mqtt-url", Value: defaultBrokerURL, Usage: "broker `URL` (mqtt:// or mqtts://)", Sources: cli.EnvVars("MYNO_MQTT_URL")},
-				&cli.StringFlag{Name: "mqtt-username", Usage: "broker user name", Sources: cli.EnvVars("MYNO_MQTT_USERNAME")},
-				&cli.StringFlag{Name: "mqtt-password", Usage: "broker password", Sources: cli.EnvVars("MYNO_MQTT_PASSWORD")},
 				&cli.StringFlag{Name: "prefix", Value: e2e.DefaultPrefix, Usage: "E2E topic `PREFIX` (no '$': reserved for brokers)", Sources: cli.EnvVars("MYNO_E2E_PREFIX")},
 				&cli.StringFlag{Name: "mode", Value: string(e2e.Ephemeral), Usage: "key agreement: ephemeral (forward secrecy) or static (the paper's)", Sources: cli.EnvVars("MYNO_E2E_MODE")},
 				&cli.IntFlag{Name: "parallel", Value: 8, Usage: "devices renewed at once"},
@@ -43,7 +41,7 @@ func e2eCommand() *cli.Command {
 				&cli.DurationFlag{Name: "validity", Value: 365 * 24 * time.Hour, Usage: "validity of the new certificates"},
 				&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
 				logLevelFlag("warn"),
-			},
+			}, mqttAuthFlags()...),
 			Action: runRenew,
 		}},
 	}
@@ -55,7 +53,8 @@ type managerOptions struct {
 	withCAKey                bool // renewals issue certificates
 	prefix, mode             string
 	validity                 time.Duration
-	mqttURL, user, password  string
+	mqttURL                  string
+	credentials              client.Credentials
 }
 
 // startManager loads the manager's credentials, connects to the broker and
@@ -88,7 +87,7 @@ func startManager(ctx context.Context, o managerOptions, log *slog.Logger) (*man
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	tr, err := client.Dial(dctx, client.Config{URL: o.mqttURL, ClientID: fmt.Sprintf("myno-e2e-%s-%x", m.Name(), e2e.NewRequestID()[:6]),
-		Protocol: client.MQTT5, Logger: log, Username: o.user, Password: o.password,
+		Protocol: client.MQTT5, Logger: log, Credentials: o.credentials,
 		// The manager is where every device's ready and status arrive: it
 		// keeps no QoS 1 state at the broker and relies on its own resends
 		// and timeouts instead.
@@ -105,9 +104,13 @@ func startManager(ctx context.Context, o managerOptions, log *slog.Logger) (*man
 
 func runRenew(ctx context.Context, cmd *cli.Command) error {
 	log := newLogger(cmd)
+	creds, err := mqttCredentials(cmd)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("e2e renew: %w", err)}
+	}
 	m, tr, err := startManager(ctx, managerOptions{caDir: cmd.String("ca-dir"), certFile: cmd.String("cert"), keyFile: cmd.String("key"), withCAKey: true,
 		prefix: cmd.String("prefix"), mode: cmd.String("mode"), validity: cmd.Duration("validity"),
-		mqttURL: cmd.String("mqtt-url"), user: cmd.String("mqtt-username"), password: cmd.String("mqtt-password")}, log)
+		mqttURL: cmd.String("mqtt-url"), credentials: creds}, log)
 	if err != nil {
 		return prefixed("e2e renew", err)
 	}

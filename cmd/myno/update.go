@@ -51,7 +51,7 @@ func updateCommand() *cli.Command {
 			&cli.StringFlag{Name: "e2e-key", Usage: "--encrypt: manager key `FILE` (default <ca-dir>/manager.key)", Sources: cli.EnvVars("MYNO_E2E_KEY")},
 			&cli.StringFlag{Name: "e2e-prefix", Value: e2e.DefaultPrefix, Usage: "--encrypt: E2E topic `PREFIX`", Sources: cli.EnvVars("MYNO_E2E_PREFIX")},
 			&cli.StringFlag{Name: "e2e-mode", Value: string(e2e.Ephemeral), Usage: "--encrypt: key agreement, ephemeral or static", Sources: cli.EnvVars("MYNO_E2E_MODE")},
-		}, hostKeyFlags()...),
+		}, append(hostKeyFlags(), mqttAuthFlags()...)...),
 		Action: runUpdate,
 	}
 }
@@ -73,6 +73,10 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	if flow != updateserver.StopAndWait && flow != updateserver.Windowed {
 		return &exitError{code: 2, err: fmt.Errorf("update: --flow %q: want stop-and-wait or windowed", flow)}
 	}
+	creds, err := mqttCredentials(cmd)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
+	}
 	hostKey, err := hostKeyCallback(cmd, cmd.Root().ErrWriter)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
@@ -87,7 +91,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	var openKeyChannel func(ctx context.Context, uuid string) (updateserver.KeyChannel, error)
 	if cmd.Bool("encrypt") {
 		m, tr, err := startManager(ctx, managerOptions{caDir: cmd.String("ca-dir"), certFile: cmd.String("e2e-cert"), keyFile: cmd.String("e2e-key"),
-			prefix: cmd.String("e2e-prefix"), mode: cmd.String("e2e-mode"), mqttURL: cmd.String("mqtt-url")}, newLogger(cmd))
+			prefix: cmd.String("e2e-prefix"), mode: cmd.String("e2e-mode"), mqttURL: cmd.String("mqtt-url"), credentials: creds}, newLogger(cmd))
 		if err != nil {
 			return prefixed("update --encrypt", err)
 		}
@@ -118,7 +122,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 2, err: fmt.Errorf("update: give --device or --category")}
 	case len(targets) > 1:
 		return runCampaign(ctx, cmd, targets, sshConfig, updateserver.UpdateConfig{VendorSigned: signed, Image: image, ServerKey: key,
-			MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")), OpenKeyChannel: openKeyChannel})
+			MQTTURL: cmd.String("mqtt-url"), MQTTCredentials: creds, SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")), OpenKeyChannel: openKeyChannel})
 	}
 	device := targets[0]
 	out := cmd.Root().ErrWriter
@@ -129,7 +133,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(out) }))
 	}
 	res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: device, VendorSigned: signed, Image: image, ServerKey: key,
-		NETCONF: s, MQTTURL: cmd.String("mqtt-url"), SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")),
+		NETCONF: s, MQTTURL: cmd.String("mqtt-url"), MQTTCredentials: creds, SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")),
 		OpenKeyChannel: openKeyChannel,
 		Progress: func(acked, total int, bytes int) {
 			if bar != nil {

@@ -29,18 +29,50 @@ type Mosquitto struct {
 	cmd  *exec.Cmd
 }
 
-// StartMosquitto runs mosquitto on a random loopback port (skipped, or
-// failed under CI, when mosquitto is not installed). It is stopped when the
-// test ends.
-func StartMosquitto(t testing.TB) *Mosquitto {
+// StartMosquitto runs mosquitto on a random loopback port, open to
+// anonymous clients (skipped, or failed under CI, when mosquitto is not
+// installed). It is stopped when the test ends.
+func StartMosquitto(t testing.TB) *Mosquitto { return StartMosquittoWith(t, MosquittoConfig{}) }
+
+// MosquittoConfig configures StartMosquittoWith.
+type MosquittoConfig struct {
+	// Users, when set, are the only clients admitted (allow_anonymous
+	// false), by user name and password (a password_file made with
+	// mosquitto_passwd).
+	Users map[string]string
+}
+
+// StartMosquittoWith runs mosquitto on a random loopback port with cfg.
+func StartMosquittoWith(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 	t.Helper()
 	bin := "/usr/sbin/mosquitto"
 	if _, err := os.Stat(bin); err != nil {
 		bin = Tool(t, "mosquitto")
 	}
 	m := &Mosquitto{t: t, Port: FreePort(t), dir: t.TempDir()}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file %s\nmax_keepalive 60\nset_tcp_nodelay true\n",
-		m.Port, filepath.Join(m.dir, "mosquitto.log"))
+	access := "allow_anonymous true\n"
+	if len(cfg.Users) > 0 {
+		passwd := filepath.Join(m.dir, "passwd")
+		tool := Tool(t, "mosquitto_passwd")
+		for user, password := range cfg.Users {
+			args := []string{"-b", passwd, user, password}
+			if _, err := os.Stat(passwd); err != nil {
+				args = append([]string{"-c"}, args...)
+			}
+			if out, err := exec.Command(tool, args...).CombinedOutput(); err != nil {
+				t.Fatalf("mosquitto_passwd: %v %s", err, out)
+			}
+		}
+		access = fmt.Sprintf("allow_anonymous false\npassword_file %s\n", passwd)
+	}
+	if os.Geteuid() == 0 {
+		// Started as root, mosquitto drops to the user mosquitto, who may
+		// not enter the test's private temporary directory to read the
+		// password file or write the log.
+		access += "user root\n"
+	}
+	conf := fmt.Sprintf("listener %d 127.0.0.1\n%spersistence false\nlog_dest file %s\nmax_keepalive 60\nset_tcp_nodelay true\n",
+		m.Port, access, filepath.Join(m.dir, "mosquitto.log"))
 	if err := os.WriteFile(filepath.Join(m.dir, "mosquitto.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

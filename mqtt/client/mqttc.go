@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -82,9 +83,10 @@ type Config struct {
 	// messages) at the broker for this long after a disconnect (MQTT 5
 	// §3.1.2.11.2); 0 ends it with the connection.
 	SessionExpiry time.Duration
-	// TLSConfig is used for mqtts:// (also tls://, ssl://) URLs; nil means
-	// the system's roots.
-	TLSConfig *tls.Config
+	// Credentials authenticate the client and say which brokers it
+	// trusts; a user name and password in the URL
+	// (mqtt://user:password@host:port) count when Credentials has none.
+	Credentials
 	// TopicAliases is how many MQTT 5 topic aliases (§3.3.2.3.4) our
 	// publishes use, within the broker's CONNACK maximum; 0 uses none.
 	// Aliases save the topic on every message after the first; MUP slices
@@ -95,9 +97,6 @@ type Config struct {
 	// AcceptTopicAliases is the Topic Alias Maximum sent in CONNECT
 	// (§3.1.2.11.5): how many aliases the broker may use towards us.
 	AcceptTopicAliases uint16
-	// Username and Password authenticate to the broker, when it asks.
-	Username string
-	Password string
 	// AtMostOnce subscribes with maximum QoS 0 (MQTT 5 §3.8.3.1, 3.1.1
 	// §3.8.3.1): the broker delivers without acknowledgements and keeps no
 	// in-flight state for this client. For consumers that would rather miss
@@ -125,7 +124,18 @@ func Dial(ctx context.Context, cfg Config) (Transport, error) {
 	}
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("bad broker URL %q: want mqtt://host:port or mqtts://host:port", cfg.URL)
+		return nil, fmt.Errorf("bad broker URL %q: want mqtt://host:port or mqtts://host:port", Redact(cfg.URL))
+	}
+	if u.User != nil {
+		if cfg.Username == "" {
+			cfg.Username = u.User.Username()
+		}
+		if p, ok := u.User.Password(); ok && cfg.Password == "" {
+			cfg.Password = p
+		}
+		// The URL goes no further with its password: it is in cfg now.
+		u.User = nil
+		cfg.URL = u.String()
 	}
 	switch u.Scheme {
 	case "mqtt", "tcp":
@@ -186,6 +196,8 @@ func will5(cfg Config) *paho.WillMessage {
 }
 
 func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
+	// lastConnectErr is the latest failed attempt, for Dial's error.
+	var lastConnectErr atomic.Pointer[error]
 	t := &transport5{qos: cfg.subscriptionQoS(), subs: &subscriptions{topics: map[string]bool{}}, up: make(chan struct{})}
 	t.resub = &resubscriber{log: cfg.Logger, subs: t.subs, subscribe: t.subscribe, unsubscribe: t.unsubscribe,
 		onRestored: cfg.OnReconnect}
@@ -232,7 +244,16 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 			t.resub.connectionDown(nil)
 			return true
 		},
-		OnConnectError:  func(err error) { cfg.Logger.Debug("mqtt connect failed", "err", err) },
+		OnConnectError: func(err error) {
+			err = connectError(err)
+			// The first refusal of a run is a warning: a wrong password or
+			// an untrusted certificate must not look like a slow broker.
+			if lastConnectErr.Swap(&err) == nil {
+				cfg.Logger.Warn("mqtt connect failed; retrying", "broker", cfg.URL, "err", err)
+			} else {
+				cfg.Logger.Debug("mqtt connect failed", "broker", cfg.URL, "err", err)
+			}
+		},
 		WillMessage:     will5(cfg),
 		ConnectUsername: cfg.Username,
 		ConnectPassword: []byte(cfg.Password),
@@ -282,6 +303,9 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	t.cm = cm
 	if err := cm.AwaitConnection(ctx); err != nil {
 		_ = t.Close(context.Background())
+		if last := lastConnectErr.Load(); last != nil {
+			return nil, fmt.Errorf("mqtt connect %s: %w (last attempt: %v)", cfg.URL, err, *last)
+		}
 		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
 	}
 	// AwaitConnection can return before OnConnectionUp has run: wait for

@@ -36,12 +36,14 @@ type UpdateConfig struct {
 	ServerKey    *ecdsa.PrivateKey
 	NETCONF      *gonetconf.Session
 	MQTTURL      string // the broker the slices go through, straight
-	SliceSize    int    // default 600
-	Flow         FlowControl
-	Window       int           // default 8
-	AckTimeout   time.Duration // before a slice is sent again; default 1s
-	MaxRetries   int           // per slice; default 10
-	RebootWait   time.Duration // for the new version to show; default 10s
+	// MQTTCredentials authenticate the Update Server to that broker.
+	MQTTCredentials client.Credentials
+	SliceSize       int // default 600
+	Flow            FlowControl
+	Window          int           // default 8
+	AckTimeout      time.Duration // before a slice is sent again; default 1s
+	MaxRetries      int           // per slice; default 10
+	RebootWait      time.Duration // for the new version to show; default 10s
 	// Progress is called after each acknowledged slice.
 	Progress func(sent, total int, bytes int)
 	// OpenKeyChannel, when set, makes the transfer confidential. Update
@@ -318,7 +320,7 @@ func transfer(ctx context.Context, cfg UpdateConfig, slices []mup.Slice, topic s
 	var mu sync.Mutex
 	acked := -1
 	ackTopic := wire.FirmwareAckTopic(topic)
-	mq, err := client.Dial(ctx, client.Config{URL: cfg.MQTTURL, ClientID: "myno-update-" + hex.EncodeToString(mup.NewNonce()[:6]), Protocol: client.MQTT5,
+	mq, err := client.Dial(ctx, client.Config{URL: cfg.MQTTURL, Credentials: cfg.MQTTCredentials, ClientID: "myno-update-" + hex.EncodeToString(mup.NewNonce()[:6]), Protocol: client.MQTT5,
 		TopicAliases: 4, // every publish here is QoS 0: slices carry an alias, not their topic
 		OnMessage: func(m client.Message) {
 			if m.Topic != ackTopic {

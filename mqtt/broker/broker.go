@@ -227,8 +227,7 @@ func (h *AnnounceTopicAliases) OnPacketEncode(cl *mqtt.Client, pk packets.Packet
 type AwaitSessionEnd struct {
 	mqtt.HookBase
 	Server *mqtt.Server
-	// Timeout bounds the wait; 0 means 5 s (the cleanup takes milliseconds; the
-	// margin is for a loaded machine). After it the CONNECT goes on.
+	// Timeout bounds the wait; 0 means 2 s. After it the CONNECT goes on.
 	Timeout time.Duration
 }
 
@@ -251,7 +250,7 @@ func sessionEndsWith(cl *mqtt.Client) bool {
 func (h *AwaitSessionEnd) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	timeout := h.Timeout
 	if timeout <= 0 {
-		timeout = 5 * time.Second
+		timeout = 2 * time.Second
 	}
 	deadline := time.Now().Add(timeout)
 	told := false

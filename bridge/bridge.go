@@ -395,6 +395,10 @@ func (b *Bridge) PendingDescriptions() int { return b.assembly.count() }
 // LateAnswers counts device answers that matched no waiting rpc.
 func (b *Bridge) LateAnswers() uint64 { return b.calls.unmatched.Load() }
 
+// MismatchedAnswers counts answers that carried an rpc's CorrelationData
+// on another device's response topic, and were dropped.
+func (b *Bridge) MismatchedAnswers() uint64 { return b.calls.mismatched.Load() }
+
 // ClusterMembers lists the live members of the cluster as this instance
 // sees them; nil when it runs alone.
 func (b *Bridge) ClusterMembers() []string { return b.owner.members() }

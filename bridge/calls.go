@@ -23,7 +23,8 @@ type pendingCalls struct {
 	byCorrelation map[string]*call
 	byReqID       map[string]*call // for MQTT 3.1.1 answers, which carry no properties
 
-	unmatched atomic.Uint64 // answers that matched no waiting call
+	unmatched  atomic.Uint64 // answers that matched no waiting call
+	mismatched atomic.Uint64 // answers with a call's correlation data from another device's topic
 }
 
 func newPendingCalls() *pendingCalls {
@@ -50,13 +51,21 @@ func (p *pendingCalls) remove(c *call) {
 	p.mu.Unlock()
 }
 
-// deliver hands an answer from device uuid to the call waiting for it: by
-// CorrelationData (MQTT 5 devices echo it, §4.10), else by reqId, but only
-// from the device the call went to. It reports false for an answer that
-// is late, unknown or a second one; those are counted.
+// deliver hands an answer from device uuid (its response topic) to the
+// call waiting for it: by CorrelationData (MQTT 5 devices echo it, §4.10),
+// else by reqId, and in both cases only from the device the call went to.
+// An answer carrying a call's CorrelationData on another device's topic
+// is forged (whoever saw the command can copy its properties): dropped
+// and counted as mismatched. It reports false for an answer that is late,
+// unknown, mismatched or a second one; those are counted.
 func (p *pendingCalls) deliver(uuid string, correlation []byte, r wire.Response) bool {
 	p.mu.Lock()
 	c := p.byCorrelation[string(correlation)]
+	if c != nil && c.uuid != uuid {
+		p.mu.Unlock()
+		p.mismatched.Add(1)
+		return false
+	}
 	if c == nil {
 		if c = p.byReqID[r.ReqID]; c != nil && c.uuid != uuid {
 			c = nil // a reqId from another device's topic is not an answer

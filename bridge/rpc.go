@@ -120,6 +120,6 @@ func (b *Bridge) onAnswer(m client.Message) {
 		return // an answer to another instance of the cluster
 	}
 	if !b.calls.deliver(uuid, m.CorrelationData, r) {
-		b.log.Debug("late or unknown device answer dropped", "topic", m.Topic, "reqId", r.ReqID)
+		b.log.Debug("device answer dropped: late, unknown, or not from the device asked", "topic", m.Topic, "reqId", r.ReqID)
 	}
 }

@@ -1,13 +1,17 @@
 package bridge_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/wire"
@@ -105,4 +109,46 @@ func TestBootstrapLimits(t *testing.T) {
 	if m1, _ := b2.ModuleOf("il-1"); !strings.HasPrefix(m1, "myno-led-color-1-") {
 		t.Errorf("il-1 module %q", m1)
 	}
+}
+
+// A description that claims another device's sensor topic is refused: it
+// would take that device's readings over (and, deleted, unsubscribe them).
+// The device that owns the topic keeps its readings.
+func TestDescriptionClaimingAnotherDevicesSensorTopic(t *testing.T) {
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	device(t, b.BrokerURL(), "relay-sensors.jsonld", "relay-owner", client.MQTT5)
+	thief := bytes.ReplaceAll(desc(t, "relay-sensors.jsonld"), []byte("sensor/temperature/%s"), []byte("sensor/temperature/relay-owner"))
+	d, err := devices.NewRaw(devices.Config{Description: thief, UUID: "relay-thief", BrokerURL: b.BrokerURL(), Logger: testenv.Logger(),
+		BootstrapTimeout: 5 * time.Second, BootstrapAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	err = d.Bootstrap(ctx)
+	if !errors.Is(err, devices.ErrRefused) || !strings.Contains(err.Error(), "belongs to device relay-owner") {
+		t.Fatalf("bootstrap: %v, want ERROR;... belongs to device relay-owner", err)
+	}
+	if got := b.Devices(); !slices.Equal(got, []string{"relay-owner"}) {
+		t.Fatalf("devices %v", got)
+	}
+	// The owner's readings still reach its state.
+	pub, err := client.Dial(ctx, client.Config{URL: b.BrokerURL(), ClientID: "reading", Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(ctx)
+	if err := pub.Publish(ctx, client.Message{Topic: "sensor/temperature/relay-owner", Payload: []byte("21.5")}, 1); err != nil {
+		t.Fatal(err)
+	}
+	s := session(t, b.NetconfAddr())
+	testenv.WaitFor(t, "the owner's reading in <get>", func() bool {
+		reply, _ := exec1(t, s, `<get/>`)
+		return strings.Contains(reply, "<uuid>relay-owner</uuid>") && strings.Contains(reply, "<value>21.5</value>")
+	})
 }

@@ -79,6 +79,10 @@ type change struct {
 
 const registryFile = "registry.json"
 
+// ErrTopicTaken is wrapped by the refusal of a description that claims a
+// topic another registered device uses.
+var ErrTopicTaken = errors.New("topic taken")
+
 // openRegistry prepares the registry of dir. Temporary files left by a
 // crash in the middle of a save are removed; load reads the saved devices.
 func openRegistry(dir string, parser *ontology.Parser) (*registry, error) {
@@ -112,17 +116,27 @@ func (r *registry) register(uuid string, desc []byte, at time.Time) (change, err
 			return change{}, err
 		}
 	}
+	model := tmpl.Instantiate(uuid)
 	now := time.Now().UTC()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	me = r.modules[shape] // generated concurrently, or shared with other devices
-	if me == nil {
-		me = &moduleEntry{mod: generated, devices: map[string]bool{}}
-		r.modules[shape] = me
+	// A reading topic tells the bridge which device a reading is from: a
+	// description may not claim another device's (issue 11, telemetry
+	// theft); it used to take the readings over.
+	for _, s := range model.Sensors {
+		if ref, ok := r.telemetry[s.Topic]; ok && ref.uuid != uuid {
+			return change{}, fmt.Errorf("%w: sensor topic %q belongs to device %s", ErrTopicTaken, s.Topic, ref.uuid)
+		}
 	}
+	if cur := r.modules[shape]; cur != nil {
+		me = cur // generated concurrently, or shared with other devices
+	} else if me == nil {
+		me = &moduleEntry{mod: generated, devices: map[string]bool{}}
+	}
+	r.modules[shape] = me
 	ch := change{module: me.mod, announce: len(me.devices) == 0, category: tmpl.Category}
 	me.devices[uuid] = true
-	d := &device{UUID: uuid, Description: desc, RegisteredAt: at.UTC(), model: tmpl.Instantiate(uuid), template: tmpl,
+	d := &device{UUID: uuid, Description: desc, RegisteredAt: at.UTC(), model: model, template: tmpl,
 		module: me, lastSeen: now, readings: map[string]reading{}}
 	old := r.devices[uuid]
 	if old != nil { // an update: replace the old registration

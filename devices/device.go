@@ -39,6 +39,10 @@ const (
 // DefaultChunkSize is what the CC2538 MYNO device sends per bootstrap message.
 const DefaultChunkSize = 4054
 
+// DefaultBootstrapTimeout is how long a bootstrap attempt waits for the
+// bridge's answer by default.
+const DefaultBootstrapTimeout = 5 * time.Second
+
 // Config configures one virtual device.
 type Config struct {
 	Description []byte // the JSON-LD description it publishes
@@ -52,7 +56,8 @@ type Config struct {
 	// TelemetryInterval is the period of sensor readings; 0 turns them off.
 	TelemetryInterval time.Duration
 	Seed              int64 // readings are reproducible from (Seed, UUID, sensor)
-	// BootstrapTimeout is how long one bootstrap attempt waits for OK.
+	// BootstrapTimeout is how long one bootstrap attempt waits for OK;
+	// 0 is DefaultBootstrapTimeout.
 	BootstrapTimeout time.Duration
 	// BootstrapAttempts bounds the attempts; the wait between them doubles.
 	BootstrapAttempts int
@@ -157,7 +162,7 @@ func (cfg *Config) setDefaults() {
 		cfg.ChunkSize = DefaultChunkSize
 	}
 	if cfg.BootstrapTimeout <= 0 {
-		cfg.BootstrapTimeout = 5 * time.Second
+		cfg.BootstrapTimeout = DefaultBootstrapTimeout
 	}
 	if cfg.BootstrapAttempts <= 0 {
 		cfg.BootstrapAttempts = 5

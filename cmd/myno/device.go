@@ -33,7 +33,7 @@ func deviceCommand() *cli.Command {
 			&cli.Int64Flag{Name: "seed", Usage: "seed of the sensor readings", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_SEED")},
 			&cli.IntFlag{Name: "count", Usage: "run `N` devices of --description", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_COUNT")},
 			&cli.StringFlag{Name: "fleet", Usage: "fleet `FILE` of description:count lines", Sources: cli.EnvVars("MYNO_DEVICE_FLEET")},
-			&cli.DurationFlag{Name: "bootstrap-timeout", Usage: "wait for the bridge's answer per attempt", Value: 5 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_BOOTSTRAP_TIMEOUT")},
+			&cli.DurationFlag{Name: "bootstrap-timeout", Usage: "wait for the bridge's answer per attempt", Value: devices.DefaultBootstrapTimeout, Sources: cli.EnvVars("MYNO_DEVICE_BOOTSTRAP_TIMEOUT")},
 			logLevelFlag("info"),
 		}, append(e2eDeviceFlags(), mqttAuthFlags()...)...),
 		Action: runDevice,

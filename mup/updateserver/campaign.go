@@ -11,7 +11,7 @@ import (
 // CampaignConfig updates several devices with one image.
 type CampaignConfig struct {
 	Devices []string
-	// Parallel bounds the updates in flight; default 4.
+	// Parallel bounds the updates in flight; default DefaultParallel.
 	Parallel int
 	// MaxFailures stops the campaign from starting more updates once this
 	// many have failed; 0 never stops it.
@@ -42,7 +42,7 @@ var ErrCampaignStopped = errors.New("campaign stopped: too many failures")
 // order of cfg.Devices.
 func Campaign(ctx context.Context, cfg CampaignConfig) []DeviceResult {
 	if cfg.Parallel <= 0 {
-		cfg.Parallel = 4
+		cfg.Parallel = DefaultParallel
 	}
 	results := make([]DeviceResult, len(cfg.Devices))
 	jobs := make(chan int)

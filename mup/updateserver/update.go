@@ -28,6 +28,16 @@ const (
 	Windowed    FlowControl = "windowed"      // up to Window slices in flight, cumulative acks
 )
 
+// Defaults of UpdateConfig and CampaignConfig, also myno update's.
+const (
+	// DefaultSliceSize is the MUP paper's slice size (bytes of image).
+	DefaultSliceSize = 600
+	// DefaultWindow is the slices in flight with Windowed flow control.
+	DefaultWindow = 8
+	// DefaultParallel is the updates a campaign runs at once.
+	DefaultParallel = 4
+)
+
 // UpdateConfig is one device update.
 type UpdateConfig struct {
 	UUID         string
@@ -38,9 +48,9 @@ type UpdateConfig struct {
 	MQTTURL      string // the broker the slices go through, straight
 	// MQTTCredentials authenticate the Update Server to that broker.
 	MQTTCredentials client.Credentials
-	SliceSize       int // default 600
+	SliceSize       int // default DefaultSliceSize
 	Flow            FlowControl
-	Window          int           // default 8
+	Window          int           // default DefaultWindow
 	AckTimeout      time.Duration // before a slice is sent again; default 1s
 	MaxRetries      int           // per slice; default 10
 	RebootWait      time.Duration // for the new version to show; default 10s
@@ -103,10 +113,10 @@ func (e *UpdateError) Unwrap() error { return e.Err }
 // manifest, slices straight to the broker, image check, new version.
 func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	if cfg.SliceSize <= 0 {
-		cfg.SliceSize = 600
+		cfg.SliceSize = DefaultSliceSize
 	}
 	if cfg.Window <= 0 {
-		cfg.Window = 8
+		cfg.Window = DefaultWindow
 	}
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = time.Second

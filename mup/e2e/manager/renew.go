@@ -14,12 +14,20 @@ type RenewResult struct {
 	Err       error
 }
 
+// Defaults of RenewAllConfig, also myno e2e renew's.
+const (
+	DefaultRenewParallel = 8
+	DefaultRenewTimeout  = 30 * time.Second
+)
+
 // RenewAllConfig configures RenewAll.
 type RenewAllConfig struct {
 	Devices []string
-	// Parallel bounds the devices in progress at once; 0 is 8.
+	// Parallel bounds the devices in progress at once; 0 is
+	// DefaultRenewParallel.
 	Parallel int
-	// Timeout bounds each device's handshake plus renewal; 0 is 30 s.
+	// Timeout bounds each device's handshake plus renewal; 0 is
+	// DefaultRenewTimeout.
 	Timeout time.Duration
 	// OnResult is called as each device finishes (from several goroutines).
 	OnResult func(RenewResult)
@@ -29,10 +37,10 @@ type RenewAllConfig struct {
 // most Parallel at a time. Results come back in the order of Devices.
 func (m *Manager) RenewAll(ctx context.Context, cfg RenewAllConfig) []RenewResult {
 	if cfg.Parallel <= 0 {
-		cfg.Parallel = 8
+		cfg.Parallel = DefaultRenewParallel
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
+		cfg.Timeout = DefaultRenewTimeout
 	}
 	results := make([]RenewResult, len(cfg.Devices))
 	sem := make(chan struct{}, cfg.Parallel)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,6 +28,7 @@ type Mosquitto struct {
 	Port int
 	dir  string
 	cmd  *exec.Cmd
+	tls  bool // the listener speaks TLS
 }
 
 // StartMosquitto runs mosquitto on a random loopback port, open to
@@ -40,6 +42,16 @@ type MosquittoConfig struct {
 	// false), by user name and password (a password_file made with
 	// mosquitto_passwd).
 	Users map[string]string
+	// TLS, when set, makes the listener MQTT over TLS.
+	TLS *MosquittoTLS
+}
+
+// MosquittoTLS is Mosquitto's TLS listener configuration.
+type MosquittoTLS struct {
+	CAFile, CertFile, KeyFile string
+	// RequireCertificate admits only clients with a certificate of the CA
+	// (mutual TLS).
+	RequireCertificate bool
 }
 
 // StartMosquittoWith runs mosquitto on a random loopback port with cfg.
@@ -49,7 +61,7 @@ func StartMosquittoWith(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 	if _, err := os.Stat(bin); err != nil {
 		bin = Tool(t, "mosquitto")
 	}
-	m := &Mosquitto{t: t, Port: FreePort(t), dir: t.TempDir()}
+	m := &Mosquitto{t: t, Port: FreePort(t), dir: t.TempDir(), tls: cfg.TLS != nil}
 	access := "allow_anonymous true\n"
 	if len(cfg.Users) > 0 {
 		passwd := filepath.Join(m.dir, "passwd")
@@ -64,6 +76,13 @@ func StartMosquittoWith(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 			}
 		}
 		access = fmt.Sprintf("allow_anonymous false\npassword_file %s\n", passwd)
+	}
+	if c := cfg.TLS; c != nil {
+		access += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %t\n", c.CAFile, c.CertFile, c.KeyFile, c.RequireCertificate)
+		if c.RequireCertificate && len(cfg.Users) == 0 {
+			// The certificate is the credential.
+			access = strings.Replace(access, "allow_anonymous true", "allow_anonymous false\nuse_identity_as_username true", 1)
+		}
 	}
 	if os.Geteuid() == 0 {
 		// Started as root, mosquitto drops to the user mosquitto, who may
@@ -106,7 +125,12 @@ func (m *Mosquitto) start(bin string) {
 func (m *Mosquitto) Addr() string { return fmt.Sprintf("127.0.0.1:%d", m.Port) }
 
 // URL is the mqtt:// URL.
-func (m *Mosquitto) URL() string { return "mqtt://" + m.Addr() }
+func (m *Mosquitto) URL() string {
+	if m.tls {
+		return "mqtts://" + m.Addr()
+	}
+	return "mqtt://" + m.Addr()
+}
 
 // Stop ends the broker.
 func (m *Mosquitto) Stop() {

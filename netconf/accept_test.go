@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,37 +15,6 @@ import (
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/netconf"
 )
-
-// logRecorder keeps the warnings logged, as "message: err".
-type logRecorder struct {
-	mu   sync.Mutex
-	seen []string
-}
-
-func (h *logRecorder) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-
-func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	line := r.Message
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "err" {
-			line += ": " + a.Value.String()
-		}
-		return true
-	})
-	h.mu.Lock()
-	h.seen = append(h.seen, line)
-	h.mu.Unlock()
-	return nil
-}
-
-func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
-
-func (h *logRecorder) lines() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.seen...)
-}
 
 // serveOn runs a server with user admin on ln until the test ends, and
 // checks that Serve then returns nil.
@@ -136,7 +103,7 @@ func TestServeKeepsAcceptingAfterErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	fl := testenv.FailAccepts(ln, failures)
-	logs := &logRecorder{}
+	logs := &testenv.Warnings{}
 	srv := serveOn(t, fl, slog.New(logs))
 	rc := dialWithin(t, ln.Addr().String(), 10*time.Second)
 	contains(t, rc.hello, "<session-id>", netconf.CapBase11)
@@ -148,13 +115,8 @@ func TestServeKeepsAcceptingAfterErrors(t *testing.T) {
 	if n := fl.Failed(); n != failures {
 		t.Errorf("the listener failed %d Accepts, want %d", n, failures)
 	}
-	cause := syscall.EMFILE.Error()
-	found := false
-	for _, l := range logs.lines() {
-		found = found || strings.Contains(l, cause)
-	}
-	if !found {
-		t.Errorf("no warning names the cause %q; warnings: %q", cause, logs.lines())
+	if cause := syscall.EMFILE.Error(); !logs.Contains(cause) {
+		t.Errorf("no warning names the cause %q; warnings: %q", cause, logs.Lines())
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,42 +15,6 @@ import (
 	"github.com/myno-bridge/myno/mqtt/client"
 )
 
-// warnings records the warnings logged, as "message: err".
-type warnings struct {
-	mu   sync.Mutex
-	seen []string
-}
-
-func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-
-func (w *warnings) Handle(_ context.Context, r slog.Record) error {
-	line := r.Message
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "err" {
-			line += ": " + a.Value.String()
-		}
-		return true
-	})
-	w.mu.Lock()
-	w.seen = append(w.seen, line)
-	w.mu.Unlock()
-	return nil
-}
-
-func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
-func (w *warnings) WithGroup(string) slog.Handler      { return w }
-
-func (w *warnings) find(sub string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, s := range w.seen {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}
-
 // The broker keeps accepting after accept errors (here EMFILE, as at the
 // file-descriptor limit): a client connects and gets its messages
 // afterwards, the errors are counted and logged with their cause. (With
@@ -59,7 +22,7 @@ func (w *warnings) find(sub string) bool {
 func TestBrokerKeepsAcceptingAfterErrors(t *testing.T) {
 	const failures = 5
 	var fl *testenv.FailingListener
-	logs := &warnings{}
+	logs := &testenv.Warnings{}
 	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: slog.New(logs),
 		WrapListener: func(ln net.Listener) net.Listener { fl = testenv.FailAccepts(ln, failures); return fl }})
 	if err != nil {
@@ -103,8 +66,8 @@ func TestBrokerKeepsAcceptingAfterErrors(t *testing.T) {
 	if n := fl.Failed(); n != failures {
 		t.Errorf("the listener failed %d Accepts, want %d", n, failures)
 	}
-	if cause := syscall.EMFILE.Error(); !logs.find(cause) {
-		t.Errorf("no warning names the cause %q; warnings: %q", cause, logs.seen)
+	if cause := syscall.EMFILE.Error(); !logs.Contains(cause) {
+		t.Errorf("no warning names the cause %q; warnings: %q", cause, logs.Lines())
 	}
 }
 

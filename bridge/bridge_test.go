@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -66,9 +67,24 @@ func device(t testing.TB, url, file, uuid string, proto client.Protocol) *device
 	}
 	t.Cleanup(d.Close)
 	if err := d.Bootstrap(ctx); err != nil {
-		t.Fatalf("%s: %v", file, err)
+		// A broker that stops acknowledging is most likely mochi-mqtt's
+		// in-flight deadlock (bridge/README.md): show where it waits.
+		t.Fatalf("%s: %v\nbroker goroutines:\n%s", file, err, brokerStacks())
 	}
 	return d
+}
+
+// brokerStacks returns the stacks of the goroutines in mochi-mqtt code.
+func brokerStacks() string {
+	buf := make([]byte, 16<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "mochi-mqtt/server") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
 
 func session(t testing.TB, addr string) *gonetconf.Session {

@@ -47,7 +47,7 @@ func runFleetChild(url string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f, err := devices.StartFleet(ctx, devices.FleetConfig{Entries: []devices.FleetEntry{{Name: "x", Description: d, Count: n}},
 		BaseUUID: os.Getenv("MYNO_TEST_FLEET_BASE"), Device: devices.Config{BrokerURL: url, Logger: testenv.Logger(), BootstrapTimeout: 20 * time.Second},
-		Stagger: 100 * time.Microsecond, Concurrency: 128})
+		Credentials: fleetCreds, Stagger: 100 * time.Microsecond, Concurrency: 128})
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(1)
@@ -59,6 +59,9 @@ func runFleetChild(url string) {
 	cancel()
 	f.Wait()
 }
+
+// fleetCreds gives each device of a fleet its test credentials.
+func fleetCreds(uuid string) (client.Credentials, error) { return testCreds(uuid), nil }
 
 // BenchmarkBridgeBootstrap registers 1,000 devices (one shape) through the
 // embedded broker. The devices run in a child process; the RSS growth of
@@ -192,7 +195,7 @@ func BenchmarkBridgeThroughput(b *testing.B) {
 	defer cancel()
 	d, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(b), "testdata", "descriptions", "led-color.jsonld"))
 	fleet, err := devices.StartFleet(ctx, devices.FleetConfig{Entries: []devices.FleetEntry{{Name: "led", Description: d, Count: ndev}},
-		BaseUUID: "tput", Device: devices.Config{BrokerURL: br.BrokerURL(), Logger: testenv.Logger()}})
+		BaseUUID: "tput", Device: devices.Config{BrokerURL: br.BrokerURL(), Logger: testenv.Logger()}, Credentials: fleetCreds})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,11 +15,15 @@ import (
 // onMessage dispatches everything the bridge receives. It runs on the MQTT
 // client's goroutine: whatever may block goes to a task of its own.
 func (b *Bridge) onMessage(m client.Message) {
+	if shared, uuid, ok := wire.ParseDeviceBootstrapTopic(m.Topic); ok {
+		b.onBootstrap(m, shared, uuid)
+		return
+	}
 	switch {
 	case m.Topic == wire.TopicCreate || m.Topic == wire.TopicLegacy || m.Topic == wire.TopicUpdate:
-		b.onChunk(m)
+		b.onChunk(m, m.Topic, "")
 	case m.Topic == wire.TopicDelete || m.Topic == wire.TopicRetrieve:
-		b.run.goDo(func() { b.onLookup(m) })
+		b.run.goDo(func() { b.onLookup(m, m.Topic, "") })
 	case wire.IsResponseTopic(m.Topic):
 		b.onAnswer(m)
 	case strings.HasPrefix(m.Topic, wire.TopicFirmwareStatus+"/"):
@@ -30,15 +34,39 @@ func (b *Bridge) onMessage(m client.Message) {
 	}
 }
 
-// onChunk adds a bootstrap chunk; END registers the description.
-func (b *Bridge) onChunk(m client.Message) {
-	topic := m.Topic
+// onBootstrap takes a message on a device's own bootstrap topic
+// "yang/config/<op>/<uuid>": only that device may publish there (the
+// broker's ACL), and the uuid in the payload must be the topic's.
+func (b *Bridge) onBootstrap(m client.Message, shared, uuid string) {
+	switch shared {
+	case wire.TopicCreate, wire.TopicUpdate:
+		b.onChunk(m, shared, uuid)
+	default:
+		b.run.goDo(func() { b.onLookup(m, shared, uuid) })
+	}
+}
+
+// onChunk adds a bootstrap chunk; END registers the description. topic is
+// the shared topic the message is for; topicUUID the device of a
+// per-device topic, "" on a shared one.
+func (b *Bridge) onChunk(m client.Message, topic, topicUUID string) {
 	if topic == wire.TopicLegacy { // MYNO's older topic means create
 		topic = wire.TopicCreate
 	}
 	c, err := wire.DecodeChunk(m.Payload)
 	if err != nil {
 		b.log.Warn("bad bootstrap message", "topic", m.Topic, "err", err)
+		return
+	}
+	if topicUUID != "" && c.UUID != topicUUID {
+		b.log.Warn("bootstrap message dropped: its uuid is not its topic's", "topic", m.Topic, "uuid", c.UUID)
+		b.calls.mismatched.Add(1)
+		return
+	}
+	// On a shared topic, only the device itself may send its chunks (a
+	// third party's "<victim>;END" used to end a victim's bootstrap).
+	if !b.trusted(m, c.UUID) {
+		b.untrusted(m, c.UUID, "bootstrap message")
 		return
 	}
 	desc, done, err := b.assembly.add(c, time.Now())
@@ -81,10 +109,15 @@ func reasonOf(err error) string {
 }
 
 // answerBootstrap answers on the MQTT 5 ResponseTopic with the request's
-// CorrelationData, else on <topic>/response/<uuid>.
+// CorrelationData when it is one of the device's bootstrap answer topics,
+// else on <topic>/response/<uuid>.
 func (b *Bridge) answerBootstrap(topic, uuid string, req client.Message, answer string) {
 	out := client.Message{Topic: wire.BootstrapResponseTopic(topic, uuid), Payload: []byte(answer)}
-	if req.ResponseTopic != "" {
+	// The bridge may publish anywhere: a ResponseTopic other than one of
+	// the device's own bootstrap answer topics would let a device have the
+	// bridge write where the broker forbids it to (another device's
+	// command topic, say). It gets the default topic instead.
+	if req.ResponseTopic != "" && wire.IsBootstrapResponse(req.ResponseTopic, uuid) {
 		out.Topic, out.CorrelationData = req.ResponseTopic, req.CorrelationData
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
@@ -94,8 +127,9 @@ func (b *Bridge) answerBootstrap(topic, uuid string, req client.Message, answer 
 	}
 }
 
-// onLookup answers yang/config/delete and retrieve (payload: the UUID).
-func (b *Bridge) onLookup(m client.Message) {
+// onLookup answers yang/config/delete and retrieve (payload: the UUID);
+// topic is the shared topic, topicUUID the device of a per-device topic.
+func (b *Bridge) onLookup(m client.Message, topic, topicUUID string) {
 	if b.cfg.beforeLookup != nil {
 		b.cfg.beforeLookup()
 	}
@@ -104,11 +138,21 @@ func (b *Bridge) onLookup(m client.Message) {
 		b.log.Warn("bad uuid on "+m.Topic, "payload", fmt.Sprintf("%.64q", m.Payload))
 		return
 	}
+	if topicUUID != "" && uuid != topicUUID {
+		b.log.Warn("bootstrap message dropped: its uuid is not its topic's", "topic", m.Topic, "uuid", uuid)
+		b.calls.mismatched.Add(1)
+		return
+	}
+	// Only a device may delete itself, or ask about itself.
+	if !b.trusted(m, uuid) {
+		b.untrusted(m, uuid, topic+" request")
+		return
+	}
 	if !b.owner.answers(uuid) {
 		return // another instance of the cluster owns this device
 	}
 	answer := wire.AnswerNotFound
-	switch m.Topic {
+	switch topic {
 	case wire.TopicDelete:
 		if b.unregister(b.ctx, uuid) {
 			b.owner.replicate(b.ctx, uuid, nil, time.Time{})
@@ -119,7 +163,7 @@ func (b *Bridge) onLookup(m client.Message) {
 			answer = wire.AnswerOK
 		}
 	}
-	b.answerBootstrap(m.Topic, uuid, m, answer)
+	b.answerBootstrap(topic, uuid, m, answer)
 }
 
 // expireAssemblies drops descriptions whose chunks stopped arriving.
@@ -142,6 +186,10 @@ func (b *Bridge) expireAssemblies(ctx context.Context) {
 // shows it as firmware-version and the registry keeps it.
 func (b *Bridge) onFirmwareStatus(m client.Message) {
 	uuid, _ := wire.FirmwareStatusUUID(m.Topic)
+	if !b.trusted(m, uuid) {
+		b.untrusted(m, uuid, "firmware status")
+		return
+	}
 	version, err := wire.DecodeFirmwareStatus(m.Payload)
 	if err != nil {
 		b.log.Warn("bad firmware status", "uuid", uuid, "err", err)

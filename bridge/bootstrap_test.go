@@ -27,22 +27,34 @@ func TestBootstrapLimits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	answers := make(chan client.Message, 16)
-	tr, err := client.Dial(ctx, client.Config{URL: b.BrokerURL(), ClientID: "limits", Protocol: client.MQTT5, Logger: testenv.Logger(),
-		OnMessage: func(m client.Message) { answers <- m }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close(ctx)
-	if err := tr.Subscribe(ctx, "yang/config/create/response/+"); err != nil {
-		t.Fatal(err)
+	// Each uuid is a device of its own, connected on its first message:
+	// only a device may send its bootstrap chunks, and read its answers.
+	devs := map[string]client.Transport{}
+	defer func() {
+		for _, tr := range devs {
+			tr.Close(ctx)
+		}
+	}()
+	as := func(url, uuid string) client.Transport {
+		t.Helper()
+		if tr, ok := devs[uuid]; ok {
+			return tr
+		}
+		tr := dialAsDevice(t, ctx, url, uuid, func(m client.Message) { answers <- m })
+		devs[uuid] = tr
+		if err := tr.Subscribe(ctx, wire.BootstrapResponseTopic(wire.TopicCreate, uuid)); err != nil {
+			t.Fatal(err)
+		}
+		return tr
 	}
 	send := func(uuid, chunk string) {
-		if err := tr.Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: wire.Chunk{UUID: uuid, Data: []byte(chunk)}.Encode()}, 1); err != nil {
+		t.Helper()
+		if err := as(b.BrokerURL(), uuid).Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: wire.Chunk{UUID: uuid, Data: []byte(chunk)}.Encode()}, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
 	end := func(uuid string) {
-		tr.Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: wire.Chunk{UUID: uuid, End: true}.Encode()}, 1)
+		as(b.BrokerURL(), uuid).Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: wire.Chunk{UUID: uuid, End: true}.Encode()}, 1)
 	}
 	seen := map[string]string{} // answers by uuid, in whatever order they come
 	expect := func(uuid, want string) {
@@ -89,18 +101,11 @@ func TestBootstrapLimits(t *testing.T) {
 	d1, d2 := desc(t, "led-color.jsonld"), desc(t, "rgb-lamp.jsonld")
 	b2 := startBridge(t, t.TempDir(), nil)
 	defer b2.Close()
-	tr2, err := client.Dial(ctx, client.Config{URL: b2.BrokerURL(), ClientID: "interleave", Protocol: client.MQTT5, Logger: testenv.Logger(),
-		OnMessage: func(m client.Message) { answers <- m }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr2.Close(ctx)
-	tr2.Subscribe(ctx, "yang/config/create/response/+")
 	c1, c2 := wire.SplitDescription("il-1", d1, 500), wire.SplitDescription("il-2", d2, 500)
 	for i := 0; i < max(len(c1), len(c2)); i++ {
 		for _, cs := range [][]wire.Chunk{c1, c2} {
 			if i < len(cs) {
-				tr2.Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: cs[i].Encode()}, 1)
+				as(b2.BrokerURL(), cs[i].UUID).Publish(ctx, client.Message{Topic: wire.TopicCreate, Payload: cs[i].Encode()}, 1)
 			}
 		}
 	}
@@ -120,7 +125,7 @@ func TestDescriptionClaimingAnotherDevicesSensorTopic(t *testing.T) {
 	device(t, b.BrokerURL(), "relay-sensors.jsonld", "relay-owner", client.MQTT5)
 	thief := bytes.ReplaceAll(desc(t, "relay-sensors.jsonld"), []byte("sensor/temperature/%s"), []byte("sensor/temperature/relay-owner"))
 	d, err := devices.NewRaw(devices.Config{Description: thief, UUID: "relay-thief", BrokerURL: b.BrokerURL(), Logger: testenv.Logger(),
-		BootstrapTimeout: 5 * time.Second, BootstrapAttempts: 1})
+		BootstrapTimeout: 5 * time.Second, BootstrapAttempts: 1, Credentials: testCreds("relay-thief")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +142,9 @@ func TestDescriptionClaimingAnotherDevicesSensorTopic(t *testing.T) {
 	if got := b.Devices(); !slices.Equal(got, []string{"relay-owner"}) {
 		t.Fatalf("devices %v", got)
 	}
-	// The owner's readings still reach its state.
-	pub, err := client.Dial(ctx, client.Config{URL: b.BrokerURL(), ClientID: "reading", Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The owner's readings still reach its state (the broker and the
+	// bridge take them from the owner only: a second connection of it).
+	pub := dialAsDevice(t, ctx, b.BrokerURL(), "relay-owner", nil)
 	defer pub.Close(ctx)
 	if err := pub.Publish(ctx, client.Message{Topic: "sensor/temperature/relay-owner", Payload: []byte("21.5")}, 1); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/broker"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/netconf"
@@ -29,8 +30,9 @@ type Bridge struct {
 	cfg Config
 	log *slog.Logger
 
-	broker   *broker.Broker   // the embedded broker; nil with an external one
-	mq       client.Transport // the bridge's MQTT connection
+	broker   *broker.Broker     // the embedded broker; nil with an external one
+	access   *access.Controller // the embedded broker's access control
+	mq       client.Transport   // the bridge's MQTT connection
 	nc       *netconf.Server
 	ln       net.Listener
 	registry *registry
@@ -92,7 +94,11 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	}
 	b.run.goDo(func() { b.expireAssemblies(b.ctx) })
 	ok = true
-	b.log.Info("bridge started", append([]any{"netconf", b.ln.Addr().String(), "mqtt", b.mqttURL(), "data", cfg.DataDir}, b.owner.logAttrs()...)...)
+	attrs := []any{"netconf", b.ln.Addr().String(), "mqtt", b.mqttURL(), "data", cfg.DataDir}
+	if b.broker != nil {
+		attrs = append(attrs, "mqtts", b.broker.TLSURL(), "enrol", cfg.Enrolment, "mqtt_allow_anonymous", cfg.MQTTAllowAnonymous)
+	}
+	b.log.Info("bridge started", append(attrs, b.owner.logAttrs()...)...)
 	return b, nil
 }
 
@@ -126,11 +132,25 @@ func (b *Bridge) connectMQTT(ctx context.Context) error {
 	cfg := b.cfg
 	if cfg.MQTTURL == "" {
 		var err error
-		if b.broker, err = broker.Start(broker.Config{Listen: cfg.MQTTListen, Logger: cfg.Logger, DataDir: cfg.DataDir}); err != nil {
+		if b.access, err = b.newAccess(); err != nil {
+			return err
+		}
+		bc := broker.Config{Listen: cfg.MQTTListen, Logger: cfg.Logger, DataDir: cfg.DataDir, Access: b.access}
+		if cfg.MQTTTLSListen != "" {
+			bc.TLSListen = cfg.MQTTTLSListen
+			if bc.TLSConfig, err = brokerTLS(cfg.MQTTTLSCertFile, cfg.MQTTTLSKeyFile, cfg.MQTTTLSClientCAFile); err != nil {
+				return err
+			}
+		}
+		if b.broker, err = broker.Start(bc); err != nil {
 			return err
 		}
 		b.mq = b.broker.InlineClient("myno-bridge-inline", b.onMessage)
+		b.run.goDo(func() { b.watchCredentials(b.ctx) })
 		return nil
+	}
+	if cfg.MQTTAllowAnonymous || cfg.MQTTTLSListen != "" {
+		return errors.New("--mqtt-allow-anonymous and --mqtts-listen are settings of the embedded broker, not of --mqtt-url")
 	}
 	tlsCfg, err := client.LoadTLS(cfg.MQTTCAFile, cfg.MQTTCertFile, cfg.MQTTKeyFile)
 	if err != nil {
@@ -159,7 +179,10 @@ func (b *Bridge) mqttURL() string {
 // subscribe makes the ownership's subscriptions, then the bootstrap,
 // response and firmware status topics.
 func (b *Bridge) subscribe(ctx context.Context) error {
-	topics := append(b.owner.topics(), wire.BootstrapTopics...)
+	topics := append(b.owner.topics(), wire.DeviceBootstrapFilters...)
+	if b.broker != nil || b.cfg.LegacyBootstrapTopics {
+		topics = append(topics, wire.SharedBootstrapTopics...)
+	}
 	topics = append(topics, wire.ResponseFilter, wire.FirmwareStatusFilter)
 	for _, topic := range topics {
 		if err := b.mq.Subscribe(ctx, topic); err != nil {
@@ -318,6 +341,7 @@ func (b *Bridge) register(ctx context.Context, uuid string, desc []byte, at time
 	if err != nil {
 		return err
 	}
+	b.accessChanged()
 	if ch.announce {
 		b.announce(ch.module)
 	}
@@ -329,12 +353,20 @@ func (b *Bridge) register(ctx context.Context, uuid string, desc []byte, at time
 	return nil
 }
 
+// accessChanged has the embedded broker's ACL follow the registry.
+func (b *Bridge) accessChanged() {
+	if b.access != nil {
+		b.access.Changed()
+	}
+}
+
 // unregister removes a device, and its module once no device uses it.
 func (b *Bridge) unregister(ctx context.Context, uuid string) bool {
 	ch, ok := b.registry.unregister(uuid)
 	if !ok {
 		return false
 	}
+	b.accessChanged()
 	b.apply(ctx, ch)
 	b.log.Info("device deleted", "uuid", uuid)
 	if err := b.registry.save(); err != nil {

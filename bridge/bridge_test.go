@@ -20,6 +20,7 @@ import (
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/netconf"
 	"github.com/myno-bridge/myno/ontology"
@@ -30,8 +31,10 @@ const adminPassword = "bridge-test-pw"
 
 func startBridge(t testing.TB, dir string, mutate func(*bridge.Config)) *bridge.Bridge {
 	t.Helper()
+	// Devices enrol with their own token on first connection (testCreds);
+	// the access tests provision theirs.
 	cfg := bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: dir, AdminPassword: adminPassword,
-		RPCTimeout: 2 * time.Second, Logger: testenv.Logger(), Out: io.Discard}
+		RPCTimeout: 2 * time.Second, Logger: testenv.Logger(), Out: io.Discard, Enrolment: access.EnrolOpen}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -56,7 +59,8 @@ func desc(t testing.TB, name string) []byte {
 // device connects and bootstraps a virtual device through the bridge.
 func device(t testing.TB, url, file, uuid string, proto client.Protocol) *devices.Device {
 	t.Helper()
-	d, err := devices.New(devices.Config{Description: desc(t, file), UUID: uuid, BrokerURL: url, Protocol: proto, Logger: testenv.Logger()})
+	d, err := devices.New(devices.Config{Description: desc(t, file), UUID: uuid, BrokerURL: url, Protocol: proto, Logger: testenv.Logger(),
+		Credentials: testCreds(uuid)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +76,25 @@ func device(t testing.TB, url, file, uuid string, proto client.Protocol) *device
 		t.Fatalf("%s: %v\nbroker goroutines:\n%s", file, err, brokerStacks())
 	}
 	return d
+}
+
+// testCreds are the broker credentials of the test device uuid: its uuid
+// and a token of its own, which --enrol open binds to it on first use.
+func testCreds(uuid string) client.Credentials {
+	return client.Credentials{Username: uuid, Password: "test-token-of-" + uuid + "-0123456789abcdef"}
+}
+
+// dialAsDevice connects a raw MQTT 5 client as the test device uuid (its
+// credentials, its uuid as client ID), for tests that play a device by
+// hand: the broker lets it use that device's topics only.
+func dialAsDevice(t testing.TB, ctx context.Context, url, uuid string, onMessage func(client.Message)) client.Transport {
+	t.Helper()
+	tr, err := client.Dial(ctx, client.Config{URL: url, ClientID: uuid, Credentials: testCreds(uuid), Protocol: client.MQTT5,
+		Logger: testenv.Logger(), OnMessage: onMessage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
 
 // brokerStacks returns the stacks of the goroutines in mochi-mqtt code.
@@ -253,7 +276,9 @@ func TestBrokenDescriptionIsRefused(t *testing.T) {
 		// client id within milliseconds of a close can lose the first
 		// answer on the embedded broker (the device's retry recovers; this
 		// test allows one attempt).
-		d2, err := devices.NewRaw(devices.Config{Description: data, UUID: fmt.Sprintf("broken-%d", i), BrokerURL: b.BrokerURL(), Logger: testenv.Logger(), BootstrapTimeout: 5 * time.Second})
+		uuid := fmt.Sprintf("broken-%d", i)
+		d2, err := devices.NewRaw(devices.Config{Description: data, UUID: uuid, BrokerURL: b.BrokerURL(), Logger: testenv.Logger(), BootstrapTimeout: 5 * time.Second,
+			Credentials: testCreds(uuid)})
 		if err != nil {
 			t.Fatal(err)
 		}

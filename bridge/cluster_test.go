@@ -137,7 +137,7 @@ func testCluster(t *testing.T, url string) {
 }
 
 func TestClusterOnEmbeddedBroker(t *testing.T) {
-	br, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger()})
+	br, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestClusterConfigErrors(t *testing.T) {
 // broker (its Will, which takes it out of the others' membership); when it
 // reconnects it announces itself again, and bootstraps are answered.
 func TestClusterMemberLosesItsConnection(t *testing.T) {
-	br, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger()})
+	br, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

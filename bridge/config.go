@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/broker"
 	"github.com/myno-bridge/myno/ontology"
 )
@@ -48,6 +49,32 @@ type Config struct {
 	MQTTCertFile string
 	MQTTKeyFile  string
 
+	// The embedded broker's access control (issue 11). Every client
+	// authenticates: a device with its uuid and token (or a client
+	// certificate whose common name is its uuid), the roles with theirs;
+	// CredentialsFile holds them (default <DataDir>/mqtt-credentials.json,
+	// see myno devices). Enrolment says how unprovisioned devices may join
+	// (default access.DefaultEnrolment). MQTTAllowAnonymous admits clients
+	// without credentials to every topic: labs and migration only.
+	CredentialsFile    string
+	Enrolment          access.Enrolment
+	MQTTAllowAnonymous bool
+	// MQTTTLSListen opens an mqtts listener on the embedded broker with
+	// MQTTTLSCertFile and MQTTTLSKeyFile; with MQTTTLSClientCAFile,
+	// clients may authenticate with a certificate of that CA.
+	MQTTTLSListen       string
+	MQTTTLSCertFile     string
+	MQTTTLSKeyFile      string
+	MQTTTLSClientCAFile string
+	// LegacyBootstrapTopics serves MYNO's shared bootstrap topics on an
+	// external broker, which cannot say who published on them (see the
+	// README's threat model). The embedded broker always serves them: it
+	// does say, and the bridge checks the uuid against the publisher.
+	LegacyBootstrapTopics bool
+	// E2EPrefix roots the E2E channel's topics that the ACL grants;
+	// default wire.DefaultE2EPrefix.
+	E2EPrefix string
+
 	DataDir       string // registry, host key, users; default DefaultDataDir
 	UsersFile     string // default <DataDir>/users
 	AdminPassword string // for the admin user created on first start; generated when empty
@@ -83,6 +110,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
+	}
+	if c.CredentialsFile == "" {
+		c.CredentialsFile = filepath.Join(c.DataDir, CredentialsFile)
+	}
+	if c.Enrolment == "" {
+		c.Enrolment = access.DefaultEnrolment
 	}
 	if c.UsersFile == "" {
 		c.UsersFile = filepath.Join(c.DataDir, "users")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/wire"
@@ -32,13 +33,15 @@ func startInternal(t *testing.T, cfg Config) *Bridge {
 // waits for it instead of leaving it running against a stopped broker.
 func TestCloseWaitsForLookupHandlers(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
-	b := startInternal(t, Config{beforeLookup: func() {
+	b := startInternal(t, Config{Enrolment: access.EnrolOpen, beforeLookup: func() {
 		entered <- struct{}{}
 		<-release
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pub, err := client.Dial(ctx, client.Config{URL: b.BrokerURL(), ClientID: "lookup-test", Logger: testenv.Logger()})
+	// Device dev-1 asks about itself (--enrol open binds its token).
+	pub, err := client.Dial(ctx, client.Config{URL: b.BrokerURL(), ClientID: "dev-1", Logger: testenv.Logger(),
+		Credentials: client.Credentials{Username: "dev-1", Password: "lookup-test-token-0123456789abcdef"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/myno-bridge/myno/internal/atomicfile"
+	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 	"github.com/myno-bridge/myno/yang"
 )
 
@@ -33,6 +35,8 @@ type registry struct {
 	devices   map[string]*device
 	modules   map[string]*moduleEntry // by shape
 	telemetry map[string]sensorRef    // topic -> sensor
+	owners    map[string]string       // every device topic -> its device
+	images    map[string]string       // firmware image topic -> its device
 }
 
 // device is a registered device.
@@ -47,6 +51,7 @@ type device struct {
 	firmware     string
 	readings     map[string]reading // by sensor (YANG name)
 	topics       []string           // telemetry subscriptions
+	owns         access.DeviceTopics
 }
 
 type reading struct {
@@ -83,11 +88,17 @@ const registryFile = "registry.json"
 // topic another registered device uses.
 var ErrTopicTaken = errors.New("topic taken")
 
+// newRegistry is an empty registry of dir, neither read nor saved.
+func newRegistry(dir string, parser *ontology.Parser) *registry {
+	return &registry{parser: parser, file: filepath.Join(dir, registryFile),
+		devices: map[string]*device{}, modules: map[string]*moduleEntry{}, telemetry: map[string]sensorRef{},
+		owners: map[string]string{}, images: map[string]string{}}
+}
+
 // openRegistry prepares the registry of dir. Temporary files left by a
 // crash in the middle of a save are removed; load reads the saved devices.
 func openRegistry(dir string, parser *ontology.Parser) (*registry, error) {
-	r := &registry{parser: parser, file: filepath.Join(dir, registryFile),
-		devices: map[string]*device{}, modules: map[string]*moduleEntry{}, telemetry: map[string]sensorRef{}}
+	r := newRegistry(dir, parser)
 	if _, err := atomicfile.RemoveLeftovers(r.file); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
@@ -123,9 +134,13 @@ func (r *registry) register(uuid string, desc []byte, at time.Time) (change, err
 	// A reading topic tells the bridge which device a reading is from: a
 	// description may not claim another device's (issue 11, telemetry
 	// theft); it used to take the readings over.
-	for _, s := range model.Sensors {
-		if ref, ok := r.telemetry[s.Topic]; ok && ref.uuid != uuid {
-			return change{}, fmt.Errorf("%w: sensor topic %q belongs to device %s", ErrTopicTaken, s.Topic, ref.uuid)
+	// Nor may it claim another device's command or firmware topic, or
+	// name one of its own that another device reads from: the broker's
+	// ACL gives each device exactly the topics of its description.
+	topics := topicsOf(uuid, tmpl, model)
+	for _, t := range all(topics) {
+		if owner, ok := r.owners[t]; ok && owner != uuid {
+			return change{}, fmt.Errorf("%w: topic %q belongs to device %s", ErrTopicTaken, t, owner)
 		}
 	}
 	if cur := r.modules[shape]; cur != nil {
@@ -137,11 +152,12 @@ func (r *registry) register(uuid string, desc []byte, at time.Time) (change, err
 	ch := change{module: me.mod, announce: len(me.devices) == 0, category: tmpl.Category}
 	me.devices[uuid] = true
 	d := &device{UUID: uuid, Description: desc, RegisteredAt: at.UTC(), model: model, template: tmpl,
-		module: me, lastSeen: now, readings: map[string]reading{}}
+		module: me, lastSeen: now, readings: map[string]reading{}, owns: topics}
 	old := r.devices[uuid]
 	if old != nil { // an update: replace the old registration
 		d.firmware = old.firmware
 		r.dropTelemetryLocked(old)
+		r.disownLocked(old)
 		if old.module != me {
 			ch.withdraw = r.detachLocked(old)
 		}
@@ -149,11 +165,96 @@ func (r *registry) register(uuid string, desc []byte, at time.Time) (change, err
 		// the module stays, only the old telemetry goes.
 	}
 	r.devices[uuid] = d
+	r.ownLocked(d)
 	ch.subscribe = r.bindTelemetryLocked(d)
 	if old != nil {
 		ch.unsubscribe = r.unusedLocked(old.topics)
 	}
 	return ch, nil
+}
+
+// topicsOf lists the topics a device's description names, bound to it:
+// its commands (wire.CommandTopic), its firmware image topics and their
+// acks, its readings.
+func topicsOf(uuid string, tmpl, model *ontology.Device) deviceTopics {
+	var t deviceTopics
+	for i := range tmpl.Functions {
+		if tmpl.Functions[i].Topic != "" {
+			t.Commands = append(t.Commands, wire.CommandTopic(tmpl.Functions[i].Topic, uuid))
+		}
+		if model.Functions[i].InputTopic != "" {
+			t.Images = append(t.Images, model.Functions[i].InputTopic)
+		}
+	}
+	for _, s := range model.Sensors {
+		if s.Topic != "" {
+			t.Readings = append(t.Readings, s.Topic)
+		}
+	}
+	return t
+}
+
+// deviceTopics are a device's topics.
+type deviceTopics = access.DeviceTopics
+
+// all lists every topic of t, the image topics' acks included.
+func all(t deviceTopics) []string {
+	out := slices.Concat(t.Commands, t.Images, t.Readings)
+	for _, img := range t.Images {
+		out = append(out, wire.FirmwareAckTopic(img))
+	}
+	return out
+}
+
+// ownLocked records d's topics as its own.
+func (r *registry) ownLocked(d *device) {
+	for _, t := range all(d.owns) {
+		r.owners[t] = d.UUID
+	}
+	for _, t := range d.owns.Images {
+		r.images[t] = d.UUID
+	}
+}
+
+// disownLocked forgets d's topics.
+func (r *registry) disownLocked(d *device) {
+	for _, t := range all(d.owns) {
+		if r.owners[t] == d.UUID {
+			delete(r.owners, t)
+		}
+	}
+	for _, t := range d.owns.Images {
+		if r.images[t] == d.UUID {
+			delete(r.images, t)
+		}
+	}
+}
+
+// DeviceTopics returns a registered device's topics (access.Devices).
+func (r *registry) DeviceTopics(uuid string) (access.DeviceTopics, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devices[uuid]
+	if d == nil {
+		return access.DeviceTopics{}, false
+	}
+	return d.owns, true
+}
+
+// ImageTopics returns every registered device's firmware image topics
+// (access.Devices).
+func (r *registry) ImageTopics() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.images))
+}
+
+// ownerOf is the device whose description names topic.
+func (r *registry) ownerOf(topic string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	uuid, ok := r.owners[topic]
+	return uuid, ok
 }
 
 // unregister removes a device, and its module once no device uses it.
@@ -166,6 +267,7 @@ func (r *registry) unregister(uuid string) (change, bool) {
 	}
 	delete(r.devices, uuid)
 	r.dropTelemetryLocked(d)
+	r.disownLocked(d)
 	return change{module: d.module.mod, withdraw: r.detachLocked(d), unsubscribe: r.unusedLocked(d.topics)}, true
 }
 

@@ -119,6 +119,10 @@ func (b *Bridge) onAnswer(m client.Message) {
 	if !mine {
 		return // an answer to another instance of the cluster
 	}
+	if !b.trusted(m, uuid) {
+		b.untrusted(m, uuid, "device answer")
+		return
+	}
 	if !b.calls.deliver(uuid, m.CorrelationData, r) {
 		b.log.Debug("device answer dropped: late, unknown, or not from the device asked", "topic", m.Topic, "reqId", r.ReqID)
 	}

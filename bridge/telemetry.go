@@ -12,6 +12,12 @@ import (
 // onReading keeps the latest reading of a telemetry topic and emits it as
 // a notification (RFC 5277).
 func (b *Bridge) onReading(m client.Message) {
+	// A reading counts only from the device whose description names its
+	// topic.
+	if uuid, ok := b.registry.ownerOf(m.Topic); ok && !b.trusted(m, uuid) {
+		b.untrusted(m, uuid, "reading")
+		return
+	}
 	now := time.Now().UTC()
 	n, ok := b.registry.record(m.Topic, m.Payload, now)
 	if !ok {

@@ -14,7 +14,7 @@ func TestReadingsAsStateAndNotifications(t *testing.T) {
 	b := startBridge(t, t.TempDir(), nil)
 	defer b.Close()
 	d, err := devices.New(devices.Config{Description: desc(t, "relay-sensors.jsonld"), UUID: "relay-t", BrokerURL: b.BrokerURL(),
-		TelemetryInterval: 50 * time.Millisecond, Logger: testenv.Logger()})
+		TelemetryInterval: 50 * time.Millisecond, Logger: testenv.Logger(), Credentials: testCreds("relay-t")})
 	if err != nil {
 		t.Fatal(err)
 	}

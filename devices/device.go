@@ -1,12 +1,14 @@
 package devices
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,7 +54,11 @@ type Config struct {
 	// password, or a client certificate).
 	Credentials client.Credentials
 	Protocol    client.Protocol
-	ChunkSize   int // description bytes per bootstrap message; 0 = DefaultChunkSize, <0 = one chunk
+	// LegacyBootstrapTopics publishes on MYNO's shared bootstrap topics
+	// (yang/config/create, ...) instead of the device's own
+	// (yang/config/create/<uuid>, ...): for bridges that know only those.
+	LegacyBootstrapTopics bool
+	ChunkSize             int // description bytes per bootstrap message; 0 = DefaultChunkSize, <0 = one chunk
 	// TelemetryInterval is the period of sensor readings; 0 turns them off.
 	TelemetryInterval time.Duration
 	Seed              int64 // readings are reproducible from (Seed, UUID, sensor)
@@ -218,13 +224,15 @@ func (d *Device) UUID() string { return d.cfg.UUID }
 // Model returns the device model bound to its UUID.
 func (d *Device) Model() *ontology.Device { return d.model }
 
-// Connect dials the broker and subscribes to the command topics and the
-// bootstrap answer topics.
+// Connect dials the broker and subscribes to the bootstrap answer topics
+// (and the E2E channel's). The command topics follow once the bridge has
+// registered the device: a broker with an ACL from the descriptions
+// grants them only then.
 func (d *Device) Connect(ctx context.Context) error {
 	tr, err := client.Dial(ctx, client.Config{
 		URL:         d.cfg.BrokerURL,
 		Credentials: d.cfg.Credentials,
-		ClientID:    "myno-device-" + d.cfg.UUID,
+		ClientID:    wire.DeviceClientID(d.cfg.UUID),
 		Protocol:    d.cfg.Protocol,
 		OnMessage:   d.onMessage,
 		Logger:      d.log,
@@ -248,9 +256,6 @@ func (d *Device) Connect(ctx context.Context) error {
 		wire.BootstrapResponseTopic(wire.TopicDelete, d.cfg.UUID),
 		wire.BootstrapResponseTopic(wire.TopicRetrieve, d.cfg.UUID),
 	}
-	for t := range d.commandTopics {
-		topics = append(topics, t)
-	}
 	if d.e2e != nil {
 		topics = append(topics, d.e2e.subscriptions()...)
 	}
@@ -273,6 +278,25 @@ func (d *Device) Bootstrap(ctx context.Context) error {
 	return d.register(ctx, wire.TopicCreate)
 }
 
+// bootstrapTopic is where the device publishes for the shared bootstrap
+// topic shared: its own twin of it, unless LegacyBootstrapTopics.
+func (d *Device) bootstrapTopic(shared string) string {
+	if d.cfg.LegacyBootstrapTopics {
+		return shared
+	}
+	return wire.DeviceBootstrapTopic(shared, d.cfg.UUID)
+}
+
+// subscribeCommands subscribes to the command topics, once registered.
+func (d *Device) subscribeCommands(ctx context.Context) error {
+	for _, t := range slices.Sorted(maps.Keys(d.commandTopics)) {
+		if err := d.tr.Subscribe(ctx, t); err != nil {
+			return fmt.Errorf("registered, but the broker refused the command topic %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
 // Update replaces the description at the bridge (yang/config/update).
 func (d *Device) Update(ctx context.Context) error { return d.register(ctx, wire.TopicUpdate) }
 
@@ -287,7 +311,7 @@ func (d *Device) register(ctx context.Context, topic string) error {
 		drain(d.boot)
 		chunks := wire.SplitDescription(d.cfg.UUID, d.cfg.Description, d.cfg.ChunkSize)
 		for i, c := range chunks {
-			m := client.Message{Topic: topic, Payload: c.Encode()}
+			m := client.Message{Topic: d.bootstrapTopic(topic), Payload: c.Encode()}
 			if i == len(chunks)-1 && d.cfg.Protocol == client.MQTT5 {
 				m.ResponseTopic = wire.BootstrapResponseTopic(topic, d.cfg.UUID)
 				m.CorrelationData = corr
@@ -302,8 +326,11 @@ func (d *Device) register(ctx context.Context, topic string) error {
 			timer.Stop()
 			switch {
 			case a.payload == wire.AnswerOK:
+				if err := d.subscribeCommands(ctx); err != nil {
+					return err
+				}
 				d.Registered.Store(true)
-				d.log.Info("device registered", "topic", topic, "chunks", len(chunks), "attempt", attempt)
+				d.log.Info("device registered", "topic", d.bootstrapTopic(topic), "chunks", len(chunks), "attempt", attempt)
 				if d.mup != nil {
 					if d.mup.cfg.ServerKey == nil && d.mup.cfg.VendorCA != nil {
 						if err := d.tr.Subscribe(ctx, wire.TopicUpdateServerCert); err != nil {
@@ -339,9 +366,14 @@ func (d *Device) Retrieve(ctx context.Context) (string, error) { return d.ask(ct
 
 func (d *Device) ask(ctx context.Context, topic string) (string, error) {
 	drain(d.boot)
-	m := client.Message{Topic: topic, Payload: []byte(d.cfg.UUID)}
+	m := client.Message{Topic: d.bootstrapTopic(topic), Payload: []byte(d.cfg.UUID)}
 	if d.cfg.Protocol == client.MQTT5 {
 		m.ResponseTopic = wire.BootstrapResponseTopic(topic, d.cfg.UUID)
+		m.CorrelationData = make([]byte, 8)
+		_, _ = rand.Read(m.CorrelationData)
+		d.mu.Lock()
+		d.bootCorr = m.CorrelationData
+		d.mu.Unlock()
 	}
 	if err := d.tr.Publish(ctx, m, 1); err != nil {
 		return "", err
@@ -451,8 +483,11 @@ func (d *Device) onMessage(m client.Message) {
 		d.mu.Lock()
 		corr := d.bootCorr
 		d.mu.Unlock()
-		if m.CorrelationData != nil && corr != nil && hex.EncodeToString(m.CorrelationData) != hex.EncodeToString(corr) {
-			d.log.Debug("bootstrap answer for an earlier attempt ignored")
+		// An MQTT 5 request carries CorrelationData, which the bridge
+		// copies: an answer without it, or with another, is for an
+		// earlier attempt or not from the bridge.
+		if d.cfg.Protocol == client.MQTT5 && corr != nil && !bytes.Equal(m.CorrelationData, corr) {
+			d.log.Debug("bootstrap answer without this attempt's correlation data ignored")
 			return
 		}
 		select {

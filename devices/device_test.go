@@ -137,7 +137,7 @@ func TestCommands(t *testing.T) {
 			t.Run(string(proto), func(t *testing.T) {
 				mqtt5 := proto == client.MQTT5
 				led := uuidFor(t, 1)
-				startDevice(t, devices.Config{Description: readDescription(t, "led-color.jsonld"), UUID: led, BrokerURL: b.url, Protocol: proto})
+				startRegistered(t, devices.Config{Description: readDescription(t, "led-color.jsonld"), UUID: led, BrokerURL: b.url, Protocol: proto})
 				ledTopic := "actuator/led/" + led
 				for _, c := range []struct{ req, want string }{
 					{"r1;ON", "r1;OK"},
@@ -160,7 +160,7 @@ func TestCommands(t *testing.T) {
 					}
 				}
 				rgb := uuidFor(t, 2)
-				startDevice(t, devices.Config{Description: readDescription(t, "rgb-lamp.jsonld"), UUID: rgb, BrokerURL: b.url, Protocol: proto})
+				startRegistered(t, devices.Config{Description: readDescription(t, "rgb-lamp.jsonld"), UUID: rgb, BrokerURL: b.url, Protocol: proto})
 				for _, c := range []struct{ req, want string }{
 					{"q1;RGB;255,0,128", "q1;OK"},
 					{"q2;RGB;256,0,0", "q2;ERROR"},
@@ -173,7 +173,7 @@ func TestCommands(t *testing.T) {
 					}
 				}
 				th := uuidFor(t, 3)
-				startDevice(t, devices.Config{Description: readDescription(t, "thermostat.jsonld"), UUID: th, BrokerURL: b.url, Protocol: proto})
+				startRegistered(t, devices.Config{Description: readDescription(t, "thermostat.jsonld"), UUID: th, BrokerURL: b.url, Protocol: proto})
 				for _, c := range []struct{ req, want string }{
 					{"t1;SET-THRESHOLD;gt;125", "t1;OK"},
 					{"t2;SET-THRESHOLD;gt;126", "t2;ERROR"},

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/myno-bridge/myno/mqtt/client"
 )
 
 // DeriveUUID makes the i-th UUID of a fleet from a base UUID: a name-based
@@ -80,6 +82,9 @@ type FleetConfig struct {
 	Entries  []FleetEntry
 	BaseUUID string
 	Device   Config
+	// Credentials, when set, gives each device its own broker credentials
+	// (Device.Credentials is then the rest: TLS).
+	Credentials func(uuid string) (client.Credentials, error)
 	// Stagger spaces out connects; 0 means 2 ms.
 	Stagger time.Duration
 	// Concurrency bounds connects and bootstraps in progress; 0 means 64.
@@ -155,6 +160,13 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 			dc.Description = e.Description
 			dc.UUID = DeriveUUID(cfg.BaseUUID, n)
 			n++
+			if cfg.Credentials != nil {
+				c, err := cfg.Credentials(dc.UUID)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", dc.UUID, err)
+				}
+				dc.Credentials = c
+			}
 			d, err := New(dc)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", e.Name, err)

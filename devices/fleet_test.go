@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 // inline client that accepts every bootstrap: the fleet benchmark then
 // measures the devices' memory alone.
 func runBrokerChild() {
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger()})
+	b, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(1)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +55,8 @@ type standIn struct {
 	ends     map[string]int      // uuid -> END messages seen
 	answer   func(uuid string, desc []byte, end int) (string, bool)
 	received chan client.Message // everything else
+	// legacy: the last bootstrap message came on a shared topic.
+	legacy atomic.Bool
 }
 
 func newStandIn(t *testing.T, url string, answer func(uuid string, desc []byte, end int) (string, bool)) *standIn {
@@ -70,7 +73,9 @@ func newStandIn(t *testing.T, url string, answer func(uuid string, desc []byte, 
 	}
 	s.tr = tr
 	t.Cleanup(func() { tr.Close(context.Background()) })
-	for _, topic := range []string{wire.TopicCreate, wire.TopicUpdate, wire.TopicDelete, wire.TopicRetrieve} {
+	// The devices' own bootstrap topics, and MYNO's shared ones (for
+	// LegacyBootstrapTopics).
+	for _, topic := range append(wire.DeviceBootstrapFilters, wire.TopicCreate, wire.TopicUpdate, wire.TopicDelete, wire.TopicRetrieve) {
 		if err := tr.Subscribe(ctx, topic); err != nil {
 			t.Fatal(err)
 		}
@@ -79,6 +84,12 @@ func newStandIn(t *testing.T, url string, answer func(uuid string, desc []byte, 
 }
 
 func (s *standIn) onMessage(m client.Message) {
+	if shared, _, ok := wire.ParseDeviceBootstrapTopic(m.Topic); ok {
+		s.legacy.Store(false)
+		m.Topic = shared
+	} else if m.Topic == wire.TopicCreate || m.Topic == wire.TopicUpdate || m.Topic == wire.TopicDelete || m.Topic == wire.TopicRetrieve {
+		s.legacy.Store(true)
+	}
 	switch m.Topic {
 	case wire.TopicCreate, wire.TopicUpdate:
 		c, err := wire.DecodeChunk(m.Payload)
@@ -105,7 +116,11 @@ func (s *standIn) onMessage(m client.Message) {
 		}
 		go s.tr.Publish(context.Background(), reply, 1)
 	case wire.TopicDelete, wire.TopicRetrieve:
-		go s.tr.Publish(context.Background(), client.Message{Topic: wire.BootstrapResponseTopic(m.Topic, string(m.Payload)), Payload: []byte("OK")}, 1)
+		reply := client.Message{Topic: wire.BootstrapResponseTopic(m.Topic, string(m.Payload)), Payload: []byte("OK")}
+		if m.ResponseTopic != "" {
+			reply.Topic, reply.CorrelationData = m.ResponseTopic, m.CorrelationData
+		}
+		go s.tr.Publish(context.Background(), reply, 1)
 	default:
 		s.received <- m
 	}
@@ -187,6 +202,19 @@ func startDevice(t *testing.T, cfg devices.Config) *devices.Device {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
+	return d
+}
+
+// startRegistered is startDevice, then a bootstrap that the stand-in must
+// accept: a device subscribes to its commands once registered.
+func startRegistered(t *testing.T, cfg devices.Config) *devices.Device {
+	t.Helper()
+	d := startDevice(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 

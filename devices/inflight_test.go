@@ -113,7 +113,7 @@ func TestCommandHandlersAreBounded(t *testing.T) {
 			g := newGate()
 			defer g.open() // on failure too, before the device closes
 			uuid := uuidFor(t, 0)
-			d := startDevice(t, devices.Config{Description: readDescription(t, "led-color.jsonld"), UUID: uuid, BrokerURL: b.url, Protocol: tc.proto,
+			d := startRegistered(t, devices.Config{Description: readDescription(t, "led-color.jsonld"), UUID: uuid, BrokerURL: b.url, Protocol: tc.proto,
 				MaxInFlightCommands: tc.bound, MaxWaitingCommands: tc.waiting, Handlers: map[string]devices.CommandHandler{"ON": g.handle}})
 			answers := flood(t, s, uuid, tc.proto, tc.flood)
 
@@ -162,7 +162,7 @@ func TestCloseWaitsForCommandHandlers(t *testing.T) {
 	g := newGate() // never released: the handlers end with their context
 	uuid := uuidFor(t, 0)
 	const bound = 4
-	d := startDevice(t, devices.Config{Description: readDescription(t, "led-color.jsonld"), UUID: uuid, BrokerURL: b.url,
+	d := startRegistered(t, devices.Config{Description: readDescription(t, "led-color.jsonld"), UUID: uuid, BrokerURL: b.url,
 		MaxInFlightCommands: bound, Handlers: map[string]devices.CommandHandler{"ON": g.handle}})
 	answers := flood(t, s, uuid, client.MQTT5, 10)
 	testenv.WaitFor(t, "every command in hand", func() bool {

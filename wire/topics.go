@@ -17,8 +17,41 @@ const (
 	TopicRetrieve = "yang/config/retrieve"
 )
 
-// BootstrapTopics are the bootstrap topics the bridge subscribes to.
-var BootstrapTopics = []string{TopicCreate, TopicLegacy, TopicUpdate, TopicDelete, TopicRetrieve}
+// SharedBootstrapTopics are MYNO's bootstrap topics, shared by every
+// device: the uuid travels in the payload only, so a broker's ACL cannot
+// tell one device's messages from another's. The bridge serves them where
+// it knows the publisher (the embedded broker), or when told to.
+var SharedBootstrapTopics = []string{TopicCreate, TopicLegacy, TopicUpdate, TopicDelete, TopicRetrieve}
+
+// DeviceBootstrapTopic is the per-device twin of a shared bootstrap topic
+// (TopicCreate, TopicUpdate, TopicDelete or TopicRetrieve):
+// "yang/config/<op>/<uuid>". A broker ACL can give each device its own
+// (Mosquitto: "pattern write yang/config/+/%u").
+func DeviceBootstrapTopic(shared, uuid string) string { return shared + "/" + uuid }
+
+// DeviceBootstrapFilters match every device's per-device bootstrap topics.
+var DeviceBootstrapFilters = []string{TopicCreate + "/+", TopicUpdate + "/+", TopicDelete + "/+", TopicRetrieve + "/+"}
+
+// ParseDeviceBootstrapTopic splits a per-device bootstrap topic into its
+// shared topic and the device's uuid.
+func ParseDeviceBootstrapTopic(topic string) (shared, uuid string, ok bool) {
+	i := strings.LastIndexByte(topic, '/')
+	if i < 0 {
+		return "", "", false
+	}
+	shared, uuid = topic[:i], topic[i+1:]
+	switch shared {
+	case TopicCreate, TopicUpdate, TopicDelete, TopicRetrieve:
+		return shared, uuid, ValidUUID(uuid)
+	}
+	return "", "", false
+}
+
+// DeviceClientID is the MQTT client identifier of the project's device
+// with this uuid. An authenticated device may connect with it or with its
+// bare uuid, and with no other, so that no client can take over another
+// device's session [MQTT-3.1.4-3].
+func DeviceClientID(uuid string) string { return "myno-device-" + uuid }
 
 // bootstrapResponseLevel separates a bootstrap topic from the device in
 // the topic of its answer.

@@ -64,7 +64,32 @@ func TestTopicRoundTrips(t *testing.T) {
 	if u, ok := wire.FirmwareStatusUUID(wire.FirmwareStatusTopic("dev-1")); !ok || u != "dev-1" {
 		t.Errorf("FirmwareStatusUUID: %q %v", u, ok)
 	}
-	for _, topic := range wire.BootstrapTopics {
+	for _, tc := range []struct {
+		topic, shared, uuid string
+		ok                  bool
+	}{
+		{wire.DeviceBootstrapTopic(wire.TopicCreate, "dev-1"), wire.TopicCreate, "dev-1", true},
+		{wire.DeviceBootstrapTopic(wire.TopicUpdate, "dev-1"), wire.TopicUpdate, "dev-1", true},
+		{wire.DeviceBootstrapTopic(wire.TopicDelete, "dev-1"), wire.TopicDelete, "dev-1", true},
+		{wire.DeviceBootstrapTopic(wire.TopicRetrieve, "dev-1"), wire.TopicRetrieve, "dev-1", true},
+		{wire.TopicCreate, "", "", false},
+		{wire.TopicLegacy + "/dev-1", "", "", false},                            // "yang/config/<uuid>" is no operation
+		{wire.BootstrapResponseTopic(wire.TopicCreate, "dev-1"), "", "", false}, // an answer
+		{wire.BootstrapResponseTopic(wire.TopicLegacy, "dev-1"), "", "", false}, // MYNO's create answer
+		{wire.DeviceBootstrapTopic(wire.TopicCreate, "bad uuid"), "", "", false},
+		{wire.DeviceBootstrapTopic(wire.TopicCreate, ""), "", "", false},
+	} {
+		shared, uuid, ok := wire.ParseDeviceBootstrapTopic(tc.topic)
+		if ok != tc.ok || (ok && (shared != tc.shared || uuid != tc.uuid)) {
+			t.Errorf("ParseDeviceBootstrapTopic(%q) = %q, %q, %v; want %q, %q, %v", tc.topic, shared, uuid, ok, tc.shared, tc.uuid, tc.ok)
+		}
+	}
+	for _, filter := range wire.DeviceBootstrapFilters {
+		if !strings.HasSuffix(filter, "/+") {
+			t.Errorf("%s: not a per-device filter", filter)
+		}
+	}
+	for _, topic := range wire.SharedBootstrapTopics {
 		if !wire.IsBootstrapResponse(wire.BootstrapResponseTopic(topic, "dev-1"), "dev-1") {
 			t.Errorf("%s: answer not recognised", topic)
 		}

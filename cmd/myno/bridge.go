@@ -8,6 +8,8 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/mqtt/access"
+	"github.com/myno-bridge/myno/mqtt/broker"
 	"github.com/myno-bridge/myno/ontology"
 )
 
@@ -25,6 +27,14 @@ func bridgeFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "assembly-timeout", Usage: "time for all chunks of a description to arrive", Value: bridge.DefaultAssemblyTimeout, Sources: cli.EnvVars("MYNO_ASSEMBLY_TIMEOUT")},
 		&cli.StringFlag{Name: "cluster", Usage: "run as one instance of the cluster `NAME` on the shared --mqtt-url broker: devices are shared out, the registry is replicated", Sources: cli.EnvVars("MYNO_CLUSTER")},
 		&cli.StringFlag{Name: "instance", Usage: "this instance's `NAME` in the cluster (default: random)", Sources: cli.EnvVars("MYNO_INSTANCE")},
+		&cli.StringFlag{Name: "enrol", Usage: "how devices that are not provisioned join the embedded broker: open (any uuid with a token of 22+ bytes, bound on first use; labs), token (a one-time enrolment token from myno devices add --enrolment) or closed (provisioned devices only)", Value: string(access.DefaultEnrolment), Sources: cli.EnvVars("MYNO_ENROL")},
+		&cli.BoolFlag{Name: "mqtt-allow-anonymous", Usage: "let MQTT clients without credentials use every topic of the embedded broker: labs and migration only (logged at start, shown in <get>)", Sources: cli.EnvVars("MYNO_MQTT_ALLOW_ANONYMOUS")},
+		&cli.StringFlag{Name: "mqtt-credentials", Usage: "MQTT credential `FILE` of the embedded broker (see myno devices); default <data-dir>/" + bridge.CredentialsFile, Sources: cli.EnvVars("MYNO_MQTT_CREDENTIALS")},
+		&cli.StringFlag{Name: "mqtts-listen", Usage: "`ADDRESS` of the embedded broker's MQTT-over-TLS listener (e.g. " + broker.DefaultTLSListen + "); needs --mqtts-cert and --mqtts-key", Sources: cli.EnvVars("MYNO_MQTTS_LISTEN")},
+		&cli.StringFlag{Name: "mqtts-cert", Usage: "certificate `FILE` (PEM) of the mqtts listener", Sources: cli.EnvVars("MYNO_MQTTS_CERT")},
+		&cli.StringFlag{Name: "mqtts-key", Usage: "key `FILE` (PEM) of --mqtts-cert", Sources: cli.EnvVars("MYNO_MQTTS_KEY")},
+		&cli.StringFlag{Name: "mqtts-client-ca", Usage: "CA `FILE` (PEM) whose client certificates the mqtts listener accepts; the certificate's common name is the client (a device's uuid), e.g. the E2E CA of myno ca", Sources: cli.EnvVars("MYNO_MQTTS_CLIENT_CA")},
+		&cli.BoolFlag{Name: "legacy-bootstrap-topics", Usage: "with --mqtt-url: also serve MYNO's shared bootstrap topics (yang/config/create, ...), which an external broker cannot tie to a device (see the README's threat model)", Sources: cli.EnvVars("MYNO_LEGACY_BOOTSTRAP_TOPICS")},
 		logLevelFlag("info"),
 	}, mqttAuthFlags()...)
 }
@@ -34,26 +44,38 @@ func bridgeConfig(cmd *cli.Command) (bridge.Config, error) {
 	if err != nil {
 		return bridge.Config{}, err
 	}
+	enrol, err := access.ParseEnrolment(cmd.String("enrol"))
+	if err != nil {
+		return bridge.Config{}, err
+	}
 	return bridge.Config{
-		NetconfListen:       cmd.String("netconf-listen"),
-		MQTTListen:          cmd.String("mqtt-listen"),
-		MQTTURL:             cmd.String("mqtt-url"),
-		MQTTUsername:        cmd.String("mqtt-username"),
-		MQTTPassword:        password,
-		MQTTCAFile:          cmd.String("mqtt-ca"),
-		MQTTCertFile:        cmd.String("mqtt-cert"),
-		MQTTKeyFile:         cmd.String("mqtt-key"),
-		DataDir:             cmd.String("data-dir"),
-		UsersFile:           cmd.String("users"),
-		AdminPassword:       os.Getenv("MYNO_ADMIN_PASSWORD"),
-		RPCTimeout:          cmd.Duration("rpc-timeout"),
-		MaxDescriptionBytes: int(cmd.Int("max-description-bytes")),
-		MaxChunks:           int(cmd.Int("max-chunks")),
-		AssemblyTimeout:     cmd.Duration("assembly-timeout"),
-		Cluster:             cmd.String("cluster"),
-		Instance:            cmd.String("instance"),
-		Logger:              newLogger(cmd),
-		Out:                 cmd.Root().Writer,
+		Enrolment:             enrol,
+		MQTTAllowAnonymous:    cmd.Bool("mqtt-allow-anonymous"),
+		CredentialsFile:       cmd.String("mqtt-credentials"),
+		MQTTTLSListen:         cmd.String("mqtts-listen"),
+		MQTTTLSCertFile:       cmd.String("mqtts-cert"),
+		MQTTTLSKeyFile:        cmd.String("mqtts-key"),
+		MQTTTLSClientCAFile:   cmd.String("mqtts-client-ca"),
+		LegacyBootstrapTopics: cmd.Bool("legacy-bootstrap-topics"),
+		NetconfListen:         cmd.String("netconf-listen"),
+		MQTTListen:            cmd.String("mqtt-listen"),
+		MQTTURL:               cmd.String("mqtt-url"),
+		MQTTUsername:          cmd.String("mqtt-username"),
+		MQTTPassword:          password,
+		MQTTCAFile:            cmd.String("mqtt-ca"),
+		MQTTCertFile:          cmd.String("mqtt-cert"),
+		MQTTKeyFile:           cmd.String("mqtt-key"),
+		DataDir:               cmd.String("data-dir"),
+		UsersFile:             cmd.String("users"),
+		AdminPassword:         os.Getenv("MYNO_ADMIN_PASSWORD"),
+		RPCTimeout:            cmd.Duration("rpc-timeout"),
+		MaxDescriptionBytes:   int(cmd.Int("max-description-bytes")),
+		MaxChunks:             int(cmd.Int("max-chunks")),
+		AssemblyTimeout:       cmd.Duration("assembly-timeout"),
+		Cluster:               cmd.String("cluster"),
+		Instance:              cmd.String("instance"),
+		Logger:                newLogger(cmd),
+		Out:                   cmd.Root().Writer,
 	}, nil
 }
 
@@ -62,7 +84,9 @@ func bridgeCommand() *cli.Command {
 		Name:  "bridge",
 		Usage: "run the NETCONF-MQTT bridge",
 		Description: "Serves every device that bootstraps over MQTT as a YANG module with NETCONF rpcs.\n" +
-			"Without --mqtt-url it runs the embedded broker. On first start it creates the user admin;\n" +
+			"Without --mqtt-url it runs the embedded broker, which admits only clients with credentials\n" +
+			"(myno devices add; --enrol) and gives each the topics of its role or description.\n" +
+			"On first start it creates the user admin;\n" +
 			"the password comes from MYNO_ADMIN_PASSWORD or is generated and printed once.\n" +
 			"Stops gracefully on SIGINT/SIGTERM.",
 		Flags: bridgeFlags(),

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/urfave/cli/v3"
 )
@@ -42,6 +44,10 @@ func demoCommand() *cli.Command {
 			}
 			// The bridge hands the Update Server certificate to the devices.
 			cfg.UpdateServerCert = upd.serverCert
+			tokens, err := provisionDemo(cfg)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
 			b, err := bridge.Start(ctx, cfg)
 			if err != nil {
 				return &exitError{code: 1, err: err}
@@ -65,7 +71,8 @@ func demoCommand() *cli.Command {
 					return &exitError{code: 1, err: err}
 				}
 				d, err := devices.New(devices.Config{Description: desc, UUID: spec.uuid, BrokerURL: b.BrokerURL(),
-					Protocol: []client.Protocol{client.MQTT5, client.MQTT311}[i%2], TelemetryInterval: cmd.Duration("telemetry-interval"),
+					Credentials: client.Credentials{Username: spec.uuid, Password: tokens[spec.uuid]},
+					Protocol:    []client.Protocol{client.MQTT5, client.MQTT311}[i%2], TelemetryInterval: cmd.Duration("telemetry-interval"),
 					Seed: int64(i + 1), Logger: cfg.Logger})
 				if err != nil {
 					return &exitError{code: 1, err: err}
@@ -107,20 +114,76 @@ Connect (user admin; the password was printed above on first start, or is MYNO_A
   myno rpc --addr %[1]s --user admin --password PASSWORD '<ledOn xmlns="urn:myno:yang:%[6]s"><uuidInput>demo-led-1</uuidInput></ledOn>'
   yangcli --server=%[4]s --ncport=%[5]s --user=admin --password=PASSWORD
 
+The broker admits only provisioned clients (tokens in %[14]s; myno devices list --data-dir %[15]s),
+each to its own topics: an anonymous mosquitto_pub -t actuator/led/demo-led-1 is refused.
+
 Update demo-mup-1 from firmware version %[8]d to %[9]d with MUP (keys and image in %[7]s):
   myno update --bridge %[1]s --password PASSWORD --mqtt-url %[2]s --device demo-mup-1 \
+    --mqtt-username %[16]s --mqtt-password-file %[14]s/%[16]s.token \
     --image %[10]s --manifest %[11]s --key %[12]s
 For a confidential transfer (the broker sees only sealed slices), add:
     --encrypt --ca-dir %[13]s
 
 Renew demo-mup-1's E2E certificate and key through the broker, which sees neither (CA in %[13]s):
-  myno e2e renew --ca-dir %[13]s --mqtt-url %[2]s --device demo-mup-1
+  myno e2e renew --ca-dir %[13]s --mqtt-url %[2]s --device demo-mup-1 \
+    --mqtt-username %[16]s --mqtt-password-file %[14]s/%[16]s.token
 
 Stop with Ctrl-C.
 `, b.NetconfAddr(), b.BrokerURL(), "demo-led-1, demo-relay-1, demo-mup-1", host, port, ledModule,
-				upd.dir, demoFirmwareFrom, demoFirmwareTo, upd.image, upd.manifest, upd.serverKey, e2eDir)
+				upd.dir, demoFirmwareFrom, demoFirmwareTo, upd.image, upd.manifest, upd.serverKey, e2eDir,
+				demoTokenDir(cfg.DataDir), cfg.DataDir, demoE2EManager)
 			<-ctx.Done()
 			return nil
 		},
 	}
+}
+
+// demoDevices are the uuids of the demo's devices.
+var demoDevices = []string{"demo-led-1", "demo-relay-1", "demo-mup-1"}
+
+// demoTokenDir keeps the demo's MQTT tokens, one file per identity.
+func demoTokenDir(dataDir string) string { return filepath.Join(dataDir, "tokens") }
+
+// provisionDemo gives the demo's devices, and its Update Server and E2E
+// manager (one identity, named as the manager's certificate), MQTT
+// credentials, once: a restarted demo reuses them. It returns the tokens
+// by name.
+func provisionDemo(cfg bridge.Config) (map[string]string, error) {
+	dir := demoTokenDir(cfg.DataDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	file := cfg.CredentialsFile
+	if file == "" {
+		file = filepath.Join(cfg.DataDir, bridge.CredentialsFile)
+	}
+	store, err := access.OpenStore(file)
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{}
+	for _, c := range store.List() {
+		known[c.Name] = !c.Enrolment
+	}
+	tokens := map[string]string{}
+	roles := map[string]access.Role{demoE2EManager: access.RoleUpdateServer}
+	for _, uuid := range demoDevices {
+		roles[uuid] = access.RoleDevice
+	}
+	for name, role := range roles {
+		file := filepath.Join(dir, name+".token")
+		if data, err := os.ReadFile(file); err == nil && known[name] {
+			tokens[name] = strings.TrimSpace(string(data))
+			continue
+		}
+		token, err := store.Add(name, role, access.AddOptions{Replace: true})
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		tokens[name] = token
+	}
+	return tokens, nil
 }

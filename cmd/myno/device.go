@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -33,6 +34,8 @@ func deviceCommand() *cli.Command {
 			&cli.Int64Flag{Name: "seed", Usage: "seed of the sensor readings", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_SEED")},
 			&cli.IntFlag{Name: "count", Usage: "run `N` devices of --description", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_COUNT")},
 			&cli.StringFlag{Name: "fleet", Usage: "fleet `FILE` of description:count lines", Sources: cli.EnvVars("MYNO_DEVICE_FLEET")},
+			&cli.StringFlag{Name: "mqtt-token-dir", Usage: "`DIR` of device tokens, <uuid>.token each (myno devices add --token-dir): each device logs in with its uuid and its token", Sources: cli.EnvVars("MYNO_MQTT_TOKEN_DIR")},
+			&cli.BoolFlag{Name: "legacy-bootstrap-topics", Usage: "bootstrap on MYNO's shared topics (yang/config/create, ...) instead of the device's own (yang/config/create/<uuid>, ...), for bridges that know only those", Sources: cli.EnvVars("MYNO_DEVICE_LEGACY_BOOTSTRAP_TOPICS")},
 			&cli.DurationFlag{Name: "bootstrap-timeout", Usage: "wait for the bridge's answer per attempt", Value: devices.DefaultBootstrapTimeout, Sources: cli.EnvVars("MYNO_DEVICE_BOOTSTRAP_TIMEOUT")},
 			logLevelFlag("info"),
 		}, append(e2eDeviceFlags(), mqttAuthFlags()...)...),
@@ -65,7 +68,10 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 		Seed:              cmd.Int64("seed"),
 		BootstrapTimeout:  cmd.Duration("bootstrap-timeout"),
 		Logger:            log,
+
+		LegacyBootstrapTopics: cmd.Bool("legacy-bootstrap-topics"),
 	}
+	credentialsFor := deviceCredentials(creds, cmd.String("mqtt-token-dir"))
 	e2eCfg, err := e2eDeviceConfig(cmd)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -86,6 +92,9 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 		}
 		if cmd.Int("count") <= 1 {
 			base.Description, base.UUID = desc, cmd.String("uuid")
+			if base.Credentials, err = credentialsFor(base.UUID); err != nil {
+				return &exitError{code: 2, err: err}
+			}
 			d, err := devices.New(base)
 			if err != nil {
 				return &exitError{code: 1, err: err}
@@ -107,7 +116,7 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 	}
 	out := cmd.Root().ErrWriter
 	fleet, err := devices.StartFleet(ctx, devices.FleetConfig{
-		Entries: entries, BaseUUID: cmd.String("uuid"), Device: base,
+		Entries: entries, BaseUUID: cmd.String("uuid"), Device: base, Credentials: credentialsFor,
 		Progress: func(p devices.FleetProgress) { fmt.Fprintf(out, "fleet: %s\n", p) },
 	})
 	if err != nil {
@@ -120,4 +129,24 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 1, err: fmt.Errorf("device: %d of %d devices failed", p.Failed, p.Total)}
 	}
 	return nil
+}
+
+// deviceCredentials gives each device its broker credentials: its token
+// from tokenDir (<uuid>.token) when given, else the --mqtt-* flags'; a
+// device with a password and no user name logs in as its uuid.
+func deviceCredentials(flags client.Credentials, tokenDir string) func(uuid string) (client.Credentials, error) {
+	return func(uuid string) (client.Credentials, error) {
+		c := flags
+		if tokenDir != "" {
+			data, err := os.ReadFile(filepath.Join(tokenDir, uuid+".token"))
+			if err != nil {
+				return c, fmt.Errorf("--mqtt-token-dir: %w", err)
+			}
+			c.Username, c.Password = uuid, strings.TrimSpace(string(data))
+		}
+		if c.Username == "" && c.Password != "" {
+			c.Username = uuid
+		}
+		return c, nil
+	}
 }

@@ -24,7 +24,7 @@ import (
 // accepts every bootstrap and reports each registered UUID.
 func acceptingBroker(t *testing.T) (string, <-chan string) {
 	t.Helper()
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger()})
+	b, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

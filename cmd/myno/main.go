@@ -59,6 +59,8 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			yangCommand(),
 			deviceCommand(),
 			bridgeCommand(),
+			devicesCommand(),
+			aclCommand(),
 			demoCommand(),
 			rpcCommand(),
 			keysCommand(),

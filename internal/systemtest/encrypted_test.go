@@ -41,7 +41,7 @@ func setupEncrypted(t testing.TB, onMosquitto bool, device func(*devices.MUPConf
 		url = m.URL()
 		ew.cap = testenv.WatchAll(t, url)
 	} else {
-		br, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger()})
+		br, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 		if err != nil {
 			t.Fatal(err)
 		}

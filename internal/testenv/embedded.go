@@ -23,8 +23,8 @@ type Embedded struct {
 	cur *broker.Broker
 }
 
-// StartEmbedded starts the embedded broker with cfg (Listen and Logger are
-// filled in when empty) and hooks, again after each restart.
+// StartEmbedded starts the embedded broker with cfg (Listen, Logger and
+// Access are filled in when empty; Access with broker.OpenAccess) and hooks, again after each restart.
 func StartEmbedded(t testing.TB, cfg broker.Config, hooks ...mqtt.Hook) *Embedded {
 	t.Helper()
 	if cfg.Listen == "" {
@@ -32,6 +32,11 @@ func StartEmbedded(t testing.TB, cfg broker.Config, hooks ...mqtt.Hook) *Embedde
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = Logger()
+	}
+	if cfg.Access == nil {
+		// Tests of other things than access control: every client, every
+		// topic (the mqtt/broker and bridge tests cover the access control).
+		cfg.Access = broker.OpenAccess{}
 	}
 	// Through Config.Hooks the hooks are in place before the first client
 	// connects, also after a restart.

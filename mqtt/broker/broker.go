@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,10 +10,11 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
+
+	"github.com/myno-bridge/myno/mqtt/access"
 )
 
 // DefaultListen is where the embedded broker listens when Config.Listen
@@ -39,13 +41,39 @@ type Config struct {
 	// closes): to filter or count connections, or to inject accept errors
 	// in tests. Its Addr should be that of the listener it wraps.
 	WrapListener func(net.Listener) net.Listener
+
+	// Access decides who may connect and which topics each client may
+	// use. nil admits nobody: use an access.Controller, or OpenAccess in
+	// a lab.
+	Access AccessControl
+
+	// TLSListen, when set, opens a second listener, MQTT over TLS
+	// (mqtts, IANA 8883), with TLSConfig (its certificate; ClientCAs and
+	// ClientAuth for client certificates, whose common name then
+	// identifies the client).
+	TLSListen string
+	TLSConfig *tls.Config
 }
+
+// DefaultTLSListen is the usual loopback address of --mqtts-listen.
+const DefaultTLSListen = "127.0.0.1:8883"
+
+// refuseAll is the access control of a broker configured with none.
+type refuseAll struct{}
+
+func (refuseAll) Authenticate(access.ConnectRequest) (access.Identity, error) {
+	return access.Identity{}, errors.New("the broker has no access control configured")
+}
+
+func (refuseAll) Allow(access.Identity, string, bool) bool { return false }
 
 // Broker is a running embedded broker.
 type Broker struct {
-	srv  *mqtt.Server
-	ln   *listener
-	addr string
+	srv    *mqtt.Server
+	ln     *listener
+	tlsLn  *listener // nil without Config.TLSListen
+	addr   string
+	access *accessHook
 }
 
 // Start starts the embedded broker and returns once it listens.
@@ -75,14 +103,35 @@ func Start(cfg Config) (*Broker, error) {
 		nl = cfg.WrapListener(nl)
 	}
 	ln := newListener("tcp", nl)
+	var tlsNet net.Listener
+	if cfg.TLSListen != "" {
+		if cfg.TLSConfig == nil || (len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil) {
+			_ = nl.Close()
+			return nil, errors.New("broker: a TLS listener needs a certificate and key")
+		}
+		if tlsNet, err = net.Listen("tcp", cfg.TLSListen); err != nil {
+			_ = nl.Close()
+			return nil, fmt.Errorf("broker listen (TLS) %s: %w", cfg.TLSListen, err)
+		}
+		tlsNet = tls.NewListener(tlsNet, cfg.TLSConfig)
+	}
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: cfg.Logger, InlineClient: true})
-	// fail closes what was opened: the listener, and the hooks (the store).
+	// fail closes what was opened: the listeners, and the hooks (the store).
 	fail := func(err error) (*Broker, error) {
 		_ = nl.Close()
+		if tlsNet != nil {
+			_ = tlsNet.Close()
+		}
 		_ = srv.Close()
 		return nil, err
 	}
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	control := cfg.Access
+	if control == nil {
+		control = refuseAll{}
+	}
+	// First, so that no other hook sees a client before it is admitted.
+	accessHook := &accessHook{srv: srv, control: control}
+	if err := srv.AddHook(accessHook, nil); err != nil {
 		return fail(err)
 	}
 	if err := srv.AddHook(&AnnounceTopicAliases{Maximum: caps.TopicAliasMaximum}, nil); err != nil {
@@ -108,10 +157,17 @@ func Start(cfg Config) (*Broker, error) {
 	if err := srv.AddListener(ln); err != nil {
 		return fail(fmt.Errorf("broker listen %s: %w", cfg.Listen, err))
 	}
+	b := &Broker{srv: srv, ln: ln, addr: ln.Address(), access: accessHook}
+	if tlsNet != nil {
+		b.tlsLn = newListener("tls", tlsNet)
+		if err := srv.AddListener(b.tlsLn); err != nil {
+			return fail(fmt.Errorf("broker listen (TLS) %s: %w", cfg.TLSListen, err))
+		}
+	}
 	if err := srv.Serve(); err != nil {
 		return fail(fmt.Errorf("broker start: %w", err))
 	}
-	return &Broker{srv: srv, ln: ln, addr: ln.Address()}, nil
+	return b, nil
 }
 
 // Addr is the address the broker listens on.
@@ -125,6 +181,14 @@ func (b *Broker) AcceptErrors() uint64 { return b.ln.AcceptErrors() }
 
 // URL is the broker's address as an mqtt:// URL.
 func (b *Broker) URL() string { return "mqtt://" + b.addr }
+
+// TLSURL is the TLS listener's address as an mqtts:// URL, or "".
+func (b *Broker) TLSURL() string {
+	if b.tlsLn == nil {
+		return ""
+	}
+	return "mqtts://" + b.tlsLn.Address()
+}
 
 // Server gives access to the mochi server, for hooks.
 func (b *Broker) Server() *mqtt.Server { return b.srv }

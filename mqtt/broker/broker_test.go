@@ -20,7 +20,7 @@ import (
 // The embedded broker keeps retained messages in the data dir.
 func TestEmbeddedBrokerPersistsRetainedMessages(t *testing.T) {
 	dir := t.TempDir()
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", DataDir: dir, Logger: testenv.Logger()})
+	b, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", DataDir: dir, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestEmbeddedBrokerPersistsRetainedMessages(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b2, err := broker.Start(broker.Config{Listen: addr, DataDir: dir, Logger: testenv.Logger()})
+	b2, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: addr, DataDir: dir, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func (l logSignal) WithGroup(string) slog.Handler      { return l }
 func TestEmbeddedBrokerReconnectWhileOldSessionEnds(t *testing.T) {
 	race := &reconnectRace{id: "device-1", newConnect: make(chan struct{}), established: make(chan struct{}), waiting: make(chan struct{})}
 	logger := slog.New(logSignal{Handler: testenv.Logger().Handler(), text: "previous session to end", once: new(sync.Once), ch: race.waiting})
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: logger})
+	b, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

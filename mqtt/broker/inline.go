@@ -9,6 +9,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
 )
 
@@ -20,13 +21,14 @@ import (
 // can deadlock under heavy concurrent QoS 1 load (mochi-mqtt v2.7.9,
 // Inflight.NextImmediate).
 type inlineTransport struct {
-	srv   *mqtt.Server
-	cl    *mqtt.Client
-	on    func(client.Message)
-	mu    sync.Mutex
-	subs  map[string]int
-	next  atomic.Int64
-	close atomic.Bool
+	broker *Broker
+	srv    *mqtt.Server
+	cl     *mqtt.Client
+	on     func(client.Message)
+	mu     sync.Mutex
+	subs   map[string]int
+	next   atomic.Int64
+	close  atomic.Bool
 }
 
 // InlineClient returns a client.Transport inside the broker; on receives
@@ -34,7 +36,7 @@ type inlineTransport struct {
 func (b *Broker) InlineClient(id string, on func(client.Message)) client.Transport {
 	cl := b.srv.NewClient(nil, "local", id, true)
 	cl.Properties.ProtocolVersion = 5
-	return &inlineTransport{srv: b.srv, cl: cl, on: on, subs: map[string]int{}}
+	return &inlineTransport{broker: b, srv: b.srv, cl: cl, on: on, subs: map[string]int{}}
 }
 
 var errClosed = errors.New("inline transport closed")
@@ -75,8 +77,17 @@ func (t *inlineTransport) Subscribe(ctx context.Context, topic string) error {
 			return
 		}
 		t.on(client.Message{Topic: pk.TopicName, Payload: pk.Payload,
-			ResponseTopic: pk.Properties.ResponseTopic, CorrelationData: pk.Properties.CorrelationData})
+			ResponseTopic: pk.Properties.ResponseTopic, CorrelationData: pk.Properties.CorrelationData,
+			Sender: t.sender(pk.Origin)})
 	})
+}
+
+// sender is who published a message: the client with that identifier
+// (the handler runs while the broker processes its PUBLISH, so the client
+// is still there), the anonymous identity if it is gone.
+func (t *inlineTransport) sender(origin string) *access.Identity {
+	id, _ := t.broker.Identity(origin)
+	return &id
 }
 
 func (t *inlineTransport) Unsubscribe(ctx context.Context, topic string) error {

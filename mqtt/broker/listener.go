@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/myno-bridge/myno/internal/acceptbackoff"
 )
@@ -121,7 +123,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			_ = conn.Close() // mochi-mqtt has closed it already, mostly
 			switch {
 			case err == nil:
-			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), refused(err):
 				l.log.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "err", err)
 			default:
 				l.log.Warn("mqtt connection ended with an error", "remote", conn.RemoteAddr().String(), "err", err)
@@ -156,3 +158,10 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 
 // AcceptErrors is how many times Accept failed (and was tried again).
 func (l *listener) AcceptErrors() uint64 { return l.errors.Load() }
+
+// refused reports whether err is a connection the broker refused with a
+// CONNACK reason code (the access control, which logs its refusals).
+func refused(err error) bool {
+	var code packets.Code
+	return errors.As(err, &code) && code.Code >= packets.ErrUnspecifiedError.Code
+}

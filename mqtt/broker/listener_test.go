@@ -23,7 +23,7 @@ func TestBrokerKeepsAcceptingAfterErrors(t *testing.T) {
 	const failures = 5
 	var fl *testenv.FailingListener
 	logs := &testenv.Warnings{}
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: slog.New(logs),
+	b, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: slog.New(logs),
 		WrapListener: func(ln net.Listener) net.Listener { fl = testenv.FailAccepts(ln, failures); return fl }})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func (l acceptSignal) Accept() (net.Conn, error) {
 // closes that connection; the broker then starts again on its port.
 func TestBrokerCloseWithIdleConnection(t *testing.T) {
 	accepted := make(chan struct{}, 1)
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger(),
+	b, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: testenv.Logger(),
 		WrapListener: func(ln net.Listener) net.Listener { return acceptSignal{ln, accepted} }})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestBrokerCloseWithIdleConnection(t *testing.T) {
 	if _, err := idle.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Fatalf("idle connection still open after Close: %v", err)
 	}
-	b2, err := broker.Start(broker.Config{Listen: b.Addr(), Logger: testenv.Logger()})
+	b2, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: b.Addr(), Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatalf("restart on %s: %v", b.Addr(), err)
 	}

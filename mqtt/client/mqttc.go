@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myno-bridge/myno/mqtt/access"
+
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 	mqtt311 "github.com/eclipse/paho.mqtt.golang"
@@ -44,6 +46,10 @@ type Message struct {
 	Payload         []byte
 	ResponseTopic   string
 	CorrelationData []byte
+	// Sender is who published the message, where the broker knows and
+	// says so: the embedded broker, to its inline client. nil elsewhere
+	// (an external broker only enforces its ACL).
+	Sender *access.Identity
 }
 
 // Transport is an MQTT connection that reconnects by itself and restores

@@ -50,7 +50,7 @@ const adminPassword = "pw"
 
 func startFakeBridge(t testing.TB) *fakeBridge {
 	t.Helper()
-	br, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Logger: testenv.Logger()})
+	br, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

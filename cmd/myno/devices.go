@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/mqtt/access"
+	"github.com/myno-bridge/myno/wire"
+)
+
+// credentialFlags locate the MQTT credential file: --mqtt-credentials, or
+// the one in --data-dir, as myno bridge finds it.
+func credentialFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "data-dir", Usage: "the bridge's data `DIR`", Value: bridge.DefaultDataDir, Sources: cli.EnvVars("MYNO_DATA_DIR")},
+		&cli.StringFlag{Name: "mqtt-credentials", Usage: "MQTT credential `FILE`; default <data-dir>/" + bridge.CredentialsFile, Sources: cli.EnvVars("MYNO_MQTT_CREDENTIALS")},
+	}
+}
+
+// openCredentials opens the credential file of credentialFlags.
+func openCredentials(cmd *cli.Command) (*access.Store, error) {
+	path := cmd.String("mqtt-credentials")
+	if path == "" {
+		dir := cmd.String("data-dir")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		path = filepath.Join(dir, bridge.CredentialsFile)
+	}
+	return access.OpenStore(path)
+}
+
+func devicesCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "devices",
+		Usage: "provision MQTT credentials: devices (named by uuid) and the roles bridge, update-server, e2e-manager",
+		Description: "Each identity gets a random 256-bit token, printed once and stored as its SHA-256 digest\n" +
+			"in the credential file that myno bridge's embedded broker reads (it picks up changes within\n" +
+			"seconds, and disconnects an identity that is removed). A device logs in with its uuid as\n" +
+			"user name and its token as password, and may use only its own topics.",
+		Commands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "provision identities and print their tokens",
+				ArgsUsage: "NAME...",
+				Flags: append(credentialFlags(),
+					&cli.StringFlag{Name: "role", Value: string(access.RoleDevice), Usage: "device, bridge, update-server or e2e-manager"},
+					&cli.BoolFlag{Name: "enrolment", Usage: "make one-time enrolment tokens (the bridge's --enrol token): the device's first login turns it into its credential"},
+					&cli.DurationFlag{Name: "ttl", Usage: "with --enrolment: how long an unused enrolment token stays valid (0: no limit)", Value: 7 * 24 * time.Hour},
+					&cli.BoolFlag{Name: "replace", Usage: "give a name that exists a new token (the old one stops working)"},
+					&cli.StringFlag{Name: "token-dir", Usage: "also write each token to `DIR`/<name>.token (mode 0600), for --mqtt-password-file"},
+				),
+				Action: func(ctx context.Context, cmd *cli.Command) error {
+					if cmd.NArg() == 0 {
+						return &exitError{code: 2, err: errors.New("devices add: give at least one NAME (a device's uuid)")}
+					}
+					role, err := access.ParseRole(cmd.String("role"))
+					if err != nil {
+						return &exitError{code: 2, err: err}
+					}
+					store, err := openCredentials(cmd)
+					if err != nil {
+						return &exitError{code: 1, err: err}
+					}
+					dir := cmd.String("token-dir")
+					if dir != "" {
+						if err := os.MkdirAll(dir, 0o700); err != nil {
+							return &exitError{code: 1, err: err}
+						}
+					}
+					w := tabwriter.NewWriter(cmd.Root().Writer, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "NAME\tROLE\tTOKEN")
+					for _, name := range cmd.Args().Slice() {
+						token, err := store.Add(name, role, access.AddOptions{Enrolment: cmd.Bool("enrolment"), TTL: cmd.Duration("ttl"), Replace: cmd.Bool("replace")})
+						if err != nil {
+							w.Flush()
+							return &exitError{code: 1, err: err}
+						}
+						if dir != "" {
+							if err := os.WriteFile(filepath.Join(dir, name+".token"), []byte(token+"\n"), 0o600); err != nil {
+								w.Flush()
+								return &exitError{code: 1, err: err}
+							}
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\n", name, role, token)
+					}
+					w.Flush()
+					fmt.Fprintf(cmd.Root().ErrWriter, "Tokens are shown once; %s keeps only their digests.\n", store.Path())
+					return nil
+				},
+			},
+			{
+				Name:      "remove",
+				Usage:     "remove identities (a running bridge disconnects them)",
+				ArgsUsage: "NAME...",
+				Flags:     credentialFlags(),
+				Action: func(ctx context.Context, cmd *cli.Command) error {
+					store, err := openCredentials(cmd)
+					if err != nil {
+						return &exitError{code: 1, err: err}
+					}
+					var missing []string
+					for _, name := range cmd.Args().Slice() {
+						found, err := store.Remove(name)
+						if err != nil {
+							return &exitError{code: 1, err: err}
+						}
+						if !found {
+							missing = append(missing, name)
+						}
+					}
+					if len(missing) > 0 {
+						return &exitError{code: 1, err: fmt.Errorf("not provisioned: %s", strings.Join(missing, ", "))}
+					}
+					return nil
+				},
+			},
+			{
+				Name:  "list",
+				Usage: "list the identities (never their tokens)",
+				Flags: credentialFlags(),
+				Action: func(ctx context.Context, cmd *cli.Command) error {
+					store, err := openCredentials(cmd)
+					if err != nil {
+						return &exitError{code: 1, err: err}
+					}
+					w := tabwriter.NewWriter(cmd.Root().Writer, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "NAME\tROLE\tSTATE\tCREATED")
+					now := time.Now()
+					for _, c := range store.List() {
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Name, c.Role, credentialState(c, now), c.Created.Format(time.RFC3339))
+					}
+					return w.Flush()
+				},
+			},
+		},
+	}
+}
+
+// credentialState says where a credential stands.
+func credentialState(c access.Credential, now time.Time) string {
+	switch {
+	case c.Enrolment && !c.Expires.IsZero() && now.After(c.Expires):
+		return "enrolment token expired " + c.Expires.Format(time.RFC3339)
+	case c.Enrolment:
+		return "enrolment token unused"
+	case !c.Enrolled.IsZero():
+		return "enrolled " + c.Enrolled.Format(time.RFC3339)
+	}
+	return "provisioned"
+}
+
+func aclCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "acl",
+		Usage: "the MQTT access rules of the bridge's identities and devices, for an external broker",
+		Commands: []*cli.Command{{
+			Name:  "export",
+			Usage: "write a Mosquitto password file and ACL file",
+			Description: "Grants each identity of the credential file exactly its topics: a device its bootstrap,\n" +
+				"response, status and E2E topics and, once registered (the bridge's registry in --data-dir)\n" +
+				"or given with --description, the command, reading and firmware topics of its description.\n" +
+				"Mosquitto reads them at start and on SIGHUP: export again after devices register.",
+			Flags: append(credentialFlags(),
+				&cli.StringFlag{Name: "format", Value: "mosquitto", Usage: "only mosquitto"},
+				&cli.StringFlag{Name: "password-file", Usage: "`FILE` to write (Mosquitto password_file)", Required: true},
+				&cli.StringFlag{Name: "acl-file", Usage: "`FILE` to write (Mosquitto acl_file)", Required: true},
+				&cli.StringSliceFlag{Name: "description", Usage: "`UUID=FILE`: the description of a device not registered yet (repeatable)"},
+				&cli.StringFlag{Name: "e2e-prefix", Usage: "root of the E2E channel's topics", Value: wire.DefaultE2EPrefix, Sources: cli.EnvVars("MYNO_E2E_PREFIX")},
+				&cli.BoolFlag{Name: "legacy-bootstrap-topics", Usage: "let devices publish on MYNO's shared bootstrap topics (as the bridge's flag; see the README's threat model)"},
+			),
+			Action: func(ctx context.Context, cmd *cli.Command) error {
+				if cmd.String("format") != "mosquitto" {
+					return &exitError{code: 2, err: fmt.Errorf("--format %q: only mosquitto", cmd.String("format"))}
+				}
+				extra := map[string][]byte{}
+				for _, d := range cmd.StringSlice("description") {
+					uuid, file, ok := strings.Cut(d, "=")
+					if !ok {
+						return &exitError{code: 2, err: fmt.Errorf("--description %q: want UUID=FILE", d)}
+					}
+					data, err := os.ReadFile(file)
+					if err != nil {
+						return &exitError{code: 1, err: err}
+					}
+					extra[uuid] = data
+				}
+				store, err := openCredentials(cmd)
+				if err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				devs, err := bridge.SavedDevices(cmd.String("data-dir"), extra, 0)
+				if err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				policy := access.Policy{Devices: devs, E2EPrefix: cmd.String("e2e-prefix"), LegacyBootstrap: cmd.Bool("legacy-bootstrap-topics")}
+				var pw, acl strings.Builder
+				if err := access.ExportMosquitto(access.Export{Credentials: store.List(), Rules: policy.Rules}, &pw, &acl); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				if err := os.WriteFile(cmd.String("password-file"), []byte(pw.String()), 0o600); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				if err := os.WriteFile(cmd.String("acl-file"), []byte(acl.String()), 0o644); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				fmt.Fprintf(cmd.Root().Writer, "wrote %s and %s: %d identities, %d descriptions\n", cmd.String("password-file"), cmd.String("acl-file"), store.Len(), len(extra))
+				return nil
+			},
+		}},
+	}
+}

@@ -1,0 +1,205 @@
+package access
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/myno-bridge/myno/wire"
+)
+
+// Enrolment is how devices that are not provisioned may join (--enrol).
+type Enrolment string
+
+// The enrolment modes.
+const (
+	// EnrolOpen admits any device that presents its uuid and a token of
+	// at least MinEnrolTokenLength bytes, and binds that token to the uuid
+	// from then on (trust on first use): for labs.
+	EnrolOpen Enrolment = "open"
+	// EnrolToken admits a device with a one-time enrolment token made for
+	// its uuid (myno devices add --enrolment); the token then becomes the
+	// device's credential and can enrol nothing else.
+	EnrolToken Enrolment = "token"
+	// EnrolClosed admits provisioned devices only.
+	EnrolClosed Enrolment = "closed"
+)
+
+// DefaultEnrolment is the default of --enrol.
+const DefaultEnrolment = EnrolToken
+
+// ParseEnrolment checks an --enrol value.
+func ParseEnrolment(s string) (Enrolment, error) {
+	switch e := Enrolment(s); e {
+	case EnrolOpen, EnrolToken, EnrolClosed:
+		return e, nil
+	}
+	return "", fmt.Errorf("--enrol %q: want open, token or closed", s)
+}
+
+// MinEnrolTokenLength is the shortest token --enrol open binds to a new
+// device: 128 bits in base64.
+const MinEnrolTokenLength = 22
+
+// Refusal reasons of Authenticate; the broker turns each into its CONNACK
+// reason code (MQTT 5 §3.2.2.2).
+var (
+	ErrAnonymous      = errors.New("anonymous clients are refused")                   // 0x87 Not authorized
+	ErrBadCredentials = errors.New("bad user name or password")                       // 0x86
+	ErrNotEnrolled    = errors.New("not provisioned and may not enrol")               // 0x87
+	ErrClientID       = errors.New("client identifier not allowed for this identity") // 0x85
+)
+
+// ConnectRequest is what a client presents in its CONNECT.
+type ConnectRequest struct {
+	ClientID string
+	Username string
+	Password []byte
+	// Certificate is the client's certificate, already verified by the
+	// TLS handshake against the listener's client CA; nil without one.
+	Certificate *x509.Certificate
+}
+
+// Controller authenticates MQTT clients and checks their topics: the
+// embedded broker's access control (package mqtt/broker calls it).
+type Controller struct {
+	Store     *Store
+	Policy    Policy
+	Enrolment Enrolment
+	// AllowAnonymous admits clients without credentials and lets them use
+	// any topic (--mqtt-allow-anonymous: labs and migration only).
+	AllowAnonymous bool
+	Logger         *slog.Logger
+
+	generation atomic.Uint64 // bumped by Changed
+	cache      sync.Map      // Identity -> cachedRules
+}
+
+type cachedRules struct {
+	generation uint64
+	rules      Rules
+}
+
+// Changed tells the controller that registrations changed: rules are
+// derived again on next use.
+func (c *Controller) Changed() { c.generation.Add(1) }
+
+func (c *Controller) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.Default()
+	}
+	return c.Logger
+}
+
+// Authenticate decides who a connecting client is, or refuses it.
+func (c *Controller) Authenticate(req ConnectRequest) (Identity, error) {
+	id, err := c.identify(req)
+	if err != nil {
+		return Identity{}, err
+	}
+	// A device may only use its own client identifiers, so that no client
+	// can take over another device's session [MQTT-3.1.4-3].
+	if id.Role == RoleDevice && req.ClientID != id.Name && req.ClientID != wire.DeviceClientID(id.Name) {
+		return Identity{}, fmt.Errorf("%w: device %s may connect as %q or %q, not %q", ErrClientID, id.Name, id.Name, wire.DeviceClientID(id.Name), req.ClientID)
+	}
+	return id, nil
+}
+
+func (c *Controller) identify(req ConnectRequest) (Identity, error) {
+	if cert := req.Certificate; cert != nil {
+		name := cert.Subject.CommonName
+		if req.Username != "" && req.Username != name {
+			return Identity{}, fmt.Errorf("%w: user name %q is not the certificate's %q", ErrBadCredentials, req.Username, name)
+		}
+		if cred, ok := c.Store.lookup(name); ok && !cred.Enrolment {
+			return Identity{Name: name, Role: cred.Role}, nil
+		}
+		// The client CA issued it: its common name is a device's uuid.
+		if !wire.ValidUUID(name) {
+			return Identity{}, fmt.Errorf("%w: certificate common name %q is not a device uuid", ErrBadCredentials, name)
+		}
+		return Identity{Name: name, Role: RoleDevice}, nil
+	}
+	if req.Username == "" {
+		if c.AllowAnonymous {
+			return Identity{}, nil
+		}
+		return Identity{}, ErrAnonymous
+	}
+	cred, ok := c.Store.lookup(req.Username)
+	if !ok || !cred.matches(req.Password) {
+		// Provisioned a moment ago by myno devices add?
+		if c.reload() {
+			cred, ok = c.Store.lookup(req.Username)
+		}
+	}
+	switch {
+	case ok && !cred.Enrolment:
+		if cred.matches(req.Password) {
+			return Identity{Name: cred.Name, Role: cred.Role}, nil
+		}
+		return Identity{}, ErrBadCredentials
+	case ok: // an enrolment token
+		if c.Enrolment != EnrolToken && c.Enrolment != EnrolOpen {
+			return Identity{}, fmt.Errorf("%w (--enrol %s)", ErrNotEnrolled, c.Enrolment)
+		}
+		if !cred.matches(req.Password) {
+			return Identity{}, ErrBadCredentials
+		}
+		if !cred.Expires.IsZero() && time.Now().After(cred.Expires) {
+			return Identity{}, fmt.Errorf("%w: enrolment token expired %s", ErrNotEnrolled, cred.Expires.Format(time.RFC3339))
+		}
+		if err := c.Store.enrol(cred.Name, req.Password, false); err != nil {
+			return Identity{}, fmt.Errorf("%w: %w", ErrNotEnrolled, err)
+		}
+		c.logger().Info("device enrolled", "uuid", cred.Name, "with", "enrolment token")
+		return Identity{Name: cred.Name, Role: RoleDevice}, nil
+	case c.Enrolment == EnrolOpen && wire.ValidUUID(req.Username) && len(req.Password) >= MinEnrolTokenLength:
+		if err := c.Store.enrol(req.Username, req.Password, true); err != nil {
+			return Identity{}, fmt.Errorf("%w: %w", ErrNotEnrolled, err)
+		}
+		c.logger().Info("device enrolled", "uuid", req.Username, "with", "--enrol open")
+		return Identity{Name: req.Username, Role: RoleDevice}, nil
+	case c.Enrolment == EnrolOpen && wire.ValidUUID(req.Username):
+		return Identity{}, fmt.Errorf("%w: --enrol open wants a token of at least %d bytes", ErrBadCredentials, MinEnrolTokenLength)
+	}
+	return Identity{}, fmt.Errorf("%w (--enrol %s)", ErrNotEnrolled, c.Enrolment)
+}
+
+// reload rereads the credential file if it changed (a stat when it did
+// not); it reports whether the file could be read.
+func (c *Controller) reload() bool {
+	if _, err := c.Store.Reload(); err != nil {
+		c.logger().Warn("mqtt credentials not reloaded", "err", err)
+		return false
+	}
+	return true
+}
+
+// Allow reports whether id may publish to topic (write) or subscribe to
+// the filter topic (!write; mochi-mqtt also asks before each delivery,
+// with the topic name).
+func (c *Controller) Allow(id Identity, topic string, write bool) bool {
+	if id.Anonymous() {
+		return c.AllowAnonymous
+	}
+	return c.Rules(id).Allows(topic, write)
+}
+
+// Rules returns id's current rules, cached until the next Changed.
+func (c *Controller) Rules(id Identity) Rules {
+	gen := c.generation.Load()
+	if v, ok := c.cache.Load(id); ok && v.(cachedRules).generation == gen {
+		return v.(cachedRules).rules
+	}
+	r := c.Policy.Rules(id)
+	c.cache.Store(id, cachedRules{generation: gen, rules: r})
+	return r
+}
+
+// Forget drops id's cached rules (it disconnected).
+func (c *Controller) Forget(id Identity) { c.cache.Delete(id) }

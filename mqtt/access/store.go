@@ -1,0 +1,354 @@
+package access
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/myno-bridge/myno/internal/atomicfile"
+	"github.com/myno-bridge/myno/wire"
+)
+
+// Role is what an MQTT identity is for; each role has its own topic rules
+// (policy.go).
+type Role string
+
+// The roles.
+const (
+	RoleDevice       Role = "device"        // a device; its name is its uuid
+	RoleBridge       Role = "bridge"        // an instance of the bridge
+	RoleUpdateServer Role = "update-server" // myno update; also an E2E manager under its name
+	RoleE2EManager   Role = "e2e-manager"   // myno e2e renew
+)
+
+// Roles lists the roles, for flags and messages.
+var Roles = []Role{RoleDevice, RoleBridge, RoleUpdateServer, RoleE2EManager}
+
+// ParseRole checks a role name.
+func ParseRole(s string) (Role, error) {
+	if slices.Contains(Roles, Role(s)) {
+		return Role(s), nil
+	}
+	return "", fmt.Errorf("unknown role %q (one of %v)", s, Roles)
+}
+
+// Credential is one MQTT identity of the store. The token itself is never
+// stored: TokenSHA256 is its digest (the token is 256 random bits, so a
+// digest without salt or stretching is enough, and it stays cheap when
+// thousands of devices connect at once; bcrypt stays for people's
+// passwords), MosquittoHash the same token in Mosquitto's password-file
+// form, for ExportMosquitto.
+type Credential struct {
+	Name          string    `json:"name"`
+	Role          Role      `json:"role"`
+	TokenSHA256   string    `json:"token_sha256"`
+	MosquittoHash string    `json:"mosquitto_hash,omitempty"`
+	Created       time.Time `json:"created"`
+	// Enrolment marks a one-time enrolment token (--enrol token): the
+	// device's first connection with it turns it into the device's
+	// credential, and it cannot enrol anything again. Expires bounds an
+	// unused one.
+	Enrolment bool      `json:"enrolment,omitempty"`
+	Expires   time.Time `json:"expires,omitzero"`
+	// Enrolled is when a device enrolled (a used enrolment token, or a
+	// device admitted by --enrol open).
+	Enrolled time.Time `json:"enrolled,omitzero"`
+}
+
+// storeFile is the JSON form of the store.
+type storeFile struct {
+	Version int          `json:"version"`
+	Clients []Credential `json:"clients"`
+}
+
+// Store is the credential file. Every change is a read-modify-write of the
+// whole file under an exclusive lock on "<file>.lock" (flock), so the
+// myno devices command and a running bridge can both change it.
+type Store struct {
+	path string
+
+	mu    sync.Mutex
+	creds map[string]Credential
+	stamp fileStamp // of the file last read
+}
+
+// fileStamp tells whether a file changed since it was read.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi.ModTime(), fi.Size()}
+}
+
+// OpenStore reads the credential file at path; a missing file is an
+// empty store (it is created by the first change).
+func OpenStore(path string) (*Store, error) {
+	s := &Store{path: path, creds: map[string]Credential{}}
+	if _, err := atomicfile.RemoveLeftovers(path); err != nil {
+		return nil, err
+	}
+	if err := s.read(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Path is the store's file.
+func (s *Store) Path() string { return s.path }
+
+// read loads the file into s; the caller holds s.mu or owns s.
+func (s *Store) read() error {
+	stamp := stampOf(s.path)
+	data, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		s.creds, s.stamp = map[string]Credential{}, fileStamp{}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("mqtt credentials: %w", err)
+	}
+	var f storeFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return fmt.Errorf("mqtt credentials %s: %w", s.path, err)
+	}
+	if f.Version != 1 {
+		return fmt.Errorf("mqtt credentials %s: version %d, want 1", s.path, f.Version)
+	}
+	creds := make(map[string]Credential, len(f.Clients))
+	for _, c := range f.Clients {
+		if err := checkName(c.Name, c.Role); err != nil {
+			return fmt.Errorf("mqtt credentials %s: %w", s.path, err)
+		}
+		creds[c.Name] = c
+	}
+	s.creds, s.stamp = creds, stamp
+	return nil
+}
+
+// Reload reads the file again if it changed since it was last read (the
+// myno devices command changed it). It returns the names that are gone.
+func (s *Store) Reload() (removed []string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if stampOf(s.path) == s.stamp {
+		return nil, nil
+	}
+	old := s.creds
+	if err := s.read(); err != nil {
+		return nil, err
+	}
+	for name := range old {
+		if _, ok := s.creds[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(removed)
+	return removed, nil
+}
+
+// change runs f on the current content of the file under the file lock,
+// and writes the result.
+func (s *Store) change(f func(map[string]Credential) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unlock, err := lockFile(s.path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.read(); err != nil {
+		return err
+	}
+	if err := f(s.creds); err != nil {
+		return err
+	}
+	out := storeFile{Version: 1, Clients: make([]Credential, 0, len(s.creds))}
+	for _, c := range s.creds {
+		out.Clients = append(out.Clients, c)
+	}
+	slices.SortFunc(out.Clients, func(a, b Credential) int { return strings.Compare(a.Name, b.Name) })
+	data, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("mqtt credentials: %w", err)
+	}
+	s.stamp = stampOf(s.path)
+	return nil
+}
+
+// lockFile takes an exclusive flock on path, creating it.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt credentials lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("mqtt credentials lock %s: %w", path, err)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// ErrExists is returned by Add for a name the store has.
+var ErrExists = errors.New("already provisioned")
+
+// checkName refuses a name that cannot be an MQTT identity of role: a
+// device's name is its uuid; every name goes into topics and files.
+func checkName(name string, role Role) error {
+	if _, err := ParseRole(string(role)); err != nil {
+		return err
+	}
+	if !wire.ValidUUID(name) {
+		return fmt.Errorf("name %q: want 1-%d of A-Z a-z 0-9 . _ : -", name, wire.MaxUUIDLength)
+	}
+	return nil
+}
+
+// NewToken makes a random token: 256 bits, base64url.
+func NewToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// digest is the stored form of a token.
+func digest(token []byte) string {
+	sum := sha256.Sum256(token)
+	return hex.EncodeToString(sum[:])
+}
+
+// matches compares a presented token with a stored digest in constant time.
+func (c Credential) matches(token []byte) bool {
+	want, err := hex.DecodeString(c.TokenSHA256)
+	if err != nil || len(want) != sha256.Size {
+		return false
+	}
+	sum := sha256.Sum256(token)
+	return subtle.ConstantTimeCompare(sum[:], want) == 1
+}
+
+// AddOptions are the choices of Add.
+type AddOptions struct {
+	// Enrolment makes a one-time enrolment token for a device (--enrol
+	// token) instead of its credential; TTL bounds it (0: no expiry).
+	Enrolment bool
+	TTL       time.Duration
+	// Replace gives an existing name a new token instead of failing.
+	Replace bool
+}
+
+// Add provisions name with role and returns its token, shown once.
+func (s *Store) Add(name string, role Role, opts AddOptions) (string, error) {
+	if err := checkName(name, role); err != nil {
+		return "", err
+	}
+	if opts.Enrolment && role != RoleDevice {
+		return "", fmt.Errorf("an enrolment token is for a device, not a %s", role)
+	}
+	token := NewToken()
+	hash, err := MosquittoHash(token)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	c := Credential{Name: name, Role: role, TokenSHA256: digest([]byte(token)), MosquittoHash: hash, Created: now, Enrolment: opts.Enrolment}
+	if opts.Enrolment && opts.TTL > 0 {
+		c.Expires = now.Add(opts.TTL)
+	}
+	err = s.change(func(m map[string]Credential) error {
+		if _, ok := m[name]; ok && !opts.Replace {
+			return fmt.Errorf("%s: %w (--replace gives it a new token)", name, ErrExists)
+		}
+		m[name] = c
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// Remove deletes name; it reports whether the store had it.
+func (s *Store) Remove(name string) (bool, error) {
+	found := false
+	err := s.change(func(m map[string]Credential) error {
+		_, found = m[name]
+		delete(m, name)
+		return nil
+	})
+	return found, err
+}
+
+// List returns the credentials, sorted by name.
+func (s *Store) List() []Credential {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Credential, 0, len(s.creds))
+	for _, c := range s.creds {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Credential) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Len is how many credentials the store has.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.creds)
+}
+
+// lookup returns name's credential.
+func (s *Store) lookup(name string) (Credential, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.creds[name]
+	return c, ok
+}
+
+// enrol records a device's first connection: under --enrol open a new
+// device and its token (trust on first use), under --enrol token the use
+// of its enrolment token. It fails when the file changed meanwhile in a
+// way that no longer allows it (another enrolment won the race).
+func (s *Store) enrol(name string, token []byte, open bool) error {
+	hash, err := MosquittoHash(string(token))
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	return s.change(func(m map[string]Credential) error {
+		c, ok := m[name]
+		switch {
+		case open && !ok:
+			m[name] = Credential{Name: name, Role: RoleDevice, TokenSHA256: digest(token), MosquittoHash: hash, Created: now, Enrolled: now}
+		case ok && c.Enrolment && c.matches(token) && (c.Expires.IsZero() || now.Before(c.Expires)):
+			c.Enrolment, c.Expires, c.Enrolled = false, time.Time{}, now
+			m[name] = c
+		default:
+			return errEnrolRace
+		}
+		return nil
+	})
+}
+
+var errEnrolRace = errors.New("enrolment no longer possible")

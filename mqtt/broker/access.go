@@ -1,0 +1,178 @@
+package broker
+
+import (
+	"crypto/tls"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/myno-bridge/myno/mqtt/access"
+)
+
+// AccessControl decides who may connect to the embedded broker and what
+// each client may publish and subscribe to (access.Controller).
+type AccessControl interface {
+	// Authenticate names a connecting client, or refuses it with one of
+	// access's errors (ErrAnonymous, ErrBadCredentials, ErrNotEnrolled,
+	// ErrClientID).
+	Authenticate(access.ConnectRequest) (access.Identity, error)
+	// Allow reports whether id may publish to topic (write) or subscribe
+	// to, or receive on, topic (!write).
+	Allow(id access.Identity, topic string, write bool) bool
+}
+
+// OpenAccess admits every client, anonymous ones too, to every topic: for
+// tests of other things, and labs. A deployment uses an access.Controller.
+type OpenAccess struct{}
+
+func (OpenAccess) Authenticate(access.ConnectRequest) (access.Identity, error) {
+	return access.Identity{}, nil
+}
+
+func (OpenAccess) Allow(access.Identity, string, bool) bool { return true }
+
+// accessHook asks the AccessControl at every CONNECT [MQTT-3.1.4-2],
+// PUBLISH [MQTT-3.3.5], SUBSCRIBE [MQTT-3.8.4] and delivery. A client's
+// identity name replaces the user name it presented (a certificate's
+// common name when it presented none); its role is kept by name.
+type accessHook struct {
+	mqtt.HookBase
+	srv     *mqtt.Server
+	control AccessControl
+	roles   sync.Map // identity name -> access.Role
+
+	refusedConnects atomic.Uint64
+	deniedTopics    atomic.Uint64
+	logMu           sync.Mutex
+	lastLog         time.Time
+	unlogged        uint64
+}
+
+func (h *accessHook) ID() string { return "myno-access" }
+
+func (h *accessHook) Provides(b byte) bool {
+	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+
+// refusalCode is the CONNACK reason code of a refusal (MQTT 5
+// §3.2.2.2; mochi-mqtt maps it to the 3.1.1 return code, §3.2.2.3).
+func refusalCode(err error) packets.Code {
+	switch {
+	case errors.Is(err, access.ErrBadCredentials):
+		return packets.ErrBadUsernameOrPassword // 0x86; 3.1.1: 4
+	case errors.Is(err, access.ErrClientID):
+		return packets.ErrClientIdentifierNotValid // 0x85; 3.1.1: 2
+	default:
+		return packets.ErrNotAuthorized // 0x87; 3.1.1: 5
+	}
+}
+
+// OnConnect authenticates the client; a refusal is answered with a
+// CONNACK that says why, and the connection closes [MQTT-3.2.2-7].
+func (h *accessHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	req := access.ConnectRequest{ClientID: cl.ID, Username: string(pk.Connect.Username), Password: pk.Connect.Password}
+	if tc, ok := cl.Net.Conn.(*tls.Conn); ok {
+		if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 {
+			req.Certificate = st.VerifiedChains[0][0]
+		}
+	}
+	id, err := h.control.Authenticate(req)
+	if err != nil {
+		h.refusedConnects.Add(1)
+		h.logRefusal("mqtt connection refused", "client", cl.ID, "user", req.Username, "remote", cl.Net.Remote, "reason", err)
+		code := refusalCode(err)
+		_ = h.srv.SendConnack(cl, code, false, nil)
+		return code
+	}
+	cl.Properties.Username = []byte(id.Name)
+	if !id.Anonymous() {
+		h.roles.Store(id.Name, id.Role)
+	}
+	return nil
+}
+
+// OnConnectAuthenticate lets through what OnConnect admitted.
+func (h *accessHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool { return true }
+
+// identity is who cl authenticated as.
+func (h *accessHook) identity(cl *mqtt.Client) access.Identity {
+	name := string(cl.Properties.Username)
+	if name == "" {
+		return access.Identity{}
+	}
+	role, _ := h.roles.Load(name)
+	r, _ := role.(access.Role)
+	return access.Identity{Name: name, Role: r}
+}
+
+// OnACLCheck asks the AccessControl. A denied QoS 1 publish gets PUBACK
+// 0x87 from MQTT 5 clients, and a 3.1.1 client is disconnected (it has no
+// way to be told, [MQTT-3.3.5-2]); a denied subscription gets SUBACK 0x87
+// (3.1.1: 0x80); a denied delivery is not made.
+func (h *accessHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	id := h.identity(cl)
+	if h.control.Allow(id, topic, write) {
+		return true
+	}
+	h.deniedTopics.Add(1)
+	op := "subscribe"
+	if write {
+		op = "publish"
+	}
+	h.logRefusal("mqtt "+op+" denied", "client", cl.ID, "identity", id.String(), "topic", topic)
+	return false
+}
+
+// logRefusal logs at most one refusal per second at warning level, with
+// how many went unlogged, so that a flood of refusals cannot flood the log.
+func (h *accessHook) logRefusal(msg string, args ...any) {
+	h.logMu.Lock()
+	now := time.Now()
+	if now.Sub(h.lastLog) < time.Second {
+		h.unlogged++
+		h.logMu.Unlock()
+		h.Log.Debug(msg, args...)
+		return
+	}
+	skipped := h.unlogged
+	h.lastLog, h.unlogged = now, 0
+	h.logMu.Unlock()
+	if skipped > 0 {
+		args = append(args, "refusals_not_logged", skipped)
+	}
+	h.Log.Warn(msg, args...)
+}
+
+// Identity returns who the connected client with this client identifier
+// authenticated as; ok is false for a client the broker does not have.
+func (b *Broker) Identity(clientID string) (id access.Identity, ok bool) {
+	cl, ok := b.srv.Clients.Get(clientID)
+	if !ok {
+		return access.Identity{}, false
+	}
+	return b.access.identity(cl), true
+}
+
+// RefusedConnects counts the connections refused by the access control.
+func (b *Broker) RefusedConnects() uint64 { return b.access.refusedConnects.Load() }
+
+// DeniedTopics counts the publishes, subscriptions and deliveries the
+// access control denied.
+func (b *Broker) DeniedTopics() uint64 { return b.access.deniedTopics.Load() }
+
+// Disconnect closes the connections of the clients that authenticated as
+// name (its credential was removed): it reports how many there were.
+func (b *Broker) Disconnect(name string) int {
+	n := 0
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Net.Inline && !cl.Closed() && string(cl.Properties.Username) == name {
+			_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+			n++
+		}
+	}
+	return n
+}

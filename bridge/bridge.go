@@ -256,6 +256,10 @@ func (b *Bridge) BrokerURL() string {
 	return b.broker.URL()
 }
 
+// CredentialsFile is the embedded broker's MQTT credential file (see
+// access.Store); myno devices changes it, and the bridge follows.
+func (b *Bridge) CredentialsFile() string { return b.cfg.CredentialsFile }
+
 // NETCONF returns the NETCONF server, for tests and embedding.
 func (b *Bridge) NETCONF() *netconf.Server { return b.nc }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/updateserver"
@@ -108,7 +109,8 @@ func BenchmarkRawPublish(b *testing.B) {
 			got := make(chan struct{}, len(slices))
 			ctx := context.Background()
 			sub, err := client.Dial(ctx, client.Config{URL: w.url, ClientID: "bench-sub", Protocol: client.MQTT5, Logger: testenv.Logger(),
-				OnMessage: func(client.Message) { got <- struct{}{} }})
+				Credentials: creds(b, w.b, "bench-sub", access.RoleBridge),
+				OnMessage:   func(client.Message) { got <- struct{}{} }})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -116,7 +118,8 @@ func BenchmarkRawPublish(b *testing.B) {
 			if err := sub.Subscribe(ctx, "bench/raw"); err != nil {
 				b.Fatal(err)
 			}
-			pub, err := client.Dial(ctx, client.Config{URL: w.url, ClientID: "bench-pub", Protocol: client.MQTT5, Logger: testenv.Logger()})
+			pub, err := client.Dial(ctx, client.Config{URL: w.url, ClientID: "bench-pub", Protocol: client.MQTT5, Logger: testenv.Logger(),
+				Credentials: creds(b, w.b, "bench-pub", access.RoleBridge)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -152,6 +155,7 @@ func BenchmarkBrokerRoundTrip(b *testing.B) {
 	ctx := context.Background()
 	var echo client.Transport
 	echo, err := client.Dial(ctx, client.Config{URL: w.url, ClientID: "bench-echo", Protocol: client.MQTT5, Logger: testenv.Logger(),
+		Credentials: creds(b, w.b, "bench-echo", access.RoleBridge),
 		OnMessage: func(m client.Message) {
 			_ = echo.Publish(ctx, client.Message{Topic: "bench/pong", Payload: m.Payload}, 0)
 		}})
@@ -164,7 +168,8 @@ func BenchmarkBrokerRoundTrip(b *testing.B) {
 	}
 	pong := make(chan struct{}, 1)
 	cl, err := client.Dial(ctx, client.Config{URL: w.url, ClientID: "bench-client", Protocol: client.MQTT5, Logger: testenv.Logger(),
-		OnMessage: func(client.Message) { pong <- struct{}{} }})
+		Credentials: creds(b, w.b, "bench-client", access.RoleBridge),
+		OnMessage:   func(client.Message) { pong <- struct{}{} }})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func campaignConfig(w *world, uuids []string) updateserver.CampaignConfig {
 			return gonetconf.DialSSH(w.b.NetconfAddr(), &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password("pw")},
 				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
 		},
-		Update: updateserver.UpdateConfig{VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey, MQTTURL: w.url, Flow: updateserver.Windowed}}
+		Update: updateserver.UpdateConfig{VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey, MQTTURL: w.url, MQTTCredentials: w.updater, Flow: updateserver.Windowed}}
 }
 
 func TestCampaign(t *testing.T) {

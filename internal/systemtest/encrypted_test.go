@@ -109,7 +109,7 @@ func (ew *encWorld) run(encrypt bool) (*updateserver.Result, error) {
 		flow = updateserver.Windowed
 	}
 	cfg := updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
-		NETCONF: ew.s, MQTTURL: ew.url, Flow: flow, SliceSize: ew.sliceSize, AckTimeout: 300 * time.Millisecond, MaxRetries: 3,
+		NETCONF: ew.s, MQTTURL: ew.url, MQTTCredentials: ew.updater, Flow: flow, SliceSize: ew.sliceSize, AckTimeout: 300 * time.Millisecond, MaxRetries: 3,
 		Modules: ew.modules}
 	if encrypt {
 		cfg.OpenKeyChannel = ew.openKeyChannel
@@ -219,7 +219,7 @@ func TestFirmwareKeyIsBoundToTheAttempt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
-		NETCONF: ew.s, MQTTURL: ew.url, Flow: updateserver.Windowed, AckTimeout: 300 * time.Millisecond, MaxRetries: 2,
+		NETCONF: ew.s, MQTTURL: ew.url, MQTTCredentials: ew.updater, Flow: updateserver.Windowed, AckTimeout: 300 * time.Millisecond, MaxRetries: 2,
 		OpenKeyChannel: func(ctx context.Context, uuid string) (updateserver.KeyChannel, error) {
 			ch, err := ew.openKeyChannel(ctx, uuid)
 			if err != nil {

@@ -83,6 +83,7 @@ func TestBadSliceStreams(t *testing.T) {
 			var mu sync.Mutex
 			var acks []uint32
 			pub, err := client.Dial(ctx, client.Config{URL: w.url, ClientID: "slice-test", Protocol: client.MQTT5, Logger: testenv.Logger(),
+				Credentials: w.updater, // it plays the Update Server
 				OnMessage: func(m client.Message) {
 					if a, err := mup.DecodeAck(m.Payload); err == nil {
 						mu.Lock()

@@ -21,6 +21,7 @@ import (
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/updateserver"
@@ -43,20 +44,55 @@ type world struct {
 	// modules is the Update Server's module cache, kept across the
 	// world's updates as a long-lived Update Server keeps it.
 	modules *updateserver.ModuleCache
+	// updater is the Update Server's broker credentials.
+	updater client.Credentials
 }
 
 // startBridge runs a bridge for the MUP tests: the embedded broker when
 // brokerURL is empty, and the Update Server certificate to publish, if any.
 func startBridge(t testing.TB, brokerURL string, serverCert []byte) *bridge.Bridge {
 	t.Helper()
+	// On the embedded broker every client authenticates: the devices
+	// enrol with their own token (deviceCreds), the Update Server and the
+	// tests' instruments are provisioned (creds).
 	b, err := bridge.Start(context.Background(), bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: t.TempDir(),
-		AdminPassword: "pw", RPCTimeout: 5 * time.Second, Logger: testenv.Logger(), Out: io.Discard, MQTTURL: brokerURL, UpdateServerCert: serverCert})
+		AdminPassword: "pw", RPCTimeout: 5 * time.Second, Logger: testenv.Logger(), Out: io.Discard, MQTTURL: brokerURL, UpdateServerCert: serverCert,
+		Enrolment: access.EnrolOpen})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
 	return b
 }
+
+// deviceCreds are device uuid's broker credentials: its uuid and a token
+// of its own, which the bridge's --enrol open binds to it on first use.
+func deviceCreds(uuid string) client.Credentials {
+	return client.Credentials{Username: uuid, Password: "systemtest-token-of-" + uuid + "-0123456789"}
+}
+
+// creds provisions name with role on b's embedded broker and returns its
+// credentials; with an external broker (no access control of the
+// bridge's) it returns none.
+func creds(t testing.TB, b *bridge.Bridge, name string, role access.Role) client.Credentials {
+	t.Helper()
+	if b.BrokerURL() == "" {
+		return client.Credentials{}
+	}
+	store, err := access.OpenStore(b.CredentialsFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := store.Add(name, role, access.AddOptions{Replace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client.Credentials{Username: name, Password: token}
+}
+
+// updateServerName is the Update Server's MQTT identity and, in the E2E
+// tests, its certificate's common name (its E2E topics carry it).
+const updateServerName = "update-server"
 
 // startMUPDevice runs a MUP-capable device from the testdata description
 // and bootstraps it; enable (EnableE2E, say) runs before it connects.
@@ -72,7 +108,7 @@ func startMUPDeviceFrom(t testing.TB, description, brokerURL, uuid string, cfg d
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: brokerURL, Logger: testenv.Logger()})
+	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: brokerURL, Logger: testenv.Logger(), Credentials: deviceCreds(uuid)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,12 +172,12 @@ func setup(t testing.TB, brokerURL string, deviceOptions ...func(*devices.MUPCon
 		t.Fatal(err)
 	}
 	w := &world{b: b, dev: dev, s: s, image: image, signed: signed, sliceSize: 600, vendorKey: vendorKey, serverKey: serverKey, url: url,
-		modules: updateserver.NewModuleCache()}
+		modules: updateserver.NewModuleCache(), updater: creds(t, b, updateServerName, access.RoleUpdateServer)}
 	run := func(flow updateserver.FlowControl) (*updateserver.Result, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		return updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: serverKey,
-			NETCONF: s, MQTTURL: url, Flow: flow, SliceSize: w.sliceSize, RebootWait: w.rebootWait, Modules: w.modules})
+			NETCONF: s, MQTTURL: url, MQTTCredentials: w.updater, Flow: flow, SliceSize: w.sliceSize, RebootWait: w.rebootWait, Modules: w.modules})
 	}
 	return w, run
 }
@@ -234,7 +270,7 @@ func TestBrokerRestartMidTransfer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey,
-		NETCONF: w.s, MQTTURL: w.url, Flow: updateserver.Windowed, SliceSize: 600, AckTimeout: 500 * time.Millisecond, MaxRetries: 40,
+		NETCONF: w.s, MQTTURL: w.url, MQTTCredentials: w.updater, Flow: updateserver.Windowed, SliceSize: 600, AckTimeout: 500 * time.Millisecond, MaxRetries: 40,
 		Progress: func(acked, total, _ int) {
 			if acked >= total/2 && !restarted {
 				restarted = true
@@ -266,7 +302,7 @@ func TestDeviceRestartMidTransfer(t *testing.T) {
 	defer cancel()
 	var fresh *devices.Device
 	_, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey,
-		NETCONF: w.s, MQTTURL: w.url, Flow: updateserver.Windowed, SliceSize: 600, AckTimeout: 200 * time.Millisecond, MaxRetries: 3,
+		NETCONF: w.s, MQTTURL: w.url, MQTTCredentials: w.updater, Flow: updateserver.Windowed, SliceSize: 600, AckTimeout: 200 * time.Millisecond, MaxRetries: 3,
 		Progress: func(acked, total, _ int) {
 			if acked >= total/2 && !restarted {
 				restarted = true
@@ -313,16 +349,20 @@ func TestUpdateServerCertificateFromTheBridge(t *testing.T) {
 	image := make([]byte, 20000)
 	rand.Read(image)
 	signed, _ := mup.SignVendorManifest(mup.NewVendorManifest(image, "myno-app", 4, 3, 0), vendorKey)
+	updater := creds(t, b, updateServerName, access.RoleUpdateServer)
 	update := func() (*updateserver.Result, error) {
 		return updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: signed, Image: image, ServerKey: serverKey,
-			NETCONF: s, MQTTURL: b.BrokerURL(), Flow: updateserver.Windowed})
+			NETCONF: s, MQTTURL: b.BrokerURL(), MQTTCredentials: updater, Flow: updateserver.Windowed})
 	}
 	_, err := update()
 	var ue *updateserver.UpdateError
 	if !errors.As(err, &ue) || ue.Step != "sendExtendedManifest" || dev.TrustsUpdateServer() {
 		t.Fatalf("with a rogue certificate: %v (trusts %v)", err, dev.TrustsUpdateServer())
 	}
-	pub, err := client.Dial(ctx, client.Config{URL: b.BrokerURL(), ClientID: "cert-publisher", Protocol: client.MQTT5, Logger: testenv.Logger()})
+	// The certificate topic is the bridge's to write (a device is refused,
+	// see the bridge's access tests): an operator fixes it as a bridge.
+	pub, err := client.Dial(ctx, client.Config{URL: b.BrokerURL(), ClientID: "cert-publisher", Protocol: client.MQTT5, Logger: testenv.Logger(),
+		Credentials: creds(t, b, "operator", access.RoleBridge)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,13 +384,13 @@ func TestUpdateServerCertificateFromTheBridge(t *testing.T) {
 // own topic.
 func TestUpdateFollowsTheDescriptionsFirmwareTopic(t *testing.T) {
 	w, run := setup(t, "")
-	watched := testenv.WatchAll(t, w.url)
+	watched := testenv.WatchAllWith(t, w.url, creds(t, w.b, "watcher", access.RoleBridge))
 	dev := startMUPDeviceFrom(t, "mup-device-firmware-topic.jsonld", w.url, "mup-own", devices.MUPConfig{AppID: "myno-app", Version: 3,
 		SlotSize: 256 << 10, VendorKey: &w.vendorKey.PublicKey, ServerKey: &w.serverKey.PublicKey})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-own", VendorSigned: w.signed, Image: w.image, ServerKey: w.serverKey,
-		NETCONF: w.s, MQTTURL: w.url, Flow: updateserver.Windowed})
+		NETCONF: w.s, MQTTURL: w.url, MQTTCredentials: w.updater, Flow: updateserver.Windowed})
 	if err != nil {
 		t.Fatal(err)
 	}

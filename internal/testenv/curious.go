@@ -114,11 +114,18 @@ func (h *CuriousHook) SetTamper(f func(topic string, payload []byte) []byte) {
 // payload the broker relays, which is what the broker itself can read.
 func WatchAll(t testing.TB, url string) *Capture {
 	t.Helper()
+	return WatchAllWith(t, url, client.Credentials{})
+}
+
+// WatchAllWith is WatchAll as the client with creds (a broker that wants
+// credentials, and gives "#" to that identity).
+func WatchAllWith(t testing.TB, url string, creds client.Credentials) *Capture {
+	t.Helper()
 	c := NewCapture()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	tr, err := client.Dial(ctx, client.Config{URL: url, ClientID: fmt.Sprintf("curious-%d", time.Now().UnixNano()), Protocol: client.MQTT5,
-		Logger: Logger(), AtMostOnce: true, OnMessage: func(m client.Message) { c.Add(m.Topic, m.Payload) }})
+		Logger: Logger(), AtMostOnce: true, OnMessage: func(m client.Message) { c.Add(m.Topic, m.Payload) }, Credentials: creds})
 	if err != nil {
 		t.Fatal(err)
 	}

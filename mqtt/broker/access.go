@@ -55,7 +55,7 @@ type accessHook struct {
 func (h *accessHook) ID() string { return "myno-access" }
 
 func (h *accessHook) Provides(b byte) bool {
-	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
 }
 
 // refusalCode is the CONNACK reason code of a refusal (MQTT 5
@@ -114,6 +114,11 @@ func (h *accessHook) identity(cl *mqtt.Client) access.Identity {
 // way to be told, [MQTT-3.3.5-2]); a denied subscription gets SUBACK 0x87
 // (3.1.1: 0x80); a denied delivery is not made.
 func (h *accessHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if write && topic == "" {
+		// An MQTT 5 PUBLISH by topic alias (§3.3.2.3.4): mochi-mqtt
+		// v2.7.9 asks before it resolves the alias. OnPublish decides.
+		return true
+	}
 	id := h.identity(cl)
 	if h.control.Allow(id, topic, write) {
 		return true
@@ -125,6 +130,23 @@ func (h *accessHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 	}
 	h.logRefusal("mqtt "+op+" denied", "client", cl.ID, "identity", id.String(), "topic", topic)
 	return false
+}
+
+// OnPublish checks a publish again once mochi-mqtt has resolved its topic
+// alias, if any (a client could otherwise set an alias on a permitted
+// topic... and OnACLCheck saw no topic at all). A refused MQTT 5 QoS 1
+// publish gets PUBACK 0x87; a QoS 0 one is dropped. (MQTT 3.1.1 has no
+// aliases: OnACLCheck has decided.)
+func (h *accessHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || h.control.Allow(h.identity(cl), pk.TopicName, true) {
+		return pk, nil
+	}
+	h.deniedTopics.Add(1)
+	h.logRefusal("mqtt publish denied", "client", cl.ID, "identity", h.identity(cl).String(), "topic", pk.TopicName)
+	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+		return pk, packets.ErrNotAuthorized
+	}
+	return pk, packets.ErrRejectPacket
 }
 
 // logRefusal logs at most one refusal per second at warning level, with

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -44,6 +45,10 @@ type MosquittoConfig struct {
 	Users map[string]string
 	// TLS, when set, makes the listener MQTT over TLS.
 	TLS *MosquittoTLS
+	// PasswordFile and ACLFile, when set (myno acl export writes both),
+	// are Mosquitto's password_file and acl_file, with allow_anonymous
+	// false. Reload makes Mosquitto read them again.
+	PasswordFile, ACLFile string
 }
 
 // MosquittoTLS is Mosquitto's TLS listener configuration.
@@ -77,6 +82,12 @@ func StartMosquittoWith(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 		}
 		access = fmt.Sprintf("allow_anonymous false\npassword_file %s\n", passwd)
 	}
+	if cfg.PasswordFile != "" {
+		access = fmt.Sprintf("allow_anonymous false\npassword_file %s\n", cfg.PasswordFile)
+		if cfg.ACLFile != "" {
+			access += fmt.Sprintf("acl_file %s\n", cfg.ACLFile)
+		}
+	}
 	if c := cfg.TLS; c != nil {
 		access += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %t\n", c.CAFile, c.CertFile, c.KeyFile, c.RequireCertificate)
 		if c.RequireCertificate && len(cfg.Users) == 0 {
@@ -98,6 +109,22 @@ func StartMosquittoWith(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 	m.start(bin)
 	t.Cleanup(m.Stop)
 	return m
+}
+
+// Reload has Mosquitto read its password and ACL files again (SIGHUP).
+// It returns once Mosquitto logged the reload.
+func (m *Mosquitto) Reload() {
+	m.t.Helper()
+	logFile := filepath.Join(m.dir, "mosquitto.log")
+	count := func() int {
+		data, _ := os.ReadFile(logFile)
+		return strings.Count(string(data), "Reloading config")
+	}
+	before := count()
+	if err := m.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		m.t.Fatalf("mosquitto reload: %v", err)
+	}
+	WaitFor(m.t, "mosquitto to reload its configuration", func() bool { return count() > before })
 }
 
 func (m *Mosquitto) start(bin string) {

@@ -74,6 +74,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	if b.nc, err = b.newNETCONFServer(); err != nil {
 		return nil, err
 	}
+	b.announceBridgeModule()
 	if err := b.connectMQTT(ctx); err != nil {
 		return nil, err
 	}

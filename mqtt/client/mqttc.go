@@ -201,9 +201,31 @@ func will5(cfg Config) *paho.WillMessage {
 	return &paho.WillMessage{Topic: cfg.Will.Topic, Payload: cfg.Will.Payload, QoS: 1, Retain: cfg.WillRetain}
 }
 
+// permanentRefusal reports whether a CONNACK refused the client for who
+// it is (MQTT 5 §3.2.2.2: 0x85 client identifier not valid, 0x86 bad user
+// name or password, 0x87 not authorized, 0x8A banned, 0x8C bad
+// authentication method): trying again with the same credentials cannot
+// help.
+func permanentRefusal(err error) bool {
+	var ce *autopaho.ConnackError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	switch ce.ReasonCode {
+	case 0x85, 0x86, 0x87, 0x8A, 0x8C:
+		return true
+	}
+	return false
+}
+
 func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
-	// lastConnectErr is the latest failed attempt, for Dial's error.
-	var lastConnectErr atomic.Pointer[error]
+	// lastConnectErr is the latest failed attempt, for Dial's error;
+	// refusal a refusal of the credentials before the first connection,
+	// which ends Dial's wait (stopAwait).
+	var lastConnectErr, refusal atomic.Pointer[error]
+	var everConnected atomic.Bool
+	awaitCtx, stopAwait := context.WithCancel(ctx)
+	defer stopAwait()
 	t := &transport5{qos: cfg.subscriptionQoS(), subs: &subscriptions{topics: map[string]bool{}}, up: make(chan struct{})}
 	t.resub = &resubscriber{log: cfg.Logger, subs: t.subs, subscribe: t.subscribe, unsubscribe: t.unsubscribe,
 		onRestored: cfg.OnReconnect}
@@ -237,6 +259,7 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 			// those made so far, until the broker grants them; a Subscribe
 			// from now on sends its own.
 			restore := t.subs.list()
+			everConnected.Store(true)
 			upOnce.Do(func() { close(t.up) })
 			t.resub.connectionUp(restore)
 		},
@@ -251,6 +274,12 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 			return true
 		},
 		OnConnectError: func(err error) {
+			if permanentRefusal(err) && !everConnected.Load() {
+				// Credentials the broker refuses stay refused: Dial
+				// reports it now rather than at its deadline.
+				refusal.Store(new(connectError(err)))
+				stopAwait()
+			}
 			err = connectError(err)
 			// The first refusal of a run is a warning: a wrong password or
 			// an untrusted certificate must not look like a slow broker.
@@ -307,8 +336,11 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
 	}
 	t.cm = cm
-	if err := cm.AwaitConnection(ctx); err != nil {
+	if err := cm.AwaitConnection(awaitCtx); err != nil {
 		_ = t.Close(context.Background())
+		if r := refusal.Load(); r != nil {
+			return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, *r)
+		}
 		if last := lastConnectErr.Load(); last != nil {
 			return nil, fmt.Errorf("mqtt connect %s: %w (last attempt: %v)", cfg.URL, err, *last)
 		}

@@ -1,0 +1,238 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/access"
+	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/myno-bridge/myno/wire"
+)
+
+// dialWith connects a raw MQTT 5 client with creds and clientID; it
+// returns the refusal instead of failing the test.
+func dialWith(ctx context.Context, url, clientID string, creds client.Credentials, on func(client.Message)) (client.Transport, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return client.Dial(ctx, client.Config{URL: url, ClientID: clientID, Credentials: creds, Protocol: client.MQTT5,
+		Logger: testenv.Logger(), OnMessage: on})
+}
+
+// provision adds name with role to the bridge's credential file.
+func provision(t *testing.T, b *bridge.Bridge, name string, role access.Role, opts access.AddOptions) string {
+	t.Helper()
+	store, err := access.OpenStore(b.CredentialsFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := store.Add(name, role, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+// Who may connect to the embedded broker, by enrolment mode (issue 11).
+func TestEmbeddedBrokerAdmitsOnlyKnownClients(t *testing.T) {
+	ctx := t.Context()
+	for _, mode := range []access.Enrolment{access.EnrolOpen, access.EnrolToken, access.EnrolClosed} {
+		t.Run(string(mode), func(t *testing.T) {
+			b := startBridge(t, t.TempDir(), func(c *bridge.Config) { c.Enrolment = mode })
+			defer b.Close()
+			url := b.BrokerURL()
+			refused := func(what, clientID string, creds client.Credentials, code string) {
+				t.Helper()
+				tr, err := dialWith(ctx, url, clientID, creds, nil)
+				if err == nil {
+					tr.Close(ctx)
+					t.Errorf("%s: admitted", what)
+					return
+				}
+				if !strings.Contains(err.Error(), code) {
+					t.Errorf("%s: %v, want CONNACK %s", what, err, code)
+				}
+			}
+			admitted := func(what, clientID string, creds client.Credentials) {
+				t.Helper()
+				tr, err := dialWith(ctx, url, clientID, creds, nil)
+				if err != nil {
+					t.Errorf("%s: %v", what, err)
+					return
+				}
+				tr.Close(ctx)
+			}
+			refused("anonymous", "anon", client.Credentials{}, "0x87")
+
+			token := provision(t, b, "dev-p", access.RoleDevice, access.AddOptions{})
+			admitted("provisioned device", "dev-p", client.Credentials{Username: "dev-p", Password: token})
+			admitted("provisioned device, its client id", wire.DeviceClientID("dev-p"), client.Credentials{Username: "dev-p", Password: token})
+			refused("provisioned device, wrong token", "dev-p", client.Credentials{Username: "dev-p", Password: token + "x"}, "0x86")
+			refused("provisioned device, another device's client id", "dev-other", client.Credentials{Username: "dev-p", Password: token}, "0x85")
+
+			enrol := provision(t, b, "dev-e", access.RoleDevice, access.AddOptions{Enrolment: true, TTL: time.Hour})
+			fresh := client.Credentials{Username: "dev-new", Password: "a-token-of-the-device-itself-0123"}
+			switch mode {
+			case access.EnrolOpen:
+				admitted("new device (trust on first use)", "dev-new", fresh)
+				admitted("new device again", "dev-new", fresh)
+				refused("new device, another token", "dev-new", client.Credentials{Username: "dev-new", Password: "another-token-0123456789abcdef"}, "0x86")
+				refused("new device, short token", "dev-short", client.Credentials{Username: "dev-short", Password: "short"}, "0x86")
+				admitted("enrolment token", "dev-e", client.Credentials{Username: "dev-e", Password: enrol})
+			case access.EnrolToken:
+				refused("new device", "dev-new", fresh, "0x87")
+				refused("enrolment token of another uuid", "dev-x", client.Credentials{Username: "dev-x", Password: enrol}, "0x87")
+				admitted("enrolment token", "dev-e", client.Credentials{Username: "dev-e", Password: enrol})
+				admitted("enrolment token, now the device's credential", "dev-e", client.Credentials{Username: "dev-e", Password: enrol})
+				expired := provision(t, b, "dev-old", access.RoleDevice, access.AddOptions{Enrolment: true, TTL: time.Nanosecond})
+				refused("expired enrolment token", "dev-old", client.Credentials{Username: "dev-old", Password: expired}, "0x87")
+			case access.EnrolClosed:
+				refused("new device", "dev-new", fresh, "0x87")
+				refused("enrolment token", "dev-e", client.Credentials{Username: "dev-e", Password: enrol}, "0x87")
+			}
+			// The broker counts what it refused; <get> shows it.
+			s := session(t, b.NetconfAddr())
+			reply, rerr := exec1(t, s, `<get><filter type="subtree"><bridge xmlns="urn:myno:bridge"/></filter></get>`)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			mustContain(t, reply, "<broker>embedded</broker>", "<allow-anonymous>false</allow-anonymous>", "<enrolment>"+string(mode)+"</enrolment>")
+			if strings.Contains(reply, "<refused-connections>0<") {
+				t.Errorf("no refused connection counted:\n%s", reply)
+			}
+		})
+	}
+}
+
+// --mqtt-allow-anonymous admits clients without credentials, says so in
+// <get>, and still checks the clients that do present credentials.
+func TestAllowAnonymousIsVisible(t *testing.T) {
+	b := startBridge(t, t.TempDir(), func(c *bridge.Config) { c.MQTTAllowAnonymous = true })
+	defer b.Close()
+	ctx := t.Context()
+	tr, err := dialWith(ctx, b.BrokerURL(), "anon", client.Credentials{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Close(ctx)
+	if _, err := dialWith(ctx, b.BrokerURL(), "dev-1", client.Credentials{Username: "dev-1", Password: "short"}, nil); err == nil {
+		t.Error("bad credentials admitted because anonymous clients are")
+	}
+	reply, rerr := exec1(t, session(t, b.NetconfAddr()), `<get><filter type="subtree"><bridge xmlns="urn:myno:bridge"/></filter></get>`)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	mustContain(t, reply, "<allow-anonymous>true</allow-anonymous>")
+}
+
+// Device A, authenticated, tries everything against device B (issue 11):
+// each attempt is refused by the broker or dropped by the bridge, and B
+// stays registered, served, and answered only by itself.
+func TestDeviceCannotActAsAnother(t *testing.T) {
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	url := b.BrokerURL()
+	victim := device(t, url, "led-color.jsonld", "led-b", client.MQTT5)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	attacker := dialAsDevice(t, ctx, url, "dev-a", nil)
+	defer attacker.Close(ctx)
+	module, _ := b.ModuleOf("led-b")
+
+	for _, topic := range []string{
+		wire.ResponseTopic("led-b"),                            // answer as B
+		wire.InstanceResponseTopic("i1", "led-b"),              // answer as B to a cluster instance
+		wire.DeviceBootstrapTopic(wire.TopicUpdate, "led-b"),   // re-register B
+		wire.DeviceBootstrapTopic(wire.TopicDelete, "led-b"),   // delete B
+		wire.FirmwareStatusTopic("led-b"),                      // B's firmware version
+		"actuator/led/led-b",                                   // B's commands
+		wire.BootstrapResponseTopic(wire.TopicCreate, "led-b"), // answer B's bootstrap
+		wire.TopicUpdateServerCert,                             // swap the Update Server key
+		wire.ClusterRegistryTopic("c1", "ghost"),               // a ghost device in a cluster
+		wire.ClusterMemberTopic("c1", "fake"),                  // a fake cluster member
+		wire.DefaultE2EPrefix + "/manager/led-b/notify",        // B's E2E channel
+		"$SYS/broker/clients",                                  // the broker's own tree
+	} {
+		if err := attacker.Publish(ctx, client.Message{Topic: topic, Payload: []byte("x;OK")}, 1); err == nil {
+			t.Errorf("publish on %s: accepted", topic)
+		}
+	}
+	if err := attacker.PublishRetained(ctx, client.Message{Topic: wire.TopicUpdateServerCert, Payload: []byte("-----BEGIN CERTIFICATE-----")}); err == nil {
+		t.Error("retained publish on the Update Server certificate topic: accepted")
+	}
+	for _, filter := range []string{"actuator/led/led-b", "actuator/#", "#", wire.ResponseFilter, wire.BootstrapResponseTopic(wire.TopicCreate, "led-b"),
+		wire.DefaultE2EPrefix + "/+/led-b/update", "yang/config/+/+"} {
+		if err := attacker.Subscribe(ctx, filter); err == nil {
+			t.Errorf("subscribe to %s: granted", filter)
+		}
+	}
+	// On MYNO's shared topics the uuid is in the payload: the embedded
+	// broker tells the bridge who published, and the bridge drops them.
+	before := b.MismatchedAnswers()
+	var forged []client.Message
+	for _, c := range wire.SplitDescription("led-b", desc(t, "relay-sensors.jsonld"), 0) {
+		forged = append(forged, client.Message{Topic: wire.TopicUpdate, Payload: c.Encode()})
+	}
+	forged = append(forged,
+		client.Message{Topic: wire.TopicCreate, Payload: wire.Chunk{UUID: "led-b", End: true}.Encode()},
+		client.Message{Topic: wire.TopicDelete, Payload: []byte("led-b")},
+		client.Message{Topic: wire.TopicRetrieve, Payload: []byte("led-b")})
+	for _, m := range forged {
+		if err := attacker.Publish(ctx, m, 1); err != nil {
+			t.Fatalf("publish on shared %s: %v", m.Topic, err)
+		}
+	}
+	testenv.WaitFor(t, "the forged bootstrap messages to be dropped", func() bool { return b.MismatchedAnswers() >= before+uint64(len(forged)) })
+	// Nor can it take B's client id (a session take-over).
+	if _, err := dialWith(ctx, url, wire.DeviceClientID("led-b"), testCreds("dev-a"), nil); err == nil || !strings.Contains(err.Error(), "0x85") {
+		t.Errorf("take-over of B's client id: %v", err)
+	}
+	// B is still registered with its own module, and served.
+	if m, ok := b.ModuleOf("led-b"); !ok || m != module {
+		t.Fatalf("led-b: module %q %v, want %q", m, ok, module)
+	}
+	s := session(t, b.NetconfAddr())
+	ns := namespace(t, "led-color.jsonld")
+	reply, rerr := exec1(t, s, `<ledOn xmlns="`+ns+`"><uuidInput>led-b</uuidInput></ledOn>`)
+	if rerr != nil {
+		t.Fatalf("rpc to led-b: %v", rerr)
+	}
+	mustContain(t, reply, "OK")
+	if victim.Commands.Load() == 0 {
+		t.Error("led-b did not execute the command")
+	}
+}
+
+// A description may not name a topic of another device: not its readings,
+// nor its commands (a device could then command it), and a device may
+// not read from a topic that another device's description names.
+func TestDescriptionClaimingAnotherDevicesCommandTopic(t *testing.T) {
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	url := b.BrokerURL()
+	device(t, url, "led-color.jsonld", "led-b", client.MQTT5)
+	thief := bytes.Replace(desc(t, "relay-sensors.jsonld"), []byte("sensor/temperature/%s"), []byte("actuator/led/led-b"), 1)
+	d, err := devices.New(devices.Config{Description: thief, UUID: "relay-thief", BrokerURL: url, Credentials: testCreds("relay-thief"), Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	err = d.Bootstrap(ctx)
+	if !errors.Is(err, devices.ErrRefused) || !strings.Contains(err.Error(), "actuator/led/led-b") || !strings.Contains(err.Error(), "belongs to device led-b") {
+		t.Fatalf("bootstrap of a description naming led-b's command topic: %v", err)
+	}
+	if _, ok := b.ModuleOf("relay-thief"); ok {
+		t.Error("the thief was registered")
+	}
+}

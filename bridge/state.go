@@ -1,0 +1,44 @@
+package bridge
+
+import (
+	"context"
+	_ "embed"
+	"strconv"
+
+	"github.com/myno-bridge/myno/netconf"
+)
+
+// The bridge's own module (bridge/yang/myno-bridge.yang): its state in
+// <get>, beside the modules of its devices.
+const (
+	bridgeModule    = "myno-bridge"
+	bridgeNamespace = "urn:myno:bridge"
+	bridgeRevision  = "2026-12-02"
+)
+
+//go:embed yang/myno-bridge.yang
+var bridgeModuleSource string
+
+// announceBridgeModule adds the bridge's module and its state.
+func (b *Bridge) announceBridgeModule() {
+	b.nc.AddModule(netconf.Module{Name: bridgeModule, Revision: bridgeRevision, Namespace: bridgeNamespace, Source: bridgeModuleSource})
+	b.nc.AddState(bridgeModule, b.bridgeState)
+}
+
+// bridgeState renders the bridge container of myno-bridge.
+func (b *Bridge) bridgeState(ctx context.Context) ([]*netconf.Element, error) {
+	leaf := func(name, v string) *netconf.Element { return netconf.NewLeaf(bridgeNamespace, name, v) }
+	kind, refused, denied := "external", uint64(0), uint64(0)
+	if b.broker != nil {
+		kind, refused, denied = "embedded", b.broker.RefusedConnects(), b.broker.DeniedTopics()
+	}
+	acc := netconf.NewNode(bridgeNamespace, "mqtt-access",
+		leaf("broker", kind),
+		leaf("allow-anonymous", strconv.FormatBool(b.broker != nil && b.cfg.MQTTAllowAnonymous)),
+		leaf("enrolment", string(b.cfg.Enrolment)),
+		leaf("legacy-bootstrap-topics", strconv.FormatBool(b.broker != nil || b.cfg.LegacyBootstrapTopics)),
+		leaf("refused-connections", strconv.FormatUint(refused, 10)),
+		leaf("denied-topics", strconv.FormatUint(denied, 10)),
+		leaf("untrusted-messages", strconv.FormatUint(b.calls.mismatched.Load(), 10)))
+	return []*netconf.Element{netconf.NewNode(bridgeNamespace, "bridge", acc)}, nil
+}

@@ -236,3 +236,79 @@ func TestDescriptionClaimingAnotherDevicesCommandTopic(t *testing.T) {
 		t.Error("the thief was registered")
 	}
 }
+
+// The embedded broker's mqtts listener: a device logs in with a client
+// certificate of the configured CA, whose common name is its uuid, or with
+// its token over TLS; a certificate of another CA is refused, and a
+// certificate cannot be used with another device's user name.
+func TestMQTTSListener(t *testing.T) {
+	pki := testenv.NewPKI(t, "mqtt-ca")
+	other := testenv.NewPKI(t, "other-ca")
+	serverCert, serverKey := pki.Server("127.0.0.1")
+	b := startBridge(t, t.TempDir(), func(c *bridge.Config) {
+		c.Enrolment = access.EnrolClosed
+		c.MQTTTLSListen, c.MQTTTLSCertFile, c.MQTTTLSKeyFile, c.MQTTTLSClientCAFile = "127.0.0.1:0", serverCert, serverKey, pki.CAFile
+	})
+	defer b.Close()
+	url := b.MQTTSURL()
+	if !strings.HasPrefix(url, "mqtts://127.0.0.1:") {
+		t.Fatalf("mqtts URL %q", url)
+	}
+	ctx := t.Context()
+	tlsWith := func(cert, key string) client.Credentials {
+		t.Helper()
+		cfg, err := client.LoadTLS(pki.CAFile, cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client.Credentials{TLSConfig: cfg}
+	}
+	// A certificate with CN=uuid is the device's identity: it bootstraps
+	// and is served, without any token.
+	cert, key := pki.Client("led-tls")
+	d, err := devices.New(devices.Config{Description: desc(t, "led-color.jsonld"), UUID: "led-tls", BrokerURL: url, Credentials: tlsWith(cert, key), Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := d.Connect(cctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Bootstrap(cctx); err != nil {
+		t.Fatal(err)
+	}
+	// ... and only that device's.
+	creds := tlsWith(cert, key)
+	creds.Username = "led-other"
+	if _, err := dialWith(ctx, url, "led-other", creds, nil); err == nil || !strings.Contains(err.Error(), "0x86") {
+		t.Errorf("certificate of led-tls with user name led-other: %v", err)
+	}
+	if tr, err := dialWith(ctx, url, "led-tls", tlsWith(cert, key), nil); err != nil {
+		t.Errorf("led-tls again: %v", err)
+	} else {
+		if err := tr.Publish(ctx, client.Message{Topic: wire.ResponseTopic("led-x"), Payload: []byte("1;OK")}, 1); err == nil {
+			t.Error("led-tls may answer as led-x")
+		}
+		tr.Close(ctx)
+	}
+	// A token over TLS.
+	token := provision(t, b, "dev-token", access.RoleDevice, access.AddOptions{})
+	over := tlsWith("", "")
+	over.Username, over.Password = "dev-token", token
+	if tr, err := dialWith(ctx, url, "dev-token", over, nil); err != nil {
+		t.Errorf("token over TLS: %v", err)
+	} else {
+		tr.Close(ctx)
+	}
+	// No certificate and no token: anonymous, refused.
+	if _, err := dialWith(ctx, url, "anon", tlsWith("", ""), nil); err == nil {
+		t.Error("TLS client without credentials admitted")
+	}
+	// A certificate of another CA fails the TLS handshake.
+	ocert, okey := other.Client("led-tls")
+	if _, err := dialWith(ctx, url, "led-tls", tlsWith(ocert, okey), nil); err == nil {
+		t.Error("certificate of another CA admitted")
+	}
+}

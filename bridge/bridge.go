@@ -257,6 +257,15 @@ func (b *Bridge) BrokerURL() string {
 	return b.broker.URL()
 }
 
+// MQTTSURL is the embedded broker's mqtts:// URL, or "" without a TLS
+// listener.
+func (b *Bridge) MQTTSURL() string {
+	if b.broker == nil {
+		return ""
+	}
+	return b.broker.TLSURL()
+}
+
 // CredentialsFile is the embedded broker's MQTT credential file (see
 // access.Store); myno devices changes it, and the bridge follows.
 func (b *Bridge) CredentialsFile() string { return b.cfg.CredentialsFile }

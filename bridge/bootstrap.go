@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/wire"
@@ -15,6 +16,10 @@ import (
 // onMessage dispatches everything the bridge receives. It runs on the MQTT
 // client's goroutine: whatever may block goes to a task of its own.
 func (b *Bridge) onMessage(m client.Message) {
+	if b.dynsec != nil && m.Topic == access.DynsecResponseTopic {
+		b.dynsec.onResponse(m)
+		return
+	}
 	if shared, uuid, ok := wire.ParseDeviceBootstrapTopic(m.Topic); ok {
 		b.onBootstrap(m, shared, uuid)
 		return

@@ -32,6 +32,7 @@ type Bridge struct {
 
 	broker   *broker.Broker     // the embedded broker; nil with an external one
 	access   *access.Controller // the embedded broker's access control
+	dynsec   *dynsecSync        // an external Mosquitto's roles; nil unless MosquittoDynsec
 	mq       client.Transport   // the bridge's MQTT connection
 	nc       *netconf.Server
 	ln       net.Listener
@@ -80,6 +81,11 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	}
 	if err := b.subscribe(ctx); err != nil {
 		return nil, err
+	}
+	if b.dynsec != nil {
+		if err := b.dynsec.start(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := b.owner.start(b.ctx, b.mq, &b.run); err != nil {
 		return nil, err
@@ -132,6 +138,9 @@ func (b *Bridge) newNETCONFServer() (*netconf.Server, error) {
 func (b *Bridge) connectMQTT(ctx context.Context) error {
 	cfg := b.cfg
 	if cfg.MQTTURL == "" {
+		if cfg.MosquittoDynsec {
+			return errors.New("--mosquitto-dynsec manages an external Mosquitto (--mqtt-url); the embedded broker has its own access control")
+		}
 		var err error
 		if b.access, err = b.newAccess(); err != nil {
 			return err
@@ -153,6 +162,9 @@ func (b *Bridge) connectMQTT(ctx context.Context) error {
 	if cfg.MQTTAllowAnonymous || cfg.MQTTTLSListen != "" {
 		return errors.New("--mqtt-allow-anonymous and --mqtts-listen are settings of the embedded broker, not of --mqtt-url")
 	}
+	if cfg.MosquittoDynsec {
+		b.dynsec = newDynsecSync(nil, access.Policy{Devices: b.registry, LegacyBootstrap: cfg.LegacyBootstrapTopics, E2EPrefix: cfg.E2EPrefix}, b)
+	}
 	tlsCfg, err := client.LoadTLS(cfg.MQTTCAFile, cfg.MQTTCertFile, cfg.MQTTKeyFile)
 	if err != nil {
 		return err
@@ -166,6 +178,9 @@ func (b *Bridge) connectMQTT(ctx context.Context) error {
 	dctx, cancel := context.WithTimeout(ctx, cfg.MQTTConnectTimeout)
 	defer cancel()
 	b.mq, err = client.Dial(dctx, mc)
+	if b.dynsec != nil {
+		b.dynsec.mq = b.mq
+	}
 	return err
 }
 
@@ -225,6 +240,12 @@ func (b *Bridge) restoreRegistry(ctx context.Context) error {
 		}
 		b.registry.restoreFirmware(p.UUID, p.Firmware)
 	}
+	if b.dynsec != nil {
+		// One request for every role that differs from the broker's.
+		if err := b.dynsec.flush(ctx); err != nil {
+			b.log.Warn("mosquitto dynamic-security roles not all updated", "err", err)
+		}
+	}
 	if len(saved) > 0 {
 		devices, modules := b.registry.counts()
 		b.log.Info("registry restored", "devices", devices, "modules", modules)
@@ -264,6 +285,15 @@ func (b *Bridge) MQTTSURL() string {
 		return ""
 	}
 	return b.broker.TLSURL()
+}
+
+// DynsecUpdates counts the requests that changed roles of an external
+// Mosquitto's dynamic-security plugin (--mosquitto-dynsec).
+func (b *Bridge) DynsecUpdates() uint64 {
+	if b.dynsec == nil {
+		return 0
+	}
+	return b.dynsec.updates.Load()
 }
 
 // CredentialsFile is the embedded broker's MQTT credential file (see
@@ -355,7 +385,7 @@ func (b *Bridge) register(ctx context.Context, uuid string, desc []byte, at time
 	if err != nil {
 		return err
 	}
-	b.accessChanged()
+	b.accessChanged(ctx, uuid, persist)
 	if ch.announce {
 		b.announce(ch.module)
 	}
@@ -367,10 +397,20 @@ func (b *Bridge) register(ctx context.Context, uuid string, desc []byte, at time
 	return nil
 }
 
-// accessChanged has the embedded broker's ACL follow the registry.
-func (b *Bridge) accessChanged() {
+// accessChanged has the broker's ACL follow the registry: the embedded
+// broker's at once, an external Mosquitto's dynamic-security roles before
+// the device is answered (now, or with the others when restoring).
+func (b *Bridge) accessChanged(ctx context.Context, uuid string, now bool) {
 	if b.access != nil {
 		b.access.Changed()
+	}
+	if b.dynsec != nil {
+		b.dynsec.mark(uuid)
+		if now {
+			if err := b.dynsec.flush(ctx); err != nil {
+				b.log.Warn("mosquitto dynamic-security role not updated", "uuid", uuid, "err", err)
+			}
+		}
 	}
 }
 
@@ -380,7 +420,7 @@ func (b *Bridge) unregister(ctx context.Context, uuid string) bool {
 	if !ok {
 		return false
 	}
-	b.accessChanged()
+	b.accessChanged(ctx, uuid, true)
 	b.apply(ctx, ch)
 	b.log.Info("device deleted", "uuid", uuid)
 	if err := b.registry.save(); err != nil {

@@ -71,6 +71,11 @@ type Config struct {
 	// README's threat model). The embedded broker always serves them: it
 	// does say, and the bridge checks the uuid against the publisher.
 	LegacyBootstrapTopics bool
+	// MosquittoDynsec keeps the roles of the external Mosquitto's
+	// dynamic-security plugin in step with the registrations (the bridge's
+	// user needs the plugin's admin rights; myno acl export --format
+	// mosquitto-dynsec writes a configuration that gives them).
+	MosquittoDynsec bool
 	// E2EPrefix roots the E2E channel's topics that the ACL grants;
 	// default wire.DefaultE2EPrefix.
 	E2EPrefix string

@@ -34,6 +34,7 @@ func bridgeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "mqtts-cert", Usage: "certificate `FILE` (PEM) of the mqtts listener", Sources: cli.EnvVars("MYNO_MQTTS_CERT")},
 		&cli.StringFlag{Name: "mqtts-key", Usage: "key `FILE` (PEM) of --mqtts-cert", Sources: cli.EnvVars("MYNO_MQTTS_KEY")},
 		&cli.StringFlag{Name: "mqtts-client-ca", Usage: "CA `FILE` (PEM) whose client certificates the mqtts listener accepts; the certificate's common name is the client (a device's uuid), e.g. the E2E CA of myno ca", Sources: cli.EnvVars("MYNO_MQTTS_CLIENT_CA")},
+		&cli.BoolFlag{Name: "mosquitto-dynsec", Usage: "with --mqtt-url: keep the roles of Mosquitto's dynamic-security plugin in step with the registrations (see myno acl export --format mosquitto-dynsec)", Sources: cli.EnvVars("MYNO_MOSQUITTO_DYNSEC")},
 		&cli.BoolFlag{Name: "legacy-bootstrap-topics", Usage: "with --mqtt-url: also serve MYNO's shared bootstrap topics (yang/config/create, ...), which an external broker cannot tie to a device (see the README's threat model)", Sources: cli.EnvVars("MYNO_LEGACY_BOOTSTRAP_TOPICS")},
 		logLevelFlag("info"),
 	}, mqttAuthFlags()...)
@@ -57,6 +58,7 @@ func bridgeConfig(cmd *cli.Command) (bridge.Config, error) {
 		MQTTTLSKeyFile:        cmd.String("mqtts-key"),
 		MQTTTLSClientCAFile:   cmd.String("mqtts-client-ca"),
 		LegacyBootstrapTopics: cmd.Bool("legacy-bootstrap-topics"),
+		MosquittoDynsec:       cmd.Bool("mosquitto-dynsec"),
 		NetconfListen:         cmd.String("netconf-listen"),
 		MQTTListen:            cmd.String("mqtt-listen"),
 		MQTTURL:               cmd.String("mqtt-url"),

@@ -171,16 +171,23 @@ func aclCommand() *cli.Command {
 				"or given with --description, the command, reading and firmware topics of its description.\n" +
 				"Mosquitto reads them at start and on SIGHUP: export again after devices register.",
 			Flags: append(credentialFlags(),
-				&cli.StringFlag{Name: "format", Value: "mosquitto", Usage: "only mosquitto"},
-				&cli.StringFlag{Name: "password-file", Usage: "`FILE` to write (Mosquitto password_file)", Required: true},
-				&cli.StringFlag{Name: "acl-file", Usage: "`FILE` to write (Mosquitto acl_file)", Required: true},
+				&cli.StringFlag{Name: "format", Value: "mosquitto", Usage: "mosquitto (password and ACL files) or mosquitto-dynsec (the dynamic-security plugin's configuration file)"},
+				&cli.StringFlag{Name: "password-file", Usage: "mosquitto: `FILE` to write (password_file)"},
+				&cli.StringFlag{Name: "acl-file", Usage: "mosquitto: `FILE` to write (acl_file)"},
+				&cli.StringFlag{Name: "dynsec-file", Usage: "mosquitto-dynsec: `FILE` to write (plugin_opt_config_file; the broker rewrites it as it runs)"},
 				&cli.StringSliceFlag{Name: "description", Usage: "`UUID=FILE`: the description of a device not registered yet (repeatable)"},
 				&cli.StringFlag{Name: "e2e-prefix", Usage: "root of the E2E channel's topics", Value: wire.DefaultE2EPrefix, Sources: cli.EnvVars("MYNO_E2E_PREFIX")},
 				&cli.BoolFlag{Name: "legacy-bootstrap-topics", Usage: "let devices publish on MYNO's shared bootstrap topics (as the bridge's flag; see the README's threat model)"},
 			),
 			Action: func(ctx context.Context, cmd *cli.Command) error {
-				if cmd.String("format") != "mosquitto" {
-					return &exitError{code: 2, err: fmt.Errorf("--format %q: only mosquitto", cmd.String("format"))}
+				format := cmd.String("format")
+				switch {
+				case format == "mosquitto" && (cmd.String("password-file") == "" || cmd.String("acl-file") == ""):
+					return &exitError{code: 2, err: errors.New("--format mosquitto needs --password-file and --acl-file")}
+				case format == "mosquitto-dynsec" && cmd.String("dynsec-file") == "":
+					return &exitError{code: 2, err: errors.New("--format mosquitto-dynsec needs --dynsec-file")}
+				case format != "mosquitto" && format != "mosquitto-dynsec":
+					return &exitError{code: 2, err: fmt.Errorf("--format %q: mosquitto or mosquitto-dynsec", format)}
 				}
 				extra := map[string][]byte{}
 				for _, d := range cmd.StringSlice("description") {
@@ -203,8 +210,20 @@ func aclCommand() *cli.Command {
 					return &exitError{code: 1, err: err}
 				}
 				policy := access.Policy{Devices: devs, E2EPrefix: cmd.String("e2e-prefix"), LegacyBootstrap: cmd.Bool("legacy-bootstrap-topics")}
+				export := access.Export{Credentials: store.List(), Policy: policy}
+				if format == "mosquitto-dynsec" {
+					data, err := access.ExportDynsec(export)
+					if err != nil {
+						return &exitError{code: 1, err: err}
+					}
+					if err := os.WriteFile(cmd.String("dynsec-file"), data, 0o600); err != nil {
+						return &exitError{code: 1, err: err}
+					}
+					fmt.Fprintf(cmd.Root().Writer, "wrote %s: %d identities, %d descriptions\n", cmd.String("dynsec-file"), store.Len(), len(extra))
+					return nil
+				}
 				var pw, acl strings.Builder
-				if err := access.ExportMosquitto(access.Export{Credentials: store.List(), Rules: policy.Rules}, &pw, &acl); err != nil {
+				if err := access.ExportMosquitto(export, &pw, &acl); err != nil {
 					return &exitError{code: 1, err: err}
 				}
 				if err := os.WriteFile(cmd.String("password-file"), []byte(pw.String()), 0o600); err != nil {

@@ -49,7 +49,14 @@ type MosquittoConfig struct {
 	// are Mosquitto's password_file and acl_file, with allow_anonymous
 	// false. Reload makes Mosquitto read them again.
 	PasswordFile, ACLFile string
+	// DynsecFile, when set, loads Mosquitto's dynamic-security plugin with
+	// that configuration file (myno acl export --format mosquitto-dynsec),
+	// with allow_anonymous false.
+	DynsecFile string
 }
+
+// dynsecPlugin is where Debian's mosquitto package puts the plugin.
+const dynsecPlugin = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 
 // MosquittoTLS is Mosquitto's TLS listener configuration.
 type MosquittoTLS struct {
@@ -87,6 +94,12 @@ func StartMosquittoWith(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 		if cfg.ACLFile != "" {
 			access += fmt.Sprintf("acl_file %s\n", cfg.ACLFile)
 		}
+	}
+	if cfg.DynsecFile != "" {
+		if _, err := os.Stat(dynsecPlugin); err != nil {
+			t.Fatalf("mosquitto's dynamic-security plugin: %v (Debian package mosquitto)", err)
+		}
+		access = fmt.Sprintf("allow_anonymous false\nplugin %s\nplugin_opt_config_file %s\n", dynsecPlugin, cfg.DynsecFile)
 	}
 	if c := cfg.TLS; c != nil {
 		access += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %t\n", c.CAFile, c.CertFile, c.KeyFile, c.RequireCertificate)

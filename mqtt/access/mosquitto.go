@@ -30,12 +30,11 @@ func MosquittoHash(token string) (string, error) {
 	return fmt.Sprintf("$7$%d$%s$%s", mosquittoIterations, base64.StdEncoding.EncodeToString(salt), base64.StdEncoding.EncodeToString(key)), nil
 }
 
-// Export is what ExportMosquitto writes from: the credentials and the
-// rules of each identity.
+// Export is what ExportMosquitto and ExportDynsec write from: the
+// credentials, and the policy that gives each its rules.
 type Export struct {
 	Credentials []Credential
-	// Rules gives an identity's rules (Policy.Rules).
-	Rules func(Identity) Rules
+	Policy      Policy
 }
 
 // ExportMosquitto writes a Mosquitto password file (name:hash per line,
@@ -56,7 +55,7 @@ func ExportMosquitto(e Export, passwd, acl io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(&pw, "%s:%s\n", c.Name, c.MosquittoHash)
-		r := e.Rules(Identity{Name: c.Name, Role: c.Role})
+		r := e.Policy.Rules(Identity{Name: c.Name, Role: c.Role})
 		fmt.Fprintf(&ac, "\n# %s (%s)\nuser %s\n", c.Name, c.Role, c.Name)
 		// Mosquitto's "readwrite" would let a subscriber publish too:
 		// each direction is granted on its own.

@@ -66,21 +66,29 @@ func (p Policy) Rules(id Identity) Rules {
 	case RoleBridge:
 		return Rules{Publish: []string{"#"}, Subscribe: []string{"#"}}
 	case RoleUpdateServer:
-		r := p.managerRules(id.Name)
-		if p.Devices != nil {
-			for _, img := range p.Devices.ImageTopics() {
-				r.Publish = append(r.Publish, img)
-				r.Subscribe = append(r.Subscribe, wire.FirmwareAckTopic(img))
-			}
-		}
-		r.Subscribe = append(r.Subscribe, wire.FirmwareStatusFilter)
-		return r
+		r, u := p.managerRules(id.Name), p.UpdateServerRules()
+		return Rules{Publish: append(r.Publish, u.Publish...), Subscribe: append(r.Subscribe, u.Subscribe...)}
 	case RoleE2EManager:
 		return p.managerRules(id.Name)
 	case RoleDevice:
 		return p.deviceRules(id.Name)
 	}
 	return Rules{}
+}
+
+// UpdateServerRules are what every Update Server may do besides its E2E
+// channels: send slices on the registered firmware topics, read their
+// acks and the devices' firmware status.
+func (p Policy) UpdateServerRules() Rules {
+	var r Rules
+	if p.Devices != nil {
+		for _, img := range p.Devices.ImageTopics() {
+			r.Publish = append(r.Publish, img)
+			r.Subscribe = append(r.Subscribe, wire.FirmwareAckTopic(img))
+		}
+	}
+	r.Subscribe = append(r.Subscribe, wire.FirmwareStatusFilter)
+	return r
 }
 
 // managerRules are those of an E2E manager named name (MUP E2E, paper

@@ -1,6 +1,8 @@
 package access
 
 import (
+	"slices"
+
 	"github.com/myno-bridge/myno/wire"
 )
 
@@ -59,9 +61,22 @@ func (p Policy) e2ePrefix() string {
 	return p.E2EPrefix
 }
 
-// Rules returns id's rules. An anonymous identity gets none: allowing
-// anonymous clients everything is the caller's decision (Controller).
+// Rules returns id's rules, each filter once. An anonymous identity gets
+// none: allowing anonymous clients everything is the caller's decision
+// (Controller).
 func (p Policy) Rules(id Identity) Rules {
+	r := p.rules(id)
+	return Rules{Publish: unique(r.Publish), Subscribe: unique(r.Subscribe)}
+}
+
+// unique sorts filters and drops repeats (two functions of a description
+// may share a topic).
+func unique(filters []string) []string {
+	slices.Sort(filters)
+	return slices.Compact(filters)
+}
+
+func (p Policy) rules(id Identity) Rules {
 	switch id.Role {
 	case RoleBridge:
 		return Rules{Publish: []string{"#"}, Subscribe: []string{"#"}}

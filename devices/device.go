@@ -95,6 +95,10 @@ type Device struct {
 	mu       sync.Mutex
 	state    map[string]string // actuator state per command topic
 	boot     chan bootAnswer
+	// reconnected is signalled when the connection came back (and its
+	// subscriptions with it): a bootstrap answer may have been lost.
+	reconnected chan struct{}
+	connections atomic.Uint64
 	bootCorr []byte
 
 	commandTopics map[string][]*ontology.Function
@@ -149,6 +153,7 @@ func New(cfg Config) (*Device, error) {
 		log:           cfg.Logger.With("uuid", cfg.UUID),
 		state:         map[string]string{},
 		boot:          make(chan bootAnswer, 4),
+		reconnected:   make(chan struct{}, 1),
 		commandTopics: map[string][]*ontology.Function{},
 		life:          life,
 		end:           end,
@@ -243,7 +248,14 @@ func (d *Device) Connect(ctx context.Context) error {
 		// slices then carry a 3-byte alias instead of their topic.
 		AcceptTopicAliases: 16,
 		OnReconnect: func() {
+			if d.connections.Add(1) == 1 {
+				return // the first connection (the client calls this after each)
+			}
 			d.log.Debug("mqtt reconnected")
+			select {
+			case d.reconnected <- struct{}{}:
+			default:
+			}
 		},
 	})
 	if err != nil {
@@ -309,6 +321,10 @@ func (d *Device) register(ctx context.Context, topic string) error {
 		d.bootCorr = corr
 		d.mu.Unlock()
 		drain(d.boot)
+		select {
+		case <-d.reconnected: // a reconnect before this attempt is no news
+		default:
+		}
 		chunks := wire.SplitDescription(d.cfg.UUID, d.cfg.Description, d.cfg.ChunkSize)
 		for i, c := range chunks {
 			m := client.Message{Topic: d.bootstrapTopic(topic), Payload: c.Encode()}
@@ -350,6 +366,12 @@ func (d *Device) register(ctx context.Context, topic string) error {
 		case <-timer.C:
 			d.log.Warn("no bootstrap answer, retrying", "attempt", attempt, "waited", wait)
 			wait *= 2
+		case <-d.reconnected:
+			// The broker dropped the connection meanwhile (a restart, or
+			// Mosquitto's dynamic-security plugin applying the device's
+			// new role): the answer may be lost; ask again at once.
+			timer.Stop()
+			d.log.Info("reconnected while waiting for the bootstrap answer; sending again", "attempt", attempt)
 		case <-ctx.Done():
 			timer.Stop()
 			return ctx.Err()

@@ -92,14 +92,14 @@ type Device struct {
 	log   *slog.Logger
 	tr    client.Transport
 
-	mu       sync.Mutex
-	state    map[string]string // actuator state per command topic
-	boot     chan bootAnswer
+	mu    sync.Mutex
+	state map[string]string // actuator state per command topic
+	boot  chan bootAnswer
 	// reconnected is signalled when the connection came back (and its
 	// subscriptions with it): a bootstrap answer may have been lost.
 	reconnected chan struct{}
 	connections atomic.Uint64
-	bootCorr []byte
+	bootCorr    []byte
 
 	commandTopics map[string][]*ontology.Function
 	mup           *mupDevice

@@ -6,37 +6,56 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/broker"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/wire"
 )
 
+// registration is a bootstrap that acceptingBroker accepted: the device's
+// uuid and the topic its description came on.
+type registration struct{ uuid, topic string }
+
 // acceptingBroker is the embedded broker with an inline client that
-// accepts every bootstrap and reports each registered UUID.
-func acceptingBroker(t *testing.T) (string, <-chan string) {
+// accepts every bootstrap, on the shared topic wire.TopicCreate and on the
+// devices' own (wire.DeviceBootstrapTopic), and reports each registration.
+// Like the bridge, it answers an MQTT 5 request on its ResponseTopic with
+// its CorrelationData, which a device checks.
+func acceptingBroker(t *testing.T) (string, <-chan registration) {
 	t.Helper()
 	b, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	registered := make(chan string, 100)
-	srv := b.Server()
-	srv.Subscribe(wire.TopicCreate, 1, func(cl *mqtt.Client, sub packets.Subscription, pk packets.Packet) {
-		if c, err := wire.DecodeChunk(pk.Payload); err == nil && c.End {
-			srv.Publish(wire.BootstrapResponseTopic(wire.TopicCreate, c.UUID), []byte("OK"), false, 1)
-			registered <- c.UUID
+	registered := make(chan registration, 100)
+	var tr client.Transport
+	tr = b.InlineClient("accepting-bridge", func(m client.Message) {
+		c, err := wire.DecodeChunk(m.Payload)
+		if err != nil || !c.End {
+			return
 		}
+		answer := client.Message{Topic: wire.BootstrapResponseTopic(wire.TopicCreate, c.UUID), Payload: []byte(wire.AnswerOK)}
+		if m.ResponseTopic != "" {
+			answer.Topic, answer.CorrelationData = m.ResponseTopic, m.CorrelationData
+		}
+		if err := tr.Publish(context.Background(), answer, 1); err != nil {
+			t.Errorf("answer to %s: %v", c.UUID, err)
+		}
+		registered <- registration{uuid: c.UUID, topic: m.Topic}
 	})
+	for _, filter := range []string{wire.TopicCreate, wire.DeviceBootstrapTopic(wire.TopicCreate, "+")} {
+		if err := tr.Subscribe(context.Background(), filter); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return b.URL(), registered
 }
 
@@ -55,27 +74,47 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func TestDeviceCommand(t *testing.T) {
 	url, registered := acceptingBroker(t)
 	desc := filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "led-color.jsonld")
+	ownTopic := func(uuid string) string { return wire.DeviceBootstrapTopic(wire.TopicCreate, uuid) }
+	sharedTopic := func(string) string { return wire.TopicCreate }
 	for _, tc := range []struct {
-		name string
-		args []string
-		want int // registrations to wait for
-		logs []string
+		name  string
+		args  []string
+		uuid  string                   // of every registration; "" for a fleet's derived ones
+		topic func(uuid string) string // where the description must arrive
+		want  int                      // registrations to wait for
+		logs  []string
 	}{
-		{"one device", []string{"--description", desc, "--uuid", "cli-dev-1", "--protocol", "3.1.1"}, 1, []string{"device registered", "device stopped"}},
-		{"a fleet", []string{"--description", desc, "--uuid", "cli-fleet", "--count", "3", "--chunk-size", "500"}, 3, []string{"fleet: 3/3 connected, 3 bootstrapped, 0 failed"}},
+		{"one device", []string{"--description", desc, "--uuid", "cli-dev-1", "--protocol", "3.1.1"}, "cli-dev-1", ownTopic, 1,
+			[]string{"device registered", "topic=" + ownTopic("cli-dev-1"), "device stopped"}},
+		{"a fleet", []string{"--description", desc, "--uuid", "cli-fleet", "--count", "3", "--chunk-size", "500"}, "", ownTopic, 3,
+			[]string{"fleet: 3/3 connected, 3 bootstrapped, 0 failed"}},
+		{"legacy bootstrap topics", []string{"--description", desc, "--uuid", "cli-legacy-1", "--legacy-bootstrap-topics"}, "cli-legacy-1", sharedTopic, 1,
+			[]string{"device registered", "topic=" + wire.TopicCreate + " ", "device stopped"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
 			var out, errOut syncBuffer
 			done := make(chan int, 1)
 			args := append([]string{"myno", "device", "--mqtt-url", url, "--telemetry-interval", "0"}, tc.args...)
 			go func() { done <- run(ctx, args, &out, &errOut) }()
+			seen := map[string]bool{}
 			for i := 0; i < tc.want; i++ {
 				select {
-				case <-registered:
+				case r := <-registered:
+					if tc.uuid != "" && r.uuid != tc.uuid {
+						t.Errorf("registration of %q, want %q", r.uuid, tc.uuid)
+					}
+					if want := tc.topic(r.uuid); r.topic != want {
+						t.Errorf("%s bootstrapped on %q, want %q", r.uuid, r.topic, want)
+					}
+					seen[r.uuid] = true
 				case <-time.After(20 * time.Second):
 					t.Fatalf("registration %d missing:\n%s", i, errOut.String())
 				}
+			}
+			if len(seen) != tc.want {
+				t.Errorf("%d distinct devices registered, want %d: %v", len(seen), tc.want, seen)
 			}
 			// The broker saw the END; wait until the device has the answer too.
 			testenv.WaitFor(t, "the device's log line "+tc.logs[0], func() bool { return strings.Contains(errOut.String(), tc.logs[0]) },
@@ -158,14 +197,36 @@ func TestDemoCommand(t *testing.T) {
 	if kh, err := os.ReadFile(knownHosts); err != nil || strings.Count(string(kh), "\n") != 1 {
 		t.Errorf("known_hosts after the first connection: %q %v", kh, err)
 	}
+	// The demo's broker admits only provisioned clients, as it says.
+	brokerURL := regexp.MustCompile(`MQTT broker on (mqtt://127\.0\.0\.1:\d+)`).FindStringSubmatch(text)
+	if brokerURL == nil || !strings.Contains(text, "admits only provisioned clients") {
+		t.Fatalf("no broker URL or no word on its access control in:\n%s", text)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
+	anon, err := client.Dial(dctx, client.Config{URL: brokerURL[1], ClientID: "demo-anonymous", Logger: testenv.Logger()})
+	dcancel()
+	if err == nil {
+		anon.Close(context.Background())
+		t.Error("the demo's broker admitted an anonymous client")
+	} else if !strings.Contains(err.Error(), "not authorized (CONNACK reason 0x87)") {
+		t.Errorf("anonymous client: %v, want CONNACK 0x87", err)
+	}
 	// The printed MUP update works: demo-mup-1 goes from version 1 to 2,
 	// and a second run is refused by the device as a same-version update.
-	m := regexp.MustCompile(`myno update --bridge \S+ --password PASSWORD --mqtt-url (\S+) --device demo-mup-1 \\\s+--image (\S+) --manifest (\S+) --key (\S+)`).FindStringSubmatch(text)
+	// It logs in as the demo's Update Server, with the token the demo
+	// provisioned.
+	m := regexp.MustCompile(`myno update --bridge \S+ --password PASSWORD --mqtt-url (\S+) --device demo-mup-1 \\\s+` +
+		`--mqtt-username (\S+) --mqtt-password-file (\S+) \\\s+--image (\S+) --manifest (\S+) --key (\S+)`).FindStringSubmatch(text)
 	if m == nil {
 		t.Fatalf("no myno update command in:\n%s", text)
 	}
-	update := []string{"update", "--bridge", addr[1], "--password", "demo-pw", "--mqtt-url", m[1], "--device", "demo-mup-1",
-		"--image", m[2], "--manifest", m[3], "--key", m[4]}
+	if tokenDir := filepath.Join(dir, "tokens"); m[2] != "demo-manager" || m[3] != filepath.Join(tokenDir, "demo-manager.token") {
+		t.Errorf("update logs in as %s with %s, want demo-manager with its token in %s", m[2], m[3], tokenDir)
+	}
+	checkMode(t, m[3], 0o600)
+	updateBase := []string{"update", "--bridge", addr[1], "--password", "demo-pw", "--mqtt-url", m[1], "--mqtt-username", m[2], "--mqtt-password-file", m[3]}
+	artifacts := []string{"--image", m[4], "--manifest", m[5], "--key", m[6]}
+	update := slices.Clip(slices.Concat(updateBase, []string{"--device", "demo-mup-1"}, artifacts))
 	// The first run is the confidential one (--encrypt with the demo's
 	// E2E CA): the key phase shows in the result.
 	enc := regexp.MustCompile(`add:\s+--encrypt --ca-dir (\S+)`).FindStringSubmatch(text)
@@ -183,8 +244,8 @@ func TestDemoCommand(t *testing.T) {
 	}
 	// A campaign: one at a time, stop after the first failure; the table
 	// tells what happened to each device.
-	campaign := append(update[:9:9], "--device", "demo-relay-1", "--parallel", "1", "--max-failures", "1", "--quiet",
-		"--image", m[2], "--manifest", m[3], "--key", m[4])
+	campaign := slices.Concat(updateBase, []string{"--device", "demo-mup-1", "--device", "demo-relay-1", "--parallel", "1", "--max-failures", "1", "--quiet"},
+		artifacts)
 	code, table, updErr := runMyno(t, campaign...)
 	if code != 1 || !regexp.MustCompile(`demo-mup-1\s+failed\s+.*25_INVALID-VERSIONNR`).MatchString(table) ||
 		!regexp.MustCompile(`demo-relay-1\s+skipped`).MatchString(table) {
@@ -192,15 +253,16 @@ func TestDemoCommand(t *testing.T) {
 	}
 	// The printed E2E renewal works: demo-mup-1 gets a new certificate and
 	// stores it; a device nobody runs fails within --timeout.
-	r := regexp.MustCompile(`myno e2e renew --ca-dir (\S+) --mqtt-url (\S+) --device demo-mup-1`).FindStringSubmatch(text)
+	r := regexp.MustCompile(`myno e2e renew --ca-dir (\S+) --mqtt-url (\S+) --device demo-mup-1 \\\s+--mqtt-username (\S+) --mqtt-password-file (\S+)`).FindStringSubmatch(text)
 	if r == nil {
 		t.Fatalf("no myno e2e renew command in:\n%s", text)
 	}
+	renew := []string{"e2e", "renew", "--ca-dir", r[1], "--mqtt-url", r[2], "--mqtt-username", r[3], "--mqtt-password-file", r[4]}
 	before, err := mup.ReadCertificate(filepath.Join(r[1], "demo-mup-1.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, table, renewErr := runMyno(t, "e2e", "renew", "--ca-dir", r[1], "--mqtt-url", r[2], "--device", "demo-mup-1")
+	code, table, renewErr := runMyno(t, append(renew, "--device", "demo-mup-1")...)
 	after, err := mup.ReadCertificate(filepath.Join(r[1], "demo-mup-1.crt"))
 	if err != nil {
 		t.Fatal(err)
@@ -209,8 +271,7 @@ func TestDemoCommand(t *testing.T) {
 		!strings.Contains(renewErr, "renewing") || after.Equal(before) {
 		t.Fatalf("e2e renew: exit %d\n%s\n%.600s", code, table, renewErr)
 	}
-	code, table, _ = runMyno(t, "e2e", "renew", "--ca-dir", r[1], "--mqtt-url", r[2], "--device", "demo-mup-1", "--device", "nobody-runs-me",
-		"--timeout", "3s", "--quiet")
+	code, table, _ = runMyno(t, append(renew, "--device", "demo-mup-1", "--device", "nobody-runs-me", "--timeout", "3s", "--quiet")...)
 	if code != 1 || !regexp.MustCompile(`demo-mup-1\s+renewed`).MatchString(table) || !regexp.MustCompile(`nobody-runs-me\s+failed`).MatchString(table) {
 		t.Errorf("e2e renew with a missing device: exit %d\n%s", code, table)
 	}

@@ -44,10 +44,14 @@ func runFleetChild(url string) {
 		fmt.Println("ERR", err)
 		os.Exit(1)
 	}
+	creds := fleetCreds
+	if os.Getenv("MYNO_TEST_FLEET_ANONYMOUS") != "" {
+		creds = nil
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f, err := devices.StartFleet(ctx, devices.FleetConfig{Entries: []devices.FleetEntry{{Name: "x", Description: d, Count: n}},
 		BaseUUID: os.Getenv("MYNO_TEST_FLEET_BASE"), Device: devices.Config{BrokerURL: url, Logger: testenv.Logger(), BootstrapTimeout: 20 * time.Second},
-		Credentials: fleetCreds, Stagger: 100 * time.Microsecond, Concurrency: 128})
+		Credentials: creds, Stagger: 100 * time.Microsecond, Concurrency: 128})
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(1)
@@ -72,38 +76,65 @@ func BenchmarkBridgeBootstrap(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("MYNO_BENCH_DEVICES")); err == nil {
 		n = v
 	}
-	for b.Loop() {
-		br := startBridge(b, b.TempDir(), nil)
-		runtime.GC()
-		before := rss(b)
-		start := time.Now()
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "MYNO_TEST_FLEET_CHILD="+br.BrokerURL(), "MYNO_TEST_FLEET_N="+strconv.Itoa(n),
-			"MYNO_TEST_FLEET_DESC="+filepath.Join(testenv.RepoRoot(b), "testdata", "descriptions", "led-color.jsonld"),
-			"MYNO_TEST_FLEET_BASE="+strconv.FormatInt(time.Now().UnixNano(), 36))
-		stdin, _ := cmd.StdinPipe()
-		stdout, _ := cmd.StdoutPipe()
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		elapsed := time.Since(start)
-		if err != nil || !strings.HasPrefix(line, "READY ") {
-			b.Fatalf("fleet: %q %v", line, err)
-		}
-		var ok, failed int
-		fmt.Sscan(strings.TrimPrefix(line, "READY "), &ok, &failed)
-		if ok != n || len(br.Devices()) != n {
-			b.Fatalf("%d bootstrapped, %d failed, %d registered", ok, failed, len(br.Devices()))
-		}
-		runtime.GC()
-		after := rss(b)
-		b.ReportMetric(elapsed.Seconds(), "s/1000-devices")
-		b.ReportMetric(float64(after-before)/float64(n), "KiB-RSS/device")
-		br.Close()
+	// Each device logs in with its own token, enrolled on first use
+	// (--enrol open: a write of the credential file, shared by the
+	// devices that enrol together); the same devices again, now known;
+	// and, for comparison, anonymous devices (--mqtt-allow-anonymous).
+	for _, mode := range []string{"enrol", "known", "anonymous"} {
+		b.Run("login="+mode, func(b *testing.B) {
+			dir := b.TempDir()
+			base := strconv.FormatInt(time.Now().UnixNano(), 36)
+			for b.Loop() {
+				if mode == "known" {
+					br := startBridge(b, dir, nil)
+					runFleet(b, br, n, base, false) // enrol them first
+					br.Close()
+				}
+				br := startBridge(b, dir, func(c *bridge.Config) { c.MQTTAllowAnonymous = mode == "anonymous" })
+				runtime.GC()
+				before := rss(b)
+				elapsed := runFleet(b, br, n, base, mode == "anonymous")
+				runtime.GC()
+				after := rss(b)
+				b.ReportMetric(elapsed.Seconds(), "s/fleet")
+				b.ReportMetric(float64(after-before)/float64(n), "KiB-RSS/device")
+				br.Close()
+			}
+		})
 	}
+}
+
+// runFleet bootstraps n devices in a child process through br's broker and
+// returns how long until all were registered; the child stops with the
+// benchmark.
+func runFleet(b *testing.B, br *bridge.Bridge, n int, base string, anonymous bool) time.Duration {
+	start := time.Now()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "MYNO_TEST_FLEET_CHILD="+br.BrokerURL(), "MYNO_TEST_FLEET_N="+strconv.Itoa(n),
+		"MYNO_TEST_FLEET_DESC="+filepath.Join(testenv.RepoRoot(b), "testdata", "descriptions", "led-color.jsonld"),
+		"MYNO_TEST_FLEET_BASE="+base)
+	if anonymous {
+		cmd.Env = append(cmd.Env, "MYNO_TEST_FLEET_ANONYMOUS=1")
+	}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	stop := func() { stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	b.Cleanup(stop)
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	elapsed := time.Since(start)
+	if err != nil || !strings.HasPrefix(line, "READY ") {
+		b.Fatalf("fleet: %q %v", line, err)
+	}
+	var ok, failed int
+	fmt.Sscan(strings.TrimPrefix(line, "READY "), &ok, &failed)
+	if ok != n || len(br.Devices()) < n {
+		b.Fatalf("%d bootstrapped, %d failed, %d registered", ok, failed, len(br.Devices()))
+	}
+	return elapsed
 }
 
 func rss(tb testing.TB) int64 {

@@ -402,7 +402,7 @@ func (b *Bridge) register(ctx context.Context, uuid string, desc []byte, at time
 // the device is answered (now, or with the others when restoring).
 func (b *Bridge) accessChanged(ctx context.Context, uuid string, now bool) {
 	if b.access != nil {
-		b.access.Changed()
+		b.access.DeviceChanged(uuid)
 	}
 	if b.dynsec != nil {
 		b.dynsec.mark(uuid)

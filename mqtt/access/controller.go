@@ -75,7 +75,8 @@ type Controller struct {
 	AllowAnonymous bool
 	Logger         *slog.Logger
 
-	generation atomic.Uint64 // bumped by Changed
+	generation atomic.Uint64 // bumped by Changed and DeviceChanged: the roles' rules
+	devices    sync.Map      // device uuid -> *atomic.Uint64, bumped by DeviceChanged
 	cache      sync.Map      // Identity -> cachedRules
 }
 
@@ -84,9 +85,31 @@ type cachedRules struct {
 	rules      Rules
 }
 
-// Changed tells the controller that registrations changed: rules are
-// derived again on next use.
-func (c *Controller) Changed() { c.generation.Add(1) }
+// Changed tells the controller that anything may have changed (the
+// credential file): every identity's rules are derived again on next use.
+func (c *Controller) Changed() {
+	c.generation.Add(1)
+	c.devices.Range(func(_, v any) bool { v.(*atomic.Uint64).Add(1); return true })
+}
+
+// DeviceChanged tells the controller that device uuid registered, changed
+// or left: its rules, and the roles' (the Update Servers' follow every
+// firmware topic), are derived again on next use; the other devices'
+// stay cached, so that a registration storm does not make every publish
+// derive its rules anew.
+func (c *Controller) DeviceChanged(uuid string) {
+	c.deviceVersion(uuid).Add(1)
+	c.generation.Add(1)
+}
+
+// deviceVersion is device uuid's change counter.
+func (c *Controller) deviceVersion(uuid string) *atomic.Uint64 {
+	if v, ok := c.devices.Load(uuid); ok {
+		return v.(*atomic.Uint64)
+	}
+	v, _ := c.devices.LoadOrStore(uuid, new(atomic.Uint64))
+	return v.(*atomic.Uint64)
+}
 
 func (c *Controller) logger() *slog.Logger {
 	if c.Logger == nil {
@@ -190,9 +213,15 @@ func (c *Controller) Allow(id Identity, topic string, write bool) bool {
 	return c.Rules(id).Allows(topic, write)
 }
 
-// Rules returns id's current rules, cached until the next Changed.
+// Rules returns id's current rules, cached until they may have changed
+// (Changed, DeviceChanged).
 func (c *Controller) Rules(id Identity) Rules {
-	gen := c.generation.Load()
+	var gen uint64
+	if id.Role == RoleDevice {
+		gen = c.deviceVersion(id.Name).Load()
+	} else {
+		gen = c.generation.Load()
+	}
 	if v, ok := c.cache.Load(id); ok && v.(cachedRules).generation == gen {
 		return v.(cachedRules).rules
 	}
@@ -200,6 +229,3 @@ func (c *Controller) Rules(id Identity) Rules {
 	c.cache.Store(id, cachedRules{generation: gen, rules: r})
 	return r
 }
-
-// Forget drops id's cached rules (it disconnected).
-func (c *Controller) Forget(id Identity) { c.cache.Delete(id) }

@@ -52,6 +52,9 @@ var (
 	ErrBadCredentials = errors.New("bad user name or password")                       // 0x86
 	ErrNotEnrolled    = errors.New("not provisioned and may not enrol")               // 0x87
 	ErrClientID       = errors.New("client identifier not allowed for this identity") // 0x85
+	// ErrUnavailable is the bridge's own failure (the credential file
+	// could not be written): the client may try again.
+	ErrUnavailable = errors.New("credentials cannot be recorded now") // 0x88 Server unavailable
 )
 
 // ConnectRequest is what a client presents in its CONNECT.
@@ -177,13 +180,13 @@ func (c *Controller) identify(req ConnectRequest) (Identity, error) {
 			return Identity{}, fmt.Errorf("%w: enrolment token expired %s", ErrNotEnrolled, cred.Expires.Format(time.RFC3339))
 		}
 		if err := c.Store.enrol(cred.Name, req.Password, false); err != nil {
-			return Identity{}, fmt.Errorf("%w: %w", ErrNotEnrolled, err)
+			return Identity{}, enrolError(err)
 		}
 		c.logger().Info("device enrolled", "uuid", cred.Name, "with", "enrolment token")
 		return Identity{Name: cred.Name, Role: RoleDevice}, nil
 	case c.Enrolment == EnrolOpen && wire.ValidUUID(req.Username) && len(req.Password) >= MinEnrolTokenLength:
 		if err := c.Store.enrol(req.Username, req.Password, true); err != nil {
-			return Identity{}, fmt.Errorf("%w: %w", ErrNotEnrolled, err)
+			return Identity{}, enrolError(err)
 		}
 		c.logger().Info("device enrolled", "uuid", req.Username, "with", "--enrol open")
 		return Identity{Name: req.Username, Role: RoleDevice}, nil
@@ -191,6 +194,15 @@ func (c *Controller) identify(req ConnectRequest) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: --enrol open wants a token of at least %d bytes", ErrBadCredentials, MinEnrolTokenLength)
 	}
 	return Identity{}, fmt.Errorf("%w (--enrol %s)", ErrNotEnrolled, c.Enrolment)
+}
+
+// enrolError is the refusal of an enrolment that failed: lost to another
+// (not enrolled), or not recorded (unavailable, worth another try).
+func enrolError(err error) error {
+	if errors.Is(err, errEnrolRace) {
+		return fmt.Errorf("%w: %w", ErrNotEnrolled, err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // reload rereads the credential file if it changed (a stat when it did

@@ -79,7 +79,9 @@ type storeFile struct {
 type Store struct {
 	path string
 
-	mu    sync.Mutex
+	writeMu sync.Mutex // one change at a time in this process (the flock: across processes)
+
+	mu    sync.Mutex // guards creds and stamp
 	creds map[string]Credential
 	stamp fileStamp // of the file last read
 
@@ -125,49 +127,63 @@ func OpenStore(path string) (*Store, error) {
 // Path is the store's file.
 func (s *Store) Path() string { return s.path }
 
-// read loads the file into s; the caller holds s.mu or owns s.
+// read loads the file into s (OpenStore: nobody else has s yet).
 func (s *Store) read() error {
+	creds, stamp, err := s.readFile()
+	if err != nil {
+		return err
+	}
+	s.creds, s.stamp = creds, stamp
+	return nil
+}
+
+// readFile parses the file; a missing file is empty. It takes no lock of
+// s: a login looks credentials up while a change reads and writes.
+func (s *Store) readFile() (map[string]Credential, fileStamp, error) {
 	stamp := stampOf(s.path)
 	data, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		s.creds, s.stamp = map[string]Credential{}, fileStamp{}
-		return nil
+		return map[string]Credential{}, fileStamp{}, nil
 	}
 	if err != nil {
-		return fmt.Errorf("mqtt credentials: %w", err)
+		return nil, stamp, fmt.Errorf("mqtt credentials: %w", err)
 	}
 	var f storeFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return fmt.Errorf("mqtt credentials %s: %w", s.path, err)
+		return nil, stamp, fmt.Errorf("mqtt credentials %s: %w", s.path, err)
 	}
 	if f.Version != 1 {
-		return fmt.Errorf("mqtt credentials %s: version %d, want 1", s.path, f.Version)
+		return nil, stamp, fmt.Errorf("mqtt credentials %s: version %d, want 1", s.path, f.Version)
 	}
 	creds := make(map[string]Credential, len(f.Clients))
 	for _, c := range f.Clients {
 		if err := checkName(c.Name, c.Role); err != nil {
-			return fmt.Errorf("mqtt credentials %s: %w", s.path, err)
+			return nil, stamp, fmt.Errorf("mqtt credentials %s: %w", s.path, err)
 		}
 		creds[c.Name] = c
 	}
-	s.creds, s.stamp = creds, stamp
-	return nil
+	return creds, stamp, nil
 }
 
 // Reload reads the file again if it changed since it was last read (the
 // myno devices command changed it). It returns the names that are gone.
 func (s *Store) Reload() (removed []string, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if stampOf(s.path) == s.stamp {
+	unchanged := stampOf(s.path) == s.stamp
+	s.mu.Unlock()
+	if unchanged {
 		return nil, nil
 	}
-	old := s.creds
-	if err := s.read(); err != nil {
+	creds, stamp, err := s.readFile()
+	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	old := s.creds
+	s.creds, s.stamp = creds, stamp
+	s.mu.Unlock()
 	for name := range old {
-		if _, ok := s.creds[name]; !ok {
+		if _, ok := creds[name]; !ok {
 			removed = append(removed, name)
 		}
 	}
@@ -176,23 +192,25 @@ func (s *Store) Reload() (removed []string, err error) {
 }
 
 // change runs f on the current content of the file under the file lock,
-// and writes the result.
+// and writes the result. Logins keep looking credentials up meanwhile:
+// s.mu is held only to swap the new content in.
 func (s *Store) change(f func(map[string]Credential) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	unlock, err := lockFile(s.path + ".lock")
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := s.read(); err != nil {
+	creds, _, err := s.readFile()
+	if err != nil {
 		return err
 	}
-	if err := f(s.creds); err != nil {
+	if err := f(creds); err != nil {
 		return err
 	}
-	out := storeFile{Version: 1, Clients: make([]Credential, 0, len(s.creds))}
-	for _, c := range s.creds {
+	out := storeFile{Version: 1, Clients: make([]Credential, 0, len(creds))}
+	for _, c := range creds {
 		out.Clients = append(out.Clients, c)
 	}
 	slices.SortFunc(out.Clients, func(a, b Credential) int { return strings.Compare(a.Name, b.Name) })
@@ -203,7 +221,10 @@ func (s *Store) change(f func(map[string]Credential) error) error {
 	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("mqtt credentials: %w", err)
 	}
-	s.stamp = stampOf(s.path)
+	stamp := stampOf(s.path)
+	s.mu.Lock()
+	s.creds, s.stamp = creds, stamp
+	s.mu.Unlock()
 	return nil
 }
 

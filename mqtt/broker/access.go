@@ -66,6 +66,8 @@ func refusalCode(err error) packets.Code {
 		return packets.ErrBadUsernameOrPassword // 0x86; 3.1.1: 4
 	case errors.Is(err, access.ErrClientID):
 		return packets.ErrClientIdentifierNotValid // 0x85; 3.1.1: 2
+	case errors.Is(err, access.ErrUnavailable):
+		return packets.ErrServerUnavailable // 0x88; 3.1.1: 3
 	default:
 		return packets.ErrNotAuthorized // 0x87; 3.1.1: 5
 	}

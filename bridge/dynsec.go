@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,10 +27,7 @@ const dynsecTimeout = 5 * time.Second
 type dynsecSync struct {
 	mq     client.Transport
 	policy access.Policy
-	log    interface {
-		Warn(string, ...any)
-		Info(string, ...any)
-	}
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	dirty   map[string]bool   // device uuids whose role may have to change

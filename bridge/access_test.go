@@ -69,12 +69,28 @@ func TestEmbeddedBrokerAdmitsOnlyKnownClients(t *testing.T) {
 				tr.Close(ctx)
 			}
 			refused("anonymous", "anon", client.Credentials{}, "0x87")
-
 			token := provision(t, b, "dev-p", access.RoleDevice, access.AddOptions{})
 			admitted("provisioned device", "dev-p", client.Credentials{Username: "dev-p", Password: token})
 			admitted("provisioned device, its client id", wire.DeviceClientID("dev-p"), client.Credentials{Username: "dev-p", Password: token})
 			refused("provisioned device, wrong token", "dev-p", client.Credentials{Username: "dev-p", Password: token + "x"}, "0x86")
 			refused("provisioned device, another device's client id", "dev-other", client.Credentials{Username: "dev-p", Password: token}, "0x85")
+			// MQTT 3.1.1 return codes (§3.2.2.3), reported at once too.
+			for _, c := range []struct {
+				creds client.Credentials
+				want  string
+			}{
+				{client.Credentials{}, "not Authorized"},
+				{client.Credentials{Username: "dev-p", Password: "not-the-token"}, "bad user name or password"},
+			} {
+				dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
+				_, err := client.Dial(dctx, client.Config{URL: url, ClientID: "dev-p", Protocol: client.MQTT311, Credentials: c.creds, Logger: testenv.Logger()})
+				expired := dctx.Err() != nil
+				dcancel()
+				if err == nil || !strings.Contains(err.Error(), c.want) || expired {
+					t.Errorf("3.1.1 login %q: %v (deadline reached: %v), want %q at once", c.creds.Username, err, expired, c.want)
+				}
+			}
+
 
 			enrol := provision(t, b, "dev-e", access.RoleDevice, access.AddOptions{Enrolment: true, TTL: time.Hour})
 			fresh := client.Credentials{Username: "dev-new", Password: "a-token-of-the-device-itself-0123"}

@@ -58,8 +58,8 @@ func (h *accessHook) Provides(b byte) bool {
 	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
 }
 
-// refusalCode is the CONNACK reason code of a refusal (MQTT 5
-// §3.2.2.2; mochi-mqtt maps it to the 3.1.1 return code, §3.2.2.3).
+// refusalCode is the CONNACK reason code of a refusal (MQTT 5 §3.2.2.2;
+// connackCode gives the 3.1.1 return code, §3.2.2.3).
 func refusalCode(err error) packets.Code {
 	switch {
 	case errors.Is(err, access.ErrBadCredentials):
@@ -70,6 +70,26 @@ func refusalCode(err error) packets.Code {
 		return packets.ErrServerUnavailable // 0x88; 3.1.1: 3
 	default:
 		return packets.ErrNotAuthorized // 0x87; 3.1.1: 5
+	}
+}
+
+// connackCode is code as cl's protocol version spells it: MQTT 3.1.1 has
+// return codes 1 to 5 only (§3.2.2.3). mochi-mqtt v2.7.9 passes 0x87 to a
+// 3.1.1 client unchanged (paho.mqtt.golang then takes the connection as
+// accepted) and maps 0x86 to 5 where 4 says it.
+func connackCode(cl *mqtt.Client, code packets.Code) packets.Code {
+	if cl.Properties.ProtocolVersion >= 5 {
+		return code
+	}
+	switch code {
+	case packets.ErrBadUsernameOrPassword:
+		return packets.ErrMalformedUsernameOrPassword // 4: bad user name or password
+	case packets.ErrClientIdentifierNotValid:
+		return packets.Err3ClientIdentifierNotValid // 2: identifier rejected
+	case packets.ErrServerUnavailable:
+		return packets.Err3ServerUnavailable // 3
+	default:
+		return packets.Err3NotAuthorized // 5
 	}
 }
 
@@ -87,7 +107,7 @@ func (h *accessHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.refusedConnects.Add(1)
 		h.logRefusal("mqtt connection refused", "client", cl.ID, "user", req.Username, "remote", cl.Net.Remote, "reason", err)
 		code := refusalCode(err)
-		_ = h.srv.SendConnack(cl, code, false, nil)
+		_ = h.srv.SendConnack(cl, connackCode(cl, code), false, nil)
 		return code
 	}
 	cl.Properties.Username = []byte(id.Name)

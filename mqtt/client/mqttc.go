@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	packets311 "github.com/eclipse/paho.mqtt.golang/packets"
+
 	"github.com/myno-bridge/myno/mqtt/access"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -481,8 +483,9 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		SetProtocolVersion(4). // MQTT 3.1.1
 		SetCleanSession(true).
 		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(200 * time.Millisecond).
+		// The first connection is retried by dial311 itself, which stops
+		// at a refusal of the credentials.
+		SetConnectRetry(false).
 		SetMaxReconnectInterval(5 * time.Second).
 		// A connection attempt that gets no CONNACK is given up after 5 s,
 		// as autopaho's ConnectTimeout does for MQTT 5 (paho.mqtt.golang's
@@ -508,12 +511,36 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		t.resub.connectionDown(func() bool { return !c.IsConnectionOpen() })
 	})
 	t.c = mqtt311.NewClient(opts)
-	tok := t.c.Connect()
-	if err := waitToken(ctx, tok); err != nil {
-		_ = t.Close(context.Background())
-		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
+	wait := 200 * time.Millisecond
+	var last error
+	for {
+		err := waitToken(ctx, t.c.Connect())
+		if err == nil {
+			return t, nil
+		}
+		if ctx.Err() != nil {
+			_ = t.Close(context.Background())
+			if last != nil {
+				return nil, fmt.Errorf("mqtt connect %s: %w (last attempt: %v)", cfg.URL, ctx.Err(), last)
+			}
+			return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
+		}
+		// Credentials the broker refuses stay refused (3.1.1 §3.2.2.3:
+		// return codes 2, 4, 5): report it now.
+		if errors.Is(err, packets311.ErrorRefusedIDRejected) || errors.Is(err, packets311.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets311.ErrorRefusedNotAuthorised) {
+			_ = t.Close(context.Background())
+			return nil, fmt.Errorf("mqtt connect %s: broker refused the connection: %w", cfg.URL, err)
+		}
+		if last == nil {
+			cfg.Logger.Warn("mqtt connect failed; retrying", "broker", cfg.URL, "err", err)
+		}
+		last = err
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		wait = min(2*wait, 5*time.Second)
 	}
-	return t, nil
 }
 
 func (t *transport311) handle(_ mqtt311.Client, m mqtt311.Message) {

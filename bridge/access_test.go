@@ -91,7 +91,6 @@ func TestEmbeddedBrokerAdmitsOnlyKnownClients(t *testing.T) {
 				}
 			}
 
-
 			enrol := provision(t, b, "dev-e", access.RoleDevice, access.AddOptions{Enrolment: true, TTL: time.Hour})
 			fresh := client.Credentials{Username: "dev-new", Password: "a-token-of-the-device-itself-0123"}
 			switch mode {

@@ -233,17 +233,9 @@ func TestDescriptionClaimingAnotherDevicesCommandTopic(t *testing.T) {
 	url := b.BrokerURL()
 	device(t, url, "led-color.jsonld", "led-b", client.MQTT5)
 	thief := bytes.Replace(desc(t, "relay-sensors.jsonld"), []byte("sensor/temperature/%s"), []byte("actuator/led/led-b"), 1)
-	d, err := devices.New(devices.Config{Description: thief, UUID: "relay-thief", BrokerURL: url, Credentials: testCreds("relay-thief"), Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	err = d.Bootstrap(ctx)
+	err := bootstrapOnce(t, ctx, url, "relay-thief", thief)
 	if !errors.Is(err, devices.ErrRefused) || !strings.Contains(err.Error(), "actuator/led/led-b") || !strings.Contains(err.Error(), "belongs to device led-b") {
 		t.Fatalf("bootstrap of a description naming led-b's command topic: %v", err)
 	}

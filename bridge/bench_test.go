@@ -95,12 +95,14 @@ func BenchmarkBridgeBootstrap(b *testing.B) {
 				br := startBridge(b, dir, mutate)
 				runtime.GC()
 				before := rss(b)
-				first := runFleet(b, br, n, base, mode == "anonymous")
+				first, stop := runFleet(b, br, n, base, mode == "anonymous")
 				runtime.GC()
 				after := rss(b)
+				stop() // the devices leave before the bridge closes
 				br.Close()
 				br = startBridge(b, dir, mutate)
-				again := runFleet(b, br, n, base, mode == "anonymous")
+				again, stop := runFleet(b, br, n, base, mode == "anonymous")
+				stop()
 				br.Close()
 				b.ReportMetric(first.Seconds(), "s/first")
 				b.ReportMetric(again.Seconds(), "s/again")
@@ -111,9 +113,9 @@ func BenchmarkBridgeBootstrap(b *testing.B) {
 }
 
 // runFleet bootstraps n devices in a child process through br's broker and
-// returns how long until all were registered; the child stops with the
-// benchmark.
-func runFleet(b *testing.B, br *bridge.Bridge, n int, base string, anonymous bool) time.Duration {
+// returns how long until all were registered, and a stop that ends the
+// child (which it waits for).
+func runFleet(b *testing.B, br *bridge.Bridge, n int, base string, anonymous bool) (time.Duration, func()) {
 	start := time.Now()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "MYNO_TEST_FLEET_CHILD="+br.BrokerURL(), "MYNO_TEST_FLEET_N="+strconv.Itoa(n),
@@ -128,8 +130,9 @@ func runFleet(b *testing.B, br *bridge.Bridge, n int, base string, anonymous boo
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	stop := func() { stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	b.Cleanup(stop)
+	var once sync.Once
+	stop := func() { once.Do(func() { stdin.Close(); _ = cmd.Wait() }) }
+	b.Cleanup(func() { _ = cmd.Process.Kill(); stop() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	elapsed := time.Since(start)
 	if err != nil || !strings.HasPrefix(line, "READY ") {
@@ -140,7 +143,7 @@ func runFleet(b *testing.B, br *bridge.Bridge, n int, base string, anonymous boo
 	if ok != n || len(br.Devices()) < n {
 		b.Fatalf("%d bootstrapped, %d failed, %d registered", ok, failed, len(br.Devices()))
 	}
-	return elapsed
+	return elapsed, stop
 }
 
 func rss(tb testing.TB) int64 {

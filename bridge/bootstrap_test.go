@@ -116,6 +116,22 @@ func TestBootstrapLimits(t *testing.T) {
 	}
 }
 
+// bootstrapOnce connects device uuid with description desc and returns
+// what its one bootstrap attempt got.
+func bootstrapOnce(t *testing.T, ctx context.Context, url, uuid string, desc []byte) error {
+	t.Helper()
+	d, err := devices.NewRaw(devices.Config{Description: desc, UUID: uuid, BrokerURL: url, Logger: testenv.Logger(),
+		BootstrapTimeout: 5 * time.Second, BootstrapAttempts: 1, Credentials: testCreds(uuid)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	return d.Bootstrap(ctx)
+}
+
 // A description that claims another device's sensor topic is refused: it
 // would take that device's readings over (and, deleted, unsubscribe them).
 // The device that owns the topic keeps its readings.
@@ -124,18 +140,9 @@ func TestDescriptionClaimingAnotherDevicesSensorTopic(t *testing.T) {
 	defer b.Close()
 	device(t, b.BrokerURL(), "relay-sensors.jsonld", "relay-owner", client.MQTT5)
 	thief := bytes.ReplaceAll(desc(t, "relay-sensors.jsonld"), []byte("sensor/temperature/%s"), []byte("sensor/temperature/relay-owner"))
-	d, err := devices.NewRaw(devices.Config{Description: thief, UUID: "relay-thief", BrokerURL: b.BrokerURL(), Logger: testenv.Logger(),
-		BootstrapTimeout: 5 * time.Second, BootstrapAttempts: 1, Credentials: testCreds("relay-thief")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	err = d.Bootstrap(ctx)
+	err := bootstrapOnce(t, ctx, b.BrokerURL(), "relay-thief", thief)
 	if !errors.Is(err, devices.ErrRefused) || !strings.Contains(err.Error(), "belongs to device relay-owner") {
 		t.Fatalf("bootstrap: %v, want ERROR;... belongs to device relay-owner", err)
 	}

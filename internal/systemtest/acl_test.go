@@ -474,26 +474,12 @@ func startACLWorld(t *testing.T, sys *aclSystem) *aclWorld {
 	vendorKey, _ := mup.GenerateKey()
 	serverKey, _ := mup.GenerateKey()
 	w := &aclWorld{aclSystem: sys, vendorKey: vendorKey, serverKey: serverKey}
-	dev, err := devices.New(devices.Config{Description: mupDescription(t), UUID: "mup-1", BrokerURL: sys.url, Logger: testenv.Logger(), Credentials: sys.creds["mup-1"]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.EnableMUP(devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10, VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.EnableE2E(issue("mup-1", e2e.RoleDevice)); err != nil {
-		t.Fatal(err)
-	}
+	dev := startMUPDeviceAs(t, "mup-device.jsonld", sys.url, "mup-1", sys.creds["mup-1"],
+		devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10, VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey},
+		func(d *devices.Device) error { return d.EnableE2E(issue("mup-1", e2e.RoleDevice)) })
+	w.dev = dev
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := dev.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dev.Close)
-	if err := dev.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	w.dev = dev
 	w.s = dialBridge(t, sys.b)
 	waitFirmwareVersion(t, w.s, "3")
 	mc := issue(updateServerName, e2e.RoleUpdateServer) // its E2E topics carry its name

@@ -66,28 +66,12 @@ func TestMosquittoDynamicSecurityFollowsRegistrations(t *testing.T) {
 
 	vendorKey, _ := mup.GenerateKey()
 	serverKey, _ := mup.GenerateKey()
-	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, err := devices.New(devices.Config{Description: desc, UUID: "mup-1", BrokerURL: m.URL(), Credentials: creds("mup-1"), Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.EnableMUP(devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10, VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := dev.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
 	// The plugin disconnects the device when the bridge gives it its new
 	// role; the device asks again and subscribes to its commands.
-	if err := dev.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
+	dev := startMUPDeviceAs(t, "mup-device.jsonld", m.URL(), "mup-1", creds("mup-1"),
+		devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10, VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	if n := b.DynsecUpdates(); n != 1 {
 		t.Errorf("%d role updates for one registration, want 1 (the device's and the Update Servers' roles in one request)", n)
 	}

@@ -104,11 +104,17 @@ func startMUPDevice(t testing.TB, brokerURL, uuid string, cfg devices.MUPConfig,
 // startMUPDeviceFrom is startMUPDevice with another testdata description.
 func startMUPDeviceFrom(t testing.TB, description, brokerURL, uuid string, cfg devices.MUPConfig, enable ...func(*devices.Device) error) *devices.Device {
 	t.Helper()
+	return startMUPDeviceAs(t, description, brokerURL, uuid, deviceCreds(uuid), cfg, enable...)
+}
+
+// startMUPDeviceAs is startMUPDeviceFrom logged in with creds.
+func startMUPDeviceAs(t testing.TB, description, brokerURL, uuid string, creds client.Credentials, cfg devices.MUPConfig, enable ...func(*devices.Device) error) *devices.Device {
+	t.Helper()
 	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", description))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: brokerURL, Logger: testenv.Logger(), Credentials: deviceCreds(uuid)})
+	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: brokerURL, Logger: testenv.Logger(), Credentials: creds})
 	if err != nil {
 		t.Fatal(err)
 	}

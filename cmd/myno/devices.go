@@ -53,11 +53,11 @@ func devicesCommand() *cli.Command {
 				Usage:     "provision identities and print their tokens",
 				ArgsUsage: "NAME...",
 				Flags: append(credentialFlags(),
-					&cli.StringFlag{Name: "role", Value: string(access.RoleDevice), Usage: "device, bridge, update-server or e2e-manager"},
-					&cli.BoolFlag{Name: "enrolment", Usage: "make one-time enrolment tokens (the bridge's --enrol token): the device's first login turns it into its credential"},
-					&cli.DurationFlag{Name: "ttl", Usage: "with --enrolment: how long an unused enrolment token stays valid (0: no limit)", Value: 7 * 24 * time.Hour},
-					&cli.BoolFlag{Name: "replace", Usage: "give a name that exists a new token (the old one stops working)"},
-					&cli.StringFlag{Name: "token-dir", Usage: "also write each token to `DIR`/<name>.token (mode 0600), for --mqtt-password-file"},
+					&cli.StringFlag{Name: "role", Value: string(access.RoleDevice), Usage: "device, bridge, update-server or e2e-manager", Sources: cli.EnvVars("MYNO_DEVICES_ROLE")},
+					&cli.BoolFlag{Name: "enrolment", Usage: "make one-time enrolment tokens (the bridge's --enrol token): the device's first login turns it into its credential", Sources: cli.EnvVars("MYNO_DEVICES_ENROLMENT")},
+					&cli.DurationFlag{Name: "ttl", Usage: "with --enrolment: how long an unused enrolment token stays valid (0: no limit)", Value: 7 * 24 * time.Hour, Sources: cli.EnvVars("MYNO_ENROLMENT_TTL")},
+					&cli.BoolFlag{Name: "replace", Usage: "give a name that exists a new token (the old one stops working)", Sources: cli.EnvVars("MYNO_DEVICES_REPLACE")},
+					&cli.StringFlag{Name: "token-dir", Usage: "also write each token to `DIR`/<name>.token (mode 0600), for --mqtt-password-file", Sources: cli.EnvVars("MYNO_TOKEN_DIR")},
 				),
 				Action: func(ctx context.Context, cmd *cli.Command) error {
 					if cmd.NArg() == 0 {
@@ -171,13 +171,13 @@ func aclCommand() *cli.Command {
 				"or given with --description, the command, reading and firmware topics of its description.\n" +
 				"Mosquitto reads them at start and on SIGHUP: export again after devices register.",
 			Flags: append(credentialFlags(),
-				&cli.StringFlag{Name: "format", Value: "mosquitto", Usage: "mosquitto (password and ACL files) or mosquitto-dynsec (the dynamic-security plugin's configuration file)"},
-				&cli.StringFlag{Name: "password-file", Usage: "mosquitto: `FILE` to write (password_file)"},
-				&cli.StringFlag{Name: "acl-file", Usage: "mosquitto: `FILE` to write (acl_file)"},
-				&cli.StringFlag{Name: "dynsec-file", Usage: "mosquitto-dynsec: `FILE` to write (plugin_opt_config_file; the broker rewrites it as it runs)"},
-				&cli.StringSliceFlag{Name: "description", Usage: "`UUID=FILE`: the description of a device not registered yet (repeatable)"},
+				&cli.StringFlag{Name: "format", Value: "mosquitto", Usage: "mosquitto (password and ACL files) or mosquitto-dynsec (the dynamic-security plugin's configuration file)", Sources: cli.EnvVars("MYNO_ACL_FORMAT")},
+				&cli.StringFlag{Name: "password-file", Usage: "mosquitto: `FILE` to write (password_file)", Sources: cli.EnvVars("MYNO_ACL_PASSWORD_FILE")},
+				&cli.StringFlag{Name: "acl-file", Usage: "mosquitto: `FILE` to write (acl_file)", Sources: cli.EnvVars("MYNO_ACL_FILE")},
+				&cli.StringFlag{Name: "dynsec-file", Usage: "mosquitto-dynsec: `FILE` to write (plugin_opt_config_file; the broker rewrites it as it runs)", Sources: cli.EnvVars("MYNO_DYNSEC_FILE")},
+				&cli.StringSliceFlag{Name: "description", Usage: "`UUID=FILE`: the description of a device not registered yet (repeatable)", Sources: cli.EnvVars("MYNO_ACL_DESCRIPTIONS")},
 				&cli.StringFlag{Name: "e2e-prefix", Usage: "root of the E2E channel's topics", Value: wire.DefaultE2EPrefix, Sources: cli.EnvVars("MYNO_E2E_PREFIX")},
-				&cli.BoolFlag{Name: "legacy-bootstrap-topics", Usage: "let devices publish on MYNO's shared bootstrap topics (as the bridge's flag; see the README's threat model)"},
+				&cli.BoolFlag{Name: "legacy-bootstrap-topics", Usage: "let devices publish on MYNO's shared bootstrap topics (as the bridge's flag; see the README's threat model)", Sources: cli.EnvVars("MYNO_LEGACY_BOOTSTRAP_TOPICS")},
 			),
 			Action: func(ctx context.Context, cmd *cli.Command) error {
 				format := cmd.String("format")

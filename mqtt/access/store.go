@@ -1,6 +1,7 @@
 package access
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -168,6 +170,11 @@ func (s *Store) readFile() (map[string]Credential, fileStamp, error) {
 // Reload reads the file again if it changed since it was last read (the
 // myno devices command changed it). It returns the names that are gone.
 func (s *Store) Reload() (removed []string, err error) {
+	// After a change under way in this process, the file is the one it
+	// wrote: no need to parse it again (a storm of first logins, each a
+	// miss, parsed it between the rename and the stamp's update).
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	unchanged := stampOf(s.path) == s.stamp
 	s.mu.Unlock()
@@ -202,9 +209,17 @@ func (s *Store) change(f func(map[string]Credential) error) error {
 		return err
 	}
 	defer unlock()
-	creds, _, err := s.readFile()
-	if err != nil {
-		return err
+	// The file as this process last read or wrote it needs no parsing.
+	var creds map[string]Credential
+	s.mu.Lock()
+	if stampOf(s.path) == s.stamp && s.stamp != (fileStamp{}) {
+		creds = maps.Clone(s.creds)
+	}
+	s.mu.Unlock()
+	if creds == nil {
+		if creds, _, err = s.readFile(); err != nil {
+			return err
+		}
 	}
 	if err := f(creds); err != nil {
 		return err
@@ -214,11 +229,11 @@ func (s *Store) change(f func(map[string]Credential) error) error {
 		out.Clients = append(out.Clients, c)
 	}
 	slices.SortFunc(out.Clients, func(a, b Credential) int { return strings.Compare(a.Name, b.Name) })
-	data, err := json.MarshalIndent(out, "", "  ")
+	data, err := encodeStore(out)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(s.path, data, 0o600); err != nil {
 		return fmt.Errorf("mqtt credentials: %w", err)
 	}
 	stamp := stampOf(s.path)
@@ -226,6 +241,27 @@ func (s *Store) change(f func(map[string]Credential) error) error {
 	s.creds, s.stamp = creds, stamp
 	s.mu.Unlock()
 	return nil
+}
+
+// encodeStore writes the file one credential per line: still JSON, easy
+// to read and to diff, and cheaper than indenting (the file is rewritten
+// with every change, and holds 10,000 devices and more).
+func encodeStore(f storeFile) ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "{\"version\": %d, \"clients\": [\n", f.Version)
+	for i, c := range f.Clients {
+		line, err := json.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(line)
+		if i < len(f.Clients)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("]}\n")
+	return b.Bytes(), nil
 }
 
 // lockFile takes an exclusive flock on path, creating it.

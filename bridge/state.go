@@ -34,8 +34,11 @@ func (b *Bridge) bridgeState(ctx context.Context) ([]*netconf.Element, error) {
 	}
 	acc := netconf.NewNode(bridgeNamespace, "mqtt-access",
 		leaf("broker", kind),
-		leaf("allow-anonymous", strconv.FormatBool(b.broker != nil && b.cfg.MQTTAllowAnonymous)),
-		leaf("enrolment", string(b.cfg.Enrolment)),
+		leaf("allow-anonymous", strconv.FormatBool(b.broker != nil && b.cfg.MQTTAllowAnonymous)))
+	if b.broker != nil { // enrolment is the embedded broker's; an external one has its own
+		acc.Children = append(acc.Children, leaf("enrolment", string(b.cfg.Enrolment)))
+	}
+	acc.Children = append(acc.Children,
 		leaf("legacy-bootstrap-topics", strconv.FormatBool(b.broker != nil || b.cfg.LegacyBootstrapTopics)),
 		leaf("refused-connections", strconv.FormatUint(refused, 10)),
 		leaf("denied-topics", strconv.FormatUint(denied, 10)),

@@ -270,9 +270,15 @@ func TestMQTTSListener(t *testing.T) {
 		}
 		return client.Credentials{TLSConfig: cfg}
 	}
-	// A certificate with CN=uuid is the device's identity: it bootstraps
-	// and is served, without any token.
+	// A certificate with CN=uuid is the device's identity once the device
+	// is provisioned for it: it bootstraps and is served, with no token.
 	cert, key := pki.Client("led-tls")
+	if _, err := dialWith(ctx, url, "led-tls", tlsWith(cert, key), nil); err == nil || !strings.Contains(err.Error(), "0x87") {
+		t.Fatalf("certificate of a device not provisioned (--enrol closed): %v", err)
+	}
+	if tok := provision(t, b, "led-tls", access.RoleDevice, access.AddOptions{Certificate: true}); tok != "" {
+		t.Fatalf("a certificate device got a token")
+	}
 	d, err := devices.New(devices.Config{Description: desc(t, "led-color.jsonld"), UUID: "led-tls", BrokerURL: url, Credentials: tlsWith(cert, key), Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
@@ -300,6 +306,19 @@ func TestMQTTSListener(t *testing.T) {
 		}
 		tr.Close(ctx)
 	}
+	// Removing the device revokes its certificate.
+	store, err := access.OpenStore(b.CredentialsFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Remove("led-tls"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "the removed device's certificate to be refused", func() bool {
+		_, err := dialWith(ctx, url, "led-tls", tlsWith(cert, key), nil)
+		return err != nil && strings.Contains(err.Error(), "0x87")
+	})
+	d.Close()
 	// A token over TLS.
 	token := provision(t, b, "dev-token", access.RoleDevice, access.AddOptions{})
 	over := tlsWith("", "")
@@ -317,5 +336,63 @@ func TestMQTTSListener(t *testing.T) {
 	ocert, okey := other.Client("led-tls")
 	if _, err := dialWith(ctx, url, "led-tls", tlsWith(ocert, okey), nil); err == nil {
 		t.Error("certificate of another CA admitted")
+	}
+}
+
+// Wills and client identifiers (found by a review): a will is a publish
+// the broker makes later on the client's behalf, so its topic is checked
+// at CONNECT; and a client identifier belongs to one identity at a time,
+// so that nobody can take a device's session over or have a will or a
+// message taken for the device's.
+func TestWillsAndClientIdentifiers(t *testing.T) {
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	url := b.BrokerURL()
+	device(t, url, "led-color.jsonld", "led-b", client.MQTT5)
+	ctx := t.Context()
+	dialWill := func(clientID string, creds client.Credentials, will string) error {
+		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		tr, err := client.Dial(dctx, client.Config{URL: url, ClientID: clientID, Credentials: creds, Protocol: client.MQTT5, Logger: testenv.Logger(),
+			Will: &client.Message{Topic: will, Payload: []byte("77;OFF")}, WillRetain: true})
+		if err == nil {
+			tr.Close(ctx)
+		}
+		return err
+	}
+	for _, topic := range []string{"actuator/led/led-b", wire.TopicUpdateServerCert, wire.FirmwareStatusTopic("led-b"), wire.DeviceBootstrapTopic(wire.TopicDelete, "led-b")} {
+		if err := dialWill("dev-a", testCreds("dev-a"), topic); err == nil || !strings.Contains(err.Error(), "0x87") {
+			t.Errorf("a will on %s: %v, want CONNACK 0x87", topic, err)
+		}
+	}
+	if err := dialWill("dev-a", testCreds("dev-a"), wire.FirmwareStatusTopic("dev-a")); err != nil {
+		t.Errorf("a will on its own status topic: %v", err)
+	}
+	// Roles may not use a device's client identifiers.
+	manager := provision(t, b, "mgr", access.RoleE2EManager, access.AddOptions{})
+	for _, id := range []string{wire.DeviceClientID("led-b"), "led-b", wire.DeviceClientID("not-yet-a-device")} {
+		if _, err := dialWith(ctx, url, id, client.Credentials{Username: "mgr", Password: manager}, nil); err == nil || !strings.Contains(err.Error(), "0x85") {
+			t.Errorf("manager as client %q: %v, want CONNACK 0x85", id, err)
+		}
+	}
+	// Nor may one identity take another's session over.
+	other := provision(t, b, "mgr2", access.RoleE2EManager, access.AddOptions{})
+	held, err := dialWith(ctx, url, "mgr-session", client.Credentials{Username: "mgr", Password: manager}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close(ctx)
+	if _, err := dialWith(ctx, url, "mgr-session", client.Credentials{Username: "mgr2", Password: other}, nil); err == nil || !strings.Contains(err.Error(), "0x85") {
+		t.Errorf("another identity taking the session over: %v, want CONNACK 0x85", err)
+	}
+	if !held.Connected() {
+		t.Error("the session's holder was disconnected")
+	}
+	// --enrol open does not enrol a name of the devices' client identifier form.
+	if _, err := dialWith(ctx, url, wire.DeviceClientID("led-b"), testCreds(wire.DeviceClientID("led-b")), nil); err == nil {
+		t.Error("a device named like led-b's client identifier enrolled")
+	}
+	if m, ok := b.ModuleOf("led-b"); !ok || m == "" {
+		t.Error("led-b is gone")
 	}
 }

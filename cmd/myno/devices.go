@@ -56,6 +56,7 @@ func devicesCommand() *cli.Command {
 					&cli.StringFlag{Name: "role", Value: string(access.RoleDevice), Usage: "device, bridge, update-server or e2e-manager", Sources: cli.EnvVars("MYNO_DEVICES_ROLE")},
 					&cli.BoolFlag{Name: "enrolment", Usage: "make one-time enrolment tokens (the bridge's --enrol token): the device's first login turns it into its credential", Sources: cli.EnvVars("MYNO_DEVICES_ENROLMENT")},
 					&cli.DurationFlag{Name: "ttl", Usage: "with --enrolment: how long an unused enrolment token stays valid (0: no limit)", Value: 7 * 24 * time.Hour, Sources: cli.EnvVars("MYNO_ENROLMENT_TTL")},
+					&cli.BoolFlag{Name: "certificate", Usage: "devices that log in with a client certificate (common name = the uuid; the bridge's --mqtts-client-ca) and no token: removing them revokes the certificate", Sources: cli.EnvVars("MYNO_DEVICES_CERTIFICATE")},
 					&cli.BoolFlag{Name: "replace", Usage: "give a name that exists a new token (the old one stops working)", Sources: cli.EnvVars("MYNO_DEVICES_REPLACE")},
 					&cli.StringFlag{Name: "token-dir", Usage: "also write each token to `DIR`/<name>.token (mode 0600), for --mqtt-password-file", Sources: cli.EnvVars("MYNO_TOKEN_DIR")},
 				),
@@ -80,12 +81,14 @@ func devicesCommand() *cli.Command {
 					w := tabwriter.NewWriter(cmd.Root().Writer, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(w, "NAME\tROLE\tTOKEN")
 					for _, name := range cmd.Args().Slice() {
-						token, err := store.Add(name, role, access.AddOptions{Enrolment: cmd.Bool("enrolment"), TTL: cmd.Duration("ttl"), Replace: cmd.Bool("replace")})
+						token, err := store.Add(name, role, access.AddOptions{Enrolment: cmd.Bool("enrolment"), TTL: cmd.Duration("ttl"), Replace: cmd.Bool("replace"), Certificate: cmd.Bool("certificate")})
 						if err != nil {
 							w.Flush()
 							return &exitError{code: 1, err: err}
 						}
-						if dir != "" {
+						if token == "" {
+							token = "(client certificate)"
+						} else if dir != "" {
 							if err := os.WriteFile(filepath.Join(dir, name+".token"), []byte(token+"\n"), 0o600); err != nil {
 								w.Flush()
 								return &exitError{code: 1, err: err}
@@ -153,8 +156,12 @@ func credentialState(c access.Credential, now time.Time) string {
 		return "enrolment token expired " + c.Expires.Format(time.RFC3339)
 	case c.Enrolment:
 		return "enrolment token unused"
+	case !c.Enrolled.IsZero() && c.Certificate:
+		return "enrolled by client certificate " + c.Enrolled.Format(time.RFC3339)
 	case !c.Enrolled.IsZero():
 		return "enrolled " + c.Enrolled.Format(time.RFC3339)
+	case c.Certificate:
+		return "provisioned (client certificate)"
 	}
 	return "provisioned"
 }

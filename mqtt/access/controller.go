@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,9 @@ var (
 	ErrBadCredentials = errors.New("bad user name or password")                       // 0x86
 	ErrNotEnrolled    = errors.New("not provisioned and may not enrol")               // 0x87
 	ErrClientID       = errors.New("client identifier not allowed for this identity") // 0x85
+	// ErrTopicDenied refuses a CONNECT whose will names a topic the client
+	// may not publish to.
+	ErrTopicDenied = errors.New("topic not allowed") // 0x87
 	// ErrUnavailable is the bridge's own failure (the credential file
 	// could not be written): the client may try again.
 	ErrUnavailable = errors.New("credentials cannot be recorded now") // 0x88 Server unavailable
@@ -127,10 +131,16 @@ func (c *Controller) Authenticate(req ConnectRequest) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	// A device may only use its own client identifiers, so that no client
-	// can take over another device's session [MQTT-3.1.4-3].
-	if id.Role == RoleDevice && req.ClientID != id.Name && req.ClientID != wire.DeviceClientID(id.Name) {
-		return Identity{}, fmt.Errorf("%w: device %s may connect as %q or %q, not %q", ErrClientID, id.Name, id.Name, wire.DeviceClientID(id.Name), req.ClientID)
+	// A device may only use its own client identifiers, and nobody else
+	// may use a device's, so that no client can take over a device's
+	// session [MQTT-3.1.4-3] (nor have its messages taken for the
+	// device's: the bridge knows a sender by its client identifier).
+	if id.Role == RoleDevice {
+		if req.ClientID != id.Name && req.ClientID != wire.DeviceClientID(id.Name) {
+			return Identity{}, fmt.Errorf("%w: device %s may connect as %q or %q, not %q", ErrClientID, id.Name, id.Name, wire.DeviceClientID(id.Name), req.ClientID)
+		}
+	} else if strings.HasPrefix(req.ClientID, wire.DeviceClientID("")) || c.Store.isDevice(req.ClientID) {
+		return Identity{}, fmt.Errorf("%w: %q is a device's client identifier", ErrClientID, req.ClientID)
 	}
 	return id, nil
 }
@@ -141,14 +151,25 @@ func (c *Controller) identify(req ConnectRequest) (Identity, error) {
 		if req.Username != "" && req.Username != name {
 			return Identity{}, fmt.Errorf("%w: user name %q is not the certificate's %q", ErrBadCredentials, req.Username, name)
 		}
-		if cred, ok := c.Store.lookup(name); ok && !cred.Enrolment {
+		cred, ok := c.Store.lookup(name)
+		if !ok {
+			c.reload()
+			cred, ok = c.Store.lookup(name)
+		}
+		switch {
+		case ok && !cred.Enrolment:
+			// Provisioned (myno devices add, --certificate for a device
+			// without a token): removing it revokes the certificate too.
 			return Identity{Name: name, Role: cred.Role}, nil
+		case c.Enrolment == EnrolOpen && validDeviceName(name) && !ok:
+			// The client CA issued it; recorded, so that it can be removed.
+			if err := c.Store.enrolCertificate(name); err != nil {
+				return Identity{}, enrolError(err)
+			}
+			c.logger().Info("device enrolled", "uuid", name, "with", "client certificate")
+			return Identity{Name: name, Role: RoleDevice}, nil
 		}
-		// The client CA issued it: its common name is a device's uuid.
-		if !wire.ValidUUID(name) {
-			return Identity{}, fmt.Errorf("%w: certificate common name %q is not a device uuid", ErrBadCredentials, name)
-		}
-		return Identity{Name: name, Role: RoleDevice}, nil
+		return Identity{}, fmt.Errorf("%w: certificate of %q (--enrol %s; myno devices add --certificate %s)", ErrNotEnrolled, name, c.Enrolment, name)
 	}
 	if req.Username == "" {
 		if c.AllowAnonymous {
@@ -184,13 +205,13 @@ func (c *Controller) identify(req ConnectRequest) (Identity, error) {
 		}
 		c.logger().Info("device enrolled", "uuid", cred.Name, "with", "enrolment token")
 		return Identity{Name: cred.Name, Role: RoleDevice}, nil
-	case c.Enrolment == EnrolOpen && wire.ValidUUID(req.Username) && len(req.Password) >= MinEnrolTokenLength:
+	case c.Enrolment == EnrolOpen && validDeviceName(req.Username) && len(req.Password) >= MinEnrolTokenLength:
 		if err := c.Store.enrol(req.Username, req.Password, true); err != nil {
 			return Identity{}, enrolError(err)
 		}
 		c.logger().Info("device enrolled", "uuid", req.Username, "with", "--enrol open")
 		return Identity{Name: req.Username, Role: RoleDevice}, nil
-	case c.Enrolment == EnrolOpen && wire.ValidUUID(req.Username):
+	case c.Enrolment == EnrolOpen && validDeviceName(req.Username):
 		return Identity{}, fmt.Errorf("%w: --enrol open wants a token of at least %d bytes", ErrBadCredentials, MinEnrolTokenLength)
 	}
 	return Identity{}, fmt.Errorf("%w (--enrol %s)", ErrNotEnrolled, c.Enrolment)
@@ -241,3 +262,6 @@ func (c *Controller) Rules(id Identity) Rules {
 	c.cache.Store(id, cachedRules{generation: gen, rules: r})
 	return r
 }
+
+// validDeviceName reports whether name may be a device of the store.
+func validDeviceName(name string) bool { return checkName(name, RoleDevice) == nil }

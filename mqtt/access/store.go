@@ -67,6 +67,9 @@ type Credential struct {
 	// Enrolled is when a device enrolled (a used enrolment token, or a
 	// device admitted by --enrol open).
 	Enrolled time.Time `json:"enrolled,omitzero"`
+	// Certificate marks an identity that logs in with a client
+	// certificate only: it has no token.
+	Certificate bool `json:"certificate,omitempty"`
 }
 
 // storeFile is the JSON form of the store.
@@ -289,7 +292,17 @@ func checkName(name string, role Role) error {
 	if !wire.ValidUUID(name) {
 		return fmt.Errorf("name %q: want 1-%d of A-Z a-z 0-9 . _ : -", name, wire.MaxUUIDLength)
 	}
+	// Client identifiers of that form are the devices' (wire.DeviceClientID).
+	if strings.HasPrefix(name, wire.DeviceClientID("")) {
+		return fmt.Errorf("name %q: %q starts the devices' client identifiers", name, wire.DeviceClientID(""))
+	}
 	return nil
+}
+
+// isDevice reports whether name is a device of the store.
+func (s *Store) isDevice(name string) bool {
+	c, ok := s.lookup(name)
+	return ok && c.Role == RoleDevice
 }
 
 // NewToken makes a random token: 256 bits, base64url.
@@ -323,6 +336,9 @@ type AddOptions struct {
 	TTL       time.Duration
 	// Replace gives an existing name a new token instead of failing.
 	Replace bool
+	// Certificate provisions a device that logs in with a client
+	// certificate only (its common name is the name): no token.
+	Certificate bool
 }
 
 // Add provisions name with role and returns its token, shown once.
@@ -333,17 +349,24 @@ func (s *Store) Add(name string, role Role, opts AddOptions) (string, error) {
 	if opts.Enrolment && role != RoleDevice {
 		return "", fmt.Errorf("an enrolment token is for a device, not a %s", role)
 	}
-	token := NewToken()
-	hash, err := MosquittoHash(token)
-	if err != nil {
-		return "", err
+	if opts.Certificate && opts.Enrolment {
+		return "", errors.New("a certificate login has no enrolment token")
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	c := Credential{Name: name, Role: role, TokenSHA256: digest([]byte(token)), MosquittoHash: hash, Created: now, Enrolment: opts.Enrolment}
+	c := Credential{Name: name, Role: role, Created: now, Enrolment: opts.Enrolment, Certificate: opts.Certificate}
+	token := ""
+	if !opts.Certificate {
+		token = NewToken()
+		hash, err := MosquittoHash(token)
+		if err != nil {
+			return "", err
+		}
+		c.TokenSHA256, c.MosquittoHash = digest([]byte(token)), hash
+	}
 	if opts.Enrolment && opts.TTL > 0 {
 		c.Expires = now.Add(opts.TTL)
 	}
-	err = s.change(func(m map[string]Credential) error {
+	err := s.change(func(m map[string]Credential) error {
 		if _, ok := m[name]; ok && !opts.Replace {
 			return fmt.Errorf("%s: %w (--replace gives it a new token)", name, ErrExists)
 		}
@@ -429,6 +452,20 @@ func (s *Store) enrol(name string, token []byte, open bool) error {
 		s.commitEnrolments(batch)
 	}
 	return <-e.done
+}
+
+// enrolCertificate records a device admitted by its client certificate
+// under --enrol open (one write per device: certificate devices enrol
+// one at a time, through TLS handshakes).
+func (s *Store) enrolCertificate(name string) error {
+	now := time.Now().UTC().Truncate(time.Second)
+	return s.change(func(m map[string]Credential) error {
+		if _, ok := m[name]; ok {
+			return errEnrolRace
+		}
+		m[name] = Credential{Name: name, Role: RoleDevice, Certificate: true, Created: now, Enrolled: now}
+		return nil
+	})
 }
 
 // pendingEnrolment is one enrolment waiting for the next write.

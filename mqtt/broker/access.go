@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +56,7 @@ type accessHook struct {
 func (h *accessHook) ID() string { return "myno-access" }
 
 func (h *accessHook) Provides(b byte) bool {
-	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
+	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnWill
 }
 
 // refusalCode is the CONNACK reason code of a refusal (MQTT 5 §3.2.2.2;
@@ -103,6 +104,9 @@ func (h *accessHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		}
 	}
 	id, err := h.control.Authenticate(req)
+	if err == nil {
+		err = h.checkSession(cl, id, pk)
+	}
 	if err != nil {
 		h.refusedConnects.Add(1)
 		h.logRefusal("mqtt connection refused", "client", cl.ID, "user", req.Username, "remote", cl.Net.Remote, "reason", err)
@@ -115,6 +119,36 @@ func (h *accessHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.roles.Store(id.Name, id.Role)
 	}
 	return nil
+}
+
+// checkSession refuses what an admitted identity may still not do with
+// its CONNECT: take over the session of a client identifier that another
+// identity holds (the bridge names a message's sender by its client
+// identifier, and [MQTT-3.1.4-3] would hand the session over), or leave a
+// will on a topic it may not publish to (mochi-mqtt sends wills without
+// asking the ACL).
+func (h *accessHook) checkSession(cl *mqtt.Client, id access.Identity, pk packets.Packet) error {
+	if old, ok := h.srv.Clients.Get(cl.ID); ok && old != cl && string(old.Properties.Username) != id.Name {
+		return fmt.Errorf("%w: %q is held by another identity", access.ErrClientID, cl.ID)
+	}
+	if pk.Connect.WillFlag && !h.control.Allow(id, pk.Connect.WillTopic, true) {
+		h.deniedTopics.Add(1)
+		return fmt.Errorf("%w: will on %q", access.ErrTopicDenied, pk.Connect.WillTopic)
+	}
+	return nil
+}
+
+// OnWill checks a will again when it is about to be sent: the client's
+// rules may have shrunk since it connected (its device deleted, say). A
+// will it may no longer publish goes to no topic. (mochi-mqtt v2.7.9 lets
+// a hook change a will, not drop it.)
+func (h *accessHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	if h.control.Allow(h.identity(cl), will.TopicName, true) {
+		return will, nil
+	}
+	h.deniedTopics.Add(1)
+	h.logRefusal("mqtt will dropped", "client", cl.ID, "identity", h.identity(cl).String(), "topic", will.TopicName)
+	return mqtt.Will{Flag: will.Flag}, nil
 }
 
 // OnConnectAuthenticate lets through what OnConnect admitted.

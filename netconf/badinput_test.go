@@ -50,6 +50,12 @@ func badCases() []badCase {
 		{name: "non-UTF-8 bytes", hello: clientHello11, send: rpc("<echo xmlns=\"urn:myno:test:demo\"><msg>\xff\xfe</msg></echo>"), want: []string{"malformed-message", "UTF-8"}},
 		{name: "declared non-UTF-8 encoding", hello: clientHello11, send: chunked(`<?xml version="1.0" encoding="ISO-8859-1"?><rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get/></rpc>`), want: []string{"malformed-message"}},
 		{name: "not XML", hello: clientHello11, send: chunked("hello world"), want: []string{"malformed-message"}},
+		// Names and attributes encoding/xml lets through (issue 12): the
+		// reply would not be well-formed if echoed.
+		{name: "duplicated message-id", hello: clientHello11, send: chunked(`<rpc message-id="1" message-id="2" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get/></rpc>`), want: []string{"malformed-message", "given twice"}, absent: []string{`message-id="2"`}},
+		{name: "one attribute through two prefixes", hello: clientHello11, send: chunked(`<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:p="urn:x" xmlns:q="urn:x" p:a="1" q:a="2"><get/></rpc>`), want: []string{"malformed-message", "given twice"}},
+		{name: "element name that is not an XML name", hello: clientHello11, send: rpc(`<get xmlns:b="urn:b"><filter type="subtree"><b:0/></filter></get>`), want: []string{"malformed-message", "not an XML name"}},
+		{name: "attribute name that is not an XML name", hello: clientHello11, send: chunked(`<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:b="urn:b" b:0="x"><get/></rpc>`), want: []string{"malformed-message", "not an XML name"}},
 		{name: "unclosed element", hello: clientHello11, send: chunked(`<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get>`), want: []string{"malformed-message"}},
 		// Protocol errors: an rpc-error with the right tag, the session stays.
 		{name: "missing message-id", hello: clientHello11, send: chunked(`<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get/></rpc>`), want: []string{"missing-attribute", "<bad-attribute>message-id</bad-attribute>"}},

@@ -116,6 +116,9 @@ func ParseElement(data []byte, lim Limits) (*Element, error) {
 			if root != nil && len(stack) == 0 {
 				return nil, errors.New("xml: more than one root element")
 			}
+			if err := checkNames(t); err != nil {
+				return nil, err
+			}
 			e := &Element{Name: t.Name}
 			for _, a := range t.Attr {
 				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
@@ -156,6 +159,62 @@ func ParseElement(data []byte, lim Limits) (*Element, error) {
 		return nil, errors.New("xml: unexpected end of document")
 	}
 	return root, nil
+}
+
+// checkNames refuses what encoding/xml lets through in a start tag: an
+// element or attribute name that is not an XML name (XML 1.0 §2.3, with no
+// ':' after the prefix: Namespaces in XML 1.0 §4, NCName), and an attribute
+// given twice, also through two prefixes of one namespace (XML 1.0 §3.1
+// "Unique Att Spec", Namespaces in XML 1.0 §6.3). Such a tree, echoed
+// back, would not be well-formed XML.
+func checkNames(t xml.StartElement) error {
+	if !isNCName(t.Name.Local) {
+		return fmt.Errorf("xml: element name %q is not an XML name", t.Name.Local)
+	}
+	for i, a := range t.Attr {
+		if !isNCName(a.Name.Local) {
+			return fmt.Errorf("xml: attribute name %q is not an XML name", a.Name.Local)
+		}
+		for _, b := range t.Attr[:i] {
+			if a.Name == b.Name {
+				return fmt.Errorf("xml: attribute %q given twice in <%s>", a.Name.Local, t.Name.Local)
+			}
+		}
+	}
+	return nil
+}
+
+// isNCName reports whether s is a non-colonised XML name.
+func isNCName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if !isNameStartChar(r) && (i == 0 || !isNameChar(r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// isNameStartChar is XML 1.0 §2.3 NameStartChar without ':'.
+func isNameStartChar(r rune) bool {
+	switch {
+	case r >= 'A' && r <= 'Z', r == '_', r >= 'a' && r <= 'z':
+		return true
+	case r >= 0xC0 && r <= 0xD6, r >= 0xD8 && r <= 0xF6, r >= 0xF8 && r <= 0x2FF,
+		r >= 0x370 && r <= 0x37D, r >= 0x37F && r <= 0x1FFF, r >= 0x200C && r <= 0x200D,
+		r >= 0x2070 && r <= 0x218F, r >= 0x2C00 && r <= 0x2FEF, r >= 0x3001 && r <= 0xD7FF,
+		r >= 0xF900 && r <= 0xFDCF, r >= 0xFDF0 && r <= 0xFFFD, r >= 0x10000 && r <= 0xEFFFF:
+		return true
+	}
+	return false
+}
+
+// isNameChar is XML 1.0 §2.3 NameChar without ':'.
+func isNameChar(r rune) bool {
+	return isNameStartChar(r) || r == '-' || r == '.' || r >= '0' && r <= '9' || r == 0xB7 ||
+		r >= 0x300 && r <= 0x36F || r >= 0x203F && r <= 0x2040
 }
 
 func procInstEncoding(inst string) string {

@@ -235,7 +235,11 @@ func (b *Bridge) restoreRegistry(ctx context.Context) error {
 	}
 	for _, p := range saved {
 		if err := b.register(ctx, p.UUID, []byte(p.Description), p.RegisteredAt, false); err != nil {
-			b.log.Warn("registry entry dropped", "uuid", p.UUID, "err", err)
+			// Kept, not dropped: the next save writes it back unchanged,
+			// <get> shows it, and the operator decides.
+			b.registry.keepInvalid(p, reasonOf(err))
+			b.log.Error("saved device not restored; kept in the registry and shown in <get> as invalid until it registers again or is deleted",
+				"uuid", p.UUID, "file", b.registry.file, "err", err)
 			continue
 		}
 		b.registry.restoreFirmware(p.UUID, p.Firmware)

@@ -2,6 +2,8 @@ package bridge_test
 
 import (
 	"context"
+	"io"
+	"os"
 
 	"os/exec"
 	"path/filepath"
@@ -169,4 +171,73 @@ func TestSameDeviceBootstrapsAgain(t *testing.T) {
 		t.Fatalf("rpc after a second bootstrap: %v", re)
 	}
 	mustContain(t, reply, "retval")
+}
+
+// Nothing lost silently (issue 12): a saved device that no longer passes
+// the start-up checks is kept, shown in <get> as invalid, and written
+// back by the next save; it goes when it registers again. A registry file
+// that is not one the bridge wrote stops the bridge, naming the file.
+func TestRegistryKeepsWhatItCannotRestore(t *testing.T) {
+	dir := t.TempDir()
+	b := startBridge(t, dir, nil)
+	big := device(t, b.BrokerURL(), "mup-device.jsonld", "big-1", client.MQTT5)
+	big.Close()
+	b.Close()
+
+	// Restart with a limit the saved description exceeds.
+	small := func(c *bridge.Config) { c.MaxDescriptionBytes = 20000 }
+	b = startBridge(t, dir, small)
+	if got := b.Devices(); len(got) != 0 {
+		t.Fatalf("restored %v with a description over the limit", got)
+	}
+	s := session(t, b.NetconfAddr())
+	reply, rerr := exec1(t, s, `<get><filter type="subtree"><bridge xmlns="urn:myno:bridge"><invalid-device/></bridge></filter></get>`)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	mustContain(t, reply, "<uuid>big-1</uuid>", "<reason>", "<registered-at>")
+	// Another registration saves the registry: big-1 is still in it.
+	device(t, b.BrokerURL(), "led-color.jsonld", "led-1", client.MQTT5)
+	b.Close()
+	data, err := os.ReadFile(filepath.Join(dir, "registry.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"big-1"`) {
+		t.Fatalf("big-1 was dropped from the registry file:\n%.400s", data)
+	}
+	// With the limit back, it is served again, and no longer invalid.
+	b = startBridge(t, dir, nil)
+	defer b.Close()
+	if _, ok := b.ModuleOf("big-1"); !ok {
+		t.Fatalf("big-1 not restored: %v", b.Devices())
+	}
+	reply, _ = exec1(t, session(t, b.NetconfAddr()), `<get><filter type="subtree"><bridge xmlns="urn:myno:bridge"/></filter></get>`)
+	if strings.Contains(reply, "invalid-device") {
+		t.Errorf("still invalid:\n%s", reply)
+	}
+}
+
+func TestRegistryNotWrittenByTheBridgeStopsIt(t *testing.T) {
+	for _, content := range []string{"null", "{}", `{"version": 2, "devices": [{"uuid": "x", "shape": "nope"}]}`, "not json"} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "registry.json"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		b, err := bridge.Start(ctx, bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: dir, AdminPassword: adminPassword,
+			Logger: testenv.Logger(), Out: io.Discard})
+		cancel()
+		if err == nil {
+			b.Close()
+			t.Errorf("%s: the bridge started", content)
+			continue
+		}
+		if !strings.Contains(err.Error(), filepath.Join(dir, "registry.json")) {
+			t.Errorf("%s: %v does not name the file", content, err)
+		}
+		if data, _ := os.ReadFile(filepath.Join(dir, "registry.json")); string(data) != content {
+			t.Errorf("%s: the file was changed to %q", content, data)
+		}
+	}
 }

@@ -37,6 +37,17 @@ type registry struct {
 	telemetry map[string]sensorRef    // topic -> sensor
 	owners    map[string]string       // every device topic -> its device
 	images    map[string]string       // firmware image topic -> its device
+	// invalid holds saved devices that no longer pass the start-up checks
+	// (a lower --max-description-bytes, a stricter parser): kept and
+	// written back as they were, never served, shown in <get>; the
+	// operator decides (the device registers again, or is deleted).
+	invalid map[string]invalidDevice
+}
+
+// invalidDevice is a saved registration the bridge could not restore.
+type invalidDevice struct {
+	saved  persistedDevice
+	reason string
 }
 
 // device is a registered device.
@@ -92,7 +103,7 @@ var ErrTopicTaken = errors.New("topic taken")
 func newRegistry(dir string, parser *ontology.Parser) *registry {
 	return &registry{parser: parser, file: filepath.Join(dir, registryFile),
 		devices: map[string]*device{}, modules: map[string]*moduleEntry{}, telemetry: map[string]sensorRef{},
-		owners: map[string]string{}, images: map[string]string{}}
+		owners: map[string]string{}, images: map[string]string{}, invalid: map[string]invalidDevice{}}
 }
 
 // openRegistry prepares the registry of dir. Temporary files left by a
@@ -165,6 +176,7 @@ func (r *registry) register(uuid string, desc []byte, at time.Time) (change, err
 		// the module stays, only the old telemetry goes.
 	}
 	r.devices[uuid] = d
+	delete(r.invalid, uuid)
 	r.ownLocked(d)
 	ch.subscribe = r.bindTelemetryLocked(d)
 	if old != nil {
@@ -263,7 +275,10 @@ func (r *registry) unregister(uuid string) (change, bool) {
 	defer r.mu.Unlock()
 	d := r.devices[uuid]
 	if d == nil {
-		return change{}, false
+		// A device that could not be restored may still delete itself.
+		_, invalid := r.invalid[uuid]
+		delete(r.invalid, uuid)
+		return change{}, invalid
 	}
 	delete(r.devices, uuid)
 	r.dropTelemetryLocked(d)
@@ -511,10 +526,42 @@ func (r *registry) load() ([]persistedDevice, error) {
 	if err := json.Unmarshal(data, &p); err != nil {
 		return nil, fmt.Errorf("registry %s: %w", r.file, err)
 	}
+	// "null", "{}" or another program's JSON parse as an empty registry:
+	// starting empty, and saving over it, would lose every device.
+	if p.Version != registryVersion {
+		return nil, fmt.Errorf("registry %s: version %d, want %d (not a registry this bridge wrote; move it away to start empty)", r.file, p.Version, registryVersion)
+	}
 	for i := range p.Devices {
-		p.Devices[i].Description = p.Descriptions[p.Devices[i].Shape]
+		d := &p.Devices[i]
+		desc, ok := p.Descriptions[d.Shape]
+		if !ok || d.UUID == "" {
+			return nil, fmt.Errorf("registry %s: device %q has no description (shape %q)", r.file, d.UUID, d.Shape)
+		}
+		d.Description = desc
 	}
 	return p.Devices, nil
+}
+
+// registryVersion is the version of the registry file's format.
+const registryVersion = 2
+
+// keepInvalid records a saved device that failed to register at start.
+func (r *registry) keepInvalid(p persistedDevice, reason string) {
+	r.mu.Lock()
+	r.invalid[p.UUID] = invalidDevice{saved: p, reason: reason}
+	r.mu.Unlock()
+}
+
+// invalidDevices lists the saved devices that could not be restored.
+func (r *registry) invalidDevices() []invalidDevice {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]invalidDevice, 0, len(r.invalid))
+	for _, d := range r.invalid {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].saved.UUID < out[j].saved.UUID })
+	return out
 }
 
 // restoreFirmware sets a restored device's last reported version.
@@ -530,11 +577,18 @@ func (r *registry) save() error { return r.saver.save() }
 // write writes the whole registry atomically (temp file, fsync, rename).
 func (r *registry) write() error {
 	r.mu.Lock()
-	p := persisted{Version: 2, Descriptions: map[string]string{}, Devices: make([]persistedDevice, 0, len(r.devices))}
+	p := persisted{Version: registryVersion, Descriptions: map[string]string{}, Devices: make([]persistedDevice, 0, len(r.devices)+len(r.invalid))}
 	for _, d := range r.devices {
 		shape := d.template.Shape()
 		p.Devices = append(p.Devices, persistedDevice{UUID: d.UUID, RegisteredAt: d.RegisteredAt, Shape: shape, Firmware: d.firmware})
 		p.Descriptions[shape] = string(d.Description)
+	}
+	for uuid, d := range r.invalid {
+		if _, ok := r.devices[uuid]; ok {
+			continue // registered anew since
+		}
+		p.Devices = append(p.Devices, d.saved)
+		p.Descriptions[d.saved.Shape] = d.saved.Description
 	}
 	r.mu.Unlock()
 	sort.Slice(p.Devices, func(i, j int) bool { return p.Devices[i].UUID < p.Devices[j].UUID })

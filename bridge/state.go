@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"strconv"
+	"time"
 
 	"github.com/myno-bridge/myno/netconf"
 )
@@ -43,5 +44,11 @@ func (b *Bridge) bridgeState(ctx context.Context) ([]*netconf.Element, error) {
 		leaf("refused-connections", strconv.FormatUint(refused, 10)),
 		leaf("denied-topics", strconv.FormatUint(denied, 10)),
 		leaf("untrusted-messages", strconv.FormatUint(b.calls.mismatched.Load(), 10)))
-	return []*netconf.Element{netconf.NewNode(bridgeNamespace, "bridge", acc)}, nil
+	top := netconf.NewNode(bridgeNamespace, "bridge")
+	for _, d := range b.registry.invalidDevices() {
+		top.Children = append(top.Children, netconf.NewNode(bridgeNamespace, "invalid-device",
+			leaf("uuid", d.saved.UUID), leaf("reason", d.reason), leaf("registered-at", d.saved.RegisteredAt.Format(time.RFC3339))))
+	}
+	top.Children = append(top.Children, acc)
+	return []*netconf.Element{top}, nil
 }

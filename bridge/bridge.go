@@ -396,9 +396,37 @@ func (b *Bridge) register(ctx context.Context, uuid string, desc []byte, at time
 	b.apply(ctx, ch)
 	b.log.Info("device registered", "uuid", uuid, "module", ch.module.Name, "category", ch.category, "new_module", ch.announce)
 	if persist {
-		return b.registry.save()
+		if err := b.registry.save(); err != nil {
+			// Not on disk, so not served: a restart would not know it.
+			b.rollback(ctx, uuid, ch.previous)
+			return fmt.Errorf("registration not saved, so not taken: %w", err)
+		}
 	}
 	return nil
+}
+
+// rollback undoes a registration that could not be saved: the device
+// goes back to its previous registration (the one on disk), or away.
+func (b *Bridge) rollback(ctx context.Context, uuid string, previous *previousRegistration) {
+	if previous != nil {
+		ch, err := b.registry.register(uuid, previous.description, previous.at)
+		if err == nil {
+			b.registry.restoreFirmware(uuid, previous.firmware)
+			b.accessChanged(ctx, uuid, true)
+			if ch.announce {
+				b.announce(ch.module)
+			}
+			b.apply(ctx, ch)
+			b.log.Error("registration not saved; the device keeps its previous one", "uuid", uuid)
+			return
+		}
+		b.log.Error("registration not saved, and the previous one no longer registers", "uuid", uuid, "err", err)
+	}
+	if ch, ok := b.registry.unregister(uuid); ok {
+		b.accessChanged(ctx, uuid, true)
+		b.apply(ctx, ch)
+	}
+	b.log.Error("registration not saved; the device is not served", "uuid", uuid, "file", b.registry.file)
 }
 
 // accessChanged has the broker's ACL follow the registry: the embedded

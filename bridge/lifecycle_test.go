@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 
@@ -14,6 +15,7 @@ import (
 	gonetconf "github.com/Juniper/go-netconf/netconf"
 
 	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/client"
 )
@@ -239,5 +241,41 @@ func TestRegistryNotWrittenByTheBridgeStopsIt(t *testing.T) {
 		if data, _ := os.ReadFile(filepath.Join(dir, "registry.json")); string(data) != content {
 			t.Errorf("%s: the file was changed to %q", content, data)
 		}
+	}
+}
+
+// A registration that cannot be saved is not taken (issue 12: devices
+// answered "ERROR;no space left on device" were still served): the
+// device is refused with the cause, and NETCONF does not serve it.
+func TestRegistrationNotSavedIsNotServed(t *testing.T) {
+	dir := t.TempDir()
+	b := startBridge(t, dir, nil)
+	defer b.Close()
+	device(t, b.BrokerURL(), "led-color.jsonld", "led-1", client.MQTT5)
+	// The registry file's place is taken by a directory: the next save
+	// cannot rename over it (file permissions would not stop root).
+	file := filepath.Join(dir, "registry.json")
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(file, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := bootstrapOnce(t, ctx, b.BrokerURL(), "relay-1", desc(t, "relay-sensors.jsonld"))
+	if !errors.Is(err, devices.ErrRefused) || !strings.Contains(err.Error(), "not saved") {
+		t.Fatalf("bootstrap while the registry cannot be saved: %v", err)
+	}
+	if _, ok := b.ModuleOf("relay-1"); ok {
+		t.Error("relay-1 is served although its registration was not saved")
+	}
+	reply, _ := exec1(t, session(t, b.NetconfAddr()), `<get/>`)
+	if strings.Contains(reply, "<uuid>relay-1</uuid>") {
+		t.Error("relay-1 is in <get>")
+	}
+	// The devices registered before are still served.
+	if _, ok := b.ModuleOf("led-1"); !ok {
+		t.Fatal("led-1 lost")
 	}
 }

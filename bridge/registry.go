@@ -91,6 +91,16 @@ type change struct {
 	subscribe   []string     // the device's telemetry topics now
 	unsubscribe []string     // telemetry topics no device uses any more
 	category    string
+	// previous is the registration this one replaced, for a rollback;
+	// nil for a new device.
+	previous *previousRegistration
+}
+
+// previousRegistration is what a device's registration was.
+type previousRegistration struct {
+	description []byte
+	at          time.Time
+	firmware    string
 }
 
 const registryFile = "registry.json"
@@ -166,6 +176,7 @@ func (r *registry) register(uuid string, desc []byte, at time.Time) (change, err
 		module: me, lastSeen: now, readings: map[string]reading{}, owns: topics}
 	old := r.devices[uuid]
 	if old != nil { // an update: replace the old registration
+		ch.previous = &previousRegistration{description: old.Description, at: old.RegisteredAt, firmware: old.firmware}
 		d.firmware = old.firmware
 		r.dropTelemetryLocked(old)
 		r.disownLocked(old)

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/ratelog"
 	"github.com/myno-bridge/myno/mqtt/client"
 )
 
@@ -46,7 +47,9 @@ func deviceCommand() *cli.Command {
 func newLogger(cmd *cli.Command) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cmd.String("log-level")))
-	return slog.New(slog.NewTextHandler(cmd.Root().ErrWriter, &slog.HandlerOptions{Level: level}))
+	// A flood of one warning (100,000 bootstrap floods wrote 100,000
+	// lines) becomes 10 lines per 10 s and a count (package ratelog).
+	return slog.New(ratelog.New(slog.NewTextHandler(cmd.Root().ErrWriter, &slog.HandlerOptions{Level: level}), ratelog.Options{MinLevel: slog.LevelWarn}))
 }
 
 func runDevice(ctx context.Context, cmd *cli.Command) error {

@@ -57,7 +57,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b := &Bridge{cfg: cfg, log: cfg.Logger, calls: newPendingCalls(),
-		assembly: newAssembler(cfg.MaxDescriptionBytes, cfg.MaxChunks, cfg.AssemblyTimeout)}
+		assembly: newAssembler(cfg.MaxDescriptionBytes, cfg.MaxChunks, cfg.MaxPendingDescriptionBytes, cfg.AssemblyTimeout)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {

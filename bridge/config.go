@@ -20,6 +20,9 @@ const (
 	DefaultRPCTimeout      = 5 * time.Second
 	DefaultMaxChunks       = 1024
 	DefaultAssemblyTimeout = 30 * time.Second
+	// DefaultMaxPendingDescriptionBytes bounds all descriptions still
+	// arriving together: 256 of the largest (256 KiB) at once.
+	DefaultMaxPendingDescriptionBytes = 64 << 20
 )
 
 // AdminUser is the NETCONF user, in group admin, that the bridge creates
@@ -88,7 +91,10 @@ type Config struct {
 	MaxDescriptionBytes int           // default ontology.DefaultMaxBytes (256 KiB)
 	MaxChunks           int           // per description; default DefaultMaxChunks
 	AssemblyTimeout     time.Duration // a description's chunks must all arrive within; default DefaultAssemblyTimeout
-	OfflineAfter        time.Duration // a device not heard from this long is offline; default 5m
+	// MaxPendingDescriptionBytes bounds the bytes of all descriptions
+	// still arriving; default DefaultMaxPendingDescriptionBytes.
+	MaxPendingDescriptionBytes int
+	OfflineAfter               time.Duration // a device not heard from this long is offline; default 5m
 
 	// Cluster, when set, makes this bridge one instance of a cluster of
 	// that name on a shared external broker (see cluster.go); Instance
@@ -133,6 +139,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxChunks <= 0 {
 		c.MaxChunks = DefaultMaxChunks
+	}
+	if c.MaxPendingDescriptionBytes <= 0 {
+		c.MaxPendingDescriptionBytes = DefaultMaxPendingDescriptionBytes
 	}
 	if c.AssemblyTimeout <= 0 {
 		c.AssemblyTimeout = DefaultAssemblyTimeout

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/failguard"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
@@ -394,5 +397,52 @@ func TestWillsAndClientIdentifiers(t *testing.T) {
 	}
 	if m, ok := b.ModuleOf("led-b"); !ok || m == "" {
 		t.Error("led-b is gone")
+	}
+}
+
+// connackFrom sends one MQTT 5 CONNECT from the loopback address local
+// and returns the CONNACK's reason code.
+func connackFrom(t *testing.T, brokerURL, local, clientID string, creds client.Credentials) byte {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	conn, err := d.Dial("tcp", strings.TrimPrefix(brokerURL, "mqtt://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	cp := &paho.Connect{KeepAlive: 30, ClientID: clientID, CleanStart: true,
+		Username: creds.Username, UsernameFlag: true, Password: []byte(creds.Password), PasswordFlag: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ca, err := c.Connect(ctx, cp)
+	if ca == nil {
+		conn.Close()
+		t.Fatalf("no CONNACK: %v", err)
+	}
+	if ca.ReasonCode < 0x80 {
+		_ = c.Disconnect(&paho.Disconnect{})
+	}
+	return ca.ReasonCode
+}
+
+// Token guessing is slowed per address (issue 12): past a few bad
+// credentials, an address is answered "server busy" (0x89, so that a
+// client that was right retries) even with the right token; other
+// addresses are not.
+func TestTokenGuessingIsSlowed(t *testing.T) {
+	b := startBridge(t, t.TempDir(), func(c *bridge.Config) { c.Enrolment = access.EnrolClosed })
+	defer b.Close()
+	token := provision(t, b, "dev-p", access.RoleDevice, access.AddOptions{})
+	for i := range failguard.DefaultFree {
+		if code := connackFrom(t, b.BrokerURL(), "127.0.0.2", "dev-p", client.Credentials{Username: "dev-p", Password: "guess"}); code != 0x86 {
+			t.Fatalf("guess %d: CONNACK 0x%02x, want 0x86", i, code)
+		}
+	}
+	connackFrom(t, b.BrokerURL(), "127.0.0.2", "dev-p", client.Credentials{Username: "dev-p", Password: "guess"})
+	if code := connackFrom(t, b.BrokerURL(), "127.0.0.2", "dev-p", client.Credentials{Username: "dev-p", Password: token}); code != 0x89 {
+		t.Errorf("the right token from a locked-out address: CONNACK 0x%02x, want 0x89 server busy", code)
+	}
+	if code := connackFrom(t, b.BrokerURL(), "127.0.0.1", "dev-p", client.Credentials{Username: "dev-p", Password: token}); code != 0 {
+		t.Errorf("the right token from another address: CONNACK 0x%02x", code)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myno-bridge/myno/internal/failguard"
+
 	"github.com/myno-bridge/myno/internal/acceptbackoff"
 	"golang.org/x/crypto/ssh"
 )
@@ -154,6 +156,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	stats    counters
 	startups chan struct{}
+	guard    *failguard.Guard // failed password logins per source address
 	lockTime time.Time
 
 	done         chan struct{} // closed by the first Shutdown
@@ -186,14 +189,24 @@ func NewServer(cfg Config) (*Server, error) {
 		listeners: map[net.Listener]bool{},
 		conns:     map[*ssh.ServerConn]bool{},
 		startups:  make(chan struct{}, cfg.MaxStartups),
+		guard:     failguard.New(nil),
 		done:      make(chan struct{}),
 	}
 	s.sshConfig = &ssh.ServerConfig{
 		MaxAuthTries: cfg.MaxAuthTries,
 		PasswordCallback: func(c ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+			source := failguard.Source(c.RemoteAddr().String())
+			// A source that failed too often is refused without a bcrypt
+			// check, right password or not, until its lockout ends.
+			if d := s.guard.Locked(source); d > 0 {
+				s.log.Warn("netconf authentication refused: too many failures from this address", "user", c.User(), "remote", c.RemoteAddr().String(), "retry_in", d.Round(time.Second))
+				return nil, errors.New("too many failed logins from this address")
+			}
 			if _, ok := cfg.Users.checkPassword(c.User(), password); ok {
+				s.guard.Succeeded(source)
 				return &ssh.Permissions{Extensions: map[string]string{"user": c.User()}}, nil
 			}
+			s.guard.Failed(source)
 			s.log.Warn("netconf authentication failed", "method", "password", "user", c.User(), "remote", c.RemoteAddr().String())
 			return nil, errors.New("authentication failed")
 		},

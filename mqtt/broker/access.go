@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myno-bridge/myno/internal/failguard"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -44,7 +46,8 @@ type accessHook struct {
 	mqtt.HookBase
 	srv     *mqtt.Server
 	control AccessControl
-	roles   sync.Map // identity name -> access.Role
+	guard   *failguard.Guard // failed logins per source address
+	roles   sync.Map         // identity name -> access.Role
 
 	refusedConnects atomic.Uint64
 	deniedTopics    atomic.Uint64
@@ -87,7 +90,7 @@ func connackCode(cl *mqtt.Client, code packets.Code) packets.Code {
 		return packets.ErrMalformedUsernameOrPassword // 4: bad user name or password
 	case packets.ErrClientIdentifierNotValid:
 		return packets.Err3ClientIdentifierNotValid // 2: identifier rejected
-	case packets.ErrServerUnavailable:
+	case packets.ErrServerUnavailable, packets.ErrServerBusy:
 		return packets.Err3ServerUnavailable // 3
 	default:
 		return packets.Err3NotAuthorized // 5
@@ -97,6 +100,15 @@ func connackCode(cl *mqtt.Client, code packets.Code) packets.Code {
 // OnConnect authenticates the client; a refusal is answered with a
 // CONNACK that says why, and the connection closes [MQTT-3.2.2-7].
 func (h *accessHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	source := failguard.Source(cl.Net.Remote)
+	if d := h.guard.Locked(source); d > 0 {
+		// Server busy, not bad credentials: a client that was right all
+		// along retries instead of giving up (issue 12).
+		h.refusedConnects.Add(1)
+		h.logRefusal("mqtt connection refused: too many failed logins from this address", "client", cl.ID, "remote", cl.Net.Remote, "retry_in", d.Round(time.Second))
+		_ = h.srv.SendConnack(cl, connackCode(cl, packets.ErrServerBusy), false, nil)
+		return packets.ErrServerBusy
+	}
 	req := access.ConnectRequest{ClientID: cl.ID, Username: string(pk.Connect.Username), Password: pk.Connect.Password}
 	if tc, ok := cl.Net.Conn.(*tls.Conn); ok {
 		if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 {
@@ -106,6 +118,11 @@ func (h *accessHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	id, err := h.control.Authenticate(req)
 	if err == nil {
 		err = h.checkSession(cl, id, pk)
+	}
+	if errors.Is(err, access.ErrBadCredentials) {
+		h.guard.Failed(source) // guessing; other refusals are not
+	} else if err == nil && req.Username != "" {
+		h.guard.Succeeded(source)
 	}
 	if err != nil {
 		h.refusedConnects.Add(1)

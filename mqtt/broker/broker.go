@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/myno-bridge/myno/internal/failguard"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -130,7 +132,7 @@ func Start(cfg Config) (*Broker, error) {
 		control = refuseAll{}
 	}
 	// First, so that no other hook sees a client before it is admitted.
-	accessHook := &accessHook{srv: srv, control: control}
+	accessHook := &accessHook{srv: srv, control: control, guard: failguard.New(nil)}
 	if err := srv.AddHook(accessHook, nil); err != nil {
 		return fail(err)
 	}

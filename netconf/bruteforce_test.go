@@ -7,6 +7,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/myno-bridge/myno/internal/failguard"
+	"github.com/myno-bridge/myno/netconf"
 )
 
 // dialFrom opens an SSH connection to ts from the loopback address local
@@ -45,4 +46,50 @@ func TestPasswordGuessingIsSlowed(t *testing.T) {
 	if err := dialFrom(ts, "127.0.0.1", passwordConfig("admin", adminPass)); err != nil {
 		t.Errorf("the admin from another address: %v", err)
 	}
+}
+
+// openSessions opens NETCONF sessions as cfg's user until one is refused
+// or n are open, and returns how many opened; they close with the test.
+func openSessions(t *testing.T, ts *testServer, cfg *ssh.ClientConfig, n int) int {
+	t.Helper()
+	c, err := ssh.Dial("tcp", ts.addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for i := range n {
+		sess, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sess.Close() })
+		if err := sess.RequestSubsystem("netconf"); err != nil {
+			return i
+		}
+	}
+	return n
+}
+
+// Session lockout (issue 12: a user with no group opened 64 sessions and
+// the admin was refused): one user not in group admin has at most
+// MaxUserSessions, and the last AdminReserve sessions are for admins only.
+func TestSessionLimitsKeepRoomForAdmins(t *testing.T) {
+	t.Run("per user", func(t *testing.T) {
+		ts := startServer(t, func(c *netconf.Config) { c.MaxSessions, c.AdminReserve, c.MaxUserSessions = 8, 2, 5 })
+		if got := openSessions(t, ts, passwordConfig("viewer", viewerPass), 10); got != 5 {
+			t.Errorf("viewer opened %d sessions, want the per-user limit 5", got)
+		}
+		if got := openSessions(t, ts, passwordConfig("admin", adminPass), 1); got != 1 {
+			t.Error("the admin was refused")
+		}
+	})
+	t.Run("admin reserve", func(t *testing.T) {
+		ts := startServer(t, func(c *netconf.Config) { c.MaxSessions, c.AdminReserve, c.MaxUserSessions = 8, 2, 16 })
+		if got := openSessions(t, ts, passwordConfig("viewer", viewerPass), 10); got != 6 {
+			t.Errorf("viewer opened %d sessions, want 6 (8 less the 2 kept for admins)", got)
+		}
+		if got := openSessions(t, ts, passwordConfig("admin", adminPass), 3); got != 2 {
+			t.Errorf("the admin opened %d sessions, want the 2 kept for admins", got)
+		}
+	})
 }

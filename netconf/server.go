@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -26,15 +27,22 @@ type Config struct {
 	Users   *Users     // required: there is no anonymous access
 	Access  *AccessControl
 
-	MaxSessions    int           // concurrent NETCONF sessions; default 64
-	MaxAuthTries   int           // authentication attempts per connection; default 3
-	HandshakeTime  time.Duration // SSH handshake and authentication; default 10s
-	HelloTimeout   time.Duration // from channel open to the client's hello; default 10s
-	IdleTimeout    time.Duration // no message while nothing is in flight; default 10m
-	MaxMessageSize int           // largest message accepted; default DefaultMaxMessage
-	MaxPipelined   int           // rpcs in flight per session before reading pauses; default 64
-	MaxStartups    int           // SSH handshakes in progress at once; default 32
-	XMLLimits      Limits        // nesting and element-count limits on every message
+	MaxSessions int // concurrent NETCONF sessions; default 64
+	// MaxUserSessions bounds the sessions of one user not in group admin;
+	// default 16 (an admin's campaign may run more). AdminReserve of the
+	// MaxSessions are for users of group admin only; default 4. One user
+	// cannot take every session, nor all users together lock the admins
+	// out (issue 12).
+	MaxUserSessions int
+	AdminReserve    int
+	MaxAuthTries    int           // authentication attempts per connection; default 3
+	HandshakeTime   time.Duration // SSH handshake and authentication; default 10s
+	HelloTimeout    time.Duration // from channel open to the client's hello; default 10s
+	IdleTimeout     time.Duration // no message while nothing is in flight; default 10m
+	MaxMessageSize  int           // largest message accepted; default DefaultMaxMessage
+	MaxPipelined    int           // rpcs in flight per session before reading pauses; default 64
+	MaxStartups     int           // SSH handshakes in progress at once; default 32
+	XMLLimits       Limits        // nesting and element-count limits on every message
 
 	Logger *slog.Logger // default slog.Default()
 }
@@ -45,6 +53,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxAuthTries <= 0 {
 		c.MaxAuthTries = 3
+	}
+	if c.MaxUserSessions <= 0 {
+		c.MaxUserSessions = 16
+	}
+	if c.AdminReserve <= 0 {
+		c.AdminReserve = min(4, c.MaxSessions/4)
 	}
 	if c.HandshakeTime <= 0 {
 		c.HandshakeTime = 10 * time.Second
@@ -579,6 +593,19 @@ func (s *Server) newSession(ctx context.Context, ch ssh.Channel, user, remote st
 	}
 	if len(s.sessions) >= s.cfg.MaxSessions {
 		return nil, fmt.Errorf("session limit %d reached", s.cfg.MaxSessions)
+	}
+	admin := slices.Contains(u.Groups, AdminGroup)
+	if !admin && len(s.sessions) >= s.cfg.MaxSessions-s.cfg.AdminReserve {
+		return nil, fmt.Errorf("session limit %d reached for users not in group %s (%d are kept for admins)", s.cfg.MaxSessions-s.cfg.AdminReserve, AdminGroup, s.cfg.AdminReserve)
+	}
+	mine := 0
+	for _, o := range s.sessions {
+		if o.info.User == user {
+			mine++
+		}
+	}
+	if !admin && mine >= s.cfg.MaxUserSessions {
+		return nil, fmt.Errorf("user %s has %d sessions, the most one user may have", user, mine)
 	}
 	s.nextID++
 	if s.nextID == 0 { // session-id 0 is reserved (RFC 6241 §8.1)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/atomicfile"
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/urfave/cli/v3"
@@ -180,7 +181,7 @@ func provisionDemo(cfg bridge.Config) (map[string]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		if err := atomicfile.Write(file, []byte(token+"\n"), 0o600); err != nil {
 			return nil, err
 		}
 		tokens[name] = token

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/internal/atomicfile"
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/wire"
 )
@@ -89,7 +90,7 @@ func devicesCommand() *cli.Command {
 						if token == "" {
 							token = "(client certificate)"
 						} else if dir != "" {
-							if err := os.WriteFile(filepath.Join(dir, name+".token"), []byte(token+"\n"), 0o600); err != nil {
+							if err := atomicfile.Write(filepath.Join(dir, name+".token"), []byte(token+"\n"), 0o600); err != nil {
 								w.Flush()
 								return &exitError{code: 1, err: err}
 							}
@@ -223,7 +224,7 @@ func aclCommand() *cli.Command {
 					if err != nil {
 						return &exitError{code: 1, err: err}
 					}
-					if err := os.WriteFile(cmd.String("dynsec-file"), data, 0o600); err != nil {
+					if err := atomicfile.Write(cmd.String("dynsec-file"), data, 0o600); err != nil {
 						return &exitError{code: 1, err: err}
 					}
 					fmt.Fprintf(cmd.Root().Writer, "wrote %s: %d identities, %d descriptions\n", cmd.String("dynsec-file"), store.Len(), len(extra))
@@ -233,10 +234,10 @@ func aclCommand() *cli.Command {
 				if err := access.ExportMosquitto(export, &pw, &acl); err != nil {
 					return &exitError{code: 1, err: err}
 				}
-				if err := os.WriteFile(cmd.String("password-file"), []byte(pw.String()), 0o600); err != nil {
+				if err := atomicfile.Write(cmd.String("password-file"), []byte(pw.String()), 0o600); err != nil {
 					return &exitError{code: 1, err: err}
 				}
-				if err := os.WriteFile(cmd.String("acl-file"), []byte(acl.String()), 0o644); err != nil {
+				if err := atomicfile.Write(cmd.String("acl-file"), []byte(acl.String()), 0o644); err != nil {
 					return &exitError{code: 1, err: err}
 				}
 				fmt.Fprintf(cmd.Root().Writer, "wrote %s and %s: %d identities, %d descriptions\n", cmd.String("password-file"), cmd.String("acl-file"), store.Len(), len(extra))

@@ -254,4 +254,3 @@ func mustSignature(t *testing.T, raw []byte) []byte {
 	}
 	return m.Signature
 }
-

@@ -41,8 +41,21 @@ type Config struct {
 	IdleTimeout     time.Duration // no message while nothing is in flight; default 10m
 	MaxMessageSize  int           // largest message accepted; default DefaultMaxMessage
 	MaxPipelined    int           // rpcs in flight per session before reading pauses; default 64
-	MaxStartups     int           // SSH handshakes in progress at once; default 32
 	XMLLimits       Limits        // nesting and element-count limits on every message
+
+	// SSH handshakes before authentication (see startupGate for the
+	// design). MaxStartups are in progress at once (default 32), at most
+	// MaxStartupsPerSource from one address (default MaxStartups/4, at
+	// least 1). Connections beyond wait for a slot, for at most
+	// HandshakeTime, in a queue of MaxStartupQueue (default 128) of which
+	// one address may hold MaxStartupQueuePerSource (default half the
+	// queue); the handshake then has HandshakeTime of its own. A
+	// connection beyond its address's share or a full queue is closed at
+	// once. Server.Startups counts them.
+	MaxStartups              int
+	MaxStartupsPerSource     int
+	MaxStartupQueue          int
+	MaxStartupQueuePerSource int
 
 	Logger *slog.Logger // default slog.Default()
 }
@@ -78,6 +91,17 @@ func (c *Config) setDefaults() {
 	if c.MaxStartups <= 0 {
 		c.MaxStartups = 32
 	}
+	if c.MaxStartupsPerSource <= 0 {
+		c.MaxStartupsPerSource = max(1, c.MaxStartups/4)
+	}
+	c.MaxStartupsPerSource = min(c.MaxStartupsPerSource, c.MaxStartups)
+	if c.MaxStartupQueue <= 0 {
+		c.MaxStartupQueue = 128
+	}
+	if c.MaxStartupQueuePerSource <= 0 {
+		c.MaxStartupQueuePerSource = max(1, c.MaxStartupQueue/2)
+	}
+	c.MaxStartupQueuePerSource = min(c.MaxStartupQueuePerSource, c.MaxStartupQueue)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -169,11 +193,14 @@ type Server struct {
 
 	wg       sync.WaitGroup
 	stats    counters
-	startups chan struct{}
+	startups *startupGate     // SSH handshakes before authentication
 	guard    *failguard.Guard // failed password logins per source address
 	lockTime time.Time
 
-	done         chan struct{} // closed by the first Shutdown
+	// life ends with the first Shutdown: connections still waiting for or
+	// in their SSH handshake are closed then.
+	life         context.Context
+	endLife      context.CancelFunc
 	acceptErrors atomic.Uint64
 }
 
@@ -202,10 +229,10 @@ func NewServer(cfg Config) (*Server, error) {
 		sessions:  map[uint32]*session{},
 		listeners: map[net.Listener]bool{},
 		conns:     map[*ssh.ServerConn]bool{},
-		startups:  make(chan struct{}, cfg.MaxStartups),
+		startups:  newStartupGate(cfg.MaxStartups, cfg.MaxStartupsPerSource, cfg.MaxStartupQueue, cfg.MaxStartupQueuePerSource),
 		guard:     failguard.New(nil),
-		done:      make(chan struct{}),
 	}
+	s.life, s.endLife = context.WithCancel(context.Background())
 	s.sshConfig = &ssh.ServerConfig{
 		MaxAuthTries: cfg.MaxAuthTries,
 		PasswordCallback: func(c ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
@@ -365,7 +392,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			case <-ctx.Done():
 				t.Stop()
 				return nil
-			case <-s.done:
+			case <-s.life.Done():
 				t.Stop()
 				return nil
 			}
@@ -384,9 +411,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		s.wg.Add(1)
 		s.mu.Unlock()
+		// A connection gets a handshake slot or a place in the queue
+		// before it gets a goroutine; one beyond is closed here.
+		ticket, err := s.startups.enter(conn.RemoteAddr().String())
+		if err != nil {
+			// Warn: the command's logger (internal/ratelog) keeps a
+			// flood of these to a few lines and a count.
+			st := s.startups.Stats()
+			s.log.Warn("ssh connection refused before its handshake", "remote", conn.RemoteAddr().String(), "err", err,
+				"in_progress", st.InProgress, "queued", st.Queued)
+			conn.Close()
+			s.wg.Done()
+			continue
+		}
 		go func() {
 			defer s.wg.Done()
-			s.serveConn(ctx, conn)
+			s.serveConn(ctx, conn, ticket)
 		}()
 	}
 }
@@ -407,7 +447,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
-		close(s.done)
+		s.endLife()
 	}
 	for ln := range s.listeners {
 		ln.Close()
@@ -429,35 +469,39 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, ticket *startupTicket) {
 	defer conn.Close()
+	defer ticket.release()
 	remote := conn.RemoteAddr().String()
-	// Bound the handshakes in progress (like OpenSSH's MaxStartups): each
-	// may cost bcrypt checks before anyone is authenticated.
-	select {
-	case s.startups <- struct{}{}:
-	default:
-		s.log.Warn("too many ssh handshakes in progress; connection dropped", "remote", remote)
+	// Until it is authenticated, the connection ends with Serve's context
+	// or the server.
+	pre, cancelPre := context.WithCancel(ctx)
+	defer cancelPre()
+	stopLife := context.AfterFunc(s.life, cancelPre)
+	defer stopLife()
+	if err := ticket.wait(pre.Done(), s.cfg.HandshakeTime); err != nil {
+		if errors.Is(err, errWaitedOut) {
+			s.log.Warn("ssh connection closed: no handshake slot in time", "remote", remote, "waited", s.cfg.HandshakeTime)
+		}
 		return
 	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			<-s.startups
-		}
-	}
-	defer release()
+	stopClose := context.AfterFunc(pre, func() { conn.Close() })
 	// RFC 6242 §3: SSH transport; the handshake and authentication must
 	// finish in time, so a silent client cannot hold a connection.
 	_ = conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTime))
 	sc, chans, reqs, err := ssh.NewServerConn(conn, s.sshConfig)
+	ticket.release()
+	if !stopClose() {
+		if err == nil {
+			sc.Close()
+		}
+		return
+	}
 	if err != nil {
 		s.log.Info("ssh handshake failed", "remote", remote, "err", err)
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
-	release()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

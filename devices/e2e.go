@@ -152,6 +152,13 @@ func (e *E2EEndpoint) Certificate() *x509.Certificate {
 	return e.cert
 }
 
+// credentials are the certificate and key the device uses now.
+func (e *E2EEndpoint) credentials() (*x509.Certificate, *ecdsa.PrivateKey) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cert, e.key
+}
+
 // firmwareKey is the key of one encrypted transfer, for the update
 // attempt whose token carried nonce.
 type firmwareKey struct{ key, nonce []byte }

@@ -210,7 +210,8 @@ func (m *mupDevice) image(ctx context.Context, d *Device, f *ontology.Function, 
 		got = m.digest.Sum(nil)
 	}
 	complete := vm != nil && m.received == vm.Size
-	m.manifest, m.topic, m.digest = nil, "", nil
+	nonce := m.tokenNonce
+	m.manifest, m.topic, m.digest, m.tokenNonce = nil, "", nil, nil
 	m.mu.Unlock()
 	if vm == nil {
 		return mup.StateError, nil
@@ -224,9 +225,13 @@ func (m *mupDevice) image(ctx context.Context, d *Device, f *ontology.Function, 
 		d.log.Warn("image invalid", "complete", complete)
 		return mup.StateImageInvalid, nil
 	}
+	// The receipt is signed after the image check, before the reboot:
+	// it says which image the device took as which version, for this
+	// update (the token's nonce) only.
+	outs := m.receiptOutputs(f, vm, got, nonce)
 	if m.cfg.NeverReboots {
 		d.log.Warn("image accepted; simulating a device that never reboots")
-		return mup.StateOK, nil
+		return mup.StateOK, outs
 	}
 	// "Reboot" into the new version.
 	m.mu.Lock()
@@ -234,7 +239,35 @@ func (m *mupDevice) image(ctx context.Context, d *Device, f *ontology.Function, 
 	m.mu.Unlock()
 	d.log.Info("firmware installed", "version", vm.Version)
 	m.reportVersion(ctx)
-	return mup.StateOK, nil
+	return mup.StateOK, outs
+}
+
+// receiptOutputs are sendFirmwareImage's outputs after a good image: a
+// signed receipt (mup.SignReceipt) where the description declares one, if
+// the device holds a device certificate (its E2E one); "" where it cannot
+// sign, which the Update Server refuses, since the module says it would.
+func (m *mupDevice) receiptOutputs(f *ontology.Function, vm *mup.VendorManifest, digest, nonce []byte) []string {
+	var outs []string
+	for i, o := range f.Outputs {
+		if !mup.IsReceiptOutput(o.Name) {
+			continue
+		}
+		if outs == nil {
+			outs = make([]string, len(f.Outputs))
+		}
+		if m.d.e2e == nil {
+			m.d.log.Warn("the description declares a receipt, but the device holds no device certificate to sign it")
+			continue
+		}
+		cert, key := m.d.e2e.credentials()
+		raw, err := mup.SignReceipt(mup.Receipt{UUID: m.d.cfg.UUID, Nonce: nonce, Digest: digest, Version: vm.Version}, cert, key)
+		if err != nil {
+			m.d.log.Warn("receipt not signed", "err", err)
+			continue
+		}
+		outs[i] = base64.StdEncoding.EncodeToString(raw)
+	}
+	return outs
 }
 
 // reportVersion publishes the running version on the firmware status

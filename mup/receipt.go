@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/veraison/go-cose"
@@ -33,6 +34,12 @@ type Receipt struct {
 
 // ReceiptPurpose is the first field of every receipt.
 const ReceiptPurpose = "myno-mup-receipt"
+
+// IsReceiptOutput reports whether an output of sendFirmwareImage, by its
+// name in the description (and so in the device's YANG module), is where a
+// device that signs receipts puts them (PROTOCOL.md, "Signed update
+// receipt"). A device declares that it signs by having one.
+func IsReceiptOutput(name string) bool { return strings.HasSuffix(name, "Receipt") }
 
 // MaxReceiptBytes bounds a receipt: one certificate and a small payload.
 const MaxReceiptBytes = 8192

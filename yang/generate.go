@@ -478,6 +478,38 @@ func InputTopics(source string) (map[string]string, error) {
 	return topics, nil
 }
 
+// RPCOutputs reads a module's YANG source, as a client receives it from
+// get-schema (RFC 6022 §3.1), and returns the names of the leaves each rpc
+// declares directly in its output (RFC 7950 §7.14.3), in order, by rpc
+// name: the device's outputs. The result leaf retval, inline or from a
+// grouping, is not one of them.
+func RPCOutputs(source string) (map[string][]string, error) {
+	stmts, err := goyang.Parse(source, "module.yang")
+	if err != nil {
+		return nil, fmt.Errorf("yang: module source: %w", err)
+	}
+	if len(stmts) != 1 || stmts[0].Keyword != "module" {
+		return nil, errors.New("yang: the source holds no single module")
+	}
+	outputs := map[string][]string{}
+	for _, rpc := range stmts[0].SubStatements() {
+		if rpc.Keyword != "rpc" {
+			continue
+		}
+		for _, out := range rpc.SubStatements() {
+			if out.Keyword != "output" {
+				continue
+			}
+			for _, leaf := range out.SubStatements() {
+				if leaf.Keyword == "leaf" && leaf.Argument != "retval" {
+					outputs[rpc.Argument] = append(outputs[rpc.Argument], leaf.Argument)
+				}
+			}
+		}
+	}
+	return outputs, nil
+}
+
 // singleQuote renders a pattern: single-quoted YANG strings have no escapes.
 func singleQuote(s string) string { return "'" + s + "'" }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -152,4 +153,40 @@ func inputTopicDevice(t *testing.T, topic string) []byte {
     {"@id": "m:idp", "@type": "o:InputDataPoint", "m:mqttTopic": ` + string(quoted) + `}
   ]
 }`)
+}
+
+// RPCOutputs reads back each rpc's output leaves, in order, from every
+// module's text: the Update Server finds a receipt output this way.
+func TestRPCOutputs(t *testing.T) {
+	withOutputs := 0
+	for _, f := range append(allDescriptions(t), testenv.SharedSamples(t)...) {
+		m := generateFile(t, f)
+		want := map[string][]string{}
+		for _, r := range m.RPCs {
+			for _, o := range r.Outputs {
+				want[r.Name] = append(want[r.Name], o.Name)
+			}
+		}
+		got, err := yang.RPCOutputs(m.Text)
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(f), err)
+		}
+		if !maps.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("%s: outputs %v, want %v", filepath.Base(f), got, want)
+		}
+		if len(want) > 0 {
+			withOutputs++
+		}
+	}
+	if withOutputs < 2 {
+		t.Errorf("only %d modules with outputs: the test checks too little", withOutputs)
+	}
+	signed := testdataModule(t, "mup-device-signed.jsonld")
+	outs, err := yang.RPCOutputs(signed.Text)
+	if err != nil || !slices.Equal(outs["sendFirmwareImage"], []string{"output_1_Receipt"}) {
+		t.Fatalf("signed MUP device: sendFirmwareImage outputs %v (%v)", outs["sendFirmwareImage"], err)
+	}
+	if _, err := yang.RPCOutputs("module {"); err == nil {
+		t.Fatal("broken source accepted")
+	}
 }

@@ -65,7 +65,7 @@ func demoCommand() *cli.Command {
 			for i, spec := range []struct{ file, uuid string }{
 				{"led-color.jsonld", "demo-led-1"},
 				{"relay-sensors.jsonld", "demo-relay-1"},
-				{"mup-device.jsonld", "demo-mup-1"},
+				{"mup-device-signed.jsonld", "demo-mup-1"}, // signs update receipts with its E2E key
 			} {
 				desc, err := os.ReadFile(filepath.Join(cmd.String("descriptions"), spec.file))
 				if err != nil {
@@ -121,7 +121,9 @@ each to its own topics: an anonymous mosquitto_pub -t actuator/led/demo-led-1 is
 Update demo-mup-1 from firmware version %[8]d to %[9]d with MUP (keys and image in %[7]s):
   myno update --bridge %[1]s --password PASSWORD --mqtt-url %[2]s --device demo-mup-1 \
     --mqtt-username %[16]s --mqtt-password-file %[14]s/%[16]s.token \
-    --image %[10]s --manifest %[11]s --key %[12]s
+    --image %[10]s --manifest %[11]s --key %[12]s \
+    --device-ca %[13]s/ca.crt
+demo-mup-1 signs a receipt with its device key; the update is "verified" once it checks against that CA.
 For a confidential transfer (the broker sees only sealed slices), add:
     --encrypt --ca-dir %[13]s
 

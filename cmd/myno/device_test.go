@@ -216,7 +216,7 @@ func TestDemoCommand(t *testing.T) {
 	// It logs in as the demo's Update Server, with the token the demo
 	// provisioned.
 	m := regexp.MustCompile(`myno update --bridge \S+ --password PASSWORD --mqtt-url (\S+) --device demo-mup-1 \\\s+` +
-		`--mqtt-username (\S+) --mqtt-password-file (\S+) \\\s+--image (\S+) --manifest (\S+) --key (\S+)`).FindStringSubmatch(text)
+		`--mqtt-username (\S+) --mqtt-password-file (\S+) \\\s+--image (\S+) --manifest (\S+) --key (\S+) \\\s+--device-ca (\S+)`).FindStringSubmatch(text)
 	if m == nil {
 		t.Fatalf("no myno update command in:\n%s", text)
 	}
@@ -225,7 +225,7 @@ func TestDemoCommand(t *testing.T) {
 	}
 	checkMode(t, m[3], 0o600)
 	updateBase := []string{"update", "--bridge", addr[1], "--password", "demo-pw", "--mqtt-url", m[1], "--mqtt-username", m[2], "--mqtt-password-file", m[3]}
-	artifacts := []string{"--image", m[4], "--manifest", m[5], "--key", m[6]}
+	artifacts := []string{"--image", m[4], "--manifest", m[5], "--key", m[6], "--device-ca", m[7]}
 	update := slices.Clip(slices.Concat(updateBase, []string{"--device", "demo-mup-1"}, artifacts))
 	// The first run is the confidential one (--encrypt with the demo's
 	// E2E CA): the key phase shows in the result.
@@ -234,13 +234,20 @@ func TestDemoCommand(t *testing.T) {
 		t.Fatalf("no --encrypt instructions in:\n%s", text)
 	}
 	code, updOut, updErr := runMyno(t, append(update, "--encrypt", "--ca-dir", enc[1])...)
-	if code != 0 || !strings.Contains(updOut, "runs version 2") || !regexp.MustCompile(`(?m)^key\s`).MatchString(updOut) ||
+	if code != 0 || !strings.Contains(updOut, "runs version 2") || !strings.Contains(updOut, "verified (receipt signed by demo-mup-1)") ||
+		!regexp.MustCompile(`(?m)^key\s`).MatchString(updOut) ||
 		!strings.Contains(updErr, "firmware demo-mup-1") {
 		t.Fatalf("update --encrypt: exit %d\n%s\n%.600s", code, updOut, updErr)
 	}
 	code, _, updErr = runMyno(t, append(update, "--quiet")...)
 	if code != 1 || !strings.Contains(updErr, mup.StateInvalidVersion) {
 		t.Errorf("repeated update: exit %d %.300s", code, updErr)
+	}
+	// demo-mup-1 signs receipts: with no CA to check them, the update
+	// fails before it starts, and says why.
+	noCA := slices.Concat(updateBase, []string{"--device", "demo-mup-1", "--quiet", "--ca-dir", t.TempDir()}, artifacts[:6])
+	if code, _, updErr = runMyno(t, noCA...); code != 1 || !strings.Contains(updErr, "declares a signed receipt") {
+		t.Errorf("update with no CA: exit %d %.300s", code, updErr)
 	}
 	// A campaign: one at a time, stop after the first failure; the table
 	// tells what happened to each device.

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -25,6 +29,10 @@ func updateCommand() *cli.Command {
 		Description: "Asks the device for a token through the bridge (NETCONF), sends the extended manifest,\n" +
 			"publishes the image in slices straight to the broker, has the device check the image and\n" +
 			"waits for the new version. Exits 1 on failure; the error names the device's MUP state code.\n" +
+			"The verdict is \"verified\" only when the device signed a receipt that checks against the CA\n" +
+			"(--device-ca); a device whose module declares no receipt is \"unverified: the device cannot\n" +
+			"sign\" (exit 0, or 1 with --require-receipt); a device that declares one and sends no valid\n" +
+			"receipt fails. See mup/PROTOCOL.md.\n" +
 			"Several --device flags, or --category, make a campaign: --parallel updates at a time, a\n" +
 			"result table at the end, and --max-failures to stop starting new updates.\n" +
 			"The bridge's host key is verified as by myno rpc (--known-hosts, trust on first use, or --known-host).",
@@ -45,6 +53,8 @@ func updateCommand() *cli.Command {
 			&cli.IntFlag{Name: "window", Value: updateserver.DefaultWindow, Usage: "slices in flight (windowed)"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
 			logLevelFlag("warn"),
+			&cli.StringFlag{Name: "device-ca", Usage: "CA certificate `FILE` that checks the signed receipts of devices that sign them (default <ca-dir>/ca.crt, when it exists)", Sources: cli.EnvVars("MYNO_DEVICE_CA")},
+			&cli.BoolFlag{Name: "require-receipt", Usage: "fail the update of a device that cannot sign a receipt, instead of reporting it unverified", Sources: cli.EnvVars("MYNO_UPDATE_REQUIRE_RECEIPT")},
 			&cli.BoolFlag{Name: "encrypt", Usage: "confidential firmware: a fresh key per update goes to the device over the E2E channel, and every slice is sealed under it (AES-256-GCM)", Sources: cli.EnvVars("MYNO_UPDATE_ENCRYPT")},
 			&cli.StringFlag{Name: "ca-dir", Value: defaultCADir, Usage: "--encrypt: E2E CA `DIR` (ca.crt)", Sources: cli.EnvVars("MYNO_CA_DIR")},
 			&cli.StringFlag{Name: "e2e-cert", Usage: "--encrypt: certificate `FILE`, role manager or update-server (default <ca-dir>/manager.crt)", Sources: cli.EnvVars("MYNO_E2E_CERT")},
@@ -74,6 +84,10 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 2, err: fmt.Errorf("update: --flow %q: want stop-and-wait or windowed", flow)}
 	}
 	creds, err := mqttCredentials(cmd)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
+	}
+	deviceCA, err := deviceCA(cmd)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
 	}
@@ -122,7 +136,8 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 2, err: fmt.Errorf("update: give --device or --category")}
 	case len(targets) > 1:
 		return runCampaign(ctx, cmd, targets, sshConfig, updateserver.UpdateConfig{VendorSigned: signed, Image: image, ServerKey: key,
-			MQTTURL: cmd.String("mqtt-url"), MQTTCredentials: creds, SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")), OpenKeyChannel: openKeyChannel})
+			MQTTURL: cmd.String("mqtt-url"), MQTTCredentials: creds, SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")), OpenKeyChannel: openKeyChannel,
+			DeviceCA: deviceCA, RequireReceipt: cmd.Bool("require-receipt")})
 	}
 	device := targets[0]
 	out := cmd.Root().ErrWriter
@@ -134,7 +149,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	}
 	res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: device, VendorSigned: signed, Image: image, ServerKey: key,
 		NETCONF: s, MQTTURL: cmd.String("mqtt-url"), MQTTCredentials: creds, SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")),
-		OpenKeyChannel: openKeyChannel,
+		OpenKeyChannel: openKeyChannel, DeviceCA: deviceCA, RequireReceipt: cmd.Bool("require-receipt"),
 		Progress: func(acked, total int, bytes int) {
 			if bar != nil {
 				bar.Describe(fmt.Sprintf("firmware %s slice %d/%d", device, acked, total))
@@ -155,8 +170,34 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 	}
-	fmt.Fprintf(w, "device %s runs version %d (%d slices, %d resent)\n", device, res.Version, res.Slices, res.Resent)
+	fmt.Fprintf(w, "device %s runs version %d (%d slices, %d resent): %s\n", device, res.Version, res.Slices, res.Resent, verdictText(res))
 	return nil
+}
+
+// verdictText says how far the success rests on the device's signature.
+func verdictText(res *updateserver.Result) string {
+	if res.Verdict == updateserver.Verified {
+		return fmt.Sprintf("verified (receipt signed by %s)", res.Signer)
+	}
+	return fmt.Sprintf("%s: %s", updateserver.Unverified, updateserver.UnverifiedReason)
+}
+
+// deviceCA is the CA that checks device receipts: --device-ca, or
+// <ca-dir>/ca.crt when that exists (a missing default is no CA: devices
+// that sign then fail, naming the cause).
+func deviceCA(cmd *cli.Command) (*x509.Certificate, error) {
+	file := cmd.String("device-ca")
+	if file == "" {
+		file = filepath.Join(cmd.String("ca-dir"), "ca.crt")
+		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	ca, err := mup.ReadCertificate(file)
+	if err != nil {
+		return nil, fmt.Errorf("--device-ca: %w", err)
+	}
+	return ca, nil
 }
 
 // runCampaign updates several devices, at most --parallel at a time, with a
@@ -180,7 +221,7 @@ func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshCon
 		}})
 	w := tabwriter.NewWriter(cmd.Root().Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "DEVICE\tRESULT\tVERSION\tTRANSFER\tDETAIL")
-	failed := 0
+
 	for _, r := range results {
 		version, transfer := "-", "-"
 		if r.Result != nil && r.Result.Version != 0 {
@@ -191,17 +232,19 @@ func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshCon
 		}
 		switch {
 		case r.Skipped:
-			failed++
 			fmt.Fprintf(w, "%s\tskipped\t%s\t%s\t%v\n", r.UUID, version, transfer, r.Err)
 		case r.Err != nil:
-			failed++
 			fmt.Fprintf(w, "%s\tfailed\t%s\t%s\t%v\n", r.UUID, version, transfer, r.Err)
+		case r.Result.Verdict == updateserver.Verified:
+			fmt.Fprintf(w, "%s\tverified\t%s\t%s\treceipt signed by %s\n", r.UUID, version, transfer, r.Result.Signer)
 		default:
-			fmt.Fprintf(w, "%s\tupdated\t%s\t%s\t\n", r.UUID, version, transfer)
+			fmt.Fprintf(w, "%s\tunverified\t%s\t%s\t%s\n", r.UUID, version, transfer, updateserver.UnverifiedReason)
 		}
 	}
 	w.Flush()
-	if failed > 0 {
+	c := updateserver.Tally(results)
+	fmt.Fprintf(cmd.Root().Writer, "%d verified, %d unverified, %d failed, %d skipped\n", c.Verified, c.Unverified, c.Failed, c.Skipped)
+	if failed := c.Failed + c.Skipped; failed > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("update: %d of %d devices not updated", failed, len(results))}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"strings"
 	"testing"
@@ -27,12 +28,20 @@ type encWorld struct {
 	cap  *testenv.Capture
 	hook *testenv.CuriousHook     // on the embedded broker only
 	flow updateserver.FlowControl // "" is windowed
+	ca   *x509.Certificate        // issues the device's certificate; checks its receipts
 }
 
 // setupEncrypted runs the world on a standalone embedded broker with a
 // curious hook (mosquitto false) or on Mosquitto watched by a '#'
-// subscriber (mosquitto true).
+// subscriber (mosquitto true). The device holds a device certificate and
+// signs receipts (mup-device-signed.jsonld).
 func setupEncrypted(t testing.TB, onMosquitto bool, device func(*devices.MUPConfig)) *encWorld {
+	t.Helper()
+	return setupEncryptedFrom(t, "mup-device-signed.jsonld", onMosquitto, device)
+}
+
+// setupEncryptedFrom is setupEncrypted with another testdata description.
+func setupEncryptedFrom(t testing.TB, description string, onMosquitto bool, device func(*devices.MUPConfig)) *encWorld {
 	t.Helper()
 	ew := &encWorld{}
 	var url string
@@ -71,7 +80,8 @@ func setupEncrypted(t testing.TB, onMosquitto bool, device func(*devices.MUPConf
 	if device != nil {
 		device(&cfg)
 	}
-	dev := startMUPDevice(t, url, "mup-1", cfg, func(d *devices.Device) error { return d.EnableE2E(*issue("mup-1", e2e.RoleDevice)) })
+	ew.ca = ca
+	dev := startMUPDeviceFrom(t, description, url, "mup-1", cfg, func(d *devices.Device) error { return d.EnableE2E(*issue("mup-1", e2e.RoleDevice)) })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	mc := issue("update-server", e2e.RoleUpdateServer) // firmware keys only
@@ -110,7 +120,7 @@ func (ew *encWorld) run(encrypt bool) (*updateserver.Result, error) {
 	}
 	cfg := updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
 		NETCONF: ew.s, MQTTURL: ew.url, MQTTCredentials: ew.updater, Flow: flow, SliceSize: ew.sliceSize, AckTimeout: 300 * time.Millisecond, MaxRetries: 3,
-		Modules: ew.modules}
+		Modules: ew.modules, DeviceCA: ew.ca}
 	if encrypt {
 		cfg.OpenKeyChannel = ew.openKeyChannel
 	}
@@ -142,6 +152,9 @@ func TestEncryptedUpdate(t *testing.T) {
 			if ew.dev.FirmwareVersion() != 4 || res.Phases["key"] == 0 {
 				t.Fatalf("version %d, phases %v", ew.dev.FirmwareVersion(), res.Phases)
 			}
+			if res.Verdict != updateserver.Verified || res.Signer != "mup-1" {
+				t.Errorf("verdict %q signed by %q, want verified by mup-1", res.Verdict, res.Signer)
+			}
 			topic := "yang/update/image/mup-1"
 			testenv.WaitFor(t, "the broker to relay every slice", func() bool { return len(ew.cap.On(topic)) >= res.Slices })
 			if at := ew.cap.FindWindow(ew.image, 32); at >= 0 {
@@ -156,8 +169,8 @@ func TestEncryptedUpdate(t *testing.T) {
 				t.Fatal(err)
 			}
 			ew.signed = signed
-			if _, err := ew.run(false); err != nil {
-				t.Fatal(err)
+			if res, err := ew.run(false); err != nil || res.Verdict != updateserver.Verified {
+				t.Fatalf("plaintext update: %v, verdict %q", err, res.Verdict)
 			}
 			testenv.WaitFor(t, "the plaintext slices", func() bool { return ew.cap.FindWindow(ew.image, 32) >= 0 })
 		})
@@ -220,6 +233,7 @@ func TestFirmwareKeyIsBoundToTheAttempt(t *testing.T) {
 	defer cancel()
 	_, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: ew.signed, Image: ew.image, ServerKey: ew.serverKey,
 		NETCONF: ew.s, MQTTURL: ew.url, MQTTCredentials: ew.updater, Flow: updateserver.Windowed, AckTimeout: 300 * time.Millisecond, MaxRetries: 2,
+		DeviceCA: ew.ca,
 		OpenKeyChannel: func(ctx context.Context, uuid string) (updateserver.KeyChannel, error) {
 			ch, err := ew.openKeyChannel(ctx, uuid)
 			if err != nil {

@@ -104,3 +104,28 @@ func Campaign(ctx context.Context, cfg CampaignConfig) []DeviceResult {
 	wg.Wait()
 	return results
 }
+
+// Counts tallies a campaign's outcomes. An update is verified only with a
+// receipt that checked against the CA; unverified when the device cannot
+// sign; failed otherwise (skipped ones are counted apart).
+type Counts struct {
+	Verified, Unverified, Failed, Skipped int
+}
+
+// Tally counts the results of a campaign.
+func Tally(results []DeviceResult) Counts {
+	var c Counts
+	for _, r := range results {
+		switch {
+		case r.Skipped:
+			c.Skipped++
+		case r.Err != nil:
+			c.Failed++
+		case r.Result.Verdict == Verified:
+			c.Verified++
+		default:
+			c.Unverified++
+		}
+	}
+	return c
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/wire"
 	"github.com/myno-bridge/myno/yang"
 )
@@ -24,17 +25,11 @@ var ErrNoFirmwareTopic = errors.New("no firmware topic")
 // the device binds its description (wire.Expand). The module's source
 // comes from get-schema (RFC 6022 §3.1), once per module per cache.
 func firmwareTopic(ctx context.Context, nc *Client, dev *DeviceEntry, cache *ModuleCache) (string, error) {
-	topics, err := cache.inputTopics(ctx, dev.Module, func() (map[string]string, error) {
-		source, err := nc.Schema(dev.Module)
-		if err != nil {
-			return nil, err
-		}
-		return yang.InputTopics(source)
-	})
+	facts, err := cache.facts(ctx, nc, dev.Module)
 	if err != nil {
 		return "", fmt.Errorf("module %s: %w", dev.Module, err)
 	}
-	template, ok := topics[firmwareRPC]
+	template, ok := facts.topics[firmwareRPC]
 	if !ok {
 		return "", fmt.Errorf("%w: module %s has no %s statement in rpc %s", ErrNoFirmwareTopic, dev.Module, yang.InputTopicExtension, firmwareRPC)
 	}
@@ -47,29 +42,71 @@ func firmwareTopic(ctx context.Context, nc *Client, dev *DeviceEntry, cache *Mod
 	return topic, nil
 }
 
-// ModuleCache keeps the input topics of each module an Update Server has
-// fetched: a module is fetched and parsed once, however many of its
-// devices are updated and however many workers ask at once. A module's
-// name carries the shape of its description, topics included, so the
-// topics of one name never change; one cache may serve an Update Server
-// for its whole life. It is safe for concurrent use.
+// receiptOutput is the output of sendFirmwareImage where the device's
+// module says the device puts a signed receipt (mup.IsReceiptOutput), or
+// "" when the device declares none.
+func receiptOutput(ctx context.Context, nc *Client, dev *DeviceEntry, cache *ModuleCache) (string, error) {
+	facts, err := cache.facts(ctx, nc, dev.Module)
+	if err != nil {
+		return "", fmt.Errorf("module %s: %w", dev.Module, err)
+	}
+	for _, name := range facts.outputs[firmwareRPC] {
+		if mup.IsReceiptOutput(name) {
+			return name, nil
+		}
+	}
+	return "", nil
+}
+
+// moduleFacts is what an update needs from a device's module.
+type moduleFacts struct {
+	topics  map[string]string   // input data point topics, by rpc (yang.InputTopics)
+	outputs map[string][]string // output leaves, by rpc (yang.RPCOutputs)
+}
+
+// ModuleCache keeps what an Update Server read from each module it has
+// fetched (input topics, rpc outputs): a module is fetched and parsed
+// once, however many of its devices are updated and however many workers
+// ask at once. A module's name carries the shape of its description,
+// topics and outputs included, so they never change for one name; one
+// cache may serve an Update Server for its whole life. It is safe for
+// concurrent use.
 type ModuleCache struct {
 	mu      sync.Mutex
 	modules map[string]*moduleEntry
 }
 
 type moduleEntry struct {
-	done   chan struct{} // closed once topics and err are set
-	topics map[string]string
-	err    error
+	done  chan struct{} // closed once facts and err are set
+	facts *moduleFacts
+	err   error
 }
 
 func NewModuleCache() *ModuleCache { return &ModuleCache{modules: map[string]*moduleEntry{}} }
 
-// inputTopics returns module's input topics: from the cache, from a fetch
-// in progress on another worker, or from fetch. A failed fetch is not
-// kept: whoever waited for it fetches again, on its own session.
-func (c *ModuleCache) inputTopics(ctx context.Context, module string, fetch func() (map[string]string, error)) (map[string]string, error) {
+// facts returns module's facts: from the cache, from a fetch in progress
+// on another worker, or fetched with get-schema (RFC 6022 §3.1) on nc. A
+// failed fetch is not kept: whoever waited for it fetches again, on its
+// own session.
+func (c *ModuleCache) facts(ctx context.Context, nc *Client, module string) (*moduleFacts, error) {
+	return c.get(ctx, module, func() (*moduleFacts, error) {
+		source, err := nc.Schema(module)
+		if err != nil {
+			return nil, err
+		}
+		topics, err := yang.InputTopics(source)
+		if err != nil {
+			return nil, err
+		}
+		outputs, err := yang.RPCOutputs(source)
+		if err != nil {
+			return nil, err
+		}
+		return &moduleFacts{topics: topics, outputs: outputs}, nil
+	})
+}
+
+func (c *ModuleCache) get(ctx context.Context, module string, fetch func() (*moduleFacts, error)) (*moduleFacts, error) {
 	for {
 		c.mu.Lock()
 		e, ok := c.modules[module]
@@ -77,14 +114,14 @@ func (c *ModuleCache) inputTopics(ctx context.Context, module string, fetch func
 			e = &moduleEntry{done: make(chan struct{})}
 			c.modules[module] = e
 			c.mu.Unlock()
-			e.topics, e.err = fetch()
+			e.facts, e.err = fetch()
 			if e.err != nil {
 				c.mu.Lock()
 				delete(c.modules, module)
 				c.mu.Unlock()
 			}
 			close(e.done)
-			return e.topics, e.err
+			return e.facts, e.err
 		}
 		c.mu.Unlock()
 		select {
@@ -93,7 +130,7 @@ func (c *ModuleCache) inputTopics(ctx context.Context, module string, fetch func
 			return nil, ctx.Err()
 		}
 		if e.err == nil {
-			return e.topics, nil
+			return e.facts, nil
 		}
 	}
 }

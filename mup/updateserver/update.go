@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -64,6 +65,14 @@ type UpdateConfig struct {
 	// before any firmware byte is published.
 	OpenKeyChannel func(ctx context.Context, uuid string) (KeyChannel, error)
 
+	// DeviceCA checks the receipts of devices that sign them (the E2E CA
+	// that issues device certificates; mup.VerifyReceipt). A device whose
+	// module declares a receipt cannot be updated without it.
+	DeviceCA *x509.Certificate
+	// RequireReceipt fails the update of a device that cannot sign (its
+	// module declares no receipt) instead of reporting it unverified.
+	RequireReceipt bool
+
 	// Modules caches the modules' firmware topics across updates (a
 	// campaign shares one between its workers; a long-lived Update Server
 	// keeps one); nil: a cache for this update alone.
@@ -87,7 +96,29 @@ type Result struct {
 	Slices  int
 	Resent  int
 	Version uint32 // the version the device reports at the end
+	// Verdict is Verified when the device signed a receipt that checked
+	// against the CA, Unverified when it cannot sign; "" until the image
+	// check.
+	Verdict Verdict
+	// Signer is the subject of the certificate that signed the receipt.
+	Signer string
 }
+
+// Verdict is how far an update's success rests on the device's signature.
+type Verdict string
+
+const (
+	// Verified: a receipt signed by the device key binds the device, this
+	// update's token, the image and the version (mup/PROTOCOL.md).
+	Verified Verdict = "verified"
+	// Unverified: the device cannot sign (its module declares no
+	// receipt); success rests on answers anyone who can publish on its
+	// topics could forge.
+	Unverified Verdict = "unverified"
+)
+
+// UnverifiedReason says why an unverified update is one.
+const UnverifiedReason = "the device cannot sign"
 
 // UpdateError is a refused or failed update, with the step and the state.
 type UpdateError struct {
@@ -110,7 +141,9 @@ func (e *UpdateError) Error() string {
 func (e *UpdateError) Unwrap() error { return e.Err }
 
 // Update runs MUP for one device (MUP paper, Fig. 2): token, extended
-// manifest, slices straight to the broker, image check, new version.
+// manifest, slices straight to the broker, image check, the device's
+// signed receipt where it signs (mup/PROTOCOL.md; beyond the paper), new
+// version.
 func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	if cfg.SliceSize <= 0 {
 		cfg.SliceSize = DefaultSliceSize
@@ -179,10 +212,29 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	if res.Topic, err = firmwareTopic(ctx, nc, dev, cfg.Modules); err != nil {
 		return res, &UpdateError{Step: "firmware topic", Err: err}
 	}
+	receiptLeaf, err := receiptOutput(ctx, nc, dev, cfg.Modules)
+	if err != nil {
+		return res, &UpdateError{Step: "firmware topic", Err: err}
+	}
+	if receiptLeaf != "" && cfg.DeviceCA == nil {
+		// Checked before anything reaches the device: the update could
+		// never be verified.
+		return res, &UpdateError{Step: "receipt", Err: fmt.Errorf("the module of device %s declares a signed receipt (%s), and no CA is given to check it", cfg.UUID, receiptLeaf)}
+	}
+	if receiptLeaf == "" && cfg.RequireReceipt {
+		return res, &UpdateError{Step: "receipt", Err: fmt.Errorf("a receipt is required, and %s (its module %s declares no receipt)", UnverifiedReason, dev.Module)}
+	}
+	vm, err := mup.DecodeSignedVendorManifest(cfg.VendorSigned)
+	if err != nil {
+		return res, &UpdateError{Step: "manifest", Err: err}
+	}
 	// call runs one of the device's MUP rpcs; the device selector comes
 	// first, as MYNO sends inputs positionally.
+	callOutput := func(rpc string, inputs ...Leaf) (*Output, error) {
+		return nc.Call(dev.Namespace, rpc, append([]Leaf{{Name: "uuidInput", Value: cfg.UUID}}, inputs...)...)
+	}
 	call := func(rpc string, inputs ...Leaf) (string, []string, error) {
-		out, err := nc.Call(dev.Namespace, rpc, append([]Leaf{{Name: "uuidInput", Value: cfg.UUID}}, inputs...)...)
+		out, err := callOutput(rpc, inputs...)
 		if err != nil {
 			return "", nil, err
 		}
@@ -203,10 +255,6 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	// The firmware key, bound to this token, goes beside the manifest.
 	var keySent chan error
 	if keyChannel != nil {
-		vm, err := mup.DecodeSignedVendorManifest(cfg.VendorSigned)
-		if err != nil {
-			return res, &UpdateError{Step: "key", Err: err}
-		}
 		keySent = make(chan error, 1)
 		helpers.Go(func() {
 			r := <-keyChannel
@@ -238,6 +286,12 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 			return res, &UpdateError{Step: "key", Err: err}
 		}
 		phase("key", start)
+		if receiptLeaf == "" {
+			// The device proved a device certificate on the E2E channel:
+			// it holds a key, so it must sign. Stopped before any
+			// firmware byte is published.
+			return res, &UpdateError{Step: "receipt", Err: fmt.Errorf("the device proved a device certificate on the E2E channel, but its module %s declares no receipt", dev.Module)}
+		}
 	}
 
 	// 4. Slices straight to the broker.
@@ -258,14 +312,29 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	// 5. Image check.
 	start = time.Now()
 	digest := sha256.Sum256(cfg.Image)
-	state, _, err = call("sendFirmwareImage", Leaf{Name: "input_1_ImageDigest", Value: hex.EncodeToString(digest[:])})
-	res.State = state
-	if err != nil || state != mup.StateOK {
-		return res, &UpdateError{Step: "sendFirmwareImage", State: state, Err: err}
+	out, err := callOutput(firmwareRPC, Leaf{Name: "input_1_ImageDigest", Value: hex.EncodeToString(digest[:])})
+	if err == nil {
+		res.State = out.Retval
+	}
+	if err != nil || res.State != mup.StateOK {
+		return res, &UpdateError{Step: firmwareRPC, State: res.State, Err: err}
 	}
 	phase("image", start)
 
-	// 6. The device runs the new version.
+	// 6. The verdict: the device's signed receipt, where it can sign.
+	switch {
+	case receiptLeaf != "":
+		signer, err := checkReceipt(out, receiptLeaf, cfg.DeviceCA, mup.Receipt{UUID: cfg.UUID, Nonce: tok.Nonce, Digest: digest[:], Version: vm.Version})
+		if err != nil {
+			return res, &UpdateError{Step: "receipt", Err: err}
+		}
+		res.Verdict, res.Signer = Verified, signer
+	default: // with a key channel, refused before the transfer
+		res.Verdict = Unverified
+	}
+
+	// 7. The device runs the new version (a forgeable answer: it is
+	// reported, the verdict above is the receipt's).
 	start = time.Now()
 	deadline := time.Now().Add(cfg.RebootWait)
 	for {
@@ -273,7 +342,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 		if err == nil && state == mup.StateOK {
 			if t, err := mup.DecodeToken(outs); err == nil {
 				res.Version = t.Version
-				if vm, err := mup.DecodeSignedVendorManifest(cfg.VendorSigned); err == nil && t.Version == vm.Version {
+				if t.Version == vm.Version {
 					break
 				}
 			}
@@ -289,6 +358,30 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 	phase("reboot", start)
 	return res, nil
+}
+
+// checkReceipt reads the receipt from the image check's reply and
+// verifies it (mup.VerifyReceipt); it returns the signer's name.
+func checkReceipt(out *Output, leaf string, ca *x509.Certificate, want mup.Receipt) (string, error) {
+	var value string
+	found := false
+	for _, l := range out.Leaves {
+		if l.Name == leaf {
+			value, found = l.Value, true
+		}
+	}
+	if !found || value == "" {
+		return "", fmt.Errorf("the device's module declares a signed receipt (%s), and the reply carries none", leaf)
+	}
+	raw, err := base64.StdEncoding.DecodeString(value)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s is not base64: %v", mup.ErrBadReceipt, leaf, err)
+	}
+	cert, err := mup.VerifyReceipt(raw, ca, want, time.Now())
+	if err != nil {
+		return "", err
+	}
+	return cert.Subject.CommonName, nil
 }
 
 type sealedSlices struct {

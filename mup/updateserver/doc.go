@@ -6,8 +6,9 @@
 // yang.InputTopics), asks for a token (getDeviceToken), sends the extended
 // manifest it signs (sendExtendedManifest), publishes the image in slices
 // straight to the broker with stop-and-wait or windowed flow control, has
-// the device check the image (sendFirmwareImage) and waits for the new
-// version. With a KeyChannel (the E2E channel of package
+// the device check the image (sendFirmwareImage), checks the receipt a
+// device that signs sends with its answer (the verdict: Verified or
+// Unverified; mup.VerifyReceipt) and waits for the new version. With a KeyChannel (the E2E channel of package
 // mup/e2e/manager) the slices are sealed under a fresh key per update.
 //
 // Client is its typed NETCONF client: requests and replies go through

@@ -254,3 +254,37 @@ func mustSignature(t *testing.T, raw []byte) []byte {
 	}
 	return m.Signature
 }
+
+// BenchmarkReceipt is what a receipt adds to an update: one signature on
+// the device, one certificate check and one verification at the Update
+// Server.
+func BenchmarkReceipt(b *testing.B) {
+	ca, caKey, err := e2e.NewCA("bench CA", time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cert, key, err := e2e.Issue(ca, caKey, "dev-1", e2e.RoleDevice, time.Now().Add(-time.Minute), time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("image"))
+	want := Receipt{UUID: "dev-1", Nonce: []byte("12345678"), Digest: digest[:], Version: 2}
+	raw, err := SignReceipt(want, cert, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("sign", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := SignReceipt(want, cert, key); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := VerifyReceipt(raw, ca, want, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -41,7 +41,7 @@ type Config struct {
 	IdleTimeout     time.Duration // no message while nothing is in flight; default 10m
 	MaxMessageSize  int           // largest message accepted; default DefaultMaxMessage
 	MaxPipelined    int           // rpcs in flight per session before reading pauses; default 64
-	XMLLimits       Limits        // nesting and element-count limits on every message
+	XMLLimits       Limits        // nesting, element, attribute and name limits on every message (Limits)
 
 	// SSH handshakes before authentication (see startupGate for the
 	// design). MaxStartups are in progress at once (default 32), at most

@@ -17,7 +17,6 @@ var (
 	ErrMissingMethod     = errors.New("operation has no myno:mqttMethod")
 	ErrMissingTopic      = errors.New("missing myno:mqttTopic")
 	ErrDanglingReference = errors.New("reference to an undefined node")
-	ErrUntypedInput      = errors.New("operation input has no type")
 	ErrInvalidRange      = errors.New("invalid range")
 	ErrInvalid           = errors.New("invalid description")
 )

@@ -13,6 +13,10 @@ import (
 type Device struct {
 	IRI         string `json:"iri"`
 	UUID        string `json:"uuid"` // usually the template "%s"
+	// FilledUUID is the UUID a description carried filled in (deviceUuid
+	// and topic levels), which the parser turned back into "%s"; "" for a
+	// template.
+	FilledUUID string `json:"-"`
 	Category    string `json:"category"`
 	Description string `json:"description"`
 	// Functions are the invocable functionalities (controlling,

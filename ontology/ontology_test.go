@@ -350,7 +350,6 @@ func TestBrokenDescriptions(t *testing.T) {
 		{"operation-without-method.jsonld", ontology.ErrMissingMethod, "#op"},
 		{"operation-without-topic.jsonld", ontology.ErrMissingTopic, "#op"},
 		{"dangling-reference.jsonld", ontology.ErrDanglingReference, "#"},
-		{"input-without-type.jsonld", ontology.ErrUntypedInput, "#"},
 		{"functionality-without-operation.jsonld", ontology.ErrMissingOperation, "#"},
 		{"bad-range.jsonld", ontology.ErrInvalidRange, "#"},
 		{"non-numeric-range.jsonld", ontology.ErrInvalidRange, "#"},

@@ -239,9 +239,48 @@ func (r *reader) device() (*Device, error) {
 	sort.SliceStable(dev.Sensors, func(i, j int) bool {
 		return lessByNameIRI(dev.Sensors[i].Name, dev.Sensors[i].IRI, dev.Sensors[j].Name, dev.Sensors[j].IRI)
 	})
+	r.unfillUUID(dev)
 	sort.Strings(r.warnings)
 	dev.Warnings = r.warnings
 	return dev, nil
+}
+
+// unfillUUID turns a description whose device UUID is filled in (MYNO's
+// simulators replace %s with the device's UUID before they publish) back
+// into the template: the deviceUuid value and every topic level equal to
+// it become %s. Devices of one shape then share one module, and a command
+// topic that ends in the UUID gets no second one (wire.Expand appends the
+// UUID only to a topic without %s). Only a value that is a valid device
+// UUID is recognised, and only whole topic levels: a UUID inside a level
+// (led_<uuid>) or in other text is left as it is.
+func (r *reader) unfillUUID(dev *Device) {
+	filled := dev.UUID
+	if filled == "%s" || strings.Contains(filled, "%") || !wire.ValidUUID(filled) {
+		return
+	}
+	dev.UUID, dev.FilledUUID = "%s", filled
+	levels := 0
+	unfill := func(topic string) string {
+		if topic == "" {
+			return topic
+		}
+		parts := strings.Split(topic, "/")
+		for i, p := range parts {
+			if p == filled {
+				parts[i] = "%s"
+				levels++
+			}
+		}
+		return strings.Join(parts, "/")
+	}
+	for i := range dev.Functions {
+		f := &dev.Functions[i]
+		f.Topic, f.InputTopic = unfill(f.Topic), unfill(f.InputTopic)
+	}
+	for i := range dev.Sensors {
+		dev.Sensors[i].Topic = unfill(dev.Sensors[i].Topic)
+	}
+	r.warnf("the description carries its device UUID %q filled in: it is read as the %%s placeholder in deviceUuid and in %d topic levels", filled, levels)
 }
 
 // functionalities collects the device's functionalities: the ones it names
@@ -498,7 +537,9 @@ func (r *reader) input(n *node) (*Input, error) {
 			dt = r.literal(n, "hasDataType")
 		}
 		if dt == "" {
-			return nil, newError(ErrUntypedInput, n.id, "its value <%s> has no onem2m:hasDataType", t.id)
+			// MYNO's generator makes it a string leaf.
+			r.warnf("input <%s> has no datatype (its value <%s> has no onem2m:hasDataType): taken as a string", n.id, t.id)
+			dt = string(TypeString)
 		}
 		in.Type = dataTypeFrom(dt)
 		// The range may sit on the ThingProperty or, untidily, on the input.
@@ -516,7 +557,11 @@ func (r *reader) input(n *node) (*Input, error) {
 	case len(targets) > 1:
 		return nil, newError(ErrInvalid, n.id, "hasInput is ambiguous: %s", iris(targets))
 	default:
-		return nil, newError(ErrUntypedInput, n.id, "need hasDataRestriction_pattern, hasSubStructure or a typed hasInput")
+		// Only a description (hasThingProperty): MYNO's generator makes
+		// such an input a string leaf, and so does this parser, saying so.
+		in.Kind = InputValue
+		in.Type = TypeString
+		r.warnf("input <%s> has no type (no hasDataRestriction_pattern, hasSubStructure or typed hasInput): taken as a string", n.id)
 	}
 	return in, nil
 }

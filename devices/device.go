@@ -58,7 +58,16 @@ type Config struct {
 	// (yang/config/create, ...) instead of the device's own
 	// (yang/config/create/<uuid>, ...): for bridges that know only those.
 	LegacyBootstrapTopics bool
-	ChunkSize             int // description bytes per bootstrap message; 0 = DefaultChunkSize, <0 = one chunk
+	// LegacyTopic publishes the description on yang/config, the topic of
+	// MYNO's first bridge and its simulators (wire.TopicLegacy), and the
+	// other bootstrap messages on the shared topics (LegacyBootstrapTopics).
+	LegacyTopic bool
+	// FillUUID publishes the description with every "%s" replaced by the
+	// UUID, as MYNO's simulators do before they publish ("%%" is left as
+	// it is, as their str.replace leaves it): the bridge reads it back as
+	// the template (package ontology, filled-in UUIDs).
+	FillUUID  bool
+	ChunkSize int // description bytes per bootstrap message; 0 = DefaultChunkSize, <0 = one chunk
 	// TelemetryInterval is the period of sensor readings; 0 turns them off.
 	TelemetryInterval time.Duration
 	Seed              int64 // readings are reproducible from (Seed, UUID, sensor)
@@ -146,6 +155,9 @@ func New(cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("description: %w", err)
 	}
 	cfg.setDefaults()
+	if cfg.FillUUID {
+		cfg.Description = bytes.ReplaceAll(cfg.Description, []byte("%s"), []byte(cfg.UUID))
+	}
 	life, end := context.WithCancel(context.Background())
 	d := &Device{
 		cfg:           cfg,
@@ -291,9 +303,13 @@ func (d *Device) Bootstrap(ctx context.Context) error {
 }
 
 // bootstrapTopic is where the device publishes for the shared bootstrap
-// topic shared: its own twin of it, unless LegacyBootstrapTopics.
+// topic shared: its own twin of it, unless LegacyBootstrapTopics; with
+// LegacyTopic, a create goes to MYNO's yang/config.
 func (d *Device) bootstrapTopic(shared string) string {
-	if d.cfg.LegacyBootstrapTopics {
+	if d.cfg.LegacyTopic && shared == wire.TopicCreate {
+		return wire.TopicLegacy
+	}
+	if d.cfg.LegacyBootstrapTopics || d.cfg.LegacyTopic {
 		return shared
 	}
 	return wire.DeviceBootstrapTopic(shared, d.cfg.UUID)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,11 @@ type mupDevice struct {
 	// version and this attempt's token.
 	slices     *mup.SliceCipher
 	tokenNonce []byte
+	// progressTopic is the topic of the description's updateProgress
+	// sensor ("" without one); progress is the percentage last published
+	// there, -1 before the first transfer.
+	progressTopic string
+	progress      int
 	// RefusedSlices counts slices that did not decrypt (tampered, or
 	// sealed under another key) or came in plaintext when encryption is
 	// required.
@@ -74,7 +80,12 @@ type mupDevice struct {
 
 // EnableMUP installs the MUP handlers on a device made by New.
 func (d *Device) EnableMUP(cfg MUPConfig) error {
-	m := &mupDevice{d: d, cfg: cfg, version: cfg.Version, serverKey: cfg.ServerKey}
+	m := &mupDevice{d: d, cfg: cfg, version: cfg.Version, serverKey: cfg.ServerKey, progress: -1}
+	for i := range d.model.Sensors {
+		if isUpdateProgress(&d.model.Sensors[i]) {
+			m.progressTopic = d.model.Sensors[i].Topic
+		}
+	}
 	if d.cfg.Handlers == nil {
 		d.cfg.Handlers = map[string]CommandHandler{}
 	}
@@ -144,7 +155,10 @@ func (m *mupDevice) manifestCmd(ctx context.Context, d *Device, f *ontology.Func
 	m.mu.Lock()
 	m.manifest, m.topic, m.next, m.received, m.digest, m.slices = vm, topic, 0, 0, sha256.New(), nil
 	m.tokenNonce = st.Nonce // the attempt a firmware key must be for
+	m.progress = -1
+	progress := m.progressStep()
 	m.mu.Unlock()
+	m.publishProgress(progress)
 	d.log.Info("manifest accepted", "version", vm.Version, "size", vm.Size)
 	return mup.StateOK, nil
 }
@@ -196,9 +210,47 @@ func (m *mupDevice) onSlice(msg client.Message) {
 		ack = mup.Ack{Index: m.next - 1}.Encode()
 	}
 	topic := m.topic
+	progress := m.progressStep()
 	m.mu.Unlock()
 	if ack != nil {
 		_ = m.d.tr.Publish(context.Background(), client.Message{Topic: wire.FirmwareAckTopic(topic), Payload: ack}, 0) // MUP resends; see updateserver.transfer
+	}
+	m.publishProgress(progress)
+}
+
+// isUpdateProgress reports whether a sensor is the device's update
+// progress (MYNO's updateProgress event): a reading only the MUP side
+// knows, so telemetry never makes one up.
+func isUpdateProgress(s *ontology.Sensor) bool {
+	return strings.EqualFold(strings.TrimPrefix(s.Name, "func"), "updateProgress")
+}
+
+// progressStep returns the percentage of the image received when it is
+// due on the updateProgress topic (at the start, then at least 5 points
+// on, and at 100), or -1; the caller holds mu.
+func (m *mupDevice) progressStep() int {
+	if m.progressTopic == "" || m.manifest == nil {
+		return -1
+	}
+	pct := 100
+	if m.manifest.Size > 0 {
+		pct = int(uint64(m.received) * 100 / uint64(m.manifest.Size))
+	}
+	if m.progress >= 0 && pct < m.progress+5 && (pct != 100 || m.progress == 100) {
+		return -1
+	}
+	m.progress = pct
+	return pct
+}
+
+// publishProgress publishes a percentage from progressStep (QoS 0: the
+// next one supersedes it).
+func (m *mupDevice) publishProgress(pct int) {
+	if pct < 0 {
+		return
+	}
+	if err := m.d.tr.Publish(context.Background(), client.Message{Topic: m.progressTopic, Payload: []byte(strconv.Itoa(pct))}, 0); err == nil {
+		m.d.Readings.Add(1)
 	}
 }
 

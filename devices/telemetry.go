@@ -105,7 +105,9 @@ func (d *Device) telemetry(ctx context.Context) {
 	var srcs []src
 	for i := range d.model.Sensors {
 		s := &d.model.Sensors[i]
-		if s.Topic == "" {
+		if s.Topic == "" || isUpdateProgress(s) {
+			// No topic, or a reading the device cannot make up: the
+			// update progress is the MUP side's (mup.go).
 			continue
 		}
 		srcs = append(srcs, src{topic: s.Topic, event: s.Kind == ontology.Event, gen: newSignal(d.cfg.Seed, d.cfg.UUID, s)})

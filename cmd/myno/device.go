@@ -30,7 +30,9 @@ func deviceCommand() *cli.Command {
 			&cli.StringFlag{Name: "uuid", Usage: "device `UUID` (the base UUID of a fleet)", Value: "myno-device-1", Sources: cli.EnvVars("MYNO_DEVICE_UUID")},
 			&cli.StringFlag{Name: "mqtt-url", Usage: "broker `URL`", Value: defaultBrokerURL, Sources: cli.EnvVars("MYNO_MQTT_URL")},
 			&cli.StringFlag{Name: "protocol", Usage: "MQTT version: 3.1.1 or 5", Value: "5", Sources: cli.EnvVars("MYNO_DEVICE_PROTOCOL")},
-			&cli.IntFlag{Name: "chunk-size", Usage: "description bytes per bootstrap message (-1: one message)", Value: devices.DefaultChunkSize, Sources: cli.EnvVars("MYNO_DEVICE_CHUNK_SIZE")},
+			&cli.IntFlag{Name: "chunk-size", Usage: "description bytes per bootstrap message (0: the whole description in one message, as MYNO's simulators send it)", Value: devices.DefaultChunkSize, Sources: cli.EnvVars("MYNO_DEVICE_CHUNK_SIZE")},
+			&cli.BoolFlag{Name: "fill-uuid", Usage: "replace %s in the description with the device's uuid before publishing it, as MYNO's simulators do", Sources: cli.EnvVars("MYNO_DEVICE_FILL_UUID")},
+			&cli.BoolFlag{Name: "legacy-topic", Usage: "publish the description on yang/config, as MYNO's first bridge and its simulators expect (implies --legacy-bootstrap-topics)", Sources: cli.EnvVars("MYNO_DEVICE_LEGACY_TOPIC")},
 			&cli.DurationFlag{Name: "telemetry-interval", Usage: "period of sensor readings (0: none)", Value: 10 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_TELEMETRY_INTERVAL")},
 			&cli.Int64Flag{Name: "seed", Usage: "seed of the sensor readings", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_SEED")},
 			&cli.IntFlag{Name: "count", Usage: "run `N` devices of --description", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_COUNT")},
@@ -62,17 +64,23 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("device: %w", err)}
 	}
+	chunkSize := int(cmd.Int("chunk-size"))
+	if chunkSize <= 0 {
+		chunkSize = -1 // devices.Config: one chunk
+	}
 	base := devices.Config{
 		BrokerURL:         cmd.String("mqtt-url"),
 		Credentials:       creds,
 		Protocol:          proto,
-		ChunkSize:         int(cmd.Int("chunk-size")),
+		ChunkSize:         chunkSize,
 		TelemetryInterval: cmd.Duration("telemetry-interval"),
 		Seed:              cmd.Int64("seed"),
 		BootstrapTimeout:  cmd.Duration("bootstrap-timeout"),
 		Logger:            log,
 
 		LegacyBootstrapTopics: cmd.Bool("legacy-bootstrap-topics"),
+		LegacyTopic:           cmd.Bool("legacy-topic"),
+		FillUUID:              cmd.Bool("fill-uuid"),
 	}
 	credentialsFor := deviceCredentials(creds, cmd.String("mqtt-token-dir"))
 	e2eCfg, err := e2eDeviceConfig(cmd)

@@ -21,7 +21,14 @@ import (
 
 // registration is a bootstrap that acceptingBroker accepted: the device's
 // uuid and the topic its description came on.
-type registration struct{ uuid, topic string }
+// registration is one bootstrap the accepting broker answered: the
+// device, where it came, in how many chunks, and whether its description
+// still held "%s" (false: the UUID was filled in).
+type registration struct {
+	uuid, topic string
+	chunks      int
+	template    bool
+}
 
 // acceptingBroker is the embedded broker with an inline client that
 // accepts every bootstrap, on the shared topic wire.TopicCreate and on the
@@ -37,11 +44,22 @@ func acceptingBroker(t *testing.T) (string, <-chan registration) {
 	t.Cleanup(func() { b.Close() })
 	registered := make(chan registration, 100)
 	var tr client.Transport
+	var mu sync.Mutex
+	chunks := map[string][][]byte{}
 	tr = b.InlineClient("accepting-bridge", func(m client.Message) {
 		c, err := wire.DecodeChunk(m.Payload)
-		if err != nil || !c.End {
+		if err != nil {
 			return
 		}
+		mu.Lock()
+		if !c.End {
+			chunks[c.UUID] = append(chunks[c.UUID], bytes.Clone(c.Data))
+			mu.Unlock()
+			return
+		}
+		got := chunks[c.UUID]
+		delete(chunks, c.UUID)
+		mu.Unlock()
 		answer := client.Message{Topic: wire.BootstrapResponseTopic(wire.TopicCreate, c.UUID), Payload: []byte(wire.AnswerOK)}
 		if m.ResponseTopic != "" {
 			answer.Topic, answer.CorrelationData = m.ResponseTopic, m.CorrelationData
@@ -49,9 +67,9 @@ func acceptingBroker(t *testing.T) (string, <-chan registration) {
 		if err := tr.Publish(context.Background(), answer, 1); err != nil {
 			t.Errorf("answer to %s: %v", c.UUID, err)
 		}
-		registered <- registration{uuid: c.UUID, topic: m.Topic}
+		registered <- registration{uuid: c.UUID, topic: m.Topic, chunks: len(got), template: bytes.Contains(bytes.Join(got, nil), []byte("%s"))}
 	})
-	for _, filter := range []string{wire.TopicCreate, wire.DeviceBootstrapTopic(wire.TopicCreate, "+")} {
+	for _, filter := range []string{wire.TopicCreate, wire.TopicLegacy, wire.DeviceBootstrapTopic(wire.TopicCreate, "+")} {
 		if err := tr.Subscribe(context.Background(), filter); err != nil {
 			t.Fatal(err)
 		}
@@ -90,6 +108,8 @@ func TestDeviceCommand(t *testing.T) {
 			[]string{"fleet: 3/3 connected, 3 bootstrapped, 0 failed"}},
 		{"legacy bootstrap topics", []string{"--description", desc, "--uuid", "cli-legacy-1", "--legacy-bootstrap-topics"}, "cli-legacy-1", sharedTopic, 1,
 			[]string{"device registered", "topic=" + wire.TopicCreate + " ", "device stopped"}},
+		{"like MYNO's simulators", []string{"--description", desc, "--uuid", "SIMULATOR1-8A12", "--fill-uuid", "--chunk-size", "0", "--legacy-topic"}, "SIMULATOR1-8A12",
+			func(string) string { return wire.TopicLegacy }, 1, []string{"device registered", "topic=" + wire.TopicLegacy + " ", "device stopped"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -107,6 +127,10 @@ func TestDeviceCommand(t *testing.T) {
 					}
 					if want := tc.topic(r.uuid); r.topic != want {
 						t.Errorf("%s bootstrapped on %q, want %q", r.uuid, r.topic, want)
+					}
+					fills := slices.Contains(tc.args, "--fill-uuid")
+					if r.template == fills || (slices.Contains(tc.args, "0") && r.chunks != 1) {
+						t.Errorf("%s: %d chunks, description with %%s: %v", r.uuid, r.chunks, r.template)
 					}
 					seen[r.uuid] = true
 				case <-time.After(20 * time.Second):

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +52,11 @@ func (s *Server) invoke(sess *session, req *rpcRequest) ([]*Element, error) {
 	op := req.operation
 	module, fn := s.builtin(op.Name)
 	var h Handler
+	if fn == nil && (op.Name.Space == "" || op.Name.Space == NSBase) {
+		if err := s.resolveUnqualified(op); err != nil {
+			return nil, err
+		}
+	}
 	if fn == nil {
 		s.mu.RLock()
 		e, ok := s.handlers[op.Name]
@@ -214,4 +221,66 @@ func (s *Server) opKillSession(ctx context.Context, sess *session, op *Element) 
 	s.log.Info("netconf session killed", append(sess.log(), "killed", id)...)
 	target.cancel()
 	return nil, nil
+}
+
+// resolveUnqualified gives an rpc that arrived without a namespace the
+// namespace of the module that serves it, and its leaves without one
+// too: MYNO's clients send device rpcs and their inputs unqualified
+// (issue 13). Inside <rpc xmlns="…base:1.0"> such an element inherits the
+// base namespace (Namespaces in XML 1.0 §6.2), where no device rpc is;
+// inside <nc:rpc> it has none. Both count as unqualified. Real fleets repeat rpc names across modules (funcLed_1On in
+// every LED module), so Config.ChooseModule picks first (the bridge: the
+// module of the device the selector leaf names); otherwise the name must
+// be unambiguous, and an ambiguous one is refused naming the candidates.
+// A qualified rpc never comes here: RFC 6241 §4.1 wants the namespace.
+func (s *Server) resolveUnqualified(op *Element) error {
+	s.mu.RLock()
+	var candidates, modules []string
+	for name, e := range s.handlers {
+		if name.Local == op.Name.Local {
+			candidates = append(candidates, name.Space)
+			modules = append(modules, e.module)
+		}
+	}
+	s.mu.RUnlock()
+	sort.Strings(candidates)
+	sort.Strings(modules)
+	notFound := (&RPCError{Type: ErrTypeProtocol, Tag: TagOperationNotSupported,
+		Message: fmt.Sprintf("no operation <%s> in any module", op.Name.Local)}).WithInfo("bad-element", op.Name.Local)
+	if len(candidates) == 0 {
+		return notFound
+	}
+	ns := ""
+	if s.cfg.ChooseModule != nil {
+		chosen, err := s.cfg.ChooseModule(op, candidates)
+		if err != nil {
+			return err
+		}
+		ns = chosen
+	}
+	switch {
+	case ns != "":
+		if !slices.Contains(candidates, ns) {
+			return notFound
+		}
+	case len(candidates) == 1:
+		ns = candidates[0]
+	default:
+		return (&RPCError{Type: ErrTypeProtocol, Tag: TagBadElement,
+			Message: fmt.Sprintf("<%s> has no namespace, and modules %s all have it: give its namespace, or a selector leaf naming a registered device",
+				op.Name.Local, strings.Join(modules, ", "))}).WithInfo("bad-element", op.Name.Local)
+	}
+	qualify(op, ns)
+	return nil
+}
+
+// qualify puts e and its descendants without a namespace (or in the base
+// namespace they inherited) in ns.
+func qualify(e *Element, ns string) {
+	if e.Name.Space == "" || e.Name.Space == NSBase {
+		e.Name.Space = ns
+	}
+	for _, c := range e.Children {
+		qualify(c, ns)
+	}
 }

@@ -57,6 +57,14 @@ type Config struct {
 	MaxStartupQueue          int
 	MaxStartupQueuePerSource int
 
+	// ChooseModule picks, for an rpc that arrives without a namespace (as
+	// MYNO's clients send them), one of the namespaces that have an rpc of
+	// its name (candidates, sorted); the bridge picks the module of the
+	// device its selector leaf names. It returns "" to leave the choice to
+	// the server, which takes the only candidate and refuses an ambiguous
+	// name (see resolveUnqualified). nil: the server's rule alone.
+	ChooseModule func(op *Element, candidates []string) (namespace string, err error)
+
 	Logger *slog.Logger // default slog.Default()
 }
 

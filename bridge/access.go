@@ -140,7 +140,7 @@ func SavedDevices(dataDir string, extra map[string][]byte, maxDescriptionBytes i
 		maxDescriptionBytes = ontology.DefaultMaxBytes
 	}
 	r := newRegistry(dataDir, &ontology.Parser{MaxBytes: maxDescriptionBytes})
-	saved, err := r.load()
+	saved, err := readSaved(dataDir)
 	if err != nil {
 		return nil, err
 	}

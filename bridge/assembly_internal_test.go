@@ -15,11 +15,11 @@ import (
 // comes back as descriptions end or expire.
 func TestAssemblerHoldsAtMostItsCap(t *testing.T) {
 	const chunk, capBytes = 1000, 10_000
-	a := newAssembler(256<<10, 1024, capBytes, time.Minute)
+	a := newAssembler(256<<10, 1024, capBytes, sourceLimits{}, time.Minute)
 	now := time.Now()
 	busy := 0
 	for i := range 1000 {
-		_, _, err := a.add(wire.Chunk{UUID: fmt.Sprintf("flood-%d", i), Data: make([]byte, chunk)}, now)
+		_, _, err := a.add(wire.Chunk{UUID: fmt.Sprintf("flood-%d", i), Data: make([]byte, chunk)}, "anonymous", now)
 		if errors.Is(err, errBusy) {
 			busy++
 		} else if err != nil {
@@ -29,14 +29,15 @@ func TestAssemblerHoldsAtMostItsCap(t *testing.T) {
 			t.Fatalf("holds %d bytes, cap %d", a.held(), capBytes)
 		}
 	}
-	if busy != 1000-capBytes/chunk {
-		t.Errorf("%d refused as busy, want %d", busy, 1000-capBytes/chunk)
+	// Each description is charged its bytes and its bookkeeping.
+	if held := capBytes / assemblyCharge(chunk, 1); busy != 1000-held {
+		t.Errorf("%d refused as busy, want %d", busy, 1000-held)
 	}
 	// An END frees its description's room.
-	if _, done, err := a.add(wire.Chunk{UUID: "flood-0", End: true}, now); !done || err != nil {
+	if _, done, err := a.add(wire.Chunk{UUID: "flood-0", End: true}, "anonymous", now); !done || err != nil {
 		t.Fatalf("END: %v %v", done, err)
 	}
-	if _, _, err := a.add(wire.Chunk{UUID: "late", Data: make([]byte, chunk)}, now); err != nil {
+	if _, _, err := a.add(wire.Chunk{UUID: "late", Data: make([]byte, chunk)}, "anonymous", now); err != nil {
 		t.Errorf("after an END there is room again: %v", err)
 	}
 	// Expiry frees the rest.

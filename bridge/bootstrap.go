@@ -74,7 +74,7 @@ func (b *Bridge) onChunk(m client.Message, topic, topicUUID string) {
 		b.untrusted(m, c.UUID, "bootstrap message")
 		return
 	}
-	desc, done, err := b.assembly.add(c, time.Now())
+	desc, done, err := b.assembly.add(c, sourceOf(m, c.UUID), time.Now())
 	if err == nil && !done {
 		return
 	}

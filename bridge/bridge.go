@@ -57,7 +57,8 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b := &Bridge{cfg: cfg, log: cfg.Logger, calls: newPendingCalls(),
-		assembly: newAssembler(cfg.MaxDescriptionBytes, cfg.MaxChunks, cfg.MaxPendingDescriptionBytes, cfg.AssemblyTimeout)}
+		assembly: newAssembler(cfg.MaxDescriptionBytes, cfg.MaxChunks, cfg.MaxPendingDescriptionBytes,
+			sourceLimits{count: cfg.MaxPendingPerSource, bytes: cfg.MaxPendingBytesPerSource}, cfg.AssemblyTimeout)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -69,7 +70,8 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	if b.owner, err = b.newOwnership(); err != nil {
 		return nil, err
 	}
-	if b.registry, err = openRegistry(cfg.DataDir, &ontology.Parser{MaxBytes: cfg.MaxDescriptionBytes}); err != nil {
+	if b.registry, err = openRegistry(cfg.DataDir, &ontology.Parser{MaxBytes: cfg.MaxDescriptionBytes},
+		shapeLimits{count: cfg.MaxShapes, bytes: cfg.MaxShapeBytes}, cfg.Logger); err != nil {
 		return nil, err
 	}
 	if b.nc, err = b.newNETCONFServer(); err != nil {

@@ -23,6 +23,27 @@ const (
 	// DefaultMaxPendingDescriptionBytes bounds all descriptions still
 	// arriving together: 256 of the largest (256 KiB) at once.
 	DefaultMaxPendingDescriptionBytes = 64 << 20
+	// DefaultMaxPendingPerSource bounds the descriptions still arriving
+	// from one source (one MQTT identity; anonymous clients are one source
+	// together). A device that logs in as itself never has more than one;
+	// 256 is room for a lab's fleet of anonymous devices that bootstraps
+	// 128 at once (devices.FleetConfig's default is 64). By default a
+	// source may also hold at most a quarter of
+	// --max-pending-description-bytes, so that a flood from one leaves
+	// three quarters to the others.
+	DefaultMaxPendingPerSource = 256
+	// DefaultMaxShapes bounds the distinct device shapes (each is a
+	// module the bridge generates, keeps and announces): real fleets have
+	// a few dozen device types; 256 leaves room for many firmware
+	// variants of each while bounding what a flood of made-up shapes can
+	// take.
+	DefaultMaxShapes = 256
+	// DefaultMaxShapeBytes bounds the descriptions of all shapes
+	// together (one stored per shape): 256 shapes of 128 KiB, or 128 of
+	// the largest description (256 KiB). A shape takes 2 to 2.7 times
+	// its description in live heap (its model, module and schema:
+	// docs/benchmarks.md), so this is 65 to 90 MiB.
+	DefaultMaxShapeBytes = 32 << 20
 )
 
 // AdminUser is the NETCONF user, in group admin, that the bridge creates
@@ -94,7 +115,24 @@ type Config struct {
 	// MaxPendingDescriptionBytes bounds the bytes of all descriptions
 	// still arriving; default DefaultMaxPendingDescriptionBytes.
 	MaxPendingDescriptionBytes int
-	OfflineAfter               time.Duration // a device not heard from this long is offline; default 5m
+	// MaxPendingPerSource and MaxPendingBytesPerSource bound the
+	// descriptions still arriving from one source: the MQTT identity the
+	// embedded broker names (anonymous clients are one source); with an
+	// external broker, which names nobody, the uuid (its ACL gives each
+	// device its own bootstrap topics). Defaults:
+	// DefaultMaxPendingPerSource, and a quarter of
+	// MaxPendingDescriptionBytes (at least one description of
+	// MaxDescriptionBytes in MaxChunks); negative: no per-source limit.
+	MaxPendingPerSource      int
+	MaxPendingBytesPerSource int
+	// MaxShapes and MaxShapeBytes bound the distinct device shapes (each
+	// a module) and the bytes of their descriptions: a description of a
+	// new shape beyond them is refused; devices of a registered shape are
+	// still accepted. Defaults DefaultMaxShapes and DefaultMaxShapeBytes;
+	// negative: no limit.
+	MaxShapes     int
+	MaxShapeBytes int
+	OfflineAfter  time.Duration // a device not heard from this long is offline; default 5m
 
 	// Cluster, when set, makes this bridge one instance of a cluster of
 	// that name on a shared external broker (see cluster.go); Instance
@@ -143,6 +181,13 @@ func (c *Config) setDefaults() {
 	if c.MaxPendingDescriptionBytes <= 0 {
 		c.MaxPendingDescriptionBytes = DefaultMaxPendingDescriptionBytes
 	}
+	c.MaxPendingPerSource = defaultLimit(c.MaxPendingPerSource, DefaultMaxPendingPerSource)
+	// A quarter of the global cap, and at least room for one description
+	// of the largest size in the most chunks.
+	c.MaxPendingBytesPerSource = defaultLimit(c.MaxPendingBytesPerSource,
+		min(c.MaxPendingDescriptionBytes, max(c.MaxPendingDescriptionBytes/4, assemblyCharge(c.MaxDescriptionBytes, c.MaxChunks))))
+	c.MaxShapes = defaultLimit(c.MaxShapes, DefaultMaxShapes)
+	c.MaxShapeBytes = defaultLimit(c.MaxShapeBytes, DefaultMaxShapeBytes)
 	if c.AssemblyTimeout <= 0 {
 		c.AssemblyTimeout = DefaultAssemblyTimeout
 	}
@@ -161,4 +206,15 @@ func (c *Config) setDefaults() {
 	if c.Cluster != "" && c.Instance == "" {
 		c.Instance = randomID()
 	}
+}
+
+// defaultLimit is def for 0, no limit (0) for a negative v, else v.
+func defaultLimit(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }

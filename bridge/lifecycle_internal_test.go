@@ -74,7 +74,7 @@ func TestCloseWaitsForLookupHandlers(t *testing.T) {
 // A function that the device's template lacks is not implemented: it
 // used to resolve to the template's first function (indexOf returned 0).
 func TestCommandTopicOfAMissingFunction(t *testing.T) {
-	r, err := openRegistry(t.TempDir(), &ontology.Parser{})
+	r, err := openRegistry(t.TempDir(), &ontology.Parser{}, shapeLimits{}, testenv.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +109,13 @@ func TestCommandTopicOfAMissingFunction(t *testing.T) {
 // start; the registry itself is kept.
 func TestStartRemovesRegistryLeftovers(t *testing.T) {
 	dir := t.TempDir()
-	leftover := filepath.Join(dir, "."+registryFile+".1234567")
-	if err := os.WriteFile(leftover, []byte("{half a registry"), 0o600); err != nil {
-		t.Fatal(err)
+	var leftovers []string
+	for _, f := range []string{registryFile, snapshotFile, journalFile} {
+		leftover := filepath.Join(dir, "."+f+".1234567")
+		if err := os.WriteFile(leftover, []byte("{half a registry"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		leftovers = append(leftovers, leftover)
 	}
 	cfg := Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: dir,
 		AdminPassword: "internal-test-pw", Logger: testenv.Logger(), Out: os.Stderr}
@@ -122,7 +126,9 @@ func TestStartRemovesRegistryLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
-		t.Fatalf("leftover still there: %v", err)
+	for _, leftover := range leftovers {
+		if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+			t.Fatalf("leftover %s still there: %v", leftover, err)
+		}
 	}
 }

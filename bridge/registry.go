@@ -1,20 +1,16 @@
 package bridge
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
+	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/myno-bridge/myno/internal/atomicfile"
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/wire"
@@ -28,8 +24,10 @@ import (
 // subscribe or unsubscribe topics).
 type registry struct {
 	parser *ontology.Parser
-	file   string // the registry file in the data directory
+	file   string // the registry's snapshot file in the data directory
 	saver  *saver
+	store  *store // nil for a registry that is never saved
+	limits shapeLimits
 
 	mu        sync.Mutex
 	devices   map[string]*device
@@ -42,6 +40,22 @@ type registry struct {
 	// written back as they were, never served, shown in <get>; the
 	// operator decides (the device registers again, or is deleted).
 	invalid map[string]invalidDevice
+	// dirty: the devices changed since the last save, which the next
+	// save writes (issue 12: a save used to rewrite the whole registry).
+	dirty map[string]bool
+	// restore is what the store held at open, for load.
+	restore []persistedDevice
+	// shapeBytes is the bytes of the descriptions of all modules' shapes
+	// (moduleEntry.bytes); refusedShapes counts new shapes refused for
+	// the limits.
+	shapeBytes    int
+	refusedShapes uint64
+}
+
+// shapeLimits bound the distinct shapes, each a module the bridge keeps
+// (Config.MaxShapes, Config.MaxShapeBytes); 0 is no limit.
+type shapeLimits struct {
+	count, bytes int
 }
 
 // invalidDevice is a saved registration the bridge could not restore.
@@ -74,6 +88,7 @@ type reading struct {
 type moduleEntry struct {
 	mod     *yang.Module
 	devices map[string]bool
+	bytes   int // the description's size, counted against --max-shape-bytes
 }
 
 // sensorRef says which device and sensor a telemetry topic belongs to.
@@ -103,32 +118,44 @@ type previousRegistration struct {
 	firmware    string
 }
 
-const registryFile = "registry.json"
-
 // ErrTopicTaken is wrapped by the refusal of a description that claims a
 // topic another registered device uses.
 var ErrTopicTaken = errors.New("topic taken")
 
+// ErrShapeLimit is wrapped by the refusal of a description of a new shape
+// beyond --max-shapes or --max-shape-bytes.
+var ErrShapeLimit = errors.New("new device shape refused")
+
 // newRegistry is an empty registry of dir, neither read nor saved.
 func newRegistry(dir string, parser *ontology.Parser) *registry {
-	return &registry{parser: parser, file: filepath.Join(dir, registryFile),
+	snap, _ := storePaths(dir)
+	return &registry{parser: parser, file: snap,
 		devices: map[string]*device{}, modules: map[string]*moduleEntry{}, telemetry: map[string]sensorRef{},
-		owners: map[string]string{}, images: map[string]string{}, invalid: map[string]invalidDevice{}}
+		owners: map[string]string{}, images: map[string]string{}, invalid: map[string]invalidDevice{}, dirty: map[string]bool{}}
 }
 
-// openRegistry prepares the registry of dir. Temporary files left by a
-// crash in the middle of a save are removed; load reads the saved devices.
-func openRegistry(dir string, parser *ontology.Parser) (*registry, error) {
+// openRegistry opens the registry of dir (registrystore.go): it takes the
+// data directory's lock, removes the temporary files a crash left,
+// imports registry.json the first time, and reads the saved devices,
+// which load returns.
+func openRegistry(dir string, parser *ontology.Parser, limits shapeLimits, log *slog.Logger) (*registry, error) {
 	r := newRegistry(dir, parser)
-	if _, err := atomicfile.RemoveLeftovers(r.file); err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
+	r.limits = limits
+	var err error
+	if r.store, err = openStore(dir, log); err != nil {
+		return nil, err
 	}
+	r.restore = r.store.state.list()
 	r.saver = newSaver(r.write)
 	return r, nil
 }
 
-// close stops the background writer, after the write under way.
-func (r *registry) close() { r.saver.close() }
+// close stops the background writer, after the write under way, and
+// lets go of the data directory.
+func (r *registry) close() {
+	r.saver.close()
+	r.store.close()
+}
 
 // register adds or replaces a device: parse, generate or share the module
 // of its shape, bind its telemetry topics. It does not persist: save does.
@@ -140,6 +167,14 @@ func (r *registry) register(uuid string, desc []byte, at time.Time) (change, err
 	shape := tmpl.Shape()
 	r.mu.Lock()
 	me := r.modules[shape]
+	if me == nil {
+		// Checked before the module is generated too: a flood of new
+		// shapes beyond the limits costs no generation.
+		if err := r.shapeRoomLocked(uuid, len(desc)); err != nil {
+			r.mu.Unlock()
+			return change{}, err
+		}
+	}
 	r.mu.Unlock()
 	var generated *yang.Module
 	if me == nil {
@@ -166,10 +201,16 @@ func (r *registry) register(uuid string, desc []byte, at time.Time) (change, err
 	}
 	if cur := r.modules[shape]; cur != nil {
 		me = cur // generated concurrently, or shared with other devices
-	} else if me == nil {
-		me = &moduleEntry{mod: generated, devices: map[string]bool{}}
+	} else {
+		if err := r.shapeRoomLocked(uuid, len(desc)); err != nil {
+			return change{}, err
+		}
+		if me == nil {
+			me = &moduleEntry{mod: generated, devices: map[string]bool{}, bytes: len(desc)}
+		}
+		r.modules[shape] = me
+		r.shapeBytes += me.bytes
 	}
-	r.modules[shape] = me
 	ch := change{module: me.mod, announce: len(me.devices) == 0, category: tmpl.Category}
 	me.devices[uuid] = true
 	d := &device{UUID: uuid, Description: desc, RegisteredAt: at.UTC(), model: model, template: tmpl,
@@ -188,12 +229,36 @@ func (r *registry) register(uuid string, desc []byte, at time.Time) (change, err
 	}
 	r.devices[uuid] = d
 	delete(r.invalid, uuid)
+	r.dirty[uuid] = true
 	r.ownLocked(d)
 	ch.subscribe = r.bindTelemetryLocked(d)
 	if old != nil {
 		ch.unsubscribe = r.unusedLocked(old.topics)
 	}
 	return ch, nil
+}
+
+// shapeRoomLocked says whether device uuid may bring a new shape with a
+// description of n bytes. The shape the device leaves, when no other
+// device has it, makes room.
+func (r *registry) shapeRoomLocked(uuid string, n int) error {
+	count, bytes := len(r.modules), r.shapeBytes
+	if old := r.devices[uuid]; old != nil && len(old.module.devices) == 1 {
+		count, bytes = count-1, bytes-old.module.bytes
+	}
+	var err error
+	switch {
+	case r.limits.count > 0 && count+1 > r.limits.count:
+		err = fmt.Errorf("%w: %d shapes are registered, the most the bridge keeps (--max-shapes %d), devices of a registered shape are still accepted",
+			ErrShapeLimit, count, r.limits.count)
+	case r.limits.bytes > 0 && bytes+n > r.limits.bytes:
+		err = fmt.Errorf("%w: its description (%d bytes) would bring those of all shapes to %d bytes, over --max-shape-bytes %d, devices of a registered shape are still accepted",
+			ErrShapeLimit, n, bytes+n, r.limits.bytes)
+	}
+	if err != nil {
+		r.refusedShapes++
+	}
+	return err
 }
 
 // topicsOf lists the topics a device's description names, bound to it:
@@ -289,9 +354,13 @@ func (r *registry) unregister(uuid string) (change, bool) {
 		// A device that could not be restored may still delete itself.
 		_, invalid := r.invalid[uuid]
 		delete(r.invalid, uuid)
+		if invalid {
+			r.dirty[uuid] = true
+		}
 		return change{}, invalid
 	}
 	delete(r.devices, uuid)
+	r.dirty[uuid] = true
 	r.dropTelemetryLocked(d)
 	r.disownLocked(d)
 	return change{module: d.module.mod, withdraw: r.detachLocked(d), unsubscribe: r.unusedLocked(d.topics)}, true
@@ -306,6 +375,7 @@ func (r *registry) detachLocked(d *device) *yang.Module {
 		return nil
 	}
 	delete(r.modules, d.template.Shape())
+	r.shapeBytes -= me.bytes
 	return me.mod
 }
 
@@ -430,6 +500,7 @@ func (r *registry) setFirmware(uuid, version string) (changed, known bool) {
 		return false, true
 	}
 	d.firmware = version
+	r.dirty[uuid] = true
 	return true, true
 }
 
@@ -464,6 +535,20 @@ func (r *registry) counts() (devices, modules int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.devices), len(r.modules)
+}
+
+// shapeUsage is the registry's use of its shape limits, for <get>.
+type shapeUsage struct {
+	devices, shapes, bytes int
+	limits                 shapeLimits
+	refused                uint64
+}
+
+func (r *registry) shapeUsage() shapeUsage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return shapeUsage{devices: len(r.devices), shapes: len(r.modules), bytes: r.shapeBytes,
+		limits: r.limits, refused: r.refusedShapes}
 }
 
 // deviceState is a copy of one device's state data, taken under the lock
@@ -508,14 +593,17 @@ func (r *registry) snapshot(mod *yang.Module) []deviceState {
 	return out
 }
 
-// persisted is the registry file's format. Devices of one shape share
-// one stored description.
+// persisted is the format of registry.json (registryVersion 2), which
+// the bridge imports (registrystore.go). Devices of one shape share one
+// stored description.
 type persisted struct {
 	Version      int               `json:"version"`
 	Descriptions map[string]string `json:"descriptions"` // by shape
 	Devices      []persistedDevice `json:"devices"`
 }
 
+// persistedDevice is a saved device; its description is stored once per
+// shape.
 type persistedDevice struct {
 	UUID         string    `json:"uuid"`
 	RegisteredAt time.Time `json:"registeredAt"`
@@ -524,39 +612,20 @@ type persistedDevice struct {
 	Description  string    `json:"-"`
 }
 
-// load reads the saved devices; a missing file is an empty registry.
+// load returns the devices saved when the registry was opened, once.
 func (r *registry) load() ([]persistedDevice, error) {
-	data, err := os.ReadFile(r.file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var p persisted
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, fmt.Errorf("registry %s: %w", r.file, err)
-	}
-	// "null", "{}" or another program's JSON parse as an empty registry:
-	// starting empty, and saving over it, would lose every device.
-	if p.Version != registryVersion {
-		return nil, fmt.Errorf("registry %s: version %d, want %d (not a registry this bridge wrote; move it away to start empty)", r.file, p.Version, registryVersion)
-	}
-	for i := range p.Devices {
-		d := &p.Devices[i]
-		desc, ok := p.Descriptions[d.Shape]
-		if !ok || d.UUID == "" {
-			return nil, fmt.Errorf("registry %s: device %q has no description (shape %q)", r.file, d.UUID, d.Shape)
-		}
-		d.Description = desc
-	}
-	return p.Devices, nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.restore
+	r.restore = nil
+	return out, nil
 }
 
-// registryVersion is the version of the registry file's format.
+// registryVersion is the version of registry.json's format.
 const registryVersion = 2
 
 // keepInvalid records a saved device that failed to register at start.
+// It stays in the store as it was.
 func (r *registry) keepInvalid(p persistedDevice, reason string) {
 	r.mu.Lock()
 	r.invalid[p.UUID] = invalidDevice{saved: p, reason: reason}
@@ -585,29 +654,56 @@ func (r *registry) restoreFirmware(uuid, version string) {
 // save persists the registry; it returns once the change is on disk.
 func (r *registry) save() error { return r.saver.save() }
 
-// write writes the whole registry atomically (temp file, fsync, rename).
+// write saves the devices changed since the last save, in one journal
+// record (store.commit): what changed, not the whole registry. A device
+// whose saved record is already the same (a restored one, a firmware
+// version set back) costs nothing. After a failed write the devices stay
+// to be written by the next one.
 func (r *registry) write() error {
 	r.mu.Lock()
-	p := persisted{Version: registryVersion, Descriptions: map[string]string{}, Devices: make([]persistedDevice, 0, len(r.devices)+len(r.invalid))}
-	for _, d := range r.devices {
-		shape := d.template.Shape()
-		p.Devices = append(p.Devices, persistedDevice{UUID: d.UUID, RegisteredAt: d.RegisteredAt, Shape: shape, Firmware: d.firmware})
-		p.Descriptions[shape] = string(d.Description)
-	}
-	for uuid, d := range r.invalid {
-		if _, ok := r.devices[uuid]; ok {
-			continue // registered anew since
+	dirty := r.dirty
+	r.dirty = map[string]bool{}
+	var rec journalRecord
+	for _, uuid := range slices.Sorted(maps.Keys(dirty)) {
+		have, had := r.store.state.devices[uuid]
+		var want persistedDevice
+		var desc func() string
+		if d := r.devices[uuid]; d != nil {
+			want = persistedDevice{UUID: uuid, RegisteredAt: d.RegisteredAt, Shape: d.template.Shape(), Firmware: d.firmware}
+			desc = func() string { return string(d.Description) }
+		} else if inv, ok := r.invalid[uuid]; ok {
+			want = inv.saved
+			want.Description = ""
+			desc = func() string { return inv.saved.Description }
+		} else {
+			if had {
+				rec.Delete = append(rec.Delete, uuid)
+			}
+			continue
 		}
-		p.Devices = append(p.Devices, d.saved)
-		p.Descriptions[d.saved.Shape] = d.saved.Description
+		if had && equalSaved(have, want) {
+			continue
+		}
+		rec.Put = append(rec.Put, want)
+		if _, stored := r.store.state.descriptions[want.Shape]; !stored {
+			if _, given := rec.Descriptions[want.Shape]; !given {
+				if rec.Descriptions == nil {
+					rec.Descriptions = map[string]string{}
+				}
+				rec.Descriptions[want.Shape] = desc()
+			}
+		}
 	}
 	r.mu.Unlock()
-	sort.Slice(p.Devices, func(i, j int) bool { return p.Devices[i].UUID < p.Devices[j].UUID })
-	data, err := json.MarshalIndent(p, "", " ")
+	err := r.store.commit(rec)
 	if err != nil {
-		return err
+		r.mu.Lock()
+		for uuid := range dirty {
+			r.dirty[uuid] = true
+		}
+		r.mu.Unlock()
 	}
-	return atomicfile.Write(r.file, data, 0o600)
+	return err
 }
 
 // saver writes the registry in the background and lets callers wait until

@@ -14,7 +14,7 @@ import (
 const (
 	bridgeModule    = "myno-bridge"
 	bridgeNamespace = "urn:myno:bridge"
-	bridgeRevision  = "2026-12-02"
+	bridgeRevision  = "2026-12-03"
 )
 
 //go:embed yang/myno-bridge.yang
@@ -49,6 +49,24 @@ func (b *Bridge) bridgeState(ctx context.Context) ([]*netconf.Element, error) {
 		top.Children = append(top.Children, netconf.NewNode(bridgeNamespace, "invalid-device",
 			leaf("uuid", d.saved.UUID), leaf("reason", d.reason), leaf("registered-at", d.saved.RegisteredAt.Format(time.RFC3339))))
 	}
-	top.Children = append(top.Children, acc)
+	num := func(name string, v int) *netconf.Element { return leaf(name, strconv.Itoa(v)) }
+	u := b.registry.shapeUsage()
+	top.Children = append(top.Children, acc, netconf.NewNode(bridgeNamespace, "registry",
+		num("devices", u.devices),
+		num("shapes", u.shapes),
+		num("max-shapes", u.limits.count),
+		num("shape-description-bytes", u.bytes),
+		num("max-shape-description-bytes", u.limits.bytes),
+		leaf("refused-shapes", strconv.FormatUint(u.refused, 10))))
+	p := b.assembly.usage()
+	top.Children = append(top.Children, netconf.NewNode(bridgeNamespace, "pending-descriptions",
+		num("descriptions", p.descriptions),
+		num("bytes", p.bytes),
+		num("max-bytes", b.cfg.MaxPendingDescriptionBytes),
+		num("sources", p.sources),
+		num("max-per-source", b.cfg.MaxPendingPerSource),
+		num("max-bytes-per-source", b.cfg.MaxPendingBytesPerSource),
+		leaf("busy-refusals", strconv.FormatUint(p.busy, 10)),
+		leaf("source-busy-refusals", strconv.FormatUint(p.busySource, 10))))
 	return []*netconf.Element{top}, nil
 }

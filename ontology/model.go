@@ -11,12 +11,12 @@ import (
 // Device is the typed model of one device description. String fields hold
 // templates (see [Expand]) until [Device.Instantiate] binds a UUID.
 type Device struct {
-	IRI         string `json:"iri"`
-	UUID        string `json:"uuid"` // usually the template "%s"
+	IRI  string `json:"iri"`
+	UUID string `json:"uuid"` // usually the template "%s"
 	// FilledUUID is the UUID a description carried filled in (deviceUuid
 	// and topic levels), which the parser turned back into "%s"; "" for a
 	// template.
-	FilledUUID string `json:"-"`
+	FilledUUID  string `json:"-"`
 	Category    string `json:"category"`
 	Description string `json:"description"`
 	// Functions are the invocable functionalities (controlling,

@@ -45,7 +45,7 @@ func fill(t *testing.T, name, uuid string) []byte {
 // the topic levels that were the UUID, so that binding it gives each topic
 // once.
 func TestFilledInUUIDReadsAsTheTemplate(t *testing.T) {
-	for _, name := range []string{"led-color.jsonld", "relay-sensors.jsonld", "mup-device.jsonld"} {
+	for _, name := range []string{"led-color.jsonld", "relay-sensors.jsonld", "mup-device.jsonld", "rgb-lamp.jsonld"} { // rgb-lamp: %s in its deviceDesc text
 		t.Run(name, func(t *testing.T) {
 			template := parseFile(t, name)
 			a, err := ontology.Parse(fill(t, name, "3f2a9c1e-led-0042"))

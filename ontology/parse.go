@@ -247,12 +247,15 @@ func (r *reader) device() (*Device, error) {
 
 // unfillUUID turns a description whose device UUID is filled in (MYNO's
 // simulators replace %s with the device's UUID before they publish) back
-// into the template: the deviceUuid value and every topic level equal to
-// it become %s. Devices of one shape then share one module, and a command
-// topic that ends in the UUID gets no second one (wire.Expand appends the
-// UUID only to a topic without %s). Only a value that is a valid device
-// UUID is recognised, and only whole topic levels: a UUID inside a level
-// (led_<uuid>) or in other text is left as it is.
+// into the template: the deviceUuid value, every topic level equal to it,
+// and every occurrence in text (category, descriptions, units: a MYNO
+// board fills in "%sBoardName") become %s (VOCABULARY.md). Devices of one
+// shape then share one module, and a command topic that ends in the UUID
+// gets no second one (wire.Expand appends the UUID only to a topic without
+// %s). Only a value that is a valid device UUID is recognised, and in
+// topics only whole levels: a UUID inside a level (led_<uuid>) is part of
+// that level's name. Names (from IRIs), methods and enumeration values are
+// left as they are.
 func (r *reader) unfillUUID(dev *Device) {
 	filled := dev.UUID
 	if filled == "%s" || strings.Contains(filled, "%") || !wire.ValidUUID(filled) {
@@ -273,12 +276,31 @@ func (r *reader) unfillUUID(dev *Device) {
 		}
 		return strings.Join(parts, "/")
 	}
+	// In text (category, descriptions, units) the UUID may sit inside a
+	// word ("%sBoardName" filled in by a MYNO board): every occurrence.
+	text := func(s string) string { return strings.ReplaceAll(s, filled, "%s") }
+	dev.Category, dev.Description = text(dev.Category), text(dev.Description)
 	for i := range dev.Functions {
 		f := &dev.Functions[i]
 		f.Topic, f.InputTopic = unfill(f.Topic), unfill(f.InputTopic)
+		f.Description = text(f.Description)
+		for j := range f.Inputs {
+			in := &f.Inputs[j]
+			in.Description = text(in.Description)
+			for k := range in.Fields {
+				in.Fields[k].Description = text(in.Fields[k].Description)
+			}
+		}
+		for j := range f.Outputs {
+			f.Outputs[j].Description = text(f.Outputs[j].Description)
+		}
+		for j := range f.States {
+			f.States[j].Description = text(f.States[j].Description)
+		}
 	}
 	for i := range dev.Sensors {
-		dev.Sensors[i].Topic = unfill(dev.Sensors[i].Topic)
+		sn := &dev.Sensors[i]
+		sn.Topic, sn.Description, sn.Unit = unfill(sn.Topic), text(sn.Description), text(sn.Unit)
 	}
 	r.warnf("the description carries its device UUID %q filled in: it is read as the %%s placeholder in deviceUuid and in %d topic levels", filled, levels)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/x509"
 	"crypto/rand"
 	"io"
 	"net"
@@ -54,10 +55,11 @@ type aclSystem struct {
 	passwd, aclFile string
 }
 
-// mupDescription is the description of the MUP devices.
+// mupDescription is the description of the MUP devices: they sign
+// update receipts with their E2E key.
 func mupDescription(t testing.TB) []byte {
 	t.Helper()
-	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
+	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device-signed.jsonld"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,6 +240,7 @@ type aclWorld struct {
 	m         *manager.Manager
 	vendorKey *ecdsa.PrivateKey
 	serverKey *ecdsa.PrivateKey
+	ca        *x509.Certificate // issues mup-1's certificate; checks its receipts
 }
 
 // spied is what mup-2 tries to read of mup-1's: its command, firmware,
@@ -283,11 +286,11 @@ func runAccessControl(t *testing.T, sys *aclSystem) {
 			t.Fatal(err)
 		}
 		res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: signed, Image: image, ServerKey: w.serverKey,
-			NETCONF: w.s, MQTTURL: sys.url, MQTTCredentials: sys.creds[updateServerName], Flow: updateserver.Windowed})
+			NETCONF: w.s, MQTTURL: sys.url, MQTTCredentials: sys.creds[updateServerName], Flow: updateserver.Windowed, DeviceCA: w.ca})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Version != 4 || w.dev.FirmwareVersion() != 4 {
+		if res.Version != 4 || w.dev.FirmwareVersion() != 4 || res.Verdict != updateserver.Verified {
 			t.Fatalf("result %+v, device version %d", res, w.dev.FirmwareVersion())
 		}
 		waitFirmwareVersion(t, w.s, "4")
@@ -300,7 +303,7 @@ func runAccessControl(t *testing.T, sys *aclSystem) {
 			t.Fatal(err)
 		}
 		res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "mup-1", VendorSigned: signed, Image: image, ServerKey: w.serverKey,
-			NETCONF: w.s, MQTTURL: sys.url, MQTTCredentials: sys.creds[updateServerName], Flow: updateserver.Windowed,
+			NETCONF: w.s, MQTTURL: sys.url, MQTTCredentials: sys.creds[updateServerName], Flow: updateserver.Windowed, DeviceCA: w.ca,
 			OpenKeyChannel: func(ctx context.Context, uuid string) (updateserver.KeyChannel, error) {
 				ch, err := w.m.OpenKeyChannel(ctx, uuid)
 				if err != nil {
@@ -473,8 +476,8 @@ func startACLWorld(t *testing.T, sys *aclSystem) *aclWorld {
 	}
 	vendorKey, _ := mup.GenerateKey()
 	serverKey, _ := mup.GenerateKey()
-	w := &aclWorld{aclSystem: sys, vendorKey: vendorKey, serverKey: serverKey}
-	dev := startMUPDeviceAs(t, "mup-device.jsonld", sys.url, "mup-1", sys.creds["mup-1"],
+	w := &aclWorld{aclSystem: sys, vendorKey: vendorKey, serverKey: serverKey, ca: ca}
+	dev := startMUPDeviceAs(t, "mup-device-signed.jsonld", sys.url, "mup-1", sys.creds["mup-1"],
 		devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10, VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey},
 		func(d *devices.Device) error { return d.EnableE2E(issue("mup-1", e2e.RoleDevice)) })
 	w.dev = dev

@@ -132,7 +132,11 @@ func (b *Bridge) newNETCONFServer() (*netconf.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return netconf.NewServer(netconf.Config{HostKey: hostKey, Users: users, Access: netconf.DefaultAccess(), Logger: b.cfg.Logger})
+	l := b.cfg.NETCONF
+	return netconf.NewServer(netconf.Config{HostKey: hostKey, Users: users, Access: netconf.DefaultAccess(), Logger: b.cfg.Logger,
+		MaxSessions: l.MaxSessions, MaxUserSessions: l.MaxUserSessions, AdminReserve: l.AdminReserve,
+		MaxStartups: l.MaxStartups, MaxStartupsPerSource: l.MaxStartupsPerSource,
+		MaxStartupQueue: l.MaxStartupQueue, MaxStartupQueuePerSource: l.MaxStartupQueuePerSource})
 }
 
 // connectMQTT starts the embedded broker and connects to it inline, or

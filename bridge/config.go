@@ -133,6 +133,9 @@ type Config struct {
 	MaxShapes     int
 	MaxShapeBytes int
 	OfflineAfter  time.Duration // a device not heard from this long is offline; default 5m
+	// NETCONF bounds the NETCONF server's sessions and SSH handshakes;
+	// zero fields take the netconf package's defaults (netconf.Config).
+	NETCONF NetconfLimits
 
 	// Cluster, when set, makes this bridge one instance of a cluster of
 	// that name on a shared external broker (see cluster.go); Instance
@@ -217,4 +220,12 @@ func defaultLimit(v, def int) int {
 		return 0
 	}
 	return v
+}
+
+// NetconfLimits are the session and handshake limits of netconf.Config
+// that an operator sets (see netconf.Config for each one's meaning and
+// default).
+type NetconfLimits struct {
+	MaxSessions, MaxUserSessions, AdminReserve                                   int
+	MaxStartups, MaxStartupsPerSource, MaxStartupQueue, MaxStartupQueuePerSource int
 }

@@ -446,3 +446,29 @@ func TestTokenGuessingIsSlowed(t *testing.T) {
 		t.Errorf("the right token from another address: CONNACK 0x%02x", code)
 	}
 }
+
+// With --mqtt-allow-anonymous a device with no credentials connects with
+// its usual client identifier (myno-device-<uuid>) and registers; the
+// client identifier of a provisioned device stays its own.
+func TestAnonymousDevicesUseTheirClientIdentifier(t *testing.T) {
+	b := startBridge(t, t.TempDir(), func(c *bridge.Config) { c.MQTTAllowAnonymous = true })
+	defer b.Close()
+	url := b.BrokerURL()
+	device(t, url, "led-color.jsonld", "led-owned", client.MQTT5) // enrols with its own token
+	d, err := devices.New(devices.Config{Description: desc(t, "led-color.jsonld"), UUID: "led-anon", BrokerURL: url, Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatalf("anonymous device: %v", err)
+	}
+	defer d.Close()
+	if err := d.Bootstrap(ctx); err != nil {
+		t.Fatalf("anonymous device: %v", err)
+	}
+	if _, err := dialWith(ctx, url, wire.DeviceClientID("led-owned"), client.Credentials{}, nil); err == nil || !strings.Contains(err.Error(), "0x85") {
+		t.Errorf("anonymous client as the provisioned led-owned: %v, want CONNACK 0x85", err)
+	}
+}

@@ -191,8 +191,8 @@ func BenchmarkBrokerRoundTrip(b *testing.B) {
 
 // BenchmarkFleetUpdate updates 100 devices concurrently with the reference
 // image through one bridge and the embedded broker: a campaign with 32
-// workers (the bridge's default SSH MaxStartups is 32, so more parallel
-// handshakes are refused by design), windowed, 600 B slices.
+// workers (the bridge's SSH MaxStartups: 32 handshakes at once; more would
+// wait in its queue, not fail), windowed, 600 B slices.
 func BenchmarkFleetUpdate(b *testing.B) {
 	const fleet = 100
 	w, _ := setup(b, "")

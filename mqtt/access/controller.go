@@ -139,8 +139,13 @@ func (c *Controller) Authenticate(req ConnectRequest) (Identity, error) {
 		if req.ClientID != id.Name && req.ClientID != wire.DeviceClientID(id.Name) {
 			return Identity{}, fmt.Errorf("%w: device %s may connect as %q or %q, not %q", ErrClientID, id.Name, id.Name, wire.DeviceClientID(id.Name), req.ClientID)
 		}
-	} else if strings.HasPrefix(req.ClientID, wire.DeviceClientID("")) || c.Store.isDevice(req.ClientID) {
-		return Identity{}, fmt.Errorf("%w: %q is a device's client identifier", ErrClientID, req.ClientID)
+	} else if uuid, ok := strings.CutPrefix(req.ClientID, wire.DeviceClientID("")); ok || c.Store.isDevice(req.ClientID) {
+		// An anonymous client (--mqtt-allow-anonymous: a device with no
+		// credentials, as in a migration) may use the client identifier
+		// of a uuid that no provisioned device holds.
+		if !(id.Anonymous() && ok && !c.Store.isDevice(uuid)) {
+			return Identity{}, fmt.Errorf("%w: %q is a device's client identifier", ErrClientID, req.ClientID)
+		}
 	}
 	return id, nil
 }

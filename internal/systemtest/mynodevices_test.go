@@ -112,26 +112,10 @@ func TestUpdateProgressIsReal(t *testing.T) {
 	b := startBridge(t, m.URL(), nil)
 	vendorKey, _ := mup.GenerateKey()
 	serverKey, _ := mup.GenerateKey()
-	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-device.jsonld"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, err := devices.New(devices.Config{Description: desc, UUID: "mup-1", BrokerURL: m.URL(), Logger: testenv.Logger(), TelemetryInterval: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.EnableMUP(devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10, VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey}); err != nil {
-		t.Fatal(err)
-	}
+	dev := startMUPDeviceWith(t, "mup-device.jsonld", devices.Config{UUID: "mup-1", BrokerURL: m.URL(), TelemetryInterval: 5 * time.Millisecond},
+		devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 256 << 10, VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := dev.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dev.Close)
-	if err := dev.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
 	// Serve runs telemetry; the test owns it and waits for it at the end.
 	sctx, stop := context.WithCancel(context.Background())
 	served := make(chan struct{})

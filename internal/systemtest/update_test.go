@@ -110,11 +110,19 @@ func startMUPDeviceFrom(t testing.TB, description, brokerURL, uuid string, cfg d
 // startMUPDeviceAs is startMUPDeviceFrom logged in with creds.
 func startMUPDeviceAs(t testing.TB, description, brokerURL, uuid string, creds client.Credentials, cfg devices.MUPConfig, enable ...func(*devices.Device) error) *devices.Device {
 	t.Helper()
+	return startMUPDeviceWith(t, description, devices.Config{UUID: uuid, BrokerURL: brokerURL, Credentials: creds}, cfg, enable...)
+}
+
+// startMUPDeviceWith is startMUPDeviceAs with the device's configuration
+// (its description read from testdata, its logger the tests').
+func startMUPDeviceWith(t testing.TB, description string, devCfg devices.Config, cfg devices.MUPConfig, enable ...func(*devices.Device) error) *devices.Device {
+	t.Helper()
 	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", description))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: brokerURL, Logger: testenv.Logger(), Credentials: creds})
+	devCfg.Description, devCfg.Logger = desc, testenv.Logger()
+	dev, err := devices.New(devCfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,9 @@ func TestForgedUpdateSuccessIsRefused(t *testing.T) {
 			// manifests like a device answers every step as one would.
 			cfg := devices.MUPConfig{AppID: "myno-app", Version: 3, SlotSize: 64 << 10, VendorKey: &vendorKey.PublicKey, ServerKey: &serverKey.PublicKey}
 			startMUPDeviceFrom(t, "mup-device-signed.jsonld", url, "forger-rogue-ca", cfg,
-				func(d *devices.Device) error { return d.EnableE2E(issueDevice(t, rogueCA, rogueKey, "forger-rogue-ca")) })
+				func(d *devices.Device) error {
+					return d.EnableE2E(issueDevice(t, rogueCA, rogueKey, "forger-rogue-ca"))
+				})
 			startMUPDeviceFrom(t, "mup-device-signed.jsonld", url, "forger-no-key", cfg)
 			startMUPDeviceFrom(t, "mup-device-signed.jsonld", url, "real-device", cfg,
 				func(d *devices.Device) error { return d.EnableE2E(issueDevice(t, ca, caKey, "real-device")) })

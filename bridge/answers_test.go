@@ -3,15 +3,20 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	gonetconf "github.com/Juniper/go-netconf/netconf"
 	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/wire"
 )
 
@@ -124,4 +129,87 @@ func TestAnswerFromAnotherDevicesTopicIsRefused(t *testing.T) {
 	}
 	testenv.WaitFor(t, "the forged answer counted", func() bool { return b.MismatchedAnswers() == 1 },
 		func() string { return fmt.Sprintf("mismatched: %d", b.MismatchedAnswers()) })
+}
+
+// Answers outside the result enumeration (issue 13): MYNO's firmware
+// answers OK, MANIFEST-SUCCESS and 123456,1 although its description lists
+// 10_OK … 28_IMAGE-INVALID. OK is the state 10_OK; any other answer comes
+// back as it is (retval is a union of the states and a string), never as
+// operation-failed; data outputs follow it. Each reply validates against
+// the module with yanglint.
+func TestAnswersOutsideTheStates(t *testing.T) {
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	answer := func(value string, outputs ...string) devices.CommandHandler {
+		return func(context.Context, *devices.Device, *ontology.Function, []string) (string, []string) {
+			return value, outputs
+		}
+	}
+	d, err := devices.New(devices.Config{Description: desc(t, "mup-device.jsonld"), UUID: "myno-fw-1", BrokerURL: b.BrokerURL(), Logger: testenv.Logger(),
+		Credentials: testCreds("myno-fw-1"), Handlers: map[string]devices.CommandHandler{
+			"REPORT-INTERVAL":  answer("OK"),
+			"REBOOT":           answer("MANIFEST-SUCCESS"),
+			"GET-DEVICE-TOKEN": answer("123456,1", "myno-fw-1", "0a0b0c0d0e0f1011", "7"),
+			"ON":               answer("12_ERROR"),
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ns := namespace(t, "mup-device.jsonld")
+	s := session(t, b.NetconfAddr())
+	mod := moduleSource(t, s, ns)
+	lint := testenv.Tool(t, "yanglint")
+	for _, c := range []struct{ rpc, args, retval string }{
+		{"setReportInterval", "<input_1_Seconds>60</input_1_Seconds>", "10_OK"},
+		{"rebootDevice", "", "MANIFEST-SUCCESS"},
+		{"getDeviceToken", "", "123456,1"},
+		{"relayOn", "", "12_ERROR"},
+	} {
+		op := `<` + c.rpc + ` xmlns="` + ns + `"><uuidInput>myno-fw-1</uuidInput>` + c.args + `</` + c.rpc + `>`
+		reply, re := exec1(t, s, op)
+		if re != nil {
+			t.Fatalf("%s: rpc-error %+v", c.rpc, re)
+		}
+		mustContain(t, reply, `<retval xmlns="`+ns+`">`+c.retval+"</retval>")
+		if c.rpc == "getDeviceToken" {
+			mustContain(t, reply, ">0a0b0c0d0e0f1011</output_2_Nonce>", ">7</output_3_Version>")
+		}
+		validateReply(t, lint, mod, op, reply)
+	}
+}
+
+// moduleSource fetches the source of the module of namespace ns.
+func moduleSource(t *testing.T, s *gonetconf.Session, ns string) string {
+	t.Helper()
+	reply, re := exec1(t, s, `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>`+
+		strings.TrimPrefix(ns, "urn:myno:yang:")+`</identifier></get-schema>`)
+	if re != nil {
+		t.Fatal(re)
+	}
+	return schemaText(t, reply)
+}
+
+// validateReply checks an rpc-reply against the module with yanglint
+// (nc-reply, the request given with -R).
+func validateReply(t *testing.T, lint, module, op, reply string) {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{"module.yang": module, "rpc.xml": `<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1">` + op + `</rpc>`, "reply.xml": reply}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(lint, "-t", "nc-reply", "-R", filepath.Join(dir, "rpc.xml"), filepath.Join(dir, "module.yang"), filepath.Join(dir, "reply.xml")).CombinedOutput(); err != nil {
+		t.Errorf("yanglint: %v\n%s\n%s", err, out, reply)
+	}
 }

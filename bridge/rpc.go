@@ -82,27 +82,55 @@ func (b *Bridge) invoke(ctx context.Context, mod *yang.Module, c *yang.Call, top
 // reply renders the device's answer as the rpc output: retval and the
 // data outputs, in the module's namespace.
 func (b *Bridge) reply(mod *yang.Module, c *yang.Call, r wire.Response) ([]*netconf.Element, error) {
-	f := c.RPC.Function
-	retval := r.Value
-	if len(f.States) > 0 {
-		known := false
-		for _, s := range f.States {
-			if wire.Expand(s.Value, c.UUID) == r.Value {
-				known, retval = true, ontology.Display(s.Value) // the YANG enum name
-			}
-		}
-		if !known {
-			return nil, &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagOperationFailed, AppTag: "device-error",
-				Message: fmt.Sprintf("device %s answered %q, which is not one of the operation's states", c.UUID, r.Value)}
-		}
-	}
-	out := []*netconf.Element{netconf.NewLeaf(mod.Namespace, "retval", retval)}
+	out := []*netconf.Element{netconf.NewLeaf(mod.Namespace, "retval", resultOf(c, r.Value))}
 	for i, o := range c.RPC.Outputs {
 		if i < len(r.Outputs) {
 			out = append(out, netconf.NewLeaf(mod.Namespace, o.Name, r.Outputs[i]))
 		}
 	}
 	return out, nil
+}
+
+// resultOf is retval for a device's answer: the state it names (the YANG
+// enum name); else the one state it names without its numeric prefix
+// (MYNO's firmware answers OK for 10_OK); else the answer as it is, which
+// the module's retval (a union of the states and a string) allows: MYNO's
+// firmware answers MANIFEST-SUCCESS and 123456,1 too, and a client is
+// better served by the device's word than by an error (issue 13).
+func resultOf(c *yang.Call, answer string) string {
+	states := c.RPC.Function.States
+	for _, s := range states {
+		if wire.Expand(s.Value, c.UUID) == answer {
+			return ontology.Display(s.Value)
+		}
+	}
+	match := ""
+	for _, s := range states {
+		if stripStateNumber(wire.Expand(s.Value, c.UUID)) == answer {
+			if match != "" {
+				return answer // two states end so: no guess
+			}
+			match = ontology.Display(s.Value)
+		}
+	}
+	if match != "" {
+		return match
+	}
+	return answer
+}
+
+// stripStateNumber drops the numeric prefix of a MYNO state ("10_OK" ->
+// "OK"); a value without one is returned whole, so it never matches a
+// different answer.
+func stripStateNumber(state string) string {
+	i := 0
+	for i < len(state) && state[i] >= '0' && state[i] <= '9' {
+		i++
+	}
+	if i == 0 || i == len(state) || state[i] != '_' {
+		return "\x00" + state
+	}
+	return state[i+1:]
 }
 
 // onAnswer matches a device answer to its rpc (pendingCalls.deliver).

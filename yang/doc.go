@@ -12,8 +12,9 @@
 //   - each invocable functionality becomes an rpc whose input holds the
 //     mandatory device selector and one node per operation input
 //     (enumeration, a container of ranged leaves for a sub-structure, or a
-//     typed leaf), and whose output holds retval, an enumeration of the
-//     operation states with their descriptions, plus any data outputs;
+//     typed leaf), and whose output holds retval, a union of the enumeration
+//     of the operation states (with their descriptions) and a string (a
+//     device's answer outside them), plus any data outputs;
 //   - a config false "devices" list keyed by uuid holds the device state
 //     and the latest reading of every sensor, with its units;
 //   - every sensor and event also becomes a notification;

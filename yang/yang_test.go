@@ -238,8 +238,10 @@ func TestGoyangReadsTheSchema(t *testing.T) {
 	if uuid := rpc.RPC.Input.Dir["uuidInput"]; uuid == nil || uuid.Mandatory != goyang.TSTrue {
 		t.Errorf("device selector is not mandatory: %+v", uuid)
 	}
+	// retval: the states' enumeration, or any other answer as a string.
 	retval := rpc.RPC.Output.Dir["retval"]
-	if retval == nil || retval.Type.Kind != goyang.Yenum {
+	if retval == nil || retval.Type.Kind != goyang.Yunion || len(retval.Type.Type) != 2 ||
+		retval.Type.Type[0].Kind != goyang.Yenum || retval.Type.Type[1].Kind != goyang.Ystring {
 		t.Fatalf("retval %+v", retval)
 	}
 	devices := mod.Dir["devices"]

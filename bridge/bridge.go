@@ -13,6 +13,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -136,7 +138,34 @@ func (b *Bridge) newNETCONFServer() (*netconf.Server, error) {
 	return netconf.NewServer(netconf.Config{HostKey: hostKey, Users: users, Access: netconf.DefaultAccess(), Logger: b.cfg.Logger,
 		MaxSessions: l.MaxSessions, MaxUserSessions: l.MaxUserSessions, AdminReserve: l.AdminReserve,
 		MaxStartups: l.MaxStartups, MaxStartupsPerSource: l.MaxStartupsPerSource,
-		MaxStartupQueue: l.MaxStartupQueue, MaxStartupQueuePerSource: l.MaxStartupQueuePerSource})
+		MaxStartupQueue: l.MaxStartupQueue, MaxStartupQueuePerSource: l.MaxStartupQueuePerSource,
+		ChooseModule: b.chooseModule})
+}
+
+// chooseModule picks, for an rpc that arrived without a namespace (MYNO's
+// clients send them so), the module of the device its selector leaf
+// names: real fleets repeat rpc names across modules (funcLed_1On in every
+// LED module). The selector is the leaf the device's own module declares
+// for that rpc. With no such leaf naming a registered device it leaves the
+// choice to the server (the only candidate, or a refusal naming them).
+func (b *Bridge) chooseModule(op *netconf.Element, candidates []string) (string, error) {
+	for _, c := range op.Children {
+		if len(c.Children) > 0 {
+			continue
+		}
+		mod := b.registry.moduleServing(strings.TrimSpace(c.Text))
+		if mod == nil || !slices.Contains(candidates, mod.Namespace) {
+			continue
+		}
+		if rpc := mod.RPC(op.Name.Local); rpc != nil {
+			for _, in := range rpc.Inputs {
+				if in.Selector() && in.Name == c.Name.Local {
+					return mod.Namespace, nil
+				}
+			}
+		}
+	}
+	return "", nil
 }
 
 // connectMQTT starts the embedded broker and connects to it inline, or

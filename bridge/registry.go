@@ -530,6 +530,16 @@ func (r *registry) moduleOf(uuid string) (string, bool) {
 	return d.module.mod.Name, true
 }
 
+// moduleServing returns the module of the device uuid, if it is registered.
+func (r *registry) moduleServing(uuid string) *yang.Module {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d := r.devices[uuid]; d != nil {
+		return d.module.mod
+	}
+	return nil
+}
+
 // counts is the number of devices and modules.
 func (r *registry) counts() (devices, modules int) {
 	r.mu.Lock()

@@ -155,7 +155,7 @@ func Generate(dev *ontology.Device, opts Options) (*Module, error) {
 		Device:   dev,
 		uuid:     uuid,
 	}
-	m.Namespace = "urn:myno:yang:" + m.Name
+	m.Namespace = NamespaceOf(m.Name)
 	// The prefix is the category part plus 4 shape digits: short for
 	// clients to type, and a valid identifier even for "16A-PLUG".
 	m.Prefix = strings.TrimPrefix(m.Name, "myno-")
@@ -670,3 +670,6 @@ func (m *Module) renderNotification(w *writer, n *Notification) {
 	w.stmt("uses", n.grouping)
 	w.close()
 }
+
+// NamespaceOf is the namespace of the generated module name.
+func NamespaceOf(module string) string { return "urn:myno:yang:" + module }

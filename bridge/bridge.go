@@ -43,6 +43,7 @@ type Bridge struct {
 	calls    *pendingCalls
 	owner    ownership // solo, or an instance of a cluster
 	reqSeq   atomic.Uint64
+	myno     *mynoModules // the modules as --profile myno shows them; nil otherwise
 
 	// ctx ends when Close starts; run owns every goroutine of the bridge.
 	ctx    context.Context
@@ -55,12 +56,18 @@ type Bridge struct {
 // everything listens; Close stops it.
 func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	cfg.setDefaults()
+	if cfg.Profile != ProfileStandard && cfg.Profile != ProfileMYNO {
+		return nil, fmt.Errorf("profile %q: want %s or %s", cfg.Profile, ProfileStandard, ProfileMYNO)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
 	b := &Bridge{cfg: cfg, log: cfg.Logger, calls: newPendingCalls(),
 		assembly: newAssembler(cfg.MaxDescriptionBytes, cfg.MaxChunks, cfg.MaxPendingDescriptionBytes,
 			sourceLimits{count: cfg.MaxPendingPerSource, bytes: cfg.MaxPendingBytesPerSource}, cfg.AssemblyTimeout)}
+	if cfg.Profile == ProfileMYNO {
+		b.myno = newMYNOModules()
+	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -139,7 +146,7 @@ func (b *Bridge) newNETCONFServer() (*netconf.Server, error) {
 		MaxSessions: l.MaxSessions, MaxUserSessions: l.MaxUserSessions, AdminReserve: l.AdminReserve,
 		MaxStartups: l.MaxStartups, MaxStartupsPerSource: l.MaxStartupsPerSource,
 		MaxStartupQueue: l.MaxStartupQueue, MaxStartupQueuePerSource: l.MaxStartupQueuePerSource,
-		ChooseModule: b.chooseModule})
+		ChooseModule: b.chooseModule, AllSchemas: b.allSchemas()})
 }
 
 // chooseModule picks, for an rpc that arrived without a namespace (MYNO's
@@ -154,13 +161,24 @@ func (b *Bridge) chooseModule(op *netconf.Element, candidates []string) (string,
 			continue
 		}
 		mod := b.registry.moduleServing(strings.TrimSpace(c.Text))
-		if mod == nil || !slices.Contains(candidates, mod.Namespace) {
+		if mod == nil {
+			continue
+		}
+		ns := mod.Namespace
+		if b.myno != nil {
+			mm := b.myno.of(mod.Name)
+			if mm == nil {
+				continue
+			}
+			ns = mm.Namespace
+		}
+		if !slices.Contains(candidates, ns) {
 			continue
 		}
 		if rpc := mod.RPC(op.Name.Local); rpc != nil {
 			for _, in := range rpc.Inputs {
 				if in.Selector() && in.Name == c.Name.Local {
-					return mod.Namespace, nil
+					return ns, nil
 				}
 			}
 		}
@@ -521,8 +539,12 @@ func (b *Bridge) apply(ctx context.Context, ch change) {
 
 // announce adds a module, its rpcs and its state to the NETCONF server.
 func (b *Bridge) announce(mod *yang.Module) {
+	if b.myno != nil {
+		b.announceMYNO(mod)
+		return
+	}
 	for _, r := range mod.RPCs {
-		b.nc.Handle(mod.Name, mod.Namespace, r.Name, b.rpcHandler(mod))
+		b.nc.Handle(mod.Name, mod.Namespace, r.Name, b.rpcHandler(mod, b.reply))
 	}
 	b.nc.AddState(mod.Name, b.stateFunc(mod))
 	b.nc.AddModule(netconf.Module{Name: mod.Name, Revision: mod.Revision, Namespace: mod.Namespace, Source: mod.Text})
@@ -531,6 +553,10 @@ func (b *Bridge) announce(mod *yang.Module) {
 // withdraw removes a module, its rpcs and its state from the NETCONF
 // server; subscribed sessions get netconf-capability-change (RFC 6470).
 func (b *Bridge) withdraw(mod *yang.Module) {
+	if b.myno != nil {
+		b.withdrawMYNO(mod)
+		return
+	}
 	b.nc.RemoveState(mod.Name)
 	b.nc.RemoveModule(mod.Name)
 	b.log.Info("module withdrawn", "module", mod.Name)

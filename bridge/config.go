@@ -133,6 +133,10 @@ type Config struct {
 	MaxShapes     int
 	MaxShapeBytes int
 	OfflineAfter  time.Duration // a device not heard from this long is offline; default 5m
+	// Profile is how modules, <get> and rpc replies look: ProfileStandard
+	// (default: YANG 1.1 and RFC 6241) or ProfileMYNO (as MYNO's own
+	// bridge, for MYNO's web client and Update Server; see profile.go).
+	Profile string
 	// NETCONF bounds the NETCONF server's sessions and SSH handshakes;
 	// zero fields take the netconf package's defaults (netconf.Config).
 	NETCONF NetconfLimits
@@ -154,6 +158,13 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.Profile == "" {
+		c.Profile = ProfileStandard
+	}
+	if c.Profile == ProfileMYNO {
+		// MYNO's devices bootstrap on yang/config and the shared topics.
+		c.LegacyBootstrapTopics = true
+	}
 	if c.NetconfListen == "" {
 		c.NetconfListen = DefaultNetconfListen
 	}
@@ -229,3 +240,9 @@ type NetconfLimits struct {
 	MaxSessions, MaxUserSessions, AdminReserve                                   int
 	MaxStartups, MaxStartupsPerSource, MaxStartupQueue, MaxStartupQueuePerSource int
 }
+
+// The profiles of Config.Profile.
+const (
+	ProfileStandard = "standard"
+	ProfileMYNO     = "myno"
+)

@@ -13,9 +13,13 @@ import (
 	"github.com/myno-bridge/myno/yang"
 )
 
+// replier renders a device's answer as an rpc's output (b.reply, or
+// b.mynoReply for --profile myno).
+type replier func(mod *yang.Module, c *yang.Call, r wire.Response) ([]*netconf.Element, error)
+
 // rpcHandler translates the rpcs of one module: validate, publish, wait,
 // reply (DESIGN.md, RPC).
-func (b *Bridge) rpcHandler(mod *yang.Module) netconf.Handler {
+func (b *Bridge) rpcHandler(mod *yang.Module, reply replier) netconf.Handler {
 	return netconf.HandlerFunc(func(ctx context.Context, req *netconf.Request) ([]*netconf.Element, error) {
 		// The input is checked against the module first: a bad value never
 		// reaches MQTT.
@@ -43,7 +47,7 @@ func (b *Bridge) rpcHandler(mod *yang.Module) netconf.Handler {
 			return nil, (&netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagInvalidValue,
 				Message: fmt.Sprintf("device %q does not implement %s:%s", c.UUID, mod.Name, c.RPC.Name)}).WithInfo("bad-element", selectorName(c))
 		}
-		return b.invoke(ctx, mod, c, wire.CommandTopic(tmplTopic, c.UUID))
+		return b.invoke(ctx, mod, c, wire.CommandTopic(tmplTopic, c.UUID), reply)
 	})
 }
 
@@ -57,7 +61,7 @@ func selectorName(c *yang.Call) string {
 }
 
 // invoke publishes the command and waits for the answer.
-func (b *Bridge) invoke(ctx context.Context, mod *yang.Module, c *yang.Call, topic string) ([]*netconf.Element, error) {
+func (b *Bridge) invoke(ctx context.Context, mod *yang.Module, c *yang.Call, topic string, reply replier) ([]*netconf.Element, error) {
 	cl := b.calls.add(c.UUID, b.owner.reqID(b.reqSeq.Add(1)))
 	defer b.calls.remove(cl)
 	req := wire.Request{ReqID: cl.reqID, Method: c.RPC.Function.Method, Args: c.Args}
@@ -71,7 +75,7 @@ func (b *Bridge) invoke(ctx context.Context, mod *yang.Module, c *yang.Call, top
 	select {
 	case r := <-cl.answer:
 		b.registry.touch(c.UUID, time.Now().UTC())
-		return b.reply(mod, c, r)
+		return reply(mod, c, r)
 	case <-ctx.Done():
 		return nil, (&netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagOperationFailed, AppTag: "device-timeout",
 			Message: fmt.Sprintf("device %s did not answer %s within %s", c.UUID, c.RPC.Function.Method, b.cfg.RPCTimeout)}).

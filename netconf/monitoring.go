@@ -192,6 +192,11 @@ func hostOf(addr string) string {
 // opGetSchema returns a module's source (RFC 6022 §3.1).
 func (s *Server) opGetSchema(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
 	idEl := op.Child(NSMonitoring, "identifier")
+	if idEl != nil && strings.TrimSpace(idEl.Text) == "" && s.cfg.AllSchemas != nil {
+		// MYNO's clients ask with an empty identifier and split the
+		// answer on the word "module" (Config.AllSchemas).
+		return []*Element{NewLeaf(NSMonitoring, "data", s.cfg.AllSchemas())}, nil
+	}
 	if idEl == nil || strings.TrimSpace(idEl.Text) == "" {
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagMissingElement, Message: "<identifier> is missing"}).WithInfo("bad-element", "identifier")
 	}

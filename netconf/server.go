@@ -64,6 +64,11 @@ type Config struct {
 	// the server, which takes the only candidate and refuses an ambiguous
 	// name (see resolveUnqualified). nil: the server's rule alone.
 	ChooseModule func(op *Element, candidates []string) (namespace string, err error)
+	// AllSchemas, when set, answers a get-schema whose identifier is
+	// empty (RFC 6022 §3.1 makes it mandatory): the sources of the
+	// application's modules, one after another, as MYNO's bridge answers
+	// its clients. nil: an empty identifier is missing-element.
+	AllSchemas func() string
 
 	Logger *slog.Logger // default slog.Default()
 }

@@ -126,7 +126,12 @@ func testCluster(t *testing.T, url string) {
 	a.Close()
 	waitMembers(t, 2, b, c)
 	for _, d := range devs {
-		if err := d.Bootstrap(ctx); err != nil {
+		// A deadline per bootstrap: under a loaded -race run the steps
+		// above can take most of ctx's 30 s (seen in CI).
+		bctx, bcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := d.Bootstrap(bctx)
+		bcancel()
+		if err != nil {
 			t.Fatalf("bootstrap after a left: %v", err)
 		}
 	}

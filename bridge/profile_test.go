@@ -29,7 +29,9 @@ func TestMYNOProfileWithAClientLikeMYNOs(t *testing.T) {
 	b := startBridge(t, t.TempDir(), func(c *bridge.Config) { c.Profile = bridge.ProfileMYNO })
 	defer b.Close()
 	answer := func(value string, outputs ...string) devices.CommandHandler {
-		return func(context.Context, *devices.Device, *ontology.Function, []string) (string, []string) { return value, outputs }
+		return func(context.Context, *devices.Device, *ontology.Function, []string) (string, []string) {
+			return value, outputs
+		}
 	}
 	d, err := devices.New(devices.Config{Description: desc(t, "mup-device.jsonld"), UUID: "MYNO-UPDATE-8A12-4F4F", BrokerURL: b.BrokerURL(),
 		Logger: testenv.Logger(), Credentials: testCreds("MYNO-UPDATE-8A12-4F4F"), Protocol: client.MQTT311, FillUUID: true, ChunkSize: -1, LegacyTopic: true,

@@ -89,6 +89,22 @@ type Config struct {
 	// Handlers override the generic actuator for a method (the MUP device
 	// side plugs in here).
 	Handlers map[string]CommandHandler
+	// KeepAlive is the device's MQTT keep-alive; 0 is
+	// client.DefaultKeepAlive (30 s). The broker drops a device that
+	// sends nothing for 1.5 times as long: a stopped device is offline
+	// then.
+	KeepAlive time.Duration
+	// NoPresence sets no Will and publishes no presence, as MYNO's
+	// devices do. By default a device announces itself on its presence
+	// topic (wire.PresenceTopic): online, retained, on every connection
+	// and, not retained, every half keep-alive while it runs (on an
+	// external broker the bridge sees no PINGREQ: this is how it hears
+	// from a device that has nothing else to say); offline, retained,
+	// when it closes, and through its Will, which the broker publishes
+	// when the connection ends otherwise (a crash, a network cut, the
+	// keep-alive expired). Without it, only the device's other messages
+	// tell the bridge of an external broker that it is there.
+	NoPresence bool
 }
 
 // CommandHandler answers one command: the state value and outputs.
@@ -109,6 +125,9 @@ type Device struct {
 	reconnected chan struct{}
 	connections atomic.Uint64
 	bootCorr    []byte
+	// session is the word of this device's presence announcements and
+	// of its Will (wire.Presence); "" with NoPresence.
+	session string
 
 	commandTopics map[string][]*ontology.Function
 	mup           *mupDevice
@@ -246,7 +265,15 @@ func (d *Device) Model() *ontology.Device { return d.model }
 // registered the device: a broker with an ACL from the descriptions
 // grants them only then.
 func (d *Device) Connect(ctx context.Context) error {
+	var will *client.Message
+	if !d.cfg.NoPresence {
+		d.session = rand.Text()[:16]
+		will = &client.Message{Topic: wire.PresenceTopic(d.cfg.UUID), Payload: wire.Presence{Session: d.session}.Encode()}
+	}
 	tr, err := client.Dial(ctx, client.Config{
+		Will:        will,
+		WillRetain:  true,
+		KeepAlive:   d.cfg.KeepAlive,
 		URL:         d.cfg.BrokerURL,
 		Credentials: d.cfg.Credentials,
 		ClientID:    wire.DeviceClientID(d.cfg.UUID),
@@ -264,6 +291,7 @@ func (d *Device) Connect(ctx context.Context) error {
 				return // the first connection (the client calls this after each)
 			}
 			d.log.Debug("mqtt reconnected")
+			d.spawn(func() { d.announce(true) })
 			select {
 			case d.reconnected <- struct{}{}:
 			default:
@@ -289,7 +317,58 @@ func (d *Device) Connect(ctx context.Context) error {
 			return fmt.Errorf("subscribe %s: %w", t, err)
 		}
 	}
+	d.announce(true)
+	if d.session != "" {
+		d.spawn(d.heartbeat)
+	}
 	return nil
+}
+
+// heartbeat announces the device online every half keep-alive until it
+// closes (Config.NoPresence), at QoS 0 and not retained: the connection's
+// retained announcement already says it.
+func (d *Device) heartbeat() {
+	every := d.cfg.KeepAlive
+	if every <= 0 {
+		every = client.DefaultKeepAlive
+	}
+	t := time.NewTicker(every / 2)
+	defer t.Stop()
+	m := client.Message{Topic: wire.PresenceTopic(d.cfg.UUID), Payload: wire.Presence{Online: true, Session: d.session}.Encode()}
+	for {
+		select {
+		case <-d.life.Done():
+			return
+		case <-t.C:
+		}
+		if !d.tr.Connected() {
+			continue // the connection's own announcement comes when it is back
+		}
+		ctx, cancel := context.WithTimeout(d.life, answerTimeout)
+		if err := d.tr.Publish(ctx, m, 0); err != nil {
+			d.log.Debug("presence heartbeat not published", "err", err)
+		}
+		cancel()
+	}
+}
+
+// announce publishes the device's presence, retained (see
+// Config.NoPresence); a failure is logged: the next connection announces
+// again, and the Will still says when the device is gone.
+func (d *Device) announce(online bool) {
+	if d.session == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(d.life, answerTimeout)
+	if !online {
+		// Close has ended the device's life already.
+		ctx, cancel = context.WithTimeout(context.Background(), answerTimeout)
+	}
+	defer cancel()
+	m := client.Message{Topic: wire.PresenceTopic(d.cfg.UUID), Payload: wire.Presence{Online: online, Session: d.session}.Encode()}
+	if err := d.tr.PublishRetained(ctx, m); err != nil {
+		d.log.Warn("presence not published", "online", online, "err", err)
+	}
 }
 
 // ErrRefused is returned when the bridge answers ERROR;<reason>.
@@ -510,6 +589,8 @@ func (d *Device) Close() {
 			for t := range d.commandTopics {
 				_ = d.tr.Unsubscribe(ctx, t)
 			}
+			// A clean DISCONNECT sends no Will: say it.
+			d.announce(false)
 		}
 		_ = d.tr.Close(ctx)
 	})

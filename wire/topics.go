@@ -129,6 +129,26 @@ func FirmwareStatusUUID(topic string) (string, bool) {
 	return uuid, ok && ValidUUID(uuid)
 }
 
+// TopicPresence is the tree of the devices' presence (the project's own;
+// MYNO's devices do not publish it): "myno/presence/<uuid>", retained,
+// "online;<session>" when the device connects and "offline;<session>"
+// when it leaves, cleanly or through its Will (EncodePresence). On an
+// external broker the bridge cannot see connections; this is how it
+// knows a device with a Will is gone.
+const TopicPresence = TopicProject + "/presence"
+
+// PresenceTopic is the presence topic of one device.
+func PresenceTopic(uuid string) string { return TopicPresence + "/" + uuid }
+
+// PresenceFilter matches every device's presence topic.
+const PresenceFilter = TopicPresence + "/+"
+
+// PresenceUUID is the device of a presence topic.
+func PresenceUUID(topic string) (string, bool) {
+	uuid, ok := strings.CutPrefix(topic, TopicPresence+"/")
+	return uuid, ok && ValidUUID(uuid)
+}
+
 // TopicUpdateServerCert holds, retained, the Update Server certificate
 // (PEM) that the bridge publishes; MUP devices check it against their
 // vendor CA before they trust the key in it.

@@ -176,3 +176,43 @@ func DecodeFirmwareStatus(b []byte) (string, error) {
 	}
 	return string(v), nil
 }
+
+// Presence is a device's announcement on its presence topic: online or
+// not, and the session it is about (a random word the device draws when
+// it starts, the same in its Will), so that a late Will of an earlier
+// session cannot take a device offline that has connected again.
+type Presence struct {
+	Online  bool
+	Session string
+}
+
+// Presence payloads: "online;<session>", "offline;<session>".
+const (
+	presenceOnline  = "online"
+	presenceOffline = "offline"
+)
+
+// Encode renders a presence announcement.
+func (p Presence) Encode() []byte {
+	state := presenceOffline
+	if p.Online {
+		state = presenceOnline
+	}
+	return []byte(state + ";" + p.Session)
+}
+
+// DecodePresence reads a presence announcement; the session is 1 to 64
+// printable characters without ';'.
+func DecodePresence(b []byte) (Presence, error) {
+	state, session, ok := bytes.Cut(b, []byte(";"))
+	if !ok || len(session) == 0 || len(session) > 64 || bytes.IndexByte(session, ';') >= 0 || !Printable(string(session)) {
+		return Presence{}, malformed("presence %.32q: want online;<session> or offline;<session>", b)
+	}
+	switch string(state) {
+	case presenceOnline:
+		return Presence{Online: true, Session: string(session)}, nil
+	case presenceOffline:
+		return Presence{Session: string(session)}, nil
+	}
+	return Presence{}, malformed("presence %.32q: want online;<session> or offline;<session>", b)
+}

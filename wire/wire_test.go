@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -138,5 +139,29 @@ func TestFirmwareStatus(t *testing.T) {
 		if _, err := DecodeFirmwareStatus([]byte(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// Presence announcements round-trip; anything else is malformed.
+func TestPresence(t *testing.T) {
+	for _, p := range []Presence{{Online: true, Session: "s1"}, {Session: "Zx-9_"}} {
+		got, err := DecodePresence(p.Encode())
+		if err != nil || got != p {
+			t.Errorf("%+v: %+v %v", p, got, err)
+		}
+	}
+	for _, bad := range []string{"", "online", "online;", "up;s", "offline;a;b", "online;" + strings.Repeat("x", 65), "online;a\nb"} {
+		if _, err := DecodePresence([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if u, ok := PresenceUUID(PresenceTopic("dev-1")); !ok || u != "dev-1" {
+		t.Errorf("PresenceUUID: %q %v", u, ok)
+	}
+	if _, ok := PresenceUUID(FirmwareStatusTopic("dev-1")); ok {
+		t.Error("a status topic taken for a presence topic")
+	}
+	if err := CheckDeviceTopic(PresenceTopic("%s")); err == nil {
+		t.Error("a description may name the presence tree")
 	}
 }

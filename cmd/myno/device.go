@@ -40,6 +40,8 @@ func deviceCommand() *cli.Command {
 			&cli.StringFlag{Name: "mqtt-token-dir", Usage: "`DIR` of device tokens, <uuid>.token each (myno devices add --token-dir): each device logs in with its uuid and its token", Sources: cli.EnvVars("MYNO_MQTT_TOKEN_DIR")},
 			&cli.BoolFlag{Name: "legacy-bootstrap-topics", Usage: "bootstrap on MYNO's shared topics (yang/config/create, ...) instead of the device's own (yang/config/create/<uuid>, ...), for bridges that know only those", Sources: cli.EnvVars("MYNO_DEVICE_LEGACY_BOOTSTRAP_TOPICS")},
 			&cli.DurationFlag{Name: "bootstrap-timeout", Usage: "wait for the bridge's answer per attempt", Value: devices.DefaultBootstrapTimeout, Sources: cli.EnvVars("MYNO_DEVICE_BOOTSTRAP_TIMEOUT")},
+			&cli.DurationFlag{Name: "mqtt-keepalive", Usage: "MQTT keep-alive (whole seconds): the broker drops a device silent for 1.5 times as long, and the bridge then shows it offline", Value: client.DefaultKeepAlive, Sources: cli.EnvVars("MYNO_MQTT_KEEPALIVE")},
+			&cli.BoolFlag{Name: "no-presence", Usage: "set no Will and publish no presence on myno/presence/<uuid>, as MYNO's devices: on an external broker the bridge then tells a stopped device only from its silence (bridge --device-keepalive)", Sources: cli.EnvVars("MYNO_DEVICE_NO_PRESENCE")},
 			logLevelFlag("info"),
 		}, append(e2eDeviceFlags(), mqttAuthFlags()...)...),
 		Action: runDevice,
@@ -64,6 +66,9 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("device: %w", err)}
 	}
+	if k := cmd.Duration("mqtt-keepalive"); k < time.Second || k > 65535*time.Second {
+		return &exitError{code: 2, err: fmt.Errorf("device: --mqtt-keepalive %s: want 1s to 65535s", k)}
+	}
 	chunkSize := int(cmd.Int("chunk-size"))
 	if chunkSize <= 0 {
 		chunkSize = -1 // devices.Config: one chunk
@@ -81,6 +86,8 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 		LegacyBootstrapTopics: cmd.Bool("legacy-bootstrap-topics"),
 		LegacyTopic:           cmd.Bool("legacy-topic"),
 		FillUUID:              cmd.Bool("fill-uuid"),
+		KeepAlive:             cmd.Duration("mqtt-keepalive"),
+		NoPresence:            cmd.Bool("no-presence"),
 	}
 	credentialsFor := deviceCredentials(creds, cmd.String("mqtt-token-dir"))
 	e2eCfg, err := e2eDeviceConfig(cmd)

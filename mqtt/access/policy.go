@@ -134,7 +134,8 @@ func (p Policy) deviceRules(uuid string) Rules {
 	r.Publish = append(r.Publish,
 		wire.ResponseTopic(uuid),
 		wire.InstanceResponseTopic("+", uuid), // to one bridge of a cluster
-		wire.FirmwareStatusTopic(uuid))
+		wire.FirmwareStatusTopic(uuid),
+		wire.PresenceTopic(uuid)) // its presence, and its Will there
 	e2e := p.e2ePrefix() + "/+/" + uuid + "/"
 	r.Publish = append(r.Publish, e2e+"ready", e2e+"update/status")
 	r.Subscribe = append(r.Subscribe, wire.TopicUpdateServerCert, e2e+"notify", e2e+"update")

@@ -35,6 +35,8 @@ func TestPolicyRules(t *testing.T) {
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, "fw/d1", true, false},
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.FirmwareAckTopic("fw/d1"), true, true},
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.FirmwareStatusTopic("d1"), true, true},
+		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.PresenceTopic("d1"), true, true}, // its presence and Will
+		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.PresenceTopic("d2"), true, false},
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.TopicUpdateServerCert, false, true},
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.TopicUpdateServerCert, true, false},
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.ClusterRegistryTopic("c", "d1"), true, false},

@@ -55,6 +55,12 @@ type Config struct {
 	// identifies the client).
 	TLSListen string
 	TLSConfig *tls.Config
+
+	// OnConnection, when set, is told of every client connection that
+	// starts (its session established) and ends (presence.go). It runs on
+	// the client's goroutine, from mochi-mqtt's hooks: it must not block,
+	// nor call the broker back.
+	OnConnection func(ConnectionEvent)
 }
 
 // DefaultTLSListen is the usual loopback address of --mqtts-listen.
@@ -71,11 +77,12 @@ func (refuseAll) Allow(access.Identity, string, bool) bool { return false }
 
 // Broker is a running embedded broker.
 type Broker struct {
-	srv    *mqtt.Server
-	ln     *listener
-	tlsLn  *listener // nil without Config.TLSListen
-	addr   string
-	access *accessHook
+	srv      *mqtt.Server
+	ln       *listener
+	tlsLn    *listener // nil without Config.TLSListen
+	addr     string
+	access   *accessHook
+	presence *presenceHook
 }
 
 // Start starts the embedded broker and returns once it listens.
@@ -136,6 +143,10 @@ func Start(cfg Config) (*Broker, error) {
 	if err := srv.AddHook(accessHook, nil); err != nil {
 		return fail(err)
 	}
+	presence := &presenceHook{access: accessHook, on: cfg.OnConnection}
+	if err := srv.AddHook(presence, nil); err != nil {
+		return fail(err)
+	}
 	if err := srv.AddHook(&AnnounceTopicAliases{Maximum: caps.TopicAliasMaximum}, nil); err != nil {
 		return fail(err)
 	}
@@ -159,7 +170,7 @@ func Start(cfg Config) (*Broker, error) {
 	if err := srv.AddListener(ln); err != nil {
 		return fail(fmt.Errorf("broker listen %s: %w", cfg.Listen, err))
 	}
-	b := &Broker{srv: srv, ln: ln, addr: ln.Address(), access: accessHook}
+	b := &Broker{srv: srv, ln: ln, addr: ln.Address(), access: accessHook, presence: presence}
 	if tlsNet != nil {
 		b.tlsLn = newListener("tls", tlsNet)
 		if err := srv.AddListener(b.tlsLn); err != nil {

@@ -76,18 +76,24 @@ func (t *inlineTransport) Subscribe(ctx context.Context, topic string) error {
 		if t.close.Load() {
 			return
 		}
+		sender, conn := t.sender(pk.Origin)
 		t.on(client.Message{Topic: pk.TopicName, Payload: pk.Payload,
 			ResponseTopic: pk.Properties.ResponseTopic, CorrelationData: pk.Properties.CorrelationData,
-			Sender: t.sender(pk.Origin)})
+			Sender: sender, SenderConn: conn})
 	})
 }
 
-// sender is who published a message: the client with that identifier
-// (the handler runs while the broker processes its PUBLISH, so the client
-// is still there), the anonymous identity if it is gone.
-func (t *inlineTransport) sender(origin string) *access.Identity {
-	id, _ := t.broker.Identity(origin)
-	return &id
+// sender is who published a message, and over which connection: the
+// client with that identifier (the handler runs while the broker
+// processes its PUBLISH, so the client is still there), the anonymous
+// identity and no connection if it is gone.
+func (t *inlineTransport) sender(origin string) (*access.Identity, uint64) {
+	cl, ok := t.srv.Clients.Get(origin)
+	if !ok {
+		return &access.Identity{}, 0
+	}
+	id := t.broker.access.identity(cl)
+	return &id, t.broker.presence.conn(cl)
 }
 
 func (t *inlineTransport) Unsubscribe(ctx context.Context, topic string) error {

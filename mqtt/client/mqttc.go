@@ -52,7 +52,17 @@ type Message struct {
 	// says so: the embedded broker, to its inline client. nil elsewhere
 	// (an external broker only enforces its ACL).
 	Sender *access.Identity
+	// SenderConn numbers the sender's connection where the broker says
+	// who published (the embedded broker: broker.ConnectionEvent.Conn),
+	// 0 elsewhere. A client identifier outlives its connections; this
+	// does not.
+	SenderConn uint64
 }
+
+// DefaultKeepAlive is the keep-alive of a client whose Config sets none
+// (MQTT 5 §3.1.2.10): it sends a PINGREQ when it has sent nothing for this
+// long, and the broker drops it after 1.5 times as long without a packet.
+const DefaultKeepAlive = 30 * time.Second
 
 // Transport is an MQTT connection that reconnects by itself and restores
 // its subscriptions after a reconnect.
@@ -115,6 +125,18 @@ type Config struct {
 	// DISCONNECT (MQTT 5 §3.1.2.5, QoS 1); WillRetain retains it.
 	Will       *Message
 	WillRetain bool
+	// KeepAlive is the connection's keep-alive, in whole seconds (rounded
+	// up), at most 65535 s; 0 means DefaultKeepAlive.
+	KeepAlive time.Duration
+}
+
+// keepAliveSeconds is KeepAlive as CONNECT carries it.
+func (c Config) keepAliveSeconds() uint16 {
+	k := c.KeepAlive
+	if k <= 0 {
+		k = DefaultKeepAlive
+	}
+	return uint16(min((k+time.Second-1)/time.Second, 65535))
 }
 
 // subscriptionQoS is the maximum QoS asked for in SUBSCRIBE.
@@ -244,7 +266,7 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	ac := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
 		TlsCfg:                        cfg.TLSConfig,
-		KeepAlive:                     30,
+		KeepAlive:                     cfg.keepAliveSeconds(),
 		CleanStartOnInitialConnection: true,
 		SessionExpiryInterval:         uint32(cfg.SessionExpiry / time.Second),
 		// Waits between connection attempts: 200 ms growing to 5 s.
@@ -492,7 +514,7 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		// default, 30 s, kept a client away that long from a restarted
 		// broker when its first attempt reached the closing one).
 		SetConnectTimeout(5 * time.Second).
-		SetKeepAlive(30 * time.Second).
+		SetKeepAlive(time.Duration(cfg.keepAliveSeconds()) * time.Second).
 		SetOrderMatters(false).
 		SetUsername(cfg.Username).
 		SetPassword(cfg.Password)

@@ -33,6 +33,8 @@ func (b *Bridge) onMessage(m client.Message) {
 		b.onAnswer(m)
 	case strings.HasPrefix(m.Topic, wire.TopicFirmwareStatus+"/"):
 		b.onFirmwareStatus(m)
+	case strings.HasPrefix(m.Topic, wire.TopicPresence+"/"):
+		b.onPresence(m)
 	case b.owner.handle(b.ctx, m):
 	default:
 		b.onReading(m)
@@ -90,7 +92,8 @@ func (b *Bridge) onChunk(m client.Message, topic, topicUUID string) {
 	}
 	b.run.goDo(func() {
 		at := time.Now()
-		if err := b.register(b.ctx, c.UUID, desc, at, true); err != nil {
+		// The connection that registered the device holds it (presence.go).
+		if err := b.register(withSenderConn(b.ctx, m.SenderConn), c.UUID, desc, at, true); err != nil {
 			b.log.Warn("description refused", "uuid", c.UUID, "err", err)
 			b.answerBootstrap(topic, c.UUID, m, string(wire.ErrorAnswer(reasonOf(err))))
 			return
@@ -200,15 +203,19 @@ func (b *Bridge) onFirmwareStatus(m client.Message) {
 		b.log.Warn("bad firmware status", "uuid", uuid, "err", err)
 		return
 	}
-	changed, known := b.registry.setFirmware(uuid, version)
+	previous, changed, known := b.registry.setFirmware(uuid, version)
 	if !known {
 		b.log.Warn("firmware status of an unregistered device", "uuid", uuid)
 		return
 	}
+	b.heard(uuid, m)
 	if changed {
 		b.log.Info("firmware version", "uuid", uuid, "version", version)
 		if err := b.registry.save(); err != nil {
 			b.log.Error("registry not saved", "err", err)
+		}
+		if previous != "" { // the first report tells a version, it changes none
+			b.firmwareEvent(uuid, previous, version)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,11 @@ type Bridge struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	run    tasks
+
+	// presence says who is connected; notifyMu orders the device-event
+	// notifications (presence.go).
+	presence *presence
+	notifyMu sync.Mutex
 }
 
 // Start runs the bridge: registry, NETCONF server, broker (embedded or
@@ -68,6 +74,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	if cfg.Profile == ProfileMYNO {
 		b.myno = newMYNOModules()
 	}
+	b.presence = newPresence(cfg.MQTTURL == "", cfg.DeviceKeepAlive)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -111,6 +118,9 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b.run.goDo(func() { b.expireAssemblies(b.ctx) })
+	if b.broker == nil {
+		b.run.goDo(func() { b.expirePresence(b.ctx) })
+	}
 	ok = true
 	attrs := []any{"netconf", b.ln.Addr().String(), "mqtt", b.mqttURL(), "data", cfg.DataDir}
 	if b.broker != nil {
@@ -198,7 +208,8 @@ func (b *Bridge) connectMQTT(ctx context.Context) error {
 		if b.access, err = b.newAccess(); err != nil {
 			return err
 		}
-		bc := broker.Config{Listen: cfg.MQTTListen, Logger: cfg.Logger, DataDir: cfg.DataDir, Access: b.access}
+		bc := broker.Config{Listen: cfg.MQTTListen, Logger: cfg.Logger, DataDir: cfg.DataDir, Access: b.access,
+			OnConnection: b.onConnection}
 		if cfg.MQTTTLSListen != "" {
 			bc.TLSListen = cfg.MQTTTLSListen
 			if bc.TLSConfig, err = brokerTLS(cfg.MQTTTLSCertFile, cfg.MQTTTLSKeyFile, cfg.MQTTTLSClientCAFile); err != nil {
@@ -253,6 +264,9 @@ func (b *Bridge) subscribe(ctx context.Context) error {
 		topics = append(topics, wire.SharedBootstrapTopics...)
 	}
 	topics = append(topics, wire.ResponseFilter, wire.FirmwareStatusFilter)
+	if b.broker == nil { // the embedded broker's connection events say more
+		topics = append(topics, wire.PresenceFilter)
+	}
 	for _, topic := range topics {
 		if err := b.mq.Subscribe(ctx, topic); err != nil {
 			return fmt.Errorf("subscribe %s: %w", topic, err)
@@ -454,7 +468,11 @@ func (b *Bridge) register(ctx context.Context, uuid string, desc []byte, at time
 			b.rollback(ctx, uuid, ch.previous)
 			return fmt.Errorf("registration not saved, so not taken: %w", err)
 		}
+	} else {
+		// Restored: last heard from when it registered.
+		b.registry.touch(uuid, at)
 	}
+	b.registeredEvent(uuid, senderConnOf(ctx), ch, desc, persist)
 	return nil
 }
 
@@ -508,6 +526,7 @@ func (b *Bridge) unregister(ctx context.Context, uuid string) bool {
 	b.accessChanged(ctx, uuid, true)
 	b.apply(ctx, ch)
 	b.log.Info("device deleted", "uuid", uuid)
+	b.deletedEvent(uuid, ch.module.Name)
 	if err := b.registry.save(); err != nil {
 		b.log.Error("registry not saved", "err", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/broker"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/ontology"
 )
 
@@ -44,6 +45,9 @@ const (
 	// its description in live heap (its model, module and schema:
 	// docs/benchmarks.md), so this is 65 to 90 MiB.
 	DefaultMaxShapeBytes = 32 << 20
+	// DefaultDeviceKeepAlive is the keep-alive of the project's devices
+	// (client.DefaultKeepAlive), which paho clients share.
+	DefaultDeviceKeepAlive = client.DefaultKeepAlive
 )
 
 // AdminUser is the NETCONF user, in group admin, that the bridge creates
@@ -132,7 +136,13 @@ type Config struct {
 	// negative: no limit.
 	MaxShapes     int
 	MaxShapeBytes int
-	OfflineAfter  time.Duration // a device not heard from this long is offline; default 5m
+	// DeviceKeepAlive is the devices' MQTT keep-alive as the bridge
+	// assumes it on an external broker, which does not say: a device that
+	// announces no presence (no Will, as MYNO's devices) is offline once
+	// it has not been heard from for 1.5 times as long (presence.go).
+	// Default DefaultDeviceKeepAlive. The embedded broker knows each
+	// connection's own.
+	DeviceKeepAlive time.Duration
 	// Profile is how modules, <get> and rpc replies look: ProfileStandard
 	// (default: YANG 1.1 and RFC 6241) or ProfileMYNO (as MYNO's own
 	// bridge, for MYNO's web client and Update Server; see profile.go).
@@ -208,8 +218,8 @@ func (c *Config) setDefaults() {
 	if c.MQTTConnectTimeout <= 0 {
 		c.MQTTConnectTimeout = 30 * time.Second
 	}
-	if c.OfflineAfter <= 0 {
-		c.OfflineAfter = 5 * time.Minute
+	if c.DeviceKeepAlive <= 0 {
+		c.DeviceKeepAlive = DefaultDeviceKeepAlive
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

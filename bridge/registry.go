@@ -461,6 +461,44 @@ func (r *registry) touch(uuid string, at time.Time) {
 	r.mu.Unlock()
 }
 
+// lastSeenOf is when a registered device was last heard from.
+func (r *registry) lastSeenOf(uuid string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d := r.devices[uuid]; d != nil {
+		return d.lastSeen
+	}
+	return time.Time{}
+}
+
+// lastSeenAll is when each registered device was last heard from.
+func (r *registry) lastSeenAll() map[string]time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]time.Time, len(r.devices))
+	for uuid, d := range r.devices {
+		out[uuid] = d.lastSeen
+	}
+	return out
+}
+
+// presenceInfo is what a device-event notification says of a registered
+// device.
+type presenceInfo struct {
+	module, firmware string
+	lastSeen         time.Time
+}
+
+func (r *registry) presenceInfo(uuid string) (presenceInfo, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devices[uuid]
+	if d == nil {
+		return presenceInfo{}, false
+	}
+	return presenceInfo{module: d.module.mod.Name, firmware: d.firmware, lastSeen: d.lastSeen}, true
+}
+
 // notification is a reading to send as a NETCONF notification.
 type notification struct {
 	uuid      string
@@ -487,21 +525,22 @@ func (r *registry) record(topic string, value []byte, at time.Time) (notificatio
 	return notification{uuid: ref.uuid, namespace: d.module.mod.Namespace, name: n.Name}, true
 }
 
-// setFirmware records the firmware version a device reports. known is
-// false for an unregistered device.
-func (r *registry) setFirmware(uuid, version string) (changed, known bool) {
+// setFirmware records the firmware version a device reports; previous
+// is the one it had ("": none known). known is false for an unregistered
+// device.
+func (r *registry) setFirmware(uuid, version string) (previous string, changed, known bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d := r.devices[uuid]
 	if d == nil {
-		return false, false
+		return "", false, false
 	}
 	if d.firmware == version {
-		return false, true
+		return version, false, true
 	}
-	d.firmware = version
+	previous, d.firmware = d.firmware, version
 	r.dirty[uuid] = true
-	return true, true
+	return previous, true, true
 }
 
 // holds reports whether the registry has exactly this registration.

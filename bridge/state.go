@@ -14,7 +14,7 @@ import (
 const (
 	bridgeModule    = "myno-bridge"
 	bridgeNamespace = "urn:myno:bridge"
-	bridgeRevision  = "2026-12-03"
+	bridgeRevision  = "2026-12-04"
 )
 
 //go:embed yang/myno-bridge.yang

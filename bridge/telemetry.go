@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/myno-bridge/myno/mqtt/client"
@@ -23,6 +24,7 @@ func (b *Bridge) onReading(m client.Message) {
 	if !ok {
 		return
 	}
+	b.heard(n.uuid, m)
 	b.nc.Notify(netconf.NewNode(n.namespace, n.name,
 		netconf.NewLeaf(n.namespace, "uuid", n.uuid),
 		netconf.NewLeaf(n.namespace, "value", string(m.Payload)),
@@ -38,10 +40,8 @@ func (b *Bridge) stateFunc(mod *yang.Module) netconf.StateFunc {
 		list := netconf.NewNode(ns, "devices")
 		now := time.Now()
 		for _, d := range b.registry.snapshot(mod) {
-			online := "false"
-			if now.Sub(d.lastSeen) < b.cfg.OfflineAfter {
-				online = "true"
-			}
+			// Connected now, as far as the bridge can tell (presence.go).
+			online := strconv.FormatBool(b.presence.isOnline(d.uuid, d.lastSeen, now))
 			e := netconf.NewNode(ns, "device",
 				leaf("uuid", d.uuid), leaf("category", d.category), leaf("module", mod.Name))
 			if d.description != "" {

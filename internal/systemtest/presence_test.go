@@ -19,6 +19,7 @@ import (
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/access"
+	"github.com/myno-bridge/myno/mup/updateserver"
 	"github.com/myno-bridge/myno/netconf"
 )
 
@@ -52,6 +53,7 @@ func TestStoppedDeviceGoesOffline(t *testing.T) {
 			}
 			events := subscribeDeviceEvents(t, b.NetconfAddr())
 			nc := dialBridge(t, b)
+			calls := updateserver.NewClient(dialBridge(t, b))
 			for _, kind := range []struct {
 				name string
 				args []string
@@ -79,6 +81,17 @@ func TestStoppedDeviceGoesOffline(t *testing.T) {
 					}
 					if !deviceOnline(t, b, nc, uuid) {
 						t.Fatal("<get> says offline after the registration")
+					}
+					// Stopped in the middle of its start (between the
+					// bootstrap answer and its command subscriptions), the
+					// device would not survive SIGCONT: wait until it
+					// answers an rpc.
+					entry, err := calls.Device(uuid)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := calls.Call(entry.Namespace, "ledOn", updateserver.Leaf{Name: "uuidInput", Value: uuid}); err != nil {
+						t.Fatalf("ledOn: %v", err)
 					}
 
 					stopped := time.Now()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -40,7 +41,12 @@ func (b *Bridge) newAccess() (*access.Controller, error) {
 		Logger:         b.log,
 	}
 	if b.cfg.MQTTAllowAnonymous {
-		b.log.Warn("the embedded broker admits anonymous MQTT clients to every topic (--mqtt-allow-anonymous): for labs and migration only; any client on the network can drive devices and forge answers")
+		// Anonymous devices (MYNO's) are bound to the connection that
+		// registered them, trust on first use (issue 13).
+		if ac.Bindings, err = access.OpenBindings(filepath.Join(b.cfg.DataDir, access.BindingsFile)); err != nil {
+			return nil, err
+		}
+		b.log.Warn("the embedded broker admits anonymous MQTT clients (--mqtt-allow-anonymous): for labs and migration only; a device registered anonymously is bound to its connection's client identifier on first use, and anyone on the network may register new ones")
 	}
 	return ac, nil
 }
@@ -112,9 +118,70 @@ func (b *Bridge) trusted(m client.Message, uuid string) bool {
 	case m.Sender == nil:
 		return true
 	case m.Sender.Anonymous():
-		return b.cfg.MQTTAllowAnonymous
+		if !b.cfg.MQTTAllowAnonymous {
+			return false
+		}
+		if b.access == nil || b.access.Bindings == nil {
+			return true
+		}
+		owner, ok := b.access.Bindings.Owner(uuid)
+		return ok && owner == m.Sender.Client
 	default:
 		return m.Sender.Role == access.RoleDevice && m.Sender.Name == uuid
+	}
+}
+
+// mayRegister reports why m may not register (or bootstrap again) device
+// uuid, or nil. A device with credentials speaks only for itself
+// (trusted). An anonymous client (--mqtt-allow-anonymous, issue 13) may
+// register a uuid no provisioned device has and no other connection
+// holds: trust on first use; a uuid bound to another client identifier
+// moves only under --enrol open, and only while that client is gone.
+func (b *Bridge) mayRegister(m client.Message, uuid string) error {
+	if m.Sender == nil || !m.Sender.Anonymous() || b.access == nil || b.access.Bindings == nil {
+		if !b.trusted(m, uuid) {
+			return errNotTheDevice
+		}
+		return nil
+	}
+	if !b.cfg.MQTTAllowAnonymous {
+		return errNotTheDevice
+	}
+	if b.access.Store.IsDevice(uuid) {
+		return fmt.Errorf("device %s is provisioned: it logs in with its own credentials", uuid)
+	}
+	owner, ok := b.access.Bindings.Owner(uuid)
+	switch {
+	case !ok, owner == m.Sender.Client:
+		return nil
+	case b.cfg.Enrolment == access.EnrolOpen && b.broker != nil && !b.broker.Connected(owner):
+		b.log.Info("anonymous device moves to another connection (--enrol open)", "uuid", uuid, "from", owner, "to", m.Sender.Client)
+		return nil
+	}
+	return fmt.Errorf("device %s is bound to another MQTT connection (client %q); it moves only under --enrol open, once that connection is gone", uuid, owner)
+}
+
+// errNotTheDevice refuses a message that does not come from its device.
+var errNotTheDevice = errors.New("not published by the device")
+
+// bindAnonymous binds uuid to the anonymous client that registers it.
+func (b *Bridge) bindAnonymous(m client.Message, uuid string) error {
+	if m.Sender == nil || !m.Sender.Anonymous() || b.access == nil || b.access.Bindings == nil {
+		return nil
+	}
+	if err := b.access.Bindings.Bind(uuid, m.Sender.Client); err != nil {
+		return fmt.Errorf("binding to this connection not saved, so not taken: %w", err)
+	}
+	return nil
+}
+
+// unbindAnonymous forgets uuid's binding (the device is deleted).
+func (b *Bridge) unbindAnonymous(uuid string) {
+	if b.access == nil || b.access.Bindings == nil {
+		return
+	}
+	if err := b.access.Bindings.Unbind(uuid); err != nil {
+		b.log.Error("anonymous binding not removed", "uuid", uuid, "err", err)
 	}
 }
 

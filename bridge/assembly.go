@@ -86,6 +86,9 @@ func sourceOf(m client.Message, uuid string) string {
 	if m.Sender == nil {
 		return "uuid:" + uuid
 	}
+	if m.Sender.Anonymous() {
+		return "anonymous" // whatever client identifier each one gives
+	}
 	return m.Sender.String()
 }
 

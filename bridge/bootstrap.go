@@ -72,8 +72,16 @@ func (b *Bridge) onChunk(m client.Message, topic, topicUUID string) {
 	}
 	// On a shared topic, only the device itself may send its chunks (a
 	// third party's "<victim>;END" used to end a victim's bootstrap).
-	if !b.trusted(m, c.UUID) {
-		b.untrusted(m, c.UUID, "bootstrap message")
+	if err := b.mayRegister(m, c.UUID); err != nil {
+		if errors.Is(err, errNotTheDevice) {
+			b.untrusted(m, c.UUID, "bootstrap message")
+			return
+		}
+		b.calls.mismatched.Add(1)
+		if c.End {
+			b.log.Warn("bootstrap refused", "uuid", c.UUID, "reason", err)
+			b.run.goDo(func() { b.answerBootstrap(topic, c.UUID, m, string(wire.ErrorAnswer(err.Error()))) })
+		}
 		return
 	}
 	desc, done, err := b.assembly.add(c, sourceOf(m, c.UUID), time.Now())
@@ -92,6 +100,11 @@ func (b *Bridge) onChunk(m client.Message, topic, topicUUID string) {
 	}
 	b.run.goDo(func() {
 		at := time.Now()
+		if err := b.bindAnonymous(m, c.UUID); err != nil {
+			b.log.Error("description refused", "uuid", c.UUID, "err", err)
+			b.answerBootstrap(topic, c.UUID, m, string(wire.ErrorAnswer(err.Error())))
+			return
+		}
 		// The connection that registered the device holds it (presence.go).
 		if err := b.register(withSenderConn(b.ctx, m.SenderConn), c.UUID, desc, at, true); err != nil {
 			b.log.Warn("description refused", "uuid", c.UUID, "err", err)
@@ -163,6 +176,7 @@ func (b *Bridge) onLookup(m client.Message, topic, topicUUID string) {
 	switch topic {
 	case wire.TopicDelete:
 		if b.unregister(b.ctx, uuid) {
+			b.unbindAnonymous(uuid)
 			b.owner.replicate(b.ctx, uuid, nil, time.Time{})
 			answer = wire.AnswerOK
 		}

@@ -78,6 +78,12 @@ type presence struct {
 	// each, and each device's live connections.
 	conns map[uint64][]string
 	links map[string]map[uint64]bool
+	// clients names each live connection's client identifier; handover
+	// holds, by client identifier, the devices of a connection whose
+	// session a new connection took over [MQTT-3.1.4-3] before the new
+	// one's start was seen: they pass to it, and stay online meanwhile.
+	clients  map[uint64]string
+	handover map[string][]string
 	// External broker: the latest announcement of each registered device
 	// that announces its presence, and of devices not registered
 	// (pending, at most maxPendingPresence). An offline one holds the
@@ -97,7 +103,7 @@ type transition struct {
 
 func newPresence(embedded bool, keepAlive time.Duration) *presence {
 	return &presence{embedded: embedded, grace: keepAlive + keepAlive/2,
-		conns: map[uint64][]string{}, links: map[string]map[uint64]bool{},
+		conns: map[uint64][]string{}, links: map[string]map[uint64]bool{}, clients: map[uint64]string{}, handover: map[string][]string{},
 		announced: map[string]wire.Presence{}, pending: map[string]wire.Presence{}, online: map[string]bool{}}
 }
 
@@ -105,7 +111,7 @@ func newPresence(embedded bool, keepAlive time.Duration) *presence {
 // tell; lastSeen is when it was last heard from.
 func (p *presence) onlineLocked(uuid string, lastSeen, now time.Time) bool {
 	if p.embedded {
-		return len(p.links[uuid]) > 0
+		return len(p.links[uuid]) > 0 || p.handingOverLocked(uuid)
 	}
 	if a, ok := p.announced[uuid]; ok && !a.Online {
 		return false
@@ -153,10 +159,29 @@ func (p *presence) connected(ev broker.ConnectionEvent) []transition {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.conns[ev.Conn] = nil
-	if uuid, ok := deviceOfConnection(ev.Identity, ev.ClientID); ok {
-		return p.bindLocked(uuid, ev.Conn)
+	p.clients[ev.Conn] = ev.ClientID
+	var out []transition
+	if uuids := p.handover[ev.ClientID]; len(uuids) > 0 {
+		delete(p.handover, ev.ClientID)
+		for _, uuid := range uuids {
+			out = append(out, p.bindLocked(uuid, ev.Conn)...)
+		}
 	}
-	return nil
+	if uuid, ok := deviceOfConnection(ev.Identity, ev.ClientID); ok {
+		out = append(out, p.bindLocked(uuid, ev.Conn)...)
+	}
+	return out
+}
+
+// handingOverLocked reports whether uuid waits for the connection that
+// took its session over.
+func (p *presence) handingOverLocked(uuid string) bool {
+	for _, uuids := range p.handover {
+		if slices.Contains(uuids, uuid) {
+			return true
+		}
+	}
+	return false
 }
 
 // deviceOfConnection is the device a connection is, from its identity
@@ -181,15 +206,38 @@ func (p *presence) disconnected(ev broker.ConnectionEvent) []transition {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []transition
+	takenOver := errors.Is(ev.Err, broker.ErrSessionTakenOver)
 	for _, uuid := range p.conns[ev.Conn] {
 		delete(p.links[uuid], ev.Conn)
-		if len(p.links[uuid]) == 0 {
-			delete(p.links, uuid)
+		if len(p.links[uuid]) > 0 {
+			continue
+		}
+		delete(p.links, uuid)
+		if !takenOver {
 			out = append(out, p.changedLocked(uuid, false, disconnectReason(ev))...)
+			continue
+		}
+		// The session passes to a new connection of the same client
+		// identifier: to it if its start was seen, else once it is.
+		if next := p.liveConnLocked(ev.ClientID, ev.Conn); next != 0 {
+			out = append(out, p.bindLocked(uuid, next)...)
+		} else {
+			p.handover[ev.ClientID] = append(p.handover[ev.ClientID], uuid)
 		}
 	}
 	delete(p.conns, ev.Conn)
+	delete(p.clients, ev.Conn)
 	return out
+}
+
+// liveConnLocked returns a live connection of client other than except, or 0.
+func (p *presence) liveConnLocked(client string, except uint64) uint64 {
+	for conn, c := range p.clients {
+		if c == client && conn != except {
+			return conn
+		}
+	}
+	return 0
 }
 
 // disconnectReason says why a connection ended.

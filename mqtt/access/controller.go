@@ -77,9 +77,13 @@ type Controller struct {
 	Store     *Store
 	Policy    Policy
 	Enrolment Enrolment
-	// AllowAnonymous admits clients without credentials and lets them use
-	// any topic (--mqtt-allow-anonymous: labs and migration only).
+	// AllowAnonymous admits clients without credentials
+	// (--mqtt-allow-anonymous: labs and migration only). With Bindings,
+	// each may use the topics of the devices bound to its client
+	// identifier and register new ones (Policy.AnonymousRules); without,
+	// any topic.
 	AllowAnonymous bool
+	Bindings       *Bindings
 	Logger         *slog.Logger
 
 	generation atomic.Uint64 // bumped by Changed and DeviceChanged: the roles' rules
@@ -108,6 +112,9 @@ func (c *Controller) DeviceChanged(uuid string) {
 	c.deviceVersion(uuid).Add(1)
 	c.generation.Add(1)
 }
+
+// A generation must grow whenever rules may change: anonymous clients'
+// are cached under generation+bindings version, both only increasing.
 
 // deviceVersion is device uuid's change counter.
 func (c *Controller) deviceVersion(uuid string) *atomic.Uint64 {
@@ -178,7 +185,7 @@ func (c *Controller) identify(req ConnectRequest) (Identity, error) {
 	}
 	if req.Username == "" {
 		if c.AllowAnonymous {
-			return Identity{}, nil
+			return Identity{Client: req.ClientID}, nil
 		}
 		return Identity{}, ErrAnonymous
 	}
@@ -245,7 +252,7 @@ func (c *Controller) reload() bool {
 // the filter topic (!write; mochi-mqtt also asks before each delivery,
 // with the topic name).
 func (c *Controller) Allow(id Identity, topic string, write bool) bool {
-	if id.Anonymous() {
+	if id.Anonymous() && (!c.AllowAnonymous || c.Bindings == nil) {
 		return c.AllowAnonymous
 	}
 	return c.Rules(id).Allows(topic, write)
@@ -255,15 +262,33 @@ func (c *Controller) Allow(id Identity, topic string, write bool) bool {
 // (Changed, DeviceChanged).
 func (c *Controller) Rules(id Identity) Rules {
 	var gen uint64
-	if id.Role == RoleDevice {
+	switch {
+	case id.Anonymous():
+		// Its devices' rules: any device's change, or a new binding.
+		gen = c.generation.Load() + c.Bindings.version()
+	case id.Role == RoleDevice:
 		gen = c.deviceVersion(id.Name).Load()
-	} else {
+	default:
 		gen = c.generation.Load()
 	}
 	if v, ok := c.cache.Load(id); ok && v.(cachedRules).generation == gen {
 		return v.(cachedRules).rules
 	}
-	r := c.Policy.Rules(id)
+	var r Rules
+	if id.Anonymous() {
+		devs := c.Bindings.Devices(id.Client)
+		// A client identifier of the devices' form names the device
+		// that connects (its Will on its presence topic, say), as long
+		// as no other client holds it and no provisioned device is it.
+		if uuid, ok := strings.CutPrefix(id.Client, wire.DeviceClientID("")); ok && !c.Store.isDevice(uuid) {
+			if _, bound := c.Bindings.Owner(uuid); !bound {
+				devs = append(devs, uuid)
+			}
+		}
+		r = c.Policy.AnonymousRules(devs)
+	} else {
+		r = c.Policy.Rules(id)
+	}
 	c.cache.Store(id, cachedRules{generation: gen, rules: r})
 	return r
 }

@@ -7,18 +7,25 @@ import (
 )
 
 // Identity is who an MQTT client is: a device (its name is its uuid) or a
-// role. The zero Identity is an anonymous client (--mqtt-allow-anonymous).
+// role. An Identity without a name is an anonymous client
+// (--mqtt-allow-anonymous), known only by its client identifier (Client;
+// "" where the broker does not say): the devices it may speak for are the
+// ones bound to that identifier (Bindings).
 type Identity struct {
-	Name string
-	Role Role
+	Name   string
+	Role   Role
+	Client string // an anonymous client's client identifier
 }
 
 // Anonymous reports whether the client presented no identity.
 func (id Identity) Anonymous() bool { return id.Name == "" }
 
-// String is "role:name", or "anonymous".
+// String is "role:name", or "anonymous" with the client identifier.
 func (id Identity) String() string {
 	if id.Anonymous() {
+		if id.Client != "" {
+			return "anonymous(" + id.Client + ")"
+		}
 		return "anonymous"
 	}
 	return string(id.Role) + ":" + id.Name
@@ -115,6 +122,27 @@ func (p Policy) managerRules(name string) Rules {
 		Publish:   []string{prefix + "notify", prefix + "update"},
 		Subscribe: []string{prefix + "ready", prefix + "update/status"},
 	}
+}
+
+// AnonymousRules are those of an anonymous client (--mqtt-allow-anonymous,
+// issue 13) that holds the devices bound to it (Bindings): each device's
+// rules, and, to register new devices, the bootstrap topics (the bridge
+// refuses a uuid bound to another client) and every bootstrap answer
+// (OK or ERROR; MYNO's simulators subscribe to yang/config/#).
+func (p Policy) AnonymousRules(devices []string) Rules {
+	var r Rules
+	for _, uuid := range devices {
+		d := p.deviceRules(uuid)
+		r.Publish = append(r.Publish, d.Publish...)
+		r.Subscribe = append(r.Subscribe, d.Subscribe...)
+	}
+	r.Publish = append(r.Publish, wire.SharedBootstrapTopics...)
+	for _, shared := range []string{wire.TopicCreate, wire.TopicUpdate, wire.TopicDelete, wire.TopicRetrieve} {
+		r.Publish = append(r.Publish, wire.DeviceBootstrapTopic(shared, "+"))
+		r.Subscribe = append(r.Subscribe, wire.BootstrapResponseTopic(shared, "+"))
+	}
+	r.Subscribe = append(r.Subscribe, wire.BootstrapResponseTopic(wire.TopicLegacy, "+"), wire.TopicUpdateServerCert)
+	return Rules{Publish: unique(r.Publish), Subscribe: unique(r.Subscribe)}
 }
 
 // deviceRules are those of device uuid. Before it is registered it may

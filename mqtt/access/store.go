@@ -300,6 +300,9 @@ func checkName(name string, role Role) error {
 }
 
 // isDevice reports whether name is a device of the store.
+// IsDevice reports whether name is a provisioned device.
+func (s *Store) IsDevice(name string) bool { return s.isDevice(name) }
+
 func (s *Store) isDevice(name string) bool {
 	c, ok := s.lookup(name)
 	return ok && c.Role == RoleDevice

@@ -175,7 +175,7 @@ func (h *accessHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 func (h *accessHook) identity(cl *mqtt.Client) access.Identity {
 	name := string(cl.Properties.Username)
 	if name == "" {
-		return access.Identity{}
+		return access.Identity{Client: cl.ID}
 	}
 	role, _ := h.roles.Load(name)
 	r, _ := role.(access.Role)
@@ -250,6 +250,12 @@ func (b *Broker) Identity(clientID string) (id access.Identity, ok bool) {
 		return access.Identity{}, false
 	}
 	return b.access.identity(cl), true
+}
+
+// Connected reports whether a client with this identifier is connected.
+func (b *Broker) Connected(clientID string) bool {
+	cl, ok := b.srv.Clients.Get(clientID)
+	return ok && !cl.Closed()
 }
 
 // RefusedConnects counts the connections refused by the access control.

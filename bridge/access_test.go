@@ -188,6 +188,8 @@ func TestDeviceCannotActAsAnother(t *testing.T) {
 		wire.DefaultE2EPrefix + "/+/led-b/update", "yang/config/+/+"} {
 		if err := attacker.Subscribe(ctx, filter); err == nil {
 			t.Errorf("subscribe to %s: granted", filter)
+		} else if !errors.Is(err, client.ErrSubscribeRefused) {
+			t.Errorf("subscribe to %s: %v, want client.ErrSubscribeRefused", filter, err)
 		}
 	}
 	// On MYNO's shared topics the uuid is in the payload: the embedded

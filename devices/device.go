@@ -397,8 +397,17 @@ func (d *Device) bootstrapTopic(shared string) string {
 // subscribeCommands subscribes to the command topics, once registered.
 func (d *Device) subscribeCommands(ctx context.Context) error {
 	for _, t := range slices.Sorted(maps.Keys(d.commandTopics)) {
-		if err := d.tr.Subscribe(ctx, t); err != nil {
+		err := d.tr.Subscribe(ctx, t)
+		switch {
+		case err == nil:
+		case errors.Is(err, client.ErrSubscribeRefused):
 			return fmt.Errorf("registered, but the broker refused the command topic %s: %w", t, err)
+		case ctx.Err() != nil:
+			return err
+		default:
+			// The connection went (a broker restart, the device stopped
+			// and resumed): the client subscribes again once it is back.
+			d.log.Warn("command topic not subscribed yet; the client subscribes again on reconnect", "topic", t, "err", err)
 		}
 	}
 	return nil

@@ -434,15 +434,21 @@ func (t *transport5) subscribe(ctx context.Context, topic string) error {
 	})
 }
 
+// ErrSubscribeRefused is wrapped by the error of a subscription the broker
+// refused (a SUBACK failure code). Any other error of Subscribe (the
+// connection lost, say) leaves the topic to be subscribed again on the
+// next connection: Subscribe records it first.
+var ErrSubscribeRefused = errors.New("subscription refused by the broker")
+
 // subackError is err, or an error when a SUBACK reason code is a failure
 // (0x80 and above, MQTT 5 §3.9.3), naming the code.
 func subackError(reasons []byte, err error) error {
 	for _, code := range reasons {
 		if code >= 0x80 {
 			if err == nil {
-				return fmt.Errorf("SUBACK reason code 0x%02x", code)
+				return fmt.Errorf("%w: SUBACK reason code 0x%02x", ErrSubscribeRefused, code)
 			}
-			return fmt.Errorf("SUBACK reason code 0x%02x: %w", code, err)
+			return fmt.Errorf("%w: SUBACK reason code 0x%02x: %w", ErrSubscribeRefused, code, err)
 		}
 	}
 	return err
@@ -604,7 +610,7 @@ func (t *transport311) subscribe(ctx context.Context, topic string) error {
 	if st, ok := tok.(*mqtt311.SubscribeToken); ok {
 		for _, code := range st.Result() {
 			if code >= 0x80 {
-				return fmt.Errorf("SUBACK return code 0x%02x (failure)", code)
+				return fmt.Errorf("%w: SUBACK return code 0x%02x (failure)", ErrSubscribeRefused, code)
 			}
 		}
 	}

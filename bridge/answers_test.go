@@ -140,30 +140,12 @@ func TestAnswerFromAnotherDevicesTopicIsRefused(t *testing.T) {
 func TestAnswersOutsideTheStates(t *testing.T) {
 	b := startBridge(t, t.TempDir(), nil)
 	defer b.Close()
-	answer := func(value string, outputs ...string) devices.CommandHandler {
-		return func(context.Context, *devices.Device, *ontology.Function, []string) (string, []string) {
-			return value, outputs
-		}
-	}
-	d, err := devices.New(devices.Config{Description: desc(t, "mup-device.jsonld"), UUID: "myno-fw-1", BrokerURL: b.BrokerURL(), Logger: testenv.Logger(),
-		Credentials: testCreds("myno-fw-1"), Handlers: map[string]devices.CommandHandler{
-			"REPORT-INTERVAL":  answer("OK"),
-			"REBOOT":           answer("MANIFEST-SUCCESS"),
-			"GET-DEVICE-TOKEN": answer("123456,1", "myno-fw-1", "0a0b0c0d0e0f1011", "7"),
-			"ON":               answer("12_ERROR"),
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
+	deviceWith(t, b.BrokerURL(), "mup-device.jsonld", "myno-fw-1", devices.Config{Handlers: map[string]devices.CommandHandler{
+		"REPORT-INTERVAL":  answering("OK"),
+		"REBOOT":           answering("MANIFEST-SUCCESS"),
+		"GET-DEVICE-TOKEN": answering("123456,1", "myno-fw-1", "0a0b0c0d0e0f1011", "7"),
+		"ON":               answering("12_ERROR"),
+	}})
 	ns := namespace(t, "mup-device.jsonld")
 	s := session(t, b.NetconfAddr())
 	mod := moduleSource(t, s, ns)
@@ -184,6 +166,13 @@ func TestAnswersOutsideTheStates(t *testing.T) {
 			mustContain(t, reply, ">0a0b0c0d0e0f1011</output_2_Nonce>", ">7</output_3_Version>")
 		}
 		validateReply(t, lint, mod, op, reply)
+	}
+}
+
+// answering is a command handler that answers value and outputs.
+func answering(value string, outputs ...string) devices.CommandHandler {
+	return func(context.Context, *devices.Device, *ontology.Function, []string) (string, []string) {
+		return value, outputs
 	}
 }
 

@@ -59,8 +59,15 @@ func desc(t testing.TB, name string) []byte {
 // device connects and bootstraps a virtual device through the bridge.
 func device(t testing.TB, url, file, uuid string, proto client.Protocol) *devices.Device {
 	t.Helper()
-	d, err := devices.New(devices.Config{Description: desc(t, file), UUID: uuid, BrokerURL: url, Protocol: proto, Logger: testenv.Logger(),
-		Credentials: testCreds(uuid)})
+	return deviceWith(t, url, file, uuid, devices.Config{Protocol: proto})
+}
+
+// deviceWith is device configured by cfg; the description, uuid, broker,
+// logger and credentials (testCreds) are set here.
+func deviceWith(t testing.TB, url, file, uuid string, cfg devices.Config) *devices.Device {
+	t.Helper()
+	cfg.Description, cfg.UUID, cfg.BrokerURL, cfg.Logger, cfg.Credentials = desc(t, file), uuid, url, testenv.Logger(), testCreds(uuid)
+	d, err := devices.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,19 +1,16 @@
 package bridge_test
 
 import (
-	"context"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/client"
-	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/yang"
 )
 
@@ -28,26 +25,8 @@ func TestMYNOProfileWithAClientLikeMYNOs(t *testing.T) {
 	python := testenv.DebianPython(t, "ncclient")
 	b := startBridge(t, t.TempDir(), func(c *bridge.Config) { c.Profile = bridge.ProfileMYNO })
 	defer b.Close()
-	answer := func(value string, outputs ...string) devices.CommandHandler {
-		return func(context.Context, *devices.Device, *ontology.Function, []string) (string, []string) {
-			return value, outputs
-		}
-	}
-	d, err := devices.New(devices.Config{Description: desc(t, "mup-device.jsonld"), UUID: "MYNO-UPDATE-8A12-4F4F", BrokerURL: b.BrokerURL(),
-		Logger: testenv.Logger(), Credentials: testCreds("MYNO-UPDATE-8A12-4F4F"), Protocol: client.MQTT311, FillUUID: true, ChunkSize: -1, LegacyTopic: true,
-		Handlers: map[string]devices.CommandHandler{"GET-DEVICE-TOKEN": answer("123456,1", "OK"), "ON": answer("OK")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
+	deviceWith(t, b.BrokerURL(), "mup-device.jsonld", "MYNO-UPDATE-8A12-4F4F", devices.Config{Protocol: client.MQTT311, FillUUID: true, ChunkSize: -1, LegacyTopic: true,
+		Handlers: map[string]devices.CommandHandler{"GET-DEVICE-TOKEN": answering("123456,1", "OK"), "ON": answering("OK")}})
 	device(t, b.BrokerURL(), "led-color.jsonld", "led-m1", client.MQTT5)
 	device(t, b.BrokerURL(), "led-color-variant.jsonld", "led-m2", client.MQTT5) // the same category, another shape
 	host, port, _ := strings.Cut(b.NetconfAddr(), ":")

@@ -510,6 +510,37 @@ func RPCOutputs(source string) (map[string][]string, error) {
 	return outputs, nil
 }
 
+// RPCInputs reads a module's YANG source, as a client receives it from
+// get-schema (RFC 6022 §3.1), and returns the names of the nodes each rpc
+// declares directly in its input (RFC 7950 §7.14.2), in order, by rpc name.
+func RPCInputs(source string) (map[string][]string, error) {
+	stmts, err := goyang.Parse(source, "module.yang")
+	if err != nil {
+		return nil, fmt.Errorf("yang: module source: %w", err)
+	}
+	if len(stmts) != 1 || stmts[0].Keyword != "module" {
+		return nil, errors.New("yang: the source holds no single module")
+	}
+	inputs := map[string][]string{}
+	for _, rpc := range stmts[0].SubStatements() {
+		if rpc.Keyword != "rpc" {
+			continue
+		}
+		inputs[rpc.Argument] = []string{}
+		for _, in := range rpc.SubStatements() {
+			if in.Keyword != "input" {
+				continue
+			}
+			for _, n := range in.SubStatements() {
+				if n.Keyword == "leaf" || n.Keyword == "container" {
+					inputs[rpc.Argument] = append(inputs[rpc.Argument], n.Argument)
+				}
+			}
+		}
+	}
+	return inputs, nil
+}
+
 // singleQuote renders a pattern: single-quoted YANG strings have no escapes.
 func singleQuote(s string) string { return "'" + s + "'" }
 

@@ -1,0 +1,54 @@
+package updateserver
+
+import (
+	"slices"
+
+	"github.com/myno-bridge/myno/yang"
+)
+
+// Protocol is the MUP wire format a device speaks.
+type Protocol string
+
+// The protocols an Update Server can speak.
+const (
+	// ProtocolCOSE is this project's MUP (package mup, mup/PROTOCOL.md):
+	// COSE manifests, token nonces of 16 random bytes, binary slices.
+	ProtocolCOSE Protocol = "cose"
+	// ProtocolV1 is MYNO's original MUP (package mup/v1): manifest fields
+	// one rpc at a time as "i,value", signatures as raw r‖s hex.
+	ProtocolV1 Protocol = "v1"
+)
+
+// v1RPCs are the rpcs of a device that speaks MUP v1, and v1Manifest the
+// inputs of its manifest rpc (MYNO's MUP ontology, issue 14).
+var (
+	v1RPCs     = []string{"funcGetDeviceToken", "funcPubUpdateManifest", "funcPubUpdateImage"}
+	v1Manifest = []string{"input_1_AppId", "input_2_LinkOffset", "input_3_Hash", "input_4_Size", "input_5_Version",
+		"input_6_OldVersion", "input_7_InnerSignature", "input_8_DeviceNonce", "input_9_OuterSignature"}
+)
+
+// DetectProtocol tells from a device's module source (get-schema) which
+// protocol the device speaks: v1 when the module has funcGetDeviceToken,
+// funcPubUpdateManifest and funcPubUpdateImage, the manifest rpc with
+// input_1_AppId … input_9_OuterSignature; today's (COSE) otherwise.
+func DetectProtocol(source string) (Protocol, error) {
+	inputs, err := yang.RPCInputs(source)
+	if err != nil {
+		return "", err
+	}
+	return detectProtocol(inputs), nil
+}
+
+func detectProtocol(inputs map[string][]string) Protocol {
+	for _, rpc := range v1RPCs {
+		if _, ok := inputs[rpc]; !ok {
+			return ProtocolCOSE
+		}
+	}
+	for _, in := range v1Manifest {
+		if !slices.Contains(inputs["funcPubUpdateManifest"], in) {
+			return ProtocolCOSE
+		}
+	}
+	return ProtocolV1
+}

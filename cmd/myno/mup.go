@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/myno-bridge/myno/internal/atomicfile"
 	"github.com/myno-bridge/myno/mup"
+	v1 "github.com/myno-bridge/myno/mup/v1"
 )
 
 func keysCommand() *cli.Command {
@@ -30,10 +33,99 @@ func keysCommand() *cli.Command {
 				&cli.StringFlag{Name: "vendor-key", Usage: "vendor key `FILE` (for --update-server)", Sources: cli.EnvVars("MYNO_VENDOR_KEY")},
 				&cli.StringFlag{Name: "vendor-cert", Usage: "vendor CA certificate `FILE` (for --update-server)", Sources: cli.EnvVars("MYNO_VENDOR_CERT")},
 				&cli.DurationFlag{Name: "validity", Value: 5 * 365 * 24 * time.Hour, Usage: "certificate validity"},
+				&cli.StringFlag{Name: "format", Value: "pem", Usage: "pem (PKCS #8 key and certificate) or v1 (MYNO's MUP v1: <name>.priv.hex and <name>.pub-xy.hex, no certificate)", Sources: cli.EnvVars("MYNO_KEYS_FORMAT")},
 			},
 			Action: runKeysGen,
+		}, {
+			Name:  "import",
+			Usage: "turn a MUP v1 private key (64 hex digits, MYNO's form) into a PEM key for the other commands",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "v1-key", Usage: "MUP v1 private key `FILE` (hex)", Required: true},
+				&cli.StringFlag{Name: "out", Usage: "PEM key `FILE` to write (mode 0600)", Required: true},
+			},
+			Action: runKeysImport,
+		}, {
+			Name:  "export",
+			Usage: "write a PEM key in MUP v1 form: <name>.priv.hex (mode 0600) and <name>.pub-xy.hex",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "key", Usage: "PEM key `FILE`", Required: true},
+				&cli.StringFlag{Name: "name", Usage: "file name `PREFIX`", Required: true},
+				&cli.StringFlag{Name: "out", Value: ".", Usage: "output `DIR`", Sources: cli.EnvVars("MYNO_KEYS_DIR")},
+			},
+			Action: runKeysExport,
 		}},
 	}
+}
+
+// writeV1Pair writes key in MUP v1 form: dir/name.priv.hex (0600) and
+// dir/name.pub-xy.hex.
+func writeV1Pair(dir, name string, key *ecdsa.PrivateKey) error {
+	priv, err := v1.EncodePrivateKey(key)
+	if err != nil {
+		return err
+	}
+	pub, err := v1.EncodePublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, name+".priv.hex"), append(priv, '\n'), 0o600); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, name+".pub-xy.hex"), append(pub, '\n'), 0o644)
+}
+
+// readV1Key reads a MUP v1 private key file (hex; a final newline and
+// spaces around are allowed).
+func readV1Key(file string) (*ecdsa.PrivateKey, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	key, err := v1.DecodePrivateKey(bytes.TrimSpace(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return key, nil
+}
+
+// readSigningKey reads a PEM key, or a MUP v1 hex key.
+func readSigningKey(file string) (*ecdsa.PrivateKey, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Contains(b, []byte("-----BEGIN")) {
+		return mup.ReadKey(file)
+	}
+	return readV1Key(file)
+}
+
+func runKeysImport(_ context.Context, cmd *cli.Command) error {
+	key, err := readV1Key(cmd.String("v1-key"))
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("keys import: %w", err)}
+	}
+	if err := mup.WriteKey(cmd.String("out"), key); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("keys import: %w", err)}
+	}
+	pub, _ := v1.EncodePublicKey(&key.PublicKey)
+	fmt.Fprintf(cmd.Root().Writer, "wrote %s (public key %s)\n", cmd.String("out"), pub)
+	return nil
+}
+
+func runKeysExport(_ context.Context, cmd *cli.Command) error {
+	key, err := mup.ReadKey(cmd.String("key"))
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("keys export: %w", err)}
+	}
+	if err := os.MkdirAll(cmd.String("out"), 0o700); err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	if err := writeV1Pair(cmd.String("out"), cmd.String("name"), key); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("keys export: %w", err)}
+	}
+	fmt.Fprintf(cmd.Root().Writer, "wrote %s\n", filepath.Join(cmd.String("out"), cmd.String("name")+".{priv.hex,pub-xy.hex}"))
+	return nil
 }
 
 func runKeysGen(_ context.Context, cmd *cli.Command) error {
@@ -49,6 +141,14 @@ func runKeysGen(_ context.Context, cmd *cli.Command) error {
 	switch {
 	case cmd.Bool("vendor") == cmd.Bool("update-server"):
 		return &exitError{code: 2, err: errors.New("keys gen: give exactly one of --vendor and --update-server")}
+	case cmd.String("format") == "v1":
+		// MUP v1 has no certificates: the device holds both public keys.
+		name := map[bool]string{true: "vendor", false: "update-server"}[cmd.Bool("vendor")]
+		if err := writeV1Pair(out, name, key); err != nil {
+			return &exitError{code: 1, err: err}
+		}
+	case cmd.String("format") != "pem":
+		return &exitError{code: 2, err: fmt.Errorf("keys gen: --format %q: want pem or v1", cmd.String("format"))}
 	case cmd.Bool("vendor"):
 		ca, err := mup.VendorCA(key, "MYNO vendor CA", cmd.Duration("validity"))
 		if err != nil {
@@ -99,12 +199,20 @@ func manifestCommand() *cli.Command {
 				&cli.Uint32Flag{Name: "old-version", Usage: "the version it updates (0: any)"},
 				&cli.Uint32Flag{Name: "link-offset", Usage: "link offset of the image"},
 				&cli.StringFlag{Name: "vendor-key", Usage: "vendor key `FILE`", Required: true, Sources: cli.EnvVars("MYNO_VENDOR_KEY")},
-				&cli.StringFlag{Name: "out", Usage: "output `FILE` (default: <image>.manifest)"},
+				&cli.StringFlag{Name: "out", Usage: "output `FILE` (default: <image>.manifest, or <image>.v1manifest)"},
+				&cli.StringFlag{Name: "format", Value: "cose", Usage: "cose (this project's MUP) or v1 (MYNO's: the inner string and the vendor's r||s signature in hex; the key may be PEM or MUP v1 hex)", Sources: cli.EnvVars("MYNO_MANIFEST_FORMAT")},
 			},
 			Action: func(_ context.Context, cmd *cli.Command) error {
 				image, err := os.ReadFile(cmd.String("image"))
 				if err != nil {
 					return &exitError{code: 2, err: err}
+				}
+				switch cmd.String("format") {
+				case "v1":
+					return signV1Manifest(cmd, image)
+				case "cose":
+				default:
+					return &exitError{code: 2, err: fmt.Errorf("manifest sign: --format %q: want cose or v1", cmd.String("format"))}
 				}
 				key, err := mup.ReadKey(cmd.String("vendor-key"))
 				if err != nil {
@@ -128,4 +236,33 @@ func manifestCommand() *cli.Command {
 			},
 		}},
 	}
+}
+
+// signV1Manifest writes the vendor's part of a MUP v1 manifest (the inner
+// string and its signature: v1.EncodeVendorFile).
+func signV1Manifest(cmd *cli.Command, image []byte) error {
+	key, err := readSigningKey(cmd.String("vendor-key"))
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("manifest sign: --vendor-key: %w", err)}
+	}
+	m, err := v1.NewManifest(image, cmd.String("app-id"), cmd.Uint32("link-offset"), cmd.Uint32("version"), cmd.Uint32("old-version"))
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("manifest sign: %w", err)}
+	}
+	if err := m.SignInner(key); err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	file, err := m.EncodeVendorFile()
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	out := cmd.String("out")
+	if out == "" {
+		out = cmd.String("image") + ".v1manifest"
+	}
+	if err := atomicfile.Write(out, file, 0o644); err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	fmt.Fprintf(cmd.Root().Writer, "wrote %s (MUP v1; app %s, version %d, %d image bytes, sha256 %x)\n", out, m.AppID, m.Version, m.Size, m.Hash)
+	return nil
 }

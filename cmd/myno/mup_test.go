@@ -2,14 +2,17 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/e2e"
+	v1 "github.com/myno-bridge/myno/mup/v1"
 )
 
 func TestKeysAndManifestCommands(t *testing.T) {
@@ -85,5 +88,62 @@ func TestCACommands(t *testing.T) {
 		if code, _, _ := runMyno(t, bad...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", bad, code)
 		}
+	}
+}
+
+// MUP v1 keys and manifests (issue 14): keys made, imported and exported
+// in MYNO's form (the vector keys round-trip), and a v1 vendor manifest
+// whose inner signature verifies with the vendor's public key.
+func TestV1KeysAndManifest(t *testing.T) {
+	dir := t.TempDir()
+	vectors := filepath.Join(testenv.RepoRoot(t), "mup", "v1", "testdata")
+	if code, _, errOut := runMyno(t, "keys", "gen", "--vendor", "--format", "v1", "--out", dir); code != 0 {
+		t.Fatalf("gen v1: %d %s", code, errOut)
+	}
+	checkMode(t, filepath.Join(dir, "vendor.priv.hex"), 0o600)
+	gen, err := readV1Key(filepath.Join(dir, "vendor.priv.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubText, _ := os.ReadFile(filepath.Join(dir, "vendor.pub-xy.hex"))
+	if pub, err := v1.DecodePublicKey(bytes.TrimSpace(pubText)); err != nil || !pub.Equal(&gen.PublicKey) {
+		t.Fatalf("vendor.pub-xy.hex is not the key's: %v", err)
+	}
+	// The vector's manufacturer key: import to PEM, export back.
+	pem := filepath.Join(dir, "manufacturer.pem")
+	code, out, errOut := runMyno(t, "keys", "import", "--v1-key", filepath.Join(vectors, "key-manufacturer.priv.hex"), "--out", pem)
+	wantPub, _ := os.ReadFile(filepath.Join(vectors, "key-manufacturer.pub-xy.hex"))
+	if code != 0 || !strings.Contains(strings.ToLower(out), strings.ToLower(string(bytes.TrimSpace(wantPub)))) {
+		t.Fatalf("import: %d %s %s", code, out, errOut)
+	}
+	checkMode(t, pem, 0o600)
+	if code, _, errOut := runMyno(t, "keys", "export", "--key", pem, "--name", "back", "--out", dir); code != 0 {
+		t.Fatalf("export: %d %s", code, errOut)
+	}
+	orig, _ := os.ReadFile(filepath.Join(vectors, "key-manufacturer.priv.hex"))
+	back, _ := os.ReadFile(filepath.Join(dir, "back.priv.hex"))
+	if !strings.EqualFold(string(bytes.TrimSpace(orig)), string(bytes.TrimSpace(back))) {
+		t.Fatalf("exported key %q, want the imported %q", back, orig)
+	}
+	// A v1 vendor manifest signed with the vector's hex key.
+	image := filepath.Join(vectors, "test-image-500.bin")
+	manifest := filepath.Join(dir, "fw.v1manifest")
+	if code, out, errOut := runMyno(t, "manifest", "sign", "--format", "v1", "--image", image, "--app-id", "APP", "--version", "2",
+		"--old-version", "1", "--vendor-key", filepath.Join(vectors, "key-manufacturer.priv.hex"), "--out", manifest); code != 0 || !strings.Contains(out, "MUP v1") {
+		t.Fatalf("sign v1: %d %s %s", code, out, errOut)
+	}
+	file, _ := os.ReadFile(manifest)
+	m, err := v1.DecodeVendorFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := os.ReadFile(image)
+	inner, _ := m.EncodeInner()
+	pub, _ := v1.DecodePublicKey(bytes.TrimSpace(wantPub))
+	if m.Hash != sha256.Sum256(img) || m.Version != 2 || v1.Verify(pub, inner, m.InnerSignature) != nil {
+		t.Fatalf("v1 manifest %+v does not describe the image or does not verify", m)
+	}
+	if code, _, _ := runMyno(t, "manifest", "sign", "--format", "v2", "--image", image, "--app-id", "APP", "--version", "2", "--vendor-key", pem); code != 2 {
+		t.Errorf("--format v2: exit %d", code)
 	}
 }

@@ -131,6 +131,7 @@ type Device struct {
 
 	commandTopics map[string][]*ontology.Function
 	mup           *mupDevice
+	mupv1         *mupV1 // EnableMUPv1
 	e2e           *E2EEndpoint
 
 	// Commands in hand (under mu): running handlers, at most
@@ -459,6 +460,9 @@ func (d *Device) register(ctx context.Context, topic string) error {
 					}
 					d.mup.reportVersion(ctx)
 				}
+				if d.mupv1 != nil {
+					d.mupv1.reportVersion(ctx)
+				}
 				return nil
 			case strings.HasPrefix(a.payload, wire.AnswerError):
 				reason := strings.TrimPrefix(strings.TrimPrefix(a.payload, wire.AnswerError), ";")
@@ -634,6 +638,10 @@ func (d *Device) onMessage(m client.Message) {
 	}
 	if d.mup != nil && strings.HasPrefix(m.Topic, d.mupTopicPrefix()) {
 		d.mup.onSlice(m)
+		return
+	}
+	if d.mupv1 != nil && m.Topic == d.mupv1.sliceTopic {
+		d.mupv1.onSlice(m)
 		return
 	}
 	funcs, ok := d.commandTopics[m.Topic]

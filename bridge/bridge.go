@@ -118,9 +118,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b.run.goDo(func() { b.expireAssemblies(b.ctx) })
-	if b.broker == nil {
-		b.run.goDo(func() { b.expirePresence(b.ctx) })
-	}
+	b.run.goDo(func() { b.expirePresence(b.ctx) })
 	ok = true
 	attrs := []any{"netconf", b.ln.Addr().String(), "mqtt", b.mqttURL(), "data", cfg.DataDir}
 	if b.broker != nil {

@@ -83,7 +83,7 @@ type presence struct {
 	// session a new connection took over [MQTT-3.1.4-3] before the new
 	// one's start was seen: they pass to it, and stay online meanwhile.
 	clients  map[uint64]string
-	handover map[string][]string
+	handover map[string]*handoverEntry
 	// External broker: the latest announcement of each registered device
 	// that announces its presence, and of devices not registered
 	// (pending, at most maxPendingPresence). An offline one holds the
@@ -103,7 +103,7 @@ type transition struct {
 
 func newPresence(embedded bool, keepAlive time.Duration) *presence {
 	return &presence{embedded: embedded, grace: keepAlive + keepAlive/2,
-		conns: map[uint64][]string{}, links: map[string]map[uint64]bool{}, clients: map[uint64]string{}, handover: map[string][]string{},
+		conns: map[uint64][]string{}, links: map[string]map[uint64]bool{}, clients: map[uint64]string{}, handover: map[string]*handoverEntry{},
 		announced: map[string]wire.Presence{}, pending: map[string]wire.Presence{}, online: map[string]bool{}}
 }
 
@@ -161,9 +161,9 @@ func (p *presence) connected(ev broker.ConnectionEvent) []transition {
 	p.conns[ev.Conn] = nil
 	p.clients[ev.Conn] = ev.ClientID
 	var out []transition
-	if uuids := p.handover[ev.ClientID]; len(uuids) > 0 {
+	if h := p.handover[ev.ClientID]; h != nil && ev.Conn > h.from {
 		delete(p.handover, ev.ClientID)
-		for _, uuid := range uuids {
+		for _, uuid := range h.uuids {
 			out = append(out, p.bindLocked(uuid, ev.Conn)...)
 		}
 	}
@@ -176,12 +176,47 @@ func (p *presence) connected(ev broker.ConnectionEvent) []transition {
 // handingOverLocked reports whether uuid waits for the connection that
 // took its session over.
 func (p *presence) handingOverLocked(uuid string) bool {
-	for _, uuids := range p.handover {
-		if slices.Contains(uuids, uuid) {
+	for _, h := range p.handover {
+		if slices.Contains(h.uuids, uuid) {
 			return true
 		}
 	}
 	return false
+}
+
+// handoverEntry is the devices of connection from, whose session was
+// taken over at since by a connection whose start is not seen yet.
+type handoverEntry struct {
+	from  uint64
+	since time.Time
+	uuids []string
+}
+
+// handoverGrace bounds the wait for the connection that took a session
+// over: its start comes right after the take-over, unless it ended at
+// once too (the broker's events of two connections can come in either
+// order), and then its devices are offline.
+const handoverGrace = 2 * time.Second
+
+// expireHandovers is the transitions of the devices whose session was
+// taken over by a connection never seen to start (expirePresence).
+func (p *presence) expireHandovers(now time.Time) []transition {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []transition
+	for client, h := range p.handover {
+		if now.Sub(h.since) < handoverGrace {
+			continue
+		}
+		delete(p.handover, client)
+		for _, uuid := range h.uuids {
+			if len(p.links[uuid]) == 0 {
+				out = append(out, p.changedLocked(uuid, false, "session taken over by a connection that ended")...)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b transition) int { return strings.Compare(a.uuid, b.uuid) })
+	return out
 }
 
 // deviceOfConnection is the device a connection is, from its identity
@@ -221,19 +256,25 @@ func (p *presence) disconnected(ev broker.ConnectionEvent) []transition {
 		// identifier: to it if its start was seen, else once it is.
 		if next := p.liveConnLocked(ev.ClientID, ev.Conn); next != 0 {
 			out = append(out, p.bindLocked(uuid, next)...)
-		} else {
-			p.handover[ev.ClientID] = append(p.handover[ev.ClientID], uuid)
+			continue
 		}
+		h := p.handover[ev.ClientID]
+		if h == nil {
+			h = &handoverEntry{from: ev.Conn, since: time.Now()}
+			p.handover[ev.ClientID] = h
+		}
+		h.uuids = append(h.uuids, uuid)
 	}
 	delete(p.conns, ev.Conn)
 	delete(p.clients, ev.Conn)
 	return out
 }
 
-// liveConnLocked returns a live connection of client other than except, or 0.
-func (p *presence) liveConnLocked(client string, except uint64) uint64 {
+// liveConnLocked returns a live connection of client newer than after
+// (connections are numbered in order), or 0.
+func (p *presence) liveConnLocked(client string, after uint64) uint64 {
 	for conn, c := range p.clients {
-		if c == client && conn != except {
+		if c == client && conn > after {
 			return conn
 		}
 	}
@@ -404,20 +445,34 @@ func (b *Bridge) onPresence(m client.Message) {
 	b.notifyPresence(b.presence.announce(uuid, a, now))
 }
 
-// expirePresence, on an external broker, tells when devices that
+// expirePresence tells, on an external broker, when devices that
 // announce nothing fall silent for longer than the grace, checking a
-// tenth of it (at most every second).
+// tenth of it (at most every second); on the embedded broker, when a
+// session take-over's new connection never showed up (handoverGrace).
 func (b *Bridge) expirePresence(ctx context.Context) {
-	t := time.NewTicker(min(max(b.presence.grace/10, 50*time.Millisecond), time.Second))
+	every := min(max(b.presence.grace/10, 50*time.Millisecond), time.Second)
+	if b.broker != nil {
+		every = handoverGrace / 4
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			seen := b.registry.lastSeenAll()
+			var seen map[string]time.Time
+			if b.broker == nil {
+				seen = b.registry.lastSeenAll()
+			}
+			// notifyMu before the tracker: transitions are told in the
+			// order the tracker made them.
 			b.notifyMu.Lock()
-			b.notifyPresence(b.presence.expire(seen, now))
+			if b.broker != nil {
+				b.notifyPresence(b.presence.expireHandovers(now))
+			} else {
+				b.notifyPresence(b.presence.expire(seen, now))
+			}
 			b.notifyMu.Unlock()
 		}
 	}

@@ -90,8 +90,17 @@ func TestStoppedDeviceGoesOffline(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if _, err := calls.Call(entry.Namespace, "ledOn", updateserver.Leaf{Name: "uuidInput", Value: uuid}); err != nil {
-						t.Fatalf("ledOn: %v", err)
+					// The device subscribes to its commands once it has the
+					// bootstrap answer: an rpc sent before that is lost, so
+					// ask until one is answered.
+					for deadline := time.Now().Add(30 * time.Second); ; {
+						_, err := calls.Call(entry.Namespace, "ledOn", updateserver.Leaf{Name: "uuidInput", Value: uuid})
+						if err == nil {
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("ledOn: %v", err)
+						}
 					}
 
 					stopped := time.Now()

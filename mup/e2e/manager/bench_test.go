@@ -3,6 +3,7 @@ package manager_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,14 +20,20 @@ import (
 // the E2E topics: the paper's "interactions" (Table 3b) are packets on the
 // wire. PUBLISHes are counted by the leaf of their topic (a cleared
 // retained notify apart) and by QoS; every QoS 1 PUBLISH, to the broker or
-// from it, is answered by exactly one PUBACK, which carries no topic, so
-// PUBACKs are counted in total.
+// from it, is answered by exactly one PUBACK, which carries no topic: a
+// PUBACK is counted when it answers a counted PUBLISH (the same client,
+// the other direction, the same packet id), so other traffic (a device's
+// presence announcements) is left out.
 type packetCounter struct {
 	mqtt.HookBase
 	mu      sync.Mutex
 	publish map[string]int // by leaf
 	qos1    map[string]int // by leaf
 	pubacks int
+	awaited map[string]bool // "<client> in|out/<packet id>" of the PUBACKs counted PUBLISHes await
+	// early holds PUBACKs read before the hook saw their PUBLISH sent
+	// (OnPacketSent runs after the write: the client may answer first).
+	early map[string]bool
 	prefix  string
 	aliases map[string]string // "<client> in|out/<alias>" → topic
 }
@@ -42,7 +49,13 @@ func (h *packetCounter) count(conn string, pk packets.Packet) {
 	defer h.mu.Unlock()
 	switch pk.FixedHeader.Type {
 	case packets.Puback:
-		h.pubacks++
+		key := fmt.Sprintf("%s/%d", conn, pk.PacketID)
+		if h.awaited[key] {
+			delete(h.awaited, key)
+			h.pubacks++
+		} else {
+			h.early[key] = true
+		}
 	case packets.Publish:
 		// A topic alias (MQTT 5 §3.3.2.3.4) stands for the topic it was
 		// set with on the same connection and direction.
@@ -65,6 +78,16 @@ func (h *packetCounter) count(conn string, pk packets.Packet) {
 		h.publish[leaf]++
 		if pk.FixedHeader.Qos == 1 {
 			h.qos1[leaf]++
+			// Its PUBACK goes the other way on the same connection.
+			client, dir, _ := strings.Cut(conn, " ")
+			other := map[string]string{"in": "out", "out": "in"}[dir]
+			key := fmt.Sprintf("%s %s/%d", client, other, pk.PacketID)
+			if h.early[key] {
+				delete(h.early, key)
+				h.pubacks++
+			} else {
+				h.awaited[key] = true
+			}
 		}
 	}
 }
@@ -102,7 +125,7 @@ func (h *packetCounter) phase(leaves ...string) (publish, puback int) {
 func (h *packetCounter) reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.publish, h.qos1, h.pubacks = map[string]int{}, map[string]int{}, 0
+	h.publish, h.qos1, h.pubacks, h.awaited, h.early = map[string]int{}, map[string]int{}, 0, map[string]bool{}, map[string]bool{}
 }
 
 // One device: the handshake and the renewal, each timed, with the

@@ -55,7 +55,7 @@ func embedded(t testing.TB) *testBroker {
 	t.Helper()
 	b := &testBroker{name: "embedded", cap: testenv.NewCapture()}
 	b.hook = &testenv.CuriousHook{Capture: b.cap}
-	b.counter = &packetCounter{prefix: e2e.DefaultPrefix, publish: map[string]int{}, qos1: map[string]int{}, aliases: map[string]string{}}
+	b.counter = &packetCounter{prefix: e2e.DefaultPrefix, publish: map[string]int{}, qos1: map[string]int{}, aliases: map[string]string{}, awaited: map[string]bool{}, early: map[string]bool{}}
 	e := testenv.StartEmbedded(t, broker.Config{DataDir: t.TempDir()}, b.hook, b.counter) // DataDir keeps retained messages across a restart
 	b.url = e.URL()
 	b.restart = func(t *testing.T) { e.Restart() }

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -530,6 +531,10 @@ func TestInteractionCounts(t *testing.T) {
 		pub, _ := b.counter.phase("notify (cleared)")
 		status, _ := b.counter.phase(e2e.LeafStatus)
 		return pub == 2 && status == 2 && b.counter.settled() && d.E2E().Renewals.Load() == 1
+	}, func() string {
+		b.counter.mu.Lock()
+		defer b.counter.mu.Unlock()
+		return fmt.Sprintf("publish %v, qos1 %v, pubacks %d, awaited %v, renewals %d", b.counter.publish, b.counter.qos1, b.counter.pubacks, b.counter.awaited, d.E2E().Renewals.Load())
 	})
 	for _, tc := range []struct {
 		phase           string

@@ -33,7 +33,7 @@ type packetCounter struct {
 	awaited map[string]bool // "<client> in|out/<packet id>" of the PUBACKs counted PUBLISHes await
 	// early holds PUBACKs read before the hook saw their PUBLISH sent
 	// (OnPacketSent runs after the write: the client may answer first).
-	early map[string]bool
+	early   map[string]bool
 	prefix  string
 	aliases map[string]string // "<client> in|out/<alias>" → topic
 }

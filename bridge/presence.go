@@ -161,6 +161,20 @@ func (p *presence) connected(ev broker.ConnectionEvent) []transition {
 	p.conns[ev.Conn] = nil
 	p.clients[ev.Conn] = ev.ClientID
 	var out []transition
+	// An older connection of this client identifier is taken over
+	// [MQTT-3.1.4-3], whenever its end event comes: its devices pass to
+	// this one now, so that this one's end is theirs.
+	for conn, c := range p.clients {
+		if c != ev.ClientID || conn >= ev.Conn {
+			continue
+		}
+		for _, uuid := range p.conns[conn] {
+			delete(p.links[uuid], conn)
+			out = append(out, p.bindLocked(uuid, ev.Conn)...)
+		}
+		delete(p.conns, conn)
+		delete(p.clients, conn)
+	}
 	if h := p.handover[ev.ClientID]; h != nil && ev.Conn > h.from {
 		delete(p.handover, ev.ClientID)
 		for _, uuid := range h.uuids {

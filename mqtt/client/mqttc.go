@@ -403,20 +403,33 @@ func (t *transport5) PublishRetained(ctx context.Context, m Message) error {
 // reasonPacketIDInUse is SUBACK/UNSUBACK reason 0x91 (MQTT 5 §3.9.3, §3.11.3).
 const reasonPacketIDInUse = 0x91
 
-// retryIDInUse sends a SUBSCRIBE or UNSUBSCRIBE up to 5 times while the
-// broker refuses it with 0x91. Client and server number their packets
-// independently (MQTT 5 §2.2.1), but mochi-mqtt v2.7.9 refuses a packet
-// whose id equals one of its own QoS 1 deliveries to us still in flight;
-// the next attempt gets another id.
+// retryIDInUse sends a SUBSCRIBE or UNSUBSCRIBE again while the broker
+// refuses it with 0x91, up to maxIDInUseAttempts times. Client and server
+// number their packets independently (MQTT 5 §2.2.1), but mochi-mqtt
+// v2.7.9 refuses a packet whose id equals one of its own QoS 1 deliveries
+// to us still in flight. The client may pick the same id again while that
+// delivery is unacknowledged, so the attempts are spaced out (1 ms
+// doubling, at most 100 ms) to let it be acknowledged.
 func retryIDInUse(ctx context.Context, send func() ([]byte, error)) error {
+	wait := time.Millisecond
 	for attempt := 1; ; attempt++ {
 		reasons, err := send()
-		if err != nil && len(reasons) == 1 && reasons[0] == reasonPacketIDInUse && attempt < 5 && ctx.Err() == nil {
-			continue
+		if err == nil || len(reasons) != 1 || reasons[0] != reasonPacketIDInUse || attempt >= maxIDInUseAttempts {
+			return err
 		}
-		return err
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
 	}
 }
+
+// maxIDInUseAttempts bounds retryIDInUse: about 2 s of attempts.
+const maxIDInUseAttempts = 25
 
 func (t *transport5) Subscribe(ctx context.Context, topic string) error {
 	t.subs.add(topic)

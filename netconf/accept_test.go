@@ -71,23 +71,7 @@ func dialWithin(t *testing.T, addr string, d time.Duration) *rawClient {
 		conn.Close()
 		t.Fatalf("ssh handshake: %v", err)
 	}
-	c := ssh.NewClient(cc, chans, reqs)
-	t.Cleanup(func() { c.Close() })
-	sess, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, _ := sess.StdinPipe()
-	out, _ := sess.StdoutPipe()
-	if err := sess.RequestSubsystem("netconf"); err != nil {
-		t.Fatalf("subsystem: %v", err)
-	}
-	rc := &rawClient{t: t, client: c, sess: sess, in: in, fr: netconf.NewFrameReader(out, 0)}
-	hello, err := rc.fr.ReadMessage()
-	if err != nil {
-		t.Fatalf("server hello: %v", err)
-	}
-	rc.hello = string(hello)
+	rc := netconfSession(t, ssh.NewClient(cc, chans, reqs))
 	_ = conn.SetDeadline(time.Time{})
 	return rc
 }

@@ -192,6 +192,14 @@ func dialRaw(t testing.TB, ts *testServer, cfg *ssh.ClientConfig) *rawClient {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
+	return netconfSession(t, c)
+}
+
+// netconfSession opens the netconf subsystem on c (closed with the test)
+// and reads the server's hello.
+func netconfSession(t testing.TB, c *ssh.Client) *rawClient {
+	t.Helper()
+	t.Cleanup(func() { c.Close() })
 	sess, err := c.NewSession()
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +210,6 @@ func dialRaw(t testing.TB, ts *testServer, cfg *ssh.ClientConfig) *rawClient {
 		t.Fatalf("subsystem: %v", err)
 	}
 	rc := &rawClient{t: t, client: c, sess: sess, in: in, fr: netconf.NewFrameReader(out, 0)}
-	t.Cleanup(func() { c.Close() })
 	hello, err := rc.fr.ReadMessage()
 	if err != nil {
 		t.Fatalf("server hello: %v", err)

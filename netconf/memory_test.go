@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-
-	"github.com/myno-bridge/myno/netconf"
 )
 
 // attackBudget bounds the bytes the process may allocate while one attack
@@ -197,22 +195,5 @@ func dialRawFrom(t testing.TB, ts *testServer, local string, cfg *ssh.ClientConf
 		conn.Close()
 		t.Fatalf("ssh from %s: %v", local, err)
 	}
-	c := ssh.NewClient(cc, chans, reqs)
-	t.Cleanup(func() { c.Close() })
-	sess, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, _ := sess.StdinPipe()
-	out, _ := sess.StdoutPipe()
-	if err := sess.RequestSubsystem("netconf"); err != nil {
-		t.Fatalf("subsystem: %v", err)
-	}
-	rc := &rawClient{t: t, client: c, sess: sess, in: in, fr: netconf.NewFrameReader(out, 0)}
-	hello, err := rc.fr.ReadMessage()
-	if err != nil {
-		t.Fatalf("server hello: %v", err)
-	}
-	rc.hello = string(hello)
-	return rc
+	return netconfSession(t, ssh.NewClient(cc, chans, reqs))
 }

@@ -27,11 +27,14 @@ func (b *Bridge) rpcHandler(mod *yang.Module, reply replier) netconf.Handler {
 		if err != nil {
 			var ie *yang.InputError
 			if errors.As(err, &ie) {
-				re := &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: ie.Tag, Path: ie.Path, Message: ie.Message}
+				re := &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: ie.Tag, AppTag: ie.AppTag, Path: ie.Path, Message: ie.Message}
 				if ie.Tag == yang.TagMalformedMessage {
 					re.Type = netconf.ErrTypeRPC
 				}
-				if ie.Element != "" {
+				switch {
+				case ie.InfoName == yang.AppTagMissingChoice: // in the YANG namespace (RFC 7950 §15.6)
+					re.Info = append(re.Info, netconf.NewLeaf(yang.NamespaceYANG, ie.InfoName, ie.Element))
+				case ie.Element != "":
 					re.WithInfo("bad-element", ie.Element)
 				}
 				return nil, re

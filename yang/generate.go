@@ -7,6 +7,7 @@ import (
 
 	goyang "github.com/openconfig/goyang/pkg/yang"
 
+	v1 "github.com/myno-bridge/myno/mup/v1"
 	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/wire"
 )
@@ -79,6 +80,39 @@ type RPC struct {
 	Inputs   []*InputNode // in the order of the operation's inputs
 	Outputs  []*OutputLeaf
 	Retval   leafType
+	// OneInputPerCall: a call carries exactly one of the inputs besides
+	// the device selector. They are the cases of a mandatory choice
+	// (OneInputChoice, RFC 7950 §7.9), and only the one given goes on
+	// MQTT. See takesOneInputPerCall.
+	OneInputPerCall bool
+}
+
+// OneInputChoice names the choice of an rpc that takes one input per call.
+const OneInputChoice = "field"
+
+// takesOneInputPerCall tells whether the rpc is MUP v1's manifest rpc:
+// its inputs besides the selector are the nine manifest fields,
+// input_1_AppId … input_9_OuterSignature. MYNO's Update Server sends them
+// one per call as "<index>,<value>" (MUP-V1.md §2.2), and its bridge
+// forwards the leaves present; the device stores each by its index
+// prefix. Making all nine mandatory would refuse every such call.
+func takesOneInputPerCall(r *RPC) bool {
+	names := map[string]bool{}
+	for _, n := range nonSelector(r.Inputs) {
+		if n.Input.Kind == ontology.InputStructure {
+			return false
+		}
+		names[n.Name] = true
+	}
+	if len(names) != v1.IndexStart {
+		return false
+	}
+	for i := range v1.IndexStart {
+		if !names[v1.Leaf(i)] {
+			return false
+		}
+	}
+	return true
 }
 
 // InputNode is one input of an rpc: a leaf, or a container for a
@@ -217,6 +251,7 @@ func (m *Module) buildSchema() error {
 			}
 			r.Inputs = append(r.Inputs, n)
 		}
+		r.OneInputPerCall = takesOneInputPerCall(r)
 		outputs := namespaceAlloc{"retval": true}
 		for j := range f.Outputs {
 			o := &f.Outputs[j]
@@ -531,14 +566,26 @@ func RPCInputs(source string) (map[string][]string, error) {
 			if in.Keyword != "input" {
 				continue
 			}
-			for _, n := range in.SubStatements() {
-				if n.Keyword == "leaf" || n.Keyword == "container" {
-					inputs[rpc.Argument] = append(inputs[rpc.Argument], n.Argument)
-				}
-			}
+			inputs[rpc.Argument] = append(inputs[rpc.Argument], dataNodes(in)...)
 		}
 	}
 	return inputs, nil
+}
+
+// dataNodes returns the names of the leaves and containers directly
+// below st, through choices and cases (RFC 7950 §7.9: they are schema
+// nodes, not data nodes, so their cases' nodes are st's children in data).
+func dataNodes(st *goyang.Statement) []string {
+	var out []string
+	for _, n := range st.SubStatements() {
+		switch n.Keyword {
+		case "leaf", "container":
+			out = append(out, n.Argument)
+		case "choice", "case":
+			out = append(out, dataNodes(n)...)
+		}
+	}
+	return out
 }
 
 // singleQuote renders a pattern: single-quoted YANG strings have no escapes.
@@ -595,6 +642,40 @@ func (m *Module) renderReading(w *writer, n *Notification) {
 	w.close()
 }
 
+// renderInput writes one input node of an rpc: a leaf, or a container of
+// a sub-structure's leaves (always mandatory, as the wire joins them all).
+func (m *Module) renderInput(w *writer, n *InputNode, mandatory bool) {
+	desc := m.text(n.Input.Description)
+	if n.Input.Kind == ontology.InputStructure {
+		w.open("container", n.Name)
+		if desc != "" {
+			w.text("description", desc)
+		}
+		for _, fl := range n.Fields {
+			w.open("leaf", fl.Name)
+			fl.Type.write(w)
+			w.stmt("mandatory", "true")
+			if d := m.text(fl.Field.Description); d != "" {
+				w.text("description", d)
+			}
+			w.close()
+		}
+		w.close()
+		return
+	}
+	w.open("leaf", n.Name)
+	n.Type.write(w)
+	if mandatory {
+		w.stmt("mandatory", "true")
+	}
+	if desc != "" {
+		w.text("description", desc)
+	} else if n.Selector() {
+		w.text("description", "The target device.")
+	}
+	w.close()
+}
+
 func (m *Module) renderRPC(w *writer, r *RPC) {
 	f := r.Function
 	w.open("rpc", r.Name)
@@ -605,34 +686,24 @@ func (m *Module) renderRPC(w *writer, r *RPC) {
 		w.text(m.Prefix+":"+InputTopicExtension, m.inputTopic(f.InputTopic))
 	}
 	w.open("input", "")
+	choiceDone := false
 	for _, n := range r.Inputs {
-		desc := m.text(n.Input.Description)
-		if n.Input.Kind == ontology.InputStructure {
-			w.open("container", n.Name)
-			if desc != "" {
-				w.text("description", desc)
-			}
-			for _, fl := range n.Fields {
-				w.open("leaf", fl.Name)
-				fl.Type.write(w)
-				w.stmt("mandatory", "true")
-				if d := m.text(fl.Field.Description); d != "" {
-					w.text("description", d)
-				}
-				w.close()
-			}
-			w.close()
+		if !r.OneInputPerCall || n.Selector() {
+			m.renderInput(w, n, true)
 			continue
 		}
-		w.open("leaf", n.Name)
-		n.Type.write(w)
+		if choiceDone {
+			continue
+		}
+		// Every input but the selector is a case, at the first one's place.
+		w.open("choice", OneInputChoice)
 		w.stmt("mandatory", "true")
-		if desc != "" {
-			w.text("description", desc)
-		} else if n.Selector() {
-			w.text("description", "The target device.")
+		w.text("description", "One field per call, as MUP v1 sends the manifest: the value is <index>,<text>, and the device stores it by the index alone.")
+		for _, c := range nonSelector(r.Inputs) {
+			m.renderInput(w, c, false)
 		}
 		w.close()
+		choiceDone = true
 	}
 	w.close()
 	w.open("output", "")

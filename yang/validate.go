@@ -26,15 +26,27 @@ const (
 	TagOperationNotSupp = "operation-not-supported"
 )
 
+// RFC 7950 §15.6: a mandatory choice without a case is data-missing,
+// with this error-app-tag and an error-info element of that name in the
+// YANG namespace.
+const (
+	TagDataMissing      = "data-missing"
+	AppTagMissingChoice = "missing-choice"
+	NamespaceYANG       = "urn:ietf:params:xml:ns:yang:1"
+)
+
 // InputError says why an rpc's input was refused. Tag is the RFC 6241
-// error-tag the NETCONF server answers with, Path the schema path of the
-// offending node ("/rpc-name/leaf") and Element its local name (for
-// error-info bad-element).
+// error-tag the NETCONF server answers with, AppTag its error-app-tag,
+// Path the schema path of the offending node ("/rpc-name/leaf") and
+// Element its local name, for the error-info element InfoName
+// (bad-element when empty).
 type InputError struct {
-	Tag     string
-	Path    string
-	Element string
-	Message string
+	Tag      string
+	AppTag   string
+	Path     string
+	Element  string
+	InfoName string
+	Message  string
 }
 
 func (e *InputError) Error() string {
@@ -95,11 +107,23 @@ func (m *Module) ParseInput(rpcElement []byte) (*Call, error) {
 	if err := trailing(d); err != nil {
 		return nil, &InputError{Tag: TagMalformedMessage, Path: "/" + r.Name, Message: err.Error()}
 	}
+	if r.OneInputPerCall {
+		if err := oneInput(r, values); err != nil {
+			return nil, err
+		}
+	}
+	var sent []*InputNode // the non-selector inputs on the wire, as call.Args
 	for _, n := range r.Inputs {
 		path := "/" + r.Name + "/" + n.Name
 		v, ok := values[n.Name]
+		if !ok && r.OneInputPerCall && !n.Selector() {
+			continue // another case of the choice
+		}
 		if !ok {
 			return nil, &InputError{Tag: TagMissingElement, Path: path, Element: n.Name, Message: fmt.Sprintf("mandatory input %q is missing", n.Name)}
+		}
+		if !n.Selector() {
+			sent = append(sent, n)
 		}
 		if n.Input.Kind == ontology.InputStructure {
 			if v.children == nil {
@@ -142,7 +166,7 @@ func (m *Module) ParseInput(rpcElement []byte) (*Call, error) {
 		call.Args = append(call.Args, canon)
 	}
 	// Enumeration values on the wire are the description's, bound to the device.
-	for i, n := range nonSelector(r.Inputs) {
+	for i, n := range sent {
 		if n.Type.builtin == "enumeration" {
 			for _, e := range n.Type.enum {
 				if e.Name == call.Args[i] {
@@ -152,6 +176,28 @@ func (m *Module) ParseInput(rpcElement []byte) (*Call, error) {
 		}
 	}
 	return call, nil
+}
+
+// oneInput checks the mandatory choice of an rpc that takes one input per
+// call (RPC.OneInputPerCall): none is data-missing with error-app-tag
+// missing-choice (RFC 7950 §15.6), two are a bad-element (a choice has
+// one case in data, §7.9).
+func oneInput(r *RPC, values map[string]element) error {
+	var given []string
+	for _, n := range nonSelector(r.Inputs) {
+		if _, ok := values[n.Name]; ok {
+			given = append(given, n.Name)
+		}
+	}
+	switch {
+	case len(given) == 0:
+		return &InputError{Tag: TagDataMissing, AppTag: AppTagMissingChoice, Path: "/" + r.Name, InfoName: AppTagMissingChoice, Element: OneInputChoice,
+			Message: fmt.Sprintf("rpc %s takes one input per call (choice %s), and none is given", r.Name, OneInputChoice)}
+	case len(given) > 1:
+		return &InputError{Tag: TagBadElement, Path: "/" + r.Name + "/" + given[1], Element: given[1],
+			Message: fmt.Sprintf("rpc %s takes one input per call (choice %s): %s and %s are given", r.Name, OneInputChoice, given[0], given[1])}
+	}
+	return nil
 }
 
 func nonSelector(ns []*InputNode) []*InputNode {

@@ -116,6 +116,33 @@ func TestParseInputStructure(t *testing.T) {
 	})
 }
 
+// MUP v1's manifest rpc takes one field per call, as MYNO's Update Server
+// sends it (MUP-V1.md §2.2): its fields are the cases of a mandatory
+// choice, and only the one given goes on MQTT.
+func TestParseInputOneFieldPerCall(t *testing.T) {
+	m := testdataModule(t, "mup-v1-device.jsonld")
+	if r := m.RPC("funcPubUpdateManifest"); r == nil || !r.OneInputPerCall {
+		t.Fatal("funcPubUpdateManifest does not take one input per call")
+	}
+	if r := m.RPC("funcPubUpdateImage"); r == nil || r.OneInputPerCall {
+		t.Fatal("funcPubUpdateImage takes one input per call")
+	}
+	runInputCases(t, m, "funcPubUpdateManifest", []inputCase{
+		{name: "first field", body: `<uuidInput>d</uuidInput><input_1_AppId>0,APP</input_1_AppId>`, args: []string{"0,APP"}, uuid: "d"},
+		{name: "field after the selector", body: `<input_7_InnerSignature>6,AE20</input_7_InnerSignature><uuidInput>d</uuidInput>`, args: []string{"6,AE20"}, uuid: "d"},
+		{name: "start", body: `<uuidInput>d</uuidInput><input_9_OuterSignature>9,START-UPDATE</input_9_OuterSignature>`, args: []string{"9,START-UPDATE"}, uuid: "d"},
+		{name: "no field", body: `<uuidInput>d</uuidInput>`, tag: "data-missing"},
+		{name: "two fields", body: `<uuidInput>d</uuidInput><input_1_AppId>0,APP</input_1_AppId><input_2_LinkOffset>1,0</input_2_LinkOffset>`, tag: "bad-element"},
+		{name: "missing selector", body: `<input_1_AppId>0,APP</input_1_AppId>`, tag: "missing-element"},
+		{name: "field separator", body: `<uuidInput>d</uuidInput><input_1_AppId>0,A;PP</input_1_AppId>`, tag: "invalid-value"},
+	})
+	var ie *yang.InputError
+	_, err := m.ParseInput([]byte(`<funcPubUpdateManifest xmlns="` + m.Namespace + `"><uuidInput>d</uuidInput></funcPubUpdateManifest>`))
+	if !errors.As(err, &ie) || ie.AppTag != yang.AppTagMissingChoice || ie.Element != yang.OneInputChoice {
+		t.Errorf("no field: %+v, want error-app-tag %s naming choice %s (RFC 7950 §15.6)", ie, yang.AppTagMissingChoice, yang.OneInputChoice)
+	}
+}
+
 func TestParseInputRange(t *testing.T) {
 	m := testdataModule(t, "thermostat.jsonld")
 	th := func(op, v string) string {

@@ -3,6 +3,7 @@ package updateserver
 import (
 	"slices"
 
+	v1 "github.com/myno-bridge/myno/mup/v1"
 	"github.com/myno-bridge/myno/yang"
 )
 
@@ -19,13 +20,9 @@ const (
 	ProtocolV1 Protocol = "v1"
 )
 
-// v1RPCs are the rpcs of a device that speaks MUP v1, and v1Manifest the
-// inputs of its manifest rpc (MYNO's MUP ontology, issue 14).
-var (
-	v1RPCs     = []string{"funcGetDeviceToken", "funcPubUpdateManifest", "funcPubUpdateImage"}
-	v1Manifest = []string{"input_1_AppId", "input_2_LinkOffset", "input_3_Hash", "input_4_Size", "input_5_Version",
-		"input_6_OldVersion", "input_7_InnerSignature", "input_8_DeviceNonce", "input_9_OuterSignature"}
-)
+// v1RPCs are the rpcs of a device that speaks MUP v1 (MYNO's MUP
+// ontology, MUP-V1.md §1).
+var v1RPCs = []string{v1.RPCGetDeviceToken, v1.RPCPubUpdateManifest, v1.RPCPubUpdateImage}
 
 // DetectProtocol tells from a device's module source (get-schema) which
 // protocol the device speaks: v1 when the module has funcGetDeviceToken,
@@ -45,8 +42,8 @@ func detectProtocol(inputs map[string][]string) Protocol {
 			return ProtocolCOSE
 		}
 	}
-	for _, in := range v1Manifest {
-		if !slices.Contains(inputs["funcPubUpdateManifest"], in) {
+	for i := range v1.IndexStart {
+		if !slices.Contains(inputs[v1.RPCPubUpdateManifest], v1.Leaf(i)) {
 			return ProtocolCOSE
 		}
 	}

@@ -20,7 +20,7 @@ func TestDetectProtocol(t *testing.T) {
 		{"MYNO's MUP", v1, updateserver.ProtocolV1},
 		{"today's MUP", generateModule(t, "mup-device.jsonld").Text, updateserver.ProtocolCOSE},
 		{"today's MUP, receipts", generateModule(t, "mup-device-signed.jsonld").Text, updateserver.ProtocolCOSE},
-		{"no outer signature input", regexp.MustCompile(`(?s)\n      leaf input_9_OuterSignature \{.*?\n      \}`).ReplaceAllString(v1, ""), updateserver.ProtocolCOSE},
+		{"no outer signature input", regexp.MustCompile(`(?s)\n( +)leaf input_9_OuterSignature \{.*?\n( +)\}`).ReplaceAllString(v1, ""), updateserver.ProtocolCOSE},
 		{"an LED", generateModule(t, "led-color.jsonld").Text, updateserver.ProtocolCOSE},
 	} {
 		got, err := updateserver.DetectProtocol(c.source)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/myno-bridge/myno/mqtt/access"
+	v1 "github.com/myno-bridge/myno/mup/v1"
 	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/wire"
 	"github.com/myno-bridge/myno/yang"
@@ -31,10 +32,10 @@ type registry struct {
 
 	mu        sync.Mutex
 	devices   map[string]*device
-	modules   map[string]*moduleEntry // by shape
-	telemetry map[string]sensorRef    // topic -> sensor
-	owners    map[string]string       // every device topic -> its device
-	images    map[string]string       // firmware image topic -> its device
+	modules   map[string]*moduleEntry      // by shape
+	telemetry map[string]sensorRef         // topic -> sensor
+	owners    map[string]string            // every device topic -> its device
+	images    map[access.ImageTopic]string // firmware image topic -> its device
 	// invalid holds saved devices that no longer pass the start-up checks
 	// (a lower --max-description-bytes, a stricter parser): kept and
 	// written back as they were, never served, shown in <get>; the
@@ -131,7 +132,7 @@ func newRegistry(dir string, parser *ontology.Parser) *registry {
 	snap, _ := storePaths(dir)
 	return &registry{parser: parser, file: snap,
 		devices: map[string]*device{}, modules: map[string]*moduleEntry{}, telemetry: map[string]sensorRef{},
-		owners: map[string]string{}, images: map[string]string{}, invalid: map[string]invalidDevice{}, dirty: map[string]bool{}}
+		owners: map[string]string{}, images: map[access.ImageTopic]string{}, invalid: map[string]invalidDevice{}, dirty: map[string]bool{}}
 }
 
 // openRegistry opens the registry of dir (registrystore.go): it takes the
@@ -270,9 +271,18 @@ func topicsOf(uuid string, tmpl, model *ontology.Device) deviceTopics {
 		if tmpl.Functions[i].Topic != "" {
 			t.Commands = append(t.Commands, wire.CommandTopic(tmpl.Functions[i].Topic, uuid))
 		}
-		if model.Functions[i].InputTopic != "" {
-			t.Images = append(t.Images, model.Functions[i].InputTopic)
+		if model.Functions[i].InputTopic == "" {
+			continue
 		}
+		if tmpl.Functions[i].Method == v1.MethodPubUpdateImage {
+			// MUP v1 (MUP-V1.md §2.3): the input data point + "/<uuid>",
+			// as MYNO's 2020 bridge makes every topic; acks on "/response".
+			img := wire.CommandTopic(tmpl.Functions[i].InputTopic, uuid)
+			t.Images = append(t.Images, access.ImageTopic{Topic: img, Ack: wire.MUPv1AckTopic(img)})
+			continue
+		}
+		img := model.Functions[i].InputTopic
+		t.Images = append(t.Images, access.ImageTopic{Topic: img, Ack: wire.FirmwareAckTopic(img)})
 	}
 	for _, s := range model.Sensors {
 		if s.Topic != "" {
@@ -287,9 +297,9 @@ type deviceTopics = access.DeviceTopics
 
 // all lists every topic of t, the image topics' acks included.
 func all(t deviceTopics) []string {
-	out := slices.Concat(t.Commands, t.Images, t.Readings)
+	out := slices.Concat(t.Commands, t.Readings)
 	for _, img := range t.Images {
-		out = append(out, wire.FirmwareAckTopic(img))
+		out = append(out, img.Topic, img.Ack)
 	}
 	return out
 }
@@ -330,11 +340,11 @@ func (r *registry) DeviceTopics(uuid string) (access.DeviceTopics, bool) {
 }
 
 // ImageTopics returns every registered device's firmware image topics
-// (access.Devices).
-func (r *registry) ImageTopics() []string {
+// (access.Devices), by topic.
+func (r *registry) ImageTopics() []access.ImageTopic {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Sorted(maps.Keys(r.images))
+	return slices.SortedFunc(maps.Keys(r.images), func(a, b access.ImageTopic) int { return strings.Compare(a.Topic, b.Topic) })
 }
 
 // ownerOf is the device whose description names topic.

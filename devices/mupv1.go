@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"strings"
 
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
 	v1 "github.com/myno-bridge/myno/mup/v1"
 	"github.com/myno-bridge/myno/ontology"
+	"github.com/myno-bridge/myno/wire"
 )
 
 // MUPv1Config makes a device built from a MUP v1 description (MYNO's
@@ -40,11 +42,6 @@ type MUPv1Config struct {
 	// not take slices then.
 	FirmwareCompat bool
 }
-
-// mupV1AckSuffix makes the ack topic of MUP v1 from its slice topic
-// (§2.3): "<slice topic>/response", not package mup's "/ack"
-// (wire.FirmwareAckTopic).
-const mupV1AckSuffix = "/response"
 
 // mupV1 is the device side of MUP v1.
 type mupV1 struct {
@@ -151,15 +148,14 @@ func (d *Device) EnableMUPv1(cfg MUPv1Config) error {
 }
 
 // sliceTopicV1 is the slice topic of MUP v1 (§2.3): the input data point's
-// topic and "/<uuid>", unless the description's topic holds the UUID
-// already (a "%s" template, filled in by the model).
+// topic and "/<uuid>" (wire.CommandTopic, as the Update Server makes it
+// from the module), unless the description's topic names the UUID
+// already (a description published with its "%s" filled in).
 func sliceTopicV1(input, uuid string) string {
-	for _, level := range strings.Split(input, "/") {
-		if level == uuid {
-			return input
-		}
+	if slices.Contains(strings.Split(input, "/"), uuid) {
+		return input
 	}
-	return input + "/" + uuid
+	return wire.CommandTopic(input, uuid)
 }
 
 // MUPv1Version is the running firmware version of a MUP v1 device (0 for
@@ -318,7 +314,7 @@ func (m *mupV1) onSlice(msg client.Message) {
 	if ack != nil {
 		// QoS 0, as the firmware: the Update Server resends a slice it
 		// hears no ack for.
-		_ = m.d.tr.Publish(context.Background(), client.Message{Topic: m.sliceTopic + mupV1AckSuffix, Payload: ack}, 0)
+		_ = m.d.tr.Publish(context.Background(), client.Message{Topic: wire.MUPv1AckTopic(m.sliceTopic), Payload: ack}, 0)
 	}
 	m.core.publishProgress(progress)
 }

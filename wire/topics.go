@@ -112,6 +112,12 @@ func InstanceResponseUUID(instance, topic string) (string, bool) {
 // data point of the device's sendFirmwareImage operation).
 func FirmwareAckTopic(imageTopic string) string { return imageTopic + "/ack" }
 
+// MUPv1AckTopic is where a MUP v1 device acknowledges the slices it takes
+// on sliceTopic (MUP-V1.md §2.3: MYNO's Update Server subscribes
+// "<slice topic>/response"). The slice topic is the input data point of
+// funcPubUpdateImage for the device, as CommandTopic makes it.
+func MUPv1AckTopic(sliceTopic string) string { return sliceTopic + "/response" }
+
 // TopicFirmwareStatus is where a MUP device reports the firmware version it
 // runs, after its bootstrap and after each "reboot" into a new image:
 // "yang/update/status/<uuid>", payload "VERSION;<n>".

@@ -51,7 +51,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 
 func BenchmarkAllowPublish(b *testing.B) {
 	devs := &devicesMap{m: map[string]access.DeviceTopics{
-		"d1": {Commands: []string{"actuator/led/d1"}, Images: []string{"fw/d1"}, Readings: []string{"sensor/t/d1", "sensor/h/d1"}},
+		"d1": {Commands: []string{"actuator/led/d1"}, Images: coseImages("fw/d1"), Readings: []string{"sensor/t/d1", "sensor/h/d1"}},
 	}}
 	c := &access.Controller{Policy: access.Policy{Devices: devs}}
 	id := access.Identity{Name: "d1", Role: access.RoleDevice}

@@ -27,10 +27,10 @@ func (d *devicesMap) DeviceTopics(uuid string) (access.DeviceTopics, bool) {
 	return t, ok
 }
 
-func (d *devicesMap) ImageTopics() []string {
+func (d *devicesMap) ImageTopics() []access.ImageTopic {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var out []string
+	var out []access.ImageTopic
 	for _, t := range d.m {
 		out = append(out, t.Images...)
 	}
@@ -59,7 +59,7 @@ func TestDynsecOnMosquitto(t *testing.T) {
 		}
 	}
 	devs := &devicesMap{m: map[string]access.DeviceTopics{
-		"dev1": {Commands: []string{"actuator/led/dev1"}, Images: []string{"fw/dev1"}, Readings: []string{"sensor/t/dev1"}},
+		"dev1": {Commands: []string{"actuator/led/dev1"}, Images: coseImages("fw/dev1"), Readings: []string{"sensor/t/dev1"}},
 	}}
 	policy := access.Policy{Devices: devs}
 	cfg, err := access.ExportDynsec(access.Export{Credentials: store.List(), Policy: policy})
@@ -150,7 +150,7 @@ func TestDynsecOnMosquitto(t *testing.T) {
 
 	// dev1's description changes; the bridge replaces its role, and the
 	// Update Servers', in one request.
-	devs.set("dev1", access.DeviceTopics{Commands: []string{"actuator/led2/dev1"}, Images: []string{"fw2/dev1"}, Readings: []string{"sensor/t/dev1"}})
+	devs.set("dev1", access.DeviceTopics{Commands: []string{"actuator/led2/dev1"}, Images: coseImages("fw2/dev1"), Readings: []string{"sensor/t/dev1"}})
 	payload, err := access.EncodeDynsecRequest(append(policy.DynsecDeviceCommands("dev1"), policy.DynsecUpdateServerCommands()...))
 	if err != nil {
 		t.Fatal(err)

@@ -34,9 +34,17 @@ func (id Identity) String() string {
 // DeviceTopics are the topics a registered device's description names,
 // bound to its uuid.
 type DeviceTopics struct {
-	Commands []string // where the bridge sends its commands
-	Images   []string // where the Update Server sends its firmware slices (MUP)
-	Readings []string // its sensor and event topics
+	Commands []string     // where the bridge sends its commands
+	Images   []ImageTopic // where the Update Server sends its firmware slices (MUP)
+	Readings []string     // its sensor and event topics
+}
+
+// ImageTopic is where a device takes firmware slices, and where it
+// acknowledges them: wire.FirmwareAckTopic for this project's MUP,
+// wire.MUPv1AckTopic for MUP v1.
+type ImageTopic struct {
+	Topic string
+	Ack   string
 }
 
 // Devices is what the policy needs from the bridge's registry.
@@ -44,7 +52,7 @@ type Devices interface {
 	// DeviceTopics returns a registered device's topics.
 	DeviceTopics(uuid string) (DeviceTopics, bool)
 	// ImageTopics returns every registered device's firmware image topics.
-	ImageTopics() []string
+	ImageTopics() []ImageTopic
 }
 
 // Policy gives each identity its rules: exactly the topics its role or
@@ -105,8 +113,8 @@ func (p Policy) UpdateServerRules() Rules {
 	var r Rules
 	if p.Devices != nil {
 		for _, img := range p.Devices.ImageTopics() {
-			r.Publish = append(r.Publish, img)
-			r.Subscribe = append(r.Subscribe, wire.FirmwareAckTopic(img))
+			r.Publish = append(r.Publish, img.Topic)
+			r.Subscribe = append(r.Subscribe, img.Ack)
 		}
 	}
 	r.Subscribe = append(r.Subscribe, wire.FirmwareStatusFilter)
@@ -174,8 +182,8 @@ func (p Policy) deviceRules(uuid string) Rules {
 		r.Publish = append(r.Publish, t.Readings...)
 		r.Subscribe = append(r.Subscribe, t.Commands...)
 		for _, img := range t.Images {
-			r.Subscribe = append(r.Subscribe, img)
-			r.Publish = append(r.Publish, wire.FirmwareAckTopic(img))
+			r.Subscribe = append(r.Subscribe, img.Topic)
+			r.Publish = append(r.Publish, img.Ack)
 		}
 	}
 	return r

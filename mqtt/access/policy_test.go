@@ -12,7 +12,9 @@ import (
 
 func TestPolicyRules(t *testing.T) {
 	devs := &devicesMap{m: map[string]access.DeviceTopics{
-		"d1": {Commands: []string{"actuator/led/d1", "actuator/led/d1"}, Images: []string{"fw/d1"}, Readings: []string{"sensor/t/d1"}},
+		"d1": {Commands: []string{"actuator/led/d1", "actuator/led/d1"}, Images: coseImages("fw/d1"), Readings: []string{"sensor/t/d1"}},
+		// MUP v1 (MUP-V1.md §2.3): acks on the slice topic + "/response".
+		"v1": {Images: []access.ImageTopic{{Topic: "yang/update/image/v1", Ack: wire.MUPv1AckTopic("yang/update/image/v1")}}},
 	}}
 	p := access.Policy{Devices: devs}
 	for _, tc := range []struct {
@@ -49,6 +51,12 @@ func TestPolicyRules(t *testing.T) {
 		{access.Identity{Name: "u", Role: access.RoleUpdateServer}, "actuator/led/d1", true, false},
 		{access.Identity{Name: "u", Role: access.RoleUpdateServer}, wire.DefaultE2EPrefix + "/u/d1/notify", true, true},
 		{access.Identity{Name: "u", Role: access.RoleUpdateServer}, wire.DefaultE2EPrefix + "/m/d1/notify", true, false},
+		{access.Identity{Name: "v1", Role: access.RoleDevice}, "yang/update/image/v1", false, true},
+		{access.Identity{Name: "v1", Role: access.RoleDevice}, "yang/update/image/v1/response", true, true},
+		{access.Identity{Name: "v1", Role: access.RoleDevice}, wire.FirmwareAckTopic("yang/update/image/v1"), true, false},
+		{access.Identity{Name: "u", Role: access.RoleUpdateServer}, "yang/update/image/v1", true, true},
+		{access.Identity{Name: "u", Role: access.RoleUpdateServer}, "yang/update/image/v1/response", false, true},
+		{access.Identity{Name: "u", Role: access.RoleUpdateServer}, "yang/update/image/v1/response", true, false},
 		{access.Identity{Name: "m", Role: access.RoleE2EManager}, wire.DefaultE2EPrefix + "/m/+/ready", false, true},
 		{access.Identity{Name: "m", Role: access.RoleE2EManager}, "fw/d1", true, false},
 		{access.Identity{Name: "b", Role: access.RoleBridge}, "actuator/led/d1", true, true},
@@ -183,4 +191,13 @@ func TestConcurrentEnrolmentsAreAllKept(t *testing.T) {
 	if again.Len() != n || refused != n {
 		t.Errorf("%d devices on file and %d claims refused; want %d and %d", again.Len(), refused, n, n)
 	}
+}
+
+// coseImages are image topics of this project's MUP, each with its ack.
+func coseImages(topics ...string) []access.ImageTopic {
+	var out []access.ImageTopic
+	for _, t := range topics {
+		out = append(out, access.ImageTopic{Topic: t, Ack: wire.FirmwareAckTopic(t)})
+	}
+	return out
 }

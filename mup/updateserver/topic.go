@@ -60,12 +60,13 @@ func receiptOutput(ctx context.Context, nc *Client, dev *DeviceEntry, cache *Mod
 
 // moduleFacts is what an update needs from a device's module.
 type moduleFacts struct {
-	topics  map[string]string   // input data point topics, by rpc (yang.InputTopics)
-	outputs map[string][]string // output leaves, by rpc (yang.RPCOutputs)
+	topics   map[string]string   // input data point topics, by rpc (yang.InputTopics)
+	outputs  map[string][]string // output leaves, by rpc (yang.RPCOutputs)
+	protocol Protocol            // the MUP the device speaks (DetectProtocol)
 }
 
 // ModuleCache keeps what an Update Server read from each module it has
-// fetched (input topics, rpc outputs): a module is fetched and parsed
+// fetched (input topics, rpc outputs, the protocol): a module is fetched and parsed
 // once, however many of its devices are updated and however many workers
 // ask at once. A module's name carries the shape of its description,
 // topics and outputs included, so they never change for one name; one
@@ -102,7 +103,11 @@ func (c *ModuleCache) facts(ctx context.Context, nc *Client, module string) (*mo
 		if err != nil {
 			return nil, err
 		}
-		return &moduleFacts{topics: topics, outputs: outputs}, nil
+		inputs, err := yang.RPCInputs(source)
+		if err != nil {
+			return nil, err
+		}
+		return &moduleFacts{topics: topics, outputs: outputs, protocol: detectProtocol(inputs)}, nil
 	})
 }
 

@@ -49,12 +49,19 @@ type UpdateConfig struct {
 	MQTTURL      string // the broker the slices go through, straight
 	// MQTTCredentials authenticate the Update Server to that broker.
 	MQTTCredentials client.Credentials
-	SliceSize       int // default DefaultSliceSize
-	Flow            FlowControl
-	Window          int           // default DefaultWindow
-	AckTimeout      time.Duration // before a slice is sent again; default 1s
-	MaxRetries      int           // per slice; default 10
-	RebootWait      time.Duration // for the new version to show; default 10s
+	// V1Manifest is the vendor's MUP v1 manifest file (myno manifest sign
+	// --format v1: the inner string and signature), for devices that
+	// speak MUP v1. A campaign over a mixed fleet gives both manifests.
+	V1Manifest []byte
+	// Protocol forces the protocol; "" takes it from the device's module
+	// (DetectProtocol).
+	Protocol   Protocol
+	SliceSize  int // default DefaultSliceSize; MUP v1 slices are v1.SliceSize
+	Flow       FlowControl
+	Window     int           // default DefaultWindow
+	AckTimeout time.Duration // before a slice is sent again; default 1s
+	MaxRetries int           // per slice; default 10
+	RebootWait time.Duration // for the new version to show; default 10s
 	// Progress is called after each acknowledged slice.
 	Progress func(sent, total int, bytes int)
 	// OpenKeyChannel, when set, makes the transfer confidential. Update
@@ -102,6 +109,11 @@ type Result struct {
 	Verdict Verdict
 	// Signer is the subject of the certificate that signed the receipt.
 	Signer string
+	// Protocol is the MUP the update spoke.
+	Protocol Protocol
+	// Note says what an operator should know of a successful update
+	// (MUP v1: a constant nonce, a version the device does not report).
+	Note string
 }
 
 // Verdict is how far an update's success rests on the device's signature.
@@ -209,6 +221,24 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	if cfg.Modules == nil {
 		cfg.Modules = NewModuleCache()
 	}
+	facts, err := cfg.Modules.facts(ctx, nc, dev.Module)
+	if err != nil {
+		return res, &UpdateError{Step: "find device", Err: fmt.Errorf("module %s: %w", dev.Module, err)}
+	}
+	res.Protocol = facts.protocol
+	if cfg.Protocol != "" {
+		res.Protocol = cfg.Protocol
+	}
+	switch res.Protocol {
+	case ProtocolV1:
+		return updateV1(ctx, cfg, nc, dev, facts, res)
+	case ProtocolCOSE:
+	default:
+		return res, &UpdateError{Step: "find device", Err: fmt.Errorf("protocol %q: want %s or %s", res.Protocol, ProtocolV1, ProtocolCOSE)}
+	}
+	if len(cfg.VendorSigned) == 0 {
+		return res, &UpdateError{Step: "manifest", Err: fmt.Errorf("device %s speaks MUP (COSE, module %s), and no COSE vendor manifest is given (myno manifest sign)", cfg.UUID, dev.Module)}
+	}
 	if res.Topic, err = firmwareTopic(ctx, nc, dev, cfg.Modules); err != nil {
 		return res, &UpdateError{Step: "firmware topic", Err: err}
 	}
@@ -304,7 +334,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 		}
 		slices = s.slices
 	}
-	if err := transfer(ctx, cfg, slices, res.Topic, res); err != nil {
+	if err := transfer(ctx, cfg, coseStream(slices, len(cfg.Image), cfg.SliceSize, res.Topic), res); err != nil {
 		return res, &UpdateError{Step: "transfer", Err: err}
 	}
 	phase("transfer", start)
@@ -410,19 +440,41 @@ type keyChannelResult struct {
 	err error
 }
 
+// sliceStream is what a transfer sends and how acks read: the protocol's
+// slice payloads, each encoded once (a resent slice is the same bytes),
+// and its ack topic and codec.
+type sliceStream struct {
+	payloads  [][]byte
+	plainSize []int // image bytes in each slice, for progress
+	topic     string
+	ackTopic  string
+	// decodeAck returns the slice an ack acknowledges.
+	decodeAck func([]byte) (uint32, error)
+}
+
+// coseStream is the stream of this project's MUP (mup/PROTOCOL.md):
+// binary slices, 4-byte acks on wire.FirmwareAckTopic.
+func coseStream(slices []mup.Slice, imageSize, sliceSize int, topic string) *sliceStream {
+	st := &sliceStream{topic: topic, ackTopic: wire.FirmwareAckTopic(topic),
+		decodeAck: func(b []byte) (uint32, error) {
+			a, err := mup.DecodeAck(b)
+			return a.Index, err
+		}}
+	for i, sl := range slices {
+		st.payloads = append(st.payloads, sl.Encode())
+		st.plainSize = append(st.plainSize, min(sliceSize, imageSize-i*sliceSize))
+	}
+	return st
+}
+
 // transfer publishes the slices and waits for acks, resending after a
 // timeout from the last acknowledged slice.
-func transfer(ctx context.Context, cfg UpdateConfig, slices []mup.Slice, topic string, res *Result) error {
-	res.Slices = len(slices)
-	// Progress counts image bytes, sealed or not.
-	plainSize := make([]int, len(slices))
-	for i := range slices {
-		plainSize[i] = min(cfg.SliceSize, len(cfg.Image)-i*cfg.SliceSize)
-	}
+func transfer(ctx context.Context, cfg UpdateConfig, st *sliceStream, res *Result) error {
+	res.Slices = len(st.payloads)
+	topic, ackTopic, plainSize := st.topic, st.ackTopic, st.plainSize
 	acks := make(chan uint32, 1024)
 	var mu sync.Mutex
 	acked := -1
-	ackTopic := wire.FirmwareAckTopic(topic)
 	mq, err := client.Dial(ctx, client.Config{URL: cfg.MQTTURL, Credentials: cfg.MQTTCredentials, ClientID: "myno-update-" + hex.EncodeToString(mup.NewNonce()[:6]), Protocol: client.MQTT5,
 		TopicAliases: 4, // every publish here is QoS 0: slices carry an alias, not their topic
 		OnMessage: func(m client.Message) {
@@ -431,9 +483,9 @@ func transfer(ctx context.Context, cfg UpdateConfig, slices []mup.Slice, topic s
 			}
 			// An ack beyond the last slice is forged (the broker, or anyone
 			// who can publish): it must not end the transfer early.
-			if a, err := mup.DecodeAck(m.Payload); err == nil && int(a.Index) < len(slices) {
+			if n, err := st.decodeAck(m.Payload); err == nil && int(n) < len(st.payloads) {
 				select {
-				case acks <- a.Index:
+				case acks <- n:
 				default:
 				}
 			}
@@ -456,13 +508,13 @@ func transfer(ctx context.Context, cfg UpdateConfig, slices []mup.Slice, topic s
 		mu.Lock()
 		base := acked + 1
 		mu.Unlock()
-		if base >= len(slices) {
+		if base >= len(st.payloads) {
 			return nil
 		}
-		for next < base+window && next < len(slices) {
+		for next < base+window && next < len(st.payloads) {
 			// QoS 0: MUP has its own acks and resends, so the broker need not
 			// track each slice (and mochi-mqtt v2.7.9 can stall doing so).
-			if err := mq.Publish(ctx, client.Message{Topic: topic, Payload: slices[next].Encode()}, 0); err != nil {
+			if err := mq.Publish(ctx, client.Message{Topic: topic, Payload: st.payloads[next]}, 0); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -488,7 +540,7 @@ func transfer(ctx context.Context, cfg UpdateConfig, slices []mup.Slice, topic s
 			a := acked
 			mu.Unlock()
 			if cfg.Progress != nil {
-				cfg.Progress(a+1, len(slices), sentBytes)
+				cfg.Progress(a+1, len(st.payloads), sentBytes)
 			}
 		case <-timer.C:
 			// A lost slice or ack: go back to the first unacknowledged one.

@@ -5,7 +5,7 @@ FUZZTIME ?= 20s
 .PHONY: run test test-short bench fuzz lint build
 
 ## run: the whole system on embedded defaults: the embedded MQTT broker,
-## the bridge (NETCONF on 127.0.0.1:8830) and three simulated devices.
+## the bridge (NETCONF on 127.0.0.1:8830) and four simulated devices.
 ## Data (registry, host key, users) goes to .data/. The admin password is
 ## printed on first start, or set MYNO_ADMIN_PASSWORD.
 run:

@@ -85,6 +85,9 @@ type FleetConfig struct {
 	// Credentials, when set, gives each device its own broker credentials
 	// (Device.Credentials is then the rest: TLS).
 	Credentials func(uuid string) (client.Credentials, error)
+	// Enable, when set, runs on each device after New and before it
+	// connects (EnableMUPv1, say); an error fails the fleet's start.
+	Enable func(*Device) error
 	// Stagger spaces out connects; 0 means 2 ms.
 	Stagger time.Duration
 	// Concurrency bounds connects and bootstraps in progress; 0 means 64.
@@ -170,6 +173,11 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 			d, err := New(dc)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", e.Name, err)
+			}
+			if cfg.Enable != nil {
+				if err := cfg.Enable(d); err != nil {
+					return nil, fmt.Errorf("%s: %s: %w", e.Name, dc.UUID, err)
+				}
 			}
 			f.Devices = append(f.Devices, d)
 		}

@@ -147,6 +147,20 @@ func (d *Device) EnableMUPv1(cfg MUPv1Config) error {
 	return nil
 }
 
+// SpeaksMUPv1 tells whether the device's description has MUP v1's three
+// operations (by their method keywords; MUP-V1.md §2): EnableMUPv1 can
+// make it speak v1.
+func (d *Device) SpeaksMUPv1() bool {
+	found := map[string]bool{}
+	for i := range d.model.Functions {
+		switch m := d.model.Functions[i].Method; m {
+		case v1.MethodGetDeviceToken, v1.MethodPubUpdateManifest, v1.MethodPubUpdateImage:
+			found[m] = true
+		}
+	}
+	return len(found) == 3
+}
+
 // sliceTopicV1 is the slice topic of MUP v1 (§2.3): the input data point's
 // topic and "/<uuid>" (wire.CommandTopic, as the Update Server makes it
 // from the module), unless the description's topic names the UUID

@@ -19,7 +19,7 @@ import (
 )
 
 // demoCommand is what make run starts: the bridge on the embedded broker
-// and three simulated devices from testdata/.
+// and four simulated devices from testdata/.
 func demoCommand() *cli.Command {
 	flags := append(bridgeFlags(),
 		&cli.StringFlag{Name: "descriptions", Usage: "`DIR` with the demo descriptions", Value: "testdata/descriptions", Sources: cli.EnvVars("MYNO_DEMO_DESCRIPTIONS")},
@@ -27,7 +27,7 @@ func demoCommand() *cli.Command {
 	)
 	return &cli.Command{
 		Name:  "demo",
-		Usage: "run the bridge with the embedded broker and three simulated devices (what make run starts)",
+		Usage: "run the bridge with the embedded broker and four simulated devices (what make run starts)",
 		Flags: flags,
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg, err := bridgeConfig(cmd)
@@ -66,6 +66,7 @@ func demoCommand() *cli.Command {
 				{"led-color.jsonld", "demo-led-1"},
 				{"relay-sensors.jsonld", "demo-relay-1"},
 				{"mup-device-signed.jsonld", "demo-mup-1"}, // signs update receipts with its E2E key
+				{"mup-v1-device.jsonld", "demo-myno-1"},    // MYNO's MUP (v1), as its CC2538 firmware
 			} {
 				desc, err := os.ReadFile(filepath.Join(cmd.String("descriptions"), spec.file))
 				if err != nil {
@@ -83,6 +84,11 @@ func demoCommand() *cli.Command {
 						return &exitError{code: 1, err: err}
 					}
 					if err := d.EnableE2E(*e2eDevice); err != nil {
+						return &exitError{code: 1, err: err}
+					}
+				}
+				if spec.uuid == "demo-myno-1" {
+					if err := d.EnableMUPv1(upd.v1Device); err != nil {
 						return &exitError{code: 1, err: err}
 					}
 				}
@@ -127,14 +133,22 @@ demo-mup-1 signs a receipt with its device key; the update is "verified" once it
 For a confidential transfer (the broker sees only sealed slices), add:
     --encrypt --ca-dir %[13]s
 
+demo-myno-1 speaks MYNO's MUP (v1); myno update tells so from its module. Update it alone, or both
+devices in one campaign, with the v1 manifest beside the COSE one (a v1 device cannot sign: "unverified"):
+  myno update --bridge %[1]s --password PASSWORD --mqtt-url %[2]s --device demo-myno-1 \
+    --mqtt-username %[16]s --mqtt-password-file %[14]s/%[16]s.token \
+    --image %[10]s --manifest %[17]s --key %[12]s
+  (for the campaign: --device demo-mup-1 --device demo-myno-1 --manifest %[11]s --manifest %[17]s
+   --device-ca %[13]s/ca.crt)
+
 Renew demo-mup-1's E2E certificate and key through the broker, which sees neither (CA in %[13]s):
   myno e2e renew --ca-dir %[13]s --mqtt-url %[2]s --device demo-mup-1 \
     --mqtt-username %[16]s --mqtt-password-file %[14]s/%[16]s.token
 
 Stop with Ctrl-C.
-`, b.NetconfAddr(), b.BrokerURL(), "demo-led-1, demo-relay-1, demo-mup-1", host, port, ledModule,
+`, b.NetconfAddr(), b.BrokerURL(), strings.Join(demoDevices, ", "), host, port, ledModule,
 				upd.dir, demoFirmwareFrom, demoFirmwareTo, upd.image, upd.manifest, upd.serverKey, e2eDir,
-				demoTokenDir(cfg.DataDir), cfg.DataDir, demoE2EManager)
+				demoTokenDir(cfg.DataDir), cfg.DataDir, demoE2EManager, upd.v1Manifest)
 			<-ctx.Done()
 			return nil
 		},
@@ -142,7 +156,7 @@ Stop with Ctrl-C.
 }
 
 // demoDevices are the uuids of the demo's devices.
-var demoDevices = []string{"demo-led-1", "demo-relay-1", "demo-mup-1"}
+var demoDevices = []string{"demo-led-1", "demo-relay-1", "demo-mup-1", "demo-myno-1"}
 
 // demoTokenDir keeps the demo's MQTT tokens, one file per identity.
 func demoTokenDir(dataDir string) string { return filepath.Join(dataDir, "tokens") }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/mup"
+	v1 "github.com/myno-bridge/myno/mup/v1"
 )
 
 // demoMUP is what the demo's MUP device trusts and what an operator passes
@@ -21,6 +23,11 @@ type demoMUP struct {
 	dir, image, manifest, serverKey string
 	serverCert                      []byte // PEM, published by the bridge
 	device                          devices.MUPConfig
+	// v1Manifest is the vendor file of the same image for MUP v1 (myno
+	// manifest sign --format v1), and v1Device what the demo's MUP v1
+	// device (MYNO's protocol) trusts: the same vendor and server keys.
+	v1Manifest string
+	v1Device   devices.MUPv1Config
 }
 
 const (
@@ -95,6 +102,27 @@ func prepareDemoMUP(dataDir string) (*demoMUP, error) {
 		return nil, err
 	}
 	if err := os.WriteFile(d.manifest, signed, 0o644); err != nil {
+		return nil, err
+	}
+	// MUP v1 holds no certificate: the device has the keys as they are.
+	serverPub, ok := sc.PublicKey.(*ecdsa.PublicKey)
+	if !ok {
+		return nil, errors.New("demo: the update server certificate holds no ECDSA key")
+	}
+	d.v1Device = devices.MUPv1Config{AppID: demoAppID, Version: demoFirmwareFrom, SlotSize: 1 << 20, VendorKey: &vk.PublicKey, ServerKey: serverPub}
+	d.v1Manifest = d.image + ".v1manifest"
+	m, err := v1.NewManifest(image, demoAppID, 0, demoFirmwareTo, demoFirmwareFrom)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.SignInner(vk); err != nil {
+		return nil, err
+	}
+	vendorFile, err := m.EncodeVendorFile()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(d.v1Manifest, vendorFile, 0o644); err != nil {
 		return nil, err
 	}
 	return d, nil

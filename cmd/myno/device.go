@@ -24,7 +24,11 @@ func deviceCommand() *cli.Command {
 		Description: "Runs one device (--description, --uuid) or a fleet (--count N, or --fleet FILE of\n" +
 			"description:count lines). Each device bootstraps its description to the bridge over MQTT,\n" +
 			"answers commands and publishes sensor readings until SIGINT/SIGTERM, then unsubscribes\n" +
-			"and disconnects. Fleet UUIDs derive from --uuid.",
+			"and disconnects. Fleet UUIDs derive from --uuid.\n" +
+			"A device whose description has MYNO's MUP operations (funcGetDeviceToken, funcPubUpdateManifest,\n" +
+			"funcPubUpdateImage) speaks MUP v1 as MYNO's CC2538 firmware does on the wire, with stronger checks:\n" +
+			"a fresh nonce per token, used once; a version above the running one; hash and size. It checks\n" +
+			"manifests with --mup-vendor-key and --mup-server-key (MYNO's .pub-xy.hex or PEM), which it then needs.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "description", Usage: "JSON-LD description `FILE`", Sources: cli.EnvVars("MYNO_DEVICE_DESCRIPTION")},
 			&cli.StringFlag{Name: "uuid", Usage: "device `UUID` (the base UUID of a fleet)", Value: "myno-device-1", Sources: cli.EnvVars("MYNO_DEVICE_UUID")},
@@ -42,6 +46,12 @@ func deviceCommand() *cli.Command {
 			&cli.DurationFlag{Name: "bootstrap-timeout", Usage: "wait for the bridge's answer per attempt", Value: devices.DefaultBootstrapTimeout, Sources: cli.EnvVars("MYNO_DEVICE_BOOTSTRAP_TIMEOUT")},
 			&cli.DurationFlag{Name: "mqtt-keepalive", Usage: "MQTT keep-alive (whole seconds): the broker drops a device silent for 1.5 times as long, and the bridge then shows it offline", Value: client.DefaultKeepAlive, Sources: cli.EnvVars("MYNO_MQTT_KEEPALIVE")},
 			&cli.BoolFlag{Name: "no-presence", Usage: "set no Will and publish no presence on myno/presence/<uuid>, as MYNO's devices: on an external broker the bridge then tells a stopped device only from its silence (bridge --device-keepalive)", Sources: cli.EnvVars("MYNO_DEVICE_NO_PRESENCE")},
+			&cli.StringFlag{Name: "mup-vendor-key", Usage: "MUP v1: the vendor's public key `FILE` that checks the inner signature (MYNO's publicManufacturer; .pub-xy.hex or PEM)", Sources: cli.EnvVars("MYNO_MUP_VENDOR_KEY")},
+			&cli.StringFlag{Name: "mup-server-key", Usage: "MUP v1: the Update Server's public key `FILE` that checks the outer signature (MYNO's publicUpdateserver)", Sources: cli.EnvVars("MYNO_MUP_SERVER_KEY")},
+			&cli.Uint32Flag{Name: "firmware-version", Value: 1, Usage: "MUP v1: the running firmware `VERSION`", Sources: cli.EnvVars("MYNO_DEVICE_FIRMWARE_VERSION")},
+			&cli.Uint32Flag{Name: "firmware-slot", Value: 1 << 20, Usage: "MUP v1: the largest image the device takes, in `BYTES`", Sources: cli.EnvVars("MYNO_DEVICE_FIRMWARE_SLOT")},
+			&cli.StringFlag{Name: "app-id", Usage: "MUP v1: take only manifests of this application `ID` (default: any)", Sources: cli.EnvVars("MYNO_DEVICE_APP_ID")},
+			&cli.BoolFlag{Name: "firmware-compat", Usage: "MUP v1: answer a refused manifest OK, as MYNO's firmware does, instead of ERROR (either way no slice is taken)", Sources: cli.EnvVars("MYNO_DEVICE_FIRMWARE_COMPAT")},
 			logLevelFlag("info"),
 		}, append(e2eDeviceFlags(), mqttAuthFlags()...)...),
 		Action: runDevice,
@@ -97,6 +107,10 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 	if e2eCfg != nil && (cmd.String("fleet") != "" || cmd.Int("count") > 1) {
 		return &exitError{code: 2, err: errors.New("device: --cert/--key/--ca are one device's credentials; not for a fleet")}
 	}
+	enableMUPv1, err := mupV1Enabler(cmd)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("device: %w", err)}
+	}
 	var entries []devices.FleetEntry
 	switch {
 	case cmd.String("fleet") != "":
@@ -117,6 +131,9 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			if err := enableMUPv1(d); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("device: %w", err)}
+			}
 			if e2eCfg != nil {
 				if err := d.EnableE2E(*e2eCfg); err != nil {
 					return &exitError{code: 2, err: err}
@@ -134,7 +151,7 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 	}
 	out := cmd.Root().ErrWriter
 	fleet, err := devices.StartFleet(ctx, devices.FleetConfig{
-		Entries: entries, BaseUUID: cmd.String("uuid"), Device: base, Credentials: credentialsFor,
+		Entries: entries, BaseUUID: cmd.String("uuid"), Device: base, Credentials: credentialsFor, Enable: enableMUPv1,
 		Progress: func(p devices.FleetProgress) { fmt.Fprintf(out, "fleet: %s\n", p) },
 	})
 	if err != nil {
@@ -147,6 +164,37 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 1, err: fmt.Errorf("device: %d of %d devices failed", p.Failed, p.Total)}
 	}
 	return nil
+}
+
+// mupV1Enabler returns what makes a device of a MUP v1 description speak
+// v1 with the --mup-* and --firmware-* flags; it leaves other devices as
+// they are. Without the keys a v1 device is refused: it could check no
+// manifest.
+func mupV1Enabler(cmd *cli.Command) (func(*devices.Device) error, error) {
+	cfg := devices.MUPv1Config{Version: cmd.Uint32("firmware-version"), SlotSize: cmd.Uint32("firmware-slot"),
+		AppID: cmd.String("app-id"), FirmwareCompat: cmd.Bool("firmware-compat")}
+	vendor, server := cmd.String("mup-vendor-key"), cmd.String("mup-server-key")
+	if (vendor == "") != (server == "") {
+		return nil, errors.New("--mup-vendor-key and --mup-server-key go together")
+	}
+	if vendor != "" {
+		var err error
+		if cfg.VendorKey, err = readVerifyingKey(vendor); err != nil {
+			return nil, fmt.Errorf("--mup-vendor-key: %w", err)
+		}
+		if cfg.ServerKey, err = readVerifyingKey(server); err != nil {
+			return nil, fmt.Errorf("--mup-server-key: %w", err)
+		}
+	}
+	return func(d *devices.Device) error {
+		if !d.SpeaksMUPv1() {
+			return nil
+		}
+		if cfg.VendorKey == nil {
+			return fmt.Errorf("device %s: its description has MYNO's MUP (v1) operations: give --mup-vendor-key and --mup-server-key, the public keys it checks manifests with", d.UUID())
+		}
+		return d.EnableMUPv1(cfg)
+	}, nil
 }
 
 // deviceCredentials gives each device its broker credentials: its token

@@ -278,9 +278,30 @@ func TestDemoCommand(t *testing.T) {
 	campaign := slices.Concat(updateBase, []string{"--device", "demo-mup-1", "--device", "demo-relay-1", "--parallel", "1", "--max-failures", "1", "--quiet"},
 		artifacts)
 	code, table, updErr := runMyno(t, campaign...)
-	if code != 1 || !regexp.MustCompile(`demo-mup-1\s+failed\s+.*25_INVALID-VERSIONNR`).MatchString(table) ||
-		!regexp.MustCompile(`demo-relay-1\s+skipped`).MatchString(table) {
+	if code != 1 || !regexp.MustCompile(`demo-mup-1\s+MUP\s+failed\s+.*25_INVALID-VERSIONNR`).MatchString(table) ||
+		!regexp.MustCompile(`demo-relay-1\s+-\s+skipped`).MatchString(table) {
 		t.Errorf("campaign: exit %d\n%s\n%.300s", code, table, updErr)
+	}
+	// demo-myno-1 speaks MYNO's MUP (v1): the printed command updates it
+	// to version 2, unverified since it cannot sign; a campaign over both
+	// devices, with both manifests, then finds each at version 2 already
+	// (the COSE device refuses the same version; the v1 Update Server
+	// refuses a non-upgrade before the device hears of it).
+	v1m := regexp.MustCompile(`myno update --bridge \S+ --password PASSWORD --mqtt-url \S+ --device demo-myno-1 \\\s+` +
+		`--mqtt-username \S+ --mqtt-password-file \S+ \\\s+--image \S+ --manifest (\S+) --key \S+\n`).FindStringSubmatch(text)
+	if v1m == nil {
+		t.Fatalf("no MUP v1 update command in:\n%s", text)
+	}
+	code, updOut, updErr = runMyno(t, slices.Concat(updateBase, []string{"--device", "demo-myno-1", "--image", m[4], "--manifest", v1m[1], "--key", m[6]})...)
+	if code != 0 || !strings.Contains(updOut, "device demo-myno-1 runs version 2 (MUP v1, 147 slices") ||
+		!strings.Contains(updOut, "unverified: the device cannot sign") || !strings.Contains(updErr, "firmware demo-myno-1") {
+		t.Fatalf("MUP v1 update: exit %d\n%s\n%.600s", code, updOut, updErr)
+	}
+	mixed := slices.Concat(updateBase, []string{"--device", "demo-mup-1", "--device", "demo-myno-1", "--quiet"}, artifacts, []string{"--manifest", v1m[1]})
+	code, table, updErr = runMyno(t, mixed...)
+	if code != 1 || !regexp.MustCompile(`demo-mup-1\s+MUP\s+failed\s+.*25_INVALID-VERSIONNR`).MatchString(table) ||
+		!regexp.MustCompile(`demo-myno-1\s+MUP v1\s+failed\s+.*no upgrade`).MatchString(table) {
+		t.Errorf("mixed campaign: exit %d\n%s\n%.300s", code, table, updErr)
 	}
 	// The printed E2E renewal works: demo-mup-1 gets a new certificate and
 	// stores it; a device nobody runs fails within --timeout.

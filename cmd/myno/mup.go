@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -98,6 +100,50 @@ func readSigningKey(file string) (*ecdsa.PrivateKey, error) {
 		return mup.ReadKey(file)
 	}
 	return readV1Key(file)
+}
+
+// readVerifyingKey reads a P-256 public key: MUP v1's 128 hex digits
+// (X‖Y, a .pub-xy.hex file), or PEM (a PUBLIC KEY, a CERTIFICATE, or a
+// private key whose public half is taken).
+func readVerifyingKey(file string) (*ecdsa.PublicKey, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Contains(b, []byte("-----BEGIN")) {
+		pub, err := v1.DecodePublicKey(bytes.TrimSpace(b))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return pub, nil
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", file)
+	}
+	var pub any
+	switch block.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "CERTIFICATE":
+		var cert *x509.Certificate
+		if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+			pub = cert.PublicKey
+		}
+	default:
+		var key *ecdsa.PrivateKey
+		if key, err = mup.ReadKey(file); err == nil {
+			pub = &key.PublicKey
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	ec, ok := pub.(*ecdsa.PublicKey)
+	if !ok || ec.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%s: not a P-256 public key", file)
+	}
+	return ec, nil
 }
 
 func runKeysImport(_ context.Context, cmd *cli.Command) error {

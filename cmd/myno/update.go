@@ -20,6 +20,7 @@ import (
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/e2e"
 	"github.com/myno-bridge/myno/mup/updateserver"
+	v1 "github.com/myno-bridge/myno/mup/v1"
 )
 
 func updateCommand() *cli.Command {
@@ -35,15 +36,21 @@ func updateCommand() *cli.Command {
 			"receipt fails. See mup/PROTOCOL.md.\n" +
 			"Several --device flags, or --category, make a campaign: --parallel updates at a time, a\n" +
 			"result table at the end, and --max-failures to stop starting new updates.\n" +
-			"The bridge's host key is verified as by myno rpc (--known-hosts, trust on first use, or --known-host).",
+			"The bridge's host key is verified as by myno rpc (--known-hosts, trust on first use, or --known-host).\n" +
+			"The protocol follows from each device's module: MUP v1 (MYNO's: manifest fields one rpc at a time,\n" +
+			"600-byte slices on the image data point + /<uuid>) for a module with funcGetDeviceToken,\n" +
+			"funcPubUpdateManifest and funcPubUpdateImage, this project's MUP otherwise; --protocol forces one.\n" +
+			"--manifest takes the vendor's COSE manifest, its v1 manifest (myno manifest sign --format v1), or\n" +
+			"both (given twice, for a mixed fleet). A v1 device cannot sign: its update is unverified.",
 		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "device", Usage: "device `UUID`; repeat for a campaign", Sources: cli.EnvVars("MYNO_UPDATE_DEVICE")},
 			&cli.StringFlag{Name: "category", Usage: "update every registered device of this `CATEGORY` (a campaign)"},
 			&cli.IntFlag{Name: "parallel", Value: updateserver.DefaultParallel, Usage: "campaign: updates in flight"},
 			&cli.IntFlag{Name: "max-failures", Usage: "campaign: start no more updates after `N` failures (0: never stop)"},
 			&cli.StringFlag{Name: "image", Usage: "firmware image `FILE`", Required: true},
-			&cli.StringFlag{Name: "manifest", Usage: "vendor manifest `FILE` (myno manifest sign)", Required: true},
-			&cli.StringFlag{Name: "key", Usage: "Update Server key `FILE`", Required: true, Sources: cli.EnvVars("MYNO_UPDATE_SERVER_KEY")},
+			&cli.StringSliceFlag{Name: "manifest", Usage: "vendor manifest `FILE` (myno manifest sign, COSE or --format v1); twice for a fleet of both", Required: true},
+			&cli.StringFlag{Name: "key", Usage: "Update Server key `FILE` (PEM, or MUP v1's 64 hex digits)", Required: true, Sources: cli.EnvVars("MYNO_UPDATE_SERVER_KEY")},
+			&cli.StringFlag{Name: "protocol", Value: "auto", Usage: "`auto` (from each device's module), v1 (MYNO's MUP) or cose", Sources: cli.EnvVars("MYNO_UPDATE_PROTOCOL")},
 			&cli.StringFlag{Name: "bridge", Value: defaultNetconfAddr, Usage: "bridge NETCONF `ADDRESS`", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
 			&cli.StringFlag{Name: "user", Value: defaultNetconfUser, Usage: "NETCONF user", Sources: cli.EnvVars("MYNO_NETCONF_USER")},
 			&cli.StringFlag{Name: "password", Usage: "NETCONF password", Sources: cli.EnvVars("MYNO_NETCONF_PASSWORD")},
@@ -71,13 +78,21 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	signed, err := os.ReadFile(cmd.String("manifest"))
+	signed, v1Manifest, err := readManifests(cmd.StringSlice("manifest"))
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
 	}
-	key, err := mup.ReadKey(cmd.String("key"))
+	key, err := readSigningKey(cmd.String("key"))
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: 2, err: fmt.Errorf("update: --key: %w", err)}
+	}
+	var protocol updateserver.Protocol
+	switch p := cmd.String("protocol"); p {
+	case "auto":
+	case string(updateserver.ProtocolV1), string(updateserver.ProtocolCOSE):
+		protocol = updateserver.Protocol(p)
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("update: --protocol %q: want auto, v1 or cose", p)}
 	}
 	flow := updateserver.FlowControl(cmd.String("flow"))
 	if flow != updateserver.StopAndWait && flow != updateserver.Windowed {
@@ -135,7 +150,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	case len(targets) == 0:
 		return &exitError{code: 2, err: fmt.Errorf("update: give --device or --category")}
 	case len(targets) > 1:
-		return runCampaign(ctx, cmd, targets, sshConfig, updateserver.UpdateConfig{VendorSigned: signed, Image: image, ServerKey: key,
+		return runCampaign(ctx, cmd, targets, sshConfig, updateserver.UpdateConfig{VendorSigned: signed, V1Manifest: v1Manifest, Protocol: protocol, Image: image, ServerKey: key,
 			MQTTURL: cmd.String("mqtt-url"), MQTTCredentials: creds, SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")), OpenKeyChannel: openKeyChannel,
 			DeviceCA: deviceCA, RequireReceipt: cmd.Bool("require-receipt")})
 	}
@@ -147,7 +162,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 			progressbar.OptionSetDescription("firmware "+device), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(out) }))
 	}
-	res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: device, VendorSigned: signed, Image: image, ServerKey: key,
+	res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: device, VendorSigned: signed, V1Manifest: v1Manifest, Protocol: protocol, Image: image, ServerKey: key,
 		NETCONF: s, MQTTURL: cmd.String("mqtt-url"), MQTTCredentials: creds, SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")),
 		OpenKeyChannel: openKeyChannel, DeviceCA: deviceCA, RequireReceipt: cmd.Bool("require-receipt"),
 		Progress: func(acked, total int, bytes int) {
@@ -170,8 +185,51 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 	}
-	fmt.Fprintf(w, "device %s runs version %d (%d slices, %d resent): %s\n", device, res.Version, res.Slices, res.Resent, verdictText(res))
+	fmt.Fprintf(w, "device %s runs version %d (%s, %d slices, %d resent): %s\n", device, res.Version, protocolName(res.Protocol), res.Slices, res.Resent, verdictText(res))
+	if res.Note != "" {
+		fmt.Fprintf(w, "note: %s\n", res.Note)
+	}
 	return nil
+}
+
+// protocolName names a protocol for people.
+func protocolName(p updateserver.Protocol) string {
+	if p == updateserver.ProtocolV1 {
+		return "MUP v1"
+	}
+	return "MUP"
+}
+
+// readManifests reads the --manifest files: at most one COSE vendor
+// manifest (myno manifest sign) and one MUP v1 vendor file (--format v1),
+// told apart by their content.
+func readManifests(files []string) (cose, v1Manifest []byte, err error) {
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--manifest: %w", err)
+		}
+		_, v1Err := v1.DecodeVendorFile(b)
+		_, coseErr := mup.DecodeSignedVendorManifest(b)
+		switch {
+		case v1Err == nil && v1Manifest != nil, coseErr == nil && cose != nil:
+			return nil, nil, fmt.Errorf("--manifest %s: a second manifest of the same protocol", f)
+		case v1Err == nil:
+			v1Manifest = b
+		case coseErr == nil:
+			cose = b
+		default:
+			return nil, nil, fmt.Errorf("--manifest %s: neither a COSE vendor manifest (%v) nor a MUP v1 one (%v)", f, coseErr, v1Err)
+		}
+	}
+	return cose, v1Manifest, nil
+}
+
+func joinDetail(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + "; " + b
 }
 
 // verdictText says how far the success rests on the device's signature.
@@ -220,7 +278,7 @@ func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshCon
 			}
 		}})
 	w := tabwriter.NewWriter(cmd.Root().Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "DEVICE\tRESULT\tVERSION\tTRANSFER\tDETAIL")
+	fmt.Fprintln(w, "DEVICE\tPROTOCOL\tRESULT\tVERSION\tTRANSFER\tDETAIL")
 
 	for _, r := range results {
 		version, transfer := "-", "-"
@@ -230,15 +288,19 @@ func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshCon
 		if r.Result != nil && r.Result.Phases["transfer"] > 0 {
 			transfer = r.Result.Phases["transfer"].Round(time.Millisecond).String()
 		}
+		protocol := "-"
+		if r.Result != nil && r.Result.Protocol != "" {
+			protocol = protocolName(r.Result.Protocol)
+		}
 		switch {
 		case r.Skipped:
-			fmt.Fprintf(w, "%s\tskipped\t%s\t%s\t%v\n", r.UUID, version, transfer, r.Err)
+			fmt.Fprintf(w, "%s\t%s\tskipped\t%s\t%s\t%v\n", r.UUID, protocol, version, transfer, r.Err)
 		case r.Err != nil:
-			fmt.Fprintf(w, "%s\tfailed\t%s\t%s\t%v\n", r.UUID, version, transfer, r.Err)
+			fmt.Fprintf(w, "%s\t%s\tfailed\t%s\t%s\t%v\n", r.UUID, protocol, version, transfer, r.Err)
 		case r.Result.Verdict == updateserver.Verified:
-			fmt.Fprintf(w, "%s\tverified\t%s\t%s\treceipt signed by %s\n", r.UUID, version, transfer, r.Result.Signer)
+			fmt.Fprintf(w, "%s\t%s\tverified\t%s\t%s\treceipt signed by %s\n", r.UUID, protocol, version, transfer, r.Result.Signer)
 		default:
-			fmt.Fprintf(w, "%s\tunverified\t%s\t%s\t%s\n", r.UUID, version, transfer, updateserver.UnverifiedReason)
+			fmt.Fprintf(w, "%s\t%s\tunverified\t%s\t%s\t%s\n", r.UUID, protocol, version, transfer, joinDetail(updateserver.UnverifiedReason, r.Result.Note))
 		}
 	}
 	w.Flush()

@@ -534,7 +534,12 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		// broker when its first attempt reached the closing one).
 		SetConnectTimeout(5 * time.Second).
 		SetKeepAlive(time.Duration(cfg.keepAliveSeconds()) * time.Second).
-		SetOrderMatters(false).
+		// Messages reach OnMessage one at a time, in the order the broker
+		// sent them (3.1.1 §4.6: ordered topics), as the MQTT 5 client
+		// delivers them. With false, paho.mqtt.golang runs a goroutine per
+		// message: MUP v1's slices then came out of order, and the device
+		// (as MYNO's firmware) dropped each one that overtook another.
+		SetOrderMatters(true).
 		SetUsername(cfg.Username).
 		SetPassword(cfg.Password)
 	if cfg.Will != nil {

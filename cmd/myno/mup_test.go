@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/e2e"
@@ -145,5 +148,66 @@ func TestV1KeysAndManifest(t *testing.T) {
 	}
 	if code, _, _ := runMyno(t, "manifest", "sign", "--format", "v2", "--image", image, "--app-id", "APP", "--version", "2", "--vendor-key", pem); code != 2 {
 		t.Errorf("--format v2: exit %d", code)
+	}
+}
+
+// The CLI end to end for MUP v1, with MYNO's key files as they are (the
+// vector keys, hex): myno device with a MYNO MUP description speaks v1
+// (and refuses to start without the keys it checks manifests with),
+// myno manifest sign --format v1 makes the vendor file, and myno update
+// finds the protocol in the device's module and updates it through the
+// bridge, reporting it unverified.
+func TestV1UpdateCommands(t *testing.T) {
+	vectors := filepath.Join(testenv.RepoRoot(t), "mup", "v1", "testdata")
+	desc := filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "mup-v1-device.jsonld")
+	m := testenv.StartMosquitto(t)
+	b, err := bridge.Start(context.Background(), bridge.Config{NetconfListen: "127.0.0.1:0", DataDir: t.TempDir(), MQTTURL: m.URL(),
+		AdminPassword: "pw", Logger: testenv.Logger(), Out: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if code, _, errOut := runMyno(t, "device", "--description", desc, "--uuid", "cli-v1", "--mqtt-url", m.URL()); code != 2 ||
+		!strings.Contains(errOut, "--mup-vendor-key and --mup-server-key") {
+		t.Fatalf("v1 device without keys: exit %d %s", code, errOut)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var devOut, devErr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"myno", "device", "--description", desc, "--uuid", "cli-v1", "--mqtt-url", m.URL(), "--telemetry-interval", "0",
+			"--mup-vendor-key", filepath.Join(vectors, "key-manufacturer.pub-xy.hex"), "--mup-server-key", filepath.Join(vectors, "key-updateserver.pub-xy.hex"),
+			"--firmware-version", "6"}, &devOut, &devErr)
+	}()
+	testenv.WaitFor(t, "the v1 device to register", func() bool { return strings.Contains(devErr.String(), "device registered") }, devErr.String)
+
+	dir := t.TempDir()
+	image, manifest := filepath.Join(vectors, "test-image-2000.bin"), filepath.Join(dir, "fw.v1manifest")
+	if code, _, errOut := runMyno(t, "manifest", "sign", "--format", "v1", "--image", image, "--app-id", "MYNO-APP-7", "--version", "7",
+		"--old-version", "6", "--vendor-key", filepath.Join(vectors, "key-manufacturer.priv.hex"), "--out", manifest); code != 0 {
+		t.Fatalf("sign v1: %d %s", code, errOut)
+	}
+	update := []string{"update", "--bridge", b.NetconfAddr(), "--password", "pw", "--insecure-host-key", "--mqtt-url", m.URL(), "--device", "cli-v1",
+		"--image", image, "--manifest", manifest, "--key", filepath.Join(vectors, "key-updateserver.priv.hex"), "--quiet"}
+	code, out, errOut := runMyno(t, update...)
+	if code != 0 || !strings.Contains(out, "device cli-v1 runs version 7 (MUP v1, 4 slices, 0 resent): unverified: the device cannot sign") {
+		t.Fatalf("update: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// Forcing the other protocol fails, and says where.
+	if code, _, errOut := runMyno(t, append(update, "--protocol", "cose")...); code != 1 || !strings.Contains(errOut, "no COSE vendor manifest") {
+		t.Errorf("--protocol cose: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := runMyno(t, append(update, "--protocol", "v2")...); code != 2 || !strings.Contains(errOut, "want auto, v1 or cose") {
+		t.Errorf("--protocol v2: exit %d %s", code, errOut)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("device exit %d:\n%s", code, devErr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("device did not stop")
 	}
 }

@@ -453,3 +453,33 @@ func TestV1FirmwareCompatRefusal(t *testing.T) {
 		t.Fatalf("device runs version %d", w.dev.MUPv1Version())
 	}
 }
+
+// A campaign over a mixed fleet (issue 14): COSE devices and MUP v1
+// devices on one bridge, with both vendor manifests of one image; each
+// device is updated in its own protocol, found from its module. A v1
+// device is unverified (it cannot sign), as is a COSE device that
+// declares no receipt.
+func TestMixedCampaign(t *testing.T) {
+	w, _ := setup(t, "") // COSE device mup-1 at version 3, manifest for 4
+	addDevice(t, w, "mup-2", 3)
+	vendorV1 := v1TestKey(t, "key-manufacturer.priv.hex")
+	for _, uuid := range []string{"myno-v1-1", "myno-v1-2"} {
+		startV1Device(t, "mup-v1-device.jsonld", w.url, uuid, devices.MUPv1Config{Version: 3, SlotSize: 256 << 10,
+			VendorKey: &vendorV1.PublicKey, ServerKey: &w.serverKey.PublicKey})
+	}
+	cfg := campaignConfig(w, []string{"mup-1", "myno-v1-1", "mup-2", "myno-v1-2"})
+	cfg.Update.V1Manifest = v1Vendor(t, vendorV1, w.image, 4, 3)
+	results := updateserver.Campaign(context.Background(), cfg)
+	for _, r := range results {
+		want := updateserver.ProtocolCOSE
+		if strings.HasPrefix(r.UUID, "myno-v1-") {
+			want = updateserver.ProtocolV1
+		}
+		if r.Err != nil || r.Result.Version != 4 || r.Result.Protocol != want || r.Result.Verdict != updateserver.Unverified {
+			t.Errorf("%s: %+v %v", r.UUID, r.Result, r.Err)
+		}
+	}
+	if c := updateserver.Tally(results); c.Unverified != 4 || c.Failed != 0 {
+		t.Errorf("tally %+v", c)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
@@ -262,4 +263,50 @@ func (w *world) signVersion(tb testing.TB, version uint32) {
 		tb.Fatal(err)
 	}
 	w.signed = signed
+}
+
+// BenchmarkProtocols updates the same 87,800-byte image at 600-byte slices
+// through one bridge and the embedded broker, in each protocol, in the
+// same run: MUP v1 (MYNO's: ten manifest rpcs, text slices, a token before
+// and after) against this project's MUP (one manifest rpc, binary slices,
+// the image check, the version report). Each iteration is a new version.
+func BenchmarkProtocols(b *testing.B) {
+	for _, flow := range []updateserver.FlowControl{updateserver.StopAndWait, updateserver.Windowed} {
+		w, run := setup(b, "")
+		vendorV1 := v1TestKey(b, "key-manufacturer.priv.hex")
+		startV1Device(b, "mup-v1-device.jsonld", w.url, "myno-v1-1", devices.MUPv1Config{Version: 3, SlotSize: 256 << 10,
+			VendorKey: &vendorV1.PublicKey, ServerKey: &w.serverKey.PublicKey})
+		// The devices' versions, across the runs of -count.
+		next := map[updateserver.Protocol]uint32{updateserver.ProtocolV1: 4, updateserver.ProtocolCOSE: 4}
+		for _, protocol := range []updateserver.Protocol{updateserver.ProtocolV1, updateserver.ProtocolCOSE} {
+			b.Run(fmt.Sprintf("protocol=%s/%s", protocol, flow), func(b *testing.B) {
+				var transfer, manifest time.Duration
+				for b.Loop() {
+					b.StopTimer()
+					version := next[protocol]
+					next[protocol]++
+					v1Manifest := v1Vendor(b, vendorV1, w.image, version, version-1)
+					w.signVersion(b, version)
+					b.StartTimer()
+					var res *updateserver.Result
+					var err error
+					if protocol == updateserver.ProtocolCOSE {
+						res, err = run(flow)
+					} else {
+						ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+						res, err = updateserver.Update(ctx, updateserver.UpdateConfig{UUID: "myno-v1-1", V1Manifest: v1Manifest, Image: w.image, ServerKey: w.serverKey,
+							NETCONF: w.s, MQTTURL: w.url, MQTTCredentials: w.updater, Flow: flow, Modules: w.modules})
+						cancel()
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					transfer += res.Phases["transfer"]
+					manifest += res.Phases["manifest"]
+				}
+				b.ReportMetric(float64(transfer.Microseconds())/1000/float64(b.N), "transfer-ms")
+				b.ReportMetric(float64(manifest.Microseconds())/1000/float64(b.N), "manifest-ms")
+			})
+		}
+	}
 }

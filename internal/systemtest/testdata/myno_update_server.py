@@ -29,6 +29,7 @@ import argparse
 import re
 import sys
 import threading
+import time
 import traceback
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
@@ -52,6 +53,9 @@ def parse_args():
     for name in ("host", "port", "user", "password", "uuid", "image", "vendor", "server_key",
                  "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_password"):
         p.add_argument(name)
+    p.add_argument("--poll", type=float, default=0.0,
+                   help="look for each ack every POLL seconds, as MYNO does (0.1), instead of waiting for it; "
+                        "for docs/bench/mup-protocols.sh, which measures what MYNO's Update Server would take")
     return p.parse_args()
 
 
@@ -126,7 +130,8 @@ def outer_signature(key_hex, signing_string):
 class Slicer:
     """The slice phase with paho-mqtt, flow control as MYNO's type 0."""
 
-    def __init__(self, host, port, user, password):
+    def __init__(self, host, port, user, password, poll=0.0):
+        self.poll = poll
         self.cond = threading.Condition()
         self.connected = None
         self.subscribed = {}
@@ -210,6 +215,14 @@ class Slicer:
         return i, None, resent
 
     def acked(self, i, timeout):
+        if self.poll > 0:  # MYNO's loop: sleep, then look (MUP-V1.md §2.3)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                time.sleep(self.poll)
+                with self.cond:
+                    if i not in self.unacked:
+                        return True
+            return False
         with self.cond:
             return self.cond.wait_for(lambda: i not in self.unacked, timeout=timeout)
 
@@ -269,7 +282,7 @@ def main():
         if answer == "MANIFEST-SUCCESS":
             _, base = discover(m, a.uuid)
             topic = base + "/" + a.uuid
-            slicer = Slicer(a.mqtt_host, a.mqtt_port, a.mqtt_user, a.mqtt_password)
+            slicer = Slicer(a.mqtt_host, a.mqtt_port, a.mqtt_user, a.mqtt_password, a.poll)
             slicer.subscribe(topic + "/response")
             n, timed_out, resent = slicer.send(topic, image)
             slicer.close(topic + "/response")

@@ -64,23 +64,7 @@ func startV1Device(t testing.TB, description, url, uuid string, cfg devices.MUPv
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: url, Credentials: deviceCreds(uuid), Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.EnableMUPv1(cfg); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := dev.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dev.Close)
-	if err := dev.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return dev
+	return startV1DeviceFromBytes(t, desc, url, uuid, cfg)
 }
 
 // v1Vendor makes the vendor file of a v1 manifest for image.

@@ -1,7 +1,6 @@
 package systemtest_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
@@ -53,10 +52,7 @@ func startFirmwareLike(t *testing.T, url, uuid string, vendor, server *ecdsa.Pub
 	if err != nil {
 		t.Fatal(err)
 	}
-	// All three operations on yang/update, as the firmware listens.
-	for _, op := range []string{"yang/update/token", "yang/update/manifest"} {
-		desc = bytes.ReplaceAll(desc, []byte(`"m:mqttTopic": "`+op+`"`), []byte(`"m:mqttTopic": "yang/update"`))
-	}
+	desc = mynoSameTopic(desc) // all three operations on yang/update, as the firmware listens
 	f := &firmwareLike{t: t, uuid: uuid, vendor: vendor, server: server, sliceTopic: "yang/update/image/" + uuid}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

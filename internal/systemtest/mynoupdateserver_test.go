@@ -173,23 +173,8 @@ func startMYNOBridge(t testing.TB, brokerURL string) *bridge.Bridge {
 // startV1DeviceFromBytes is startV1Device with the description given.
 func startV1DeviceFromBytes(t testing.TB, desc []byte, url, uuid string, cfg devices.MUPv1Config) *devices.Device {
 	t.Helper()
-	dev, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: url, Credentials: deviceCreds(uuid), Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.EnableMUPv1(cfg); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := dev.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dev.Close)
-	if err := dev.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return dev
+	return bootDevice(t, devices.Config{Description: desc, UUID: uuid, BrokerURL: url, Credentials: deviceCreds(uuid), Logger: testenv.Logger()},
+		func(d *devices.Device) error { return d.EnableMUPv1(cfg) })
 }
 
 // mynoSameTopic gives all three MUP v1 operations the topic yang/update,

@@ -122,11 +122,15 @@ func startMUPDeviceWith(t testing.TB, description string, devCfg devices.Config,
 		t.Fatal(err)
 	}
 	devCfg.Description, devCfg.Logger = desc, testenv.Logger()
+	return bootDevice(t, devCfg, append([]func(*devices.Device) error{func(d *devices.Device) error { return d.EnableMUP(cfg) }}, enable...)...)
+}
+
+// bootDevice makes a device, runs enable on it (EnableMUP, EnableMUPv1,
+// EnableE2E…), connects it and bootstraps it; it stops with the test.
+func bootDevice(t testing.TB, devCfg devices.Config, enable ...func(*devices.Device) error) *devices.Device {
+	t.Helper()
 	dev, err := devices.New(devCfg)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.EnableMUP(cfg); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range enable {

@@ -100,6 +100,11 @@ func TestTopicRoundTrips(t *testing.T) {
 	if got := wire.FirmwareAckTopic("yang/update/image/dev-1"); got != "yang/update/image/dev-1/ack" {
 		t.Errorf("FirmwareAckTopic: %q", got)
 	}
+	// MUP v1 (MUP-V1.md §2.3): the slice topic is the image data point and
+	// /<uuid>, as every topic of MYNO's 2020 bridge; acks on /response.
+	if got := wire.MUPv1AckTopic(wire.CommandTopic("yang/update/image", "U")); got != "yang/update/image/U/response" {
+		t.Errorf("MUPv1AckTopic: %q", got)
+	}
 	if got := wire.CommandTopic("actuator/led/%s", "d"); got != "actuator/led/d" {
 		t.Errorf("CommandTopic with %%s: %q", got)
 	}

@@ -56,7 +56,7 @@ func updateCommand() *cli.Command {
 			&cli.StringFlag{Name: "password", Usage: "NETCONF password", Sources: cli.EnvVars("MYNO_NETCONF_PASSWORD")},
 			&cli.StringFlag{Name: "mqtt-url", Value: defaultBrokerURL, Usage: "broker `URL` for the slices", Sources: cli.EnvVars("MYNO_MQTT_URL")},
 			&cli.IntFlag{Name: "slice-size", Value: updateserver.DefaultSliceSize, Usage: "bytes per slice"},
-			&cli.StringFlag{Name: "flow", Value: "windowed", Usage: "stop-and-wait or windowed"},
+			&cli.StringFlag{Name: "flow", Usage: "stop-and-wait or windowed (default: windowed for MUP, stop-and-wait for MUP v1, as MYNO's Update Server)"},
 			&cli.IntFlag{Name: "window", Value: updateserver.DefaultWindow, Usage: "slices in flight (windowed)"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
 			logLevelFlag("warn"),
@@ -95,7 +95,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 2, err: fmt.Errorf("update: --protocol %q: want auto, v1 or cose", p)}
 	}
 	flow := updateserver.FlowControl(cmd.String("flow"))
-	if flow != updateserver.StopAndWait && flow != updateserver.Windowed {
+	if flow != "" && flow != updateserver.StopAndWait && flow != updateserver.Windowed {
 		return &exitError{code: 2, err: fmt.Errorf("update: --flow %q: want stop-and-wait or windowed", flow)}
 	}
 	creds, err := mqttCredentials(cmd)

@@ -55,8 +55,11 @@ type UpdateConfig struct {
 	V1Manifest []byte
 	// Protocol forces the protocol; "" takes it from the device's module
 	// (DetectProtocol).
-	Protocol   Protocol
-	SliceSize  int // default DefaultSliceSize; MUP v1 slices are v1.SliceSize
+	Protocol  Protocol
+	SliceSize int // default DefaultSliceSize; MUP v1 slices are v1.SliceSize
+	// Flow paces the slices; "" is Windowed for this project's MUP and
+	// StopAndWait for MUP v1, as MYNO's Update Server sends (its flow
+	// control type 0) and its constrained devices expect.
 	Flow       FlowControl
 	Window     int           // default DefaultWindow
 	AckTimeout time.Duration // before a slice is sent again; default 1s
@@ -231,8 +234,14 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 	switch res.Protocol {
 	case ProtocolV1:
+		if cfg.Flow == "" {
+			cfg.Flow = StopAndWait
+		}
 		return updateV1(ctx, cfg, nc, dev, facts, res)
 	case ProtocolCOSE:
+		if cfg.Flow == "" {
+			cfg.Flow = Windowed
+		}
 	default:
 		return res, &UpdateError{Step: "find device", Err: fmt.Errorf("protocol %q: want %s or %s", res.Protocol, ProtocolV1, ProtocolCOSE)}
 	}

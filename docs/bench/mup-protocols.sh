@@ -35,7 +35,8 @@ start_demo "$work/std" "$ncp" "$mqp"
 mup="$work/std/mup"
 token="$work/std/tokens/demo-manager.token"
 common=(--bridge "127.0.0.1:$ncp" --password bench-pw --mqtt-url "mqtt://127.0.0.1:$mqp"
-  --mqtt-username demo-manager --mqtt-password-file "$token" --image "$mup/firmware-v2.bin" --key "$mup/update-server.key" --quiet)
+  --mqtt-username demo-manager --mqtt-password-file "$token" --image "$mup/firmware-v2.bin" --key "$mup/update-server.key" --quiet
+  --flow windowed) # both protocols alike (the default for MUP v1 is stop-and-wait)
 
 for i in $(seq 1 "$n"); do
   to=$((i + 1)); from=$i

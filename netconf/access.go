@@ -1,5 +1,7 @@
 package netconf
 
+import "fmt"
+
 // Access control: a subset of NACM (RFC 8341). Users belong to groups
 // (User.Groups); rule lists map groups to rules on protocol operations
 // ("exec" access, RFC 8341 §3.4.4), written by operation name, by module, or
@@ -91,4 +93,59 @@ func matchGroup(ruleGroups, userGroups []string) bool {
 		}
 	}
 	return false
+}
+
+// NSNACM is the namespace of ietf-netconf-acm (RFC 8341 §3.5).
+const NSNACM = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+
+// View is what the user of a session may know of the access control: the
+// /nacm tree of RFC 8341 §3.5.2 cut down to the session's own groups
+// (each naming only this user) and the rule lists that apply to them, in
+// the order they are checked. A client shows only the operations the
+// server would run (a console hides a button the server would refuse);
+// the server still checks every request. Rules are exec rules on
+// operations (access-operations exec), named by module and rpc.
+func (ac *AccessControl) View(user string, groups []string) *Element {
+	execDefault := "permit"
+	if ac != nil && ac.ExecDefault == Deny {
+		execDefault = "deny"
+	}
+	nacm := NewNode(NSNACM, "nacm",
+		NewLeaf(NSNACM, "enable-nacm", fmt.Sprint(ac != nil)),
+		NewLeaf(NSNACM, "exec-default", execDefault))
+	gs := NewNode(NSNACM, "groups")
+	for _, g := range groups {
+		gs.Children = append(gs.Children, NewNode(NSNACM, "group", NewLeaf(NSNACM, "name", g), NewLeaf(NSNACM, "user-name", user)))
+	}
+	nacm.Children = append(nacm.Children, gs)
+	if ac == nil {
+		return nacm
+	}
+	list := NewNode(NSNACM, "rule-list", NewLeaf(NSNACM, "name", "rules-for-"+user))
+	for _, g := range groups {
+		list.Children = append(list.Children, NewLeaf(NSNACM, "group", g))
+	}
+	n := 0
+	for _, r := range ac.Rules {
+		if !matchGroup(r.Groups, groups) {
+			continue
+		}
+		n++
+		rule := NewNode(NSNACM, "rule", NewLeaf(NSNACM, "name", fmt.Sprintf("rule-%d", n)))
+		if r.Module != "" {
+			rule.Children = append(rule.Children, NewLeaf(NSNACM, "module-name", r.Module))
+		}
+		rpc := r.RPC
+		if rpc == "" {
+			rpc = "*"
+		}
+		action := "permit"
+		if r.Action == Deny {
+			action = "deny"
+		}
+		rule.Children = append(rule.Children, NewLeaf(NSNACM, "rpc-name", rpc), NewLeaf(NSNACM, "access-operations", "exec"), NewLeaf(NSNACM, "action", action))
+		list.Children = append(list.Children, rule)
+	}
+	nacm.Children = append(nacm.Children, list)
+	return nacm
 }

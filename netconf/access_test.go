@@ -1,6 +1,7 @@
 package netconf_test
 
 import (
+	"strings"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
@@ -34,4 +35,30 @@ func TestDefaultAccessDeniesUsersWithoutAGroup(t *testing.T) {
 	contains(t, rc.rpc("2", `<echo xmlns="urn:myno:test:demo"/>`), "access-denied")
 	contains(t, rc.rpc("3", `<kill-session><session-id>99</session-id></kill-session>`), "access-denied")
 	contains(t, rc.rpc("4", `<close-session/>`), "<ok/>")
+}
+
+// Each user reads the access control that applies to them (RFC 8341
+// §3.5.2's /nacm, cut to their own groups): a read-only user sees its
+// group, its rules ending in a deny of everything else, and no admin
+// rule; an admin sees the permit of everything.
+func TestUsersReadTheirOwnAccessRules(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("viewer", viewerPass))
+	rc.start11()
+	reply := rc.rpc("1", `<get><filter type="subtree"><nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm"/></filter></get>`)
+	contains(t, reply, "<exec-default>deny</exec-default>", "<name>read-only</name>", "<user-name>viewer</user-name>",
+		"<rpc-name>get-schema</rpc-name>", "<action>deny</action>")
+	if strings.Contains(reply, "<name>admin</name>") || strings.Contains(reply, "<user-name>admin</user-name>") {
+		t.Errorf("a read-only user sees the admin group:\n%s", reply)
+	}
+	if strings.Count(reply, "<action>permit</action>") != 4 {
+		t.Errorf("read-only: want its 4 permits:\n%s", reply)
+	}
+	admin := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	admin.start11()
+	reply = admin.rpc("1", `<get><filter type="subtree"><nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm"/></filter></get>`)
+	contains(t, reply, "<name>admin</name>", "<module-name>*</module-name><rpc-name>*</rpc-name><access-operations>exec</access-operations><action>permit</action>")
+	if strings.Contains(reply, "<name>read-only</name>") {
+		t.Errorf("an admin sees the read-only group's rules:\n%s", reply)
+	}
 }

@@ -116,6 +116,8 @@ func (s *Server) opGet(ctx context.Context, sess *session, op *Element) ([]*Elem
 		return nil, err
 	}
 	data := s.monitoringState()
+	// The session's own view of the access control (RFC 8341 §3.5.2).
+	data = append(data, s.cfg.Access.View(sess.info.User, sess.info.Groups))
 	s.mu.RLock()
 	sources := make([]StateFunc, 0, len(s.state))
 	names := make([]string, 0, len(s.state))

@@ -24,6 +24,9 @@ type CampaignConfig struct {
 	Update UpdateConfig
 	// OnResult is called as each device finishes (from a worker goroutine).
 	OnResult func(DeviceResult)
+	// OnProgress, when set, is each device's UpdateConfig.Progress (from
+	// a worker goroutine).
+	OnProgress func(uuid string, acked, total, bytes int)
 }
 
 // DeviceResult is one device's outcome in a campaign. Skipped means the
@@ -92,6 +95,9 @@ func Campaign(ctx context.Context, cfg CampaignConfig) []DeviceResult {
 				}
 				u := cfg.Update
 				u.UUID, u.NETCONF, u.Progress, u.Modules = uuid, s, nil, modules
+				if cfg.OnProgress != nil {
+					u.Progress = func(acked, total, bytes int) { cfg.OnProgress(uuid, acked, total, bytes) }
+				}
 				res, err := Update(ctx, u)
 				finish(i, DeviceResult{UUID: uuid, Result: res, Err: err})
 			}

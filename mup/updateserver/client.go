@@ -107,6 +107,17 @@ type DeviceEntry struct {
 	Module          string // the YANG module that serves it
 	Namespace       string // that module's namespace, where its rpcs are
 	FirmwareVersion string
+	Online          bool
+	LastSeen        string // RFC 3339, "" when never
+	// Sensors are the latest readings, by sensor (Devices only).
+	Sensors []Reading
+}
+
+// Reading is a sensor's latest value in a devices list.
+type Reading struct {
+	Sensor    string
+	Value     string
+	Timestamp string
 }
 
 // Requests.
@@ -194,6 +205,15 @@ type getReplyXML struct {
 				Category        string `xml:"category"`
 				Module          string `xml:"module"`
 				FirmwareVersion string `xml:"firmware-version"`
+				Online          bool   `xml:"online"`
+				LastSeen        string `xml:"last-seen"`
+				Sensors         *struct {
+					Sensor []struct {
+						XMLName   xml.Name
+						Value     string `xml:"value"`
+						Timestamp string `xml:"timestamp"`
+					} `xml:",any"`
+				} `xml:"sensors"`
 			} `xml:"device"`
 		} `xml:"devices"`
 	} `xml:"urn:ietf:params:xml:ns:netconf:base:1.0 data"`
@@ -329,6 +349,30 @@ func (c *Client) Device(uuid string) (*DeviceEntry, error) {
 	return found, nil
 }
 
+// allDevicesXML is <get> of every module's devices list, whole.
+type allDevicesXML struct {
+	XMLName xml.Name `xml:"urn:ietf:params:xml:ns:netconf:base:1.0 get"`
+	Filter  struct {
+		Type    string `xml:"type,attr"`
+		Devices struct {
+			NoNamespace string `xml:"xmlns,attr"`
+		} `xml:"devices"`
+	} `xml:"filter"`
+}
+
+// Devices returns every registered device of every module, with its
+// state and its sensors' latest readings: a <get> whose subtree filter
+// selects the devices lists of all modules (RFC 6241 §6.2.4, §6.2.1).
+func (c *Client) Devices() ([]DeviceEntry, error) {
+	var req allDevicesXML
+	req.Filter.Type = "subtree"
+	raw, err := c.roundTrip("get", req)
+	if err != nil {
+		return nil, err
+	}
+	return parseDevices(raw)
+}
+
 // DevicesOfCategory returns the uuids of the registered devices of one
 // category: a <get> whose filter matches devices/device/category (RFC 6241
 // §6.2.5) and selects their uuid.
@@ -375,7 +419,13 @@ func parseDevices(raw []byte) ([]DeviceEntry, error) {
 			if ns == "" || d.XMLName.Space != ns {
 				return nil, fmt.Errorf("%w: netconf get: device entry in namespace %q under a devices list in %q", ErrBadReply, d.XMLName.Space, ns)
 			}
-			out = append(out, DeviceEntry{UUID: d.UUID, Category: d.Category, Module: d.Module, Namespace: ns, FirmwareVersion: d.FirmwareVersion})
+			e := DeviceEntry{UUID: d.UUID, Category: d.Category, Module: d.Module, Namespace: ns, FirmwareVersion: d.FirmwareVersion, Online: d.Online, LastSeen: d.LastSeen}
+			if d.Sensors != nil {
+				for _, s := range d.Sensors.Sensor {
+					e.Sensors = append(e.Sensors, Reading{Sensor: s.XMLName.Local, Value: s.Value, Timestamp: s.Timestamp})
+				}
+			}
+			out = append(out, e)
 		}
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package updateserver_test
 import (
 	"crypto/rand"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -29,7 +30,7 @@ func TestClientFindsDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := updateserver.DeviceEntry{UUID: "mup-2", Category: mod.Device.Category, Module: mod.Name, Namespace: mod.Namespace}
-	if *dev != want {
+	if !reflect.DeepEqual(*dev, want) {
 		t.Errorf("device %+v, want %+v", *dev, want)
 	}
 	if _, err := c.Device("mup-9"); !errors.Is(err, updateserver.ErrNoDevice) {

@@ -3,6 +3,7 @@ package updateserver
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -87,9 +88,12 @@ func TestParseDevices(t *testing.T) {
 	devices := func(ns, body string) string {
 		return `<data><devices xmlns="` + ns + `">` + body + `</devices></data>`
 	}
-	entry := `<device><uuid>mup-1</uuid><category>MUP</category><module>myno-mup</module><firmware-version>3</firmware-version></device>`
+	entry := `<device><uuid>mup-1</uuid><category>MUP</category><module>myno-mup</module><firmware-version>3</firmware-version><online>true</online>` +
+		`<sensors><temperature><value>21.5</value><timestamp>2026-12-02T10:00:00Z</timestamp></temperature></sensors></device>`
 	got, err := parseDevices(reply(devices("urn:a", entry) + devices("urn:b", strings.ReplaceAll(entry, "mup-1", "mup-2"))))
-	if err != nil || len(got) != 2 || got[0] != (DeviceEntry{UUID: "mup-1", Category: "MUP", Module: "myno-mup", Namespace: "urn:a", FirmwareVersion: "3"}) || got[1].Namespace != "urn:b" {
+	want := DeviceEntry{UUID: "mup-1", Category: "MUP", Module: "myno-mup", Namespace: "urn:a", FirmwareVersion: "3", Online: true,
+		Sensors: []Reading{{Sensor: "temperature", Value: "21.5", Timestamp: "2026-12-02T10:00:00Z"}}}
+	if err != nil || len(got) != 2 || !reflect.DeepEqual(got[0], want) || got[1].Namespace != "urn:b" {
 		t.Fatalf("%+v %v", got, err)
 	}
 	if got, err := parseDevices(reply(`<data/>`)); err != nil || len(got) != 0 {

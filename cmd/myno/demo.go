@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,11 +12,15 @@ import (
 	"time"
 
 	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/console"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/atomicfile"
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/netconf"
 	"github.com/urfave/cli/v3"
+	"golang.org/x/crypto/ssh"
 )
 
 // demoCommand is what make run starts: the bridge on the embedded broker
@@ -24,6 +29,7 @@ func demoCommand() *cli.Command {
 	flags := append(bridgeFlags(),
 		&cli.StringFlag{Name: "descriptions", Usage: "`DIR` with the demo descriptions", Value: "testdata/descriptions", Sources: cli.EnvVars("MYNO_DEMO_DESCRIPTIONS")},
 		&cli.DurationFlag{Name: "telemetry-interval", Usage: "period of the devices' sensor readings", Value: 5 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_TELEMETRY_INTERVAL")},
+		&cli.StringFlag{Name: "console-listen", Value: defaultConsoleAddr, Usage: "`ADDRESS` of the web console (\"\": none)", Sources: cli.EnvVars("MYNO_CONSOLE_LISTEN")},
 	)
 	return &cli.Command{
 		Name:  "demo",
@@ -110,10 +116,30 @@ func demoCommand() *cli.Command {
 				}
 				time.Sleep(10 * time.Millisecond) // the device reports no event to wait on
 			}
+			// The web console, on the bridge whose host key it knows, with the
+			// demo's Update Server keys and credentials.
+			consoleURL := "(off)"
+			if addr := cmd.String("console-listen"); addr != "" {
+				ln, ccfg, err := demoConsole(cmd, b, upd, e2eDir, tokens[demoE2EManager], addr)
+				if err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				consoleURL = "http://" + ln.Addr().String() + "/"
+				served.Add(1)
+				go func() {
+					defer served.Done()
+					if err := serveConsole(devCtx, ccfg, ln, "", "", cfg.Logger); err != nil {
+						cfg.Logger.Error("console", "err", err)
+					}
+				}()
+			}
 			host, port := splitHostPort(b.NetconfAddr())
 			ledModule, _ := b.ModuleOf("demo-led-1")
 			fmt.Fprintf(out, `
 MYNO bridge running: NETCONF on %[1]s, MQTT broker on %[2]s, devices %[3]s.
+
+Web console: %[18]s (user admin and its password; it shows the devices live, calls
+their functions and updates their firmware).
 
 Connect (user admin; the password was printed above on first start, or is MYNO_ADMIN_PASSWORD):
   ssh -p %[5]s admin@%[4]s -s netconf
@@ -148,7 +174,7 @@ Renew demo-mup-1's E2E certificate and key through the broker, which sees neithe
 Stop with Ctrl-C.
 `, b.NetconfAddr(), b.BrokerURL(), strings.Join(demoDevices, ", "), host, port, ledModule,
 				upd.dir, demoFirmwareFrom, demoFirmwareTo, upd.image, upd.manifest, upd.serverKey, e2eDir,
-				demoTokenDir(cfg.DataDir), cfg.DataDir, demoE2EManager, upd.v1Manifest)
+				demoTokenDir(cfg.DataDir), cfg.DataDir, demoE2EManager, upd.v1Manifest, consoleURL)
 			<-ctx.Done()
 			return nil
 		},
@@ -203,4 +229,28 @@ func provisionDemo(cfg bridge.Config) (map[string]string, error) {
 		tokens[name] = token
 	}
 	return tokens, nil
+}
+
+// demoConsole makes the demo's web console: a listener on addr and its
+// configuration, pinned to the bridge's host key, with the demo's Update
+// Server key, MQTT credentials and device CA.
+func demoConsole(cmd *cli.Command, b *bridge.Bridge, upd *demoMUP, e2eDir, token, addr string) (net.Listener, console.Config, error) {
+	hostKey, err := netconf.LoadOrCreateHostKey(filepath.Join(cmd.String("data-dir"), "ssh_host_ed25519_key"))
+	if err != nil {
+		return nil, console.Config{}, err
+	}
+	key, err := mup.ReadKey(upd.serverKey)
+	if err != nil {
+		return nil, console.Config{}, err
+	}
+	ca, err := mup.ReadCertificate(filepath.Join(e2eDir, "ca.crt"))
+	if err != nil {
+		return nil, console.Config{}, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, console.Config{}, fmt.Errorf("console: %w", err)
+	}
+	return ln, console.Config{Bridges: []string{b.NetconfAddr()}, HostKey: ssh.FixedHostKey(hostKey.PublicKey()), Logger: newLogger(cmd),
+		Update: console.UpdateSettings{MQTTURL: b.BrokerURL(), Credentials: client.Credentials{Username: demoE2EManager, Password: token}, ServerKey: key, DeviceCA: ca}}, nil
 }

@@ -68,6 +68,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			caCommand(),
 			e2eCommand(),
 			updateCommand(),
+			consoleCommand(),
 		},
 	}
 }

@@ -79,9 +79,11 @@ func NewClient(s *gonetconf.Session) *Client {
 }
 
 // Leaf is a leaf of an rpc's input or output: its local name and value.
+// An input container (RFC 7950 §7.5) has Children instead of a value.
 type Leaf struct {
-	Name  string
-	Value string
+	Name     string
+	Value    string
+	Children []Leaf `json:",omitempty"`
 }
 
 // Output is an rpc's reply: retval, the result state, and the other output
@@ -124,8 +126,18 @@ type Reading struct {
 
 // xmlLeaf is an element holding text, in a namespace.
 type xmlLeaf struct {
-	XMLName xml.Name
-	Value   string `xml:",chardata"`
+	XMLName  xml.Name
+	Value    string    `xml:",chardata"`
+	Children []xmlLeaf `xml:",any"`
+}
+
+// toXML renders an input leaf, or container, in namespace.
+func (l Leaf) toXML(namespace string) xmlLeaf {
+	x := xmlLeaf{XMLName: xml.Name{Space: namespace, Local: l.Name}, Value: l.Value}
+	for _, c := range l.Children {
+		x.Children = append(x.Children, c.toXML(namespace))
+	}
+	return x
 }
 
 // operationXML is an rpc's operation element (RFC 6241 §4.1): a module's
@@ -269,7 +281,7 @@ func (c *Client) Call(namespace, rpc string, inputs ...Leaf) (*Output, error) {
 	}
 	req := operationXML{XMLName: xml.Name{Space: namespace, Local: rpc}}
 	for _, in := range inputs {
-		req.Leaves = append(req.Leaves, xmlLeaf{XMLName: xml.Name{Space: namespace, Local: in.Name}, Value: in.Value})
+		req.Leaves = append(req.Leaves, in.toXML(namespace))
 	}
 	raw, err := c.roundTrip(rpc, req)
 	if err != nil {

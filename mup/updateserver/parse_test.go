@@ -33,10 +33,10 @@ func TestParseOutput(t *testing.T) {
 		errText string
 	}{
 		{name: "retval and outputs in order", raw: reply(leaf("retval", "10_OK") + leaf("b", "2") + leaf("a", "1") + leaf("c", "")),
-			retval: "10_OK", outputs: []Leaf{{"b", "2"}, {"a", "1"}, {"c", ""}}},
-		{name: "retval after the outputs", raw: reply(leaf("z", "1") + leaf("retval", "12_ERROR")), retval: "12_ERROR", outputs: []Leaf{{"z", "1"}}},
+			retval: "10_OK", outputs: []Leaf{{Name: "b", Value: "2"}, {Name: "a", Value: "1"}, {Name: "c", Value: ""}}},
+		{name: "retval after the outputs", raw: reply(leaf("z", "1") + leaf("retval", "12_ERROR")), retval: "12_ERROR", outputs: []Leaf{{Name: "z", Value: "1"}}},
 		{name: "escaped text", raw: reply(leaf("retval", "10_OK") + leaf("o", "&lt;a&gt; &amp; &#34;b&#34; <![CDATA[<c>]]>")),
-			retval: "10_OK", outputs: []Leaf{{"o", `<a> & "b" <c>`}}},
+			retval: "10_OK", outputs: []Leaf{{Name: "o", Value: `<a> & "b" <c>`}}},
 		{name: "prefixed namespace", raw: reply(`<m:retval xmlns:m="` + testNS + `">10_OK</m:retval>`), retval: "10_OK"},
 		{name: "a warning is not an error", raw: reply(`<rpc-error><error-type>application</error-type><error-tag>x</error-tag><error-severity>warning</error-severity></rpc-error>` + leaf("retval", "10_OK")),
 			retval: "10_OK"},

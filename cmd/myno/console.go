@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/myno-bridge/myno/console"
+)
+
+// defaultConsoleAddr is where myno console and the demo's console listen.
+const defaultConsoleAddr = "127.0.0.1:8080"
+
+func consoleCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "console",
+		Usage: "serve the web console: devices, their functions and firmware updates in a browser",
+		Description: "A NETCONF client of one or more bridges (--bridge, repeated) in a browser. Users log in with their\n" +
+			"NETCONF credentials; the bridges decide what they may do, and the console shows only that.\n" +
+			"With --key it runs updates too (MUP and MUP v1), with the Update Server's MQTT credentials.\n" +
+			"Serve it over HTTPS with --tls-cert and --tls-key when it is reached from another machine.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: defaultConsoleAddr, Usage: "HTTP(S) `ADDRESS`", Sources: cli.EnvVars("MYNO_CONSOLE_LISTEN")},
+			&cli.StringSliceFlag{Name: "bridge", Value: []string{defaultNetconfAddr}, Usage: "bridge NETCONF `ADDRESS`; repeat for several", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
+			&cli.StringFlag{Name: "tls-cert", Usage: "certificate `FILE` (PEM): serve HTTPS", Sources: cli.EnvVars("MYNO_CONSOLE_TLS_CERT")},
+			&cli.StringFlag{Name: "tls-key", Usage: "key `FILE` (PEM) of --tls-cert", Sources: cli.EnvVars("MYNO_CONSOLE_TLS_KEY")},
+			&cli.StringFlag{Name: "key", Usage: "Update Server key `FILE` (PEM or MUP v1 hex): enables updates", Sources: cli.EnvVars("MYNO_UPDATE_SERVER_KEY")},
+			&cli.StringFlag{Name: "mqtt-url", Value: defaultBrokerURL, Usage: "broker `URL` for the slices", Sources: cli.EnvVars("MYNO_MQTT_URL")},
+			&cli.StringFlag{Name: "device-ca", Usage: "CA certificate `FILE` that checks device receipts", Sources: cli.EnvVars("MYNO_DEVICE_CA")},
+			logLevelFlag("info"),
+		}, append(hostKeyFlags(), mqttAuthFlags()...)...),
+		Action: runConsole,
+	}
+}
+
+func runConsole(ctx context.Context, cmd *cli.Command) error {
+	log := newLogger(cmd)
+	hostKey, err := hostKeyCallback(cmd, cmd.Root().ErrWriter)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("console: %w", err)}
+	}
+	cfg := console.Config{Bridges: cmd.StringSlice("bridge"), HostKey: hostKey, Logger: log}
+	if f := cmd.String("key"); f != "" {
+		if cfg.Update.ServerKey, err = readSigningKey(f); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("console: --key: %w", err)}
+		}
+		if cfg.Update.Credentials, err = mqttCredentials(cmd); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("console: %w", err)}
+		}
+		cfg.Update.MQTTURL = cmd.String("mqtt-url")
+		if cfg.Update.DeviceCA, err = deviceCA(cmd); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("console: %w", err)}
+		}
+	}
+	certFile, keyFile := cmd.String("tls-cert"), cmd.String("tls-key")
+	if (certFile == "") != (keyFile == "") {
+		return &exitError{code: 2, err: errors.New("console: --tls-cert and --tls-key go together")}
+	}
+	cfg.Secure = certFile != ""
+	ln, err := net.Listen("tcp", cmd.String("listen"))
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("console: %w", err)}
+	}
+	scheme := "http"
+	if cfg.Secure {
+		scheme = "https"
+	}
+	fmt.Fprintf(cmd.Root().Writer, "MYNO console on %s://%s/\n", scheme, ln.Addr())
+	return serveConsole(ctx, cfg, ln, certFile, keyFile, log)
+}
+
+// serveConsole serves a console on ln until ctx ends, then shuts it down.
+func serveConsole(ctx context.Context, cfg console.Config, ln net.Listener, certFile, keyFile string, log *slog.Logger) error {
+	c, err := console.New(cfg)
+	if err != nil {
+		ln.Close()
+		return &exitError{code: 2, err: err}
+	}
+	defer c.Close()
+	// Requests (pages listening to /events) end when base does, at shutdown.
+	base, stop := context.WithCancel(context.Background())
+	defer stop()
+	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return base }}
+	served := make(chan error, 1)
+	go func() {
+		if certFile != "" {
+			served <- srv.ServeTLS(ln, certFile, keyFile)
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
+	select {
+	case err := <-served:
+		return &exitError{code: 1, err: fmt.Errorf("console: %w", err)}
+	case <-ctx.Done():
+	}
+	stop()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	<-served
+	return nil
+}

@@ -1,0 +1,264 @@
+package console
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/x509"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/myno-bridge/myno/mqtt/client"
+)
+
+//go:embed web
+var webFiles embed.FS
+
+// Config configures a console.
+type Config struct {
+	// Bridges are the NETCONF addresses (host:port) of the bridges; the
+	// console shows the devices of all of them.
+	Bridges []string
+	// HostKey verifies each bridge's SSH host key (required: host keys
+	// are verified).
+	HostKey ssh.HostKeyCallback
+	// Update is what the Update Server in the console uses; without a
+	// ServerKey there is no update page.
+	Update UpdateSettings
+	// Secure marks the session cookie Secure: set it when the console is
+	// served over HTTPS.
+	Secure bool
+	// SessionIdle ends a session unused this long; default 30 minutes.
+	SessionIdle time.Duration
+	// MaxSessions bounds the sessions held at once; default 64.
+	MaxSessions int
+	Logger      *slog.Logger
+}
+
+// UpdateSettings are the Update Server's own credentials.
+type UpdateSettings struct {
+	MQTTURL     string
+	Credentials client.Credentials
+	ServerKey   *ecdsa.PrivateKey
+	DeviceCA    *x509.Certificate
+}
+
+// Console is the web console. Its goroutines (update jobs) end with Close.
+type Console struct {
+	cfg   Config
+	pages *template.Template
+	mux   *http.ServeMux
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	tasks  sync.WaitGroup
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	jobs     *jobs
+	modules  *moduleCache
+}
+
+// New makes a console.
+func New(cfg Config) (*Console, error) {
+	if len(cfg.Bridges) == 0 {
+		return nil, errors.New("console: no bridge")
+	}
+	if cfg.HostKey == nil {
+		return nil, errors.New("console: no host key callback (host keys are verified)")
+	}
+	if cfg.SessionIdle <= 0 {
+		cfg.SessionIdle = 30 * time.Minute
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	pages, err := template.New("").Funcs(templateFuncs).ParseFS(webFiles, "web/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("console: templates: %w", err)
+	}
+	c := &Console{cfg: cfg, pages: pages, sessions: map[string]*session{}, jobs: newJobs(), modules: newModuleCache()}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.routes()
+	return c, nil
+}
+
+// Handler serves the console.
+func (c *Console) Handler() http.Handler { return c.mux }
+
+// Close ends every session and waits for the update jobs, which it
+// cancels.
+func (c *Console) Close() {
+	c.cancel()
+	c.tasks.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, s := range c.sessions {
+		s.close()
+		delete(c.sessions, id)
+	}
+}
+
+func (c *Console) routes() {
+	c.mux = http.NewServeMux()
+	static, _ := fs.Sub(webFiles, "web/static")
+	c.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	c.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/devices", http.StatusSeeOther) })
+	c.mux.HandleFunc("GET /login", c.loginPage)
+	c.mux.HandleFunc("POST /login", c.login)
+	c.mux.HandleFunc("POST /logout", c.withSession(c.logout))
+	c.mux.HandleFunc("GET /devices", c.withSession(c.inventory))
+	c.mux.HandleFunc("GET /devices/{uuid}", c.withSession(c.devicePage))
+	c.mux.HandleFunc("POST /devices/{uuid}/rpc/{rpc}", c.withSession(c.callRPC))
+	c.mux.HandleFunc("GET /updates", c.withSession(c.updatesPage))
+	c.mux.HandleFunc("POST /updates", c.withSession(c.startUpdate))
+	c.mux.HandleFunc("GET /updates/{id}", c.withSession(c.jobPage))
+	c.mux.HandleFunc("GET /events", c.withSession(c.events))
+}
+
+const cookieName = "myno_console"
+
+// newID is 32 random bytes in hex: session ids and CSRF tokens.
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// withSession runs h for a logged-in session; a request without one goes
+// to the login page (a page) or gets 401 (anything else). Every request
+// that is not GET must carry the session's CSRF token, in the form field
+// or the X-CSRF-Token header (the cookie is SameSite=Strict too).
+func (c *Console) withSession(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s := c.session(r)
+		if s == nil {
+			if r.Method == http.MethodGet && r.Header.Get("Accept") != "text/event-stream" {
+				http.Redirect(w, r, "/login", http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "not logged in", http.StatusUnauthorized)
+			return
+		}
+		if r.Method != http.MethodGet {
+			token := r.Header.Get("X-CSRF-Token")
+			if token == "" {
+				token = r.FormValue("csrf")
+			}
+			if subtle.ConstantTimeCompare([]byte(token), []byte(s.csrf)) != 1 {
+				http.Error(w, "bad or missing CSRF token", http.StatusForbidden)
+				return
+			}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
+		h(w, r, s)
+	}
+}
+
+// session returns the request's live session, or nil.
+func (c *Console) session(r *http.Request) *session {
+	ck, err := r.Cookie(cookieName)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.sessions[ck.Value]
+	if s == nil {
+		return nil
+	}
+	if time.Since(s.lastUsed) > c.cfg.SessionIdle {
+		s.close()
+		delete(c.sessions, ck.Value)
+		return nil
+	}
+	s.lastUsed = time.Now()
+	return s
+}
+
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	c.render(w, "login.html", map[string]any{"Bridges": c.cfg.Bridges})
+}
+
+// login opens the user's NETCONF sessions to every bridge with the
+// credentials given; the bridges decide. At least one must accept.
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	user, password := r.FormValue("user"), r.FormValue("password")
+	s, err := openSession(r.Context(), c.cfg, user, password)
+	if err != nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		c.render(w, "login.html", map[string]any{"Bridges": c.cfg.Bridges, "Error": err.Error(), "User": user})
+		return
+	}
+	c.mu.Lock()
+	if len(c.sessions) >= c.cfg.MaxSessions {
+		// The longest unused session gives way.
+		var oldest *session
+		for _, o := range c.sessions {
+			if oldest == nil || o.lastUsed.Before(oldest.lastUsed) {
+				oldest = o
+			}
+		}
+		oldest.close()
+		delete(c.sessions, oldest.id)
+	}
+	c.sessions[s.id] = s
+	c.mu.Unlock()
+	c.cfg.Logger.Info("console login", "user", user, "bridges", len(s.bridges))
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.id, Path: "/", HttpOnly: true, Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/devices", http.StatusSeeOther)
+}
+
+func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
+	c.mu.Lock()
+	delete(c.sessions, s.id)
+	c.mu.Unlock()
+	s.close()
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// render executes a page; an error after the first byte can only be
+// logged.
+func (c *Console) render(w http.ResponseWriter, page string, data map[string]any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := c.pages.ExecuteTemplate(w, page, data); err != nil {
+		c.cfg.Logger.Warn("console page", "page", page, "err", err)
+	}
+}
+
+// templateFuncs are the pages' helpers.
+var templateFuncs = template.FuncMap{
+	// dict makes a map of key, value pairs, to pass several values to a
+	// template.
+	"dict": func(kv ...any) (map[string]any, error) {
+		if len(kv)%2 != 0 {
+			return nil, errors.New("dict: odd arguments")
+		}
+		m := map[string]any{}
+		for i := 0; i < len(kv); i += 2 {
+			k, ok := kv[i].(string)
+			if !ok {
+				return nil, errors.New("dict: a key is not a string")
+			}
+			m[k] = kv[i+1]
+		}
+		return m, nil
+	},
+}

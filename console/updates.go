@@ -1,0 +1,336 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	gonetconf "github.com/Juniper/go-netconf/netconf"
+
+	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/mup/updateserver"
+	v1 "github.com/myno-bridge/myno/mup/v1"
+)
+
+// jobEvent is one device's state in an update job, as pages show it.
+type jobEvent struct {
+	Job     int    `json:"job"`
+	UUID    string `json:"uuid"`
+	Percent int    `json:"percent"`
+	Slices  string `json:"slices,omitempty"` // "acked/total"
+	State   string `json:"state"`            // running, verified, unverified, failed, skipped
+	Detail  string `json:"detail,omitempty"` // the failing step and the device's state code, in words
+	Version uint32 `json:"version,omitempty"`
+	Phases  string `json:"phases,omitempty"`
+}
+
+// job is one update or campaign started from the console.
+type job struct {
+	ID      int
+	User    string
+	Started time.Time
+	Image   string // file name
+	Devices []string
+
+	mu    sync.Mutex
+	state map[string]*jobEvent
+	done  bool
+}
+
+// snapshot is the job's devices' states, in order.
+func (j *job) snapshot() []jobEvent {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make([]jobEvent, 0, len(j.Devices))
+	for _, u := range j.Devices {
+		out = append(out, *j.state[u])
+	}
+	return out
+}
+
+// Done tells whether every device of the job finished.
+func (j *job) Done() bool { j.mu.Lock(); defer j.mu.Unlock(); return j.done }
+
+// jobs is the history of update jobs and the fan-out of their progress
+// to the pages listening.
+type jobs struct {
+	mu     sync.Mutex
+	list   []*job
+	listen map[chan jobEvent]bool
+}
+
+func newJobs() *jobs { return &jobs{listen: map[chan jobEvent]bool{}} }
+
+// maxJobs bounds the history kept.
+const maxJobs = 100
+
+func (js *jobs) add(j *job) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	j.ID = 1
+	if n := len(js.list); n > 0 {
+		j.ID = js.list[n-1].ID + 1
+	}
+	js.list = append(js.list, j)
+	if len(js.list) > maxJobs {
+		js.list = js.list[1:]
+	}
+}
+
+func (js *jobs) get(id int) *job {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	for _, j := range js.list {
+		if j.ID == id {
+			return j
+		}
+	}
+	return nil
+}
+
+// all is the history, newest first.
+func (js *jobs) all() []*job {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	out := slices.Clone(js.list)
+	slices.Reverse(out)
+	return out
+}
+
+// subscribe returns a channel of progress events and its cancel. A page
+// that does not keep up loses intermediate progress, never a final state
+// (publish blocks for those).
+func (js *jobs) subscribe() (<-chan jobEvent, func()) {
+	ch := make(chan jobEvent, 256)
+	js.mu.Lock()
+	js.listen[ch] = true
+	js.mu.Unlock()
+	return ch, func() {
+		js.mu.Lock()
+		delete(js.listen, ch)
+		js.mu.Unlock()
+	}
+}
+
+func (js *jobs) publish(ev jobEvent, final bool) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	for ch := range js.listen {
+		if final {
+			select {
+			case ch <- ev:
+			case <-time.After(time.Second): // a page that stopped reading
+			}
+			continue
+		}
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// update runs one device's progress into the job.
+func (j *job) set(js *jobs, uuid string, f func(*jobEvent), final bool) {
+	j.mu.Lock()
+	f(j.state[uuid])
+	ev := *j.state[uuid]
+	j.mu.Unlock()
+	js.publish(ev, final)
+}
+
+func (c *Console) updatesPage(w http.ResponseWriter, r *http.Request, s *session) {
+	devs, errs := s.devices()
+	var updatable []device
+	for _, d := range devs {
+		if s.mayUpdate(&d) {
+			updatable = append(updatable, d)
+		}
+	}
+	c.render(w, "updates.html", map[string]any{"S": s, "Devices": updatable, "Errors": errs, "Jobs": c.jobs.all(),
+		"CanUpdate": c.cfg.Update.ServerKey != nil && len(updatable) > 0})
+}
+
+func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
+	id, _ := strconv.Atoi(r.PathValue("id"))
+	j := c.jobs.get(id)
+	if j == nil {
+		w.WriteHeader(http.StatusNotFound)
+		c.render(w, "error.html", map[string]any{"S": s, "Error": "no such update"})
+		return
+	}
+	c.render(w, "job.html", map[string]any{"S": s, "Job": j, "States": j.snapshot()})
+}
+
+// startUpdate takes the image, one or two vendor manifests (COSE and
+// MUP v1, told apart by their content) and the devices, and runs the
+// updates as the user: each worker's NETCONF session is the user's, so
+// the bridge decides what they may do.
+func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session) {
+	if c.cfg.Update.ServerKey == nil {
+		http.Error(w, "this console has no Update Server key", http.StatusNotFound)
+		return
+	}
+	if err := r.ParseMultipartForm(maxUpload); err != nil {
+		http.Error(w, "the form: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	devices := r.MultipartForm.Value["device"]
+	if len(devices) == 0 {
+		http.Error(w, "pick at least one device", http.StatusBadRequest)
+		return
+	}
+	image, name, err := formFile(r, "image")
+	if err != nil {
+		http.Error(w, "the image: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	tmpl := updateserver.UpdateConfig{Image: image, ServerKey: c.cfg.Update.ServerKey, MQTTURL: c.cfg.Update.MQTTURL,
+		MQTTCredentials: c.cfg.Update.Credentials, DeviceCA: c.cfg.Update.DeviceCA}
+	for _, fh := range r.MultipartForm.File["manifest"] {
+		f, err := fh.Open()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		b, err := io.ReadAll(io.LimitReader(f, maxUpload))
+		f.Close()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if _, err := v1.DecodeVendorFile(b); err == nil {
+			tmpl.V1Manifest = b
+		} else if _, err := mup.DecodeSignedVendorManifest(b); err == nil {
+			tmpl.VendorSigned = b
+		} else {
+			http.Error(w, fmt.Sprintf("manifest %s is neither a COSE vendor manifest nor a MUP v1 one", fh.Filename), http.StatusBadRequest)
+			return
+		}
+	}
+	// Every device must be one the user may update, on a bridge of theirs.
+	byBridge := map[*bridgeConn][]string{}
+	for _, u := range devices {
+		d, err := s.find(u)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !s.mayUpdate(d) {
+			http.Error(w, fmt.Sprintf("user %s may not update %s", s.user, u), http.StatusForbidden)
+			return
+		}
+		byBridge[d.bridge] = append(byBridge[d.bridge], u)
+	}
+	j := &job{User: s.user, Started: time.Now(), Image: name, Devices: devices, state: map[string]*jobEvent{}}
+	c.jobs.add(j)
+	for _, u := range devices {
+		j.state[u] = &jobEvent{Job: j.ID, UUID: u, State: "waiting"}
+	}
+	c.cfg.Logger.Info("console update", "user", s.user, "job", j.ID, "devices", len(devices))
+	var campaigns sync.WaitGroup
+	for b, uuids := range byBridge {
+		campaigns.Add(1)
+		c.tasks.Go(func() {
+			defer campaigns.Done()
+			c.runCampaign(j, s, b, uuids, tmpl)
+		})
+	}
+	c.tasks.Go(func() {
+		campaigns.Wait()
+		j.mu.Lock()
+		j.done = true
+		j.mu.Unlock()
+	})
+	http.Redirect(w, r, fmt.Sprintf("/updates/%d", j.ID), http.StatusSeeOther)
+}
+
+func (c *Console) runCampaign(j *job, s *session, b *bridgeConn, uuids []string, tmpl updateserver.UpdateConfig) {
+	updateserver.Campaign(c.ctx, updateserver.CampaignConfig{Devices: uuids, Update: tmpl,
+		Dial: func(context.Context) (*gonetconf.Session, error) { return gonetconf.DialSSH(b.addr, s.sshConfig()) },
+		OnProgress: func(uuid string, acked, total, bytes int) {
+			j.set(c.jobs, uuid, func(e *jobEvent) {
+				e.State, e.Slices = "running", fmt.Sprintf("%d/%d", acked, total)
+				if total > 0 {
+					e.Percent = 100 * acked / total
+				}
+			}, false)
+		},
+		OnResult: func(r updateserver.DeviceResult) {
+			j.set(c.jobs, r.UUID, func(e *jobEvent) {
+				if r.Result != nil {
+					e.Version = r.Result.Version
+					e.Phases = phases(r.Result)
+				}
+				var ue *updateserver.UpdateError
+				switch {
+				case r.Skipped:
+					e.State, e.Detail = "skipped", r.Err.Error()
+				case r.Err != nil:
+					e.State, e.Detail = "failed", r.Err.Error()
+					if errors.As(r.Err, &ue) && ue.State != "" {
+						e.Detail = fmt.Sprintf("%s (%s)", r.Err.Error(), stateInWords(ue.State))
+					}
+				case r.Result.Verdict == updateserver.Verified:
+					e.State, e.Percent, e.Detail = "verified", 100, "receipt signed by "+r.Result.Signer
+				default:
+					e.State, e.Percent, e.Detail = "unverified", 100, updateserver.UnverifiedReason
+					if r.Result.Note != "" {
+						e.Detail += "; " + r.Result.Note
+					}
+				}
+			}, true)
+		}})
+}
+
+func formFile(r *http.Request, name string) ([]byte, string, error) {
+	f, fh, err := r.FormFile(name)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxUpload))
+	return b, fh.Filename, err
+}
+
+// phases renders a result's phase times in their order.
+func phases(r *updateserver.Result) string {
+	var s string
+	for _, p := range []string{"token", "manifest", "key", "transfer", "image", "reboot", "version"} {
+		if d, ok := r.Phases[p]; ok {
+			s += fmt.Sprintf("%s %v ", p, d.Round(time.Millisecond))
+		}
+	}
+	return s
+}
+
+// stateInWords says what a MUP state code means (mup/PROTOCOL.md; MUP v1:
+// MUP-V1.md §5).
+func stateInWords(state string) string {
+	if w, ok := stateWords[state]; ok {
+		return w
+	}
+	return "device state " + state
+}
+
+var stateWords = map[string]string{
+	mup.StateNoop:             "nothing to do",
+	mup.StateError:            "the device failed",
+	mup.StateManifestInvalid:  "the manifest is not valid",
+	mup.StateWrongAppID:       "the image is for another application",
+	mup.StateInvalidNonce:     "the manifest is not for this update (stale or replayed nonce)",
+	mup.StateOuterSignInvalid: "the Update Server's signature does not verify",
+	mup.StateInnerSignInvalid: "the vendor's signature does not verify",
+	mup.StateInvalidVersion:   "the device runs this version or a newer one",
+	mup.StateSlotInUse:        "the update slot is in use",
+	mup.StateImageTooBig:      "the image does not fit the slot",
+	mup.StateImageInvalid:     "the image does not match its manifest",
+	string(v1.AnswerOK):       "MUP v1: the device refused the manifest (a signature does not verify)",
+	string(v1.AnswerError):    "MUP v1: the device refused",
+}

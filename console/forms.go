@@ -10,6 +10,8 @@ import (
 	"unicode"
 
 	goyang "github.com/openconfig/goyang/pkg/yang"
+
+	"github.com/myno-bridge/myno/mup/updateserver"
 )
 
 // Module is what the console shows of a bridge module: its rpcs as forms,
@@ -18,6 +20,16 @@ type Module struct {
 	Name      string
 	Namespace string
 	RPCs      []RPCForm
+}
+
+// Updatable tells whether the module's devices take firmware updates,
+// and in which protocol.
+func (m *Module) Updatable() (updateserver.Protocol, bool) {
+	names := make([]string, len(m.RPCs))
+	for i, r := range m.RPCs {
+		names[i] = r.Name
+	}
+	return updateserver.Updatable(names)
 }
 
 // RPCForm is one rpc's input form (RFC 7950 §7.14.2).

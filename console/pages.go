@@ -66,8 +66,9 @@ func (c *Console) devicePage(w http.ResponseWriter, r *http.Request, s *session)
 	for _, f := range mod.RPCs {
 		rpcs = append(rpcs, rpcView{RPCForm: f, Allowed: s.mayExec(d, f.Name)})
 	}
+	_, updatable := mod.Updatable()
 	c.render(w, "device.html", map[string]any{"S": s, "D": d, "Module": mod, "RPCs": rpcs,
-		"CanUpdate": c.cfg.Update.ServerKey != nil && s.mayUpdate(d)})
+		"CanUpdate": c.cfg.Update.ServerKey != nil && updatable && s.mayUpdate(d)})
 }
 
 // rpcResult is what the page shows of an rpc's reply: the retval and

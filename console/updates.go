@@ -30,6 +30,12 @@ type jobEvent struct {
 	Phases  string `json:"phases,omitempty"`
 }
 
+// updatableDevice is a device the updates page offers, with its protocol.
+type updatableDevice struct {
+	device
+	Protocol updateserver.Protocol
+}
+
 // job is one update or campaign started from the console.
 type job struct {
 	ID      int
@@ -147,10 +153,17 @@ func (j *job) set(js *jobs, uuid string, f func(*jobEvent), final bool) {
 
 func (c *Console) updatesPage(w http.ResponseWriter, r *http.Request, s *session) {
 	devs, errs := s.devices()
-	var updatable []device
+	// The devices whose modules take updates and whose rpcs the user may
+	// run.
+	var updatable []updatableDevice
 	for _, d := range devs {
-		if s.mayUpdate(&d) {
-			updatable = append(updatable, d)
+		mod, err := c.modules.get(&d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if p, ok := mod.Updatable(); ok && s.mayUpdate(&d) {
+			updatable = append(updatable, updatableDevice{device: d, Protocol: p})
 		}
 	}
 	c.render(w, "updates.html", map[string]any{"S": s, "Devices": updatable, "Errors": errs, "Jobs": c.jobs.all(),
@@ -224,6 +237,15 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 		}
 		if !s.mayUpdate(d) {
 			http.Error(w, fmt.Sprintf("user %s may not update %s", s.user, u), http.StatusForbidden)
+			return
+		}
+		mod, err := c.modules.get(d)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		if _, ok := mod.Updatable(); !ok {
+			http.Error(w, fmt.Sprintf("%s takes no firmware update (its module %s has no MUP rpcs)", u, d.Module), http.StatusBadRequest)
 			return
 		}
 		byBridge[d.bridge] = append(byBridge[d.bridge], u)

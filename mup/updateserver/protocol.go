@@ -49,3 +49,26 @@ func detectProtocol(inputs map[string][]string) Protocol {
 	}
 	return ProtocolV1
 }
+
+// Updatable tells from a module's rpc names whether its devices can be
+// updated, and in which protocol: MUP v1 with MYNO's three rpcs, this
+// project's MUP with getDeviceToken, sendExtendedManifest and
+// sendFirmwareImage. (DetectProtocol, from the whole source, also checks
+// the manifest rpc's inputs.)
+func Updatable(rpcs []string) (Protocol, bool) {
+	has := func(names ...string) bool {
+		for _, n := range names {
+			if !slices.Contains(rpcs, n) {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case has(v1RPCs...):
+		return ProtocolV1, true
+	case has(tokenRPC, manifestRPC, firmwareRPC):
+		return ProtocolCOSE, true
+	}
+	return "", false
+}

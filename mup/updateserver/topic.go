@@ -11,9 +11,14 @@ import (
 	"github.com/myno-bridge/myno/yang"
 )
 
-// firmwareRPC is the MUP rpc whose input data point is the firmware topic
-// (MUP paper, Fig. 2), as the device takes it from its description.
-const firmwareRPC = "sendFirmwareImage"
+// The rpcs of a device that speaks this project's MUP (MUP paper, Fig. 2;
+// mup/PROTOCOL.md). firmwareRPC's input data point is the firmware topic,
+// as the device takes it from its description.
+const (
+	tokenRPC    = "getDeviceToken"
+	manifestRPC = "sendExtendedManifest"
+	firmwareRPC = "sendFirmwareImage"
+)
 
 // ErrNoFirmwareTopic is wrapped by the error of an update whose device's
 // module gives sendFirmwareImage no input data point topic.

@@ -281,13 +281,13 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 
 	// 1. Token.
-	state, outs, err := call("getDeviceToken")
+	state, outs, err := call(tokenRPC)
 	if err != nil || state != mup.StateOK {
-		return res, &UpdateError{Step: "getDeviceToken", State: state, Err: err}
+		return res, &UpdateError{Step: tokenRPC, State: state, Err: err}
 	}
 	tok, err := mup.DecodeToken(outs)
 	if err != nil {
-		return res, &UpdateError{Step: "getDeviceToken", Err: err}
+		return res, &UpdateError{Step: tokenRPC, Err: err}
 	}
 	phase("token", start)
 
@@ -311,10 +311,10 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	if err != nil {
 		return res, &UpdateError{Step: "sign", Err: err}
 	}
-	state, _, err = call("sendExtendedManifest", Leaf{Name: "input_1_Manifest", Value: base64.StdEncoding.EncodeToString(ext)})
+	state, _, err = call(manifestRPC, Leaf{Name: "input_1_Manifest", Value: base64.StdEncoding.EncodeToString(ext)})
 	res.State = state
 	if err != nil || state != mup.StateOK {
-		return res, &UpdateError{Step: "sendExtendedManifest", State: state, Err: err}
+		return res, &UpdateError{Step: manifestRPC, State: state, Err: err}
 	}
 	phase("manifest", start)
 
@@ -377,7 +377,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	start = time.Now()
 	deadline := time.Now().Add(cfg.RebootWait)
 	for {
-		state, outs, err = call("getDeviceToken")
+		state, outs, err = call(tokenRPC)
 		if err == nil && state == mup.StateOK {
 			if t, err := mup.DecodeToken(outs); err == nil {
 				res.Version = t.Version

@@ -2,10 +2,11 @@
 GO       ?= go
 FUZZTIME ?= 20s
 
-.PHONY: run test test-short bench fuzz lint build
+.PHONY: run test test-short bench fuzz lint build screenshots
 
 ## run: the whole system on embedded defaults: the embedded MQTT broker,
-## the bridge (NETCONF on 127.0.0.1:8830) and four simulated devices.
+## the bridge (NETCONF on 127.0.0.1:8830), four simulated devices and the
+## web console (http://127.0.0.1:8080/).
 ## Data (registry, host key, users) goes to .data/. The admin password is
 ## printed on first start, or set MYNO_ADMIN_PASSWORD.
 run:
@@ -55,3 +56,9 @@ lint:
 
 build:
 	$(GO) build -o bin/myno ./cmd/myno
+
+## screenshots: the console's main pages, taken with Debian's chromium by
+## the browser tests, into docs/screenshots/ (make test writes them to a
+## temporary directory instead).
+screenshots:
+	MYNO_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestBrowserScreenshots' ./console

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -192,12 +193,22 @@ func TestDemoCommand(t *testing.T) {
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"myno", "demo", "--data-dir", dir, "--netconf-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0",
+		done <- run(ctx, []string{"myno", "demo", "--data-dir", dir, "--netconf-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0",
 			"--descriptions", filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions"), "--log-level", "warn"}, &out, &errOut)
 	}()
 	testenv.WaitFor(t, "the demo to come up", func() bool { return strings.Contains(out.String(), "Stop with Ctrl-C") },
 		out.String, errOut.String)
 	text := out.String()
+	// The web console is up at the printed URL: its login page answers.
+	consoleURL := regexp.MustCompile(`Web console: (http://127\.0\.0\.1:\d+/)`).FindStringSubmatch(text)
+	if consoleURL == nil {
+		t.Fatalf("no console URL in:\n%s", text)
+	}
+	if resp, err := http.Get(consoleURL[1] + "login"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("console login page: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	for _, want := range []string{"ssh -p ", "-s netconf", "ncclient", "myno rpc", "yangcli"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("instructions lack %q:\n%s", want, text)

@@ -22,7 +22,7 @@ export MYNO_ADMIN_PASSWORD=bench-pw MYNO_KNOWN_HOSTS="$work/known_hosts"
 # once it prints its instructions.
 start_demo() {
   local dir="$1" nc="$2" mq="$3"; shift 3
-  "$myno" demo --data-dir "$dir" --netconf-listen "127.0.0.1:$nc" --mqtt-listen "127.0.0.1:$mq" \
+  "$myno" demo --data-dir "$dir" --netconf-listen "127.0.0.1:$nc" --mqtt-listen "127.0.0.1:$mq" --console-listen 127.0.0.1:0 \
     --descriptions testdata/descriptions --log-level error "$@" >"$dir.out" 2>"$dir.err" &
   demo_pid=$!
   for _ in $(seq 1 300); do grep -q "Stop with Ctrl-C" "$dir.out" 2>/dev/null && return 0; sleep 0.1; done

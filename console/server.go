@@ -36,6 +36,9 @@ type Config struct {
 	// Update is what the Update Server in the console uses; without a
 	// ServerKey there is no update page.
 	Update UpdateSettings
+	// E2E, with a Manager, adds the page that renews devices'
+	// certificates and keys.
+	E2E E2ESettings
 	// Secure marks the session cookie Secure: set it when the console is
 	// served over HTTPS.
 	Secure bool
@@ -68,6 +71,7 @@ type Console struct {
 	sessions map[string]*session
 	jobs     *jobs
 	modules  *moduleCache
+	renewed  renewals
 }
 
 // New makes a console.
@@ -91,7 +95,8 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: templates: %w", err)
 	}
-	c := &Console{cfg: cfg, pages: pages, sessions: map[string]*session{}, jobs: newJobs(), modules: newModuleCache()}
+	c := &Console{cfg: cfg, pages: pages, sessions: map[string]*session{}, jobs: newJobs(), modules: newModuleCache(),
+		renewed: renewals{certs: map[string]*x509.Certificate{}}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.routes()
 	return c, nil
@@ -128,6 +133,8 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("POST /updates", c.withSession(c.startUpdate))
 	c.mux.HandleFunc("GET /updates/{id}", c.withSession(c.jobPage))
 	c.mux.HandleFunc("GET /events", c.withSession(c.events))
+	c.mux.HandleFunc("GET /e2e", c.withSession(c.e2ePage))
+	c.mux.HandleFunc("POST /e2e/renew", c.withSession(c.renew))
 }
 
 const cookieName = "myno_console"

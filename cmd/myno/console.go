@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/myno-bridge/myno/console"
+	"github.com/myno-bridge/myno/mup/e2e"
 )
 
 // defaultConsoleAddr is where myno console and the demo's console listen.
@@ -32,7 +33,12 @@ func consoleCommand() *cli.Command {
 			&cli.StringFlag{Name: "tls-key", Usage: "key `FILE` (PEM) of --tls-cert", Sources: cli.EnvVars("MYNO_CONSOLE_TLS_KEY")},
 			&cli.StringFlag{Name: "key", Usage: "Update Server key `FILE` (PEM or MUP v1 hex): enables updates", Sources: cli.EnvVars("MYNO_UPDATE_SERVER_KEY")},
 			&cli.StringFlag{Name: "mqtt-url", Value: defaultBrokerURL, Usage: "broker `URL` for the slices", Sources: cli.EnvVars("MYNO_MQTT_URL")},
-			&cli.StringFlag{Name: "device-ca", Usage: "CA certificate `FILE` that checks device receipts", Sources: cli.EnvVars("MYNO_DEVICE_CA")},
+			&cli.StringFlag{Name: "device-ca", Usage: "CA certificate `FILE` that checks device receipts (default <ca-dir>/ca.crt, when it exists)", Sources: cli.EnvVars("MYNO_DEVICE_CA")},
+			&cli.BoolFlag{Name: "e2e", Usage: "add the E2E page, which renews devices' certificates and keys through the broker (needs --ca-dir with ca.key, and the manager's certificate)", Sources: cli.EnvVars("MYNO_CONSOLE_E2E")},
+			&cli.StringFlag{Name: "ca-dir", Value: defaultCADir, Usage: "E2E CA `DIR` (ca.crt, ca.key; devices' <uuid>.crt are shown)", Sources: cli.EnvVars("MYNO_CA_DIR")},
+			&cli.StringFlag{Name: "e2e-cert", Usage: "manager certificate `FILE` (default <ca-dir>/manager.crt)", Sources: cli.EnvVars("MYNO_E2E_CERT")},
+			&cli.StringFlag{Name: "e2e-key", Usage: "manager key `FILE` (default <ca-dir>/manager.key)", Sources: cli.EnvVars("MYNO_E2E_KEY")},
+			&cli.StringFlag{Name: "e2e-prefix", Value: e2e.DefaultPrefix, Usage: "E2E topic `PREFIX`", Sources: cli.EnvVars("MYNO_E2E_PREFIX")},
 			logLevelFlag("info"),
 		}, append(hostKeyFlags(), mqttAuthFlags()...)...),
 		Action: runConsole,
@@ -57,6 +63,19 @@ func runConsole(ctx context.Context, cmd *cli.Command) error {
 		if cfg.Update.DeviceCA, err = deviceCA(cmd); err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("console: %w", err)}
 		}
+	}
+	if cmd.Bool("e2e") {
+		creds, err := mqttCredentials(cmd)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("console: %w", err)}
+		}
+		m, tr, err := startManager(ctx, managerOptions{caDir: cmd.String("ca-dir"), certFile: cmd.String("e2e-cert"), keyFile: cmd.String("e2e-key"), withCAKey: true,
+			prefix: cmd.String("e2e-prefix"), mode: string(e2e.Ephemeral), validity: 365 * 24 * time.Hour, mqttURL: cmd.String("mqtt-url"), credentials: creds}, log)
+		if err != nil {
+			return prefixed("console --e2e", err)
+		}
+		defer tr.Close(context.Background())
+		cfg.E2E = console.E2ESettings{Manager: m, CertDir: cmd.String("ca-dir")}
 	}
 	certFile, keyFile := cmd.String("tls-cert"), cmd.String("tls-key")
 	if (certFile == "") != (keyFile == "") {

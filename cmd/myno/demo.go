@@ -18,6 +18,7 @@ import (
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
+	"github.com/myno-bridge/myno/mup/e2e"
 	"github.com/myno-bridge/myno/netconf"
 	"github.com/urfave/cli/v3"
 	"golang.org/x/crypto/ssh"
@@ -124,6 +125,15 @@ func demoCommand() *cli.Command {
 				if err != nil {
 					return &exitError{code: 1, err: err}
 				}
+				// Its E2E page renews demo-mup-1's credentials.
+				m, tr, err := startManager(ctx, managerOptions{caDir: e2eDir, withCAKey: true, prefix: e2e.DefaultPrefix, mode: string(e2e.Ephemeral),
+					validity: 365 * 24 * time.Hour, mqttURL: b.BrokerURL(), credentials: ccfg.Update.Credentials}, cfg.Logger)
+				if err != nil {
+					ln.Close()
+					return prefixed("demo console", err)
+				}
+				defer tr.Close(context.Background())
+				ccfg.E2E = console.E2ESettings{Manager: m, CertDir: e2eDir}
 				consoleURL = "http://" + ln.Addr().String() + "/"
 				served.Add(1)
 				go func() {

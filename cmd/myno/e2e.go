@@ -133,10 +133,10 @@ func runRenew(ctx context.Context, cmd *cli.Command) error {
 	failed := 0
 	for _, r := range results {
 		serial, notAfter, renewal := "-", "-", "-"
-		handshake := phaseText(r.Handshake)
+		handshake := r.Handshake.String()
 		if r.Renewal != nil {
 			serial, notAfter = r.Renewal.Cert.SerialNumber.Text(16), r.Renewal.Cert.NotAfter.UTC().Format(time.DateOnly)
-			renewal = phaseText(r.Renewal.Phase)
+			renewal = r.Renewal.Phase.String()
 		}
 		if r.Err != nil {
 			failed++
@@ -159,13 +159,6 @@ func prefixed(what string, err error) error {
 		return &exitError{code: ee.code, err: fmt.Errorf("%s: %w", what, ee.err)}
 	}
 	return &exitError{code: 1, err: fmt.Errorf("%s: %w", what, err)}
-}
-
-func phaseText(p manager.Phase) string {
-	if p.Messages == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%d msgs %d B %v", p.Messages, p.Bytes, p.Duration.Round(time.Millisecond))
 }
 
 // e2eDeviceFlags give myno device its E2E credentials.

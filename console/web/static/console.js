@@ -124,8 +124,36 @@ function preselect() {
   }
 }
 
+// Renew buttons of the E2E page: the outcome replaces the row's cells.
+function renewButtons() {
+  for (const b of document.querySelectorAll("button.renew")) {
+    b.addEventListener("click", async () => {
+      const row = b.closest("tr");
+      const out = row.querySelector(".outcome");
+      out.textContent = "renewing…";
+      b.disabled = true;
+      const body = new URLSearchParams({ device: b.dataset.uuid });
+      const r = await fetch("/e2e/renew", { method: "POST", body, headers: { "X-CSRF-Token": csrf() } });
+      b.disabled = false;
+      if (!r.ok) {
+        out.textContent = `${r.status}: ${await r.text()}`;
+        return;
+      }
+      const v = await r.json();
+      if (v.error) {
+        out.textContent = v.error;
+        return;
+      }
+      row.querySelector(".serial").textContent = v.serial;
+      row.querySelector(".not-after").textContent = v.notAfter;
+      out.textContent = `renewed (handshake ${v.handshake}, renewal ${v.renewal})`;
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   listen();
   rpcForms();
   preselect();
+  renewButtons();
 });

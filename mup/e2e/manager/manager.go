@@ -175,6 +175,15 @@ type Phase struct {
 	Duration time.Duration
 }
 
+// String is "<n> msgs <bytes> B <duration>", or "-" for a phase that
+// did not happen.
+func (p Phase) String() string {
+	if p.Messages == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d msgs %d B %v", p.Messages, p.Bytes, p.Duration.Round(time.Millisecond))
+}
+
 func (p *Phase) add(payload []byte) {
 	p.Messages++
 	p.Bytes += len(payload)

@@ -55,6 +55,10 @@ type UpdateSettings struct {
 	Credentials client.Credentials
 	ServerKey   *ecdsa.PrivateKey
 	DeviceCA    *x509.Certificate
+	// VendorKey, when set, lets the update page sign the manifests of an
+	// uploaded image itself (both protocols), instead of taking signed
+	// ones. Keep it unset where the vendor key must stay offline.
+	VendorKey *ecdsa.PrivateKey
 }
 
 // Console is the web console. Its goroutines (update jobs) end with Close.

@@ -167,7 +167,7 @@ func (c *Console) updatesPage(w http.ResponseWriter, r *http.Request, s *session
 		}
 	}
 	c.render(w, "updates.html", map[string]any{"S": s, "Devices": updatable, "Errors": errs, "Jobs": c.jobs.all(),
-		"CanUpdate": c.cfg.Update.ServerKey != nil && len(updatable) > 0})
+		"CanUpdate": c.cfg.Update.ServerKey != nil && len(updatable) > 0, "CanSign": c.cfg.Update.VendorKey != nil})
 }
 
 func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -206,6 +206,12 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 	}
 	tmpl := updateserver.UpdateConfig{Image: image, ServerKey: c.cfg.Update.ServerKey, MQTTURL: c.cfg.Update.MQTTURL,
 		MQTTCredentials: c.cfg.Update.Credentials, DeviceCA: c.cfg.Update.DeviceCA}
+	if r.FormValue("sign") != "" {
+		if err := c.signManifests(r, image, &tmpl); err != nil {
+			http.Error(w, "signing: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 	for _, fh := range r.MultipartForm.File["manifest"] {
 		f, err := fh.Open()
 		if err != nil {
@@ -309,6 +315,37 @@ func (c *Console) runCampaign(j *job, s *session, b *bridgeConn, uuids []string,
 				}
 			}, true)
 		}})
+}
+
+// signManifests signs the image's vendor manifests in both protocols
+// with the configured vendor key, from the form's app-id, version and
+// old-version.
+func (c *Console) signManifests(r *http.Request, image []byte, tmpl *updateserver.UpdateConfig) error {
+	key := c.cfg.Update.VendorKey
+	if key == nil {
+		return errors.New("this console holds no vendor key: upload signed manifests")
+	}
+	version, err := strconv.ParseUint(r.FormValue("version"), 10, 31)
+	if err != nil {
+		return fmt.Errorf("version: %w", err)
+	}
+	old, err := strconv.ParseUint(r.FormValue("old-version"), 10, 31)
+	if err != nil {
+		return fmt.Errorf("old version: %w", err)
+	}
+	appID := r.FormValue("app-id")
+	if tmpl.VendorSigned, err = mup.SignVendorManifest(mup.NewVendorManifest(image, appID, uint32(version), uint32(old), 0), key); err != nil {
+		return err
+	}
+	m, err := v1.NewManifest(image, appID, 0, uint32(version), uint32(old))
+	if err != nil {
+		return err
+	}
+	if err := m.SignInner(key); err != nil {
+		return err
+	}
+	tmpl.V1Manifest, err = m.EncodeVendorFile()
+	return err
 }
 
 func formFile(r *http.Request, name string) ([]byte, string, error) {

@@ -32,6 +32,7 @@ func consoleCommand() *cli.Command {
 			&cli.StringFlag{Name: "tls-cert", Usage: "certificate `FILE` (PEM): serve HTTPS", Sources: cli.EnvVars("MYNO_CONSOLE_TLS_CERT")},
 			&cli.StringFlag{Name: "tls-key", Usage: "key `FILE` (PEM) of --tls-cert", Sources: cli.EnvVars("MYNO_CONSOLE_TLS_KEY")},
 			&cli.StringFlag{Name: "key", Usage: "Update Server key `FILE` (PEM or MUP v1 hex): enables updates", Sources: cli.EnvVars("MYNO_UPDATE_SERVER_KEY")},
+			&cli.StringFlag{Name: "vendor-key", Usage: "vendor key `FILE`: the update page may sign uploaded images itself (labs: keep the vendor key offline otherwise)", Sources: cli.EnvVars("MYNO_VENDOR_KEY")},
 			&cli.StringFlag{Name: "mqtt-url", Value: defaultBrokerURL, Usage: "broker `URL` for the slices", Sources: cli.EnvVars("MYNO_MQTT_URL")},
 			&cli.StringFlag{Name: "device-ca", Usage: "CA certificate `FILE` that checks device receipts (default <ca-dir>/ca.crt, when it exists)", Sources: cli.EnvVars("MYNO_DEVICE_CA")},
 			&cli.BoolFlag{Name: "e2e", Usage: "add the E2E page, which renews devices' certificates and keys through the broker (needs --ca-dir with ca.key, and the manager's certificate)", Sources: cli.EnvVars("MYNO_CONSOLE_E2E")},
@@ -60,6 +61,11 @@ func runConsole(ctx context.Context, cmd *cli.Command) error {
 			return &exitError{code: 2, err: fmt.Errorf("console: %w", err)}
 		}
 		cfg.Update.MQTTURL = cmd.String("mqtt-url")
+		if f := cmd.String("vendor-key"); f != "" {
+			if cfg.Update.VendorKey, err = readSigningKey(f); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("console: --vendor-key: %w", err)}
+			}
+		}
 		if cfg.Update.DeviceCA, err = deviceCA(cmd); err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("console: %w", err)}
 		}

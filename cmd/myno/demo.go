@@ -253,6 +253,12 @@ func demoConsole(cmd *cli.Command, b *bridge.Bridge, upd *demoMUP, e2eDir, token
 	if err != nil {
 		return nil, console.Config{}, err
 	}
+	// A lab: the console holds the vendor key too, so that an image can be
+	// signed and sent from the browser alone.
+	vendorKey, err := mup.ReadKey(filepath.Join(upd.dir, "vendor.key"))
+	if err != nil {
+		return nil, console.Config{}, err
+	}
 	ca, err := mup.ReadCertificate(filepath.Join(e2eDir, "ca.crt"))
 	if err != nil {
 		return nil, console.Config{}, err
@@ -262,5 +268,5 @@ func demoConsole(cmd *cli.Command, b *bridge.Bridge, upd *demoMUP, e2eDir, token
 		return nil, console.Config{}, fmt.Errorf("console: %w", err)
 	}
 	return ln, console.Config{Bridges: []string{b.NetconfAddr()}, HostKey: ssh.FixedHostKey(hostKey.PublicKey()), Logger: newLogger(cmd),
-		Update: console.UpdateSettings{MQTTURL: b.BrokerURL(), Credentials: client.Credentials{Username: demoE2EManager, Password: token}, ServerKey: key, DeviceCA: ca}}, nil
+		Update: console.UpdateSettings{MQTTURL: b.BrokerURL(), Credentials: client.Credentials{Username: demoE2EManager, Password: token}, ServerKey: key, DeviceCA: ca, VendorKey: vendorKey}}, nil
 }

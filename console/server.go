@@ -166,6 +166,9 @@ func (c *Console) withSession(h func(http.ResponseWriter, *http.Request, *sessio
 			return
 		}
 		if r.Method != http.MethodGet {
+			// An image and its manifests at most; a larger body is refused
+			// while it is read (413), not buffered.
+			r.Body = http.MaxBytesReader(w, r.Body, maxUpload+1<<20)
 			token := r.Header.Get("X-CSRF-Token")
 			if token == "" {
 				token = r.FormValue("csrf")
@@ -210,6 +213,7 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 // login opens the user's NETCONF sessions to every bridge with the
 // credentials given; the bridges decide. At least one must accept.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	user, password := r.FormValue("user"), r.FormValue("password")
 	s, err := openSession(r.Context(), c.cfg, user, password)
 	if err != nil {

@@ -120,6 +120,10 @@ func inputFields(in *goyang.Entry, selector string) (fields []Field, oneOf strin
 		case c.IsChoice():
 			oneOf = c.Name
 			for _, cs := range sortedChildren(c) {
+				if !cs.IsCase() { // a shorthand case: the node itself (RFC 7950 §7.9.2)
+					fields = append(fields, field(cs, selector))
+					continue
+				}
 				for _, leaf := range sortedChildren(cs) {
 					fields = append(fields, field(leaf, selector))
 				}

@@ -1,0 +1,191 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
+	"github.com/myno-bridge/myno/mqtt/access"
+	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/myno-bridge/myno/netconf"
+)
+
+// httpWorld is a bridge with an LED device, and a console of it served
+// over HTTP: the handlers' rules, without a browser.
+type httpWorld struct {
+	b   *bridge.Bridge
+	srv *httptest.Server
+}
+
+func startHTTPWorld(t *testing.T) *httpWorld {
+	t.Helper()
+	dir := t.TempDir()
+	var users strings.Builder
+	for _, u := range [][2]string{{"admin", "admin"}, {"viewer", "read-only"}} {
+		h, _ := bcrypt.GenerateFromPassword([]byte(u[0]+"-pw"), bcrypt.MinCost)
+		users.WriteString(u[0] + ":" + string(h) + ":" + u[1] + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users"), []byte(users.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bridge.Start(context.Background(), bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: dir,
+		RPCTimeout: 5 * time.Second, Logger: testenv.Logger(), Out: io.Discard, Enrolment: access.EnrolOpen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "led-color.jsonld"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := devices.New(devices.Config{Description: desc, UUID: "led-1", BrokerURL: b.BrokerURL(), Logger: testenv.Logger(),
+		Credentials: client.Credentials{Username: "led-1", Password: "console-test-token-of-led-1-0123456789"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	if err := d.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key, err := netconf.LoadOrCreateHostKey(filepath.Join(dir, "ssh_host_ed25519_key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{Bridges: []string{b.NetconfAddr()}, HostKey: ssh.FixedHostKey(key.PublicKey()), Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	srv := httptest.NewServer(c.Handler())
+	t.Cleanup(srv.Close)
+	return &httpWorld{b: b, srv: srv}
+}
+
+// login returns a client logged in as user, and the session's CSRF token.
+func (w *httpWorld) login(t *testing.T, user, password string) (*http.Client, string, *http.Response) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar}
+	resp, err := hc.PostForm(w.srv.URL+"/login", url.Values{"user": {user}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	token := regexp.MustCompile(`name="csrf" content="([0-9a-f]+)"`).FindSubmatch(body)
+	if token == nil {
+		return hc, "", resp
+	}
+	return hc, string(token[1]), resp
+}
+
+func (w *httpWorld) get(t *testing.T, hc *http.Client, path string) string {
+	t.Helper()
+	resp, err := hc.Get(w.srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// rpc posts an rpc call as the page's script does.
+func (w *httpWorld) rpc(t *testing.T, hc *http.Client, token, path string, form url.Values) (int, rpcResult) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if token != "" {
+		req.Header.Set("X-CSRF-Token", token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res rpcResult
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode, res
+}
+
+// The console's rules over HTTP: the bridge decides logins and rights;
+// the cookie is HttpOnly and SameSite=Strict; a request without the CSRF
+// token is refused; a read-only user sees no call button, and the bridge
+// refuses the rpc when it is forged anyway; results and errors come as
+// the bridge gives them.
+func TestConsoleOverHTTP(t *testing.T) {
+	w := startHTTPWorld(t)
+	if _, _, resp := w.login(t, "admin", "wrong"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("wrong password: %d", resp.StatusCode)
+	}
+	admin, token, resp := w.login(t, "admin", "admin-pw")
+	if token == "" {
+		t.Fatalf("admin login: %d", resp.StatusCode)
+	}
+	cookie := resp.Request.Response.Header.Get("Set-Cookie")
+	if !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Strict") || strings.Contains(cookie, "admin-pw") {
+		t.Errorf("session cookie %q", cookie)
+	}
+	if page := w.get(t, admin, "/devices"); !strings.Contains(page, `data-uuid="led-1"`) {
+		t.Fatalf("inventory without led-1:\n%s", page)
+	}
+	if page := w.get(t, admin, "/devices/led-1"); !strings.Contains(page, `class="call"`) || !strings.Contains(page, "<option>red</option>") {
+		t.Errorf("admin's device page:\n%s", page)
+	}
+	if code, res := w.rpc(t, admin, token, "/devices/led-1/rpc/setColor", url.Values{"input_1_Color": {"red"}}); code != 200 || res.Retval != "OK" {
+		t.Errorf("setColor red: %d %+v", code, res)
+	}
+	if code, res := w.rpc(t, admin, token, "/devices/led-1/rpc/setColor", url.Values{"input_1_Color": {"purple"}}); code != 200 || res.Error == nil ||
+		res.Error.Tag != "invalid-value" || res.Error.Path != "/setColor/input_1_Color" {
+		t.Errorf("setColor purple: %d %+v", code, res.Error)
+	}
+	if code, _ := w.rpc(t, admin, "", "/devices/led-1/rpc/ledOn", nil); code != http.StatusForbidden {
+		t.Errorf("no CSRF token: %d", code)
+	}
+	viewer, vtoken, _ := w.login(t, "viewer", "viewer-pw")
+	if page := w.get(t, viewer, "/devices/led-1"); strings.Contains(page, `class="call"`) || !strings.Contains(page, "You may not call setColor") {
+		t.Errorf("read-only user's device page:\n%s", page)
+	}
+	if code, res := w.rpc(t, viewer, vtoken, "/devices/led-1/rpc/ledOn", nil); code != 200 || res.Error == nil || res.Error.Tag != "access-denied" {
+		t.Errorf("forged ledOn of a read-only user: %d %+v", code, res)
+	}
+	if code, _ := w.rpc(t, viewer, vtoken, "/updates", url.Values{"device": {"led-1"}}); code != http.StatusNotFound {
+		t.Errorf("update without an Update Server key: %d", code)
+	}
+	// Logged out, the session is gone.
+	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/logout", strings.NewReader(url.Values{"csrf": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err := admin.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	if code, _ := w.rpc(t, admin, token, "/devices/led-1/rpc/ledOn", nil); code != http.StatusUnauthorized {
+		t.Errorf("after logout: %d", code)
+	}
+}

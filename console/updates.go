@@ -166,7 +166,14 @@ func (c *Console) updatesPage(w http.ResponseWriter, r *http.Request, s *session
 			updatable = append(updatable, updatableDevice{device: d, Protocol: p})
 		}
 	}
-	c.render(w, "updates.html", map[string]any{"S": s, "Devices": updatable, "Errors": errs, "Jobs": c.jobs.all(),
+	var categories []string
+	for _, d := range updatable {
+		if !slices.Contains(categories, d.Category) {
+			categories = append(categories, d.Category)
+		}
+	}
+	slices.Sort(categories)
+	c.render(w, "updates.html", map[string]any{"S": s, "Devices": updatable, "Errors": errs, "Jobs": c.jobs.all(), "Categories": categories,
 		"CanUpdate": c.cfg.Update.ServerKey != nil && len(updatable) > 0, "CanSign": c.cfg.Update.VendorKey != nil})
 }
 
@@ -195,8 +202,21 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 		return
 	}
 	devices := r.MultipartForm.Value["device"]
+	// A category stands for its devices the user may update (a campaign).
+	if cats := r.MultipartForm.Value["category"]; len(cats) > 0 && cats[0] != "" {
+		all, _ := s.devices()
+		for _, d := range all {
+			if d.Category == cats[0] && !slices.Contains(devices, d.UUID) {
+				if mod, err := c.modules.get(&d); err == nil {
+					if _, ok := mod.Updatable(); ok && s.mayUpdate(&d) {
+						devices = append(devices, d.UUID)
+					}
+				}
+			}
+		}
+	}
 	if len(devices) == 0 {
-		http.Error(w, "pick at least one device", http.StatusBadRequest)
+		http.Error(w, "pick at least one device, or a category with devices", http.StatusBadRequest)
 		return
 	}
 	image, name, err := formFile(r, "image")

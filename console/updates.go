@@ -215,6 +215,8 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 			}
 		}
 	}
+	seen := map[string]bool{}
+	devices = slices.DeleteFunc(slices.Clone(devices), func(u string) bool { dup := seen[u]; seen[u] = true; return dup })
 	if len(devices) == 0 {
 		http.Error(w, "pick at least one device, or a category with devices", http.StatusBadRequest)
 		return

@@ -668,7 +668,7 @@ func TestBrowser(t *testing.T) {
 				}
 			}
 		}()
-		if _, err := chromedp.Call(tb.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/events"}}}); err != nil {
+		if _, err := chromedp.Call(tb.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/events*"}}}); err != nil {
 			t.Fatal(err)
 		}
 		job := tb.startUpdate(uuid)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -49,16 +50,47 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 	var subs sync.WaitGroup
 	defer subs.Wait()
 	defer cancel()
+	ready := make(chan struct{}, len(s.bridges))
 	for _, b := range s.bridges {
 		subs.Go(func() {
-			if err := subscribe(ctx, b.addr, s.sshConfig(), out); err != nil && ctx.Err() == nil {
+			if err := subscribe(ctx, b.addr, s.sshConfig(), out, ready); err != nil && ctx.Err() == nil {
 				c.cfg.Logger.Warn("console: notifications", "bridge", b.addr, "user", s.user, "err", err)
 			}
 		})
 	}
 	jobEvents, unsubscribe := c.jobs.subscribe()
 	defer unsubscribe()
+	// The stream opens once every bridge accepted the subscription (or
+	// failed, or 10 s passed); then what may have changed since the page
+	// was rendered is sent as it is now: each device's state, and the
+	// job the page shows. Nothing falls between the page and the stream.
+	deadline := time.After(10 * time.Second)
+	for range s.bridges {
+		select {
+		case <-ready:
+		case <-deadline:
+		case <-ctx.Done():
+			return
+		}
+	}
+	var first []event
+	devs, _ := s.devices()
+	for _, d := range devs {
+		online := d.Online
+		first = append(first, event{Kind: "device", UUID: d.UUID, Event: "state", Online: &online})
+	}
+	if id, err := strconv.Atoi(r.URL.Query().Get("job")); err == nil {
+		if j := c.jobs.get(id); j != nil {
+			for _, je := range j.snapshot() {
+				first = append(first, event{Kind: "job", UUID: je.UUID, Job: &je})
+			}
+		}
+	}
 	fmt.Fprint(w, ": stream open\n\n")
+	for _, ev := range first {
+		b, _ := json.Marshal(ev)
+		fmt.Fprintf(w, "data: %s\n\n", b)
+	}
 	flusher.Flush()
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
@@ -113,8 +145,17 @@ type notificationXML struct {
 }
 
 // subscribe opens a NETCONF session to addr, subscribes to its
-// notifications and sends them to out as events until ctx ends.
-func subscribe(ctx context.Context, addr string, cfg *ssh.ClientConfig, out chan<- event) error {
+// notifications and sends them to out as events until ctx ends. It sends
+// on ready once the subscription is accepted, or when it fails.
+func subscribe(ctx context.Context, addr string, cfg *ssh.ClientConfig, out chan<- event, ready chan<- struct{}) error {
+	signalled := false
+	signal := func() {
+		if !signalled {
+			signalled = true
+			ready <- struct{}{}
+		}
+	}
+	defer signal()
 	conn, err := ssh.Dial("tcp", addr, cfg)
 	if err != nil {
 		return err
@@ -161,7 +202,8 @@ func subscribe(ctx context.Context, addr string, cfg *ssh.ClientConfig, out chan
 		}
 		var n notificationXML
 		if xml.Unmarshal(msg, &n) != nil || n.EventTime == "" {
-			continue // the rpc-reply to create-subscription
+			signal() // the rpc-reply to create-subscription
+			continue
 		}
 		for _, e := range n.Events {
 			ev := event{Kind: "reading", Sensor: e.XMLName.Local, Timestamp: n.EventTime}

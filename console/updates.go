@@ -124,10 +124,17 @@ func (js *jobs) subscribe() (<-chan jobEvent, func()) {
 	}
 }
 
+// publish sends ev to every listener, outside the lock: a page that
+// stopped reading holds up only this event, by at most a second, and only
+// for a final one.
 func (js *jobs) publish(ev jobEvent, final bool) {
 	js.mu.Lock()
-	defer js.mu.Unlock()
+	listeners := make([]chan jobEvent, 0, len(js.listen))
 	for ch := range js.listen {
+		listeners = append(listeners, ch)
+	}
+	js.mu.Unlock()
+	for _, ch := range listeners {
 		if final {
 			select {
 			case ch <- ev:
@@ -221,6 +228,29 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 		http.Error(w, "pick at least one device, or a category with devices", http.StatusBadRequest)
 		return
 	}
+	// Every device must be one the user may update, on a bridge of theirs.
+	byBridge := map[*bridgeConn][]string{}
+	for _, u := range devices {
+		d, err := s.find(u)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !s.mayUpdate(d) {
+			http.Error(w, fmt.Sprintf("user %s may not update %s", s.user, u), http.StatusForbidden)
+			return
+		}
+		mod, err := c.modules.get(d)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		if _, ok := mod.Updatable(); !ok {
+			http.Error(w, fmt.Sprintf("%s takes no firmware update (its module %s has no MUP rpcs)", u, d.Module), http.StatusBadRequest)
+			return
+		}
+		byBridge[d.bridge] = append(byBridge[d.bridge], u)
+	}
 	image, name, err := formFile(r, "image")
 	if err != nil {
 		http.Error(w, "the image: "+err.Error(), http.StatusBadRequest)
@@ -255,29 +285,6 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 			return
 		}
 	}
-	// Every device must be one the user may update, on a bridge of theirs.
-	byBridge := map[*bridgeConn][]string{}
-	for _, u := range devices {
-		d, err := s.find(u)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if !s.mayUpdate(d) {
-			http.Error(w, fmt.Sprintf("user %s may not update %s", s.user, u), http.StatusForbidden)
-			return
-		}
-		mod, err := c.modules.get(d)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		if _, ok := mod.Updatable(); !ok {
-			http.Error(w, fmt.Sprintf("%s takes no firmware update (its module %s has no MUP rpcs)", u, d.Module), http.StatusBadRequest)
-			return
-		}
-		byBridge[d.bridge] = append(byBridge[d.bridge], u)
-	}
 	j := &job{User: s.user, Started: time.Now(), Image: name, Devices: devices, state: map[string]*jobEvent{}}
 	c.jobs.add(j)
 	for _, u := range devices {
@@ -305,12 +312,20 @@ func (c *Console) runCampaign(j *job, s *session, b *bridgeConn, uuids []string,
 	updateserver.Campaign(c.ctx, updateserver.CampaignConfig{Devices: uuids, Update: tmpl,
 		Dial: func(context.Context) (*gonetconf.Session, error) { return gonetconf.DialSSH(b.addr, s.sshConfig()) },
 		OnProgress: func(uuid string, acked, total, bytes int) {
-			j.set(c.jobs, uuid, func(e *jobEvent) {
-				e.State, e.Slices = "running", fmt.Sprintf("%d/%d", acked, total)
-				if total > 0 {
-					e.Percent = 100 * acked / total
-				}
-			}, false)
+			// One event per percent, not per slice: pages get at most
+			// about 100 per device.
+			percent := 0
+			if total > 0 {
+				percent = 100 * acked / total
+			}
+			j.mu.Lock()
+			e := j.state[uuid]
+			changed := e.State != "running" || e.Percent != percent
+			e.Slices = fmt.Sprintf("%d/%d", acked, total)
+			j.mu.Unlock()
+			if changed {
+				j.set(c.jobs, uuid, func(e *jobEvent) { e.State, e.Percent = "running", percent }, false)
+			}
 		},
 		OnResult: func(r updateserver.DeviceResult) {
 			j.set(c.jobs, r.UUID, func(e *jobEvent) {

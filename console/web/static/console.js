@@ -73,7 +73,8 @@ function onEvent(ev) {
 
 function listen() {
   if (!("events" in document.body.dataset)) return;
-  const es = new EventSource("/events");
+  const job = document.body.dataset.job;
+  const es = new EventSource(job ? `/events?job=${encodeURIComponent(job)}` : "/events");
   es.onmessage = (m) => onEvent(JSON.parse(m.data));
   es.onopen = () => document.body.classList.add("live");
 }

@@ -28,7 +28,7 @@ test:
 ##  - skipped under -short by the tests themselves: devices' reconnect
 ##    after broker restarts, netconf's slow-client timeouts.
 ## `make test` runs them all, with -race.
-SHORT_SKIP = ^(TestCluster.*|TestRegistrySurvivesRestart|TestExternalMosquitto|TestExternalBrokerOverTLS|TestTamperedUpdateIsRefused|TestRepeatedAndOldNotifiesKeepTheChannel|TestDemoCommand)$$
+SHORT_SKIP = ^(TestCluster.*|TestRegistrySurvivesRestart|TestExternalMosquitto|TestExternalBrokerOverTLS|TestTamperedUpdateIsRefused|TestRepeatedAndOldNotifiesKeepTheChannel|TestDemoCommand|TestBrowser.*)$$
 test-short:
 	$(GO) test -short -count=1 -skip '$(SHORT_SKIP)' ./...
 

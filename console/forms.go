@@ -18,6 +18,7 @@ import (
 // read with goyang from the text get-schema returns (RFC 6022 §3.1).
 type Module struct {
 	Name      string
+	Revision  string // from the bridge's yang-library (RFC 8525)
 	Namespace string
 	RPCs      []RPCForm
 }

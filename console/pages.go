@@ -3,12 +3,16 @@ package console
 import (
 	"encoding/base64"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+
+	gonetconf "github.com/Juniper/go-netconf/netconf"
 
 	"github.com/myno-bridge/myno/mup/updateserver"
 )
@@ -172,6 +176,51 @@ func (c *Console) callRPC(w http.ResponseWriter, r *http.Request, s *session) {
 	_ = json.NewEncoder(w).Encode(res)
 }
 
+// yangLibraryFilter selects one module of the yang-library's module set
+// (RFC 8525 §3, RFC 6241 §6.2.5).
+type yangLibraryFilter struct {
+	XMLName xml.Name `xml:"urn:ietf:params:xml:ns:netconf:base:1.0 get"`
+	Filter  struct {
+		Type    string `xml:"type,attr"`
+		Library struct {
+			XMLName xml.Name `xml:"urn:ietf:params:xml:ns:yang:ietf-yang-library yang-library"`
+			Name    string   `xml:"module-set>module>name"`
+		}
+	} `xml:"filter"`
+}
+
+// libraryModule finds module in the bridge's yang-library (RFC 8525): the
+// console takes only modules the bridge announces, and their revision.
+func libraryModule(nc *gonetconf.Session, module string) (revision, namespace string, err error) {
+	var req yangLibraryFilter
+	req.Filter.Type = "subtree"
+	req.Filter.Library.Name = module
+	op, err := xml.Marshal(req)
+	if err != nil {
+		return "", "", err
+	}
+	reply, err := nc.Exec(gonetconf.RawMethod(op))
+	if err != nil {
+		return "", "", fmt.Errorf("yang-library: %w", err)
+	}
+	var r struct {
+		Modules []struct {
+			Name      string `xml:"name"`
+			Revision  string `xml:"revision"`
+			Namespace string `xml:"namespace"`
+		} `xml:"data>yang-library>module-set>module"`
+	}
+	if err := xml.Unmarshal([]byte(reply.RawReply), &r); err != nil {
+		return "", "", fmt.Errorf("yang-library: %w", err)
+	}
+	for _, m := range r.Modules {
+		if m.Name == module {
+			return m.Revision, m.Namespace, nil
+		}
+	}
+	return "", "", fmt.Errorf("the bridge's yang-library announces no module %s", module)
+}
+
 // maxUpload bounds a form's files: a firmware image and its manifests.
 const maxUpload = 16 << 20
 
@@ -195,14 +244,22 @@ func (mc *moduleCache) get(d *device) (*Module, error) {
 		return m, nil
 	}
 	d.bridge.mu.Lock()
-	source, err := d.bridge.client.Schema(d.Module)
+	revision, namespace, err := libraryModule(d.bridge.nc, d.Module)
+	var source string
+	if err == nil {
+		source, err = d.bridge.client.Schema(d.Module)
+	}
 	d.bridge.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
+	if namespace != d.Namespace {
+		return nil, fmt.Errorf("module %s: the yang-library names namespace %q, its devices list %q", d.Module, namespace, d.Namespace)
+	}
 	if m, err = ParseModule(d.Module, source, selectorLeaf); err != nil {
 		return nil, err
 	}
+	m.Revision = revision
 	mc.mu.Lock()
 	mc.modules[key] = m
 	mc.mu.Unlock()

@@ -83,6 +83,9 @@ func (js *jobs) add(j *job) {
 	if n := len(js.list); n > 0 {
 		j.ID = js.list[n-1].ID + 1
 	}
+	for _, e := range j.state {
+		e.Job = j.ID
+	}
 	js.list = append(js.list, j)
 	if len(js.list) > maxJobs {
 		js.list = js.list[1:]
@@ -286,10 +289,11 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 		}
 	}
 	j := &job{User: s.user, Started: time.Now(), Image: name, Devices: devices, state: map[string]*jobEvent{}}
-	c.jobs.add(j)
 	for _, u := range devices {
-		j.state[u] = &jobEvent{Job: j.ID, UUID: u, State: "waiting"}
+		j.state[u] = &jobEvent{UUID: u, State: "waiting"}
 	}
+	// Listed only once whole: a page may show it at once.
+	c.jobs.add(j)
 	c.cfg.Logger.Info("console update", "user", s.user, "job", j.ID, "devices", len(devices))
 	var campaigns sync.WaitGroup
 	for b, uuids := range byBridge {

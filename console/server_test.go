@@ -3,7 +3,9 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -29,11 +31,16 @@ import (
 // httpWorld is a bridge with an LED device, and a console of it served
 // over HTTP: the handlers' rules, without a browser.
 type httpWorld struct {
-	b   *bridge.Bridge
-	srv *httptest.Server
+	b       *bridge.Bridge
+	srv     *httptest.Server
+	hostKey ssh.PublicKey
+	dev     *devices.Device
 }
 
-func startHTTPWorld(t *testing.T) *httpWorld {
+func startHTTPWorld(t *testing.T) *httpWorld { return startHTTPWorldOf(t, "led-1") }
+
+// startHTTPWorldOf is startHTTPWorld with the LED's uuid.
+func startHTTPWorldOf(t *testing.T, uuid string) *httpWorld {
 	t.Helper()
 	dir := t.TempDir()
 	var users strings.Builder
@@ -54,8 +61,8 @@ func startHTTPWorld(t *testing.T) *httpWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := devices.New(devices.Config{Description: desc, UUID: "led-1", BrokerURL: b.BrokerURL(), Logger: testenv.Logger(),
-		Credentials: client.Credentials{Username: "led-1", Password: "console-test-token-of-led-1-0123456789"}})
+	d, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: b.BrokerURL(), Logger: testenv.Logger(),
+		Credentials: client.Credentials{Username: uuid, Password: "console-test-token-of-" + uuid + "-0123456789"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +86,7 @@ func startHTTPWorld(t *testing.T) *httpWorld {
 	t.Cleanup(c.Close)
 	srv := httptest.NewServer(c.Handler())
 	t.Cleanup(srv.Close)
-	return &httpWorld{b: b, srv: srv}
+	return &httpWorld{b: b, srv: srv, hostKey: key.PublicKey(), dev: d}
 }
 
 // login returns a client logged in as user, and the session's CSRF token.
@@ -187,5 +194,46 @@ func TestConsoleOverHTTP(t *testing.T) {
 	}
 	if code, _ := w.rpc(t, admin, token, "/devices/led-1/rpc/ledOn", nil); code != http.StatusUnauthorized {
 		t.Errorf("after logout: %d", code)
+	}
+}
+
+// One console over two bridges (a cluster's instances, or separate
+// bridges): the inventory lists the devices of both, and an rpc goes to
+// the bridge that serves the device, with the user's credentials there.
+func TestConsoleOverTwoBridges(t *testing.T) {
+	first, second := startHTTPWorldOf(t, "led-a"), startHTTPWorldOf(t, "led-b")
+	// A console of both, with each bridge's host key.
+	keys := map[string]ssh.PublicKey{}
+	for _, w := range []*httpWorld{first, second} {
+		keys[w.b.NetconfAddr()] = w.hostKey
+	}
+	c, err := New(Config{Bridges: []string{first.b.NetconfAddr(), second.b.NetconfAddr()}, Logger: testenv.Logger(),
+		HostKey: func(addr string, _ net.Addr, key ssh.PublicKey) error {
+			if want, ok := keys[addr]; ok && string(want.Marshal()) == string(key.Marshal()) {
+				return nil
+			}
+			return fmt.Errorf("unknown host key of %s", addr)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv := httptest.NewServer(c.Handler())
+	defer srv.Close()
+	both := &httpWorld{srv: srv}
+	hc, token, _ := both.login(t, "admin", "admin-pw")
+	page := both.get(t, hc, "/devices")
+	if !strings.Contains(page, `data-uuid="led-a"`) || !strings.Contains(page, `data-uuid="led-b"`) {
+		t.Fatalf("inventory of two bridges:\n%s", page)
+	}
+	if page := both.get(t, hc, "/devices/led-b"); !strings.Contains(page, second.b.NetconfAddr()) {
+		t.Errorf("led-b's page does not name its bridge %s", second.b.NetconfAddr())
+	}
+	before := second.dev.Commands.Load()
+	if code, res := both.rpc(t, hc, token, "/devices/led-b/rpc/ledOn", nil); code != 200 || res.Retval == "" {
+		t.Errorf("ledOn of led-b: %d %+v", code, res)
+	}
+	if second.dev.Commands.Load() != before+1 || first.dev.Commands.Load() != 0 {
+		t.Errorf("commands: led-a %d, led-b %d (was %d)", first.dev.Commands.Load(), second.dev.Commands.Load(), before)
 	}
 }

@@ -46,6 +46,9 @@ type Config struct {
 	SessionIdle time.Duration
 	// MaxSessions bounds the sessions held at once; default 64.
 	MaxSessions int
+	// HistoryFile, when set, keeps the update history across restarts
+	// (one JSON line per finished update, the last 100 read at start).
+	HistoryFile string
 	Logger      *slog.Logger
 }
 
@@ -101,6 +104,9 @@ func New(cfg Config) (*Console, error) {
 	}
 	c := &Console{cfg: cfg, pages: pages, sessions: map[string]*session{}, jobs: newJobs(), modules: newModuleCache(),
 		renewed: renewals{certs: map[string]*x509.Certificate{}}}
+	if c.jobs.list, err = loadHistory(cfg.HistoryFile); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.routes()
 	return c, nil

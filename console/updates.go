@@ -308,6 +308,15 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 		j.mu.Lock()
 		j.done = true
 		j.mu.Unlock()
+		if c.cfg.HistoryFile != "" {
+			c.jobs.mu.Lock() // one writer of the file at a time
+			all := slices.Clone(c.jobs.list)
+			err := appendHistory(c.cfg.HistoryFile, j, all)
+			c.jobs.mu.Unlock()
+			if err != nil {
+				c.cfg.Logger.Warn("console: update history not saved", "file", c.cfg.HistoryFile, "job", j.ID, "err", err)
+			}
+		}
 	})
 	http.Redirect(w, r, fmt.Sprintf("/updates/%d", j.ID), http.StatusSeeOther)
 }

@@ -29,6 +29,7 @@ func consoleCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: defaultConsoleAddr, Usage: "HTTP(S) `ADDRESS`", Sources: cli.EnvVars("MYNO_CONSOLE_LISTEN")},
 			&cli.StringSliceFlag{Name: "bridge", Value: []string{defaultNetconfAddr}, Usage: "bridge NETCONF `ADDRESS`; repeat for several", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
+			&cli.StringFlag{Name: "history", Usage: "`FILE` that keeps the update history across restarts (JSON lines)", Sources: cli.EnvVars("MYNO_CONSOLE_HISTORY")},
 			&cli.StringFlag{Name: "tls-cert", Usage: "certificate `FILE` (PEM): serve HTTPS", Sources: cli.EnvVars("MYNO_CONSOLE_TLS_CERT")},
 			&cli.StringFlag{Name: "tls-key", Usage: "key `FILE` (PEM) of --tls-cert", Sources: cli.EnvVars("MYNO_CONSOLE_TLS_KEY")},
 			&cli.StringFlag{Name: "key", Usage: "Update Server key `FILE` (PEM or MUP v1 hex): enables updates", Sources: cli.EnvVars("MYNO_UPDATE_SERVER_KEY")},
@@ -52,7 +53,7 @@ func runConsole(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("console: %w", err)}
 	}
-	cfg := console.Config{Bridges: cmd.StringSlice("bridge"), HostKey: hostKey, Logger: log}
+	cfg := console.Config{Bridges: cmd.StringSlice("bridge"), HostKey: hostKey, Logger: log, HistoryFile: cmd.String("history")}
 	if f := cmd.String("key"); f != "" {
 		if cfg.Update.ServerKey, err = readSigningKey(f); err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("console: --key: %w", err)}

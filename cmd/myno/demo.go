@@ -269,5 +269,5 @@ func demoConsole(cmd *cli.Command, b *bridge.Bridge, upd *demoMUP, e2eDir, token
 	}
 	return ln, console.Config{Bridges: []string{b.NetconfAddr()}, HostKey: ssh.FixedHostKey(hostKey.PublicKey()), Logger: newLogger(cmd),
 		HistoryFile: filepath.Join(cmd.String("data-dir"), "console-history.jsonl"),
-		Update: console.UpdateSettings{MQTTURL: b.BrokerURL(), Credentials: client.Credentials{Username: demoE2EManager, Password: token}, ServerKey: key, DeviceCA: ca, VendorKey: vendorKey}}, nil
+		Update:      console.UpdateSettings{MQTTURL: b.BrokerURL(), Credentials: client.Credentials{Username: demoE2EManager, Password: token}, ServerKey: key, DeviceCA: ca, VendorKey: vendorKey}}, nil
 }

@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/myno-bridge/myno/netconf"
 )
@@ -44,8 +43,12 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
+	// The stream ends with the page, the session (logout, expiry) or the
+	// console.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+	defer context.AfterFunc(c.ctx, cancel)()
 	out := make(chan event, 256)
 	var subs sync.WaitGroup
 	defer subs.Wait()
@@ -53,9 +56,15 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 	ready := make(chan struct{}, len(s.bridges))
 	for _, b := range s.bridges {
 		subs.Go(func() {
-			if err := subscribe(ctx, b.addr, s.sshConfig(), out, ready); err != nil && ctx.Err() == nil {
-				c.cfg.Logger.Warn("console: notifications", "bridge", b.addr, "user", s.user, "err", err)
+			err := subscribe(ctx, s, b.addr, out, ready)
+			if ctx.Err() != nil {
+				return
 			}
+			// A subscription that ended (the bridge restarted, the session
+			// broke) ends the stream: the page reconnects and subscribes
+			// again, instead of looking live and hearing nothing.
+			c.cfg.Logger.Warn("console: notifications ended", "bridge", b.addr, "user", s.user, "err", err)
+			cancel()
 		})
 	}
 	jobEvents, unsubscribe := c.jobs.subscribe()
@@ -80,7 +89,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 		first = append(first, event{Kind: "device", UUID: d.UUID, Event: "state", Online: &online})
 	}
 	if id, err := strconv.Atoi(r.URL.Query().Get("job")); err == nil {
-		if j := c.jobs.get(id); j != nil {
+		if j := c.jobs.get(id); j != nil && j.User == s.user {
 			for _, je := range j.snapshot() {
 				first = append(first, event{Kind: "job", UUID: je.UUID, Job: &je})
 			}
@@ -100,7 +109,13 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 		case <-ctx.Done():
 			return
 		case ev = <-out:
-		case je := <-jobEvents:
+		case je, ok := <-jobEvents:
+			if !ok {
+				return // fell behind: the page reconnects and catches up
+			}
+			if j := c.jobs.get(je.Job); j == nil || j.User != s.user {
+				continue // another user's update
+			}
 			ev = event{Kind: "job", UUID: je.UUID, Job: &je}
 		case <-keepalive.C:
 			fmt.Fprint(w, ": keepalive\n\n")
@@ -147,7 +162,7 @@ type notificationXML struct {
 // subscribe opens a NETCONF session to addr, subscribes to its
 // notifications and sends them to out as events until ctx ends. It sends
 // on ready once the subscription is accepted, or when it fails.
-func subscribe(ctx context.Context, addr string, cfg *ssh.ClientConfig, out chan<- event, ready chan<- struct{}) error {
+func subscribe(ctx context.Context, s *session, addr string, out chan<- event, ready chan<- struct{}) error {
 	signalled := false
 	signal := func() {
 		if !signalled {
@@ -156,7 +171,7 @@ func subscribe(ctx context.Context, addr string, cfg *ssh.ClientConfig, out chan
 		}
 	}
 	defer signal()
-	conn, err := ssh.Dial("tcp", addr, cfg)
+	conn, err := s.dialSSH(ctx, addr)
 	if err != nil {
 		return err
 	}
@@ -194,8 +209,11 @@ func subscribe(ctx context.Context, addr string, cfg *ssh.ClientConfig, out chan
 	}
 	for {
 		msg, err := fr.ReadMessage()
-		if err == io.EOF || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil
+		}
+		if err == io.EOF {
+			return errors.New("the bridge ended the session")
 		}
 		if err != nil {
 			return err

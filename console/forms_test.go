@@ -177,4 +177,14 @@ func TestAccessRules(t *testing.T) {
 	if !operator.allowed("myno-led", "setColor") || operator.allowed("myno-mup", "getDeviceToken") {
 		t.Error("module rule")
 	}
+	// "Every rpc of the module" is refused when one rpc is denied before
+	// the permit of all (the bridge would refuse it).
+	mostly := &accessRules{Enabled: true, ExecDefault: "deny", RuleLists: readOnly.RuleLists[:0:0]}
+	mostly.RuleLists = append(mostly.RuleLists, readOnly.RuleLists[0])
+	mostly.RuleLists[0].Rules = nil
+	add(mostly, "myno-mup", "rebootDevice", "deny")
+	add(mostly, "*", "*", "permit")
+	if mostly.allowed("myno-mup", "*") || !mostly.allowed("myno-mup", "getDeviceToken") || !mostly.allowed("myno-led", "*") {
+		t.Error("a denied rpc before a permit of all")
+	}
 }

@@ -159,9 +159,11 @@ func (c *Console) callRPC(w http.ResponseWriter, r *http.Request, s *session) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	d.bridge.mu.Lock()
-	out, err := d.bridge.client.Call(mod.Namespace, mod.RPCs[i].Name, inputs...)
-	d.bridge.mu.Unlock()
+	var out *updateserver.Output
+	err = d.bridge.use(func(_ *gonetconf.Session, c *updateserver.Client) (err error) {
+		out, err = c.Call(mod.Namespace, mod.RPCs[i].Name, inputs...)
+		return err
+	})
 	var res rpcResult
 	var re *updateserver.RPCError
 	switch {
@@ -211,14 +213,14 @@ func libraryModule(nc *gonetconf.Session, module string) (revision, namespace st
 		} `xml:"data>yang-library>module-set>module"`
 	}
 	if err := xml.Unmarshal([]byte(reply.RawReply), &r); err != nil {
-		return "", "", fmt.Errorf("yang-library: %w", err)
+		return "", "", fmt.Errorf("%w: yang-library: %w", updateserver.ErrBadReply, err)
 	}
 	for _, m := range r.Modules {
 		if m.Name == module {
 			return m.Revision, m.Namespace, nil
 		}
 	}
-	return "", "", fmt.Errorf("the bridge's yang-library announces no module %s", module)
+	return "", "", fmt.Errorf("%w: the bridge's yang-library announces no module %s", updateserver.ErrBadReply, module)
 }
 
 // maxUpload bounds a form's files: a firmware image and its manifests.
@@ -243,13 +245,14 @@ func (mc *moduleCache) get(d *device) (*Module, error) {
 	if m != nil {
 		return m, nil
 	}
-	d.bridge.mu.Lock()
-	revision, namespace, err := libraryModule(d.bridge.nc, d.Module)
-	var source string
-	if err == nil {
-		source, err = d.bridge.client.Schema(d.Module)
-	}
-	d.bridge.mu.Unlock()
+	var revision, namespace, source string
+	err := d.bridge.read(func(nc *gonetconf.Session, c *updateserver.Client) (err error) {
+		if revision, namespace, err = libraryModule(nc, d.Module); err != nil {
+			return err
+		}
+		source, err = c.Schema(d.Module)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,6 +77,7 @@ type Console struct {
 	tasks  sync.WaitGroup
 
 	mu       sync.Mutex
+	closed   bool
 	sessions map[string]*session
 	jobs     *jobs
 	modules  *moduleCache
@@ -109,24 +112,75 @@ func New(cfg Config) (*Console, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.routes()
+	// Sessions left unused end even if their cookie never comes back.
+	c.tasks.Go(func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-t.C:
+				c.expire()
+			}
+		}
+	})
 	return c, nil
 }
 
-// Handler serves the console.
-func (c *Console) Handler() http.Handler { return c.mux }
+// Handler serves the console, with the headers every answer carries.
+func (c *Console) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		c.mux.ServeHTTP(w, r)
+	})
+}
 
 // Close ends every session and waits for the update jobs, which it
-// cancels.
+// cancels. Requests that come after it are answered 503.
 func (c *Console) Close() {
-	c.cancel()
-	c.tasks.Wait()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.closed = true
+	ended := make([]*session, 0, len(c.sessions))
 	for id, s := range c.sessions {
-		s.close()
+		ended = append(ended, s)
 		delete(c.sessions, id)
 	}
+	c.mu.Unlock()
+	c.cancel()
+	for _, s := range ended { // outside the lock: closing never waits on a bridge
+		s.close()
+	}
+	c.tasks.Wait()
 }
+
+// expire ends the sessions unused longer than SessionIdle, and those
+// older than maxSessionAge.
+func (c *Console) expire() {
+	var ended []*session
+	c.mu.Lock()
+	for id, s := range c.sessions {
+		if time.Since(s.lastUsed) > c.cfg.SessionIdle || time.Since(s.created) > maxSessionAge {
+			ended = append(ended, s)
+			delete(c.sessions, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range ended {
+		s.close()
+	}
+}
+
+// Session limits: a session lives at most maxSessionAge however used,
+// and a user holds at most maxSessionsPerUser (their oldest gives way).
+const (
+	maxSessionAge      = 12 * time.Hour
+	maxSessionsPerUser = 4
+)
 
 func (c *Console) routes() {
 	c.mux = http.NewServeMux()
@@ -171,13 +225,22 @@ func (c *Console) withSession(h func(http.ResponseWriter, *http.Request, *sessio
 			http.Error(w, "not logged in", http.StatusUnauthorized)
 			return
 		}
-		if r.Method != http.MethodGet {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			// An image and its manifests at most; a larger body is refused
-			// while it is read (413), not buffered.
+			// while it is read (413). Files past 1 MiB go to disk, not RAM.
 			r.Body = http.MaxBytesReader(w, r.Body, maxUpload+1<<20)
 			token := r.Header.Get("X-CSRF-Token")
 			if token == "" {
-				token = r.FormValue("csrf")
+				var err error
+				if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+					err = r.ParseMultipartForm(1 << 20)
+				} else {
+					err = r.ParseForm()
+				}
+				if tooLarge(w, err) {
+					return
+				}
+				token = r.PostFormValue("csrf") // the body only, never the URL
 			}
 			if subtle.ConstantTimeCompare([]byte(token), []byte(s.csrf)) != 1 {
 				http.Error(w, "bad or missing CSRF token", http.StatusForbidden)
@@ -185,10 +248,19 @@ func (c *Console) withSession(h func(http.ResponseWriter, *http.Request, *sessio
 			}
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Frame-Options", "DENY")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
 		h(w, r, s)
 	}
+}
+
+// tooLarge answers 413 for a body over the limit, and tells whether it
+// did.
+func tooLarge(w http.ResponseWriter, err error) bool {
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		http.Error(w, fmt.Sprintf("request body over %d bytes", mb.Limit), http.StatusRequestEntityTooLarge)
+		return true
+	}
+	return false
 }
 
 // session returns the request's live session, or nil.
@@ -198,17 +270,18 @@ func (c *Console) session(r *http.Request) *session {
 		return nil
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	s := c.sessions[ck.Value]
-	if s == nil {
-		return nil
-	}
-	if time.Since(s.lastUsed) > c.cfg.SessionIdle {
-		s.close()
+	expired := s != nil && (time.Since(s.lastUsed) > c.cfg.SessionIdle || time.Since(s.created) > maxSessionAge)
+	if expired {
 		delete(c.sessions, ck.Value)
+	} else if s != nil {
+		s.lastUsed = time.Now()
+	}
+	c.mu.Unlock()
+	if expired {
+		s.close()
 		return nil
 	}
-	s.lastUsed = time.Now()
 	return s
 }
 
@@ -219,30 +292,69 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 // login opens the user's NETCONF sessions to every bridge with the
 // credentials given; the bridges decide. At least one must accept.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	user, password := r.FormValue("user"), r.FormValue("password")
-	s, err := openSession(r.Context(), c.cfg, user, password)
-	if err != nil {
-		w.WriteHeader(http.StatusUnauthorized)
-		c.render(w, "login.html", map[string]any{"Bridges": c.cfg.Bridges, "Error": err.Error(), "User": user})
+	// A login posted from another site (login CSRF) is refused: browsers
+	// say where a request comes from (Fetch Metadata).
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		http.Error(w, "a login must come from the console's own page", http.StatusForbidden)
 		return
 	}
-	c.mu.Lock()
-	if len(c.sessions) >= c.cfg.MaxSessions {
-		// The longest unused session gives way.
-		var oldest *session
-		for _, o := range c.sessions {
-			if oldest == nil || o.lastUsed.Before(oldest.lastUsed) {
-				oldest = o
-			}
-		}
-		oldest.close()
-		delete(c.sessions, oldest.id)
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if tooLarge(w, r.ParseForm()) {
+		return
 	}
-	c.sessions[s.id] = s
+	user, password := r.PostFormValue("user"), r.PostFormValue("password")
+	s, err := openSession(r.Context(), c.cfg, user, password)
+	if err != nil {
+		// The details are the operator's; the page says only that.
+		c.cfg.Logger.Warn("console login refused", "user", user, "remote", r.RemoteAddr, "err", err)
+		w.WriteHeader(http.StatusUnauthorized)
+		c.render(w, "login.html", map[string]any{"Bridges": c.cfg.Bridges, "Error": "Login refused: the bridges did not accept this user name and password, or could not be reached.", "User": user})
+		return
+	}
+	var ended []*session
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		s.close()
+		http.Error(w, "the console is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	// The session of this browser's previous login ends.
+	if ck, err := r.Cookie(cookieName); err == nil && c.sessions[ck.Value] != nil {
+		ended = append(ended, c.sessions[ck.Value])
+		delete(c.sessions, ck.Value)
+	}
+	// A user holds at most maxSessionsPerUser: their oldest gives way.
+	var mine []*session
+	for _, o := range c.sessions {
+		if o.user == user {
+			mine = append(mine, o)
+		}
+	}
+	if len(mine) >= maxSessionsPerUser {
+		slices.SortFunc(mine, func(a, b *session) int { return a.created.Compare(b.created) })
+		for _, o := range mine[:len(mine)-maxSessionsPerUser+1] {
+			ended = append(ended, o)
+			delete(c.sessions, o.id)
+		}
+	}
+	full := len(c.sessions) >= c.cfg.MaxSessions
+	if !full {
+		c.sessions[s.id] = s
+	}
 	c.mu.Unlock()
+	for _, o := range ended {
+		o.close()
+	}
+	if full {
+		// Nobody else's session is ended to make room.
+		s.close()
+		http.Error(w, "the console holds as many sessions as it may; try again later", http.StatusServiceUnavailable)
+		return
+	}
 	c.cfg.Logger.Info("console login", "user", user, "bridges", len(s.bridges))
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.id, Path: "/", HttpOnly: true, Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.id, Path: "/", HttpOnly: true, Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode,
+		MaxAge: int(maxSessionAge / time.Second)})
 	http.Redirect(w, r, "/devices", http.StatusSeeOther)
 }
 

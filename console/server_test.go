@@ -31,6 +31,7 @@ import (
 // httpWorld is a bridge with an LED device, and a console of it served
 // over HTTP: the handlers' rules, without a browser.
 type httpWorld struct {
+	console *Console
 	b       *bridge.Bridge
 	srv     *httptest.Server
 	hostKey ssh.PublicKey
@@ -86,7 +87,7 @@ func startHTTPWorldOf(t *testing.T, uuid string) *httpWorld {
 	t.Cleanup(c.Close)
 	srv := httptest.NewServer(c.Handler())
 	t.Cleanup(srv.Close)
-	return &httpWorld{b: b, srv: srv, hostKey: key.PublicKey(), dev: d}
+	return &httpWorld{console: c, b: b, srv: srv, hostKey: key.PublicKey(), dev: d}
 }
 
 // login returns a client logged in as user, and the session's CSRF token.
@@ -161,7 +162,7 @@ func TestConsoleOverHTTP(t *testing.T) {
 	if page := w.get(t, admin, "/devices"); !strings.Contains(page, `data-uuid="led-1"`) {
 		t.Fatalf("inventory without led-1:\n%s", page)
 	}
-	if page := w.get(t, admin, "/devices/led-1"); !strings.Contains(page, `class="call"`) || !strings.Contains(page, "<option>red</option>") {
+	if page := w.get(t, admin, "/devices/led-1"); !strings.Contains(page, `class="call"`) || !strings.Contains(page, `<option value="red">red</option>`) {
 		t.Errorf("admin's device page:\n%s", page)
 	}
 	if code, res := w.rpc(t, admin, token, "/devices/led-1/rpc/setColor", url.Values{"input_1_Color": {"red"}}); code != 200 || res.Retval != "OK" {
@@ -235,5 +236,50 @@ func TestConsoleOverTwoBridges(t *testing.T) {
 	}
 	if second.dev.Commands.Load() != before+1 || first.dev.Commands.Load() != 0 {
 		t.Errorf("commands: led-a %d, led-b %d (was %d)", first.dev.Commands.Load(), second.dev.Commands.Load(), before)
+	}
+}
+
+// Sessions and their limits: a login posted from another site is
+// refused; a user holds at most maxSessionsPerUser sessions (their oldest
+// ends); a NETCONF session that broke under a page (the bridge's idle
+// timeout, a restart) is reopened, and the page never shows it.
+func TestConsoleSessions(t *testing.T) {
+	w := startHTTPWorld(t)
+	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/login", strings.NewReader(url.Values{"user": {"admin"}, "password": {"admin-pw"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site login: %d", resp.StatusCode)
+	}
+	var clients []*http.Client
+	for range maxSessionsPerUser + 1 {
+		hc, token, _ := w.login(t, "admin", "admin-pw")
+		if token == "" {
+			t.Fatal("login failed")
+		}
+		clients = append(clients, hc)
+	}
+	if page := w.get(t, clients[0], "/devices"); strings.Contains(page, `id="devices"`) {
+		t.Error("the oldest of a user's sessions outlived the limit")
+	}
+	last := clients[len(clients)-1]
+	if page := w.get(t, last, "/devices"); !strings.Contains(page, `data-uuid="led-1"`) {
+		t.Fatalf("newest session:\n%s", page)
+	}
+	// Break the newest session's NETCONF session under it.
+	c := w.console
+	c.mu.Lock()
+	var s *session
+	for _, o := range c.sessions {
+		if s == nil || o.created.After(s.created) {
+			s = o
+		}
+	}
+	c.mu.Unlock()
+	s.bridges[0].cur.Load().Close()
+	if page := w.get(t, last, "/devices"); !strings.Contains(page, `data-uuid="led-1"`) || strings.Contains(page, `class="error"`) {
+		t.Errorf("after the NETCONF session broke:\n%s", page)
 	}
 }

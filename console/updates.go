@@ -2,6 +2,8 @@ package console
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -80,15 +82,18 @@ func (js *jobs) add(j *job) {
 	js.mu.Lock()
 	defer js.mu.Unlock()
 	j.ID = 1
-	if n := len(js.list); n > 0 {
-		j.ID = js.list[n-1].ID + 1
+	for _, o := range js.list {
+		j.ID = max(j.ID, o.ID+1)
 	}
 	for _, e := range j.state {
 		e.Job = j.ID
 	}
 	js.list = append(js.list, j)
+	// The oldest finished job gives way; a running one never does.
 	if len(js.list) > maxJobs {
-		js.list = js.list[1:]
+		if i := slices.IndexFunc(js.list, (*job).Done); i >= 0 {
+			js.list = slices.Delete(js.list, i, i+1)
+		}
 	}
 }
 
@@ -112,9 +117,10 @@ func (js *jobs) all() []*job {
 	return out
 }
 
-// subscribe returns a channel of progress events and its cancel. A page
-// that does not keep up loses intermediate progress, never a final state
-// (publish blocks for those).
+// subscribe returns a channel of progress events and its cancel. The
+// channel is closed when the listener fell behind by a whole buffer: its
+// page reconnects and gets the job's state afresh (events?job=N), so
+// nothing is lost and nobody waits on a page that stopped reading.
 func (js *jobs) subscribe() (<-chan jobEvent, func()) {
 	ch := make(chan jobEvent, 256)
 	js.mu.Lock()
@@ -122,32 +128,24 @@ func (js *jobs) subscribe() (<-chan jobEvent, func()) {
 	js.mu.Unlock()
 	return ch, func() {
 		js.mu.Lock()
-		delete(js.listen, ch)
+		if js.listen[ch] {
+			delete(js.listen, ch)
+			close(ch)
+		}
 		js.mu.Unlock()
 	}
 }
 
-// publish sends ev to every listener, outside the lock: a page that
-// stopped reading holds up only this event, by at most a second, and only
-// for a final one.
-func (js *jobs) publish(ev jobEvent, final bool) {
+// publish sends ev to every listener without blocking.
+func (js *jobs) publish(ev jobEvent, _ bool) {
 	js.mu.Lock()
-	listeners := make([]chan jobEvent, 0, len(js.listen))
+	defer js.mu.Unlock()
 	for ch := range js.listen {
-		listeners = append(listeners, ch)
-	}
-	js.mu.Unlock()
-	for _, ch := range listeners {
-		if final {
-			select {
-			case ch <- ev:
-			case <-time.After(time.Second): // a page that stopped reading
-			}
-			continue
-		}
 		select {
 		case ch <- ev:
 		default:
+			delete(js.listen, ch)
+			close(ch)
 		}
 	}
 }
@@ -183,14 +181,20 @@ func (c *Console) updatesPage(w http.ResponseWriter, r *http.Request, s *session
 		}
 	}
 	slices.Sort(categories)
-	c.render(w, "updates.html", map[string]any{"S": s, "Devices": updatable, "Errors": errs, "Jobs": c.jobs.all(), "Categories": categories,
+	var mine []*job
+	for _, j := range c.jobs.all() {
+		if j.User == s.user {
+			mine = append(mine, j)
+		}
+	}
+	c.render(w, "updates.html", map[string]any{"S": s, "Devices": updatable, "Errors": errs, "Jobs": mine, "Categories": categories,
 		"CanUpdate": c.cfg.Update.ServerKey != nil && len(updatable) > 0, "CanSign": c.cfg.Update.VendorKey != nil})
 }
 
 func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
 	id, _ := strconv.Atoi(r.PathValue("id"))
 	j := c.jobs.get(id)
-	if j == nil {
+	if j == nil || j.User != s.user { // each user sees their own updates
 		w.WriteHeader(http.StatusNotFound)
 		c.render(w, "error.html", map[string]any{"S": s, "Error": "no such update"})
 		return
@@ -207,8 +211,10 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 		http.Error(w, "this console has no Update Server key", http.StatusNotFound)
 		return
 	}
-	if err := r.ParseMultipartForm(maxUpload); err != nil {
-		http.Error(w, "the form: "+err.Error(), http.StatusBadRequest)
+	if err := r.ParseMultipartForm(1 << 20); err != nil {
+		if !tooLarge(w, err) {
+			http.Error(w, "the form: "+err.Error(), http.StatusBadRequest)
+		}
 		return
 	}
 	devices := r.MultipartForm.Value["device"]
@@ -231,14 +237,24 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 		http.Error(w, "pick at least one device, or a category with devices", http.StatusBadRequest)
 		return
 	}
-	// Every device must be one the user may update, on a bridge of theirs.
+	// Every device must be one the user may update, on a bridge of theirs
+	// (the devices are listed once, not once per device).
+	all, listErrs := s.devices()
+	known := map[string]*device{}
+	for i := range all {
+		if known[all[i].UUID] == nil {
+			known[all[i].UUID] = &all[i]
+		}
+	}
 	byBridge := map[*bridgeConn][]string{}
+	var targets []*device
 	for _, u := range devices {
-		d, err := s.find(u)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		d := known[u]
+		if d == nil {
+			http.Error(w, fmt.Sprintf("no device %q on any bridge %v", u, errors.Join(listErrs...)), http.StatusBadRequest)
 			return
 		}
+		targets = append(targets, d)
 		if !s.mayUpdate(d) {
 			http.Error(w, fmt.Sprintf("user %s may not update %s", s.user, u), http.StatusForbidden)
 			return
@@ -256,12 +272,25 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 	}
 	image, name, err := formFile(r, "image")
 	if err != nil {
-		http.Error(w, "the image: "+err.Error(), http.StatusBadRequest)
+		code := http.StatusBadRequest
+		if errors.Is(err, errTooLarge) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		http.Error(w, "the image: "+err.Error(), code)
 		return
 	}
 	tmpl := updateserver.UpdateConfig{Image: image, ServerKey: c.cfg.Update.ServerKey, MQTTURL: c.cfg.Update.MQTTURL,
 		MQTTCredentials: c.cfg.Update.Credentials, DeviceCA: c.cfg.Update.DeviceCA}
-	if r.FormValue("sign") != "" {
+	if r.PostFormValue("sign") != "" {
+		// The vendor key is the console's, not the bridge's to guard:
+		// signing takes rights read now, on every device, and fails
+		// closed.
+		for _, d := range targets {
+			if !s.mayAct(d) {
+				http.Error(w, fmt.Sprintf("user %s may not have images signed for %s", s.user, d.UUID), http.StatusForbidden)
+				return
+			}
+		}
 		if err := c.signManifests(r, image, &tmpl); err != nil {
 			http.Error(w, "signing: "+err.Error(), http.StatusBadRequest)
 			return
@@ -273,10 +302,10 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		b, err := io.ReadAll(io.LimitReader(f, maxUpload))
+		b, err := readAtMost(f, maxUpload)
 		f.Close()
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
 			return
 		}
 		if _, err := v1.DecodeVendorFile(b); err == nil {
@@ -295,6 +324,13 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 	// Listed only once whole: a page may show it at once.
 	c.jobs.add(j)
 	c.cfg.Logger.Info("console update", "user", s.user, "job", j.ID, "devices", len(devices))
+	// The console owns the job's goroutines; none starts once it closes.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		http.Error(w, "the console is shutting down", http.StatusServiceUnavailable)
+		return
+	}
 	var campaigns sync.WaitGroup
 	for b, uuids := range byBridge {
 		campaigns.Add(1)
@@ -375,15 +411,17 @@ func (c *Console) signManifests(r *http.Request, image []byte, tmpl *updateserve
 	if key == nil {
 		return errors.New("this console holds no vendor key: upload signed manifests")
 	}
-	version, err := strconv.ParseUint(r.FormValue("version"), 10, 31)
+	version, err := strconv.ParseUint(r.PostFormValue("version"), 10, 31)
 	if err != nil {
 		return fmt.Errorf("version: %w", err)
 	}
-	old, err := strconv.ParseUint(r.FormValue("old-version"), 10, 31)
+	old, err := strconv.ParseUint(r.PostFormValue("old-version"), 10, 31)
 	if err != nil {
 		return fmt.Errorf("old version: %w", err)
 	}
-	appID := r.FormValue("app-id")
+	appID := r.PostFormValue("app-id")
+	digest := sha256.Sum256(image)
+	c.cfg.Logger.Info("console signs an image", "app", appID, "version", version, "old_version", old, "sha256", hex.EncodeToString(digest[:]), "bytes", len(image))
 	if tmpl.VendorSigned, err = mup.SignVendorManifest(mup.NewVendorManifest(image, appID, uint32(version), uint32(old), 0), key); err != nil {
 		return err
 	}
@@ -404,8 +442,20 @@ func formFile(r *http.Request, name string) ([]byte, string, error) {
 		return nil, "", err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxUpload))
+	b, err := readAtMost(f, maxUpload)
 	return b, fh.Filename, err
+}
+
+// errTooLarge is a file over maxUpload: refused, never cut short (a cut
+// image could be signed and sent).
+var errTooLarge = fmt.Errorf("file over %d bytes", maxUpload)
+
+func readAtMost(r io.Reader, n int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, n+1))
+	if err == nil && int64(len(b)) > n {
+		return nil, errTooLarge
+	}
+	return b, err
 }
 
 // phases renders a result's phase times in their order.

@@ -97,22 +97,24 @@ func runConsole(ctx context.Context, cmd *cli.Command) error {
 	if cfg.Secure {
 		scheme = "https"
 	}
-	fmt.Fprintf(cmd.Root().Writer, "MYNO console on %s://%s/\n", scheme, ln.Addr())
-	return serveConsole(ctx, cfg, ln, certFile, keyFile, log)
-}
-
-// serveConsole serves a console on ln until ctx ends, then shuts it down.
-func serveConsole(ctx context.Context, cfg console.Config, ln net.Listener, certFile, keyFile string, log *slog.Logger) error {
 	c, err := console.New(cfg)
 	if err != nil {
 		ln.Close()
 		return &exitError{code: 2, err: err}
 	}
+	fmt.Fprintf(cmd.Root().Writer, "MYNO console on %s://%s/\n", scheme, ln.Addr())
+	return serveConsole(ctx, c, ln, certFile, keyFile, log)
+}
+
+// serveConsole serves a console on ln until ctx ends, then shuts it down.
+func serveConsole(ctx context.Context, c *console.Console, ln net.Listener, certFile, keyFile string, log *slog.Logger) error {
 	defer c.Close()
 	// Requests (pages listening to /events) end when base does, at shutdown.
 	base, stop := context.WithCancel(context.Background())
 	defer stop()
-	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	// IdleTimeout ends kept-alive connections nobody uses; the event
+	// streams are long requests, so there is no whole-request timeout.
+	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext: func(net.Listener) context.Context { return base }}
 	served := make(chan error, 1)
 	go func() {

@@ -65,6 +65,8 @@ func demoCommand() *cli.Command {
 			var devs []*devices.Device
 			// The devices serve until the command ends; the bridge closes
 			// after them.
+			closeManager := func() {}
+			defer func() { closeManager() }()
 			var served sync.WaitGroup
 			defer served.Wait()
 			devCtx, stopDevices := context.WithCancel(ctx)
@@ -132,13 +134,20 @@ func demoCommand() *cli.Command {
 					ln.Close()
 					return prefixed("demo console", err)
 				}
-				defer tr.Close(context.Background())
+				// The manager's connection closes after the console has
+				// stopped (served.Wait runs first).
+				closeManager = func() { tr.Close(context.Background()) }
 				ccfg.E2E = console.E2ESettings{Manager: m, CertDir: e2eDir}
+				con, err := console.New(ccfg) // before the banner: a console that cannot start stops the demo
+				if err != nil {
+					ln.Close()
+					return &exitError{code: 1, err: err}
+				}
 				consoleURL = "http://" + ln.Addr().String() + "/"
 				served.Add(1)
 				go func() {
 					defer served.Done()
-					if err := serveConsole(devCtx, ccfg, ln, "", "", cfg.Logger); err != nil {
+					if err := serveConsole(devCtx, con, ln, "", "", cfg.Logger); err != nil {
 						cfg.Logger.Error("console", "err", err)
 					}
 				}()

@@ -16,6 +16,7 @@ import (
 // onMessage dispatches everything the bridge receives. It runs on the MQTT
 // client's goroutine: whatever may block goes to a task of its own.
 func (b *Bridge) onMessage(m client.Message) {
+	b.metrics.received(m)
 	if b.dynsec != nil && m.Topic == access.DynsecResponseTopic {
 		b.dynsec.onResponse(m)
 		return
@@ -133,6 +134,11 @@ func reasonOf(err error) string {
 // CorrelationData when it is one of the device's bootstrap answer topics,
 // else on <topic>/response/<uuid>.
 func (b *Bridge) answerBootstrap(topic, uuid string, req client.Message, answer string) {
+	if answer == wire.AnswerOK {
+		b.metrics.bootstraps.WithLabelValues("registered").Inc()
+	} else {
+		b.metrics.bootstraps.WithLabelValues("refused").Inc()
+	}
 	out := client.Message{Topic: wire.BootstrapResponseTopic(topic, uuid), Payload: []byte(answer)}
 	// The bridge may publish anywhere: a ResponseTopic other than one of
 	// the device's own bootstrap answer topics would let a device have the
@@ -207,6 +213,7 @@ func (b *Bridge) expireAssemblies(ctx context.Context) {
 // onFirmwareStatus records the firmware version a device reports; <get>
 // shows it as firmware-version and the registry keeps it.
 func (b *Bridge) onFirmwareStatus(m client.Message) {
+	b.metrics.firmware.Inc()
 	uuid, _ := wire.FirmwareStatusUUID(m.Topic)
 	if !b.trusted(m, uuid) {
 		b.untrusted(m, uuid, "firmware status")

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,6 +56,9 @@ type Bridge struct {
 	// notifications (presence.go).
 	presence *presence
 	notifyMu sync.Mutex
+
+	metrics *bridgeMetrics
+	httpLn  net.Listener // --http-listen; nil when off
 }
 
 // Start runs the bridge: registry, NETCONF server, broker (embedded or
@@ -76,6 +80,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	}
 	b.presence = newPresence(cfg.MQTTURL == "", cfg.DeviceKeepAlive)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.metrics = newMetrics(b)
 	ok := false
 	defer func() {
 		if !ok {
@@ -117,10 +122,16 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	if err := b.serveNETCONF(); err != nil {
 		return nil, err
 	}
+	if err := b.serveHTTP(); err != nil {
+		return nil, err
+	}
 	b.run.goDo(func() { b.expireAssemblies(b.ctx) })
 	b.run.goDo(func() { b.expirePresence(b.ctx) })
 	ok = true
 	attrs := []any{"netconf", b.ln.Addr().String(), "mqtt", b.mqttURL(), "data", cfg.DataDir}
+	if b.httpLn != nil {
+		attrs = append(attrs, "http", b.httpLn.Addr().String())
+	}
 	if b.broker != nil {
 		attrs = append(attrs, "mqtts", b.broker.TLSURL(), "enrol", cfg.Enrolment, "mqtt_allow_anonymous", cfg.MQTTAllowAnonymous)
 	}
@@ -217,7 +228,7 @@ func (b *Bridge) connectMQTT(ctx context.Context) error {
 		if b.broker, err = broker.Start(bc); err != nil {
 			return err
 		}
-		b.mq = b.broker.InlineClient("myno-bridge-inline", b.onMessage)
+		b.mq = countingTransport{b.broker.InlineClient("myno-bridge-inline", b.onMessage), b.metrics}
 		b.run.goDo(func() { b.watchCredentials(b.ctx) })
 		return nil
 	}
@@ -239,11 +250,15 @@ func (b *Bridge) connectMQTT(ctx context.Context) error {
 	b.owner.configure(&mc)
 	dctx, cancel := context.WithTimeout(ctx, cfg.MQTTConnectTimeout)
 	defer cancel()
-	b.mq, err = client.Dial(dctx, mc)
+	mq, err := client.Dial(dctx, mc)
+	if err != nil {
+		return err
+	}
+	b.mq = countingTransport{mq, b.metrics}
 	if b.dynsec != nil {
 		b.dynsec.mq = b.mq
 	}
-	return err
+	return nil
 }
 
 // mqttURL is the broker the bridge uses.
@@ -336,6 +351,34 @@ func (b *Bridge) serveNETCONF() error {
 	return nil
 }
 
+// serveHTTP serves /metrics, /healthz and /readyz on --http-listen until
+// Close (off when it is "").
+func (b *Bridge) serveHTTP() error {
+	if b.cfg.HTTPListen == "" {
+		return nil
+	}
+	var err error
+	if b.httpLn, err = net.Listen("tcp", b.cfg.HTTPListen); err != nil {
+		return fmt.Errorf("http listen %s: %w", b.cfg.HTTPListen, err)
+	}
+	srv := &http.Server{Handler: b.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+		BaseContext: func(net.Listener) context.Context { return b.ctx }}
+	b.run.goDo(func() {
+		if err := srv.Serve(b.httpLn); err != nil && !errors.Is(err, net.ErrClosed) {
+			b.log.Error("http server stopped", "addr", b.httpLn.Addr().String(), "err", err)
+		}
+	})
+	return nil
+}
+
+// HTTPAddr is where /metrics, /healthz and /readyz are served ("" when off).
+func (b *Bridge) HTTPAddr() string {
+	if b.httpLn == nil {
+		return ""
+	}
+	return b.httpLn.Addr().String()
+}
+
 // NetconfAddr is where the NETCONF server listens.
 func (b *Bridge) NetconfAddr() string { return b.ln.Addr().String() }
 
@@ -383,6 +426,9 @@ func (b *Bridge) Close() {
 	}
 	if b.ln != nil {
 		b.ln.Close()
+	}
+	if b.httpLn != nil {
+		b.httpLn.Close()
 	}
 	b.run.stop()
 	if b.mq != nil {

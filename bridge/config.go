@@ -108,8 +108,10 @@ type Config struct {
 	// default wire.DefaultE2EPrefix.
 	E2EPrefix string
 
-	DataDir       string // registry, host key, users; default DefaultDataDir
-	UsersFile     string // default <DataDir>/users
+	DataDir   string // registry, host key, users; default DefaultDataDir
+	UsersFile string // default <DataDir>/users
+	// HTTPListen serves /metrics, /healthz and /readyz ("": off).
+	HTTPListen    string
 	AdminPassword string // for the admin user created on first start; generated when empty
 
 	RPCTimeout          time.Duration // default DefaultRPCTimeout

@@ -20,7 +20,9 @@ type replier func(mod *yang.Module, c *yang.Call, r wire.Response) ([]*netconf.E
 // rpcHandler translates the rpcs of one module: validate, publish, wait,
 // reply (DESIGN.md, RPC).
 func (b *Bridge) rpcHandler(mod *yang.Module, reply replier) netconf.Handler {
-	return netconf.HandlerFunc(func(ctx context.Context, req *netconf.Request) ([]*netconf.Element, error) {
+	return netconf.HandlerFunc(func(ctx context.Context, req *netconf.Request) (out []*netconf.Element, err error) {
+		start := time.Now()
+		defer func() { b.metrics.rpcDone(mod.Name, req.Operation.Name.Local, err, time.Since(start)) }()
 		// The input is checked against the module first: a bad value never
 		// reaches MQTT.
 		c, err := mod.ParseInput([]byte(req.Operation.String()))

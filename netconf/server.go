@@ -215,6 +215,7 @@ type Server struct {
 	life         context.Context
 	endLife      context.CancelFunc
 	acceptErrors atomic.Uint64
+	authFailures atomic.Uint64 // password logins refused
 }
 
 // counters are the RFC 6022 statistics.
@@ -253,6 +254,7 @@ func NewServer(cfg Config) (*Server, error) {
 			// A source that failed too often is refused without a bcrypt
 			// check, right password or not, until its lockout ends.
 			if d := s.guard.Locked(source); d > 0 {
+				s.authFailures.Add(1)
 				s.log.Warn("netconf authentication refused: too many failures from this address", "user", c.User(), "remote", c.RemoteAddr().String(), "retry_in", d.Round(time.Second))
 				return nil, errors.New("too many failed logins from this address")
 			}
@@ -261,6 +263,7 @@ func NewServer(cfg Config) (*Server, error) {
 				return &ssh.Permissions{Extensions: map[string]string{"user": c.User()}}, nil
 			}
 			s.guard.Failed(source)
+			s.authFailures.Add(1)
 			s.log.Warn("netconf authentication failed", "method", "password", "user", c.User(), "remote", c.RemoteAddr().String())
 			return nil, errors.New("authentication failed")
 		},
@@ -447,6 +450,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // AcceptErrors is how many times Accept failed, on every listener served,
 // since NewServer. Serve accepts again after each.
 func (s *Server) AcceptErrors() uint64 { return s.acceptErrors.Load() }
+
+// AuthFailures counts the password logins refused (a wrong password, or
+// a source locked out after too many).
+func (s *Server) AuthFailures() uint64 { return s.authFailures.Load() }
 
 func (s *Server) isClosed() bool {
 	s.mu.RLock()

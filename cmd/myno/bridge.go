@@ -16,6 +16,7 @@ import (
 func bridgeFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "netconf-listen", Usage: "NETCONF over SSH `ADDRESS`", Value: bridge.DefaultNetconfListen, Sources: cli.EnvVars("MYNO_NETCONF_LISTEN")},
+		&cli.StringFlag{Name: "http-listen", Usage: "`ADDRESS` of /metrics (Prometheus), /healthz and /readyz (\"\": off)", Sources: cli.EnvVars("MYNO_HTTP_LISTEN")},
 		&cli.StringFlag{Name: "mqtt-listen", Usage: "`ADDRESS` of the embedded MQTT broker (when --mqtt-url is not given)", Value: bridge.DefaultMQTTListen, Sources: cli.EnvVars("MYNO_MQTT_LISTEN")},
 		&cli.StringFlag{Name: "mqtt-url", Usage: "external broker `URL` (mqtt://host:port or mqtts://host:port) instead of the embedded one", Sources: cli.EnvVars("MYNO_MQTT_URL")},
 		&cli.StringFlag{Name: "update-server-cert", Usage: "Update Server certificate `FILE` (PEM) to publish, retained, for MUP devices", Sources: cli.EnvVars("MYNO_UPDATE_SERVER_CERT")},
@@ -74,6 +75,7 @@ func bridgeConfig(cmd *cli.Command) (bridge.Config, error) {
 		LegacyBootstrapTopics:      cmd.Bool("legacy-bootstrap-topics"),
 		MosquittoDynsec:            cmd.Bool("mosquitto-dynsec"),
 		NetconfListen:              cmd.String("netconf-listen"),
+		HTTPListen:                 cmd.String("http-listen"),
 		MQTTListen:                 cmd.String("mqtt-listen"),
 		MQTTURL:                    cmd.String("mqtt-url"),
 		MQTTUsername:               cmd.String("mqtt-username"),

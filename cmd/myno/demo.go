@@ -158,7 +158,7 @@ func demoCommand() *cli.Command {
 MYNO bridge running: NETCONF on %[1]s, MQTT broker on %[2]s, devices %[3]s.
 
 Web console: %[18]s (user admin and its password; it shows the devices live, calls
-their functions and updates their firmware).
+their functions and updates their firmware).%[19]s
 
 Connect (user admin; the password was printed above on first start, or is MYNO_ADMIN_PASSWORD):
   ssh -p %[5]s admin@%[4]s -s netconf
@@ -193,7 +193,7 @@ Renew demo-mup-1's E2E certificate and key through the broker, which sees neithe
 Stop with Ctrl-C.
 `, b.NetconfAddr(), b.BrokerURL(), strings.Join(demoDevices, ", "), host, port, ledModule,
 				upd.dir, demoFirmwareFrom, demoFirmwareTo, upd.image, upd.manifest, upd.serverKey, e2eDir,
-				demoTokenDir(cfg.DataDir), cfg.DataDir, demoE2EManager, upd.v1Manifest, consoleURL)
+				demoTokenDir(cfg.DataDir), cfg.DataDir, demoE2EManager, upd.v1Manifest, consoleURL, metricsLine(b))
 			<-ctx.Done()
 			return nil
 		},
@@ -279,4 +279,12 @@ func demoConsole(cmd *cli.Command, b *bridge.Bridge, upd *demoMUP, e2eDir, token
 	return ln, console.Config{Bridges: []string{b.NetconfAddr()}, HostKey: ssh.FixedHostKey(hostKey.PublicKey()), Logger: newLogger(cmd),
 		HistoryFile: filepath.Join(cmd.String("data-dir"), "console-history.jsonl"),
 		Update:      console.UpdateSettings{MQTTURL: b.BrokerURL(), Credentials: client.Credentials{Username: demoE2EManager, Password: token}, ServerKey: key, DeviceCA: ca, VendorKey: vendorKey}}, nil
+}
+
+// metricsLine tells where the bridge's metrics and health are, when on.
+func metricsLine(b *bridge.Bridge) string {
+	if b.HTTPAddr() == "" {
+		return ""
+	}
+	return fmt.Sprintf("\nMetrics: http://%[1]s/metrics (Prometheus); health: http://%[1]s/healthz, http://%[1]s/readyz.", b.HTTPAddr())
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -24,7 +25,15 @@ const (
 
 // logLevelFlag is --log-level, with its environment twin.
 func logLevelFlag(value string) cli.Flag {
-	return &cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: value, Sources: cli.EnvVars("MYNO_LOG_LEVEL")}
+	return &cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: value, Sources: cli.EnvVars("MYNO_LOG_LEVEL"),
+		// An unknown level is refused, not taken as info.
+		Validator: func(s string) error {
+			var l slog.Level
+			if err := l.UnmarshalText([]byte(s)); err != nil {
+				return fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+			}
+			return nil
+		}}
 }
 
 // mqttAuthFlags are the broker credentials of every command that connects

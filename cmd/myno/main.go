@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/urfave/cli/v3"
@@ -51,6 +52,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "myno",
 		Usage:     "NETCONF-to-MQTT bridge with YANG generation and secure firmware updates",
+		Version:   version(),
 		Writer:    stdout,
 		ErrWriter: stderr,
 		// Errors are printed once, by run; no os.Exit from inside the library.
@@ -71,4 +73,34 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			consoleCommand(),
 		},
 	}
+}
+
+// version is the module's version and the VCS state it was built from
+// (runtime/debug.ReadBuildInfo), for myno --version.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, at, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		v += fmt.Sprintf(" (%s, %s%s)", rev, at, dirty)
+	}
+	return v + " " + info.GoVersion
 }

@@ -180,3 +180,16 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// myno --version names the build; an unknown log level is refused with
+// one line that says what is wanted (issue 16).
+func TestVersionAndLogLevel(t *testing.T) {
+	code, out, _ := runMyno(t, "--version")
+	if code != 0 || !strings.HasPrefix(out, "myno version ") || !strings.Contains(out, "go1.") {
+		t.Errorf("--version: exit %d %q", code, out)
+	}
+	code, _, errOut := runMyno(t, "device", "--log-level", "verbose")
+	if code != 2 || !strings.Contains(errOut, `--log-level "verbose": want debug, info, warn or error`) {
+		t.Errorf("--log-level verbose: exit %d %q", code, errOut)
+	}
+}

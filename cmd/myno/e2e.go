@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v3"
 
 	"github.com/myno-bridge/myno/devices"
@@ -116,16 +115,14 @@ func runRenew(ctx context.Context, cmd *cli.Command) error {
 	}
 	defer tr.Close(context.Background())
 	targets := cmd.StringSlice("device")
-	var bar *progressbar.ProgressBar
+	var bar *progress
 	if !cmd.Bool("quiet") {
-		bar = progressbar.NewOptions(len(targets), progressbar.OptionSetWriter(cmd.Root().ErrWriter), progressbar.OptionShowCount(),
-			progressbar.OptionSetDescription("renewing"), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(cmd.Root().ErrWriter) }))
+		bar = newProgress(cmd.Root().ErrWriter, len(targets), "renewing", false)
 	}
 	results := m.RenewAll(ctx, manager.RenewAllConfig{Devices: targets, Parallel: int(cmd.Int("parallel")), Timeout: cmd.Duration("timeout"),
 		OnResult: func(manager.RenewResult) {
 			if bar != nil {
-				_ = bar.Add(1)
+				bar.Add(1)
 			}
 		}})
 	w := tabwriter.NewWriter(cmd.Root().Writer, 0, 4, 2, ' ', 0)

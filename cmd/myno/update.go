@@ -13,7 +13,6 @@ import (
 	"time"
 
 	gonetconf "github.com/Juniper/go-netconf/netconf"
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v3"
 	"golang.org/x/crypto/ssh"
 
@@ -156,11 +155,9 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	}
 	device := targets[0]
 	out := cmd.Root().ErrWriter
-	var bar *progressbar.ProgressBar
+	var bar *progress
 	if !cmd.Bool("quiet") {
-		bar = progressbar.NewOptions(len(image), progressbar.OptionSetWriter(out), progressbar.OptionShowBytes(true),
-			progressbar.OptionSetDescription("firmware "+device), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(out) }))
+		bar = newProgress(out, len(image), "firmware "+device, true)
 	}
 	res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: device, VendorSigned: signed, V1Manifest: v1Manifest, Protocol: protocol, Image: image, ServerKey: key,
 		NETCONF: s, MQTTURL: cmd.String("mqtt-url"), MQTTCredentials: creds, SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")),
@@ -168,7 +165,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		Progress: func(acked, total int, bytes int) {
 			if bar != nil {
 				bar.Describe(fmt.Sprintf("firmware %s slice %d/%d", device, acked, total))
-				_ = bar.Set(bytes)
+				bar.Set(bytes)
 			}
 		}})
 	w := cmd.Root().Writer
@@ -261,11 +258,9 @@ func deviceCA(cmd *cli.Command) (*x509.Certificate, error) {
 // runCampaign updates several devices, at most --parallel at a time, with a
 // progress bar over devices and a result table at the end.
 func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshConfig *ssh.ClientConfig, tmpl updateserver.UpdateConfig) error {
-	var bar *progressbar.ProgressBar
+	var bar *progress
 	if !cmd.Bool("quiet") {
-		bar = progressbar.NewOptions(len(targets), progressbar.OptionSetWriter(cmd.Root().ErrWriter), progressbar.OptionShowCount(),
-			progressbar.OptionSetDescription("devices"), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(cmd.Root().ErrWriter) }))
+		bar = newProgress(cmd.Root().ErrWriter, len(targets), "devices", false)
 	}
 	results := updateserver.Campaign(ctx, updateserver.CampaignConfig{Devices: targets, Parallel: int(cmd.Int("parallel")), MaxFailures: int(cmd.Int("max-failures")),
 		Dial: func(context.Context) (*gonetconf.Session, error) {
@@ -274,7 +269,7 @@ func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshCon
 		Update: tmpl,
 		OnResult: func(updateserver.DeviceResult) {
 			if bar != nil {
-				_ = bar.Add(1)
+				bar.Add(1)
 			}
 		}})
 	w := tabwriter.NewWriter(cmd.Root().Writer, 0, 4, 2, ' ', 0)

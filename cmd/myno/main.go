@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.Command {
-	return &cli.Command{
+	app := &cli.Command{
 		Name:      "myno",
 		Usage:     "NETCONF-to-MQTT bridge with YANG generation and secure firmware updates",
 		Version:   version(),
@@ -57,6 +57,13 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 		ErrWriter: stderr,
 		// Errors are printed once, by run; no os.Exit from inside the library.
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
+		// An unknown command is one line and a hint, not a help topic.
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.Args().Len() > 0 {
+				return &exitError{code: 2, err: fmt.Errorf("unknown command %q (see myno --help)", cmd.Args().First())}
+			}
+			return cli.ShowRootCommandHelp(cmd)
+		},
 		Commands: []*cli.Command{
 			yangCommand(),
 			deviceCommand(),
@@ -72,6 +79,20 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			updateCommand(),
 			consoleCommand(),
 		},
+	}
+	quietUsage(app)
+	return app
+}
+
+// quietUsage makes a usage error (an unknown flag, a bad value) one line
+// naming the command and a hint, on every command, instead of the error
+// twice and the whole help.
+func quietUsage(cmd *cli.Command) {
+	cmd.OnUsageError = func(_ context.Context, c *cli.Command, err error, _ bool) error {
+		return &exitError{code: 2, err: fmt.Errorf("%s: %w (see %s --help)", c.Name, err, c.FullName())}
+	}
+	for _, sub := range cmd.Commands {
+		quietUsage(sub)
 	}
 }
 

@@ -193,3 +193,21 @@ func TestVersionAndLogLevel(t *testing.T) {
 		t.Errorf("--log-level verbose: exit %d %q", code, errOut)
 	}
 }
+
+// An unknown command or flag is one error line with a hint, exit 2, and
+// no help dump (issue 16).
+func TestUnknownCommandsAndFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bogus"}, `myno: unknown command "bogus" (see myno --help)` + "\n"},
+		{[]string{"yang", "--bogus"}, "myno: yang: flag provided but not defined: -bogus (see myno yang --help)\n"},
+		{[]string{"keys", "gen", "--bogus"}, "myno: gen: flag provided but not defined: -bogus (see myno keys gen --help)\n"},
+	} {
+		code, out, errOut := runMyno(t, tc.args...)
+		if code != 2 || errOut != tc.want || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q, want %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+}

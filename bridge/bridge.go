@@ -59,6 +59,7 @@ type Bridge struct {
 
 	metrics *bridgeMetrics
 	httpLn  net.Listener // --http-listen; nil when off
+	unlock  func()       // releases the data directory's lock
 }
 
 // Start runs the bridge: registry, NETCONF server, broker (embedded or
@@ -72,7 +73,11 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	b := &Bridge{cfg: cfg, log: cfg.Logger, calls: newPendingCalls(),
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, calls: newPendingCalls(), unlock: unlock,
 		assembly: newAssembler(cfg.MaxDescriptionBytes, cfg.MaxChunks, cfg.MaxPendingDescriptionBytes,
 			sourceLimits{count: cfg.MaxPendingPerSource, bytes: cfg.MaxPendingBytesPerSource}, cfg.AssemblyTimeout)}
 	if cfg.Profile == ProfileMYNO {
@@ -87,7 +92,6 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 			b.Close()
 		}
 	}()
-	var err error
 	if b.owner, err = b.newOwnership(); err != nil {
 		return nil, err
 	}
@@ -446,6 +450,9 @@ func (b *Bridge) Close() {
 	}
 	if b.registry != nil {
 		b.registry.close()
+	}
+	if b.unlock != nil {
+		b.unlock()
 	}
 	b.log.Info("bridge stopped")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -178,7 +179,8 @@ func TestOneBridgePerDataDirectory(t *testing.T) {
 		second.Close()
 		t.Fatal("a second bridge started on the same data directory")
 	}
-	if !strings.Contains(err.Error(), "in use by another bridge process") {
+	// It names the process that holds the directory (issue 16).
+	if !strings.Contains(err.Error(), fmt.Sprintf("data directory %s in use by pid %d", dir, os.Getpid())) {
 		t.Errorf("second bridge: %v", err)
 	}
 	devs, err := bridge.SavedDevices(dir, nil, 0)

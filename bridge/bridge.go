@@ -168,7 +168,7 @@ func (b *Bridge) newNETCONFServer() (*netconf.Server, error) {
 	return netconf.NewServer(netconf.Config{HostKey: hostKey, Users: users, Access: netconf.DefaultAccess(), Logger: b.cfg.Logger,
 		MaxSessions: l.MaxSessions, MaxUserSessions: l.MaxUserSessions, AdminReserve: l.AdminReserve,
 		MaxStartups: l.MaxStartups, MaxStartupsPerSource: l.MaxStartupsPerSource,
-		MaxStartupQueue: l.MaxStartupQueue, MaxStartupQueuePerSource: l.MaxStartupQueuePerSource,
+		MaxStartupQueue: l.MaxStartupQueue, MaxStartupQueuePerSource: l.MaxStartupQueuePerSource, MaxAuthTries: l.MaxAuthTries,
 		ChooseModule: b.chooseModule, AllSchemas: b.allSchemas()})
 }
 

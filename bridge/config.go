@@ -251,6 +251,7 @@ func defaultLimit(v, def int) int {
 type NetconfLimits struct {
 	MaxSessions, MaxUserSessions, AdminReserve                                   int
 	MaxStartups, MaxStartupsPerSource, MaxStartupQueue, MaxStartupQueuePerSource int
+	MaxAuthTries                                                                 int // per connection; 0: netconf.DefaultMaxAuthTries
 }
 
 // The profiles of Config.Profile.

@@ -1,6 +1,8 @@
 package netconf_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,5 +78,36 @@ func TestAuthorizedKeysWithOptionsAreRefused(t *testing.T) {
 	users, _ := netconf.ParseUsers([]byte("robot::admin\n"))
 	if err := users.LoadAuthorizedKeys(dir); err == nil || !strings.Contains(err.Error(), "options") {
 		t.Errorf("a key with from= accepted: %v", err)
+	}
+}
+
+// A client that offers five keys the server does not know before the
+// password (ncclient with the user's SSH keys, ssh with several -i) is
+// let in: six attempts per connection, as sshd (issue 16). A seventh is
+// not given.
+func TestAuthenticationAttempts(t *testing.T) {
+	ts := startServer(t, nil)
+	keys := func(n int) []ssh.Signer {
+		var out []ssh.Signer
+		for range n {
+			_, priv, _ := ed25519.GenerateKey(rand.Reader)
+			s, _ := ssh.NewSignerFromKey(priv)
+			out = append(out, s)
+		}
+		return out
+	}
+	// x/crypto/ssh offers each key of one PublicKeys method in turn, then
+	// the password.
+	cfg := passwordConfig("admin", adminPass)
+	cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(keys(5)...), ssh.Password(adminPass)}
+	c, err := ssh.Dial("tcp", ts.addr, cfg)
+	if err != nil {
+		t.Fatalf("five unknown keys, then the password: %v", err)
+	}
+	c.Close()
+	cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(keys(6)...), ssh.Password(adminPass)}
+	if c, err := ssh.Dial("tcp", ts.addr, cfg); err == nil {
+		c.Close()
+		t.Error("six unknown keys, then the password: let in")
 	}
 }

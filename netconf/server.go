@@ -22,6 +22,12 @@ import (
 // Config configures a Server, the way ssh.ServerConfig configures an SSH
 // server: plain data plus the account database. Zero values mean the
 // documented defaults.
+// DefaultMaxAuthTries is the authentication attempts one SSH connection
+// gets, as OpenSSH's sshd (MaxAuthTries 6): a client that offers the
+// user's keys first (ncclient, ssh with several -i) still reaches the
+// password.
+const DefaultMaxAuthTries = 6
+
 type Config struct {
 	HostKey ssh.Signer // required; see LoadOrCreateHostKey
 	Users   *Users     // required: there is no anonymous access
@@ -35,7 +41,7 @@ type Config struct {
 	// out (issue 12).
 	MaxUserSessions int
 	AdminReserve    int
-	MaxAuthTries    int           // authentication attempts per connection; default 3
+	MaxAuthTries    int           // authentication attempts per connection; default DefaultMaxAuthTries
 	HandshakeTime   time.Duration // SSH handshake and authentication; default 10s
 	HelloTimeout    time.Duration // from channel open to the client's hello; default 10s
 	IdleTimeout     time.Duration // no message while nothing is in flight; default 10m
@@ -78,7 +84,7 @@ func (c *Config) setDefaults() {
 		c.MaxSessions = 64
 	}
 	if c.MaxAuthTries <= 0 {
-		c.MaxAuthTries = 3
+		c.MaxAuthTries = DefaultMaxAuthTries
 	}
 	if c.MaxUserSessions <= 0 {
 		c.MaxUserSessions = 16

@@ -60,6 +60,10 @@ type Bridge struct {
 	metrics *bridgeMetrics
 	httpLn  net.Listener // --http-listen; nil when off
 	unlock  func()       // releases the data directory's lock
+
+	users      *netconf.Users // the NETCONF server's; ReloadUsers swaps its content
+	usersMu    sync.Mutex
+	usersStamp string // the users file's size and time when last read
 }
 
 // Start runs the bridge: registry, NETCONF server, broker (embedded or
@@ -130,6 +134,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b.run.goDo(func() { b.expireAssemblies(b.ctx) })
+	b.run.goDo(func() { b.watchUsers(b.ctx) })
 	b.run.goDo(func() { b.expirePresence(b.ctx) })
 	ok = true
 	attrs := []any{"netconf", b.ln.Addr().String(), "mqtt", b.mqttURL(), "data", cfg.DataDir}
@@ -164,6 +169,8 @@ func (b *Bridge) newNETCONFServer() (*netconf.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.users = users
+	b.usersStamp = fileStamp(b.cfg.UsersFile)
 	l := b.cfg.NETCONF
 	return netconf.NewServer(netconf.Config{HostKey: hostKey, Users: users, Access: netconf.DefaultAccess(), Logger: b.cfg.Logger,
 		MaxSessions: l.MaxSessions, MaxUserSessions: l.MaxUserSessions, AdminReserve: l.AdminReserve,
@@ -455,6 +462,59 @@ func (b *Bridge) Close() {
 		b.unlock()
 	}
 	b.log.Info("bridge stopped")
+}
+
+// ReloadUsers reads the users file again (myno users edits it; SIGHUP
+// and a watcher call this). New users may log in at once; sessions of
+// removed users stay until they end. A file that does not parse leaves
+// the users as they were, and says why.
+func (b *Bridge) ReloadUsers() error {
+	b.usersMu.Lock()
+	defer b.usersMu.Unlock()
+	users, err := b.loadUsers()
+	if err != nil {
+		return fmt.Errorf("users file %s: %w", b.cfg.UsersFile, err)
+	}
+	b.users.Replace(users)
+	b.usersStamp = fileStamp(b.cfg.UsersFile)
+	b.log.Info("users reloaded", "file", b.cfg.UsersFile)
+	return nil
+}
+
+// watchUsers reloads the users file when it changes (size or time).
+func (b *Bridge) watchUsers(ctx context.Context) {
+	t := time.NewTicker(usersReload)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.usersMu.Lock()
+		changed := fileStamp(b.cfg.UsersFile) != b.usersStamp
+		b.usersMu.Unlock()
+		if changed {
+			if err := b.ReloadUsers(); err != nil {
+				b.log.Warn("users not reloaded", "err", err)
+				b.usersMu.Lock()
+				b.usersStamp = fileStamp(b.cfg.UsersFile) // said once per change
+				b.usersMu.Unlock()
+			}
+		}
+	}
+}
+
+// usersReload is how often the users file is looked at.
+const usersReload = time.Second
+
+// fileStamp is a file's size and modification time, "" when missing.
+func fileStamp(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d %d", st.Size(), st.ModTime().UnixNano())
 }
 
 // loadUsers reads the users file, creating it with an admin user on first

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/urfave/cli/v3"
 
@@ -136,7 +138,21 @@ func bridgeCommand() *cli.Command {
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			<-ctx.Done()
+			// SIGHUP reloads the users file (it is also watched).
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-hup:
+					if err := b.ReloadUsers(); err != nil {
+						cfg.Logger.Warn("users not reloaded", "err", err)
+					}
+					continue
+				case <-ctx.Done():
+				}
+				break
+			}
 			b.Close()
 			return nil
 		},

@@ -78,6 +78,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			e2eCommand(),
 			updateCommand(),
 			consoleCommand(),
+			usersCommand(),
 		},
 	}
 	quietUsage(app)

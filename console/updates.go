@@ -461,10 +461,8 @@ func readAtMost(r io.Reader, n int64) ([]byte, error) {
 // phases renders a result's phase times in their order.
 func phases(r *updateserver.Result) string {
 	var s string
-	for _, p := range []string{"token", "manifest", "key", "transfer", "image", "reboot", "version"} {
-		if d, ok := r.Phases[p]; ok {
-			s += fmt.Sprintf("%s %v ", p, d.Round(time.Millisecond))
-		}
+	for _, p := range r.OrderedPhases() {
+		s += fmt.Sprintf("%s %v ", p.Name, p.Duration.Round(time.Millisecond))
 	}
 	return s
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"text/tabwriter"
 	"time"
 
@@ -170,13 +169,8 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		}})
 	w := cmd.Root().Writer
 	if res != nil {
-		names := make([]string, 0, len(res.Phases))
-		for n := range res.Phases {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(w, "%-9s %v\n", n, res.Phases[n].Round(time.Microsecond))
+		for _, p := range res.OrderedPhases() { // in protocol order
+			fmt.Fprintf(w, "%-9s %v\n", p.Name, p.Duration.Round(time.Microsecond))
 		}
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myno-bridge/myno/mup/updateserver"
 )
@@ -33,5 +34,17 @@ func TestDetectProtocol(t *testing.T) {
 	}
 	if _, err := updateserver.DetectProtocol("module {"); err == nil || !strings.Contains(err.Error(), "yang") {
 		t.Errorf("broken source: %v", err)
+	}
+}
+
+// An update's phases are listed in the order they happen on the wire.
+func TestOrderedPhases(t *testing.T) {
+	r := &updateserver.Result{Phases: map[string]time.Duration{"transfer": 3, "token": 1, "reboot": 5, "manifest": 2, "image": 4, "key": 6}}
+	var names []string
+	for _, p := range r.OrderedPhases() {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, " "); got != "token manifest key transfer image reboot" {
+		t.Errorf("phases %s", got)
 	}
 }

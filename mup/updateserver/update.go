@@ -119,6 +119,29 @@ type Result struct {
 	Note string
 }
 
+// phaseOrder is the order of an update's phases on the wire: MUP's token,
+// extended manifest, firmware key, transfer, image check and reboot; MUP
+// v1's version after FIN.
+var phaseOrder = []string{"token", "manifest", "key", "transfer", "image", "reboot", "version"}
+
+// PhaseTime is one phase of an update and what it took.
+type PhaseTime struct {
+	Name     string
+	Duration time.Duration
+}
+
+// OrderedPhases returns the phases the update went through, in protocol
+// order.
+func (r *Result) OrderedPhases() []PhaseTime {
+	var out []PhaseTime
+	for _, p := range phaseOrder {
+		if d, ok := r.Phases[p]; ok {
+			out = append(out, PhaseTime{p, d})
+		}
+	}
+	return out
+}
+
 // Verdict is how far an update's success rests on the device's signature.
 type Verdict string
 

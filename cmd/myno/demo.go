@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -154,7 +156,7 @@ func demoCommand() *cli.Command {
 			}
 			host, port := splitHostPort(b.NetconfAddr())
 			ledModule, _ := b.ModuleOf("demo-led-1")
-			fmt.Fprintf(out, `
+			banner := fmt.Sprintf(`
 MYNO bridge running: NETCONF on %[1]s, MQTT broker on %[2]s, devices %[3]s.
 
 Web console: %[18]s (user admin and its password; it shows the devices live, calls
@@ -162,7 +164,7 @@ their functions and updates their firmware).%[19]s
 
 Connect (user admin; the password was printed above on first start, or is MYNO_ADMIN_PASSWORD):
   ssh -p %[5]s admin@%[4]s -s netconf
-  /usr/bin/python3 -c 'from ncclient import manager; m = manager.connect(host="%[4]s", port=%[5]s, username="admin", password="PASSWORD", hostkey_verify=False); print(m.dispatch(__import__("ncclient.xml_", fromlist=["to_ele"]).to_ele("<ledOn xmlns=\"urn:myno:yang:%[6]s\"><uuidInput>demo-led-1</uuidInput></ledOn>")))'
+  /usr/bin/python3 -c 'from ncclient import manager; m = manager.connect(host="%[4]s", port=%[5]s, username="admin", password="PASSWORD", hostkey_verify=False, look_for_keys=False, allow_agent=False); print(m.dispatch(__import__("ncclient.xml_", fromlist=["to_ele"]).to_ele("<ledOn xmlns=\"urn:myno:yang:%[6]s\"><uuidInput>demo-led-1</uuidInput></ledOn>")))'
   myno rpc --addr %[1]s --user admin --password PASSWORD '<ledOn xmlns="urn:myno:yang:%[6]s"><uuidInput>demo-led-1</uuidInput></ledOn>'
   yangcli --server=%[4]s --ncport=%[5]s --user=admin --password=PASSWORD
 
@@ -178,7 +180,7 @@ demo-mup-1 signs a receipt with its device key; the update is "verified" once it
 For a confidential transfer (the broker sees only sealed slices), add:
     --encrypt --ca-dir %[13]s
 
-demo-myno-1 speaks MYNO's MUP (v1); myno update tells so from its module. Update it alone, or both
+demo-myno-1 speaks MYNO's MUP (v1), which myno update tells from its module. Update it alone, or both
 devices in one campaign, with the v1 manifest beside the COSE one (a v1 device cannot sign: "unverified"):
   myno update --bridge %[1]s --password PASSWORD --mqtt-url %[2]s --device demo-myno-1 \
     --mqtt-username %[16]s --mqtt-password-file %[14]s/%[16]s.token \
@@ -194,6 +196,9 @@ Stop with Ctrl-C.
 `, b.NetconfAddr(), b.BrokerURL(), strings.Join(demoDevices, ", "), host, port, ledModule,
 				upd.dir, demoFirmwareFrom, demoFirmwareTo, upd.image, upd.manifest, upd.serverKey, e2eDir,
 				demoTokenDir(cfg.DataDir), cfg.DataDir, demoE2EManager, upd.v1Manifest, consoleURL, metricsLine(b))
+			// The commands as they run here: go run ./cmd/myno under go run,
+			// the binary's path when myno is not on PATH.
+			fmt.Fprint(out, mynoCommands.ReplaceAllString(banner, "${1}"+mynoInvocation()+" "))
 			<-ctx.Done()
 			return nil
 		},
@@ -287,4 +292,29 @@ func metricsLine(b *bridge.Bridge) string {
 		return ""
 	}
 	return fmt.Sprintf("\nMetrics: http://%[1]s/metrics (Prometheus); health: http://%[1]s/healthz, http://%[1]s/readyz.", b.HTTPAddr())
+}
+
+// mynoCommands finds the myno commands the banner prints.
+var mynoCommands = regexp.MustCompile(`(?m)(^\s+|; )myno `)
+
+// mynoInvocation is how to run this myno from a shell: "go run
+// ./cmd/myno" when it runs under go run (make run), "myno" when that is
+// this binary on PATH, else its path.
+func mynoInvocation() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "myno"
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/myno"
+	}
+	if onPath, err := exec.LookPath("myno"); err == nil {
+		if a, b := filepath.Clean(onPath), filepath.Clean(exe); a == b {
+			return "myno"
+		}
+	}
+	if strings.HasSuffix(exe, ".test") {
+		return "myno" // a test binary stands for myno
+	}
+	return exe
 }

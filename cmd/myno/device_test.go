@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -218,6 +219,25 @@ func TestDemoCommand(t *testing.T) {
 	ns := regexp.MustCompile(`urn:myno:yang:myno-led-color-1-[0-9a-f]+`).FindString(text)
 	if addr == nil || ns == "" {
 		t.Fatalf("no address or namespace in:\n%s", text)
+	}
+	// The printed ncclient one-liner works as printed (with the password
+	// filled in), also for a user whose ~/.ssh holds keys.
+	oneLiner := regexp.MustCompile(`(?m)^  (/usr/bin/python3 -c '.*')$`).FindStringSubmatch(text)
+	if oneLiner == nil {
+		t.Fatalf("no ncclient one-liner in:\n%s", text)
+	}
+	testenv.DebianPython(t, "ncclient")
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(testenv.Tool(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(home, ".ssh", "id_ed25519")).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	py := exec.Command("sh", "-c", strings.Replace(oneLiner[1], "PASSWORD", "demo-pw", 1))
+	py.Env = append(os.Environ(), "HOME="+home)
+	if out, err := py.CombinedOutput(); err != nil || !strings.Contains(string(out), "retval") {
+		t.Errorf("the printed ncclient one-liner: %v\n%s", err, out)
 	}
 	code, reply, rpcErr := runMyno(t, "rpc", "--addr", addr[1], "--password", "demo-pw",
 		`<ledOn xmlns="`+ns+`"><uuidInput>demo-led-1</uuidInput></ledOn>`)

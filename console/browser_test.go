@@ -36,6 +36,7 @@ import (
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/console"
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/devicetest"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
@@ -194,25 +195,14 @@ func (w *browserWorld) startDevice(t *testing.T, description, uuid string, isMUP
 	if !isMUP {
 		cfg.TelemetryInterval = 200 * time.Millisecond
 	}
-	d, err := devices.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var enable []func(*devices.Device) error
 	if isMUP {
-		if err := d.EnableMUP(devices.MUPConfig{AppID: "myno-app", Version: 1, SlotSize: 2 * imageSize,
-			VendorKey: &w.vendorKey.PublicKey, ServerKey: &w.serverKey.PublicKey}); err != nil {
-			t.Fatal(err)
-		}
+		enable = append(enable, func(d *devices.Device) error {
+			return d.EnableMUP(devices.MUPConfig{AppID: "myno-app", Version: 1, SlotSize: 2 * imageSize,
+				VendorKey: &w.vendorKey.PublicKey, ServerKey: &w.serverKey.PublicKey})
+		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	if err := d.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := devicetest.Boot(t, cfg, enable...)
 	go func() { _ = d.Serve(w.serving) }()
 	return d
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/devicetest"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
@@ -62,20 +63,8 @@ func startHTTPWorldOf(t *testing.T, uuid string) *httpWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := devices.New(devices.Config{Description: desc, UUID: uuid, BrokerURL: b.BrokerURL(), Logger: testenv.Logger(),
+	d := devicetest.Boot(t, devices.Config{Description: desc, UUID: uuid, BrokerURL: b.BrokerURL(), Logger: testenv.Logger(),
 		Credentials: client.Credentials{Username: uuid, Password: "console-test-token-of-" + uuid + "-0123456789"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	if err := d.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
 	key, err := netconf.LoadOrCreateHostKey(filepath.Join(dir, "ssh_host_ed25519_key"))
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/devicetest"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/client"
@@ -125,29 +126,10 @@ func startMUPDeviceWith(t testing.TB, description string, devCfg devices.Config,
 	return bootDevice(t, devCfg, append([]func(*devices.Device) error{func(d *devices.Device) error { return d.EnableMUP(cfg) }}, enable...)...)
 }
 
-// bootDevice makes a device, runs enable on it (EnableMUP, EnableMUPv1,
-// EnableE2E…), connects it and bootstraps it; it stops with the test.
+// bootDevice is devicetest.Boot.
 func bootDevice(t testing.TB, devCfg devices.Config, enable ...func(*devices.Device) error) *devices.Device {
 	t.Helper()
-	dev, err := devices.New(devCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range enable {
-		if err := e(dev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := dev.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dev.Close)
-	if err := dev.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return dev
+	return devicetest.Boot(t, devCfg, enable...)
 }
 
 // dialBridge opens a NETCONF session to the bridge as admin.

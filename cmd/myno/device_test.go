@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,6 +213,44 @@ func TestDemoCommand(t *testing.T) {
 		t.Errorf("console login page: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+	// Its E2E page renews demo-mup-1's certificate through the broker and
+	// shows the new serial and expiry.
+	jar, _ := cookiejar.New(nil)
+	web := &http.Client{Jar: jar}
+	if resp, err := web.PostForm(consoleURL[1]+"login", url.Values{"user": {"admin"}, "password": {"demo-pw"}}); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	page := func(path string) string {
+		resp, err := web.Get(consoleURL[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	e2ePage := page("e2e")
+	csrf := regexp.MustCompile(`name="csrf" content="([0-9a-f]+)"`).FindStringSubmatch(e2ePage)
+	if csrf == nil || !strings.Contains(e2ePage, `data-uuid="demo-mup-1"`) {
+		t.Fatalf("console E2E page:\n%s", e2ePage)
+	}
+	req, _ := http.NewRequest(http.MethodPost, consoleURL[1]+"e2e/renew", strings.NewReader(url.Values{"device": {"demo-mup-1"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-CSRF-Token", csrf[1])
+	resp, err := web.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var renewed struct{ Serial, NotAfter, Error string }
+	if err := json.NewDecoder(resp.Body).Decode(&renewed); err != nil || renewed.Serial == "" || renewed.Error != "" {
+		t.Fatalf("console renewal: %v %+v", err, renewed)
+	}
+	resp.Body.Close()
+	if !strings.Contains(page("e2e"), renewed.Serial) {
+		t.Errorf("the E2E page does not show the new serial %s", renewed.Serial)
 	}
 	for _, want := range []string{"ssh -p ", "-s netconf", "ncclient", "myno rpc", "yangcli"} {
 		if !strings.Contains(text, want) {

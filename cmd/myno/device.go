@@ -63,7 +63,12 @@ func newLogger(cmd *cli.Command) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cmd.String("log-level")))
 	// A flood of one warning (100,000 bootstrap floods wrote 100,000
 	// lines) becomes 10 lines per 10 s and a count (package ratelog).
-	return slog.New(ratelog.New(slog.NewTextHandler(cmd.Root().ErrWriter, &slog.HandlerOptions{Level: level}), ratelog.Options{MinLevel: slog.LevelWarn}))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(cmd.Root().ErrWriter, opts)
+	if cmd.Root().String("log-format") == "json" {
+		h = slog.NewJSONHandler(cmd.Root().ErrWriter, opts)
+	}
+	return slog.New(ratelog.New(h, ratelog.Options{MinLevel: slog.LevelWarn}))
 }
 
 func runDevice(ctx context.Context, cmd *cli.Command) error {

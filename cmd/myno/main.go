@@ -50,9 +50,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func newApp(stdout, stderr io.Writer) *cli.Command {
 	app := &cli.Command{
-		Name:      "myno",
-		Usage:     "NETCONF-to-MQTT bridge with YANG generation and secure firmware updates",
-		Version:   version(),
+		Name:    "myno",
+		Usage:   "NETCONF-to-MQTT bridge with YANG generation and secure firmware updates",
+		Version: version(),
+		Flags: []cli.Flag{&cli.StringFlag{Name: "log-format", Value: "text", Usage: "logs as `text` or json (one object per line)", Sources: cli.EnvVars("MYNO_LOG_FORMAT"),
+			Validator: func(s string) error {
+				if s != "text" && s != "json" {
+					return fmt.Errorf("--log-format %q: want text or json", s)
+				}
+				return nil
+			}}},
 		Writer:    stdout,
 		ErrWriter: stderr,
 		// Errors are printed once, by run; no os.Exit from inside the library.
@@ -90,6 +97,9 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 // twice and the whole help.
 func quietUsage(cmd *cli.Command) {
 	cmd.OnUsageError = func(_ context.Context, c *cli.Command, err error, _ bool) error {
+		if c.Root() == c { // run prints "myno: " already
+			return &exitError{code: 2, err: fmt.Errorf("%w (see %s --help)", err, c.FullName())}
+		}
 		return &exitError{code: 2, err: fmt.Errorf("%s: %w (see %s --help)", c.Name, err, c.FullName())}
 	}
 	for _, sub := range cmd.Commands {

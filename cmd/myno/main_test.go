@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,6 +189,25 @@ func TestVersionAndLogLevel(t *testing.T) {
 	code, out, _ := runMyno(t, "--version")
 	if code != 0 || !strings.HasPrefix(out, "myno version ") || !strings.Contains(out, "go1.") {
 		t.Errorf("--version: exit %d %q", code, out)
+	}
+	if code, _, errOut := runMyno(t, "--log-format", "xml", "yang"); code != 2 || errOut != `myno: invalid value "xml" for flag -log-format: --log-format "xml": want text or json (see myno --help)`+"\n" {
+		t.Errorf("--log-format xml: exit %d %q", code, errOut)
+	}
+	// --log-format json: each log record is one JSON object.
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"myno", "--log-format", "json", "device", "--description", filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "led-color.jsonld"),
+			"--mqtt-url", "mqtt://127.0.0.1:1"}, io.Discard, &logs)
+	}()
+	testenv.WaitFor(t, "a log record", func() bool { return strings.Contains(logs.String(), "\n") }, logs.String)
+	cancel()
+	<-done
+	first, _, _ := strings.Cut(logs.String(), "\n")
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(first), &rec); err != nil || rec["level"] != "WARN" || rec["msg"] == nil {
+		t.Errorf("--log-format json: %q %v", first, err)
 	}
 	code, _, errOut := runMyno(t, "device", "--log-level", "verbose")
 	if code != 2 || !strings.Contains(errOut, `--log-level "verbose": want debug, info, warn or error`) {

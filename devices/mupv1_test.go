@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/devicetest"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/client"
 	v1 "github.com/myno-bridge/myno/mup/v1"
@@ -187,22 +188,8 @@ func newV1Rig(t *testing.T, desc []byte, mod func(*devices.MUPv1Config)) *v1Rig 
 	if mod != nil {
 		mod(&cfg)
 	}
-	d, err := devices.New(devices.Config{Description: desc, UUID: r.uuid, BrokerURL: b.url, Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.EnableMUPv1(cfg); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	if err := d.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := devicetest.Boot(t, devices.Config{Description: desc, UUID: r.uuid, BrokerURL: b.url, Logger: testenv.Logger()},
+		func(d *devices.Device) error { return d.EnableMUPv1(cfg) })
 	r.d = d
 	r.w.expect(wire.FirmwareStatusTopic(r.uuid), "VERSION;"+strconv.FormatUint(uint64(cfg.Version), 10))
 	if got, want := d.MUPv1SliceTopic(), r.sliceTopic(); got != want {

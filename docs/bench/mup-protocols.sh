@@ -68,7 +68,7 @@ for i in $(seq 1 "$n"); do
   "$myno" manifest sign --format v1 --image "$dir/mup/firmware-v2.bin" --app-id myno-demo --version 2 --old-version 1 \
     --vendor-key "$dir/mup/vendor.key" --out "$dir/v1.manifest" >/dev/null
   start=$(date +%s.%N)
-  out="$(/usr/bin/python3 internal/systemtest/testdata/myno_update_server.py "${poll[@]}" 127.0.0.1 "$ncp" admin bench-pw demo-myno-1 \
+  out="$(/usr/bin/python3 internal/systemtest/testdata/myno_update_server.py "${poll[@]}" -- 127.0.0.1 "$ncp" admin bench-pw demo-myno-1 \
     "$dir/mup/firmware-v2.bin" "$dir/v1.manifest" "$dir/update-server.priv.hex" 127.0.0.1 "$mqp" demo-manager "$(cat "$dir/tokens/demo-manager.token")")"
   end=$(date +%s.%N)
   echo "$out" | grep -q "fin: FIRMWARE-SUCCESS" || { echo "MYNO-like update failed:" >&2; echo "$out" >&2; exit 1; }

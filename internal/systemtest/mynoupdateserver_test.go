@@ -109,7 +109,9 @@ func TestMYNOUpdateServerUpdatesAV1Device(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			start := time.Now()
-			out, err := exec.CommandContext(ctx, python, filepath.Join("testdata", "myno_update_server.py"), host, port, "admin", "pw", uuid,
+			out, err := exec.CommandContext(ctx, python, filepath.Join("testdata", "myno_update_server.py"),
+				"--", // a token may begin with "-": the positional arguments are not options
+				host, port, "admin", "pw", uuid,
 				filepath.Join(dir, "image.bin"), filepath.Join(dir, "vendor.txt"), filepath.Join(dir, "server.priv.hex"),
 				mq.Hostname(), mq.Port(), updater.Username, updater.Password).CombinedOutput()
 			if err != nil {

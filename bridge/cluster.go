@@ -222,8 +222,23 @@ func (c *cluster) handle(ctx context.Context, m client.Message) bool {
 	}
 	switch kind {
 	case "members":
-		if name == c.instance || !validClusterName.MatchString(name) {
-			return true // we are a member for as long as we run
+		if name == c.instance {
+			// We are a member for as long as we run. The broker may deliver
+			// our old connection's Will after the new connection announced
+			// us again (the Will is published when the broker notices the
+			// broken connection, which can be after the reconnect): a
+			// retained "down" for a running instance is answered with a new
+			// announcement, so the retained state ends up true.
+			if string(m.Payload) == memberDown {
+				select {
+				case c.rejoin <- struct{}{}:
+				default:
+				}
+			}
+			return true
+		}
+		if !validClusterName.MatchString(name) {
+			return true
 		}
 		up := len(m.Payload) > 0 && string(m.Payload) != memberDown
 		c.mu.Lock()

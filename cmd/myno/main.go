@@ -62,6 +62,24 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			}}},
 		Writer:    stdout,
 		ErrWriter: stderr,
+		// myno completion bash|zsh|fish|pwsh prints a completion script,
+		// which asks myno ... --generate-shell-completion for the words.
+		// The library hides the command and answers an unknown shell with
+		// "No help topic"; here it is listed in myno --help, and an unknown
+		// shell is a one-line usage error.
+		EnableShellCompletion: true,
+		ConfigureShellCompletionCommand: func(c *cli.Command) {
+			c.Hidden = false
+			c.Usage = "print the shell completion script for bash, zsh, fish or pwsh (PowerShell)"
+			c.Description += "\nThe bash script needs the functions of bash-completion: install the bash-completion package.\n"
+			c.Action = func(_ context.Context, c *cli.Command) error {
+				if c.Args().Len() > 0 {
+					return &exitError{code: 2, err: fmt.Errorf("completion: unknown shell %q: want bash, zsh, fish or pwsh", c.Args().First())}
+				}
+				return cli.ShowSubcommandHelp(c)
+			}
+			quietUsage(c)
+		},
 		// Errors are printed once, by run; no os.Exit from inside the library.
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
 		// An unknown command is one line and a hint, not a help topic.

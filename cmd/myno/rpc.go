@@ -13,21 +13,27 @@ import (
 )
 
 // rpcCommand is a minimal NETCONF client (Juniper go-netconf): it sends
-// each argument as an rpc operation and prints the replies.
+// each argument as an rpc operation and prints the replies, indented
+// unless --raw.
 func rpcCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "rpc",
 		Usage:     "send NETCONF rpcs to a bridge and print the replies",
 		ArgsUsage: "'<operation .../>'...",
 		Description: "Example: myno rpc --password PW '<get/>'\n" +
+			"Each reply is printed indented, one element per line, with its prefixes, namespaces and the text of its\n" +
+			"leaves as received; --raw prints it exactly as received instead (also what is printed of a reply that is\n" +
+			"not well-formed XML).\n" +
 			"Exits 1 when a reply holds an rpc-error. The bridge's host key must match --known-host, or its entry in\n" +
-			"--known-hosts (a bridge not listed yet is trusted on first use and added; its fingerprint is printed).",
+			"--known-hosts (a bridge not listed yet is trusted on first use and added; its fingerprint is printed).\n" +
+			"Shell completion of commands and flags: source <(myno completion bash), or zsh, fish (see myno completion --help).",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: defaultNetconfAddr, Usage: "bridge NETCONF `ADDRESS`", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
 			&cli.StringFlag{Name: "user", Value: defaultNetconfUser, Usage: "user name", Sources: cli.EnvVars("MYNO_NETCONF_USER")},
 			&cli.StringFlag{Name: "password", Usage: "password", Sources: cli.EnvVars("MYNO_NETCONF_PASSWORD")},
 			&cli.StringFlag{Name: "key", Usage: "private key `FILE` for public-key authentication", Sources: cli.EnvVars("MYNO_NETCONF_KEY")},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "connect timeout"},
+			&cli.BoolFlag{Name: "raw", Usage: "print the replies as received, not indented", Sources: cli.EnvVars("MYNO_RPC_RAW")},
 		}, hostKeyFlags()...),
 		Action: runRPC,
 	}
@@ -66,7 +72,11 @@ func runRPC(_ context.Context, cmd *cli.Command) error {
 	for _, op := range ops {
 		reply, err := s.Exec(gonetconf.RawMethod(op))
 		if reply != nil {
-			fmt.Fprintln(cmd.Root().Writer, reply.RawReply)
+			out := reply.RawReply
+			if !cmd.Bool("raw") {
+				out, _ = prettyXML(out) // a reply that is not well-formed is printed as received
+			}
+			fmt.Fprintln(cmd.Root().Writer, out)
 		}
 		if err != nil {
 			failed = true

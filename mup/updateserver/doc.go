@@ -10,6 +10,9 @@
 // device that signs sends with its answer (the verdict: Verified or
 // Unverified; mup.VerifyReceipt) and waits for the new version. With a KeyChannel (the E2E channel of package
 // mup/e2e/manager) the slices are sealed under a fresh key per update.
+// An Observer (UpdateConfig.Observer) is told of each update as it ends,
+// with its Result; Outcome and UpdateError.Phase classify failures into
+// small fixed sets, for counting (the console's metrics).
 //
 // Client is its typed NETCONF client: requests and replies go through
 // encoding/xml, and an <rpc-error> comes back as an *RPCError.

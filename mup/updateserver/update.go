@@ -87,6 +87,10 @@ type UpdateConfig struct {
 	// campaign shares one between its workers; a long-lived Update Server
 	// keeps one); nil: a cache for this update alone.
 	Modules *ModuleCache
+
+	// Observer, when set, is told of the update as it ends (Observer);
+	// nil: nobody is. A campaign's template gives it every update.
+	Observer Observer
 }
 
 // KeyChannel is a confidential channel to one device: the E2E channel of
@@ -100,11 +104,14 @@ type KeyChannel interface {
 
 // Result tells how an update went, phase by phase.
 type Result struct {
-	State   string // the device's last state code
-	Phases  map[string]time.Duration
-	Topic   string // the firmware topic the slices went to
-	Slices  int
-	Resent  int
+	State  string // the device's last state code
+	Phases map[string]time.Duration
+	Topic  string // the firmware topic the slices went to
+	Slices int
+	Resent int // slices sent again after an ack timeout
+	// Bytes is the image bytes the device acknowledged: the whole image
+	// once the transfer is done, less where it failed.
+	Bytes   int
 	Version uint32 // the version the device reports at the end
 	// Verdict is Verified when the device signed a receipt that checked
 	// against the CA, Unverified when it cannot sign; "" until the image
@@ -181,8 +188,19 @@ func (e *UpdateError) Unwrap() error { return e.Err }
 // Update runs MUP for one device (MUP paper, Fig. 2): token, extended
 // manifest, slices straight to the broker, image check, the device's
 // signed receipt where it signs (mup/PROTOCOL.md; beyond the paper), new
-// version.
+// version. The Result is never nil: on an error it holds the phases the
+// update went through. cfg.Observer, when set, is told of both as Update
+// returns.
 func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
+	res, err := update(ctx, cfg)
+	if cfg.Observer != nil {
+		// After update's helpers have ended: nothing changes res now.
+		cfg.Observer.UpdateDone(cfg.UUID, res, err)
+	}
+	return res, err
+}
+
+func update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	if cfg.SliceSize <= 0 {
 		cfg.SliceSize = DefaultSliceSize
 	}
@@ -410,7 +428,7 @@ func Update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 			}
 		}
 		if time.Now().After(deadline) {
-			return res, &UpdateError{Step: "reboot", Err: errors.New("the device does not report the new version")}
+			return res, &UpdateError{Step: "reboot", Err: ErrNoNewVersion}
 		}
 		select { // polling the device, not synchronising a test
 		case <-ctx.Done():
@@ -568,6 +586,7 @@ func transfer(ctx context.Context, cfg UpdateConfig, st *sliceStream, res *Resul
 				}
 				acked = int(idx)
 				retries = 0
+				res.Bytes = sentBytes
 			}
 			a := acked
 			mu.Unlock()
@@ -578,7 +597,7 @@ func transfer(ctx context.Context, cfg UpdateConfig, st *sliceStream, res *Resul
 			// A lost slice or ack: go back to the first unacknowledged one.
 			retries++
 			if retries > cfg.MaxRetries {
-				return fmt.Errorf("no ack for slice %d after %d tries", base, retries)
+				return fmt.Errorf("%w for slice %d after %d tries", ErrNoAck, base, retries)
 			}
 			res.Resent += next - base
 			next = base

@@ -61,8 +61,9 @@ type Manager struct {
 	role e2e.Role // manager, or update-server (firmware keys only)
 	tr   client.Transport
 
-	mu      sync.Mutex
-	waiters map[string]chan client.Message // by topic
+	mu        sync.Mutex
+	waiters   map[string]chan client.Message // by topic
+	observers []*observer                    // AddObserver's
 
 	// Dropped counts messages nobody waited for: late, duplicated, or
 	// for a channel already closed.
@@ -208,8 +209,19 @@ func (c *Channel) Device() string { return c.topics.Device }
 // ResponseTopic …/ready, and waits for a ready that verifies. Readies that
 // do not verify are logged and ignored: the broker, or anyone who can
 // publish, cannot end the wait by sending garbage. The retained notify is
-// cleared when Open returns.
+// cleared when Open returns. Observers are told of the handshake
+// (ExchangeKeyAgreement).
 func (m *Manager) Open(ctx context.Context, device string) (*Channel, error) {
+	c, err := m.open(ctx, device)
+	var cost Phase
+	if c != nil {
+		cost = c.Handshake
+	}
+	m.observe(ExchangeKeyAgreement, device, cost, err)
+	return c, err
+}
+
+func (m *Manager) open(ctx context.Context, device string) (*Channel, error) {
 	if m.tr == nil {
 		return nil, errors.New("e2e manager: not started")
 	}
@@ -384,7 +396,18 @@ type Renewal struct {
 // Renew issues the device a new certificate and key pair, sends both
 // sealed under the E2E key (paper Fig. 7), and waits until the device
 // reports, authenticated, that it installed exactly this certificate.
+// Observers are told of it (ExchangeRenewal).
 func (c *Channel) Renew(ctx context.Context) (*Renewal, error) {
+	r, err := c.renew(ctx)
+	var cost Phase
+	if r != nil {
+		cost = r.Phase
+	}
+	c.m.observe(ExchangeRenewal, c.topics.Device, cost, err)
+	return r, err
+}
+
+func (c *Channel) renew(ctx context.Context) (*Renewal, error) {
 	if c.m.cfg.CAKey == nil {
 		return nil, errors.New("e2e renew: the CA key is required to issue certificates")
 	}
@@ -413,11 +436,15 @@ func (c *Channel) Renew(ctx context.Context) (*Renewal, error) {
 // SendFirmwareKey hands the device the key of an encrypted firmware
 // transfer of appID at version, for the update attempt whose device token
 // carries nonce, and returns once the device confirmed it. It implements
-// updateserver.KeyChannel. The cost is in KeyHandover.
+// updateserver.KeyChannel. The cost is in KeyHandover. Observers are told
+// of it (ExchangeFirmwareKey).
 func (c *Channel) SendFirmwareKey(ctx context.Context, appID string, version uint32, nonce, key []byte) error {
+	var err error
 	if len(key) != e2e.KeySize {
-		return fmt.Errorf("firmware key of %d bytes, want %d", len(key), e2e.KeySize)
+		err = fmt.Errorf("firmware key of %d bytes, want %d", len(key), e2e.KeySize)
+	} else {
+		_, err = c.send(ctx, &e2e.Update{Kind: e2e.KindFirmwareKey, ID: e2e.NewRequestID(), Key: key, AppID: appID, Version: version, Nonce: nonce}, &c.KeyHandover)
 	}
-	_, err := c.send(ctx, &e2e.Update{Kind: e2e.KindFirmwareKey, ID: e2e.NewRequestID(), Key: key, AppID: appID, Version: version, Nonce: nonce}, &c.KeyHandover)
+	c.m.observe(ExchangeFirmwareKey, c.topics.Device, c.KeyHandover, err)
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -51,7 +52,13 @@ type Config struct {
 	// HistoryFile, when set, keeps the update history across restarts
 	// (one JSON line per finished update, the last 100 read at start).
 	HistoryFile string
-	Logger      *slog.Logger
+	// MetricsListen, when set, is the address (host:port) where the
+	// console serves /metrics (MetricsHandler: updates, their phases, E2E
+	// exchanges) from New until Close. It asks for no login: bind it to
+	// loopback, or where only the scraper reaches. Handler never serves
+	// /metrics.
+	MetricsListen string
+	Logger        *slog.Logger
 }
 
 // UpdateSettings are the Update Server's own credentials.
@@ -66,11 +73,17 @@ type UpdateSettings struct {
 	VendorKey *ecdsa.PrivateKey
 }
 
-// Console is the web console. Its goroutines (update jobs) end with Close.
+// Console is the web console. Its goroutines (update jobs, the metrics
+// listener) end with Close.
 type Console struct {
 	cfg   Config
 	pages *template.Template
 	mux   *http.ServeMux
+
+	metrics    *consoleMetrics
+	metricsLn  net.Listener // Config.MetricsListen; nil when off
+	metricsSrv *http.Server
+	unobserve  func() // ends the E2E manager's observing; nil without one
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -106,12 +119,22 @@ func New(cfg Config) (*Console, error) {
 		return nil, fmt.Errorf("console: templates: %w", err)
 	}
 	c := &Console{cfg: cfg, pages: pages, sessions: map[string]*session{}, jobs: newJobs(), modules: newModuleCache(),
-		renewed: renewals{certs: map[string]*x509.Certificate{}}}
+		renewed: renewals{certs: map[string]*x509.Certificate{}}, metrics: newMetrics(cfg.E2E.Manager)}
 	if c.jobs.list, err = loadHistory(cfg.HistoryFile); err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if err := c.listenMetrics(); err != nil {
+		c.cancel()
+		return nil, fmt.Errorf("console: metrics: %w", err)
+	}
 	c.routes()
+	// The manager's handshakes and renewals are counted (those of the
+	// renewals run here, and of anyone else who shares the manager).
+	if m := cfg.E2E.Manager; m != nil {
+		c.unobserve = m.AddObserver(c.metrics)
+	}
+	c.serveMetrics()
 	// Sessions left unused end even if their cookie never comes back.
 	c.tasks.Go(func() {
 		t := time.NewTicker(time.Minute)
@@ -141,8 +164,13 @@ func (c *Console) Handler() http.Handler {
 }
 
 // Close ends every session and waits for the update jobs, which it
-// cancels. Requests that come after it are answered 503.
+// cancels, and shuts the metrics listener down. Requests that come after
+// it are answered 503.
 func (c *Console) Close() {
+	c.stopMetrics()
+	if c.unobserve != nil {
+		c.unobserve()
+	}
 	c.mu.Lock()
 	c.closed = true
 	ended := make([]*session, 0, len(c.sessions))

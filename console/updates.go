@@ -280,7 +280,7 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 		return
 	}
 	tmpl := updateserver.UpdateConfig{Image: image, ServerKey: c.cfg.Update.ServerKey, MQTTURL: c.cfg.Update.MQTTURL,
-		MQTTCredentials: c.cfg.Update.Credentials, DeviceCA: c.cfg.Update.DeviceCA}
+		MQTTCredentials: c.cfg.Update.Credentials, DeviceCA: c.cfg.Update.DeviceCA, Observer: c.metrics}
 	if r.PostFormValue("sign") != "" {
 		// The vendor key is the console's, not the bridge's to guard:
 		// signing takes rights read now, on every device, and fails

@@ -29,6 +29,8 @@ func consoleCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: defaultConsoleAddr, Usage: "HTTP(S) `ADDRESS`", Sources: cli.EnvVars("MYNO_CONSOLE_LISTEN")},
 			&cli.StringSliceFlag{Name: "bridge", Value: []string{defaultNetconfAddr}, Usage: "bridge NETCONF `ADDRESS`; repeat for several", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "`ADDRESS` of /metrics (Prometheus: updates, their phases, E2E handshakes) on a listener of its own, " +
+				"unauthenticated: bind it to loopback (\"\": off)", Sources: cli.EnvVars("MYNO_CONSOLE_METRICS_LISTEN")},
 			&cli.StringFlag{Name: "history", Usage: "`FILE` that keeps the update history across restarts (JSON lines)", Sources: cli.EnvVars("MYNO_CONSOLE_HISTORY")},
 			&cli.StringFlag{Name: "tls-cert", Usage: "certificate `FILE` (PEM): serve HTTPS", Sources: cli.EnvVars("MYNO_CONSOLE_TLS_CERT")},
 			&cli.StringFlag{Name: "tls-key", Usage: "key `FILE` (PEM) of --tls-cert", Sources: cli.EnvVars("MYNO_CONSOLE_TLS_KEY")},
@@ -53,7 +55,8 @@ func runConsole(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("console: %w", err)}
 	}
-	cfg := console.Config{Bridges: cmd.StringSlice("bridge"), HostKey: hostKey, Logger: log, HistoryFile: cmd.String("history")}
+	cfg := console.Config{Bridges: cmd.StringSlice("bridge"), HostKey: hostKey, Logger: log, HistoryFile: cmd.String("history"),
+		MetricsListen: cmd.String("metrics-listen")}
 	if f := cmd.String("key"); f != "" {
 		if cfg.Update.ServerKey, err = readSigningKey(f); err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("console: --key: %w", err)}
@@ -100,9 +103,16 @@ func runConsole(ctx context.Context, cmd *cli.Command) error {
 	c, err := console.New(cfg)
 	if err != nil {
 		ln.Close()
-		return &exitError{code: 2, err: err}
+		code := 2
+		if _, listen := errors.AsType[*net.OpError](err); listen { // --metrics-listen
+			code = 1
+		}
+		return &exitError{code: code, err: err}
 	}
 	fmt.Fprintf(cmd.Root().Writer, "MYNO console on %s://%s/\n", scheme, ln.Addr())
+	if addr := c.MetricsAddr(); addr != "" {
+		fmt.Fprintf(cmd.Root().Writer, "Console metrics on http://%s/metrics (no login)\n", addr)
+	}
 	return serveConsole(ctx, c, ln, certFile, keyFile, log)
 }
 

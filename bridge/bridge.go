@@ -61,6 +61,10 @@ type Bridge struct {
 	httpLn  net.Listener // --http-listen; nil when off
 	unlock  func()       // releases the data directory's lock
 
+	// failed gets what stops the bridge from serving for good: the
+	// external broker refusing its credentials on a reconnect.
+	failed chan error
+
 	users      *netconf.Users // the NETCONF server's; ReloadUsers swaps its content
 	usersMu    sync.Mutex
 	usersStamp string // the users file's size and time when last read
@@ -81,7 +85,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bridge{cfg: cfg, log: cfg.Logger, calls: newPendingCalls(), unlock: unlock,
+	b := &Bridge{cfg: cfg, log: cfg.Logger, calls: newPendingCalls(), unlock: unlock, failed: make(chan error, 1),
 		assembly: newAssembler(cfg.MaxDescriptionBytes, cfg.MaxChunks, cfg.MaxPendingDescriptionBytes,
 			sourceLimits{count: cfg.MaxPendingPerSource, bytes: cfg.MaxPendingBytesPerSource}, cfg.AssemblyTimeout)}
 	if cfg.Profile == ProfileMYNO {
@@ -257,7 +261,13 @@ func (b *Bridge) connectMQTT(ctx context.Context) error {
 		OnMessage: b.onMessage, Logger: cfg.Logger, Credentials: client.Credentials{Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLSConfig: tlsCfg},
 		// The broker keeps the bridge's subscriptions and queued QoS 1
 		// messages through a short outage.
-		SessionExpiry: 5 * time.Minute}
+		SessionExpiry: 5 * time.Minute,
+		OnRefused: func(err error) {
+			select {
+			case b.failed <- fmt.Errorf("mqtt %s: %w (check the bridge's --mqtt-username and --mqtt-password, or --mqtt-cert)", client.Redact(cfg.MQTTURL), err):
+			default:
+			}
+		}}
 	b.owner.configure(&mc)
 	dctx, cancel := context.WithTimeout(ctx, cfg.MQTTConnectTimeout)
 	defer cancel()
@@ -422,6 +432,12 @@ func (b *Bridge) DynsecUpdates() uint64 {
 // CredentialsFile is the embedded broker's MQTT credential file (see
 // access.Store); myno devices changes it, and the bridge follows.
 func (b *Bridge) CredentialsFile() string { return b.cfg.CredentialsFile }
+
+// Failed delivers the error that ends the bridge's service for good:
+// the external broker refusing the bridge's credentials on a reconnect
+// (bad user name or password, not authorized). The owner should Close
+// the bridge and exit, saying why.
+func (b *Bridge) Failed() <-chan error { return b.failed }
 
 // NETCONF returns the NETCONF server, for tests and embedding.
 func (b *Bridge) NETCONF() *netconf.Server { return b.nc }

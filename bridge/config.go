@@ -48,6 +48,9 @@ const (
 	// DefaultDeviceKeepAlive is the keep-alive of the project's devices
 	// (client.DefaultKeepAlive), which paho clients share.
 	DefaultDeviceKeepAlive = client.DefaultKeepAlive
+	// DefaultMQTTConnectTimeout bounds the first connection to an
+	// external broker.
+	DefaultMQTTConnectTimeout = 30 * time.Second
 )
 
 // AdminUser is the NETCONF user, in group admin, that the bridge creates
@@ -67,7 +70,7 @@ type Config struct {
 	MQTTUsername string
 	MQTTPassword string
 	// MQTTConnectTimeout bounds the first connection to an external
-	// broker; default 30s. Later outages are retried for ever.
+	// broker; default DefaultMQTTConnectTimeout. Later outages are retried for ever.
 	MQTTConnectTimeout time.Duration
 	// MQTTCAFile holds PEM certificates to trust for an mqtts:// broker,
 	// besides the system's roots; MQTTCertFile and MQTTKeyFile are the
@@ -218,7 +221,7 @@ func (c *Config) setDefaults() {
 		c.AssemblyTimeout = DefaultAssemblyTimeout
 	}
 	if c.MQTTConnectTimeout <= 0 {
-		c.MQTTConnectTimeout = 30 * time.Second
+		c.MQTTConnectTimeout = DefaultMQTTConnectTimeout
 	}
 	if c.DeviceKeepAlive <= 0 {
 		c.DeviceKeepAlive = DefaultDeviceKeepAlive

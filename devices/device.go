@@ -123,6 +123,9 @@ type Device struct {
 	// reconnected is signalled when the connection came back (and its
 	// subscriptions with it): a bootstrap answer may have been lost.
 	reconnected chan struct{}
+	// refused gets the broker's refusal of the device's credentials on a
+	// reconnect (client.Config.OnRefused): Serve ends with it.
+	refused     chan error
 	connections atomic.Uint64
 	bootCorr    []byte
 	// session is the word of this device's presence announcements and
@@ -186,6 +189,7 @@ func New(cfg Config) (*Device, error) {
 		state:         map[string]string{},
 		boot:          make(chan bootAnswer, 4),
 		reconnected:   make(chan struct{}, 1),
+		refused:       make(chan error, 1),
 		commandTopics: map[string][]*ontology.Function{},
 		life:          life,
 		end:           end,
@@ -287,6 +291,12 @@ func (d *Device) Connect(ctx context.Context) error {
 		// The broker may alias topics towards the device (MQTT 5): MUP
 		// slices then carry a 3-byte alias instead of their topic.
 		AcceptTopicAliases: 16,
+		OnRefused: func(err error) {
+			select {
+			case d.refused <- err:
+			default:
+			}
+		},
 		OnReconnect: func() {
 			if d.connections.Add(1) == 1 {
 				return // the first connection (the client calls this after each)
@@ -543,13 +553,18 @@ func (d *Device) Run(ctx context.Context) error {
 }
 
 // Serve answers commands (they are handled as they arrive once connected)
-// and publishes readings until ctx ends; then it unsubscribes and
-// disconnects.
+// and publishes readings until ctx ends, or until the broker refuses the
+// device's credentials on a reconnect (an error saying so); then it
+// unsubscribes and disconnects.
 func (d *Device) Serve(ctx context.Context) error {
 	defer d.Close()
 	d.startTelemetry(ctx)
-	<-ctx.Done()
-	return nil
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-d.refused:
+		return fmt.Errorf("device %s: %w", d.cfg.UUID, err)
+	}
 }
 
 // startTelemetry publishes readings until ctx ends or the device closes.

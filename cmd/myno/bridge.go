@@ -86,6 +86,7 @@ func bridgeConfig(cmd *cli.Command) (bridge.Config, error) {
 		MQTTCAFile:                 cmd.String("mqtt-ca"),
 		MQTTCertFile:               cmd.String("mqtt-cert"),
 		MQTTKeyFile:                cmd.String("mqtt-key"),
+		MQTTConnectTimeout:         cmd.Duration("mqtt-connect-timeout"),
 		DataDir:                    cmd.String("data-dir"),
 		UsersFile:                  cmd.String("users"),
 		AdminPassword:              os.Getenv("MYNO_ADMIN_PASSWORD"),
@@ -112,7 +113,7 @@ func bridgeConfig(cmd *cli.Command) (bridge.Config, error) {
 }
 
 func bridgeCommand() *cli.Command {
-	return &cli.Command{
+	return withConfigFile(&cli.Command{
 		Name:  "bridge",
 		Usage: "run the NETCONF-MQTT bridge",
 		Description: "Serves every device that bootstraps over MQTT as a YANG module with NETCONF rpcs.\n" +
@@ -127,6 +128,9 @@ func bridgeCommand() *cli.Command {
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
+			// One line with the settings in force, whatever their source
+			// (flag, environment, --config, default), without secrets.
+			cfg.Logger.Info("configuration", effectiveConfig(cmd))
 			if f := cmd.String("update-server-cert"); f != "" {
 				pem, err := os.ReadFile(f)
 				if err != nil {
@@ -149,6 +153,9 @@ func bridgeCommand() *cli.Command {
 						cfg.Logger.Warn("users not reloaded", "err", err)
 					}
 					continue
+				case err := <-b.Failed():
+					b.Close()
+					return &exitError{code: 1, err: err}
 				case <-ctx.Done():
 				}
 				break
@@ -156,7 +163,7 @@ func bridgeCommand() *cli.Command {
 			b.Close()
 			return nil
 		},
-	}
+	})
 }
 
 func splitHostPort(addr string) (string, string) {

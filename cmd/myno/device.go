@@ -18,7 +18,7 @@ import (
 )
 
 func deviceCommand() *cli.Command {
-	return &cli.Command{
+	return withConfigFile(&cli.Command{
 		Name:  "device",
 		Usage: "run virtual MYNO devices from JSON-LD descriptions",
 		Description: "Runs one device (--description, --uuid) or a fleet (--count N, or --fleet FILE of\n" +
@@ -55,7 +55,7 @@ func deviceCommand() *cli.Command {
 			logLevelFlag("info"),
 		}, append(e2eDeviceFlags(), mqttAuthFlags()...)...),
 		Action: runDevice,
-	}
+	})
 }
 
 func newLogger(cmd *cli.Command) *slog.Logger {

@@ -54,6 +54,7 @@ type managerOptions struct {
 	validity                 time.Duration
 	mqttURL                  string
 	credentials              client.Credentials
+	connectTimeout           time.Duration // --mqtt-connect-timeout
 }
 
 // startManager loads the manager's credentials, connects to the broker and
@@ -83,7 +84,10 @@ func startManager(ctx context.Context, o managerOptions, log *slog.Logger) (*man
 	if err != nil {
 		return nil, nil, &exitError{code: 2, err: err}
 	}
-	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	if o.connectTimeout <= 0 {
+		o.connectTimeout = defaultMQTTConnectTimeout
+	}
+	dctx, cancel := context.WithTimeout(ctx, o.connectTimeout)
 	defer cancel()
 	tr, err := client.Dial(dctx, client.Config{URL: o.mqttURL, ClientID: fmt.Sprintf("myno-e2e-%s-%x", m.Name(), e2e.NewRequestID()[:6]),
 		Protocol: client.MQTT5, Logger: log, Credentials: o.credentials,
@@ -109,7 +113,7 @@ func runRenew(ctx context.Context, cmd *cli.Command) error {
 	}
 	m, tr, err := startManager(ctx, managerOptions{caDir: cmd.String("ca-dir"), certFile: cmd.String("cert"), keyFile: cmd.String("key"), withCAKey: true,
 		prefix: cmd.String("prefix"), mode: cmd.String("mode"), validity: cmd.Duration("validity"),
-		mqttURL: cmd.String("mqtt-url"), credentials: creds}, log)
+		mqttURL: cmd.String("mqtt-url"), credentials: creds, connectTimeout: cmd.Duration("mqtt-connect-timeout")}, log)
 	if err != nil {
 		return prefixed("e2e renew", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,32 @@ func TestE2ERenewCommand(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("device did not stop")
+	}
+}
+
+// With no broker at --mqtt-url, myno e2e renew gives up at
+// --mqtt-connect-timeout with the cause first ("connection refused"),
+// not a bare "context deadline exceeded", having warned at each attempt.
+func TestE2ERenewNamesTheBrokersFailure(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	for _, args := range [][]string{
+		{"ca", "init", "--dir", dir},
+		{"ca", "issue", "--dir", dir, "--name", "mgr-1", "--role", "manager"},
+	} {
+		if code, out, errOut := runMyno(t, args...); code != 0 {
+			t.Fatalf("%v: %d %s %s", args, code, out, errOut)
+		}
+	}
+	dead := "mqtt://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	code, _, errOut := runMyno(t, "e2e", "renew", "--ca-dir", dir, "--cert", filepath.Join(dir, "mgr-1.crt"), "--key", filepath.Join(dir, "mgr-1.key"),
+		"--device", "nobody", "--mqtt-url", dead, "--mqtt-connect-timeout", "1s", "--log-level", "warn", "--quiet")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if !regexp.MustCompile(`myno: e2e renew: broker: mqtt connect ` + regexp.QuoteMeta(dead) + `: .*connection refused \(gave up after \d+ attempts: context deadline exceeded\)`).MatchString(errOut) {
+		t.Errorf("the error does not lead with the cause:\n%s", errOut)
+	}
+	if !strings.Contains(errOut, `level=WARN msg="mqtt connect failed; retrying" broker=`+dead+" attempt=1 err=") {
+		t.Errorf("the failed attempts are not warnings:\n%s", errOut)
 	}
 }

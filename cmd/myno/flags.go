@@ -21,6 +21,8 @@ const (
 	defaultNetconfAddr = bridge.DefaultNetconfListen
 	defaultNetconfUser = bridge.AdminUser
 	defaultCADir       = "ca"
+	// defaultMQTTConnectTimeout is the bridge's (bridge.Config).
+	defaultMQTTConnectTimeout = bridge.DefaultMQTTConnectTimeout
 )
 
 // logLevelFlag is --log-level, with its environment twin.
@@ -46,6 +48,7 @@ func mqttAuthFlags() []cli.Flag {
 		&cli.StringFlag{Name: "mqtt-ca", Usage: "PEM `FILE` of CA certificates to trust for an mqtts:// broker, besides the system's", Sources: cli.EnvVars("MYNO_MQTT_CA")},
 		&cli.StringFlag{Name: "mqtt-cert", Usage: "client certificate `FILE` (PEM) for a broker that asks for one (mutual TLS)", Sources: cli.EnvVars("MYNO_MQTT_CERT")},
 		&cli.StringFlag{Name: "mqtt-key", Usage: "key `FILE` (PEM) of --mqtt-cert", Sources: cli.EnvVars("MYNO_MQTT_KEY")},
+		&cli.DurationFlag{Name: "mqtt-connect-timeout", Value: defaultMQTTConnectTimeout, Usage: "how long the first connection to the broker is tried (each failed attempt is logged)", Sources: cli.EnvVars("MYNO_MQTT_CONNECT_TIMEOUT")},
 	}
 }
 

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +117,7 @@ func TestClientsOverMutualTLS(t *testing.T) {
 	rogueCert, rogueKey := rogue.Client("tls-dev-1")
 	// The broker's TLS alert (certificate required, unknown certificate
 	// authority) reaches the client only when it reads before the broker
-	// resets the connection; the error always names the last attempt.
+	// resets the connection; the error always names the last attempt first.
 	for _, tc := range []struct{ name, cert, key string }{
 		{"no client certificate", "", ""},
 		{"a certificate of another CA", rogueCert, rogueKey},
@@ -130,9 +133,115 @@ func TestClientsOverMutualTLS(t *testing.T) {
 			tr.Close(context.Background())
 			t.Fatalf("%s: connected", tc.name)
 		}
-		if !strings.Contains(err.Error(), "last attempt: failed to connect to tls://") {
+		if !strings.Contains(err.Error(), ": failed to connect to tls://") {
 			t.Errorf("%s: %v, want the failed TLS connection named", tc.name, err)
 		}
 		t.Logf("%s: %v", tc.name, err)
+	}
+}
+
+// Credentials that stop working end the process with a clear message:
+// the bridge and two devices (MQTT 5 and 3.1.1) run on a Mosquitto that
+// admits them; their passwords are changed and the broker restarted, so
+// each reconnect is refused (not authorized). Every failed attempt is a
+// warning with its cause, and each process exits 1 saying the broker
+// refused it, instead of retrying for ever without a word.
+func TestCredentialsRefusedOnReconnectEndTheProcess(t *testing.T) {
+	passwd := filepath.Join(t.TempDir(), "passwd")
+	setPasswords := func(pw map[string]string) {
+		t.Helper()
+		os.Remove(passwd)
+		for user, p := range pw {
+			args := []string{"-b", passwd, user, p}
+			if _, err := os.Stat(passwd); err != nil {
+				args = append([]string{"-c"}, args...)
+			}
+			if out, err := exec.Command(testenv.Tool(t, "mosquitto_passwd"), args...).CombinedOutput(); err != nil {
+				t.Fatalf("mosquitto_passwd: %v %s", err, out)
+			}
+		}
+	}
+	setPasswords(map[string]string{"bridge": "bridge-pw", "dev5": "dev-pw", "dev311": "dev-pw"})
+	m := testenv.StartMosquittoWith(t, testenv.MosquittoConfig{PasswordFile: passwd})
+	desc := filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "led-color.jsonld")
+	type proc struct {
+		name   string
+		errOut *syncBuffer
+		done   chan int
+	}
+	start := func(name string, args ...string) proc {
+		p := proc{name: name, errOut: &syncBuffer{}, done: make(chan int, 1)}
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(func() {
+			cancel()
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s did not stop", name)
+			}
+		})
+		go func() {
+			var out syncBuffer
+			code := run(ctx, append([]string{"myno"}, args...), &out, p.errOut)
+			p.done <- code
+			p.done <- code // for the cleanup
+		}()
+		return p
+	}
+	br := start("bridge", "bridge", "--mqtt-url", m.URL(), "--mqtt-username", "bridge", "--mqtt-password", "bridge-pw",
+		"--netconf-listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+	testenv.WaitFor(t, "the bridge to start", func() bool { return strings.Contains(br.errOut.String(), "bridge started") }, br.errOut.String)
+	var devs []proc
+	for _, d := range []struct{ user, protocol string }{{"dev5", "5"}, {"dev311", "3.1.1"}} {
+		p := start(d.user, "device", "--description", desc, "--uuid", d.user, "--telemetry-interval", "0", "--protocol", d.protocol,
+			"--mqtt-url", m.URL(), "--mqtt-username", d.user, "--mqtt-password", "dev-pw")
+		testenv.WaitFor(t, d.user+" registered", func() bool { return strings.Contains(p.errOut.String(), "device registered") }, p.errOut.String)
+		devs = append(devs, p)
+	}
+	setPasswords(map[string]string{"bridge": "changed", "dev5": "changed", "dev311": "changed"})
+	m.Restart()
+	for _, p := range append([]proc{br}, devs...) {
+		var code int
+		select {
+		case code = <-p.done:
+		case <-time.After(testenv.WaitTimeout):
+			t.Fatalf("%s still runs after the broker refused its credentials:\n%s", p.name, p.errOut.String())
+		}
+		log := p.errOut.String()
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1", p.name, code)
+		}
+		if !strings.Contains(log, "level=WARN msg=\"mqtt connect failed; retrying\"") || !strings.Contains(log, "attempt=1") {
+			t.Errorf("%s: the failed reconnect is not a warning with its attempt:\n%s", p.name, log)
+		}
+		last := strings.ToLower(strings.TrimSpace(log[strings.LastIndex(strings.TrimSpace(log), "\n")+1:]))
+		if !strings.HasPrefix(last, "myno: ") || !strings.Contains(last, "broker refused the connection: not authorized") {
+			t.Errorf("%s: the last line does not say the broker refused it: %q", p.name, last)
+		}
+		t.Logf("%s: %s", p.name, last)
+	}
+}
+
+// With no broker at --mqtt-url, myno device and myno bridge say so at once
+// and at each attempt: a warning with the attempt's number and its cause.
+func TestUnreachableBrokerIsLoggedAtEachAttempt(t *testing.T) {
+	dead := "mqtt://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	desc := filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "led-color.jsonld")
+	for name, args := range map[string][]string{
+		"device": {"device", "--description", desc, "--uuid", "lonely-1", "--mqtt-url", dead},
+		"bridge": {"bridge", "--mqtt-url", dead, "--netconf-listen", "127.0.0.1:0", "--data-dir", t.TempDir()},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out, errOut syncBuffer
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, append([]string{"myno"}, args...), &out, &errOut) }()
+		for _, attempt := range []string{"attempt=1 ", "attempt=2 "} {
+			testenv.WaitFor(t, name+" to warn of "+attempt, func() bool {
+				return regexp.MustCompile(`level=WARN msg="mqtt connect failed; retrying" (uuid=lonely-1 )?broker=` + regexp.QuoteMeta(dead) + " " + attempt + `err=".*connection refused"`).
+					MatchString(errOut.String())
+			}, errOut.String)
+		}
+		cancel()
+		<-done
 	}
 }

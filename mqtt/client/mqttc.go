@@ -128,6 +128,31 @@ type Config struct {
 	// KeepAlive is the connection's keep-alive, in whole seconds (rounded
 	// up), at most 65535 s; 0 means DefaultKeepAlive.
 	KeepAlive time.Duration
+	// OnRefused is called, once, when the broker refuses to reconnect a
+	// client it accepted before, for who the client is: bad user name or
+	// password, not authorized, banned (MQTT 5 §3.2.2.2 reason codes 0x85,
+	// 0x86, 0x87, 0x8A, 0x8C; 3.1.1 §3.2.2.3 return codes 2, 4, 5). The
+	// same credentials cannot succeed: the owner should Close the
+	// transport and stop, saying why. The client goes on trying until
+	// then. (Before the first connection, Dial returns the refusal.)
+	OnRefused func(error)
+}
+
+// refusalReporter calls Config.OnRefused once.
+type refusalReporter struct {
+	once sync.Once
+	on   func(error)
+	log  *slog.Logger
+	url  string
+}
+
+func (r *refusalReporter) report(err error) {
+	r.once.Do(func() {
+		r.log.Error("mqtt broker refused the client for who it is; it cannot connect with these credentials", "broker", r.url, "err", err)
+		if r.on != nil {
+			r.on(err)
+		}
+	})
 }
 
 // keepAliveSeconds is KeepAlive as CONNECT carries it.
@@ -248,6 +273,8 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	// which ends Dial's wait (stopAwait).
 	var lastConnectErr, refusal atomic.Pointer[error]
 	var everConnected atomic.Bool
+	var attempts atomic.Int64 // failed connection attempts in a row
+	refused := &refusalReporter{on: cfg.OnRefused, log: cfg.Logger, url: cfg.URL}
 	awaitCtx, stopAwait := context.WithCancel(ctx)
 	defer stopAwait()
 	t := &transport5{qos: cfg.subscriptionQoS(), subs: &subscriptions{topics: map[string]bool{}}, up: make(chan struct{})}
@@ -284,6 +311,9 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 			// from now on sends its own.
 			restore := t.subs.list()
 			everConnected.Store(true)
+			if n := attempts.Swap(0); n > 0 {
+				cfg.Logger.Info("mqtt connected", "broker", cfg.URL, "failed_attempts", n)
+			}
 			upOnce.Do(func() { close(t.up) })
 			t.resub.connectionUp(restore)
 		},
@@ -298,19 +328,21 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 			return true
 		},
 		OnConnectError: func(err error) {
-			if permanentRefusal(err) && !everConnected.Load() {
+			permanent := permanentRefusal(err)
+			if permanent && !everConnected.Load() {
 				// Credentials the broker refuses stay refused: Dial
 				// reports it now rather than at its deadline.
 				refusal.Store(new(connectError(err)))
 				stopAwait()
 			}
 			err = connectError(err)
-			// The first refusal of a run is a warning: a wrong password or
-			// an untrusted certificate must not look like a slow broker.
-			if lastConnectErr.Swap(&err) == nil {
-				cfg.Logger.Warn("mqtt connect failed; retrying", "broker", cfg.URL, "err", err)
-			} else {
-				cfg.Logger.Debug("mqtt connect failed", "broker", cfg.URL, "err", err)
+			lastConnectErr.Store(&err)
+			// Every failed attempt is a warning with its cause: a wrong
+			// password or an untrusted certificate must not look like a
+			// slow broker, and an outage shows in the log as it goes on.
+			cfg.Logger.Warn("mqtt connect failed; retrying", "broker", cfg.URL, "attempt", attempts.Add(1), "err", err)
+			if permanent && everConnected.Load() {
+				refused.report(err)
 			}
 		},
 		WillMessage:     will5(cfg),
@@ -366,7 +398,8 @@ func dial5(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 			return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, *r)
 		}
 		if last := lastConnectErr.Load(); last != nil {
-			return nil, fmt.Errorf("mqtt connect %s: %w (last attempt: %v)", cfg.URL, err, *last)
+			// The cause first: a deadline alone would hide it.
+			return nil, fmt.Errorf("mqtt connect %s: %w (gave up after %d attempts: %w)", cfg.URL, *last, attempts.Load(), err)
 		}
 		return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
 	}
@@ -553,12 +586,37 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 	// its OnConnect has run: it ends the work only while no connection is
 	// open.
 	opts.SetConnectionLostHandler(func(c mqtt311.Client, err error) {
-		cfg.Logger.Debug("mqtt connection lost", "err", err)
+		cfg.Logger.Warn("mqtt connection lost; reconnecting", "broker", cfg.URL, "err", err)
 		t.resub.connectionDown(func() bool { return !c.IsConnectionOpen() })
+	})
+	// Reconnection attempts, which paho.mqtt.golang makes by itself: each
+	// failure is a warning with its cause, and a refusal of the
+	// credentials is reported (Config.OnRefused). The first connection's
+	// attempts are dial311's own, logged there.
+	var connected atomic.Bool
+	var reconnectAttempts atomic.Int64
+	refused := &refusalReporter{on: cfg.OnRefused, log: cfg.Logger, url: cfg.URL}
+	opts.SetConnectionNotificationHandler(func(_ mqtt311.Client, n mqtt311.ConnectionNotification) {
+		switch n := n.(type) {
+		case mqtt311.ConnectionNotificationConnected:
+			if k := reconnectAttempts.Swap(0); k > 0 {
+				cfg.Logger.Info("mqtt connected", "broker", cfg.URL, "failed_attempts", k)
+			}
+			connected.Store(true)
+		case mqtt311.ConnectionNotificationFailed:
+			if !connected.Load() {
+				return
+			}
+			cfg.Logger.Warn("mqtt connect failed; retrying", "broker", cfg.URL, "attempt", reconnectAttempts.Add(1), "err", n.Reason)
+			if refused311(n.Reason) {
+				refused.report(fmt.Errorf("broker refused the connection: %w", n.Reason))
+			}
+		}
 	})
 	t.c = mqtt311.NewClient(opts)
 	wait := 200 * time.Millisecond
 	var last error
+	attempt := 0
 	for {
 		err := waitToken(ctx, t.c.Connect())
 		if err == nil {
@@ -567,19 +625,18 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		if ctx.Err() != nil {
 			_ = t.Close(context.Background())
 			if last != nil {
-				return nil, fmt.Errorf("mqtt connect %s: %w (last attempt: %v)", cfg.URL, ctx.Err(), last)
+				return nil, fmt.Errorf("mqtt connect %s: %w (gave up after %d attempts: %w)", cfg.URL, last, attempt, ctx.Err())
 			}
 			return nil, fmt.Errorf("mqtt connect %s: %w", cfg.URL, err)
 		}
 		// Credentials the broker refuses stay refused (3.1.1 §3.2.2.3:
 		// return codes 2, 4, 5): report it now.
-		if errors.Is(err, packets311.ErrorRefusedIDRejected) || errors.Is(err, packets311.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets311.ErrorRefusedNotAuthorised) {
+		if refused311(err) {
 			_ = t.Close(context.Background())
 			return nil, fmt.Errorf("mqtt connect %s: broker refused the connection: %w", cfg.URL, err)
 		}
-		if last == nil {
-			cfg.Logger.Warn("mqtt connect failed; retrying", "broker", cfg.URL, "err", err)
-		}
+		attempt++
+		cfg.Logger.Warn("mqtt connect failed; retrying", "broker", cfg.URL, "attempt", attempt, "err", err)
 		last = err
 		select {
 		case <-time.After(wait):
@@ -587,6 +644,13 @@ func dial311(ctx context.Context, cfg Config, u *url.URL) (Transport, error) {
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// refused311 reports whether a 3.1.1 CONNACK refused the client for who
+// it is (§3.2.2.3 return codes 2 identifier rejected, 4 bad user name or
+// password, 5 not authorized): the same credentials stay refused.
+func refused311(err error) bool {
+	return errors.Is(err, packets311.ErrorRefusedIDRejected) || errors.Is(err, packets311.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets311.ErrorRefusedNotAuthorised)
 }
 
 func (t *transport311) handle(_ mqtt311.Client, m mqtt311.Message) {

@@ -10,7 +10,7 @@ FUZZTIME ?= 20s
 ## Data (registry, host key, users) goes to .data/. The admin password is
 ## printed on first start, or set MYNO_ADMIN_PASSWORD.
 run:
-	$(GO) run ./cmd/myno demo --data-dir .data --http-listen 127.0.0.1:9830
+	$(GO) run ./cmd/myno demo --data-dir .data --http-listen 127.0.0.1:9830 --console-metrics-listen 127.0.0.1:9831
 
 ## test: the whole suite, with the race detector. Peer tools (yanglint, ...)
 ## must be installed; with CI=true a missing one fails the suite. The

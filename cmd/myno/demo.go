@@ -7,12 +7,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/myno-bridge/myno"
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/console"
 	"github.com/myno-bridge/myno/devices"
@@ -30,9 +32,10 @@ import (
 // and four simulated devices from testdata/.
 func demoCommand() *cli.Command {
 	flags := append(bridgeFlags(),
-		&cli.StringFlag{Name: "descriptions", Usage: "`DIR` with the demo descriptions", Value: "testdata/descriptions", Sources: cli.EnvVars("MYNO_DEMO_DESCRIPTIONS")},
+		&cli.StringFlag{Name: "descriptions", Usage: "`DIR` with the demo descriptions (default: those built in, from the repository's testdata/descriptions)", Sources: cli.EnvVars("MYNO_DEMO_DESCRIPTIONS")},
 		&cli.DurationFlag{Name: "telemetry-interval", Usage: "period of the devices' sensor readings", Value: 5 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_TELEMETRY_INTERVAL")},
 		&cli.StringFlag{Name: "console-listen", Value: defaultConsoleAddr, Usage: "`ADDRESS` of the web console (\"\": none)", Sources: cli.EnvVars("MYNO_CONSOLE_LISTEN")},
+		&cli.StringFlag{Name: "console-metrics-listen", Usage: "`ADDRESS` of the web console's /metrics (Prometheus: updates, their phases, E2E handshakes), unauthenticated (\"\": none)", Sources: cli.EnvVars("MYNO_CONSOLE_METRICS_LISTEN")},
 	)
 	return &cli.Command{
 		Name:  "demo",
@@ -79,7 +82,7 @@ func demoCommand() *cli.Command {
 				{"mup-device-signed.jsonld", "demo-mup-1"}, // signs update receipts with its E2E key
 				{"mup-v1-device.jsonld", "demo-myno-1"},    // MYNO's MUP (v1), as its CC2538 firmware
 			} {
-				desc, err := os.ReadFile(filepath.Join(cmd.String("descriptions"), spec.file))
+				desc, err := demoDescription(cmd.String("descriptions"), spec.file)
 				if err != nil {
 					return &exitError{code: 1, err: err}
 				}
@@ -140,12 +143,16 @@ func demoCommand() *cli.Command {
 				// stopped (served.Wait runs first).
 				closeManager = func() { tr.Close(context.Background()) }
 				ccfg.E2E = console.E2ESettings{Manager: m, CertDir: e2eDir}
+				ccfg.MetricsListen = cmd.String("console-metrics-listen")
 				con, err := console.New(ccfg) // before the banner: a console that cannot start stops the demo
 				if err != nil {
 					ln.Close()
 					return &exitError{code: 1, err: err}
 				}
 				consoleURL = "http://" + ln.Addr().String() + "/"
+				if a := con.MetricsAddr(); a != "" {
+					consoleURL += ", its metrics on http://" + a + "/metrics"
+				}
 				served.Add(1)
 				go func() {
 					defer served.Done()
@@ -317,4 +324,13 @@ func mynoInvocation() string {
 		return "myno" // a test binary stands for myno
 	}
 	return exe
+}
+
+// demoDescription reads a demo description from dir, or from those built
+// into the binary when dir is empty: the demo runs from any directory.
+func demoDescription(dir, file string) ([]byte, error) {
+	if dir == "" {
+		return myno.DemoDescriptions.ReadFile(path.Join("testdata/descriptions", file))
+	}
+	return os.ReadFile(filepath.Join(dir, file))
 }

@@ -193,13 +193,15 @@ func TestDemoCommand(t *testing.T) {
 	t.Setenv("MYNO_ADMIN_PASSWORD", "demo-pw")
 	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
 	t.Setenv("MYNO_KNOWN_HOSTS", knownHosts)
+	// Outside the repository: the demo's descriptions are built in.
+	t.Chdir(t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"myno", "demo", "--data-dir", dir, "--netconf-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0",
-			"--descriptions", filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions"), "--log-level", "warn"}, &out, &errOut)
+			"--console-metrics-listen", "127.0.0.1:0", "--log-level", "warn"}, &out, &errOut)
 	}()
 	testenv.WaitFor(t, "the demo to come up", func() bool { return strings.Contains(out.String(), "Stop with Ctrl-C") },
 		out.String, errOut.String)
@@ -251,6 +253,20 @@ func TestDemoCommand(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(page("e2e"), renewed.Serial) {
 		t.Errorf("the E2E page does not show the new serial %s", renewed.Serial)
+	}
+	// The console's metrics, at the printed address, count the renewal.
+	metricsURL := regexp.MustCompile(`its metrics on (http://127\.0\.0\.1:\d+/metrics)`).FindStringSubmatch(text)
+	if metricsURL == nil {
+		t.Fatalf("no console metrics URL in:\n%s", text)
+	}
+	if resp, err := http.Get(metricsURL[1]); err != nil {
+		t.Error(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), `myno_e2e_handshakes_total{kind="renewal",result="ok"} 1`) {
+			t.Errorf("console metrics lack the renewal:\n%s", body)
+		}
 	}
 	for _, want := range []string{"ssh -p ", "-s netconf", "ncclient", "myno rpc", "yangcli"} {
 		if !strings.Contains(text, want) {

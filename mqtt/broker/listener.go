@@ -159,9 +159,20 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 // AcceptErrors is how many times Accept failed (and was tried again).
 func (l *listener) AcceptErrors() uint64 { return l.errors.Load() }
 
-// refused reports whether err is a connection the broker refused with a
-// CONNACK reason code (the access control, which logs its refusals).
+// refused reports whether err is a connection the access control refused
+// with a CONNACK reason code (MQTT 5 §3.2.2.2: 0x85 client identifier not
+// valid, 0x86 bad user name or password, 0x87 not authorized, 0x8A
+// banned): it logs its refusals itself. Other codes (a malformed packet,
+// a protocol error, an unsupported version) are the connection's own
+// fault and are logged here with their cause.
 func refused(err error) bool {
 	var code packets.Code
-	return errors.As(err, &code) && code.Code >= packets.ErrUnspecifiedError.Code
+	if !errors.As(err, &code) {
+		return false
+	}
+	switch code.Code {
+	case packets.ErrClientIdentifierNotValid.Code, packets.ErrBadUsernameOrPassword.Code, packets.ErrNotAuthorized.Code, packets.ErrBanned.Code:
+		return true
+	}
+	return false
 }

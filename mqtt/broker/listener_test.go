@@ -134,3 +134,38 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// A connection that sends garbage is ended with a warning that says what
+// happened and why, never mochi-mqtt's own `level=WARN msg=""` (its
+// listeners log establish errors with an empty message).
+func TestMalformedConnectionIsLoggedWithItsCause(t *testing.T) {
+	logs := &testenv.Warnings{}
+	b, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	conn, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A CONNECT whose protocol name is "MQXX" (MQTT 5 §3.1.2.1), empty
+	// client identifier.
+	if _, err := conn.Write([]byte{0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'X', 'X', 0x05, 0x02, 0x00, 0x3c, 0x00, 0x00, 0x00}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "a warning about the malformed connection", func() bool {
+		for _, l := range logs.Lines() {
+			if strings.HasPrefix(l, "mqtt connection ended with an error: ") {
+				return true
+			}
+		}
+		return false
+	}, func() string { return strings.Join(logs.Lines(), "\n") })
+	for _, l := range logs.Lines() {
+		if l == "" || strings.HasPrefix(l, ":") {
+			t.Errorf("a warning without a message: %q", l)
+		}
+	}
+}

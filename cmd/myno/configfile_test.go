@@ -130,3 +130,18 @@ func TestConfigFileErrors(t *testing.T) {
 		})
 	}
 }
+
+// myno device and myno console take --config too, with the same checks.
+func TestConfigFileOnOtherCommands(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.toml")
+	if err := os.WriteFile(path, []byte("descripton = \"x.jsonld\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, command := range []string{"device", "console"} {
+		var out, errOut syncBuffer
+		code := run(context.Background(), []string{"myno", command, "--config", path}, &out, &errOut)
+		if want := `unknown key "descripton" (keys are the long flag names of myno ` + command + ` --help)`; code != 2 || !strings.Contains(errOut.String(), want) {
+			t.Errorf("%s: exit %d, want 2 and %q:\n%s", command, code, want, errOut.String())
+		}
+	}
+}

@@ -19,7 +19,7 @@ import (
 const defaultConsoleAddr = "127.0.0.1:8080"
 
 func consoleCommand() *cli.Command {
-	return &cli.Command{
+	return withConfigFile(&cli.Command{
 		Name:  "console",
 		Usage: "serve the web console: devices, their functions and firmware updates in a browser",
 		Description: "A NETCONF client of one or more bridges (--bridge, repeated) in a browser. Users log in with their\n" +
@@ -46,7 +46,7 @@ func consoleCommand() *cli.Command {
 			logLevelFlag("info"),
 		}, append(hostKeyFlags(), mqttAuthFlags()...)...),
 		Action: runConsole,
-	}
+	})
 }
 
 func runConsole(ctx context.Context, cmd *cli.Command) error {

@@ -692,7 +692,7 @@ func (b *Bridge) announce(mod *yang.Module) {
 	for _, r := range mod.RPCs {
 		b.nc.Handle(mod.Name, mod.Namespace, r.Name, b.rpcHandler(mod, b.reply))
 	}
-	b.nc.AddState(mod.Name, b.stateFunc(mod))
+	b.nc.AddStateSource(mod.Name, b.stateFunc(mod))
 	b.nc.AddModule(netconf.Module{Name: mod.Name, Revision: mod.Revision, Namespace: mod.Namespace, Source: mod.Text})
 }
 

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"encoding/xml"
 	"sort"
 	"strings"
 	"sync"
@@ -110,7 +111,7 @@ func (b *Bridge) announceMYNO(mod *yang.Module) {
 			return out, err
 		}))
 	}
-	b.nc.AddState(mm.Name, b.mynoState(mod, mm))
+	b.nc.AddStateSource(mm.Name, b.mynoState(mod, mm))
 	b.nc.AddModule(netconf.Module{Name: mm.Name, Namespace: mm.Namespace, Source: mm.Text})
 }
 
@@ -153,16 +154,16 @@ func mynoData(retval string) []*netconf.Element {
 }
 
 // mynoState lists mod's devices as MYNO's bridge does.
-func (b *Bridge) mynoState(mod *yang.Module, mm *yang.MYNOModule) netconf.StateFunc {
-	return func(ctx context.Context) ([]*netconf.Element, error) {
+func (b *Bridge) mynoState(mod *yang.Module, mm *yang.MYNOModule) netconf.StateSource {
+	return netconf.StateSource{Roots: []xml.Name{{Space: mm.Namespace, Local: "device"}}, Get: func(ctx context.Context, _ *netconf.StateQuery) ([]*netconf.Element, error) {
 		var out []*netconf.Element
-		for _, d := range b.registry.snapshot(mod) {
+		for _, d := range b.registry.snapshot(mod, nil) {
 			out = append(out, netconf.NewNode(mm.Namespace, "device",
 				netconf.NewNode(mm.Namespace, "device-id", netconf.NewLeaf(mm.Namespace, "uuid", d.uuid)),
 				netconf.NewLeaf(mm.Namespace, "device-category", d.category)))
 		}
 		return out, nil
-	}
+	}}
 }
 
 // allSchemas answers get-schema with an empty identifier in the MYNO

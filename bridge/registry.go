@@ -624,18 +624,18 @@ type sensorReading struct {
 	reading
 }
 
-// snapshot copies the state of the devices of module mod, sorted by UUID.
-// It holds the lock only to copy a few fields per device.
-func (r *registry) snapshot(mod *yang.Module) []deviceState {
+// snapshot copies the state of the devices of module mod, sorted by UUID:
+// all of them, or only those of the uuids in only when it is not nil (a
+// <get> that asks for some devices by key). It holds the lock only to
+// copy a few fields per device.
+func (r *registry) snapshot(mod *yang.Module, only []string) []deviceState {
 	r.mu.Lock()
 	var out []deviceState
 	for _, me := range r.modules {
 		if me.mod != mod {
 			continue
 		}
-		out = make([]deviceState, 0, len(me.devices))
-		for uuid := range me.devices {
-			d := r.devices[uuid]
+		copyOf := func(d *device) deviceState {
 			s := deviceState{uuid: d.UUID, category: d.model.Category, description: d.model.Description,
 				registeredAt: d.RegisteredAt, lastSeen: d.lastSeen, firmware: d.firmware}
 			for _, n := range mod.Notifications {
@@ -643,7 +643,19 @@ func (r *registry) snapshot(mod *yang.Module) []deviceState {
 					s.readings = append(s.readings, sensorReading{sensor: n.Name, reading: rd})
 				}
 			}
-			out = append(out, s)
+			return s
+		}
+		if only != nil {
+			for _, uuid := range only {
+				if _, ok := me.devices[uuid]; ok && !slices.ContainsFunc(out, func(s deviceState) bool { return s.uuid == uuid }) {
+					out = append(out, copyOf(r.devices[uuid]))
+				}
+			}
+			break
+		}
+		out = make([]deviceState, 0, len(me.devices))
+		for uuid := range me.devices {
+			out = append(out, copyOf(r.devices[uuid]))
 		}
 		break
 	}

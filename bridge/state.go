@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	_ "embed"
+	"encoding/xml"
 	"strconv"
 	"time"
 
@@ -23,7 +24,10 @@ var bridgeModuleSource string
 // announceBridgeModule adds the bridge's module and its state.
 func (b *Bridge) announceBridgeModule() {
 	b.nc.AddModule(netconf.Module{Name: bridgeModule, Revision: bridgeRevision, Namespace: bridgeNamespace, Source: bridgeModuleSource})
-	b.nc.AddState(bridgeModule, b.bridgeState)
+	b.nc.AddStateSource(bridgeModule, netconf.StateSource{Roots: []xml.Name{{Space: bridgeNamespace, Local: "bridge"}},
+		Get: func(ctx context.Context, _ *netconf.StateQuery) ([]*netconf.Element, error) {
+			return b.bridgeState(ctx)
+		}})
 }
 
 // bridgeState renders the bridge container of myno-bridge.

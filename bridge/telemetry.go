@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"encoding/xml"
 	"strconv"
 	"time"
 
@@ -33,13 +34,22 @@ func (b *Bridge) onReading(m client.Message) {
 
 // stateFunc renders the module's device list for <get>, from a snapshot
 // of the registry: the registry's lock is not held while rendering.
-func (b *Bridge) stateFunc(mod *yang.Module) netconf.StateFunc {
-	return func(ctx context.Context) ([]*netconf.Element, error) {
+func (b *Bridge) stateFunc(mod *yang.Module) netconf.StateSource {
+	root := xml.Name{Space: mod.Namespace, Local: "devices"}
+	return netconf.StateSource{Roots: []xml.Name{root}, Get: func(ctx context.Context, q *netconf.StateQuery) ([]*netconf.Element, error) {
 		ns := mod.Namespace
 		leaf := func(name, v string) *netconf.Element { return netconf.NewLeaf(ns, name, v) }
 		list := netconf.NewNode(ns, "devices")
 		now := time.Now()
-		for _, d := range b.registry.snapshot(mod) {
+		// A filter that names its devices by uuid (the list's key) builds
+		// only those: a one-device get costs the same in any fleet.
+		var only []string
+		if siblings, whole := q.Within(root); !whole {
+			if keys, ok := netconf.ListKeys(siblings, xml.Name{Space: ns, Local: "device"}, "uuid"); ok {
+				only = append(make([]string, 0, len(keys)), keys...)
+			}
+		}
+		for _, d := range b.registry.snapshot(mod, only) {
 			// Connected now, as far as the bridge can tell (presence.go).
 			online := strconv.FormatBool(b.presence.isOnline(d.uuid, d.lastSeen, now))
 			e := netconf.NewNode(ns, "device",
@@ -64,5 +74,5 @@ func (b *Bridge) stateFunc(mod *yang.Module) netconf.StateFunc {
 			list.Children = append(list.Children, e)
 		}
 		return []*netconf.Element{list}, nil
-	}
+	}}
 }

@@ -85,99 +85,146 @@ func (s *Server) snapshotModules() ([]*Module, uint64) {
 	return mods, s.contentID
 }
 
+// The top-level nodes of the server's own state.
+var (
+	netconfStateRoot = xml.Name{Space: NSMonitoring, Local: "netconf-state"}
+	yangLibraryRoot  = xml.Name{Space: NSYangLibrary, Local: "yang-library"}
+	modulesStateRoot = xml.Name{Space: NSYangLibrary, Local: "modules-state"}
+	nacmRoot         = xml.Name{Space: NSNACM, Local: "nacm"}
+)
+
 // monitoringState is the server's own state data: RFC 6022 netconf-state,
-// RFC 8525 yang-library and the RFC 7895 modules-state older clients read.
-func (s *Server) monitoringState() []*Element {
+// RFC 8525 yang-library and the RFC 7895 modules-state older clients read,
+// each built only when q may select from it, and netconf-state only in
+// the parts q may select (a one-leaf get of a schema's version builds no
+// session list).
+func (s *Server) monitoringState(q *StateQuery) []*Element {
+	var out []*Element
+	if q.Wants(netconfStateRoot) {
+		out = append(out, s.netconfState(q))
+	}
+	wantLibrary, wantLegacy := q.Wants(yangLibraryRoot), q.Wants(modulesStateRoot)
+	if !wantLibrary && !wantLegacy {
+		return out
+	}
 	mods, contentID := s.snapshotModules()
-	leaf := func(ns, name, text string) *Element { return NewLeaf(ns, name, text) }
-	mon := func(name, text string) *Element { return leaf(NSMonitoring, name, text) }
-
-	caps := NewNode(NSMonitoring, "capabilities")
-	for _, c := range s.capabilities() {
-		caps.Children = append(caps.Children, mon("capability", c))
-	}
-	datastores := NewNode(NSMonitoring, "datastores", NewNode(NSMonitoring, "datastore", mon("name", "running")))
-	s.mu.RLock()
-	if s.lockOwner != 0 {
-		datastores.Children[0].Children = append(datastores.Children[0].Children,
-			NewNode(NSMonitoring, "locks", NewNode(NSMonitoring, "global-lock",
-				mon("locked-by-session", strconv.FormatUint(uint64(s.lockOwner), 10)),
-				mon("locked-time", timestamp(s.lockTime)))))
-	}
-	s.mu.RUnlock()
-
-	schemas := NewNode(NSMonitoring, "schemas")
-	for _, m := range mods {
-		schemas.Children = append(schemas.Children, NewNode(NSMonitoring, "schema",
-			mon("identifier", m.Name), mon("version", m.Revision), mon("format", "yang"),
-			mon("namespace", m.Namespace), mon("location", "NETCONF")))
-	}
-	sessions := NewNode(NSMonitoring, "sessions")
-	s.mu.RLock()
-	var open []*session
-	for _, sess := range s.sessions {
-		open = append(open, sess)
-	}
-	s.mu.RUnlock()
-	sort.Slice(open, func(i, j int) bool { return open[i].info.ID < open[j].info.ID })
-	for _, sess := range open {
-		sessions.Children = append(sessions.Children, NewNode(NSMonitoring, "session",
-			mon("session-id", strconv.FormatUint(uint64(sess.info.ID), 10)),
-			mon("transport", "netconf-ssh"),
-			mon("username", sess.info.User),
-			mon("source-host", hostOf(sess.info.RemoteAddr)),
-			mon("login-time", timestamp(sess.login)),
-			mon("in-rpcs", u64(sess.inRPCs.Load())),
-			mon("in-bad-rpcs", u64(sess.inBadRPCs.Load())),
-			mon("out-rpc-errors", u64(sess.outRPCErrors.Load())),
-			mon("out-notifications", u64(sess.outNotifications.Load()))))
-	}
-	st := &s.stats
-	statistics := NewNode(NSMonitoring, "statistics",
-		mon("netconf-start-time", timestamp(s.started)),
-		mon("in-bad-hellos", u64(st.inBadHellos.Load())),
-		mon("in-sessions", u64(st.inSessions.Load())),
-		mon("dropped-sessions", u64(st.droppedSessions.Load())),
-		mon("in-rpcs", u64(st.inRPCs.Load())),
-		mon("in-bad-rpcs", u64(st.inBadRPCs.Load())),
-		mon("out-rpc-errors", u64(st.outRPCErrors.Load())),
-		mon("out-notifications", u64(st.outNotifies.Load())))
-	netconfState := NewNode(NSMonitoring, "netconf-state", caps, datastores, schemas, sessions, statistics)
-
-	// RFC 8525 §3: one module set, one schema, used by every datastore.
-	yl := func(name, text string) *Element { return leaf(NSYangLibrary, name, text) }
-	moduleSet := NewNode(NSYangLibrary, "module-set", yl("name", "all"))
-	legacy := NewNode(NSYangLibrary, "modules-state", yl("module-set-id", u64(contentID)))
-	for _, m := range mods {
-		kind := "module"
-		if m.ImportOnly {
-			kind = "import-only-module"
+	yl := func(name, text string) *Element { return NewLeaf(NSYangLibrary, name, text) }
+	if wantLibrary {
+		// RFC 8525 §3: one module set, one schema, used by every datastore.
+		moduleSet := NewNode(NSYangLibrary, "module-set", yl("name", "all"))
+		for _, m := range mods {
+			kind := "module"
+			if m.ImportOnly {
+				kind = "import-only-module"
+			}
+			entry := NewNode(NSYangLibrary, kind, yl("name", m.Name))
+			if m.Revision != "" || kind == "import-only-module" {
+				entry.Children = append(entry.Children, yl("revision", m.Revision))
+			}
+			entry.Children = append(entry.Children, yl("namespace", m.Namespace))
+			moduleSet.Children = append(moduleSet.Children, entry)
 		}
-		entry := NewNode(NSYangLibrary, kind, yl("name", m.Name))
-		if m.Revision != "" || kind == "import-only-module" {
-			entry.Children = append(entry.Children, yl("revision", m.Revision))
+		dsName := func(ds string) *Element {
+			e := yl("name", "ds:"+ds)
+			e.Attrs = append(e.Attrs, xml.Attr{Name: xml.Name{Space: "xmlns", Local: "ds"}, Value: "urn:ietf:params:xml:ns:yang:ietf-datastores"})
+			return e
 		}
-		entry.Children = append(entry.Children, yl("namespace", m.Namespace))
-		moduleSet.Children = append(moduleSet.Children, entry)
-		conformance := "implement"
-		if m.ImportOnly {
-			conformance = "import"
+		out = append(out, NewNode(NSYangLibrary, "yang-library",
+			moduleSet,
+			NewNode(NSYangLibrary, "schema", yl("name", "all"), yl("module-set", "all")),
+			NewNode(NSYangLibrary, "datastore", dsName("running"), yl("schema", "all")),
+			NewNode(NSYangLibrary, "datastore", dsName("operational"), yl("schema", "all")),
+			yl("content-id", u64(contentID))))
+	}
+	if wantLegacy {
+		legacy := NewNode(NSYangLibrary, "modules-state", yl("module-set-id", u64(contentID)))
+		for _, m := range mods {
+			conformance := "implement"
+			if m.ImportOnly {
+				conformance = "import"
+			}
+			legacy.Children = append(legacy.Children, NewNode(NSYangLibrary, "module",
+				yl("name", m.Name), yl("revision", m.Revision), yl("namespace", m.Namespace), yl("conformance-type", conformance)))
 		}
-		legacy.Children = append(legacy.Children, NewNode(NSYangLibrary, "module",
-			yl("name", m.Name), yl("revision", m.Revision), yl("namespace", m.Namespace), yl("conformance-type", conformance)))
+		out = append(out, legacy)
 	}
-	dsName := func(ds string) *Element {
-		e := yl("name", "ds:"+ds)
-		e.Attrs = append(e.Attrs, xml.Attr{Name: xml.Name{Space: "xmlns", Local: "ds"}, Value: "urn:ietf:params:xml:ns:yang:ietf-datastores"})
-		return e
+	return out
+}
+
+// netconfState is RFC 6022's netconf-state, with the children q may
+// select.
+func (s *Server) netconfState(q *StateQuery) *Element {
+	siblings, whole := q.Within(netconfStateRoot)
+	want := func(local string) bool {
+		return whole || WantsChild(siblings, xml.Name{Space: NSMonitoring, Local: local})
 	}
-	yangLibrary := NewNode(NSYangLibrary, "yang-library",
-		moduleSet,
-		NewNode(NSYangLibrary, "schema", yl("name", "all"), yl("module-set", "all")),
-		NewNode(NSYangLibrary, "datastore", dsName("running"), yl("schema", "all")),
-		NewNode(NSYangLibrary, "datastore", dsName("operational"), yl("schema", "all")),
-		yl("content-id", u64(contentID)))
-	return []*Element{netconfState, yangLibrary, legacy}
+	mon := func(name, text string) *Element { return NewLeaf(NSMonitoring, name, text) }
+	netconfState := NewNode(NSMonitoring, "netconf-state")
+	if want("capabilities") {
+		caps := NewNode(NSMonitoring, "capabilities")
+		for _, c := range s.capabilities() {
+			caps.Children = append(caps.Children, mon("capability", c))
+		}
+		netconfState.Children = append(netconfState.Children, caps)
+	}
+	if want("datastores") {
+		datastores := NewNode(NSMonitoring, "datastores", NewNode(NSMonitoring, "datastore", mon("name", "running")))
+		s.mu.RLock()
+		if s.lockOwner != 0 {
+			datastores.Children[0].Children = append(datastores.Children[0].Children,
+				NewNode(NSMonitoring, "locks", NewNode(NSMonitoring, "global-lock",
+					mon("locked-by-session", strconv.FormatUint(uint64(s.lockOwner), 10)),
+					mon("locked-time", timestamp(s.lockTime)))))
+		}
+		s.mu.RUnlock()
+		netconfState.Children = append(netconfState.Children, datastores)
+	}
+	if want("schemas") {
+		mods, _ := s.snapshotModules()
+		schemas := NewNode(NSMonitoring, "schemas")
+		for _, m := range mods {
+			schemas.Children = append(schemas.Children, NewNode(NSMonitoring, "schema",
+				mon("identifier", m.Name), mon("version", m.Revision), mon("format", "yang"),
+				mon("namespace", m.Namespace), mon("location", "NETCONF")))
+		}
+		netconfState.Children = append(netconfState.Children, schemas)
+	}
+	if want("sessions") {
+		sessions := NewNode(NSMonitoring, "sessions")
+		s.mu.RLock()
+		var open []*session
+		for _, sess := range s.sessions {
+			open = append(open, sess)
+		}
+		s.mu.RUnlock()
+		sort.Slice(open, func(i, j int) bool { return open[i].info.ID < open[j].info.ID })
+		for _, sess := range open {
+			sessions.Children = append(sessions.Children, NewNode(NSMonitoring, "session",
+				mon("session-id", strconv.FormatUint(uint64(sess.info.ID), 10)),
+				mon("transport", "netconf-ssh"),
+				mon("username", sess.info.User),
+				mon("source-host", hostOf(sess.info.RemoteAddr)),
+				mon("login-time", timestamp(sess.login)),
+				mon("in-rpcs", u64(sess.inRPCs.Load())),
+				mon("in-bad-rpcs", u64(sess.inBadRPCs.Load())),
+				mon("out-rpc-errors", u64(sess.outRPCErrors.Load())),
+				mon("out-notifications", u64(sess.outNotifications.Load()))))
+		}
+		netconfState.Children = append(netconfState.Children, sessions)
+	}
+	if want("statistics") {
+		st := &s.stats
+		netconfState.Children = append(netconfState.Children, NewNode(NSMonitoring, "statistics",
+			mon("netconf-start-time", timestamp(s.started)),
+			mon("in-bad-hellos", u64(st.inBadHellos.Load())),
+			mon("in-sessions", u64(st.inSessions.Load())),
+			mon("dropped-sessions", u64(st.droppedSessions.Load())),
+			mon("in-rpcs", u64(st.inRPCs.Load())),
+			mon("in-bad-rpcs", u64(st.inBadRPCs.Load())),
+			mon("out-rpc-errors", u64(st.outRPCErrors.Load())),
+			mon("out-notifications", u64(st.outNotifies.Load()))))
+	}
+	return netconfState
 }
 
 func u64(v uint64) string { return strconv.FormatUint(v, 10) }

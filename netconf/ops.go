@@ -115,22 +115,34 @@ func (s *Server) opGet(ctx context.Context, sess *session, op *Element) ([]*Elem
 	if err != nil {
 		return nil, err
 	}
-	data := s.monitoringState()
+	q := AllState()
+	if present {
+		if len(filter) == 0 {
+			// §6.4.2: an empty filter selects nothing; no source is asked.
+			return []*Element{NewNode(NSBase, "data")}, nil
+		}
+		q = FilterQuery(filter)
+	}
+	data := s.monitoringState(q)
 	// The session's own view of the access control (RFC 8341 §3.5.2).
-	data = append(data, s.cfg.Access.View(sess.info.User, sess.info.Groups))
+	if q.Wants(nacmRoot) {
+		data = append(data, s.cfg.Access.View(sess.info.User, sess.info.Groups))
+	}
 	s.mu.RLock()
-	sources := make([]StateFunc, 0, len(s.state))
+	sources := make([]StateSource, 0, len(s.state))
 	names := make([]string, 0, len(s.state))
 	for name := range s.state {
 		names = append(names, name)
 	}
 	sortStrings(names)
 	for _, n := range names {
-		sources = append(sources, s.state[n])
+		if src := s.state[n]; src.wanted(q) {
+			sources = append(sources, src)
+		}
 	}
 	s.mu.RUnlock()
 	for _, src := range sources {
-		nodes, err := src(ctx)
+		nodes, err := src.Get(ctx, q)
 		if err != nil {
 			return nil, err
 		}

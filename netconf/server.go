@@ -201,7 +201,7 @@ type Server struct {
 	mu        sync.RWMutex
 	modules   map[string]*Module
 	handlers  map[xml.Name]rpcEntry
-	state     map[string]StateFunc
+	state     map[string]StateSource
 	contentID uint64
 	sessions  map[uint32]*session
 	nextID    uint32
@@ -245,7 +245,7 @@ func NewServer(cfg Config) (*Server, error) {
 		started:   time.Now().UTC(),
 		modules:   map[string]*Module{},
 		handlers:  map[xml.Name]rpcEntry{},
-		state:     map[string]StateFunc{},
+		state:     map[string]StateSource{},
 		sessions:  map[uint32]*session{},
 		listeners: map[net.Listener]bool{},
 		conns:     map[*ssh.ServerConn]bool{},
@@ -338,10 +338,18 @@ func (s *Server) RemoveHandler(namespace, name string) {
 	s.mu.Unlock()
 }
 
-// AddState registers a named state source for <get>.
+// AddState registers a named state source for <get> that builds its
+// state whole, whatever the filter (see AddStateSource).
 func (s *Server) AddState(name string, f StateFunc) {
+	s.AddStateSource(name, StateSource{Get: func(ctx context.Context, _ *StateQuery) ([]*Element, error) { return f(ctx) }})
+}
+
+// AddStateSource registers a named state source for <get> that is asked
+// only when the filter may select one of its roots, and may build only
+// what the filter selects.
+func (s *Server) AddStateSource(name string, src StateSource) {
 	s.mu.Lock()
-	s.state[name] = f
+	s.state[name] = src
 	s.mu.Unlock()
 }
 

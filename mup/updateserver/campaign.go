@@ -42,12 +42,30 @@ type DeviceResult struct {
 var ErrCampaignStopped = errors.New("campaign stopped: too many failures")
 
 // Campaign runs the updates and returns one result per device, in the
-// order of cfg.Devices.
+// order of cfg.Devices. Its updates share one broker connection
+// (cfg.Update.Broker, or one Campaign makes first, within
+// cfg.Update.MQTTConnectTimeout): when it cannot be made, every device
+// fails with that error (step "broker") and no device hears of the
+// campaign.
 func Campaign(ctx context.Context, cfg CampaignConfig) []DeviceResult {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = DefaultParallel
 	}
 	results := make([]DeviceResult, len(cfg.Devices))
+	if cfg.Update.Broker == nil && len(cfg.Devices) > 0 {
+		b, err := DialBroker(ctx, BrokerConfig{URL: cfg.Update.MQTTURL, Credentials: cfg.Update.MQTTCredentials, ConnectTimeout: cfg.Update.MQTTConnectTimeout})
+		if err != nil {
+			for i, uuid := range cfg.Devices {
+				results[i] = DeviceResult{UUID: uuid, Err: &UpdateError{Step: "broker", Err: err}}
+				if cfg.OnResult != nil {
+					cfg.OnResult(results[i])
+				}
+			}
+			return results
+		}
+		defer b.Close()
+		cfg.Update.Broker = b
+	}
 	jobs := make(chan int)
 	var mu sync.Mutex
 	failures := 0
@@ -99,6 +117,12 @@ func Campaign(ctx context.Context, cfg CampaignConfig) []DeviceResult {
 					u.Progress = func(acked, total, bytes int) { cfg.OnProgress(uuid, acked, total, bytes) }
 				}
 				res, err := Update(ctx, u)
+				if errors.Is(err, ErrNoAnswer) || ctx.Err() != nil {
+					// Update closed it, or the campaign ends: the next
+					// device gets a session of its own.
+					s.Close()
+					s = nil
+				}
 				finish(i, DeviceResult{UUID: uuid, Result: res, Err: err})
 			}
 		}()

@@ -1,10 +1,12 @@
 package updateserver
 
 import (
+	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	gonetconf "github.com/Juniper/go-netconf/netconf"
 )
@@ -76,6 +78,51 @@ func NewClient(s *gonetconf.Session) *Client {
 		}
 		return nil, err
 	}}
+}
+
+// ErrNoAnswer is wrapped by the error of an rpc the bridge did not answer
+// within the Update Server's deadline (UpdateConfig.RPCTimeout). The
+// session is closed then: go-netconf matches no message-id, so a late
+// reply could not be told from the next rpc's.
+var ErrNoAnswer = errors.New("no answer")
+
+// newDeadlineClient is a client over s whose every rpc is answered within
+// timeout, or fails with ErrNoAnswer and closes s; when ctx ends first, it
+// fails with ctx's error and closes s too.
+func newDeadlineClient(ctx context.Context, s *gonetconf.Session, timeout time.Duration) *Client {
+	c := NewClient(s)
+	exec := c.exec
+	c.exec = func(op []byte) ([]byte, error) {
+		type reply struct {
+			raw []byte
+			err error
+		}
+		done := make(chan reply, 1)
+		go func() {
+			raw, err := exec(op)
+			done <- reply{raw, err}
+		}()
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		var err error
+		select {
+		case r := <-done:
+			return r.raw, r.err
+		case <-timer.C:
+			err = fmt.Errorf("%w within %s (the NETCONF session is closed)", ErrNoAnswer, timeout)
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		// Closing the session ends the rpc's wait for its reply; the
+		// goroutine above is waited for, briefly.
+		_ = s.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		return nil, err
+	}
+	return c
 }
 
 // Leaf is a leaf of an rpc's input or output: its local name and value.

@@ -10,6 +10,18 @@
 // device that signs sends with its answer (the verdict: Verified or
 // Unverified; mup.VerifyReceipt) and waits for the new version. With a KeyChannel (the E2E channel of package
 // mup/e2e/manager) the slices are sealed under a fresh key per update.
+//
+// An update refuses what it can before the device hears of it, in this
+// order: locally (CheckLocal: the image against each manifest, the
+// vendor's signature against UpdateConfig.VendorKeys, the Update Server's
+// key against UpdateConfig.ServerPublicKey, the slice size); then the
+// device and its module, from the bridge; then the broker, connected and
+// the device's ack topic subscribed (Broker, shared by a campaign's
+// updates). Every later wait has a deadline its error names:
+// UpdateConfig.RPCTimeout for each rpc (ErrNoAnswer) and each step of the
+// key exchange, AckTimeout and MaxRetries for each slice (ErrNoAck),
+// RebootWait for the new version (ErrNoNewVersion).
+//
 // An Observer (UpdateConfig.Observer) is told of each update as it ends,
 // with its Result; Outcome and UpdateError.Phase classify failures into
 // small fixed sets, for counting (the console's metrics).

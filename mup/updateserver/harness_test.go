@@ -175,6 +175,7 @@ type fakeDevice struct {
 	rpcs      []string                     // the rpcs served, in order
 	failWith  map[string]*netconf.RPCError // rpc → the rpc-error it answers with
 	lastInput map[string]string            // the last rpc's input leaves, as received
+	deaf      bool                         // takes no slice, so acks none
 }
 
 // addDevice registers a device of mod at version.
@@ -291,7 +292,7 @@ func (d *fakeDevice) onMessage(m client.Message) {
 		return
 	}
 	d.mu.Lock()
-	if d.manifest == nil {
+	if d.manifest == nil || d.deaf {
 		d.mu.Unlock()
 		return
 	}

@@ -21,8 +21,9 @@ type Observer interface {
 
 // Errors that end a transfer or the wait for the new version.
 var (
-	// ErrNoAck: a slice was sent MaxRetries+1 times without an ack.
-	ErrNoAck = errors.New("no ack")
+	// ErrNoAck: a slice was sent MaxRetries+1 times without an ack,
+	// AckTimeout each.
+	ErrNoAck = errors.New("no acknowledgement")
 	// ErrNoNewVersion: the device did not report the new version within
 	// RebootWait.
 	ErrNoNewVersion = errors.New("the device does not report the new version")
@@ -35,7 +36,8 @@ const (
 	// (MUP: a state code; MUP v1: its refusal).
 	OutcomeRefused = "refused"
 	// OutcomeTimeout: an answer did not come in time: an rpc the bridge
-	// gave up on (device-timeout), slices without acks, no new version
+	// gave up on (device-timeout) or did not answer (ErrNoAnswer), a
+	// broker that did not connect, slices without acks, no new version
 	// after the reboot, or the caller's deadline.
 	OutcomeTimeout = "timeout"
 	// OutcomeCanceled: the caller canceled the update (a shutdown).
@@ -55,7 +57,7 @@ func Outcome(err error) string {
 		return OutcomeOK
 	case errors.Is(err, context.Canceled):
 		return OutcomeCanceled
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrNoAck), errors.Is(err, ErrNoNewVersion),
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrNoAck), errors.Is(err, ErrNoNewVersion), errors.Is(err, ErrNoAnswer),
 		errors.As(err, &re) && re.AppTag == "device-timeout":
 		return OutcomeTimeout
 	case errors.As(err, &ue) && ue.State != "", errors.Is(err, ErrV1Refused):
@@ -67,8 +69,9 @@ func Outcome(err error) string {
 // Phase is the phase in which the update stopped: a phase of
 // Result.Phases (token, manifest, key, transfer, image, reboot), or
 // "receipt" (the device's signed receipt, or the lack of a CA to check
-// it), "setup" (the device, its module and firmware topic, before
-// anything reaches the device, or a campaign's NETCONF session), "other".
+// it), "setup" (the device, its module and firmware topic, the broker
+// connection, before anything reaches the device, or a campaign's NETCONF
+// session), "other".
 // Like Outcome, it is one of a fixed set.
 func (e *UpdateError) Phase() string {
 	switch s := e.Step; {
@@ -80,7 +83,7 @@ func (e *UpdateError) Phase() string {
 		return s
 	case s == firmwareRPC, s == v1.RPCPubUpdateImage:
 		return "image"
-	case s == "find device", s == "firmware topic", s == "connect":
+	case s == "find device", s == "firmware topic", s == "connect", s == "broker":
 		return "setup"
 	}
 	return "other"

@@ -102,9 +102,12 @@ func TestObserverIsToldOfEachUpdate(t *testing.T) {
 		t.Errorf("unknown device: %v (outcome %q), phases %v", err, updateserver.Outcome(err), phaseNames(res))
 	}
 
-	// A manifest of a 1-byte image: the device takes no slice of this
-	// one and acks none. The first window (8 slices) goes out twice.
-	res, err = run(dev.uuid, updateserver.UpdateConfig{VendorSigned: fb.signed(t, image[:1], 5), Image: image,
+	// A device that takes no slice, so acks none. The first window (8
+	// slices) goes out twice.
+	dev.mu.Lock()
+	dev.deaf = true
+	dev.mu.Unlock()
+	res, err = run(dev.uuid, updateserver.UpdateConfig{VendorSigned: fb.signed(t, image, 5), Image: image,
 		Flow: updateserver.Windowed, Window: 8, AckTimeout: 100 * time.Millisecond, MaxRetries: 1})
 	if !errors.As(err, &ue) || !errors.Is(err, updateserver.ErrNoAck) || updateserver.Outcome(err) != updateserver.OutcomeTimeout || ue.Phase() != "transfer" ||
 		!slices.Equal(phaseNames(res), []string{"token", "manifest"}) || res.Resent != 8 || res.Bytes != 0 {
@@ -151,10 +154,11 @@ func TestCampaignUpdatesAreObserved(t *testing.T) {
 	// No session to the bridge: no update ran, nobody is told.
 	rec = recorder{}
 	results = updateserver.Campaign(ctx, updateserver.CampaignConfig{Devices: devs[:1],
-		Dial:   func(context.Context) (*gonetconf.Session, error) { return nil, errors.New("no route") },
-		Update: updateserver.UpdateConfig{Image: image, Observer: &rec}})
+		Dial: func(context.Context) (*gonetconf.Session, error) { return nil, errors.New("no route") },
+		Update: updateserver.UpdateConfig{VendorSigned: fb.signed(t, image, 5), Image: image, ServerKey: fb.serverKey,
+			MQTTURL: fb.brokerURL, Observer: &rec}})
 	var ue *updateserver.UpdateError
-	if !errors.As(results[0].Err, &ue) || ue.Phase() != "setup" || len(rec.all()) != 0 {
+	if !errors.As(results[0].Err, &ue) || ue.Step != "connect" || ue.Phase() != "setup" || len(rec.all()) != 0 {
 		t.Errorf("unreachable bridge: %v, observer told %d times", results[0].Err, len(rec.all()))
 	}
 }
@@ -177,6 +181,10 @@ func TestOutcomeAndPhaseClasses(t *testing.T) {
 		{&updateserver.UpdateError{Step: "key", Err: context.DeadlineExceeded}, updateserver.OutcomeTimeout, "key"},
 		{&updateserver.UpdateError{Step: "receipt", Err: errors.New("does not verify")}, updateserver.OutcomeError, "receipt"},
 		{&updateserver.UpdateError{Step: "firmware topic", Err: updateserver.ErrNoFirmwareTopic}, updateserver.OutcomeError, "setup"},
+		{&updateserver.UpdateError{Step: "getDeviceToken", Err: fmt.Errorf("netconf getDeviceToken: %w within 30s", updateserver.ErrNoAnswer)}, updateserver.OutcomeTimeout, "token"},
+		{&updateserver.UpdateError{Step: "broker", Err: &updateserver.BrokerError{URL: "mqtt://b", Timeout: time.Second, Err: context.DeadlineExceeded}}, updateserver.OutcomeTimeout, "setup"},
+		{&updateserver.UpdateError{Step: "broker", Err: &updateserver.BrokerError{URL: "mqtt://b", Err: errors.New("not authorized")}}, updateserver.OutcomeError, "setup"},
+		{&updateserver.UpdateError{Step: "manifest", Err: updateserver.ErrLocalCheck}, updateserver.OutcomeError, "manifest"},
 		{&updateserver.UpdateError{Step: "something new"}, updateserver.OutcomeError, "other"},
 	} {
 		var ue *updateserver.UpdateError

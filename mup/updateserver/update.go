@@ -37,6 +37,20 @@ const (
 	DefaultWindow = 8
 	// DefaultParallel is the updates a campaign runs at once.
 	DefaultParallel = 4
+	// DefaultRPCTimeout bounds the wait for each answer: a NETCONF rpc's
+	// reply from the bridge (whose own --rpc-timeout, 5 s by default,
+	// answers first for a device that is silent), and each step of the
+	// E2E key exchange.
+	DefaultRPCTimeout = 30 * time.Second
+	// DefaultAckTimeout is the wait for a slice's ack before the slices
+	// from the first unacknowledged one are sent again.
+	DefaultAckTimeout = time.Second
+	// DefaultMaxRetries is how often a slice is sent again without an
+	// ack before the transfer fails.
+	DefaultMaxRetries = 10
+	// DefaultRebootWait bounds the wait for the device to report the new
+	// version after the image check.
+	DefaultRebootWait = 10 * time.Second
 )
 
 // UpdateConfig is one device update.
@@ -45,10 +59,33 @@ type UpdateConfig struct {
 	VendorSigned []byte // the vendor manifest (COSE_Sign1), from myno manifest sign
 	Image        []byte
 	ServerKey    *ecdsa.PrivateKey
-	NETCONF      *gonetconf.Session
-	MQTTURL      string // the broker the slices go through, straight
+	// NETCONF is the session to the bridge. An rpc it does not answer
+	// within RPCTimeout closes it (ErrNoAnswer): a late reply could not
+	// be told from the next rpc's.
+	NETCONF *gonetconf.Session
+	// Broker is the connection the slices go through, shared with other
+	// updates (a campaign's; DialBroker); nil: Update connects to MQTTURL
+	// itself, before it asks for a token, and closes the connection as it
+	// returns.
+	Broker  *Broker
+	MQTTURL string // the broker the slices go through, straight
 	// MQTTCredentials authenticate the Update Server to that broker.
 	MQTTCredentials client.Credentials
+	// MQTTConnectTimeout bounds the connection to MQTTURL and the
+	// subscription to the device's ack topic; default
+	// DefaultMQTTConnectTimeout.
+	MQTTConnectTimeout time.Duration
+	// RPCTimeout bounds each NETCONF rpc and each step of the E2E key
+	// exchange; default DefaultRPCTimeout.
+	RPCTimeout time.Duration
+	// VendorKeys check the vendor's signature of each manifest before
+	// anything leaves the Update Server (CheckLocal): it must verify with
+	// one of them. nil: only the device checks it.
+	VendorKeys []*ecdsa.PublicKey
+	// ServerPublicKey is the Update Server key devices trust (its
+	// certificate's, or MUP v1's public key file): what ServerKey signs
+	// must verify with it (CheckLocal). nil: not checked.
+	ServerPublicKey *ecdsa.PublicKey
 	// V1Manifest is the vendor's MUP v1 manifest file (myno manifest sign
 	// --format v1: the inner string and signature), for devices that
 	// speak MUP v1. A campaign over a mixed fleet gives both manifests.
@@ -62,9 +99,9 @@ type UpdateConfig struct {
 	// control type 0) and its constrained devices expect.
 	Flow       FlowControl
 	Window     int           // default DefaultWindow
-	AckTimeout time.Duration // before a slice is sent again; default 1s
-	MaxRetries int           // per slice; default 10
-	RebootWait time.Duration // for the new version to show; default 10s
+	AckTimeout time.Duration // before a slice is sent again; default DefaultAckTimeout
+	MaxRetries int           // per slice; default (0) DefaultMaxRetries, <0 none
+	RebootWait time.Duration // for the new version to show; default DefaultRebootWait
 	// Progress is called after each acknowledged slice.
 	Progress func(sent, total int, bytes int)
 	// OpenKeyChannel, when set, makes the transfer confidential. Update
@@ -173,7 +210,7 @@ type UpdateError struct {
 }
 
 func (e *UpdateError) Error() string {
-	msg := "update failed at " + e.Step
+	msg := e.Step
 	if e.State != "" {
 		msg += ": device answered " + e.State
 	}
@@ -208,54 +245,42 @@ func update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 		cfg.Window = DefaultWindow
 	}
 	if cfg.AckTimeout <= 0 {
-		cfg.AckTimeout = time.Second
+		cfg.AckTimeout = DefaultAckTimeout
 	}
-	if cfg.MaxRetries <= 0 {
-		cfg.MaxRetries = 10
+	switch {
+	case cfg.MaxRetries == 0:
+		cfg.MaxRetries = DefaultMaxRetries
+	case cfg.MaxRetries < 0:
+		cfg.MaxRetries = 0
 	}
 	if cfg.RebootWait <= 0 {
-		cfg.RebootWait = 10 * time.Second
+		cfg.RebootWait = DefaultRebootWait
+	}
+	if cfg.RPCTimeout <= 0 {
+		cfg.RPCTimeout = DefaultRPCTimeout
+	}
+	if cfg.MQTTConnectTimeout <= 0 {
+		cfg.MQTTConnectTimeout = DefaultMQTTConnectTimeout
 	}
 	res := &Result{Phases: map[string]time.Duration{}}
-	phase := func(name string, start time.Time) { res.Phases[name] = time.Since(start) }
 
-	// Confidential transfer: the key channel's handshake, and the sealing
-	// of the slices under a fresh key, run beside the first rpcs.
-	var keyChannel chan keyChannelResult
-	var sliceKey []byte
-	var sealed chan sealedSlices
-	// Update owns the goroutines below: it cancels them and waits for
-	// them before it returns (the deferred calls run in reverse order).
-	var helpers sync.WaitGroup
-	defer helpers.Wait()
-	kctx, kcancel := context.WithCancel(ctx)
-	defer kcancel()
-	if cfg.OpenKeyChannel != nil {
-		sliceKey = make([]byte, 32)
-		if _, err := rand.Read(sliceKey); err != nil {
-			return res, &UpdateError{Step: "key", Err: err}
-		}
-		keyChannel = make(chan keyChannelResult, 1)
-		helpers.Go(func() {
-			ch, err := cfg.OpenKeyChannel(kctx, cfg.UUID)
-			keyChannel <- keyChannelResult{ch, err}
-		})
-		sealed = make(chan sealedSlices, 1)
-		helpers.Go(func() {
-			s, err := sealImage(cfg.Image, cfg.SliceSize, sliceKey)
-			sealed <- sealedSlices{s, err}
-		})
-	}
-
-	// Which module serves the device: its devices list names it.
-	start := time.Now()
+	// The order is the point: what can be refused here is refused before
+	// anything leaves the Update Server (the image, the manifests, the
+	// keys), then before the device hears of the update (the device and
+	// its module, from the bridge; the broker connection), and only then
+	// does the device get an rpc.
 	if !wire.ValidUUID(cfg.UUID) {
 		return res, &UpdateError{Step: "find device", Err: fmt.Errorf("%q is not a device uuid", cfg.UUID)}
 	}
 	if cfg.NETCONF == nil {
 		return res, &UpdateError{Step: "find device", Err: errors.New("no NETCONF session")}
 	}
-	nc := NewClient(cfg.NETCONF)
+	if err := CheckLocal(cfg); err != nil {
+		return res, err
+	}
+
+	// Which module serves the device: its devices list names it.
+	nc := newDeadlineClient(ctx, cfg.NETCONF, cfg.RPCTimeout)
 	dev, err := nc.Device(cfg.UUID)
 	if err != nil {
 		return res, &UpdateError{Step: "find device", Err: err}
@@ -308,6 +333,84 @@ func update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	if err != nil {
 		return res, &UpdateError{Step: "manifest", Err: err}
 	}
+	// The broker, and the device's acks subscribed, before the token.
+	st := &sliceStream{topic: res.Topic, ackTopic: wire.FirmwareAckTopic(res.Topic)}
+	acks, done, err := subscribeAcks(ctx, cfg, st.ackTopic)
+	if err != nil {
+		return res, err
+	}
+	defer done()
+	return updateCOSE(ctx, cfg, nc, dev, vm, receiptLeaf, st, acks, res)
+}
+
+// subscribeAcks subscribes to the device's ack topic on cfg.Broker, or on
+// a connection of the update's own to cfg.MQTTURL (within
+// cfg.MQTTConnectTimeout); done ends the subscription, and closes such a
+// connection.
+func subscribeAcks(ctx context.Context, cfg UpdateConfig, ackTopic string) (*ackSubscription, func(), error) {
+	b := cfg.Broker
+	closeBroker := func() {}
+	if b == nil {
+		var err error
+		if b, err = DialBroker(ctx, BrokerConfig{URL: cfg.MQTTURL, Credentials: cfg.MQTTCredentials, ConnectTimeout: cfg.MQTTConnectTimeout}); err != nil {
+			return nil, nil, &UpdateError{Step: "broker", Err: err}
+		}
+		closeBroker = func() { _ = b.Close() }
+	}
+	ch, unsubscribe, err := b.acks(ctx, ackTopic)
+	if err != nil {
+		closeBroker()
+		return nil, nil, &UpdateError{Step: "broker", Err: err}
+	}
+	return &ackSubscription{broker: b, acks: ch}, func() { unsubscribe(); closeBroker() }, nil
+}
+
+// ackSubscription is where a transfer publishes and hears its acks.
+type ackSubscription struct {
+	broker *Broker
+	acks   <-chan []byte
+}
+
+// updateCOSE runs this project's MUP once the device, its module and the
+// broker are known good: token, extended manifest, the firmware key where
+// the transfer is confidential, slices, image check, receipt, new version.
+func updateCOSE(ctx context.Context, cfg UpdateConfig, nc *Client, dev *DeviceEntry, vm *mup.VendorManifest, receiptLeaf string,
+	st *sliceStream, acks *ackSubscription, res *Result) (*Result, error) {
+	phase := func(name string, start time.Time) { res.Phases[name] = time.Since(start) }
+
+	// Confidential transfer: the key channel's handshake, and the sealing
+	// of the slices under a fresh key, run beside the first rpcs. Update
+	// owns the goroutines below: it cancels them and waits for them
+	// before it returns (the deferred calls run in reverse order).
+	var keyChannel chan keyChannelResult
+	var sliceKey []byte
+	var sealed chan sealedSlices
+	var helpers sync.WaitGroup
+	defer helpers.Wait()
+	kctx, kcancel := context.WithCancel(ctx)
+	defer kcancel()
+	if cfg.OpenKeyChannel != nil {
+		sliceKey = make([]byte, 32)
+		if _, err := rand.Read(sliceKey); err != nil {
+			return res, &UpdateError{Step: "key", Err: err}
+		}
+		keyChannel = make(chan keyChannelResult, 1)
+		helpers.Go(func() {
+			octx, cancel := context.WithTimeout(kctx, cfg.RPCTimeout)
+			defer cancel()
+			ch, err := cfg.OpenKeyChannel(octx, cfg.UUID)
+			if err != nil && errors.Is(err, context.DeadlineExceeded) && kctx.Err() == nil {
+				err = fmt.Errorf("the E2E channel to device %s did not open within %s: %w", cfg.UUID, cfg.RPCTimeout, err)
+			}
+			keyChannel <- keyChannelResult{ch, err}
+		})
+		sealed = make(chan sealedSlices, 1)
+		helpers.Go(func() {
+			s, err := sealImage(cfg.Image, cfg.SliceSize, sliceKey)
+			sealed <- sealedSlices{s, err}
+		})
+	}
+
 	// call runs one of the device's MUP rpcs; the device selector comes
 	// first, as MYNO sends inputs positionally.
 	callOutput := func(rpc string, inputs ...Leaf) (*Output, error) {
@@ -322,6 +425,7 @@ func update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 
 	// 1. Token.
+	start := time.Now()
 	state, outs, err := call(tokenRPC)
 	if err != nil || state != mup.StateOK {
 		return res, &UpdateError{Step: tokenRPC, State: state, Err: err}
@@ -342,7 +446,13 @@ func update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 				keySent <- r.err
 				return
 			}
-			keySent <- r.ch.SendFirmwareKey(kctx, vm.AppID, vm.Version, tok.Nonce, sliceKey)
+			sctx, cancel := context.WithTimeout(kctx, cfg.RPCTimeout)
+			defer cancel()
+			err := r.ch.SendFirmwareKey(sctx, vm.AppID, vm.Version, tok.Nonce, sliceKey)
+			if err != nil && errors.Is(err, context.DeadlineExceeded) && kctx.Err() == nil {
+				err = fmt.Errorf("device %s did not confirm the firmware key within %s: %w", cfg.UUID, cfg.RPCTimeout, err)
+			}
+			keySent <- err
 		})
 	}
 
@@ -359,7 +469,8 @@ func update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 	phase("manifest", start)
 
-	// 3. The device holds the firmware key (the wait, if any, is phase "key").
+	// 3. The device holds the firmware key (the wait, if any, is phase
+	// "key"; both of its steps are bounded by RPCTimeout).
 	if keySent != nil {
 		start = time.Now()
 		if err := <-keySent; err != nil {
@@ -384,7 +495,8 @@ func update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 		}
 		slices = s.slices
 	}
-	if err := transfer(ctx, cfg, coseStream(slices, len(cfg.Image), cfg.SliceSize, res.Topic), res); err != nil {
+	coseStream(st, slices, len(cfg.Image), cfg.SliceSize)
+	if err := transfer(ctx, cfg, st, acks, res); err != nil {
 		return res, &UpdateError{Step: "transfer", Err: err}
 	}
 	phase("transfer", start)
@@ -414,11 +526,15 @@ func update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 	}
 
 	// 7. The device runs the new version (a forgeable answer: it is
-	// reported, the verdict above is the receipt's).
+	// reported, the verdict above is the receipt's). Each poll is an rpc
+	// bounded by RPCTimeout; the whole wait by RebootWait.
 	start = time.Now()
 	deadline := time.Now().Add(cfg.RebootWait)
 	for {
 		state, outs, err = call(tokenRPC)
+		if errors.Is(err, ErrNoAnswer) {
+			return res, &UpdateError{Step: "reboot", Err: err} // the session is closed
+		}
 		if err == nil && state == mup.StateOK {
 			if t, err := mup.DecodeToken(outs); err == nil {
 				res.Version = t.Version
@@ -428,7 +544,7 @@ func update(ctx context.Context, cfg UpdateConfig) (*Result, error) {
 			}
 		}
 		if time.Now().After(deadline) {
-			return res, &UpdateError{Step: "reboot", Err: ErrNoNewVersion}
+			return res, &UpdateError{Step: "reboot", Err: fmt.Errorf("%w %d within %s (it reports %d)", ErrNoNewVersion, vm.Version, cfg.RebootWait, res.Version)}
 		}
 		select { // polling the device, not synchronising a test
 		case <-ctx.Done():
@@ -502,69 +618,46 @@ type sliceStream struct {
 	decodeAck func([]byte) (uint32, error)
 }
 
-// coseStream is the stream of this project's MUP (mup/PROTOCOL.md):
-// binary slices, 4-byte acks on wire.FirmwareAckTopic.
-func coseStream(slices []mup.Slice, imageSize, sliceSize int, topic string) *sliceStream {
-	st := &sliceStream{topic: topic, ackTopic: wire.FirmwareAckTopic(topic),
-		decodeAck: func(b []byte) (uint32, error) {
-			a, err := mup.DecodeAck(b)
-			return a.Index, err
-		}}
+// coseStream fills st with this project's MUP (mup/PROTOCOL.md): binary
+// slices, 4-byte acks on wire.FirmwareAckTopic.
+func coseStream(st *sliceStream, slices []mup.Slice, imageSize, sliceSize int) {
+	st.decodeAck = func(b []byte) (uint32, error) {
+		a, err := mup.DecodeAck(b)
+		return a.Index, err
+	}
 	for i, sl := range slices {
 		st.payloads = append(st.payloads, sl.Encode())
 		st.plainSize = append(st.plainSize, min(sliceSize, imageSize-i*sliceSize))
 	}
-	return st
 }
 
 // transfer publishes the slices and waits for acks, resending after a
-// timeout from the last acknowledged slice.
-func transfer(ctx context.Context, cfg UpdateConfig, st *sliceStream, res *Result) error {
+// timeout from the last acknowledged slice. Every wait is bounded: a
+// publish and an ack by AckTimeout, a slice by MaxRetries+1 of them.
+func transfer(ctx context.Context, cfg UpdateConfig, st *sliceStream, sub *ackSubscription, res *Result) error {
 	res.Slices = len(st.payloads)
-	topic, ackTopic, plainSize := st.topic, st.ackTopic, st.plainSize
-	acks := make(chan uint32, 1024)
-	var mu sync.Mutex
-	acked := -1
-	mq, err := client.Dial(ctx, client.Config{URL: cfg.MQTTURL, Credentials: cfg.MQTTCredentials, ClientID: "myno-update-" + hex.EncodeToString(mup.NewNonce()[:6]), Protocol: client.MQTT5,
-		TopicAliases: 4, // every publish here is QoS 0: slices carry an alias, not their topic
-		OnMessage: func(m client.Message) {
-			if m.Topic != ackTopic {
-				return
-			}
-			// An ack beyond the last slice is forged (the broker, or anyone
-			// who can publish): it must not end the transfer early.
-			if n, err := st.decodeAck(m.Payload); err == nil && int(n) < len(st.payloads) {
-				select {
-				case acks <- n:
-				default:
-				}
-			}
-		}})
-	if err != nil {
-		return err
-	}
-	defer mq.Close(context.Background())
-	if err := mq.Subscribe(ctx, ackTopic); err != nil {
-		return err
-	}
+	topic, plainSize := st.topic, st.plainSize
 	window := 1
 	if cfg.Flow == Windowed {
 		window = cfg.Window
 	}
+	acked := -1
 	next := 0 // next slice to send
-	retries := 0
+	tries := 1
 	sentBytes := 0
+	// The ack timer runs from the last progress (or resend): acks that
+	// acknowledge nothing new do not hold it back.
+	timer := time.NewTimer(cfg.AckTimeout)
+	defer timer.Stop()
 	for {
-		mu.Lock()
 		base := acked + 1
-		mu.Unlock()
 		if base >= len(st.payloads) {
 			return nil
 		}
 		for next < base+window && next < len(st.payloads) {
 			// QoS 0: MUP has its own acks and resends, so the broker need not
 			// track each slice (and mochi-mqtt v2.7.9 can stall doing so).
-			if err := mq.Publish(ctx, client.Message{Topic: topic, Payload: st.payloads[next]}, 0); err != nil {
+			if err := sub.broker.publish(ctx, topic, st.payloads[next], cfg.AckTimeout); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -575,34 +668,34 @@ func transfer(ctx context.Context, cfg UpdateConfig, st *sliceStream, res *Resul
 			}
 			next++
 		}
-		timer := time.NewTimer(cfg.AckTimeout)
 		select {
-		case idx := <-acks:
-			timer.Stop()
-			mu.Lock()
-			if int(idx) > acked {
-				for i := acked + 1; i <= int(idx); i++ {
-					sentBytes += plainSize[i]
-				}
-				acked = int(idx)
-				retries = 0
-				res.Bytes = sentBytes
+		case payload := <-sub.acks:
+			// An ack beyond the last slice is forged (the broker, or anyone
+			// who can publish): it must not end the transfer early.
+			n, err := st.decodeAck(payload)
+			if err != nil || int(n) >= len(st.payloads) || int(n) <= acked {
+				continue
 			}
-			a := acked
-			mu.Unlock()
+			for i := acked + 1; i <= int(n); i++ {
+				sentBytes += plainSize[i]
+			}
+			acked = int(n)
+			tries = 1
+			timer.Reset(cfg.AckTimeout)
+			res.Bytes = sentBytes
 			if cfg.Progress != nil {
-				cfg.Progress(a+1, len(st.payloads), sentBytes)
+				cfg.Progress(acked+1, len(st.payloads), sentBytes)
 			}
 		case <-timer.C:
 			// A lost slice or ack: go back to the first unacknowledged one.
-			retries++
-			if retries > cfg.MaxRetries {
-				return fmt.Errorf("%w for slice %d after %d tries", ErrNoAck, base, retries)
+			if tries > cfg.MaxRetries {
+				return fmt.Errorf("%w of slice %d within %s (%d tries of %s)", ErrNoAck, base, time.Duration(tries)*cfg.AckTimeout, tries, cfg.AckTimeout)
 			}
+			tries++
 			res.Resent += next - base
 			next = base
+			timer.Reset(cfg.AckTimeout)
 		case <-ctx.Done():
-			timer.Stop()
 			return ctx.Err()
 		}
 	}

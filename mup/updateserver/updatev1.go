@@ -2,7 +2,6 @@ package updateserver
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -28,7 +27,7 @@ const firmwareConstantNonce = 123456
 // Unverified.
 func updateV1(ctx context.Context, cfg UpdateConfig, nc *Client, dev *DeviceEntry, facts *moduleFacts, res *Result) (*Result, error) {
 	phase := func(name string, start time.Time) { res.Phases[name] = time.Since(start) }
-	start := time.Now()
+	var start time.Time
 	// Everything that could stop the update is checked before the device
 	// hears of it.
 	if cfg.OpenKeyChannel != nil {
@@ -48,12 +47,11 @@ func updateV1(ctx context.Context, cfg UpdateConfig, nc *Client, dev *DeviceEntr
 	if len(cfg.V1Manifest) == 0 {
 		return res, &UpdateError{Step: "manifest", Err: fmt.Errorf("device %s speaks MUP v1 (module %s), and no v1 vendor manifest is given (myno manifest sign --format v1)", cfg.UUID, dev.Module)}
 	}
+	// CheckLocal has checked the manifest against the image, and its
+	// signature where the vendor's key is given.
 	m, err := v1.DecodeVendorFile(cfg.V1Manifest)
 	if err != nil {
 		return res, &UpdateError{Step: "manifest", Err: err}
-	}
-	if m.Hash != sha256.Sum256(cfg.Image) || int(m.Size) != len(cfg.Image) {
-		return res, &UpdateError{Step: "manifest", Err: fmt.Errorf("the v1 manifest describes another image (%d bytes, SHA-256 %x), not this one of %d bytes", m.Size, m.Hash, len(cfg.Image))}
 	}
 	slices, err := v1.SplitImage(cfg.Image)
 	if err != nil {
@@ -72,6 +70,12 @@ func updateV1(ctx context.Context, cfg UpdateConfig, nc *Client, dev *DeviceEntr
 		st.payloads = append(st.payloads, p)
 		st.plainSize = append(st.plainSize, len(s.Data))
 	}
+	// The broker, and the device's acks subscribed, before the token.
+	acks, done, err := subscribeAcks(ctx, cfg, st.ackTopic)
+	if err != nil {
+		return res, err
+	}
+	defer done()
 
 	// call runs a MUP v1 rpc: the device selector, then at most one leaf,
 	// as MYNO's Update Server sends them (§2). The answer is the device's
@@ -92,6 +96,7 @@ func updateV1(ctx context.Context, cfg UpdateConfig, nc *Client, dev *DeviceEntr
 	}
 
 	// 1. Token (§2.1).
+	start = time.Now()
 	tok, err := token()
 	if err != nil {
 		return res, &UpdateError{Step: v1.RPCGetDeviceToken, Err: err}
@@ -138,7 +143,7 @@ func updateV1(ctx context.Context, cfg UpdateConfig, nc *Client, dev *DeviceEntr
 
 	// 3. Slices straight to the broker (§2.3).
 	start = time.Now()
-	if err := transfer(ctx, cfg, st, res); err != nil {
+	if err := transfer(ctx, cfg, st, acks, res); err != nil {
 		return res, &UpdateError{Step: "transfer", Err: err}
 	}
 	phase("transfer", start)

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -39,7 +42,17 @@ func updateCommand() *cli.Command {
 			"600-byte slices on the image data point + /<uuid>) for a module with funcGetDeviceToken,\n" +
 			"funcPubUpdateManifest and funcPubUpdateImage, this project's MUP otherwise; --protocol forces one.\n" +
 			"--manifest takes the vendor's COSE manifest, its v1 manifest (myno manifest sign --format v1), or\n" +
-			"both (given twice, for a mixed fleet). A v1 device cannot sign: its update is unverified.",
+			"both (given twice, for a mixed fleet). A v1 device cannot sign: its update is unverified.\n" +
+			"\n" +
+			"Before any device hears of the update, in this order: (1) locally, each manifest must describe the\n" +
+			"image (its SHA-256 and size), its vendor signature must verify with --vendor-cert (default vendor.crt\n" +
+			"beside --key), what --key signs must verify with --update-server-cert (default update-server.crt beside\n" +
+			"--key), and slices must fit a device; (2) the broker (--mqtt-url) must accept the connection within\n" +
+			"--mqtt-connect-timeout; (3) the bridge must answer within 10 s. Only then is the device asked for a token.\n" +
+			"Every later step has a deadline, which its error names: each rpc through the bridge --rpc-timeout\n" +
+			"(default 30s; the bridge's own --rpc-timeout, 5s by default, answers first for a silent device), the\n" +
+			"E2E key exchange (--encrypt) --rpc-timeout per step, each slice --ack-timeout (1s) times --ack-retries+1\n" +
+			"(11 tries), the new version --reboot-wait (10s).",
 		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "device", Usage: "device `UUID`; repeat for a campaign", Sources: cli.EnvVars("MYNO_UPDATE_DEVICE")},
 			&cli.StringFlag{Name: "category", Usage: "update every registered device of this `CATEGORY` (a campaign)"},
@@ -53,6 +66,12 @@ func updateCommand() *cli.Command {
 			&cli.StringFlag{Name: "user", Value: defaultNetconfUser, Usage: "NETCONF user", Sources: cli.EnvVars("MYNO_NETCONF_USER")},
 			&cli.StringFlag{Name: "password", Usage: "NETCONF password", Sources: cli.EnvVars("MYNO_NETCONF_PASSWORD")},
 			&cli.StringFlag{Name: "mqtt-url", Value: defaultBrokerURL, Usage: "broker `URL` for the slices", Sources: cli.EnvVars("MYNO_MQTT_URL")},
+			&cli.StringSliceFlag{Name: "vendor-cert", Usage: "vendor CA certificate `FILE` (or MUP v1: the vendor's public key, .pub-xy.hex or PEM) that each manifest's vendor signature must verify with before the update starts; repeat for a mixed fleet (default vendor.crt beside --key, when it exists)", Sources: cli.EnvVars("MYNO_VENDOR_CERT")},
+			&cli.StringFlag{Name: "update-server-cert", Usage: "the Update Server's certificate `FILE` that devices trust (or MUP v1: its public key): --key must be its key, and it must chain to --vendor-cert (default update-server.crt beside --key, when it exists)", Sources: cli.EnvVars("MYNO_UPDATE_SERVER_CERT")},
+			&cli.DurationFlag{Name: "rpc-timeout", Value: updateserver.DefaultRPCTimeout, Usage: "how long each rpc through the bridge, and each step of the E2E key exchange, may take", Sources: cli.EnvVars("MYNO_UPDATE_RPC_TIMEOUT")},
+			&cli.DurationFlag{Name: "ack-timeout", Value: updateserver.DefaultAckTimeout, Usage: "how long a slice's acknowledgement may take before the slices are sent again"},
+			&cli.IntFlag{Name: "ack-retries", Value: updateserver.DefaultMaxRetries, Usage: "how often a slice is sent again without an acknowledgement before the update fails"},
+			&cli.DurationFlag{Name: "reboot-wait", Value: updateserver.DefaultRebootWait, Usage: "how long the device may take to report the new version after the image check"},
 			&cli.IntFlag{Name: "slice-size", Value: updateserver.DefaultSliceSize, Usage: "bytes per slice"},
 			&cli.StringFlag{Name: "flow", Usage: "stop-and-wait or windowed (default: windowed for MUP, stop-and-wait for MUP v1, as MYNO's Update Server)"},
 			&cli.IntFlag{Name: "window", Value: updateserver.DefaultWindow, Usage: "slices in flight (windowed)"},
@@ -84,6 +103,10 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("update: --key: %w", err)}
 	}
+	vendorKeys, serverPublic, err := trustedKeys(cmd)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
+	}
 	var protocol updateserver.Protocol
 	switch p := cmd.String("protocol"); p {
 	case "auto":
@@ -108,24 +131,65 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
 	}
-	sshConfig := &ssh.ClientConfig{User: cmd.String("user"), Timeout: 10 * time.Second,
+	for _, d := range []string{"rpc-timeout", "ack-timeout", "reboot-wait", "mqtt-connect-timeout"} {
+		if cmd.Duration(d) <= 0 {
+			return &exitError{code: 2, err: fmt.Errorf("update: --%s %s: want a positive duration", d, cmd.Duration(d))}
+		}
+	}
+	if cmd.Int("ack-retries") < 0 {
+		return &exitError{code: 2, err: fmt.Errorf("update: --ack-retries %d: want 0 or more", cmd.Int("ack-retries"))}
+	}
+	tmpl := updateserver.UpdateConfig{VendorSigned: signed, V1Manifest: v1Manifest, Protocol: protocol, Image: image, ServerKey: key,
+		VendorKeys: vendorKeys, ServerPublicKey: serverPublic,
+		MQTTURL: cmd.String("mqtt-url"), MQTTCredentials: creds, MQTTConnectTimeout: cmd.Duration("mqtt-connect-timeout"),
+		RPCTimeout: cmd.Duration("rpc-timeout"), AckTimeout: cmd.Duration("ack-timeout"), MaxRetries: int(cmd.Int("ack-retries")), RebootWait: cmd.Duration("reboot-wait"),
+		SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")), DeviceCA: deviceCA, RequireReceipt: cmd.Bool("require-receipt")}
+	if cmd.Int("ack-retries") == 0 {
+		tmpl.MaxRetries = -1 // no resend: the library's 0 is its default
+	}
+
+	// 1. Nothing leaves this process before the image, the manifests and
+	// the keys agree.
+	check := tmpl
+	if cmd.Bool("encrypt") {
+		// A stand-in, for the size of a sealed slice.
+		check.OpenKeyChannel = func(context.Context, string) (updateserver.KeyChannel, error) { return nil, errors.ErrUnsupported }
+	}
+	if err := updateserver.CheckLocal(check); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
+	}
+	if len(vendorKeys) == 0 {
+		fmt.Fprintln(cmd.Root().ErrWriter, "note: no --vendor-cert: the manifest's vendor signature is checked by the device alone")
+	}
+
+	// 2. The broker, before the bridge and any device.
+	broker, err := updateserver.DialBroker(ctx, updateserver.BrokerConfig{URL: tmpl.MQTTURL, Credentials: creds,
+		ConnectTimeout: tmpl.MQTTConnectTimeout, Logger: newLogger(cmd)})
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
+	}
+	defer broker.Close()
+	tmpl.Broker = broker
+
+	// 3. The bridge.
+	sshConfig := &ssh.ClientConfig{User: cmd.String("user"), Timeout: netconfConnectTimeout,
 		Auth: []ssh.AuthMethod{ssh.Password(cmd.String("password"))}, HostKeyCallback: hostKey}
-	s, err := gonetconf.DialSSH(cmd.String("bridge"), sshConfig)
+	s, err := dialNETCONF(cmd.String("bridge"), sshConfig, netconfConnectTimeout)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 	}
 	defer s.Close()
-	var openKeyChannel func(ctx context.Context, uuid string) (updateserver.KeyChannel, error)
 	if cmd.Bool("encrypt") {
 		m, tr, err := startManager(ctx, managerOptions{caDir: cmd.String("ca-dir"), certFile: cmd.String("e2e-cert"), keyFile: cmd.String("e2e-key"),
-			prefix: cmd.String("e2e-prefix"), mode: cmd.String("e2e-mode"), mqttURL: cmd.String("mqtt-url"), credentials: creds}, newLogger(cmd))
+			prefix: cmd.String("e2e-prefix"), mode: cmd.String("e2e-mode"), mqttURL: cmd.String("mqtt-url"), credentials: creds,
+			connectTimeout: tmpl.MQTTConnectTimeout}, newLogger(cmd))
 		if err != nil {
 			return prefixed("update --encrypt", err)
 		}
 		defer tr.Close(context.Background())
 		// The manager's channel is a KeyChannel; the closure keeps a nil
 		// *manager.Channel from becoming a non-nil interface.
-		openKeyChannel = func(ctx context.Context, uuid string) (updateserver.KeyChannel, error) {
+		tmpl.OpenKeyChannel = func(ctx context.Context, uuid string) (updateserver.KeyChannel, error) {
 			ch, err := m.OpenKeyChannel(ctx, uuid)
 			if err != nil {
 				return nil, err
@@ -135,7 +199,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	}
 	targets := cmd.StringSlice("device")
 	if c := cmd.String("category"); c != "" {
-		uuids, err := updateserver.NewClient(s).DevicesOfCategory(c)
+		uuids, err := categoryDevices(ctx, s, c, tmpl.RPCTimeout)
 		if err != nil {
 			return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 		}
@@ -148,25 +212,25 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	case len(targets) == 0:
 		return &exitError{code: 2, err: fmt.Errorf("update: give --device or --category")}
 	case len(targets) > 1:
-		return runCampaign(ctx, cmd, targets, sshConfig, updateserver.UpdateConfig{VendorSigned: signed, V1Manifest: v1Manifest, Protocol: protocol, Image: image, ServerKey: key,
-			MQTTURL: cmd.String("mqtt-url"), MQTTCredentials: creds, SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")), OpenKeyChannel: openKeyChannel,
-			DeviceCA: deviceCA, RequireReceipt: cmd.Bool("require-receipt")})
+		return runCampaign(ctx, cmd, targets, sshConfig, tmpl)
 	}
+
+	// 4. The device.
 	device := targets[0]
 	out := cmd.Root().ErrWriter
 	var bar *progress
 	if !cmd.Bool("quiet") {
 		bar = newProgress(out, len(image), "firmware "+device, true)
 	}
-	res, err := updateserver.Update(ctx, updateserver.UpdateConfig{UUID: device, VendorSigned: signed, V1Manifest: v1Manifest, Protocol: protocol, Image: image, ServerKey: key,
-		NETCONF: s, MQTTURL: cmd.String("mqtt-url"), MQTTCredentials: creds, SliceSize: int(cmd.Int("slice-size")), Flow: flow, Window: int(cmd.Int("window")),
-		OpenKeyChannel: openKeyChannel, DeviceCA: deviceCA, RequireReceipt: cmd.Bool("require-receipt"),
-		Progress: func(acked, total int, bytes int) {
-			if bar != nil {
-				bar.Describe(fmt.Sprintf("firmware %s slice %d/%d", device, acked, total))
-				bar.Set(bytes)
-			}
-		}})
+	u := tmpl
+	u.UUID, u.NETCONF = device, s
+	u.Progress = func(acked, total int, bytes int) {
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("firmware %s slice %d/%d", device, acked, total))
+			bar.Set(bytes)
+		}
+	}
+	res, err := updateserver.Update(ctx, u)
 	w := cmd.Root().Writer
 	if res != nil {
 		for _, p := range res.OrderedPhases() { // in protocol order
@@ -174,13 +238,118 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		}
 	}
 	if err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
+		return &exitError{code: 1, err: fmt.Errorf("update %s: %w", device, err)}
 	}
 	fmt.Fprintf(w, "device %s runs version %d (%s, %d slices, %d resent): %s\n", device, res.Version, protocolName(res.Protocol), res.Slices, res.Resent, verdictText(res))
 	if res.Note != "" {
 		fmt.Fprintf(w, "note: %s\n", res.Note)
 	}
 	return nil
+}
+
+// netconfConnectTimeout bounds the connection to the bridge: TCP, the SSH
+// handshake and the NETCONF hello.
+const netconfConnectTimeout = 10 * time.Second
+
+// dialNETCONF opens a NETCONF session over SSH within timeout, handshakes
+// included (ssh.ClientConfig.Timeout bounds the TCP connection alone).
+func dialNETCONF(addr string, cfg *ssh.ClientConfig, timeout time.Duration) (*gonetconf.Session, error) {
+	if !strings.Contains(addr, ":") {
+		addr = net.JoinHostPort(addr, "830")
+	}
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", addr, err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	s, err := gonetconf.NewSSHSession(conn, cfg)
+	if err != nil {
+		conn.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("bridge %s: no SSH handshake within %s: %w", addr, timeout, err)
+		}
+		return nil, fmt.Errorf("bridge %s: %w", addr, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return s, nil
+}
+
+// categoryDevices lists the devices of a category within timeout.
+func categoryDevices(ctx context.Context, s *gonetconf.Session, category string, timeout time.Duration) ([]string, error) {
+	type answer struct {
+		uuids []string
+		err   error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		uuids, err := updateserver.NewClient(s).DevicesOfCategory(category)
+		done <- answer{uuids, err}
+	}()
+	select {
+	case a := <-done:
+		return a.uuids, a.err
+	case <-time.After(timeout):
+		s.Close()
+		return nil, fmt.Errorf("devices of category %q: the bridge did not answer within %s", category, timeout)
+	case <-ctx.Done():
+		s.Close()
+		return nil, ctx.Err()
+	}
+}
+
+// trustedKeys reads --vendor-cert and --update-server-cert, or their
+// defaults beside --key: the keys CheckLocal verifies the manifests' and
+// the Update Server's signatures with. An Update Server certificate must
+// chain to a vendor certificate given as one.
+func trustedKeys(cmd *cli.Command) (vendor []*ecdsa.PublicKey, server *ecdsa.PublicKey, err error) {
+	beside := func(name string) []string {
+		f := filepath.Join(filepath.Dir(cmd.String("key")), name)
+		if _, err := os.Stat(f); err != nil {
+			return nil
+		}
+		return []string{f}
+	}
+	vendorFiles := cmd.StringSlice("vendor-cert")
+	if len(vendorFiles) == 0 {
+		vendorFiles = beside("vendor.crt")
+	}
+	var vendorCerts []*x509.Certificate
+	for _, f := range vendorFiles {
+		k, err := readVerifyingKey(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--vendor-cert: %w", err)
+		}
+		vendor = append(vendor, k)
+		if c, err := mup.ReadCertificate(f); err == nil {
+			vendorCerts = append(vendorCerts, c)
+		}
+	}
+	serverFiles := beside("update-server.crt")
+	if f := cmd.String("update-server-cert"); f != "" {
+		serverFiles = []string{f}
+	}
+	for _, f := range serverFiles {
+		if server, err = readVerifyingKey(f); err != nil {
+			return nil, nil, fmt.Errorf("--update-server-cert: %w", err)
+		}
+		cert, err := mup.ReadCertificate(f)
+		if err != nil || len(vendorCerts) == 0 {
+			continue // a bare key: nothing to chain
+		}
+		var errs []error
+		for _, ca := range vendorCerts {
+			if _, err := mup.VerifyServerCertificate(cert, ca); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			errs = nil
+			break
+		}
+		if errs != nil {
+			return nil, nil, fmt.Errorf("--update-server-cert %s: devices that trust --vendor-cert would refuse it: %w", f, errors.Join(errs...))
+		}
+	}
+	return vendor, server, nil
 }
 
 // protocolName names a protocol for people.
@@ -258,7 +427,7 @@ func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshCon
 	}
 	results := updateserver.Campaign(ctx, updateserver.CampaignConfig{Devices: targets, Parallel: int(cmd.Int("parallel")), MaxFailures: int(cmd.Int("max-failures")),
 		Dial: func(context.Context) (*gonetconf.Session, error) {
-			return gonetconf.DialSSH(cmd.String("bridge"), sshConfig)
+			return dialNETCONF(cmd.String("bridge"), sshConfig, netconfConnectTimeout)
 		},
 		Update: tmpl,
 		OnResult: func(updateserver.DeviceResult) {

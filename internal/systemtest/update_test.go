@@ -209,10 +209,16 @@ func TestTamperedImageIsRefused(t *testing.T) {
 	w, run := setup(t, "")
 	w.image = bytes.Clone(w.image)
 	w.image[1000] ^= 0xff // the manifest's digest no longer matches
+	// The Update Server checks the image against the manifest before the
+	// device hears of the update (issue 16); the device's own digest
+	// check of tampered slices is tested in slices_test.go.
 	_, err := run(updateserver.Windowed)
 	var ue *updateserver.UpdateError
-	if !errors.As(err, &ue) || ue.State != mup.StateImageInvalid {
+	if !errors.As(err, &ue) || ue.Step != "manifest" || !errors.Is(err, updateserver.ErrLocalCheck) {
 		t.Fatalf("tampered image: %v", err)
+	}
+	if n := w.dev.Commands.Load(); n != 0 {
+		t.Errorf("the device got %d commands for a tampered image", n)
 	}
 	if w.dev.FirmwareVersion() != 3 {
 		t.Errorf("device runs version %d after a tampered image", w.dev.FirmwareVersion())

@@ -32,7 +32,7 @@ func rpcCommand() *cli.Command {
 			&cli.StringFlag{Name: "user", Value: defaultNetconfUser, Usage: "user name", Sources: cli.EnvVars("MYNO_NETCONF_USER")},
 			&cli.StringFlag{Name: "password", Usage: "password", Sources: cli.EnvVars("MYNO_NETCONF_PASSWORD")},
 			&cli.StringFlag{Name: "key", Usage: "private key `FILE` for public-key authentication", Sources: cli.EnvVars("MYNO_NETCONF_KEY")},
-			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "connect timeout"},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of the connection, the SSH handshake and each reply", Sources: cli.EnvVars("MYNO_NETCONF_TIMEOUT")},
 			&cli.BoolFlag{Name: "raw", Usage: "print the replies as received, not indented", Sources: cli.EnvVars("MYNO_RPC_RAW")},
 		}, hostKeyFlags()...),
 		Action: runRPC,
@@ -63,7 +63,8 @@ func runRPC(_ context.Context, cmd *cli.Command) error {
 		}
 		cfg.Auth = append(cfg.Auth, ssh.PublicKeys(signer))
 	}
-	s, err := gonetconf.DialSSH(cmd.String("addr"), cfg)
+	// Every read and write, the handshake included, within --timeout.
+	s, err := gonetconf.DialSSHTimeout(cmd.String("addr"), cfg, cmd.Duration("timeout"))
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("rpc: %w", err)}
 	}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myno-bridge/myno/internal/testenv"
 )
@@ -91,5 +93,40 @@ func TestRPCHelp(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("myno rpc --help lacks %q (exit %d):\n%s", want, code, out)
 		}
+	}
+}
+
+// A bridge address that accepts but never speaks SSH: myno rpc gives up
+// at --timeout, during the handshake, with an error (it used to wait for
+// ever once the TCP connection was up).
+func TestRPCSilentServerTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	done := make(chan struct{})
+	var code int
+	var errOut string
+	go func() {
+		defer close(done)
+		code, _, errOut = runMyno(t, "rpc", "--addr", ln.Addr().String(), "--password", "x", "--insecure-host-key", "--timeout", "500ms", "<get/>")
+	}()
+	select {
+	case <-done:
+	case <-time.After(testenv.WaitTimeout):
+		t.Fatal("myno rpc still waits on a silent server")
+	}
+	if c := <-accepted; c != nil {
+		c.Close()
+	}
+	if code != 1 || !strings.Contains(errOut, "i/o timeout") {
+		t.Errorf("exit %d, want 1 and an i/o timeout:\n%s", code, errOut)
 	}
 }

@@ -359,7 +359,9 @@ func (c *Console) startUpdate(w http.ResponseWriter, r *http.Request, s *session
 
 func (c *Console) runCampaign(j *job, s *session, b *bridgeConn, uuids []string, tmpl updateserver.UpdateConfig) {
 	updateserver.Campaign(c.ctx, updateserver.CampaignConfig{Devices: uuids, Update: tmpl,
-		Dial: func(context.Context) (*gonetconf.Session, error) { return gonetconf.DialSSHTimeout(b.addr, s.sshConfig(), ioDeadline) },
+		Dial: func(context.Context) (*gonetconf.Session, error) {
+			return gonetconf.DialSSHTimeout(b.addr, s.sshConfig(), ioDeadline)
+		},
 		OnProgress: func(uuid string, acked, total, bytes int) {
 			// One event per percent, not per slice: pages get at most
 			// about 100 per device.

@@ -1,4 +1,4 @@
-package updateserver_test
+package systemtest_test
 
 import (
 	"context"

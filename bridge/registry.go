@@ -24,11 +24,12 @@ import (
 // change, which the bridge applies (announce or withdraw modules,
 // subscribe or unsubscribe topics).
 type registry struct {
-	parser *ontology.Parser
-	file   string // the registry's snapshot file in the data directory
-	saver  *saver
-	store  *store // nil for a registry that is never saved
-	limits shapeLimits
+	parser    *ontology.Parser
+	templates *templateCache // parsed templates of the descriptions seen (templatecache.go)
+	file      string         // the registry's snapshot file in the data directory
+	saver     *saver
+	store     *store // nil for a registry that is never saved
+	limits    shapeLimits
 
 	mu        sync.Mutex
 	devices   map[string]*device
@@ -130,7 +131,7 @@ var ErrShapeLimit = errors.New("new device shape refused")
 // newRegistry is an empty registry of dir, neither read nor saved.
 func newRegistry(dir string, parser *ontology.Parser) *registry {
 	snap, _ := storePaths(dir)
-	return &registry{parser: parser, file: snap,
+	return &registry{parser: parser, templates: newTemplateCache(maxCachedTemplates), file: snap,
 		devices: map[string]*device{}, modules: map[string]*moduleEntry{}, telemetry: map[string]sensorRef{},
 		owners: map[string]string{}, images: map[access.ImageTopic]string{}, invalid: map[string]invalidDevice{}, dirty: map[string]bool{}}
 }
@@ -161,7 +162,7 @@ func (r *registry) close() {
 // register adds or replaces a device: parse, generate or share the module
 // of its shape, bind its telemetry topics. It does not persist: save does.
 func (r *registry) register(uuid string, desc []byte, at time.Time) (change, error) {
-	tmpl, err := r.parser.Parse(desc)
+	tmpl, err := r.parseOrReuse(desc, uuid)
 	if err != nil {
 		return change{}, err
 	}

@@ -65,3 +65,13 @@ build:
 ## temporary directory instead).
 screenshots:
 	MYNO_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestBrowserScreenshots' ./console
+
+## bench-external: NETCONF measured from outside the bridge, with yuma123's
+## netconfd (behind sshd) as the anchor in the same run, by a Go and a
+## paramiko client, each its own process (issue 17; docs/bench/external/).
+## Needs Debian's netconfd, openssh-server and python3-paramiko; about two
+## minutes. Not part of make test. Knobs (SESSIONS, DURATION, ROUNDS,
+## DEVICES, ...): see docs/bench/external/run.sh.
+.PHONY: bench-external
+bench-external:
+	GO=$(GO) docs/bench/external/run.sh

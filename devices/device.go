@@ -67,6 +67,10 @@ type Config struct {
 	// it is, as their str.replace leaves it): the bridge reads it back as
 	// the template (package ontology, filled-in UUIDs).
 	FillUUID  bool
+	// Template is Description parsed (ontology.Parse), when the caller has
+	// it: a fleet parses each description once, not once per device. It
+	// is only read.
+	Template *ontology.Device
 	ChunkSize int // description bytes per bootstrap message; 0 = DefaultChunkSize, <0 = one chunk
 	// TelemetryInterval is the period of sensor readings; 0 turns them off.
 	TelemetryInterval time.Duration
@@ -173,9 +177,12 @@ func New(cfg Config) (*Device, error) {
 	if !wire.ValidUUID(cfg.UUID) {
 		return nil, fmt.Errorf("device uuid %q: want 1..128 letters, digits, '.', '_', ':', '-'", cfg.UUID)
 	}
-	tmpl, err := ontology.Parse(cfg.Description)
-	if err != nil {
-		return nil, fmt.Errorf("description: %w", err)
+	tmpl := cfg.Template
+	if tmpl == nil {
+		var err error
+		if tmpl, err = ontology.Parse(cfg.Description); err != nil {
+			return nil, fmt.Errorf("description: %w", err)
+		}
 	}
 	cfg.setDefaults()
 	if cfg.FillUUID {

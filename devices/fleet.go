@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/myno-bridge/myno/mqtt/client"
+	"github.com/myno-bridge/myno/ontology"
 )
 
 // DeriveUUID makes the i-th UUID of a fleet from a base UUID: a name-based
@@ -88,9 +89,10 @@ type FleetConfig struct {
 	// Enable, when set, runs on each device after New and before it
 	// connects (EnableMUPv1, say); an error fails the fleet's start.
 	Enable func(*Device) error
-	// Stagger spaces out connects; 0 means 2 ms.
+	// Stagger spaces out connects; 0 means DefaultStagger.
 	Stagger time.Duration
-	// Concurrency bounds connects and bootstraps in progress; 0 means 64.
+	// Concurrency bounds connects and bootstraps in progress; 0 means
+	// DefaultConcurrency.
 	Concurrency int
 	// Progress is called about every ProgressEvery with the counts.
 	Progress      func(FleetProgress)
@@ -136,15 +138,22 @@ func (f *Fleet) Progress() FleetProgress {
 // Ready is closed once every device has bootstrapped or failed.
 func (f *Fleet) Ready() <-chan struct{} { return f.ready }
 
+// DefaultStagger spaces out a fleet's connects: 10,000 devices start
+// connecting within 2 s, at most Concurrency at once.
+const DefaultStagger = 200 * time.Microsecond
+
+// DefaultConcurrency bounds a fleet's connects and bootstraps in progress.
+const DefaultConcurrency = 64
+
 // StartFleet creates the devices and connects and bootstraps them in the
 // background, staggered and with bounded concurrency. Devices then run
 // (commands, telemetry) until ctx ends; Wait returns after they closed.
 func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	if cfg.Stagger <= 0 {
-		cfg.Stagger = 2 * time.Millisecond
+		cfg.Stagger = DefaultStagger
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 64
+		cfg.Concurrency = DefaultConcurrency
 	}
 	if cfg.ProgressEvery <= 0 {
 		cfg.ProgressEvery = time.Second
@@ -158,9 +167,14 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	f := &Fleet{started: time.Now(), ready: make(chan struct{}), launched: make(chan struct{})}
 	n := 0
 	for _, e := range cfg.Entries {
+		// One parse per description, shared by its devices.
+		tmpl, err := ontology.Parse(e.Description)
+		if err != nil {
+			return nil, fmt.Errorf("%s: description: %w", e.Name, err)
+		}
 		for i := 0; i < e.Count; i++ {
 			dc := cfg.Device
-			dc.Description = e.Description
+			dc.Description, dc.Template = e.Description, tmpl
 			dc.UUID = DeriveUUID(cfg.BaseUUID, n)
 			n++
 			if cfg.Credentials != nil {

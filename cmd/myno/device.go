@@ -40,6 +40,8 @@ func deviceCommand() *cli.Command {
 			&cli.DurationFlag{Name: "telemetry-interval", Usage: "period of sensor readings (0: none)", Value: 10 * time.Second, Sources: cli.EnvVars("MYNO_DEVICE_TELEMETRY_INTERVAL")},
 			&cli.Int64Flag{Name: "seed", Usage: "seed of the sensor readings", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_SEED")},
 			&cli.IntFlag{Name: "count", Usage: "run `N` devices of --description", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_COUNT")},
+			&cli.DurationFlag{Name: "connect-interval", Usage: "a fleet's wait between two devices' connects", Value: devices.DefaultStagger, Sources: cli.EnvVars("MYNO_DEVICE_CONNECT_INTERVAL")},
+			&cli.IntFlag{Name: "connect-concurrency", Usage: "a fleet's connects and bootstraps in progress at once", Value: devices.DefaultConcurrency, Sources: cli.EnvVars("MYNO_DEVICE_CONNECT_CONCURRENCY")},
 			&cli.StringFlag{Name: "fleet", Usage: "fleet `FILE` of description:count lines", Sources: cli.EnvVars("MYNO_DEVICE_FLEET")},
 			&cli.StringFlag{Name: "mqtt-token-dir", Usage: "`DIR` of device tokens, <uuid>.token each (myno devices add --token-dir): each device logs in with its uuid and its token", Sources: cli.EnvVars("MYNO_MQTT_TOKEN_DIR")},
 			&cli.BoolFlag{Name: "legacy-bootstrap-topics", Usage: "bootstrap on MYNO's shared topics (yang/config/create, ...) instead of the device's own (yang/config/create/<uuid>, ...), for bridges that know only those", Sources: cli.EnvVars("MYNO_DEVICE_LEGACY_BOOTSTRAP_TOPICS")},
@@ -157,6 +159,7 @@ func runDevice(ctx context.Context, cmd *cli.Command) error {
 	out := cmd.Root().ErrWriter
 	fleet, err := devices.StartFleet(ctx, devices.FleetConfig{
 		Entries: entries, BaseUUID: cmd.String("uuid"), Device: base, Credentials: credentialsFor, Enable: enableMUPv1,
+		Stagger: cmd.Duration("connect-interval"), Concurrency: int(cmd.Int("connect-concurrency")),
 		Progress: func(p devices.FleetProgress) { fmt.Fprintf(out, "fleet: %s\n", p) },
 	})
 	if err != nil {

@@ -66,11 +66,11 @@ type Config struct {
 	// UUID, as MYNO's simulators do before they publish ("%%" is left as
 	// it is, as their str.replace leaves it): the bridge reads it back as
 	// the template (package ontology, filled-in UUIDs).
-	FillUUID  bool
+	FillUUID bool
 	// Template is Description parsed (ontology.Parse), when the caller has
 	// it: a fleet parses each description once, not once per device. It
 	// is only read.
-	Template *ontology.Device
+	Template  *ontology.Device
 	ChunkSize int // description bytes per bootstrap message; 0 = DefaultChunkSize, <0 = one chunk
 	// TelemetryInterval is the period of sensor readings; 0 turns them off.
 	TelemetryInterval time.Duration

@@ -58,6 +58,12 @@ func newMetrics(b *Bridge) *bridgeMetrics {
 		gauge("myno_modules", "YANG modules served (one per description shape).", func() float64 { _, n := b.registry.counts(); return float64(n) }),
 		gauge("myno_netconf_sessions", "NETCONF sessions open.", func() float64 { return float64(len(b.nc.Sessions())) }),
 		counter("myno_netconf_auth_failures_total", "NETCONF password logins refused.", func() float64 { return float64(b.nc.AuthFailures()) }),
+		counter("myno_mqtt_dropped_messages_total", "MQTT messages the embedded broker dropped because a client read too slowly (its queue of pending writes was full).", func() float64 {
+			if b.broker == nil {
+				return 0
+			}
+			return float64(b.broker.DroppedMessages())
+		}),
 		counter("myno_mqtt_refused_connects_total", "MQTT connections the embedded broker refused (credentials, access).", func() float64 {
 			if b.broker == nil {
 				return 0

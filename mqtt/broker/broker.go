@@ -32,7 +32,10 @@ type Config struct {
 	// QoS 1 messages across restarts (a bbolt file); "" keeps them in memory.
 	DataDir       string
 	MaxPacketSize uint32 // 0 means 1 MiB
-	Logger        *slog.Logger
+	// MaxPendingWrites bounds the packets waiting to be written to one
+	// client; 0 means DefaultMaxPendingWrites.
+	MaxPendingWrites int32
+	Logger           *slog.Logger
 	// Hooks are added to the mochi-mqtt server after the broker's own
 	// hooks and before it accepts connections, so that they see every
 	// client from the first (hooks added later through Server().AddHook
@@ -83,6 +86,7 @@ type Broker struct {
 	addr     string
 	access   *accessHook
 	presence *presenceHook
+	dropped  *droppedHook
 }
 
 // Start starts the embedded broker and returns once it listens.
@@ -97,6 +101,10 @@ func Start(cfg Config) (*Broker, error) {
 	caps.TopicAliasMaximum = cfg.TopicAliasMaximum
 	if caps.TopicAliasMaximum == 0 {
 		caps.TopicAliasMaximum = 65535
+	}
+	caps.MaximumClientWritesPending = cfg.MaxPendingWrites
+	if caps.MaximumClientWritesPending <= 0 {
+		caps.MaximumClientWritesPending = DefaultMaxPendingWrites
 	}
 	caps.MaximumPacketSize = cfg.MaxPacketSize
 	if caps.MaximumPacketSize == 0 {
@@ -153,6 +161,10 @@ func Start(cfg Config) (*Broker, error) {
 	if err := srv.AddHook(&AwaitSessionEnd{Server: srv}, nil); err != nil {
 		return fail(err)
 	}
+	dropped := &droppedHook{log: cfg.Logger, max: caps.MaximumClientWritesPending}
+	if err := srv.AddHook(dropped, nil); err != nil {
+		return fail(err)
+	}
 	if cfg.DataDir != "" {
 		if err := srv.AddHook(&brokerStore{Hook: new(bolt.Hook)}, &bolt.Options{Path: filepath.Join(cfg.DataDir, "broker.db"),
 			// No fsync per message: the store survives a crashed process
@@ -170,7 +182,7 @@ func Start(cfg Config) (*Broker, error) {
 	if err := srv.AddListener(ln); err != nil {
 		return fail(fmt.Errorf("broker listen %s: %w", cfg.Listen, err))
 	}
-	b := &Broker{srv: srv, ln: ln, addr: ln.Address(), access: accessHook, presence: presence}
+	b := &Broker{srv: srv, ln: ln, addr: ln.Address(), access: accessHook, presence: presence, dropped: dropped}
 	if tlsNet != nil {
 		b.tlsLn = newListener("tls", tlsNet)
 		if err := srv.AddListener(b.tlsLn); err != nil {

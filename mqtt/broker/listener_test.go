@@ -3,8 +3,12 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"syscall"
 	"testing"
@@ -168,4 +172,110 @@ func TestMalformedConnectionIsLoggedWithItsCause(t *testing.T) {
 			t.Errorf("a warning without a message: %q", l)
 		}
 	}
+}
+
+// A client that stops reading fills its queue of pending writes
+// (MaxPendingWrites); what does not fit is dropped, counted and logged,
+// not lost without a word, and the broker stays up for others.
+func TestSlowReaderDropsAreCountedAndLogged(t *testing.T) {
+	logs := &testenv.Warnings{}
+	b, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: slog.New(logs), MaxPendingWrites: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	conn, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// MQTT 3.1.1 CONNECT (client "slow") and SUBSCRIBE to "f" at QoS 0,
+	// then read the CONNACK and SUBACK and nothing more.
+	connect := []byte{0x10, 16, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, 4, 's', 'l', 'o', 'w'}
+	subscribe := []byte{0x82, 6, 0, 1, 0, 1, 'f', 0}
+	if _, err := conn.Write(append(connect, subscribe...)); err != nil {
+		t.Fatal(err)
+	}
+	acks := make([]byte, 4+5)
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(conn, acks); err != nil || acks[0] != 0x20 || acks[4] != 0x90 {
+		t.Fatalf("connack and suback: % x %v", acks, err)
+	}
+	payload := make([]byte, 64<<10)
+	testenv.WaitFor(t, "messages to the slow reader dropped", func() bool {
+		for range 64 {
+			if err := b.Server().Publish("f", payload, false, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return b.DroppedMessages() > 0
+	})
+	testenv.WaitFor(t, "a warning naming the client", func() bool {
+		for _, l := range logs.Lines() {
+			if strings.HasPrefix(l, "mqtt message dropped: the client reads too slowly") {
+				return true
+			}
+		}
+		return false
+	}, func() string { return strings.Join(logs.Lines(), "\n") })
+	// Another client is still served.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	other, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: "other", Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close(ctx)
+}
+
+// BenchmarkClientMemory is the live heap one connected client (a bare
+// MQTT 3.1.1 connection, as a device's) takes in the broker, with
+// mochi-mqtt's default queue of pending writes (8,192) and the broker's
+// (DefaultMaxPendingWrites).
+//
+//	go test ./mqtt/broker -run '^$' -bench BenchmarkClientMemory -benchtime 1x
+func BenchmarkClientMemory(b *testing.B) {
+	const clients = 500
+	for _, pending := range []int32{8192, broker.DefaultMaxPendingWrites} {
+		b.Run(fmt.Sprintf("pending=%d", pending), func(b *testing.B) {
+			for b.Loop() {
+				br, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: testenv.Logger(), MaxPendingWrites: pending})
+				if err != nil {
+					b.Fatal(err)
+				}
+				before := liveHeap()
+				var conns []net.Conn
+				for i := range clients {
+					c, err := net.Dial("tcp", br.Addr())
+					if err != nil {
+						b.Fatal(err)
+					}
+					id := fmt.Sprintf("c%05d", i)
+					pkt := append([]byte{0x10, byte(12 + len(id)), 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, byte(len(id))}, id...)
+					if _, err := c.Write(pkt); err != nil {
+						b.Fatal(err)
+					}
+					ack := make([]byte, 4)
+					if _, err := io.ReadFull(c, ack); err != nil {
+						b.Fatal(err)
+					}
+					conns = append(conns, c)
+				}
+				b.ReportMetric(float64(liveHeap()-before)/clients/1024, "KiB/client")
+				for _, c := range conns {
+					c.Close()
+				}
+				br.Close()
+			}
+		})
+	}
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

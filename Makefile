@@ -75,3 +75,14 @@ screenshots:
 .PHONY: bench-external
 bench-external:
 	GO=$(GO) docs/bench/external/run.sh
+
+## bench-scale: 10,000 devices of 3 shapes, measured from outside the bridge
+## (issue 17; docs/bench/external/scale.sh): registration time, bridge CPU
+## and RSS per device, the whole <get/>, a restart with the fleet running,
+## device rpcs on random devices; on the embedded broker, then on Mosquitto.
+## Every party is its own process on loopback. About 5 minutes on 2 cores;
+## not part of make test. Knobs (DEVICES, BROKERS, REV, PROFILE, ...): see
+## the script.
+.PHONY: bench-scale
+bench-scale:
+	GO=$(GO) docs/bench/external/scale.sh

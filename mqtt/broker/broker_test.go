@@ -202,3 +202,60 @@ func TestEmbeddedBrokerReconnectWhileOldSessionEnds(t *testing.T) {
 		}
 	}
 }
+
+// The data dir keeps the subscriptions of sessions that outlive their
+// connection, and no others: not those of sessions that end with it (a
+// write per device subscription, for nothing), nor the inline client's
+// (they came back after a restart as an ordinary client named "inline",
+// whose deliveries the access control refused).
+func TestEmbeddedBrokerStoresOnlyLastingSubscriptions(t *testing.T) {
+	dir := t.TempDir()
+	b, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", DataDir: dir, Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := b.Addr()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	inline := b.InlineClient("bridge-inline", func(client.Message) {})
+	if err := inline.Subscribe(ctx, "response/+"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id, topic string
+		expiry    time.Duration
+	}{{"lasting", "keep/x", 5 * time.Minute}, {"passing", "gone/x", 0}} {
+		cl, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: c.id, Protocol: client.MQTT5, SessionExpiry: c.expiry, Logger: testenv.Logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.Subscribe(ctx, c.topic); err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close(ctx)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: addr, DataDir: dir, Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	subscribers := func(topic string) []string {
+		var ids []string
+		for id := range b2.Server().Topics.Subscribers(topic).Subscriptions {
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	if got := subscribers("keep/x"); len(got) != 1 || got[0] != "lasting" {
+		t.Errorf("keep/x subscribers after a restart: %v, want [lasting]", got)
+	}
+	if got := subscribers("gone/x"); len(got) != 0 {
+		t.Errorf("gone/x subscribers after a restart: %v, want none", got)
+	}
+	if got := subscribers("response/1"); len(got) != 0 {
+		t.Errorf("response/1 subscribers after a restart: %v, want none (the inline client subscribes again itself)", got)
+	}
+}

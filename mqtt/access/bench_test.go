@@ -62,3 +62,40 @@ func BenchmarkAllowPublish(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEnrolIntoLargeStore is a group of 64 devices enrolling at once
+// (--enrol open, a fleet's connects in flight) into a store that already
+// holds 10,000: one write of the file per group, in which only the new
+// credentials are encoded.
+//
+//	go test ./mqtt/access -run '^$' -bench BenchmarkEnrolIntoLargeStore -benchmem
+func BenchmarkEnrolIntoLargeStore(b *testing.B) {
+	store, err := access.OpenStore(filepath.Join(b.TempDir(), "creds.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &access.Controller{Store: store, Enrolment: access.EnrolOpen}
+	enrolGroup := func(prefix string, n int) {
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				name := fmt.Sprintf("%s-%05d", prefix, i)
+				if _, err := c.Authenticate(access.ConnectRequest{ClientID: name, Username: name, Password: []byte("token-of-" + name + "-0123456789abcdef")}); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for g := range 10000 / 64 {
+		enrolGroup(fmt.Sprintf("old%03d", g), 64)
+	}
+	g := 0
+	for b.Loop() {
+		enrolGroup(fmt.Sprintf("new%05d", g), 64)
+		g++
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*64), "µs/device")
+}

@@ -93,6 +93,16 @@ type Store struct {
 	enrolMu      sync.Mutex
 	enrolQueue   []*pendingEnrolment
 	enrolWriting bool // a goroutine is writing enrolments; others queue
+
+	// lines are the encoded lines of the credentials last written, by
+	// name (guarded by writeMu): a change encodes only what changed.
+	lines map[string]encodedLine
+}
+
+// encodedLine is a credential and its line in the file.
+type encodedLine struct {
+	c    Credential
+	line []byte
 }
 
 // fileStamp tells whether a file changed since it was read. Every change
@@ -227,44 +237,56 @@ func (s *Store) change(f func(map[string]Credential) error) error {
 	if err := f(creds); err != nil {
 		return err
 	}
-	out := storeFile{Version: 1, Clients: make([]Credential, 0, len(creds))}
-	for _, c := range creds {
-		out.Clients = append(out.Clients, c)
+	// Only new and changed credentials are encoded again: with 10,000
+	// devices, encoding every one on each group of enrolments was most of
+	// what a registration cost the embedded broker.
+	lines := make(map[string]encodedLine, len(creds))
+	names := make([]string, 0, len(creds))
+	for name, c := range creds {
+		names = append(names, name)
+		if l, ok := s.lines[name]; ok && l.c == c {
+			lines[name] = l
+			continue
+		}
+		line, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		lines[name] = encodedLine{c: c, line: line}
 	}
-	slices.SortFunc(out.Clients, func(a, b Credential) int { return strings.Compare(a.Name, b.Name) })
-	data, err := encodeStore(out)
-	if err != nil {
-		return err
-	}
+	slices.Sort(names)
+	data := encodeLines(names, lines)
 	if err := atomicfile.Write(s.path, data, 0o600); err != nil {
 		return fmt.Errorf("mqtt credentials: %w", err)
 	}
 	stamp := stampOf(s.path)
+	s.lines = lines
 	s.mu.Lock()
 	s.creds, s.stamp = creds, stamp
 	s.mu.Unlock()
 	return nil
 }
 
-// encodeStore writes the file one credential per line: still JSON, easy
-// to read and to diff, and cheaper than indenting (the file is rewritten
-// with every change, and holds 10,000 devices and more).
-func encodeStore(f storeFile) ([]byte, error) {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "{\"version\": %d, \"clients\": [\n", f.Version)
-	for i, c := range f.Clients {
-		line, err := json.Marshal(c)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(line)
-		if i < len(f.Clients)-1 {
+// encodeLines writes the file (storeFile, version 1) one credential per
+// line, in the order of names: still JSON, easy to read and to diff, and
+// cheaper than indenting (the file is rewritten with every change, and
+// holds 10,000 devices and more).
+func encodeLines(names []string, lines map[string]encodedLine) []byte {
+	size := 32
+	for _, l := range lines {
+		size += len(l.line) + 2
+	}
+	b := bytes.NewBuffer(make([]byte, 0, size))
+	b.WriteString("{\"version\": 1, \"clients\": [\n")
+	for i, name := range names {
+		b.Write(lines[name].line)
+		if i < len(names)-1 {
 			b.WriteByte(',')
 		}
 		b.WriteByte('\n')
 	}
 	b.WriteString("]}\n")
-	return b.Bytes(), nil
+	return b.Bytes()
 }
 
 // lockFile takes an exclusive flock on path, creating it.
@@ -442,6 +464,9 @@ func (s *Store) enrol(name string, token []byte, open bool) error {
 	}
 	s.enrolWriting = true
 	s.enrolMu.Unlock()
+	// A fleet's connects arrive a few at a time: waiting a moment lets
+	// those in flight join this write instead of waiting for the next.
+	time.Sleep(enrolCoalesce)
 	for {
 		s.enrolMu.Lock()
 		batch := s.enrolQueue
@@ -456,6 +481,11 @@ func (s *Store) enrol(name string, token []byte, open bool) error {
 	}
 	return <-e.done
 }
+
+// enrolCoalesce is how long the first enrolment of a group waits for
+// others before the file is written: a write of a store of 10,000 devices
+// takes tens of milliseconds.
+const enrolCoalesce = 5 * time.Millisecond
 
 // enrolCertificate records a device admitted by its client certificate
 // under --enrol open (one write per device: certificate devices enrol

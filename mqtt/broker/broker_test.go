@@ -224,7 +224,7 @@ func TestEmbeddedBrokerStoresOnlyLastingSubscriptions(t *testing.T) {
 	for _, c := range []struct {
 		id, topic string
 		expiry    time.Duration
-	}{{"lasting", "keep/x", 5 * time.Minute}, {"passing", "gone/x", 0}} {
+	}{{"lasting", "keep/x", 5 * time.Minute}, {"passing", "gone/x", 0}, {"changed", "was/x", 5 * time.Minute}} {
 		cl, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: c.id, Protocol: client.MQTT5, SessionExpiry: c.expiry, Logger: testenv.Logger()})
 		if err != nil {
 			t.Fatal(err)
@@ -232,8 +232,23 @@ func TestEmbeddedBrokerStoresOnlyLastingSubscriptions(t *testing.T) {
 		if err := cl.Subscribe(ctx, c.topic); err != nil {
 			t.Fatal(err)
 		}
-		defer cl.Close(ctx)
+		// A clean DISCONNECT: a lasting session stays, a passing one ends.
+		if err := cl.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// A client whose lasting session is followed by one that ends with
+	// its connection leaves nothing behind.
+	changed, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: "changed", Protocol: client.MQTT5, Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The broker reads a client's first packet after its session is
+	// established (the store's hook has run): a SUBACK says it is done.
+	if err := changed.Subscribe(ctx, "was/y"); err != nil {
+		t.Fatal(err)
+	}
+	changed.Close(ctx)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +257,9 @@ func TestEmbeddedBrokerStoresOnlyLastingSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b2.Close()
+	if _, ok := b2.Server().Clients.Get("changed"); ok {
+		t.Error("a lasting session replaced by a passing one was restored")
+	}
 	subscribers := func(topic string) []string {
 		var ids []string
 		for id := range b2.Server().Topics.Subscribers(topic).Subscriptions {
@@ -254,6 +272,13 @@ func TestEmbeddedBrokerStoresOnlyLastingSubscriptions(t *testing.T) {
 	}
 	if got := subscribers("gone/x"); len(got) != 0 {
 		t.Errorf("gone/x subscribers after a restart: %v, want none", got)
+	}
+	// Only the lasting session's client was stored, and comes back.
+	if _, ok := b2.Server().Clients.Get("lasting"); !ok {
+		t.Error("the lasting session's client was not restored")
+	}
+	if _, ok := b2.Server().Clients.Get("passing"); ok {
+		t.Error("a session that ended with its connection was restored")
 	}
 	if got := subscribers("response/1"); len(got) != 0 {
 		t.Errorf("response/1 subscribers after a restart: %v, want none (the inline client subscribes again itself)", got)

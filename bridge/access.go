@@ -85,18 +85,11 @@ const credentialReload = 2 * time.Second
 // watchCredentials reloads the credential file when it changes and
 // disconnects the clients whose credential was removed.
 func (b *Bridge) watchCredentials(ctx context.Context) {
-	t := time.NewTicker(credentialReload)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, credentialReload, func(time.Time) {
 		removed, err := b.access.Store.Reload()
 		if err != nil {
 			b.log.Warn("mqtt credentials not reloaded", "err", err)
-			continue
+			return
 		}
 		for _, name := range removed {
 			n := b.broker.Disconnect(name)
@@ -105,7 +98,7 @@ func (b *Bridge) watchCredentials(ctx context.Context) {
 		if len(removed) > 0 {
 			b.access.Changed()
 		}
-	}
+	})
 }
 
 // trusted reports whether m comes from device uuid, as far as the bridge

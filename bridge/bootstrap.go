@@ -196,18 +196,11 @@ func (b *Bridge) onLookup(m client.Message, topic, topicUUID string) {
 
 // expireAssemblies drops descriptions whose chunks stopped arriving.
 func (b *Bridge) expireAssemblies(ctx context.Context) {
-	t := time.NewTicker(b.cfg.AssemblyTimeout / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			b.assembly.expire(now, func(uuid string, chunks int, age time.Duration) {
-				b.log.Warn("incomplete description dropped", "uuid", uuid, "chunks", chunks, "age", age.Round(time.Second))
-			})
-		}
-	}
+	every(ctx, b.cfg.AssemblyTimeout/4, func(now time.Time) {
+		b.assembly.expire(now, func(uuid string, chunks int, age time.Duration) {
+			b.log.Warn("incomplete description dropped", "uuid", uuid, "chunks", chunks, "age", age.Round(time.Second))
+		})
+	})
 }
 
 // onFirmwareStatus records the firmware version a device reports; <get>

@@ -499,26 +499,20 @@ func (b *Bridge) ReloadUsers() error {
 
 // watchUsers reloads the users file when it changes (size or time).
 func (b *Bridge) watchUsers(ctx context.Context) {
-	t := time.NewTicker(usersReload)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, usersReload, func(time.Time) {
 		b.usersMu.Lock()
 		changed := fileStamp(b.cfg.UsersFile) != b.usersStamp
 		b.usersMu.Unlock()
-		if changed {
-			if err := b.ReloadUsers(); err != nil {
-				b.log.Warn("users not reloaded", "err", err)
-				b.usersMu.Lock()
-				b.usersStamp = fileStamp(b.cfg.UsersFile) // said once per change
-				b.usersMu.Unlock()
-			}
+		if !changed {
+			return
 		}
-	}
+		if err := b.ReloadUsers(); err != nil {
+			b.log.Warn("users not reloaded", "err", err)
+			b.usersMu.Lock()
+			b.usersStamp = fileStamp(b.cfg.UsersFile) // said once per change
+			b.usersMu.Unlock()
+		}
+	})
 }
 
 // usersReload is how often the users file is looked at.

@@ -464,32 +464,25 @@ func (b *Bridge) onPresence(m client.Message) {
 // tenth of it (at most every second); on the embedded broker, when a
 // session take-over's new connection never showed up (handoverGrace).
 func (b *Bridge) expirePresence(ctx context.Context) {
-	every := min(max(b.presence.grace/10, 50*time.Millisecond), time.Second)
+	period := min(max(b.presence.grace/10, 50*time.Millisecond), time.Second)
 	if b.broker != nil {
-		every = handoverGrace / 4
+		period = handoverGrace / 4
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			var seen map[string]time.Time
-			if b.broker == nil {
-				seen = b.registry.lastSeenAll()
-			}
-			// notifyMu before the tracker: transitions are told in the
-			// order the tracker made them.
-			b.notifyMu.Lock()
-			if b.broker != nil {
-				b.notifyPresence(b.presence.expireHandovers(now))
-			} else {
-				b.notifyPresence(b.presence.expire(seen, now))
-			}
-			b.notifyMu.Unlock()
+	every(ctx, period, func(now time.Time) {
+		var seen map[string]time.Time
+		if b.broker == nil {
+			seen = b.registry.lastSeenAll()
 		}
-	}
+		// notifyMu before the tracker: transitions are told in the
+		// order the tracker made them.
+		b.notifyMu.Lock()
+		if b.broker != nil {
+			b.notifyPresence(b.presence.expireHandovers(now))
+		} else {
+			b.notifyPresence(b.presence.expire(seen, now))
+		}
+		b.notifyMu.Unlock()
+	})
 }
 
 // registeredEvent tracks a device that registered (from message m's

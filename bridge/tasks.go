@@ -1,6 +1,10 @@
 package bridge
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"time"
+)
 
 // tasks owns the bridge's goroutines: handlers of incoming messages and
 // background loops. Close stops accepting new ones and waits for those
@@ -37,4 +41,19 @@ func (t *tasks) stop() {
 	t.stopped = true
 	t.mu.Unlock()
 	t.wg.Wait()
+}
+
+// every calls f with the time every period until ctx ends: the loop of
+// the bridge's watchers and expiries.
+func every(ctx context.Context, period time.Duration, f func(now time.Time)) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			f(now)
+		}
+	}
 }

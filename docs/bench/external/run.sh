@@ -31,6 +31,8 @@
 # openssh-client (ssh-keygen) and python3-paramiko (/usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+# shellcheck source=docs/bench/external/lib.sh
+. docs/bench/external/lib.sh
 
 SESSIONS="${SESSIONS:-16}"
 DURATION="${DURATION:-8}"
@@ -46,9 +48,7 @@ SUBSYSTEM="${NETCONF_SUBSYSTEM:-/usr/sbin/netconf-subsystem}"
 SSHD="${SSHD:-/usr/sbin/sshd}"
 
 say() { echo "bench-external: $*" >&2; }
-# The bridge and the devices read MYNO_* variables (MYNO_MQTT_URL,
-# MYNO_CONFIG, ...): none of the caller's may change what is measured.
-while read -r v; do unset "$v"; done < <(compgen -e | grep '^MYNO_' || true)
+unset_myno_env
 
 # --- what must be there -----------------------------------------------
 missing=()
@@ -68,34 +68,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 
-work="$(mktemp -d /tmp/bench-external.XXXXXX)"
-pids=()
-cleanup() {
-  local rc=$?
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ "${KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then
-    say "logs and configurations kept in $work"
-  else
-    rm -rf "$work"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# free_ports N: N distinct free loopback ports.
-free_ports() {
-  "$PY" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-http_get() { "$PY" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "$1" 2>/dev/null; }
+make_work bench-external "logs and configurations"
 
 read -r nc_port ssh_port mqtt_port http_port <<<"$(free_ports 4)"
 admin_pw="bench-external-$RANDOM$RANDOM"

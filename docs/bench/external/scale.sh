@@ -53,6 +53,8 @@
 # second pass).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+# shellcheck source=docs/bench/external/lib.sh
+. docs/bench/external/lib.sh
 
 DEVICES="${DEVICES:-10000}"
 BROKERS="${BROKERS:-embedded mosquitto}"
@@ -69,7 +71,7 @@ MOSQUITTO="${MOSQUITTO:-/usr/sbin/mosquitto}"
 SHAPES=(led-color relay-sensors thermostat)
 
 say() { echo "bench-scale: $*" >&2; }
-while read -r v; do unset "$v"; done < <(compgen -e | grep '^MYNO_' || true)
+unset_myno_env
 
 missing=()
 command -v "$GO" >/dev/null || missing+=("go ($GO)")
@@ -87,20 +89,7 @@ if [ "$fds" != unlimited ] && [ "$fds" -lt $((DEVICES + 1000)) ]; then
   ulimit -n $((DEVICES + 1000)) 2>/dev/null || { say "ulimit -n is $fds: too low for $DEVICES devices"; exit 1; }
 fi
 
-work="$(mktemp -d /tmp/bench-scale.XXXXXX)"
-pids=()
-cleanup() {
-  local rc=$?
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ "${KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then
-    say "logs kept in $work"
-  else
-    rm -rf "$work"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_work bench-scale logs
 
 # now_ns: wall clock, Unix nanoseconds, without a fork.
 now_ns() { local t="$EPOCHREALTIME"; echo "${t//[.,]/}000"; }
@@ -114,20 +103,8 @@ cpu_ticks() {
 }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hz="$(getconf CLK_TCK)"
-free_ports() {
-  "$PY" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
 # fetch URL FILE: a pprof profile (the request takes as long as it samples).
 fetch() { "$PY" -c 'import sys, urllib.request; open(sys.argv[2], "wb").write(urllib.request.urlopen(sys.argv[1], timeout=300).read())' "$1" "$2" 2>>"$work/pprof.err" || true; }
-http_get() { "$PY" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "$1" 2>/dev/null; }
 metric() { http_get "http://127.0.0.1:$http_port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 results="$work/results.jsonl"
 : >"$results"

@@ -15,13 +15,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"slices"
@@ -31,18 +29,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myno-bridge/myno/docs/bench/external/nclient"
 	"golang.org/x/crypto/ssh"
 )
 
 // defaultRPC is the rpc measured: a one-leaf <get> with a subtree filter,
 // the version of schema ietf-netconf-monitoring (issue 17).
 const defaultRPC = `<get><filter type="subtree"><netconf-state xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><schemas><schema><identifier>ietf-netconf-monitoring</identifier><version/></schema></schemas></netconf-state></filter></get>`
-
-const (
-	base10 = "urn:ietf:params:netconf:base:1.0"
-	base11 = "urn:ietf:params:netconf:base:1.1"
-	eom    = "]]>]]>"
-)
 
 type config struct {
 	addr, user, password, keyFile string
@@ -129,13 +122,14 @@ func run(c config) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	sshConfig := &ssh.ClientConfig{
-		User: c.user,
-		Auth: auth,
-		// A benchmark on loopback against servers the harness started
-		// with fresh host keys: there is nothing to verify them against.
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-		Timeout:         c.timeout,
+	nc := nclient.Config{
+		Addr:       c.addr,
+		User:       c.user,
+		Auth:       auth,
+		Timeout:    c.timeout,
+		Framing:    c.framing,
+		HelloPause: c.helloPause,
+		ReadBuffer: 64 << 10,
 	}
 
 	// Open every session first, -dial-parallel at a time, then start the
@@ -150,7 +144,10 @@ func run(c config) (result, error) {
 			defer wg.Done()
 			gate <- struct{}{}
 			defer func() { <-gate }()
-			sessions[i], errs[i] = dial(c, sshConfig)
+			var ns *nclient.Session
+			if ns, errs[i] = nclient.Dial(nc); ns != nil {
+				sessions[i] = &session{Session: ns}
+			}
 		}()
 	}
 	wg.Wait()
@@ -205,7 +202,7 @@ func run(c config) (result, error) {
 					if s.err == nil {
 						s.err = err
 					}
-					if errors.Is(err, errTransport) {
+					if errors.Is(err, nclient.ErrTransport) {
 						return // the session is gone
 					}
 					continue
@@ -223,7 +220,7 @@ func run(c config) (result, error) {
 	cpu := treeTicks(c.cpuPIDs) - cpuBefore
 
 	var all []time.Duration
-	res := result{Tool: c.tool, Server: c.server, Sessions: c.sessions, Seconds: round(elapsed.Seconds(), 3), Framing: sessions[0].framing}
+	res := result{Tool: c.tool, Server: c.server, Sessions: c.sessions, Seconds: round(elapsed.Seconds(), 3), Framing: sessions[0].Framing()}
 	for _, s := range sessions {
 		all = append(all, s.latencies...)
 		res.Errors += s.errors
@@ -336,12 +333,7 @@ func authMethods(c config) ([]ssh.AuthMethod, error) {
 
 // percentile is the nearest-rank percentile p of sorted, in microseconds.
 func percentile(sorted []time.Duration, p float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p/100*float64(len(sorted)))) - 1
-	rank = max(0, min(rank, len(sorted)-1))
-	return round(float64(sorted[rank].Nanoseconds())/1e3, 1)
+	return round(float64(nclient.Percentile(sorted, p).Nanoseconds())/1e3, 1)
 }
 
 func round(x float64, digits int) float64 {
@@ -349,135 +341,20 @@ func round(x float64, digits int) float64 {
 	return math.Round(x*p) / p
 }
 
-// errTransport marks errors after which the session cannot go on.
-var errTransport = errors.New("transport")
-
+// session is one measured session: its latencies and errors.
 type session struct {
-	conn    *ssh.Client
-	ssh     *ssh.Session
-	w       io.WriteCloser
-	r       *bufio.Reader
-	chunked bool
-	framing string
-	id      int
-	out     []byte
-
+	*nclient.Session
 	latencies []time.Duration
 	errors    int
 	err       error
 }
 
-func dial(c config, sshConfig *ssh.ClientConfig) (*session, error) {
-	conn, err := ssh.Dial("tcp", c.addr, sshConfig)
-	if err != nil {
-		return nil, err
-	}
-	s := &session{conn: conn}
-	if s.ssh, err = conn.NewSession(); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	if s.w, err = s.ssh.StdinPipe(); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	stdout, err := s.ssh.StdoutPipe()
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	s.r = bufio.NewReaderSize(stdout, 64<<10)
-	if err := s.ssh.RequestSubsystem("netconf"); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("netconf subsystem: %w", err)
-	}
-	if err := s.hello(c); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("hello: %w", err)
-	}
-	return s, nil
-}
-
-// hello reads the server's hello (always end-of-message framed), sends
-// ours with base:1.0 and base:1.1, and picks the framing.
-func (s *session) hello(c config) error {
-	done := s.deadline(c.timeout)
-	server, err := s.readEOM()
-	done()
-	if err != nil {
-		return err
-	}
-	offers11 := bytes.Contains(server, []byte(">"+base11+"<"))
-	caps := "<capability>" + base10 + "</capability>"
-	switch c.framing {
-	case "auto":
-		caps += "<capability>" + base11 + "</capability>"
-		s.chunked = offers11
-	case "1.1":
-		if !offers11 {
-			return errors.New("-framing 1.1: the server does not offer base:1.1")
-		}
-		caps = "<capability>" + base11 + "</capability>"
-		s.chunked = true
-	case "1.0":
-	default:
-		return fmt.Errorf("-framing %q: want auto, 1.0 or 1.1", c.framing)
-	}
-	s.framing = "1.0"
-	if s.chunked {
-		s.framing = "1.1"
-	}
-	msg := `<?xml version="1.0" encoding="UTF-8"?><hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities>` + caps + `</capabilities></hello>` + eom
-	if _, err = io.WriteString(s.w, msg); err != nil {
-		return err
-	}
-	time.Sleep(c.helloPause)
-	return nil
-}
-
-// deadline closes the connection if the returned stop is not called
-// within d: x/crypto/ssh channels have no read deadlines.
-func (s *session) deadline(d time.Duration) (stop func()) {
-	t := time.AfterFunc(d, func() { s.conn.Close() })
-	return func() { t.Stop() }
-}
-
-// call sends one rpc and waits for its reply; it returns the latency.
+// call sends the rpc and checks its reply; it returns the latency.
 func (s *session) call(c config) (time.Duration, error) {
-	s.id++
-	id := strconv.Itoa(s.id)
-	rpc := `<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="` + id + `">` + c.body + `</rpc>`
-	s.out = s.out[:0]
-	if s.chunked {
-		s.out = append(s.out, "\n#"...)
-		s.out = strconv.AppendInt(s.out, int64(len(rpc)), 10)
-		s.out = append(s.out, '\n')
-		s.out = append(s.out, rpc...)
-		s.out = append(s.out, "\n##\n"...)
-	} else {
-		s.out = append(s.out, rpc...)
-		s.out = append(s.out, eom...)
-	}
-	stop := s.deadline(c.timeout)
-	defer stop()
-	start := time.Now()
-	if _, err := s.w.Write(s.out); err != nil {
-		return 0, fmt.Errorf("%w: %v", errTransport, err)
-	}
-	var reply []byte
-	var err error
-	if s.chunked {
-		reply, err = s.readChunked()
-	} else {
-		reply, err = s.readEOM()
-	}
-	d := time.Since(start)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", errTransport, err)
-	}
+	reply, d, err := s.Call(c.body)
 	switch {
-	case !bytes.Contains(reply, []byte(`message-id="`+id+`"`)):
-		return 0, fmt.Errorf("%w: reply without message-id %s: %.300s", errTransport, id, reply)
+	case err != nil:
+		return 0, err
 	case bytes.Contains(reply, []byte("rpc-error>")):
 		return 0, fmt.Errorf("rpc-error: %.500s", reply)
 	case !hasValue(reply, c.expect):
@@ -502,80 +379,12 @@ func hasValue(reply []byte, expect string) bool {
 	}
 }
 
-// readEOM reads up to ]]>]]> (NETCONF 1.0 framing).
-func (s *session) readEOM() ([]byte, error) {
-	var msg []byte
-	for {
-		line, err := s.r.ReadSlice('>')
-		msg = append(msg, line...)
-		if bytes.HasSuffix(msg, []byte(eom)) {
-			return msg[:len(msg)-len(eom)], nil
-		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return nil, err
-		}
-	}
-}
-
-// readChunked reads one chunked message (NETCONF 1.1, RFC 6242).
-func (s *session) readChunked() ([]byte, error) {
-	var msg []byte
-	for {
-		if b, err := s.r.ReadByte(); err != nil {
-			return nil, err
-		} else if b != '\n' {
-			return nil, fmt.Errorf("chunk header starts with %q", b)
-		}
-		if b, err := s.r.ReadByte(); err != nil {
-			return nil, err
-		} else if b != '#' {
-			return nil, fmt.Errorf("chunk header: %q after newline", b)
-		}
-		head, err := s.r.ReadSlice('\n')
-		if err != nil {
-			return nil, err
-		}
-		size := bytes.TrimSuffix(head, []byte("\n"))
-		if string(size) == "#" {
-			return msg, nil
-		}
-		n, err := strconv.Atoi(string(size))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("chunk size %q", size)
-		}
-		start := len(msg)
-		msg = slices.Grow(msg, n)[:start+n]
-		if _, err := io.ReadFull(s.r, msg[start:]); err != nil {
-			return nil, err
-		}
-	}
-}
-
+// close ends the session politely (not measured, and not waited for
+// long) unless one of its rpcs failed.
 func (s *session) close() {
-	// A polite end, as clients do; not measured, and not waited for long.
-	if s.err == nil {
-		c := config{body: "<close-session/>", timeout: 2 * time.Second}
-		s.closeSession(c)
-	}
-	s.conn.Close()
-}
-
-func (s *session) closeSession(c config) {
-	s.id++
-	rpc := `<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="` + strconv.Itoa(s.id) + `">` + c.body + `</rpc>`
-	if s.chunked {
-		rpc = "\n#" + strconv.Itoa(len(rpc)) + "\n" + rpc + "\n##\n"
-	} else {
-		rpc += eom
-	}
-	stop := s.deadline(c.timeout)
-	defer stop()
-	if _, err := io.WriteString(s.w, rpc); err != nil {
+	if s.err != nil {
+		s.Abort()
 		return
 	}
-	if s.chunked {
-		_, _ = s.readChunked()
-	} else {
-		_, _ = s.readEOM()
-	}
+	s.Close()
 }

@@ -11,9 +11,8 @@
 //
 // -since is a wall-clock start in Unix nanoseconds (bash: ${EPOCHREALTIME/./}000):
 // the times reported are counted from it, not from ncscale's own start.
-// The NETCONF session code (hello, framing) is a copy of ncbench's, kept
-// short: one session, one rpc at a time, base:1.1 chunked framing when the
-// server offers it.
+// The NETCONF sessions are ncbench's (package nclient): one rpc at a
+// time, base:1.1 chunked framing when the server offers it.
 package main
 
 import (
@@ -25,7 +24,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -38,13 +36,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myno-bridge/myno/docs/bench/external/nclient"
 	"golang.org/x/crypto/ssh"
-)
-
-const (
-	base10 = "urn:ietf:params:netconf:base:1.0"
-	base11 = "urn:ietf:params:netconf:base:1.1"
-	eom    = "]]>]]>"
 )
 
 func main() {
@@ -188,11 +181,11 @@ func cmdGet(args []string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
+	defer s.Close()
 	res := getResult{}
 	for range *runs {
 		t := time.Now()
-		reply, err := s.call(*rpc, c.timeout)
+		reply, _, err := s.Call(*rpc)
 		d := time.Since(t)
 		if err != nil {
 			return res, err
@@ -237,10 +230,10 @@ func cmdReady(args []string) (any, error) {
 	_ = fs.Parse(args)
 	start := since(*sinceNS)
 	res := readyResult{}
-	var s *session
+	var s *nclient.Session
 	defer func() {
 		if s != nil {
-			s.close()
+			s.Close()
 		}
 	}()
 	for {
@@ -253,9 +246,9 @@ func cmdReady(args []string) (any, error) {
 					return err
 				}
 			}
-			reply, err := s.call(registryCount, c.timeout)
+			reply, _, err := s.Call(registryCount)
 			if err != nil {
-				s.close()
+				s.Close()
 				s = nil
 				return err
 			}
@@ -357,7 +350,7 @@ func cmdRPCs(args []string) (any, error) {
 	if len(targets) == 0 {
 		return nil, errors.New("-shapes: no devices")
 	}
-	all := make([]*session, *sessions)
+	all := make([]*nclient.Session, *sessions)
 	var wg sync.WaitGroup
 	errs := make([]error, *sessions)
 	for i := range all {
@@ -367,7 +360,7 @@ func cmdRPCs(args []string) (any, error) {
 	defer func() {
 		for _, s := range all {
 			if s != nil {
-				s.close()
+				s.Close()
 			}
 		}
 	}()
@@ -407,7 +400,7 @@ func cmdRPCs(args []string) (any, error) {
 			r := rand.New(rand.NewPCG(*seed, uint64(i)))
 			for range *warmup {
 				k := r.IntN(len(targets))
-				reply, err := s.call(body(targets[k]), c.timeout)
+				reply, _, err := s.Call(body(targets[k]))
 				if err == nil {
 					err = check(reply)
 				}
@@ -425,7 +418,7 @@ func cmdRPCs(args []string) (any, error) {
 					}
 				}
 				t := time.Now()
-				reply, err := s.call(body(targets[k]), c.timeout)
+				reply, _, err := s.Call(body(targets[k]))
 				d := time.Since(t)
 				if err == nil {
 					err = check(reply)
@@ -435,7 +428,7 @@ func cmdRPCs(args []string) (any, error) {
 					if w.first == nil {
 						w.first = err
 					}
-					if errors.Is(err, errTransport) {
+					if errors.Is(err, nclient.ErrTransport) {
 						return
 					}
 					continue
@@ -482,13 +475,7 @@ func cmdRPCs(args []string) (any, error) {
 	slices.Sort(lat)
 	res.RPCs, res.Distinct = len(lat), len(hit)
 	res.RPS = round(float64(len(lat))/elapsed.Seconds(), 1)
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		k := int(math.Ceil(p/100*float64(len(lat)))) - 1
-		return ms(lat[max(0, min(k, len(lat)-1))])
-	}
+	pct := func(p float64) float64 { return ms(nclient.Percentile(lat, p)) }
 	res.P50, res.P90, res.P99, res.Max = pct(50), pct(90), pct(99), pct(100)
 	return res, nil
 }
@@ -509,161 +496,13 @@ func sessionFlags(fs *flag.FlagSet) *config {
 	return c
 }
 
-// errTransport marks errors after which the session cannot go on.
-var errTransport = errors.New("transport")
-
-type session struct {
-	conn    *ssh.Client
-	ssh     *ssh.Session
-	w       io.WriteCloser
-	r       *bufio.Reader
-	chunked bool
-	id      int
-	broken  bool
-}
-
-func dial(c *config) (*session, error) {
-	cfg := &ssh.ClientConfig{
-		User: c.user,
-		Auth: []ssh.AuthMethod{ssh.Password(c.password)},
-		// Loopback, a bridge the harness started with a fresh host key.
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-		Timeout:         c.timeout,
-	}
-	conn, err := ssh.Dial("tcp", c.addr, cfg)
-	if err != nil {
-		return nil, err
-	}
-	s := &session{conn: conn}
-	fail := func(what string, err error) (*session, error) {
-		conn.Close()
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	if s.ssh, err = conn.NewSession(); err != nil {
-		return fail("session", err)
-	}
-	if s.w, err = s.ssh.StdinPipe(); err != nil {
-		return fail("stdin", err)
-	}
-	stdout, err := s.ssh.StdoutPipe()
-	if err != nil {
-		return fail("stdout", err)
-	}
-	s.r = bufio.NewReaderSize(stdout, 256<<10)
-	if err := s.ssh.RequestSubsystem("netconf"); err != nil {
-		return fail("netconf subsystem", err)
-	}
-	stop := s.deadline(c.timeout)
-	hello, err := s.readEOM()
-	stop()
-	if err != nil {
-		return fail("hello", err)
-	}
-	s.chunked = bytes.Contains(hello, []byte(">"+base11+"<"))
-	msg := `<?xml version="1.0" encoding="UTF-8"?><hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities><capability>` +
-		base10 + `</capability><capability>` + base11 + `</capability></capabilities></hello>` + eom
-	if _, err := io.WriteString(s.w, msg); err != nil {
-		return fail("hello", err)
-	}
-	return s, nil
-}
-
-// deadline closes the connection unless the returned stop is called
-// within d: x/crypto/ssh channels have no read deadlines.
-func (s *session) deadline(d time.Duration) (stop func()) {
-	t := time.AfterFunc(d, func() { s.conn.Close() })
-	return func() { t.Stop() }
-}
-
-// call sends one rpc and returns its reply.
-func (s *session) call(body string, timeout time.Duration) ([]byte, error) {
-	if s.broken {
-		return nil, fmt.Errorf("%w: session closed", errTransport)
-	}
-	s.id++
-	id := strconv.Itoa(s.id)
-	rpc := `<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="` + id + `">` + body + `</rpc>`
-	if s.chunked {
-		rpc = "\n#" + strconv.Itoa(len(rpc)) + "\n" + rpc + "\n##\n"
-	} else {
-		rpc += eom
-	}
-	stop := s.deadline(timeout)
-	defer stop()
-	if _, err := io.WriteString(s.w, rpc); err != nil {
-		s.broken = true
-		return nil, fmt.Errorf("%w: %v", errTransport, err)
-	}
-	var reply []byte
-	var err error
-	if s.chunked {
-		reply, err = s.readChunked()
-	} else {
-		reply, err = s.readEOM()
-	}
-	if err != nil {
-		s.broken = true
-		return nil, fmt.Errorf("%w: %v", errTransport, err)
-	}
-	if !bytes.Contains(reply[:min(len(reply), 400)], []byte(`message-id="`+id+`"`)) {
-		s.broken = true
-		return nil, fmt.Errorf("%w: reply without message-id %s: %.300s", errTransport, id, reply)
-	}
-	return reply, nil
-}
-
-func (s *session) readEOM() ([]byte, error) {
-	var msg []byte
-	for {
-		line, err := s.r.ReadSlice('>')
-		msg = append(msg, line...)
-		if bytes.HasSuffix(msg, []byte(eom)) {
-			return msg[:len(msg)-len(eom)], nil
-		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return nil, err
-		}
-	}
-}
-
-func (s *session) readChunked() ([]byte, error) {
-	var msg []byte
-	for {
-		if b, err := s.r.ReadByte(); err != nil {
-			return nil, err
-		} else if b != '\n' {
-			return nil, fmt.Errorf("chunk header starts with %q", b)
-		}
-		if b, err := s.r.ReadByte(); err != nil {
-			return nil, err
-		} else if b != '#' {
-			return nil, fmt.Errorf("chunk header: %q after newline", b)
-		}
-		head, err := s.r.ReadSlice('\n')
-		if err != nil {
-			return nil, err
-		}
-		size := bytes.TrimSuffix(head, []byte("\n"))
-		if string(size) == "#" {
-			return msg, nil
-		}
-		n, err := strconv.Atoi(string(size))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("chunk size %q", size)
-		}
-		start := len(msg)
-		msg = slices.Grow(msg, n)[:start+n]
-		if _, err := io.ReadFull(s.r, msg[start:]); err != nil {
-			return nil, err
-		}
-	}
-}
-
-func (s *session) close() {
-	if !s.broken {
-		stop := s.deadline(2 * time.Second)
-		_, _ = s.call("<close-session/>", 2*time.Second)
-		stop()
-	}
-	s.conn.Close()
+func dial(c *config) (*nclient.Session, error) {
+	return nclient.Dial(nclient.Config{
+		Addr:       c.addr,
+		User:       c.user,
+		Auth:       []ssh.AuthMethod{ssh.Password(c.password)},
+		Timeout:    c.timeout,
+		ReadBuffer: 256 << 10,
+		IDWindow:   400,
+	})
 }

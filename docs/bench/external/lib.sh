@@ -1,0 +1,48 @@
+# shellcheck shell=bash
+# The parts of docs/bench/external/run.sh and scale.sh that are the same,
+# sourced by both from the repository's root. Functions only: nothing runs
+# on sourcing. They use the script's `say` and $PY (a python3).
+
+# unset_myno_env: the bridge and the devices read MYNO_* variables
+# (MYNO_MQTT_URL, MYNO_CONFIG, ...): none of the caller's may change what
+# is measured.
+unset_myno_env() {
+  while read -r v; do unset "$v"; done < <(compgen -e | grep '^MYNO_' || true)
+}
+
+# make_work NAME WHAT: a temp dir /tmp/NAME.XXXXXX in $work and an empty
+# pids array; on exit, the processes in pids are killed and reaped, and
+# $work is removed, unless KEEP=1 or the script failed (then "WHAT kept in
+# $work" is said).
+make_work() {
+  work="$(mktemp -d "/tmp/$1.XXXXXX")"
+  work_kept="$2"
+  pids=()
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+cleanup() {
+  local rc=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "${KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then
+    say "$work_kept kept in $work"
+  else
+    rm -rf "$work"
+  fi
+}
+
+# free_ports N: N distinct free loopback ports.
+free_ports() {
+  "$PY" - "$1" <<'PYEOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PYEOF
+}
+# http_get URL: the body, or nothing (and failure) within 2 s.
+http_get() { "$PY" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "$1" 2>/dev/null; }

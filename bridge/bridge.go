@@ -137,6 +137,9 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	if err := b.serveHTTP(); err != nil {
 		return nil, err
 	}
+	if b.broker != nil {
+		b.broker.Admit()
+	}
 	b.run.goDo(func() { b.expireAssemblies(b.ctx) })
 	b.run.goDo(func() { b.watchUsers(b.ctx) })
 	b.run.goDo(func() { b.expirePresence(b.ctx) })
@@ -232,8 +235,10 @@ func (b *Bridge) connectMQTT(ctx context.Context) error {
 		if b.access, err = b.newAccess(); err != nil {
 			return err
 		}
+		// Devices are admitted once the registry is restored and NETCONF
+		// listens (Start): after a restart they find their topics.
 		bc := broker.Config{Listen: cfg.MQTTListen, Logger: cfg.Logger, DataDir: cfg.DataDir, Access: b.access,
-			OnConnection: b.onConnection}
+			OnConnection: b.onConnection, HoldConnections: true}
 		if cfg.MQTTTLSListen != "" {
 			bc.TLSListen = cfg.MQTTTLSListen
 			if bc.TLSConfig, err = brokerTLS(cfg.MQTTTLSCertFile, cfg.MQTTTLSKeyFile, cfg.MQTTTLSClientCAFile); err != nil {

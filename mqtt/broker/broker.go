@@ -35,6 +35,12 @@ type Config struct {
 	// QoS 1 messages across restarts (a bbolt file); "" keeps them in memory.
 	DataDir       string
 	MaxPacketSize uint32 // 0 means 1 MiB
+	// HoldConnections makes the listeners accept no connection until
+	// Admit: the bridge restores its registry first, so that devices
+	// reconnecting after a restart find their topics (they were refused
+	// their command subscriptions and backed off for seconds). The inline
+	// client works meanwhile.
+	HoldConnections bool
 	// MaxPendingWrites bounds the packets waiting to be written to one
 	// client; 0 means DefaultMaxPendingWrites.
 	MaxPendingWrites int32
@@ -90,6 +96,16 @@ type Broker struct {
 	access   *accessHook
 	presence *presenceHook
 	dropped  *droppedHook
+	admit    chan struct{} // Config.HoldConnections; closed by Admit
+	admitted sync.Once
+}
+
+// Admit lets the listeners accept connections, when the broker was
+// started with HoldConnections; otherwise it does nothing.
+func (b *Broker) Admit() {
+	if b.admit != nil {
+		b.admitted.Do(func() { close(b.admit) })
+	}
 }
 
 // Start starts the embedded broker and returns once it listens.
@@ -122,7 +138,12 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.WrapListener != nil {
 		nl = cfg.WrapListener(nl)
 	}
+	var admit chan struct{}
+	if cfg.HoldConnections {
+		admit = make(chan struct{})
+	}
 	ln := newListener("tcp", nl)
+	ln.admit = admit
 	var tlsNet net.Listener
 	if cfg.TLSListen != "" {
 		if cfg.TLSConfig == nil || (len(cfg.TLSConfig.Certificates) == 0 && cfg.TLSConfig.GetCertificate == nil) {
@@ -185,9 +206,10 @@ func Start(cfg Config) (*Broker, error) {
 	if err := srv.AddListener(ln); err != nil {
 		return fail(fmt.Errorf("broker listen %s: %w", cfg.Listen, err))
 	}
-	b := &Broker{srv: srv, ln: ln, addr: ln.Address(), access: accessHook, presence: presence, dropped: dropped}
+	b := &Broker{srv: srv, ln: ln, addr: ln.Address(), access: accessHook, presence: presence, dropped: dropped, admit: admit}
 	if tlsNet != nil {
 		b.tlsLn = newListener("tls", tlsNet)
+		b.tlsLn.admit = admit
 		if err := srv.AddListener(b.tlsLn); err != nil {
 			return fail(fmt.Errorf("broker listen (TLS) %s: %w", cfg.TLSListen, err))
 		}

@@ -284,3 +284,31 @@ func TestEmbeddedBrokerStoresOnlyLastingSubscriptions(t *testing.T) {
 		t.Errorf("response/1 subscribers after a restart: %v, want none (the inline client subscribes again itself)", got)
 	}
 }
+
+// With HoldConnections the broker accepts no client until Admit (the
+// bridge restores its registry first); the inline client works meanwhile.
+func TestHoldConnectionsUntilAdmit(t *testing.T) {
+	b, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: testenv.Logger(), HoldConnections: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := b.InlineClient("bridge-inline", func(client.Message) {}).Subscribe(ctx, "response/+"); err != nil {
+		t.Fatalf("inline client while held: %v", err)
+	}
+	held, stop := context.WithTimeout(ctx, 700*time.Millisecond)
+	_, err = client.Dial(held, client.Config{URL: b.URL(), ClientID: "early", Logger: testenv.Logger()})
+	stop()
+	if err == nil {
+		t.Fatal("a client connected before Admit")
+	}
+	b.Admit()
+	b.Admit() // twice is harmless
+	c, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: "after", Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatalf("after Admit: %v", err)
+	}
+	c.Close(ctx)
+}

@@ -36,6 +36,9 @@ type listener struct {
 	serving sync.WaitGroup        // Serve
 	conns   map[net.Conn]struct{} // connections whose establish has not returned
 	connsWG sync.WaitGroup        // their goroutines
+	// admit, when not nil, holds Accept until it is closed
+	// (Config.HoldConnections, Broker.Admit).
+	admit <-chan struct{}
 }
 
 var _ listeners.Listener = (*listener)(nil)
@@ -75,6 +78,15 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 	l.mu.Unlock()
 	defer l.serving.Done()
 	addr := l.Address()
+	if l.admit != nil {
+		// Connections wait in the kernel's backlog until the broker
+		// admits clients.
+		select {
+		case <-l.admit:
+		case <-l.done:
+			return
+		}
+	}
 	var backoff acceptbackoff.Backoff
 	for {
 		conn, err := l.ln.Accept()

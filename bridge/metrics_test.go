@@ -10,8 +10,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/myno-bridge/myno/bridge"
@@ -21,22 +19,6 @@ import (
 	"github.com/myno-bridge/myno/ontology"
 	"github.com/myno-bridge/myno/wire"
 )
-
-// scrape reads /metrics and returns each family by name.
-func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return families
-}
 
 // value is the sum of a family's samples whose labels include want.
 func value(families map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
@@ -138,7 +120,7 @@ func TestMetricsCountAScriptedFlow(t *testing.T) {
 
 	var m map[string]*dto.MetricFamily
 	testenv.WaitFor(t, "the forged answer counted", func() bool {
-		m = scrape(t, b.HTTPAddr())
+		m = testenv.ScrapeMetrics(t, b.HTTPAddr())
 		return value(m, "myno_answers_dropped_total", nil) >= 1
 	})
 	for _, c := range []struct {

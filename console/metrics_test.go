@@ -24,8 +24,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 
@@ -231,7 +229,7 @@ func TestMetricsCountUpdatesAndHandshakes(t *testing.T) {
 		t.Fatalf("renewal: %d %+v %v", resp.StatusCode, renewed, err)
 	}
 
-	families := scrapeMetrics(t, w.console.MetricsAddr())
+	families := testenv.ScrapeMetrics(t, w.console.MetricsAddr())
 	for name, want := range map[string]map[string]float64{
 		"myno_update_transfers_total": {
 			"protocol=cose,result=ok":                     2,
@@ -307,22 +305,6 @@ func TestMetricsListenFailureStopsNew(t *testing.T) {
 	if off.MetricsAddr() != "" {
 		t.Errorf("metrics on %s by default", off.MetricsAddr())
 	}
-}
-
-// scrapeMetrics reads /metrics at addr and returns each family by name.
-func scrapeMetrics(t *testing.T, addr string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return families
 }
 
 // samples is a family's series as "name=value,…" (sorted, labels with an

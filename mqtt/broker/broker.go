@@ -182,9 +182,11 @@ func Start(cfg Config) (*Broker, error) {
 	if err := srv.AddHook(&AnnounceTopicAliases{Maximum: caps.TopicAliasMaximum}, nil); err != nil {
 		return fail(err)
 	}
-	if err := srv.AddHook(&AwaitSessionEnd{Server: srv}, nil); err != nil {
+	gate := newSessionGate(srv)
+	if err := srv.AddHook(gate, nil); err != nil {
 		return fail(err)
 	}
+	ln.gate = gate
 	dropped := &droppedHook{log: cfg.Logger, max: caps.MaximumClientWritesPending}
 	if err := srv.AddHook(dropped, nil); err != nil {
 		return fail(err)
@@ -210,6 +212,7 @@ func Start(cfg Config) (*Broker, error) {
 	if tlsNet != nil {
 		b.tlsLn = newListener("tls", tlsNet)
 		b.tlsLn.admit = admit
+		b.tlsLn.gate = gate
 		if err := srv.AddListener(b.tlsLn); err != nil {
 			return fail(fmt.Errorf("broker listen (TLS) %s: %w", cfg.TLSListen, err))
 		}
@@ -432,66 +435,3 @@ func (h *AnnounceTopicAliases) OnPacketEncode(cl *mqtt.Client, pk packets.Packet
 	return pk
 }
 
-// AwaitSessionEnd holds a CONNECT back while the broker is still ending
-// the session of a closed connection with the same client ID.
-//
-// A device that reboots, or a client that disconnects and reconnects at
-// once, sends its new CONNECT while mochi-mqtt v2.7.9 may still be
-// cleaning up after the old connection: that cleanup decides the session
-// ends (MQTT 5 Session Expiry 0, or a 3.1.1 clean session), then
-// unsubscribes and deletes the client *by its ID*. When the new connection
-// has been added in between, it is the new one that disappears from the
-// broker's client list: it stays connected, its subscriptions look fine,
-// and nothing published to it arrives (a bootstrap answer lost, seen as a
-// flaky test). [MQTT-3.1.4-3] wants the new connection to replace the old
-// one, not to be removed by it; waiting until the old session has ended
-// gives exactly that. A live old connection is left to mochi's own
-// take-over.
-type AwaitSessionEnd struct {
-	mqtt.HookBase
-	Server *mqtt.Server
-	// Timeout bounds the wait; 0 means 2 s. After it the CONNECT goes on.
-	Timeout time.Duration
-}
-
-// msgAwaitSessionEnd is logged (at debug level) when a CONNECT starts to wait.
-const msgAwaitSessionEnd = "connect waits for the previous session to end"
-
-func (h *AwaitSessionEnd) ID() string { return "await-session-end" }
-
-func (h *AwaitSessionEnd) Provides(b byte) bool { return b == mqtt.OnConnect }
-
-// sessionEndsWith reports whether cl's session ends when its connection
-// does (MQTT 5 §3.1.2.11.2, 3.1.1 §3.1.2.4).
-func sessionEndsWith(cl *mqtt.Client) bool {
-	if cl.Properties.ProtocolVersion == 5 {
-		return cl.Properties.Props.SessionExpiryInterval == 0
-	}
-	return cl.Properties.Clean
-}
-
-func (h *AwaitSessionEnd) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	timeout := h.Timeout
-	if timeout <= 0 {
-		timeout = 2 * time.Second
-	}
-	deadline := time.Now().Add(timeout)
-	told := false
-	for {
-		old, ok := h.Server.Clients.Get(cl.ID)
-		if !ok || old == cl || !old.Closed() || old.IsTakenOver() || !sessionEndsWith(old) {
-			return nil
-		}
-		if !told {
-			told = true
-			h.Log.Debug(msgAwaitSessionEnd, "client", cl.ID)
-		}
-		if time.Now().After(deadline) {
-			h.Log.Warn("previous session still ending; connecting anyway", "client", cl.ID)
-			return nil
-		}
-		// The cleanup is a few map operations away; there is no event to
-		// wait on, so look again shortly.
-		time.Sleep(time.Millisecond)
-	}
-}

@@ -39,6 +39,9 @@ type listener struct {
 	// admit, when not nil, holds Accept until it is closed
 	// (Config.HoldConnections, Broker.Admit).
 	admit <-chan struct{}
+	// gate, when not nil, is told of each connection's start and end
+	// (sessionGate).
+	gate *sessionGate
 }
 
 var _ listeners.Listener = (*listener)(nil)
@@ -126,16 +129,22 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 		l.conns[conn] = struct{}{}
 		l.connsWG.Add(1)
 		l.mu.Unlock()
+		if l.gate != nil {
+			l.gate.opened(conn)
+		}
 		go func() {
 			defer l.connsWG.Done()
 			err := establish(l.id, conn)
+			if l.gate != nil {
+				l.gate.closed(conn)
+			}
 			l.mu.Lock()
 			delete(l.conns, conn)
 			l.mu.Unlock()
 			_ = conn.Close() // mochi-mqtt has closed it already, mostly
 			switch {
 			case err == nil:
-			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), refused(err):
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errPeerGone), refused(err):
 				l.log.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "err", err)
 			default:
 				l.log.Warn("mqtt connection ended with an error", "remote", conn.RemoteAddr().String(), "err", err)

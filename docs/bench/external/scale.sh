@@ -38,6 +38,8 @@
 #   CONNECT_INTERVAL, CONNECT_CONCURRENCY   the fleet's (myno device defaults
 #                      when unset: 200us, 64)
 #   LOG_LEVEL=warn     the bridge's --log-level (info logs 3 lines per device)
+#   FLEET_LOG_LEVEL=warn  the fleet's --log-level (info: a line per device
+#                      connect and registration, to follow one device)
 #   REV=COMMIT         build the bridge of COMMIT (git archive) instead of the
 #                      working tree
 #   RESULTS=FILE       also keep the JSON lines in FILE
@@ -184,7 +186,7 @@ for l in lines[1:] + ["+---x END"]:
 done
 say "fleet: $(tr '\n' ' ' <"$work/fleet.txt")"
 say "device rpcs: $shapes_arg"
-fleet_flags=(--fleet "$work/fleet.txt" --uuid bench-scale --telemetry-interval 0 --log-level warn)
+fleet_flags=(--fleet "$work/fleet.txt" --uuid bench-scale --telemetry-interval 0 --log-level "${FLEET_LOG_LEVEL:-warn}")
 [ -n "${CONNECT_INTERVAL:-}" ] && fleet_flags+=(--connect-interval "$CONNECT_INTERVAL")
 [ -n "${CONNECT_CONCURRENCY:-}" ] && fleet_flags+=(--connect-concurrency "$CONNECT_CONCURRENCY")
 

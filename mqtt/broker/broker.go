@@ -434,4 +434,3 @@ func (h *AnnounceTopicAliases) OnPacketEncode(cl *mqtt.Client, pk packets.Packet
 	}
 	return pk
 }
-

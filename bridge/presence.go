@@ -78,12 +78,16 @@ type presence struct {
 	// each, and each device's live connections.
 	conns map[uint64][]string
 	links map[string]map[uint64]bool
-	// clients names each live connection's client identifier; handover
-	// holds, by client identifier, the devices of a connection whose
-	// session a new connection took over [MQTT-3.1.4-3] before the new
-	// one's start was seen: they pass to it, and stay online meanwhile.
-	clients  map[uint64]string
-	handover map[string]*handoverEntry
+	// clients names each live connection's client identifier, and
+	// clientConns has the live connections of each identifier (looked up
+	// at every connection's start and end: a scan of clients made a
+	// restart with 10,000 devices quadratic); handover holds, by client
+	// identifier, the devices of a connection whose session a new
+	// connection took over [MQTT-3.1.4-3] before the new one's start was
+	// seen: they pass to it, and stay online meanwhile.
+	clients     map[uint64]string
+	clientConns map[string][]uint64
+	handover    map[string]*handoverEntry
 	// External broker: the latest announcement of each registered device
 	// that announces its presence, and of devices not registered
 	// (pending, at most maxPendingPresence). An offline one holds the
@@ -103,7 +107,8 @@ type transition struct {
 
 func newPresence(embedded bool, keepAlive time.Duration) *presence {
 	return &presence{embedded: embedded, grace: keepAlive + keepAlive/2,
-		conns: map[uint64][]string{}, links: map[string]map[uint64]bool{}, clients: map[uint64]string{}, handover: map[string]*handoverEntry{},
+		conns: map[uint64][]string{}, links: map[string]map[uint64]bool{},
+		clients: map[uint64]string{}, clientConns: map[string][]uint64{}, handover: map[string]*handoverEntry{},
 		announced: map[string]wire.Presence{}, pending: map[string]wire.Presence{}, online: map[string]bool{}}
 }
 
@@ -159,13 +164,14 @@ func (p *presence) connected(ev broker.ConnectionEvent) []transition {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.conns[ev.Conn] = nil
-	p.clients[ev.Conn] = ev.ClientID
 	var out []transition
 	// An older connection of this client identifier is taken over
 	// [MQTT-3.1.4-3], whenever its end event comes: its devices pass to
 	// this one now, so that this one's end is theirs.
-	for conn, c := range p.clients {
-		if c != ev.ClientID || conn >= ev.Conn {
+	var newer []uint64
+	for _, conn := range p.clientConns[ev.ClientID] {
+		if conn > ev.Conn {
+			newer = append(newer, conn)
 			continue
 		}
 		for _, uuid := range p.conns[conn] {
@@ -175,6 +181,8 @@ func (p *presence) connected(ev broker.ConnectionEvent) []transition {
 		delete(p.conns, conn)
 		delete(p.clients, conn)
 	}
+	p.clients[ev.Conn] = ev.ClientID
+	p.clientConns[ev.ClientID] = append(newer, ev.Conn)
 	if h := p.handover[ev.ClientID]; h != nil && ev.Conn > h.from {
 		delete(p.handover, ev.ClientID)
 		for _, uuid := range h.uuids {
@@ -280,15 +288,31 @@ func (p *presence) disconnected(ev broker.ConnectionEvent) []transition {
 		h.uuids = append(h.uuids, uuid)
 	}
 	delete(p.conns, ev.Conn)
-	delete(p.clients, ev.Conn)
+	p.forgetClientConnLocked(ev.Conn)
 	return out
+}
+
+// forgetClientConnLocked removes the live connection conn from clients
+// and clientConns.
+func (p *presence) forgetClientConnLocked(conn uint64) {
+	client, ok := p.clients[conn]
+	if !ok {
+		return
+	}
+	delete(p.clients, conn)
+	rest := slices.DeleteFunc(p.clientConns[client], func(c uint64) bool { return c == conn })
+	if len(rest) == 0 {
+		delete(p.clientConns, client)
+		return
+	}
+	p.clientConns[client] = rest
 }
 
 // liveConnLocked returns a live connection of client newer than after
 // (connections are numbered in order), or 0.
 func (p *presence) liveConnLocked(client string, after uint64) uint64 {
-	for conn, c := range p.clients {
-		if c == client && conn > after {
+	for _, conn := range p.clientConns[client] {
+		if conn > after {
 			return conn
 		}
 	}

@@ -65,8 +65,9 @@ func BenchmarkAllowPublish(b *testing.B) {
 
 // BenchmarkEnrolIntoLargeStore is a group of 64 devices enrolling at once
 // (--enrol open, a fleet's connects in flight) into a store that already
-// holds 10,000: one write of the file per group, in which only the new
-// credentials are encoded.
+// holds 10,000: one append to the journal per group (the whole file was
+// rewritten per group before: 499 µs per device, 10 MB allocated per
+// group; now about 124 µs, most of it the 5 ms the group waits to fill).
 //
 //	go test ./mqtt/access -run '^$' -bench BenchmarkEnrolIntoLargeStore -benchmem
 func BenchmarkEnrolIntoLargeStore(b *testing.B) {

@@ -74,13 +74,39 @@ type Credential struct {
 
 // storeFile is the JSON form of the store.
 type storeFile struct {
-	Version int          `json:"version"`
-	Clients []Credential `json:"clients"`
+	Version int `json:"version"`
+	// Generation numbers the rewrites of the file; its journal applies to
+	// the generation its header names, and no other.
+	Generation uint64       `json:"generation,omitempty"`
+	Clients    []Credential `json:"clients"`
 }
 
-// Store is the credential file. Every change is a read-modify-write of the
-// whole file under an exclusive lock on "<file>.lock" (flock), so the
-// myno devices command and a running bridge can both change it.
+// journalHeader is the first line of the journal (JournalPath): the
+// generation of the file it extends.
+type journalHeader struct {
+	Journal    int    `json:"journal"` // 1
+	Generation uint64 `json:"generation"`
+}
+
+// Store is the credential file and its journal. Every change holds an
+// exclusive lock on "<file>.lock" (flock), so the myno devices command and
+// a running bridge can both change them.
+//
+//   - Enrolments (a device's first connection under --enrol open or with
+//     its enrolment token) are appended to the journal, "<file>.journal":
+//     a header line naming the file's generation, then one credential
+//     (JSON) per line, each replacing the one of its name. A write costs
+//     what it adds, not the size of the store: rewriting the whole file
+//     for each group of enrolments made registering 10,000 devices
+//     quadratic.
+//   - Every other change (myno devices add, remove; a journal grown past
+//     compactAfter) rewrites the file, one credential per line, with the
+//     next generation, and then removes the journal. A journal of an
+//     older generation (a crash between the two) is ignored, so a
+//     removed credential cannot come back from it.
+//   - A line the process did not finish writing (a crash) ends the
+//     journal without a newline: it is ignored, and cut off by the next
+//     append.
 type Store struct {
 	path string
 
@@ -88,16 +114,31 @@ type Store struct {
 
 	mu    sync.Mutex // guards creds and stamp
 	creds map[string]Credential
-	stamp fileStamp // of the file last read
+	stamp storeStamp // of the files last read or written
 
 	enrolMu      sync.Mutex
 	enrolQueue   []*pendingEnrolment
 	enrolWriting bool // a goroutine is writing enrolments; others queue
 
-	// lines are the encoded lines of the credentials last written, by
-	// name (guarded by writeMu): a change encodes only what changed.
+	// Guarded by writeMu:
+	// lines are the encoded lines of the credentials last written to the
+	// file, by name: a rewrite encodes only what changed.
 	lines map[string]encodedLine
+	// journal is what the store knows of the file's generation and its
+	// journal.
+	journal journalState
 }
+
+// journalState is the generation of the file and the extent of its
+// journal.
+type journalState struct {
+	generation uint64
+	entries    int   // credentials in the journal
+	end        int64 // bytes of its whole lines (header included); 0: none
+}
+
+// JournalPath is the journal of the credential file at path.
+func JournalPath(path string) string { return path + ".journal" }
 
 // encodedLine is a credential and its line in the file.
 type encodedLine struct {
@@ -112,6 +153,15 @@ type fileStamp struct {
 	mod   time.Time
 	size  int64
 	inode uint64
+}
+
+// storeStamp tells whether the file or its journal changed.
+type storeStamp struct {
+	file, journal fileStamp
+}
+
+func (s *Store) currentStamp() storeStamp {
+	return storeStamp{file: stampOf(s.path), journal: stampOf(JournalPath(s.path))}
 }
 
 func stampOf(path string) fileStamp {
@@ -144,40 +194,95 @@ func (s *Store) Path() string { return s.path }
 
 // read loads the file into s (OpenStore: nobody else has s yet).
 func (s *Store) read() error {
-	creds, stamp, err := s.readFile()
+	st, err := s.readFiles()
 	if err != nil {
 		return err
 	}
-	s.creds, s.stamp = creds, stamp
+	s.creds, s.stamp, s.journal = st.creds, st.stamp, st.journal
 	return nil
 }
 
-// readFile parses the file; a missing file is empty. It takes no lock of
-// s: a login looks credentials up while a change reads and writes.
-func (s *Store) readFile() (map[string]Credential, fileStamp, error) {
-	stamp := stampOf(s.path)
+// storeState is the content of the file and its journal.
+type storeState struct {
+	creds   map[string]Credential
+	stamp   storeStamp
+	journal journalState
+}
+
+// readFiles parses the file and its journal; a missing file is empty. It
+// takes no lock of s: a login looks credentials up while a change reads
+// and writes.
+func (s *Store) readFiles() (storeState, error) {
+	st := storeState{stamp: s.currentStamp()}
 	data, err := os.ReadFile(s.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		st.creds = map[string]Credential{}
+	case err != nil:
+		return st, fmt.Errorf("mqtt credentials: %w", err)
+	default:
+		var f storeFile
+		if err := json.Unmarshal(data, &f); err != nil {
+			return st, fmt.Errorf("mqtt credentials %s: %w", s.path, err)
+		}
+		if f.Version != 1 {
+			return st, fmt.Errorf("mqtt credentials %s: version %d, want 1", s.path, f.Version)
+		}
+		st.creds = make(map[string]Credential, len(f.Clients))
+		for _, c := range f.Clients {
+			if err := checkName(c.Name, c.Role); err != nil {
+				return st, fmt.Errorf("mqtt credentials %s: %w", s.path, err)
+			}
+			st.creds[c.Name] = c
+		}
+		st.journal.generation = f.Generation
+	}
+	if err := s.readJournal(&st); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// readJournal applies the journal of st's generation to st.creds.
+func (s *Store) readJournal(st *storeState) error {
+	path := JournalPath(s.path)
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]Credential{}, fileStamp{}, nil
+		return nil
 	}
 	if err != nil {
-		return nil, stamp, fmt.Errorf("mqtt credentials: %w", err)
+		return fmt.Errorf("mqtt credentials journal: %w", err)
 	}
-	var f storeFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, stamp, fmt.Errorf("mqtt credentials %s: %w", s.path, err)
+	line, rest, whole := bytes.Cut(data, []byte("\n"))
+	if !whole {
+		return nil // a header cut short: an empty journal
 	}
-	if f.Version != 1 {
-		return nil, stamp, fmt.Errorf("mqtt credentials %s: version %d, want 1", s.path, f.Version)
+	var h journalHeader
+	if err := json.Unmarshal(line, &h); err != nil || h.Journal != 1 {
+		return fmt.Errorf("mqtt credentials journal %s: not a journal header: %q", path, line)
 	}
-	creds := make(map[string]Credential, len(f.Clients))
-	for _, c := range f.Clients {
-		if err := checkName(c.Name, c.Role); err != nil {
-			return nil, stamp, fmt.Errorf("mqtt credentials %s: %w", s.path, err)
+	if h.Generation != st.journal.generation {
+		return nil // of an older file: what it held was written into the file, or removed from it
+	}
+	end := int64(len(line) + 1)
+	for len(rest) > 0 {
+		line, rest, whole = bytes.Cut(rest, []byte("\n"))
+		if !whole {
+			break // the last line, cut short by a crash: not applied, cut off by the next append
 		}
-		creds[c.Name] = c
+		var c Credential
+		if err := json.Unmarshal(line, &c); err != nil {
+			return fmt.Errorf("mqtt credentials journal %s, byte %d: %w", path, end, err)
+		}
+		if err := checkName(c.Name, c.Role); err != nil {
+			return fmt.Errorf("mqtt credentials journal %s: %w", path, err)
+		}
+		st.creds[c.Name] = c
+		st.journal.entries++
+		end += int64(len(line) + 1)
 	}
-	return creds, stamp, nil
+	st.journal.end = end
+	return nil
 }
 
 // Reload reads the file again if it changed since it was last read (the
@@ -189,21 +294,22 @@ func (s *Store) Reload() (removed []string, err error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
-	unchanged := stampOf(s.path) == s.stamp
+	unchanged := s.currentStamp() == s.stamp
 	s.mu.Unlock()
 	if unchanged {
 		return nil, nil
 	}
-	creds, stamp, err := s.readFile()
+	st, err := s.readFiles()
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	old := s.creds
-	s.creds, s.stamp = creds, stamp
+	s.creds, s.stamp = st.creds, st.stamp
 	s.mu.Unlock()
+	s.journal = st.journal
 	for name := range old {
-		if _, ok := creds[name]; !ok {
+		if _, ok := st.creds[name]; !ok {
 			removed = append(removed, name)
 		}
 	}
@@ -212,8 +318,8 @@ func (s *Store) Reload() (removed []string, err error) {
 }
 
 // change runs f on the current content of the file under the file lock,
-// and writes the result. Logins keep looking credentials up meanwhile:
-// s.mu is held only to swap the new content in.
+// and rewrites the file with the result. Logins keep looking credentials
+// up meanwhile: s.mu is held only to swap the new content in.
 func (s *Store) change(f func(map[string]Credential) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -222,24 +328,43 @@ func (s *Store) change(f func(map[string]Credential) error) error {
 		return err
 	}
 	defer unlock()
-	// The file as this process last read or wrote it needs no parsing.
-	var creds map[string]Credential
+	if err := s.refreshLocked(); err != nil {
+		return err
+	}
 	s.mu.Lock()
-	if stampOf(s.path) == s.stamp && s.stamp != (fileStamp{}) {
-		creds = maps.Clone(s.creds)
-	}
+	creds := maps.Clone(s.creds)
 	s.mu.Unlock()
-	if creds == nil {
-		if creds, _, err = s.readFile(); err != nil {
-			return err
-		}
-	}
 	if err := f(creds); err != nil {
 		return err
 	}
-	// Only new and changed credentials are encoded again: with 10,000
-	// devices, encoding every one on each group of enrolments was most of
-	// what a registration cost the embedded broker.
+	return s.rewriteLocked(creds)
+}
+
+// refreshLocked reads the file and its journal again when another
+// process changed them since this one last read or wrote them (writeMu
+// and the file lock held).
+func (s *Store) refreshLocked() error {
+	s.mu.Lock()
+	unchanged := s.currentStamp() == s.stamp
+	s.mu.Unlock()
+	if unchanged {
+		return nil
+	}
+	st, err := s.readFiles()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.creds, s.stamp = st.creds, st.stamp
+	s.mu.Unlock()
+	s.journal = st.journal
+	return nil
+}
+
+// rewriteLocked writes creds as the file's next generation and removes
+// the journal (writeMu and the file lock held).
+func (s *Store) rewriteLocked(creds map[string]Credential) error {
+	// Only new and changed credentials are encoded again.
 	lines := make(map[string]encodedLine, len(creds))
 	names := make([]string, 0, len(creds))
 	for name, c := range creds {
@@ -255,11 +380,18 @@ func (s *Store) change(f func(map[string]Credential) error) error {
 		lines[name] = encodedLine{c: c, line: line}
 	}
 	slices.Sort(names)
-	data := encodeLines(names, lines)
+	generation := s.journal.generation + 1
+	data := encodeLines(generation, names, lines)
 	if err := atomicfile.Write(s.path, data, 0o600); err != nil {
 		return fmt.Errorf("mqtt credentials: %w", err)
 	}
-	stamp := stampOf(s.path)
+	// The file holds what the journal did: a crash before the removal
+	// leaves a journal of the previous generation, ignored.
+	if err := os.Remove(JournalPath(s.path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("mqtt credentials journal: %w", err)
+	}
+	s.journal = journalState{generation: generation}
+	stamp := s.currentStamp()
 	s.lines = lines
 	s.mu.Lock()
 	s.creds, s.stamp = creds, stamp
@@ -267,17 +399,94 @@ func (s *Store) change(f func(map[string]Credential) error) error {
 	return nil
 }
 
+// compactAfter is how many credentials the journal holds before the file
+// is rewritten with them: at least minCompact, else half the store, so
+// that rewrites cost a constant per enrolment however large the store.
+func compactAfter(storeSize int) int { return max(minCompact, storeSize/2) }
+
+const minCompact = 1024
+
+// appendLocked adds creds to the journal (writeMu and the file lock
+// held, the store current) and to the store; it rewrites the file instead
+// when the journal has grown past compactAfter.
+func (s *Store) appendLocked(creds []Credential) error {
+	if len(creds) == 0 {
+		return nil
+	}
+	if s.journal.entries+len(creds) > compactAfter(len(s.creds)) {
+		s.mu.Lock()
+		all := maps.Clone(s.creds)
+		s.mu.Unlock()
+		for _, c := range creds {
+			all[c.Name] = c
+		}
+		return s.rewriteLocked(all)
+	}
+	var b bytes.Buffer
+	if s.journal.end == 0 {
+		h, err := json.Marshal(journalHeader{Journal: 1, Generation: s.journal.generation})
+		if err != nil {
+			return err
+		}
+		b.Write(h)
+		b.WriteByte('\n')
+	}
+	for _, c := range creds {
+		line, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	if err := s.writeJournal(b.Bytes()); err != nil {
+		return fmt.Errorf("mqtt credentials journal: %w", err)
+	}
+	s.journal.entries += len(creds)
+	s.journal.end += int64(b.Len())
+	stamp := s.currentStamp()
+	s.mu.Lock()
+	for _, c := range creds {
+		s.creds[c.Name] = c
+	}
+	s.stamp = stamp
+	s.mu.Unlock()
+	return nil
+}
+
+// writeJournal writes data at the end of the journal's whole lines (a
+// line a crash cut short is cut off; a journal of another generation is
+// replaced: s.journal.end is 0 then), and syncs it.
+func (s *Store) writeJournal(data []byte) error {
+	f, err := os.OpenFile(JournalPath(s.path), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(s.journal.end); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteAt(data, s.journal.end); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // encodeLines writes the file (storeFile, version 1) one credential per
 // line, in the order of names: still JSON, easy to read and to diff, and
-// cheaper than indenting (the file is rewritten with every change, and
-// holds 10,000 devices and more).
-func encodeLines(names []string, lines map[string]encodedLine) []byte {
-	size := 32
+// cheaper than indenting (a store holds 10,000 devices and more).
+func encodeLines(generation uint64, names []string, lines map[string]encodedLine) []byte {
+	size := 64
 	for _, l := range lines {
 		size += len(l.line) + 2
 	}
 	b := bytes.NewBuffer(make([]byte, 0, size))
-	b.WriteString("{\"version\": 1, \"clients\": [\n")
+	fmt.Fprintf(b, "{\"version\": 1, \"generation\": %d, \"clients\": [\n", generation)
 	for i, name := range names {
 		b.Write(lines[name].line)
 		if i < len(names)-1 {
@@ -488,17 +697,41 @@ func (s *Store) enrol(name string, token []byte, open bool) error {
 const enrolCoalesce = 5 * time.Millisecond
 
 // enrolCertificate records a device admitted by its client certificate
-// under --enrol open (one write per device: certificate devices enrol
-// one at a time, through TLS handshakes).
+// under --enrol open (one journal line per device: certificate devices
+// enrol one at a time, through TLS handshakes).
 func (s *Store) enrolCertificate(name string) error {
 	now := time.Now().UTC().Truncate(time.Second)
-	return s.change(func(m map[string]Credential) error {
-		if _, ok := m[name]; ok {
-			return errEnrolRace
+	return s.appendChange(func(get func(string) (Credential, bool)) ([]Credential, error) {
+		if _, ok := get(name); ok {
+			return nil, errEnrolRace
 		}
-		m[name] = Credential{Name: name, Role: RoleDevice, Certificate: true, Created: now, Enrolled: now}
-		return nil
+		return []Credential{{Name: name, Role: RoleDevice, Certificate: true, Created: now, Enrolled: now}}, nil
 	})
+}
+
+// appendChange runs f under the file lock, with get looking names up in
+// the current content (before f's change), and appends the credentials f
+// returns, new or replacing those of their names, to the journal
+// (appendLocked).
+func (s *Store) appendChange(f func(get func(string) (Credential, bool)) ([]Credential, error)) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	unlock, err := lockFile(s.path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.refreshLocked(); err != nil {
+		return err
+	}
+	// Only writers change s.creds, and they hold writeMu: reading it
+	// needs no other lock here.
+	get := func(name string) (Credential, bool) { c, ok := s.creds[name]; return c, ok }
+	creds, err := f(get)
+	if err != nil {
+		return err
+	}
+	return s.appendLocked(creds)
 }
 
 // pendingEnrolment is one enrolment waiting for the next write.
@@ -515,22 +748,33 @@ type pendingEnrolment struct {
 func (s *Store) commitEnrolments(batch []*pendingEnrolment) {
 	now := time.Now().UTC().Truncate(time.Second)
 	results := make([]error, len(batch))
-	err := s.change(func(m map[string]Credential) error {
+	err := s.appendChange(func(get func(string) (Credential, bool)) ([]Credential, error) {
+		added := map[string]Credential{} // by this batch
+		var out []Credential
 		for i, e := range batch {
-			c, ok := m[e.name]
+			c, ok := added[e.name]
+			if !ok {
+				c, ok = get(e.name)
+			}
 			switch {
 			case e.open && !ok:
-				m[e.name] = Credential{Name: e.name, Role: RoleDevice, TokenSHA256: digest(e.token), MosquittoHash: e.hash, Created: now, Enrolled: now}
+				c = Credential{Name: e.name, Role: RoleDevice, TokenSHA256: digest(e.token), MosquittoHash: e.hash, Created: now, Enrolled: now}
 			case ok && c.Enrolment && c.matches(e.token) && (c.Expires.IsZero() || now.Before(c.Expires)):
 				c.Enrolment, c.Expires, c.Enrolled = false, time.Time{}, now
-				m[e.name] = c
 			case e.open && ok && !c.Enrolment && c.matches(e.token):
-				// The same device twice in one batch: already enrolled.
+				continue // the same device twice in one batch: already enrolled
 			default:
 				results[i] = errEnrolRace
+				continue
 			}
+			if _, again := added[e.name]; !again {
+				out = append(out, c)
+			} else {
+				out[slices.IndexFunc(out, func(o Credential) bool { return o.Name == e.name })] = c
+			}
+			added[e.name] = c
 		}
-		return nil
+		return out, nil
 	})
 	for i, e := range batch {
 		if err != nil {

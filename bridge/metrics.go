@@ -153,14 +153,7 @@ func (b *Bridge) notReady() string {
 	return ""
 }
 
-// onlineCount is the registered devices online now.
-func (b *Bridge) onlineCount() int {
-	now := time.Now()
-	n := 0
-	for uuid, seen := range b.registry.lastSeenAll() {
-		if b.presence.isOnline(uuid, seen, now) {
-			n++
-		}
-	}
-	return n
-}
+// onlineCount is the registered devices online, as the device-event
+// notifications last told (on an external broker, silence turns a device
+// offline at the next presence expiry, within a second).
+func (b *Bridge) onlineCount() int { return b.presence.told() }

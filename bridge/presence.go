@@ -94,8 +94,11 @@ type presence struct {
 	// device offline until it announces itself online again.
 	announced map[string]wire.Presence
 	pending   map[string]wire.Presence
-	// online is, for each registered device, its presence as last told.
-	online map[string]bool
+	// online is, for each registered device, its presence as last told;
+	// onlineCount how many of them are online (a scrape of
+	// myno_devices_online counts no map).
+	online      map[string]bool
+	onlineCount int
 }
 
 // transition is a registered device that went online or offline.
@@ -139,8 +142,27 @@ func (p *presence) changedLocked(uuid string, online bool, reason string) []tran
 	if !registered || was == online {
 		return nil
 	}
-	p.online[uuid] = online
+	p.setOnlineLocked(uuid, online)
 	return []transition{{uuid: uuid, online: online, reason: reason}}
+}
+
+// setOnlineLocked records a registered device's presence as told.
+func (p *presence) setOnlineLocked(uuid string, online bool) {
+	if p.online[uuid] != online {
+		if online {
+			p.onlineCount++
+		} else {
+			p.onlineCount--
+		}
+	}
+	p.online[uuid] = online
+}
+
+// told is how many registered devices were last told online.
+func (p *presence) told() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.onlineCount
 }
 
 // bindLocked binds device uuid to the live connection conn.
@@ -392,7 +414,7 @@ func (p *presence) registered(uuid string, conn uint64, lastSeen, now time.Time)
 	}
 	online := p.onlineLocked(uuid, lastSeen, now)
 	if _, ok := p.online[uuid]; !ok {
-		p.online[uuid] = online // a new device: its registered event says it
+		p.setOnlineLocked(uuid, online) // a new device: its registered event says it
 		return nil
 	}
 	return append(out, p.changedLocked(uuid, online, "registered again")...)
@@ -404,6 +426,9 @@ func (p *presence) registered(uuid string, conn uint64, lastSeen, now time.Time)
 func (p *presence) deleted(uuid string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.online[uuid] {
+		p.onlineCount--
+	}
 	delete(p.online, uuid)
 	if a, ok := p.announced[uuid]; ok {
 		delete(p.announced, uuid)

@@ -52,6 +52,9 @@ func TestPresenceAcrossTakeOvers(t *testing.T) {
 			if got := p.onlineLocked(uuid, time.Time{}, time.Time{}); got != tc.online {
 				t.Errorf("online %v, want %v", got, tc.online)
 			}
+			if want := map[bool]int{true: 1}[tc.online]; p.onlineCount != want {
+				t.Errorf("myno_devices_online would say %d, want %d", p.onlineCount, want)
+			}
 			if len(p.handover) == 0 && !tc.online && len(p.clientConns) != 0 {
 				t.Errorf("connections of a device with none live: %v", p.clientConns)
 			}

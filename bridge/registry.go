@@ -69,7 +69,7 @@ type invalidDevice struct {
 // device is a registered device.
 type device struct {
 	UUID         string
-	Description  []byte
+	description  storedDescription // Description() rebuilds it
 	RegisteredAt time.Time
 	model        *ontology.Device // bound to the UUID
 	template     *ontology.Device
@@ -80,6 +80,9 @@ type device struct {
 	topics       []string           // telemetry subscriptions
 	owns         access.DeviceTopics
 }
+
+// Description is the description the device registered with.
+func (d *device) Description() []byte { return d.description.bytes(d.UUID) }
 
 type reading struct {
 	value string
@@ -215,11 +218,11 @@ func (r *registry) register(uuid string, desc []byte, at time.Time) (change, err
 	}
 	ch := change{module: me.mod, announce: len(me.devices) == 0, category: tmpl.Category}
 	me.devices[uuid] = true
-	d := &device{UUID: uuid, Description: desc, RegisteredAt: at.UTC(), model: model, template: tmpl,
+	d := &device{UUID: uuid, description: storeDescription(desc, uuid), RegisteredAt: at.UTC(), model: model, template: tmpl,
 		module: me, lastSeen: now, readings: map[string]reading{}, owns: topics}
 	old := r.devices[uuid]
 	if old != nil { // an update: replace the old registration
-		ch.previous = &previousRegistration{description: old.Description, at: old.RegisteredAt, firmware: old.firmware}
+		ch.previous = &previousRegistration{description: old.Description(), at: old.RegisteredAt, firmware: old.firmware}
 		d.firmware = old.firmware
 		r.dropTelemetryLocked(old)
 		r.disownLocked(old)
@@ -559,7 +562,7 @@ func (r *registry) holds(uuid string, at time.Time, desc []byte) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d := r.devices[uuid]
-	return d != nil && d.RegisteredAt.Equal(at) && string(d.Description) == string(desc)
+	return d != nil && d.RegisteredAt.Equal(at) && d.description.equal(desc, uuid)
 }
 
 // uuids lists the registered devices, sorted.
@@ -742,7 +745,7 @@ func (r *registry) write() error {
 		var desc func() string
 		if d := r.devices[uuid]; d != nil {
 			want = persistedDevice{UUID: uuid, RegisteredAt: d.RegisteredAt, Shape: d.template.Shape(), Firmware: d.firmware}
-			desc = func() string { return string(d.Description) }
+			desc = func() string { return string(d.Description()) }
 		} else if inv, ok := r.invalid[uuid]; ok {
 			want = inv.saved
 			want.Description = ""

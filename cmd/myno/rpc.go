@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	gonetconf "github.com/Juniper/go-netconf/netconf"
@@ -21,6 +20,7 @@ func rpcCommand() *cli.Command {
 		Usage:     "send NETCONF rpcs to a bridge and print the replies",
 		ArgsUsage: "'<operation .../>'...",
 		Description: "Example: myno rpc --password PW '<get/>'\n" +
+			"Logs in with the keys of ssh-agent (SSH_AUTH_SOCK, unless --no-agent), then --identity (--key), then --password.\n" +
 			"Each reply is printed indented, one element per line, with its prefixes, namespaces and the text of its\n" +
 			"leaves as received; --raw prints it exactly as received instead (also what is printed of a reply that is\n" +
 			"not well-formed XML).\n" +
@@ -30,11 +30,9 @@ func rpcCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: defaultNetconfAddr, Usage: "bridge NETCONF `ADDRESS`", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
 			&cli.StringFlag{Name: "user", Value: defaultNetconfUser, Usage: "user name", Sources: cli.EnvVars("MYNO_NETCONF_USER")},
-			&cli.StringFlag{Name: "password", Usage: "password", Sources: cli.EnvVars("MYNO_NETCONF_PASSWORD")},
-			&cli.StringFlag{Name: "key", Usage: "private key `FILE` for public-key authentication", Sources: cli.EnvVars("MYNO_NETCONF_KEY")},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of the connection, the SSH handshake and each reply", Sources: cli.EnvVars("MYNO_NETCONF_TIMEOUT")},
 			&cli.BoolFlag{Name: "raw", Usage: "print the replies as received, not indented", Sources: cli.EnvVars("MYNO_RPC_RAW")},
-		}, hostKeyFlags()...),
+		}, append(netconfLoginFlags("key"), hostKeyFlags()...)...),
 		Action: runRPC,
 	}
 }
@@ -48,23 +46,14 @@ func runRPC(_ context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("rpc: %w", err)}
 	}
-	cfg := &ssh.ClientConfig{User: cmd.String("user"), Timeout: cmd.Duration("timeout"), HostKeyCallback: hostKey}
-	if p := cmd.String("password"); p != "" {
-		cfg.Auth = append(cfg.Auth, ssh.Password(p))
+	auth, loggedIn, err := netconfLogin(cmd)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("rpc: %w", err)}
 	}
-	if k := cmd.String("key"); k != "" {
-		pem, err := os.ReadFile(k)
-		if err != nil {
-			return &exitError{code: 2, err: err}
-		}
-		signer, err := ssh.ParsePrivateKey(pem)
-		if err != nil {
-			return &exitError{code: 2, err: err}
-		}
-		cfg.Auth = append(cfg.Auth, ssh.PublicKeys(signer))
-	}
+	cfg := &ssh.ClientConfig{User: cmd.String("user"), Timeout: cmd.Duration("timeout"), HostKeyCallback: hostKey, Auth: auth}
 	// Every read and write, the handshake included, within --timeout.
 	s, err := gonetconf.DialSSHTimeout(cmd.String("addr"), cfg, cmd.Duration("timeout"))
+	loggedIn()
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("rpc: %w", err)}
 	}

@@ -38,6 +38,8 @@ func updateCommand() *cli.Command {
 			"Several --device flags, or --category, make a campaign: --parallel updates at a time, a\n" +
 			"result table at the end, and --max-failures to stop starting new updates.\n" +
 			"The bridge's host key is verified as by myno rpc (--known-hosts, trust on first use, or --known-host).\n" +
+			"It logs in to the bridge with the keys of ssh-agent (SSH_AUTH_SOCK, unless --no-agent), then --identity,\n" +
+			"then --password: a key is checked in microseconds, a password with bcrypt (tens of milliseconds).\n" +
 			"The protocol follows from each device's module: MUP v1 (MYNO's: manifest fields one rpc at a time,\n" +
 			"600-byte slices on the image data point + /<uuid>) for a module with funcGetDeviceToken,\n" +
 			"funcPubUpdateManifest and funcPubUpdateImage, this project's MUP otherwise; --protocol forces one.\n" +
@@ -64,7 +66,6 @@ func updateCommand() *cli.Command {
 			&cli.StringFlag{Name: "protocol", Value: "auto", Usage: "`auto` (from each device's module), v1 (MYNO's MUP) or cose", Sources: cli.EnvVars("MYNO_UPDATE_PROTOCOL")},
 			&cli.StringFlag{Name: "bridge", Value: defaultNetconfAddr, Usage: "bridge NETCONF `ADDRESS`", Sources: cli.EnvVars("MYNO_NETCONF_ADDR")},
 			&cli.StringFlag{Name: "user", Value: defaultNetconfUser, Usage: "NETCONF user", Sources: cli.EnvVars("MYNO_NETCONF_USER")},
-			&cli.StringFlag{Name: "password", Usage: "NETCONF password", Sources: cli.EnvVars("MYNO_NETCONF_PASSWORD")},
 			&cli.StringFlag{Name: "mqtt-url", Value: defaultBrokerURL, Usage: "broker `URL` for the slices", Sources: cli.EnvVars("MYNO_MQTT_URL")},
 			&cli.StringSliceFlag{Name: "vendor-cert", Usage: "vendor CA certificate `FILE` (or MUP v1: the vendor's public key, .pub-xy.hex or PEM) that each manifest's vendor signature must verify with before the update starts; repeat for a mixed fleet (default vendor.crt beside --key, when it exists)", Sources: cli.EnvVars("MYNO_VENDOR_CERT")},
 			&cli.StringFlag{Name: "update-server-cert", Usage: "the Update Server's certificate `FILE` that devices trust (or MUP v1: its public key): --key must be its key, and it must chain to --vendor-cert (default update-server.crt beside --key, when it exists)", Sources: cli.EnvVars("MYNO_UPDATE_SERVER_CERT")},
@@ -85,7 +86,7 @@ func updateCommand() *cli.Command {
 			&cli.StringFlag{Name: "e2e-key", Usage: "--encrypt: manager key `FILE` (default <ca-dir>/manager.key)", Sources: cli.EnvVars("MYNO_E2E_KEY")},
 			&cli.StringFlag{Name: "e2e-prefix", Value: e2e.DefaultPrefix, Usage: "--encrypt: E2E topic `PREFIX`", Sources: cli.EnvVars("MYNO_E2E_PREFIX")},
 			&cli.StringFlag{Name: "e2e-mode", Value: string(e2e.Ephemeral), Usage: "--encrypt: key agreement, ephemeral or static", Sources: cli.EnvVars("MYNO_E2E_MODE")},
-		}, append(hostKeyFlags(), mqttAuthFlags()...)...),
+		}, append(append(netconfLoginFlags(), hostKeyFlags()...), mqttAuthFlags()...)...),
 		Action: runUpdate,
 	}
 }
@@ -162,6 +163,12 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		fmt.Fprintln(cmd.Root().ErrWriter, "note: no --vendor-cert: the manifest's vendor signature is checked by the device alone")
 	}
 
+	auth, loggedIn, err := netconfLogin(cmd)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
+	}
+	defer loggedIn() // and at once after the SSH handshake
+
 	// 2. The broker, before the bridge and any device.
 	broker, err := updateserver.DialBroker(ctx, updateserver.BrokerConfig{URL: tmpl.MQTTURL, Credentials: creds,
 		ConnectTimeout: tmpl.MQTTConnectTimeout, Logger: newLogger(cmd)})
@@ -172,9 +179,9 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	tmpl.Broker = broker
 
 	// 3. The bridge.
-	sshConfig := &ssh.ClientConfig{User: cmd.String("user"), Timeout: netconfConnectTimeout,
-		Auth: []ssh.AuthMethod{ssh.Password(cmd.String("password"))}, HostKeyCallback: hostKey}
+	sshConfig := &ssh.ClientConfig{User: cmd.String("user"), Timeout: netconfConnectTimeout, Auth: auth, HostKeyCallback: hostKey}
 	s, err := dialNETCONF(cmd.String("bridge"), sshConfig, netconfConnectTimeout)
+	loggedIn()
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 	}

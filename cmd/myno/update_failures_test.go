@@ -41,9 +41,15 @@ type updateWorld struct {
 // enough for a loopback device.
 const bridgeRPCTimeout = 3 * time.Second
 
-func startUpdateWorld(t *testing.T) *updateWorld {
+// startUpdateWorld starts the world; prepare, if given, fills the
+// bridge's data dir first.
+func startUpdateWorld(t *testing.T, prepare ...func(dataDir string)) *updateWorld {
 	t.Helper()
-	b, err := bridge.Start(context.Background(), bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: t.TempDir(),
+	dataDir := t.TempDir()
+	for _, p := range prepare {
+		p(dataDir)
+	}
+	b, err := bridge.Start(context.Background(), bridge.Config{NetconfListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", DataDir: dataDir,
 		AdminPassword: "pw", RPCTimeout: bridgeRPCTimeout, Enrolment: access.EnrolOpen, Logger: testenv.Logger(), Out: io.Discard})
 	if err != nil {
 		t.Fatal(err)

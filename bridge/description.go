@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"strings"
 	"unique"
 
 	"github.com/myno-bridge/myno/wire"
@@ -22,12 +23,29 @@ type storedDescription struct {
 	verbatim bool // text is the description itself, not its uuid-less form
 }
 
-// storeDescription keeps desc, sent by device uuid.
+// storeDescription keeps desc, sent by device uuid. The uuid-less form
+// is also the template cache's key (templateCache): two descriptions with
+// the same form differ only by their uuid, at the same places.
 func storeDescription(desc []byte, uuid string) storedDescription {
 	if !wire.ValidUUID(uuid) || bytes.IndexByte(desc, 0) >= 0 {
 		return storedDescription{text: unique.Make(string(desc)), verbatim: true}
 	}
-	return storedDescription{text: unique.Make(string(bytes.ReplaceAll(desc, []byte(uuid), []byte{0})))}
+	// One copy, built with the replacements (bytes.ReplaceAll and a
+	// conversion to string made two of 17 KiB per registration).
+	var b strings.Builder
+	b.Grow(len(desc))
+	u := []byte(uuid)
+	for rest := desc; ; {
+		i := bytes.Index(rest, u)
+		if i < 0 {
+			b.Write(rest)
+			break
+		}
+		b.Write(rest[:i])
+		b.WriteByte(0)
+		rest = rest[i+len(u):]
+	}
+	return storedDescription{text: unique.Make(b.String())}
 }
 
 // bytes rebuilds the description device uuid sent.

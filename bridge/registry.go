@@ -165,7 +165,8 @@ func (r *registry) close() {
 // register adds or replaces a device: parse, generate or share the module
 // of its shape, bind its telemetry topics. It does not persist: save does.
 func (r *registry) register(uuid string, desc []byte, at time.Time) (change, error) {
-	tmpl, err := r.parseOrReuse(desc, uuid)
+	sd := storeDescription(desc, uuid)
+	tmpl, err := r.parseOrReuse(sd, desc, uuid)
 	if err != nil {
 		return change{}, err
 	}
@@ -218,7 +219,7 @@ func (r *registry) register(uuid string, desc []byte, at time.Time) (change, err
 	}
 	ch := change{module: me.mod, announce: len(me.devices) == 0, category: tmpl.Category}
 	me.devices[uuid] = true
-	d := &device{UUID: uuid, description: storeDescription(desc, uuid), RegisteredAt: at.UTC(), model: model, template: tmpl,
+	d := &device{UUID: uuid, description: sd, RegisteredAt: at.UTC(), model: model, template: tmpl,
 		module: me, lastSeen: now, readings: map[string]reading{}, owns: topics}
 	old := r.devices[uuid]
 	if old != nil { // an update: replace the old registration

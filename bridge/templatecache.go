@@ -2,15 +2,14 @@ package bridge
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
 	"strings"
 	"sync"
+	"unique"
 
 	"github.com/myno-bridge/myno/ontology"
-	"github.com/myno-bridge/myno/wire"
 )
 
 // Parsing a description (JSON-LD to a device model) is most of what a
@@ -35,10 +34,14 @@ import (
 //
 // A uuid is at most 64 characters of [A-Za-z0-9._:-] (wire.ValidUUID), so
 // putting another in its place changes no JSON token's kind.
+//
+// The key is the description without its uuid as storeDescription interns
+// it (the uuid's places hold NUL bytes, which a JSON text cannot hold
+// raw), which the device keeps anyway: no hash of its own to compute.
 type templateCache struct {
 	mu      sync.Mutex
-	entries map[[sha256.Size]byte]*ontology.Device
-	order   [][sha256.Size]byte // oldest first, for eviction
+	entries map[unique.Handle[string]]*ontology.Device
+	order   []unique.Handle[string] // oldest first, for eviction
 	max     int
 	hits    uint64
 }
@@ -48,42 +51,23 @@ type templateCache struct {
 const maxCachedTemplates = 1024
 
 func newTemplateCache(max int) *templateCache {
-	return &templateCache{entries: map[[sha256.Size]byte]*ontology.Device{}, max: max}
-}
-
-// templateKey hashes desc with every occurrence of uuid replaced by a NUL
-// byte, which a JSON text cannot hold raw. ok is false when desc holds a
-// NUL or uuid is not a valid device uuid: such descriptions are not
-// cached.
-func templateKey(desc []byte, uuid string) (key [sha256.Size]byte, ok bool) {
-	if !wire.ValidUUID(uuid) || bytes.IndexByte(desc, 0) >= 0 {
-		return key, false
-	}
-	h := sha256.New()
-	u := []byte(uuid)
-	for rest := desc; ; {
-		i := bytes.Index(rest, u)
-		if i < 0 {
-			h.Write(rest)
-			break
-		}
-		h.Write(rest[:i])
-		h.Write([]byte{0})
-		rest = rest[i+len(u):]
-	}
-	h.Sum(key[:0])
-	return key, true
+	return &templateCache{entries: map[unique.Handle[string]]*ontology.Device{}, max: max}
 }
 
 // lookup returns the cached template of desc sent by device uuid, or nil.
 func (c *templateCache) lookup(desc []byte, uuid string) *ontology.Device {
-	key, ok := templateKey(desc, uuid)
-	if !ok {
+	return c.lookupStored(storeDescription(desc, uuid))
+}
+
+// lookupStored is lookup for a description already stored; one kept
+// verbatim (a NUL byte in it, an invalid uuid) is never cached.
+func (c *templateCache) lookupStored(sd storedDescription) *ontology.Device {
+	if sd.verbatim {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := c.entries[key]
+	t := c.entries[sd.text]
 	if t != nil {
 		c.hits++
 	}
@@ -93,13 +77,15 @@ func (c *templateCache) lookup(desc []byte, uuid string) *ontology.Device {
 // store keeps tmpl, parsed from desc sent by device uuid, when it is safe
 // to reuse for other devices (see templateCache).
 func (c *templateCache) store(desc []byte, uuid string, tmpl *ontology.Device) {
-	if c.max <= 0 {
+	c.storeStored(storeDescription(desc, uuid), desc, uuid, tmpl)
+}
+
+// storeStored is store for a description already stored as sd.
+func (c *templateCache) storeStored(sd storedDescription, desc []byte, uuid string, tmpl *ontology.Device) {
+	if c.max <= 0 || sd.verbatim || !renamable(desc, uuid, tmpl) {
 		return
 	}
-	key, ok := templateKey(desc, uuid)
-	if !ok || !renamable(desc, uuid, tmpl) {
-		return
-	}
+	key := sd.text
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, seen := c.entries[key]; seen {
@@ -190,16 +176,16 @@ func occurrencesInValues(doc []byte, uuid string) (int, error) {
 	}
 }
 
-// parseOrReuse returns the template of desc sent by device uuid: the
-// cached one, or a parse (then cached when safe).
-func (r *registry) parseOrReuse(desc []byte, uuid string) (*ontology.Device, error) {
-	if t := r.templates.lookup(desc, uuid); t != nil {
+// parseOrReuse returns the template of desc, stored as sd, sent by device
+// uuid: the cached one, or a parse (then cached when safe).
+func (r *registry) parseOrReuse(sd storedDescription, desc []byte, uuid string) (*ontology.Device, error) {
+	if t := r.templates.lookupStored(sd); t != nil {
 		return t, nil
 	}
 	t, err := r.parser.Parse(desc)
 	if err != nil {
 		return nil, err
 	}
-	r.templates.store(desc, uuid, t)
+	r.templates.storeStored(sd, desc, uuid, t)
 	return t, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
 )
@@ -37,5 +38,37 @@ func TestReadingsAsStateAndNotifications(t *testing.T) {
 		if !strings.Contains(reply, want) {
 			t.Errorf("state lacks %q:\n%s", want, reply)
 		}
+	}
+}
+
+// After a restart on an external broker the restored devices' readings
+// come in again: restoreRegistry subscribes to their telemetry topics
+// (all at the end, many in flight, no longer one round trip per topic
+// in turn).
+func TestReadingsAfterRestartOnMosquitto(t *testing.T) {
+	m := testenv.StartMosquitto(t)
+	dir := t.TempDir()
+	external := func(c *bridge.Config) { c.MQTTURL = m.URL() }
+	b := startBridge(t, dir, external)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, uuid := range []string{"relay-r1", "relay-r2", "relay-r3"} {
+		d, err := devices.New(devices.Config{Description: desc(t, "relay-sensors.jsonld"), UUID: uuid, BrokerURL: m.URL(),
+			TelemetryInterval: 50 * time.Millisecond, Logger: testenv.Logger(), Credentials: testCreds(uuid)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go d.Run(ctx)
+	}
+	testenv.WaitFor(t, "three devices registered", func() bool { return len(b.Devices()) == 3 })
+	b.Close()
+
+	b2 := startBridge(t, dir, external)
+	defer b2.Close()
+	r := openRaw(t, b2.NetconfAddr())
+	r.send(t, "1", `<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"/>`)
+	r.next(t, `message-id="1"`)
+	for _, uuid := range []string{"relay-r1", "relay-r2", "relay-r3"} {
+		r.next(t, "<uuid>"+uuid+"</uuid><value>")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -144,7 +145,9 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			_ = conn.Close() // mochi-mqtt has closed it already, mostly
 			switch {
 			case err == nil:
-			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errPeerGone), refused(err):
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET), errors.Is(err, errPeerGone), refused(err):
+				// A client that went (a reset: one that gave up waiting,
+				// or was killed) is not the broker's problem.
 				l.log.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "err", err)
 			default:
 				l.log.Warn("mqtt connection ended with an error", "remote", conn.RemoteAddr().String(), "err", err)

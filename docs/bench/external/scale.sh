@@ -24,7 +24,9 @@
 #      to DEVICES; then one device rpc to every device (a sweep), to see
 #      that each is reachable;
 #   4. device rpcs (an rpc with only uuidInput, each shape's first) on random
-#      devices, RPC_SESSIONS sessions for RPC_DURATION seconds.
+#      devices, RPC_SESSIONS sessions for RPC_DURATION seconds;
+#   5. the same again while one more session asks for the whole <get/>
+#      every second (its times reported too).
 # Prints a Markdown table, the targets of issue 17 beside the figures.
 #
 # Usage: make bench-scale, or docs/bench/external/scale.sh, with
@@ -360,6 +362,15 @@ run_pass() {
     [ -n "$out" ] || out='{"error":"failed"}'
     rcpu1="$(cpu_ticks "$bridge_pid")"; fcpu1="$(cpu_ticks "$fleet_pid")"
     record "$broker" rpcs "{\"hz\":$hz,\"bridge_cpu_ticks\":$((rcpu1 - rcpu0)),\"fleet_cpu_ticks\":$((fcpu1 - fcpu0)),\"r\":${out}}"
+
+    # 5. the same, while one more session asks for the whole <get/> every
+    # second.
+    say "[$broker] device rpcs with a whole <get/> every second: $RPC_SESSIONS sessions, ${RPC_DURATION}s"
+    # shellcheck disable=SC2046
+    out="$(timeout $((RPC_DURATION + 120)) "$work/ncscale" rpcs $(nc_args) -base bench-scale -shapes "$shapes_arg" \
+      -sessions "$RPC_SESSIONS" -duration "${RPC_DURATION}s" -full-get-every 1s)" || true
+    [ -n "$out" ] || out='{"error":"failed"}'
+    record "$broker" rpcs_get "{\"r\":${out}}"
   fi
 
   # What went wrong, if anything: warnings and errors in the logs.
@@ -505,6 +516,12 @@ def rpcs(b):
     d = r[(b, "rpcs")]["r"]
     return "{:,.0f}".format(d["rps"]) + " rpc/s, p50 %.1f ms, p99 %.1f ms, %d errors" % (d["p50_ms"], d["p99_ms"], d["errors"])
 row("device rpcs, random devices, %s sessions" % sessions, "≥ 5,000 rpc/s, p99 ≤ 20 ms (16 sessions)", rpcs)
+def rpcsget(b):
+    d = r[(b, "rpcs_get")]["r"]
+    return ("{:,.0f}".format(d["rps"]) + " rpc/s, p50 %.1f ms, p99 %.1f ms, %d errors; %d whole `<get/>`s, median %.0f ms, max %.0f ms%s" % (
+        d["p50_ms"], d["p99_ms"], d["errors"], d.get("full_gets", 0), d.get("full_get_p50_ms", 0), d.get("full_get_max_ms", 0),
+        ", **get failed: %s**" % d["full_get_error"] if d.get("full_get_error") else ""))
+row("the same while a whole `<get/>` runs every second", "p99 ≤ 20 ms; `<get/>` ≤ 300 ms", rpcsget)
 def rpccpu(b):
     d = r[(b, "rpcs")]
     rr = d["r"]

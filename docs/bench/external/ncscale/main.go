@@ -299,6 +299,12 @@ type rpcsResult struct {
 	SweepStartMS float64 `json:"sweep_start_ms,omitempty"`
 	SweepEndMS   float64 `json:"sweep_end_ms,omitempty"`
 	Untried      int     `json:"untried,omitempty"`
+	// With -full-get-every: the whole <get/>s of one more session during
+	// the measurement, their median and longest time.
+	FullGets   int     `json:"full_gets,omitempty"`
+	FullGetP50 float64 `json:"full_get_p50_ms,omitempty"`
+	FullGetMax float64 `json:"full_get_max_ms,omitempty"`
+	FullGetErr string  `json:"full_get_error,omitempty"`
 }
 
 // deriveUUID is devices.DeriveUUID, the i-th uuid of a fleet with base
@@ -325,6 +331,7 @@ func cmdRPCs(args []string) (any, error) {
 	seed := fs.Uint64("seed", 17, "random seed of the device choice")
 	sweep := fs.Bool("sweep", false, "send the rpc to every device once (in fleet order, spread over the sessions) instead of to random ones for -duration; -duration caps it")
 	sinceNS := fs.Int64("since", 0, "with -sweep: report its start and end counted from this (Unix nanoseconds)")
+	fullGetEvery := fs.Duration("full-get-every", 0, "meanwhile, one more session sends a whole <get/> this often (0: none)")
 	_ = fs.Parse(args)
 	if *sweep {
 		*warmup = 0
@@ -438,6 +445,35 @@ func cmdRPCs(args []string) (any, error) {
 			}
 		}()
 	}
+	// -full-get-every: a whole <get/> on a session of its own, on a
+	// ticker, while the rpcs are measured.
+	var getter sync.WaitGroup
+	var getLat []time.Duration
+	var getErr error
+	if *fullGetEvery > 0 {
+		gs, err := dial(c)
+		if err != nil {
+			return nil, err
+		}
+		defer gs.Close()
+		getter.Add(1)
+		go func() {
+			defer getter.Done()
+			<-startGate
+			tick := time.NewTicker(*fullGetEvery)
+			defer tick.Stop()
+			for !stop.Load() {
+				t := time.Now()
+				_, _, err := gs.Call("<get/>")
+				if err != nil {
+					getErr = err
+					return
+				}
+				getLat = append(getLat, time.Since(t))
+				<-tick.C
+			}
+		}()
+	}
 	ready.Wait()
 	begin := time.Now()
 	close(startGate)
@@ -454,7 +490,15 @@ func cmdRPCs(args []string) (any, error) {
 	stop.Store(true)
 	wg.Wait() // the rpcs in flight are counted, and so is their time
 	elapsed := time.Since(begin)
+	getter.Wait()
 	res := rpcsResult{Sessions: *sessions, Seconds: round(elapsed.Seconds(), 3), Devices: len(targets)}
+	if len(getLat) > 0 {
+		slices.Sort(getLat)
+		res.FullGets, res.FullGetP50, res.FullGetMax = len(getLat), ms(getLat[(len(getLat)-1)/2]), ms(getLat[len(getLat)-1])
+	}
+	if getErr != nil {
+		res.FullGetErr = getErr.Error()
+	}
 	if *sweep {
 		t0 := since(*sinceNS)
 		res.SweepStartMS, res.SweepEndMS = ms(begin.Sub(t0)), ms(begin.Add(elapsed).Sub(t0))

@@ -321,16 +321,11 @@ func (s *Store) Reload() (removed []string, err error) {
 // and rewrites the file with the result. Logins keep looking credentials
 // up meanwhile: s.mu is held only to swap the new content in.
 func (s *Store) change(f func(map[string]Credential) error) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	unlock, err := lockFile(s.path + ".lock")
+	unlock, err := s.lockCurrent()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := s.refreshLocked(); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	creds := maps.Clone(s.creds)
 	s.mu.Unlock()
@@ -338,6 +333,24 @@ func (s *Store) change(f func(map[string]Credential) error) error {
 		return err
 	}
 	return s.rewriteLocked(creds)
+}
+
+// lockCurrent takes writeMu and the file lock, and reads the file and
+// its journal again if another process changed them: what every change
+// starts with. unlock releases both.
+func (s *Store) lockCurrent() (unlock func(), err error) {
+	s.writeMu.Lock()
+	unlockFile, err := lockFile(s.path + ".lock")
+	if err != nil {
+		s.writeMu.Unlock()
+		return nil, err
+	}
+	unlock = func() { unlockFile(); s.writeMu.Unlock() }
+	if err := s.refreshLocked(); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
 }
 
 // refreshLocked reads the file and its journal again when another
@@ -714,16 +727,11 @@ func (s *Store) enrolCertificate(name string) error {
 // returns, new or replacing those of their names, to the journal
 // (appendLocked).
 func (s *Store) appendChange(f func(get func(string) (Credential, bool)) ([]Credential, error)) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	unlock, err := lockFile(s.path + ".lock")
+	unlock, err := s.lockCurrent()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := s.refreshLocked(); err != nil {
-		return err
-	}
 	// Only writers change s.creds, and they hold writeMu: reading it
 	// needs no other lock here.
 	get := func(name string) (Credential, bool) { c, ok := s.creds[name]; return c, ok }

@@ -162,21 +162,8 @@ func TestEmbeddedBrokerReconnectWhileOldSessionEnds(t *testing.T) {
 	// race): under load the broker may not have read the DISCONNECT yet,
 	// and a CONNECT then takes the live session over instead, another path.
 	testenv.WaitFor(t, "the old session's cleanup to begin", race.held.Load)
-	got := make(chan string, 1)
-	fresh, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: race.id, Protocol: client.MQTT5, Logger: testenv.Logger(),
-		OnMessage: func(m client.Message) {
-			select {
-			case got <- string(m.Payload):
-			default:
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fresh, got := subscribed(ctx, t, b.URL(), race.id, "cmd/device-1")
 	defer fresh.Close(ctx)
-	if err := fresh.Subscribe(ctx, "cmd/device-1"); err != nil {
-		t.Fatal(err)
-	}
 	pub, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: "publisher", Protocol: client.MQTT5, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)

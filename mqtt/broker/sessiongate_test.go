@@ -97,21 +97,8 @@ func TestConnectOfAClosedSocketLeavesTheLiveSessionAlone(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	got := make(chan string, 16)
-	live, err := client.Dial(ctx, client.Config{URL: b.URL(), ClientID: id, Protocol: client.MQTT5, Logger: testenv.Logger(),
-		OnMessage: func(m client.Message) {
-			select {
-			case got <- string(m.Payload):
-			default:
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	live, got := subscribed(ctx, t, b.URL(), id, "cmd/d1")
 	defer live.Close(ctx)
-	if err := live.Subscribe(ctx, "cmd/d1"); err != nil {
-		t.Fatal(err)
-	}
 
 	// The stale CONNECT: read by the broker, held there until its client
 	// has closed the socket.
@@ -163,4 +150,27 @@ func TestConnectOfAClosedSocketLeavesTheLiveSessionAlone(t *testing.T) {
 	if len(events) != 1 || !events[0].Up {
 		t.Fatalf("connection events of %s: %+v; want the live connection's start alone", id, events)
 	}
+}
+
+// subscribed dials the broker at url as client id, subscribes to topic,
+// and returns the client and the payloads it receives (the first few;
+// more are dropped).
+func subscribed(ctx context.Context, t *testing.T, url, id, topic string) (client.Transport, <-chan string) {
+	t.Helper()
+	got := make(chan string, 16)
+	c, err := client.Dial(ctx, client.Config{URL: url, ClientID: id, Protocol: client.MQTT5, Logger: testenv.Logger(),
+		OnMessage: func(m client.Message) {
+			select {
+			case got <- string(m.Payload):
+			default:
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(ctx, topic); err != nil {
+		c.Close(ctx)
+		t.Fatal(err)
+	}
+	return c, got
 }

@@ -3,6 +3,8 @@ package bridge
 import (
 	"strings"
 	"testing"
+
+	"github.com/myno-bridge/myno/mqtt/broker"
 )
 
 // savedUUIDs lists the devices saved in dataDir's registry, sorted and
@@ -25,3 +27,6 @@ var SavedUUIDs = savedUUIDs
 
 // RegistryWritten is what the registry of b wrote to disk so far.
 func RegistryWritten(b *Bridge) storeStats { return b.registry.store.written() }
+
+// EmbeddedBroker is b's embedded broker, for tests that act on it.
+func EmbeddedBroker(b *Bridge) *broker.Broker { return b.broker }

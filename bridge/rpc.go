@@ -73,6 +73,17 @@ func (b *Bridge) invoke(ctx context.Context, mod *yang.Module, c *yang.Call, top
 	msg := client.Message{Topic: topic, Payload: req.Encode(), ResponseTopic: b.owner.responseTopic(c.UUID), CorrelationData: []byte(cl.correlation)}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RPCTimeout)
 	defer cancel()
+	// On the embedded broker, a command goes out once the device listens:
+	// a device that has just reconnected is online before its command
+	// subscription is back (after a restart with 10,000 devices, up to
+	// seconds), and a command published before it reaches nobody.
+	if b.broker != nil {
+		if err := b.broker.AwaitSubscriber(ctx, topic); err != nil {
+			return nil, (&netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagOperationFailed, AppTag: "device-timeout",
+				Message: fmt.Sprintf("device %s is not subscribed to its command topic %s: %s not sent within %s", c.UUID, topic, c.RPC.Function.Method, b.cfg.RPCTimeout)}).
+				WithInfo("bad-element", c.RPC.Name)
+		}
+	}
 	if err := b.mq.Publish(ctx, msg, 1); err != nil {
 		return nil, &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagOperationFailed, AppTag: "mqtt-unavailable",
 			Message: fmt.Sprintf("cannot reach the broker: %v", err)}

@@ -98,6 +98,8 @@ type Broker struct {
 	dropped  *droppedHook
 	admit    chan struct{} // Config.HoldConnections; closed by Admit
 	admitted sync.Once
+	// subscribed wakes AwaitSubscriber.
+	subscribed *subscribedHook
 }
 
 // Admit lets the listeners accept connections, when the broker was
@@ -191,6 +193,10 @@ func Start(cfg Config) (*Broker, error) {
 	if err := srv.AddHook(dropped, nil); err != nil {
 		return fail(err)
 	}
+	subscribed := newSubscribedHook()
+	if err := srv.AddHook(subscribed, nil); err != nil {
+		return fail(err)
+	}
 	if cfg.DataDir != "" {
 		if err := srv.AddHook(&brokerStore{Hook: new(bolt.Hook)}, &bolt.Options{Path: filepath.Join(cfg.DataDir, "broker.db"),
 			// No fsync per message: the store survives a crashed process
@@ -208,7 +214,7 @@ func Start(cfg Config) (*Broker, error) {
 	if err := srv.AddListener(ln); err != nil {
 		return fail(fmt.Errorf("broker listen %s: %w", cfg.Listen, err))
 	}
-	b := &Broker{srv: srv, ln: ln, addr: ln.Address(), access: accessHook, presence: presence, dropped: dropped, admit: admit}
+	b := &Broker{srv: srv, ln: ln, addr: ln.Address(), access: accessHook, presence: presence, dropped: dropped, admit: admit, subscribed: subscribed}
 	if tlsNet != nil {
 		b.tlsLn = newListener("tls", tlsNet)
 		b.tlsLn.admit = admit

@@ -92,6 +92,16 @@ func updateCommand() *cli.Command {
 }
 
 func runUpdate(ctx context.Context, cmd *cli.Command) error {
+	// setup times what comes before the protocol, printed with its phases:
+	// the local checks, the broker connection, the bridge's (SSH and
+	// NETCONF hello).
+	var setup []updateserver.PhaseTime
+	began := time.Now()
+	mark := func(name string) {
+		now := time.Now()
+		setup = append(setup, updateserver.PhaseTime{Name: name, Duration: now.Sub(began)})
+		began = now
+	}
 	image, err := os.ReadFile(cmd.String("image"))
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -169,6 +179,8 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	}
 	defer loggedIn() // and at once after the SSH handshake
 
+	mark("checks")
+
 	// 2. The broker, before the bridge and any device.
 	broker, err := updateserver.DialBroker(ctx, updateserver.BrokerConfig{URL: tmpl.MQTTURL, Credentials: creds,
 		ConnectTimeout: tmpl.MQTTConnectTimeout, Logger: newLogger(cmd)})
@@ -177,6 +189,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	}
 	defer broker.Close()
 	tmpl.Broker = broker
+	mark("broker")
 
 	// 3. The bridge.
 	sshConfig := &ssh.ClientConfig{User: cmd.String("user"), Timeout: netconfConnectTimeout, Auth: auth, HostKeyCallback: hostKey}
@@ -186,6 +199,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 		return &exitError{code: 1, err: fmt.Errorf("update: %w", err)}
 	}
 	defer s.Close()
+	mark("bridge")
 	if cmd.Bool("encrypt") {
 		m, tr, err := startManager(ctx, managerOptions{caDir: cmd.String("ca-dir"), certFile: cmd.String("e2e-cert"), keyFile: cmd.String("e2e-key"),
 			prefix: cmd.String("e2e-prefix"), mode: cmd.String("e2e-mode"), mqttURL: cmd.String("mqtt-url"), credentials: creds,
@@ -240,7 +254,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	res, err := updateserver.Update(ctx, u)
 	w := cmd.Root().Writer
 	if res != nil {
-		for _, p := range res.OrderedPhases() { // in protocol order
+		for _, p := range append(setup, res.OrderedPhases()...) { // in protocol order
 			fmt.Fprintf(w, "%-9s %v\n", p.Name, p.Duration.Round(time.Microsecond))
 		}
 	}

@@ -173,6 +173,18 @@ func TestUpdateWorldUpdates(t *testing.T) {
 	if strings.Contains(errOut, "no --vendor-cert") {
 		t.Errorf("vendor.crt beside --key was not found: %s", errOut)
 	}
+	// Each step's time, the set-up's first, in order.
+	var steps []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			if _, err := time.ParseDuration(f[1]); err == nil {
+				steps = append(steps, f[0])
+			}
+		}
+	}
+	if got := strings.Join(steps, " "); !strings.HasPrefix(got, "checks broker bridge token manifest transfer") {
+		t.Errorf("steps timed: %q", got)
+	}
 }
 
 // A dead --mqtt-url (issue 16: the update took a token, sent the manifest

@@ -391,16 +391,30 @@ func TestScanXMLAllocatesNothing(t *testing.T) {
 	lim := Limits{}.withDefaults()
 	for _, s := range netconfSamples {
 		doc := []byte(s)
-		if n := testing.AllocsPerRun(10, func() { _ = scanXML(doc, lim) }); n != 0 {
+		if n := fewestAllocs(10, func() { _ = scanXML(doc, lim) }); n != 0 {
 			t.Errorf("%v allocations scanning %.60q", n, doc)
 		}
 	}
 	small, big := attackAttributes(300), attackAttributes(200_000)
-	a := testing.AllocsPerRun(5, func() { _ = scanXML(small, lim) })
-	b := testing.AllocsPerRun(5, func() { _ = scanXML(big, lim) })
+	a := fewestAllocs(5, func() { _ = scanXML(small, lim) })
+	b := fewestAllocs(5, func() { _ = scanXML(big, lim) })
 	if a > 10 || b > 10 {
 		t.Errorf("refusing: %v allocations for %d bytes, %v for %d bytes", a, len(small), b, len(big))
 	}
+}
+
+// fewestAllocs is the fewest allocations per run of f in three
+// testing.AllocsPerRun measurements. AllocsPerRun counts the process's
+// allocations, so goroutines left by earlier tests of the package (a
+// session still ending) can add some to one measurement (CI, under
+// -race, once counted 11 where 10 is the bound); noise only adds, so the
+// fewest is f's own.
+func fewestAllocs(runs int, f func()) float64 {
+	n := testing.AllocsPerRun(runs, f)
+	for range 2 {
+		n = min(n, testing.AllocsPerRun(runs, f))
+	}
+	return n
 }
 
 // attackAttributes is an <rpc> with n empty attributes on one element

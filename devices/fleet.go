@@ -91,8 +91,11 @@ type FleetConfig struct {
 	Enable func(*Device) error
 	// Stagger spaces out connects; 0 means DefaultStagger.
 	Stagger time.Duration
-	// Concurrency bounds connects and bootstraps in progress; 0 means
-	// DefaultConcurrency.
+	// Concurrency bounds the connects in progress, and the bootstraps in
+	// progress, each; 0 means DefaultConcurrency. A device that has
+	// connected gives its connect slot to the next one before it waits
+	// for a bootstrap slot: connecting a fleet is not held up by the
+	// bridge's pace of registration.
 	Concurrency int
 	// Progress is called about every ProgressEvery with the counts.
 	Progress      func(FleetProgress)
@@ -142,7 +145,8 @@ func (f *Fleet) Ready() <-chan struct{} { return f.ready }
 // connecting within 2 s, at most Concurrency at once.
 const DefaultStagger = 200 * time.Microsecond
 
-// DefaultConcurrency bounds a fleet's connects and bootstraps in progress.
+// DefaultConcurrency bounds a fleet's connects in progress, and its
+// bootstraps in progress.
 const DefaultConcurrency = 64
 
 // StartFleet creates the devices and connects and bootstraps them in the
@@ -200,7 +204,8 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	if f.total == 0 {
 		return nil, errors.New("fleet has no devices")
 	}
-	sem := make(chan struct{}, cfg.Concurrency)
+	connecting := make(chan struct{}, cfg.Concurrency)
+	bootstrapping := make(chan struct{}, cfg.Concurrency)
 	var settled sync.WaitGroup
 	settled.Add(f.total)
 	go func() { settled.Wait(); close(f.ready) }()
@@ -230,7 +235,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 			case <-ctx.Done():
 				settled.Done()
 				continue
-			case sem <- struct{}{}:
+			case connecting <- struct{}{}:
 			}
 			select {
 			case <-tick.C:
@@ -239,7 +244,7 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 			f.wg.Add(1)
 			go func() {
 				defer f.wg.Done()
-				ok := f.startOne(ctx, d, sem)
+				ok := f.startOne(ctx, d, connecting, bootstrapping)
 				settled.Done()
 				if ok {
 					<-ctx.Done()
@@ -251,14 +256,23 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	return f, nil
 }
 
-func (f *Fleet) startOne(ctx context.Context, d *Device, sem chan struct{}) bool {
-	defer func() { <-sem }()
-	if err := d.Connect(ctx); err != nil {
+// startOne connects d, holding one of the connecting slots, then
+// bootstraps it, holding one of the bootstrapping slots.
+func (f *Fleet) startOne(ctx context.Context, d *Device, connecting, bootstrapping chan struct{}) bool {
+	err := d.Connect(ctx)
+	<-connecting
+	if err != nil {
 		f.failed.Add(1)
 		d.log.Warn("device failed to connect", "err", err)
 		return false
 	}
 	f.conn.Add(1)
+	select {
+	case bootstrapping <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	defer func() { <-bootstrapping }()
 	if err := d.Bootstrap(ctx); err != nil {
 		f.failed.Add(1)
 		d.log.Warn("device failed to bootstrap", "err", err)

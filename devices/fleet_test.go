@@ -180,3 +180,32 @@ func BenchmarkFleetBootstrap(b *testing.B) {
 		fleet.Wait()
 	}
 }
+
+// A fleet's connects do not wait for its bootstraps: with nobody
+// answering them (the bridge still busy registering others), every device
+// of the fleet still connects, Concurrency at a time, while at most
+// Concurrency bootstraps wait. (Connect and bootstrap shared one slot:
+// 10,000 devices took as long to connect as to register.)
+func TestFleetConnectsWhileBootstrapsWait(t *testing.T) {
+	b := embeddedBroker(t)
+	desc, err := os.ReadFile(filepath.Join("..", "testdata", "descriptions", "led-color.jsonld"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fleet, err := devices.StartFleet(ctx, devices.FleetConfig{
+		Entries: []devices.FleetEntry{{Name: "led-color.jsonld", Description: desc, Count: 12}}, BaseUUID: "fleet-wait", Concurrency: 2,
+		Device: devices.Config{BrokerURL: b.url, Logger: testenv.Logger(), BootstrapTimeout: time.Minute},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "all 12 devices connected", func() bool { return fleet.Progress().Connected == 12 },
+		func() string { return fleet.Progress().String() })
+	if p := fleet.Progress(); p.Bootstrapped != 0 || p.Failed != 0 {
+		t.Errorf("nobody answers bootstraps, yet: %v", p)
+	}
+	cancel()
+	fleet.Wait()
+}

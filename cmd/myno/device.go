@@ -41,7 +41,7 @@ func deviceCommand() *cli.Command {
 			&cli.Int64Flag{Name: "seed", Usage: "seed of the sensor readings", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_SEED")},
 			&cli.IntFlag{Name: "count", Usage: "run `N` devices of --description", Value: 1, Sources: cli.EnvVars("MYNO_DEVICE_COUNT")},
 			&cli.DurationFlag{Name: "connect-interval", Usage: "a fleet's wait between two devices' connects", Value: devices.DefaultStagger, Sources: cli.EnvVars("MYNO_DEVICE_CONNECT_INTERVAL")},
-			&cli.IntFlag{Name: "connect-concurrency", Usage: "a fleet's connects and bootstraps in progress at once", Value: devices.DefaultConcurrency, Sources: cli.EnvVars("MYNO_DEVICE_CONNECT_CONCURRENCY")},
+			&cli.IntFlag{Name: "connect-concurrency", Usage: "a fleet's connects in progress at once, and its bootstraps in progress at once", Value: devices.DefaultConcurrency, Sources: cli.EnvVars("MYNO_DEVICE_CONNECT_CONCURRENCY")},
 			&cli.StringFlag{Name: "fleet", Usage: "fleet `FILE` of description:count lines", Sources: cli.EnvVars("MYNO_DEVICE_FLEET")},
 			&cli.StringFlag{Name: "mqtt-token-dir", Usage: "`DIR` of device tokens, <uuid>.token each (myno devices add --token-dir): each device logs in with its uuid and its token", Sources: cli.EnvVars("MYNO_MQTT_TOKEN_DIR")},
 			&cli.BoolFlag{Name: "legacy-bootstrap-topics", Usage: "bootstrap on MYNO's shared topics (yang/config/create, ...) instead of the device's own (yang/config/create/<uuid>, ...), for bridges that know only those", Sources: cli.EnvVars("MYNO_DEVICE_LEGACY_BOOTSTRAP_TOPICS")},

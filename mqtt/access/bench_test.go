@@ -76,26 +76,12 @@ func BenchmarkEnrolIntoLargeStore(b *testing.B) {
 		b.Fatal(err)
 	}
 	c := &access.Controller{Store: store, Enrolment: access.EnrolOpen}
-	enrolGroup := func(prefix string, n int) {
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				name := fmt.Sprintf("%s-%05d", prefix, i)
-				if _, err := c.Authenticate(access.ConnectRequest{ClientID: name, Username: name, Password: []byte("token-of-" + name + "-0123456789abcdef")}); err != nil {
-					b.Error(err)
-				}
-			}()
-		}
-		wg.Wait()
-	}
 	for g := range 10000 / 64 {
-		enrolGroup(fmt.Sprintf("old%03d", g), 64)
+		enrol(b, c, fmt.Sprintf("old%03d", g), 64)
 	}
 	g := 0
 	for b.Loop() {
-		enrolGroup(fmt.Sprintf("new%05d", g), 64)
+		enrol(b, c, fmt.Sprintf("new%05d", g), 64)
 		g++
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*64), "µs/device")

@@ -35,14 +35,7 @@ func TestEmbeddedBrokerPersistsRetainedMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub.Close(ctx)
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b2, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: addr, DataDir: dir, Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Close()
+	b2 := restarted(t, b, addr, dir)
 	got := make(chan string, 1)
 	sub, err := client.Dial(ctx, client.Config{URL: b2.URL(), ClientID: "sub", Protocol: client.MQTT5, Logger: testenv.Logger(),
 		OnMessage: func(m client.Message) { got <- string(m.Payload) }})
@@ -236,14 +229,7 @@ func TestEmbeddedBrokerStoresOnlyLastingSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed.Close(ctx)
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b2, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: addr, DataDir: dir, Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Close()
+	b2 := restarted(t, b, addr, dir)
 	if _, ok := b2.Server().Clients.Get("changed"); ok {
 		t.Error("a lasting session replaced by a passing one was restored")
 	}
@@ -298,4 +284,19 @@ func TestHoldConnectionsUntilAdmit(t *testing.T) {
 		t.Fatalf("after Admit: %v", err)
 	}
 	c.Close(ctx)
+}
+
+// restarted closes b and starts an open broker again on its address and
+// data dir, closed when the test ends.
+func restarted(t *testing.T, b *broker.Broker, addr, dir string) *broker.Broker {
+	t.Helper()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: addr, DataDir: dir, Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b2.Close() })
+	return b2
 }

@@ -279,6 +279,7 @@ func runAccessControl(t *testing.T, sys *aclSystem) {
 
 	w := startACLWorld(t, sys)
 	t.Run("mup", func(t *testing.T) {
+		testenv.StacksOnFailure(t, inProcess...)
 		image := make([]byte, 87800)
 		rand.Read(image)
 		signed, err := mup.SignVendorManifest(mup.NewVendorManifest(image, "myno-app", 4, 3, 0), w.vendorKey)
@@ -296,6 +297,7 @@ func runAccessControl(t *testing.T, sys *aclSystem) {
 		waitFirmwareVersion(t, w.s, "4")
 	})
 	t.Run("e2e", func(t *testing.T) {
+		testenv.StacksOnFailure(t, inProcess...)
 		image := make([]byte, 40000)
 		rand.Read(image)
 		signed, err := mup.SignVendorManifest(mup.NewVendorManifest(image, "myno-app", 5, 4, 0), w.vendorKey)

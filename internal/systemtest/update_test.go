@@ -141,8 +141,14 @@ func dialBridge(t testing.TB, b *bridge.Bridge) *gonetconf.Session {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	testenv.StacksOnFailure(t, inProcess...)
 	return s
 }
+
+// inProcess names the packages whose goroutines a failed test logs
+// (testenv.StacksOnFailure): the bridge, the broker and the devices run
+// in the test's process.
+var inProcess = []string{"myno/bridge.", "myno/netconf.", "myno/mqtt/", "myno/devices.", "myno/mup/", "mochi-mqtt/server"}
 
 // setup runs the bridge on the embedded broker and a MUP-capable device
 // at version 3; the vendor signed a manifest for version 4.

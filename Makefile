@@ -66,23 +66,34 @@ build:
 screenshots:
 	MYNO_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestBrowserScreenshots' ./console
 
-## bench-external: NETCONF measured from outside the bridge, with yuma123's
-## netconfd (behind sshd) as the anchor in the same run, by a Go and a
-## paramiko client, each its own process (issue 17; docs/bench/external/).
-## Needs Debian's netconfd, openssh-server and python3-paramiko; about two
-## minutes. Not part of make test. Knobs (SESSIONS, DURATION, ROUNDS,
-## DEVICES, ...): see docs/bench/external/run.sh.
-.PHONY: bench-external
+## bench-external: everything measured from outside the bridge (issue 17;
+## docs/bench/external/all.sh), each party its own process: NETCONF against
+## yuma123's netconfd (behind sshd) with a Go and a paramiko client, with no
+## devices and with 10,000; firmware updates against the broker's floors;
+## 10,000 devices of 3 shapes on both brokers. Writes the tables to
+## docs/bench/external/RESULTS.md. About 20 minutes; not part of make test.
+## Needs Debian's netconfd, openssh-server, mosquitto and python3-paramiko.
+## The parts alone: bench-netconf, bench-firmware, bench-scale.
+.PHONY: bench-external bench-netconf bench-firmware
 bench-external:
+	GO=$(GO) docs/bench/external/all.sh
+
+## bench-netconf: NETCONF alone (docs/bench/external/run.sh; knobs SESSIONS,
+## DURATION, ROUNDS, DEVICES, ...: see the script). About two minutes.
+bench-netconf:
 	GO=$(GO) docs/bench/external/run.sh
+
+## bench-firmware: myno update against the raw-publish ceiling and the
+## broker round trip, on both brokers (docs/bench/external/firmware.sh).
+bench-firmware:
+	GO=$(GO) docs/bench/external/firmware.sh
 
 ## bench-scale: 10,000 devices of 3 shapes, measured from outside the bridge
 ## (issue 17; docs/bench/external/scale.sh): registration time, bridge CPU
 ## and RSS per device, the whole <get/>, a restart with the fleet running,
 ## device rpcs on random devices; on the embedded broker, then on Mosquitto.
-## Every party is its own process on loopback. About 5 minutes on 2 cores;
-## not part of make test. Knobs (DEVICES, BROKERS, REV, PROFILE, ...): see
-## the script.
+## Every party is its own process on loopback. About 10 minutes on 2 cores.
+## Knobs (DEVICES, BROKERS, REV, PROFILE, ...): see the script.
 .PHONY: bench-scale
 bench-scale:
 	GO=$(GO) docs/bench/external/scale.sh

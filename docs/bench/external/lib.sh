@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# The parts of docs/bench/external/run.sh and scale.sh that are the same,
-# sourced by both from the repository's root. Functions only: nothing runs
+# The parts of docs/bench/external/run.sh, scale.sh and firmware.sh that
+# are the same, sourced by each from the repository's root. Functions only: nothing runs
 # on sourcing. They use the script's `say` and $PY (a python3).
 
 # unset_myno_env: the bridge and the devices read MYNO_* variables
@@ -46,3 +46,16 @@ PYEOF
 }
 # http_get URL: the body, or nothing (and failure) within 2 s.
 http_get() { "$PY" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "$1" 2>/dev/null; }
+
+# now_ns: wall clock, Unix nanoseconds, without a fork.
+now_ns() { local t="$EPOCHREALTIME"; echo "${t//[.,]/}000"; }
+
+# wait_port PORT: true once something listens on 127.0.0.1:PORT, within 10 s.
+wait_port() {
+  local i
+  for i in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}

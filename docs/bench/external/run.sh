@@ -13,7 +13,8 @@
 # Prints a Markdown table: p50 of one sequential session, rpc/s and p99
 # over SESSIONS sessions, per server and client, and bridge/netconfd.
 #
-# Usage: make bench-external, or docs/bench/external/run.sh, with
+# Usage: make bench-netconf (also a step of make bench-external), or
+# docs/bench/external/run.sh, with
 #   SESSIONS=16      sessions in parallel
 #   DURATION=8       seconds of each parallel run
 #   SEQ_DURATION=4   seconds of each one-session (sequential) run

@@ -95,8 +95,6 @@ fi
 
 make_work bench-scale logs
 
-# now_ns: wall clock, Unix nanoseconds, without a fork.
-now_ns() { local t="$EPOCHREALTIME"; echo "${t//[.,]/}000"; }
 # cpu_ticks PID: utime + stime, in clock ticks.
 cpu_ticks() {
   local s f
@@ -257,11 +255,7 @@ run_pass() {
     "$MOSQUITTO" -c "$work/mosquitto/mosquitto.conf" </dev/null >>"$work/mosquitto/stderr.log" 2>&1 &
     mq_pid=$!
     pids+=("$mq_pid")
-    for i in $(seq 1 100); do
-      (exec 3<>"/dev/tcp/127.0.0.1/$mq_port") 2>/dev/null && break
-      [ "$i" = 100 ] && { say "mosquitto did not start:"; cat "$work/mosquitto/"*.log >&2; return 1; }
-      sleep 0.1
-    done
+    wait_port "$mq_port" || { say "mosquitto did not start:"; cat "$work/mosquitto/"*.log >&2; return 1; }
     broker_url="mqtt://127.0.0.1:$mq_port"
     bridge_flags+=(--mqtt-url "$broker_url")
   else

@@ -16,10 +16,8 @@ import (
 // inlineTransport connects an in-process user (the bridge) to the embedded
 // broker without a network hop: publishes are injected as packets of an
 // inline client (MQTT 5, so ResponseTopic and CorrelationData reach the
-// devices) and subscriptions are inline handlers. It also keeps the bridge's traffic out
-// of the broker's per-client in-flight bookkeeping, whose nested read locks
-// can deadlock under heavy concurrent QoS 1 load (mochi-mqtt v2.7.9,
-// Inflight.NextImmediate).
+// devices) and subscriptions are inline handlers. It also keeps the
+// bridge's traffic out of the broker's per-client in-flight bookkeeping.
 type inlineTransport struct {
 	broker *Broker
 	srv    *mqtt.Server

@@ -656,7 +656,7 @@ func transfer(ctx context.Context, cfg UpdateConfig, st *sliceStream, sub *ackSu
 		}
 		for next < base+window && next < len(st.payloads) {
 			// QoS 0: MUP has its own acks and resends, so the broker need not
-			// track each slice (and mochi-mqtt v2.7.9 can stall doing so).
+			// track each slice.
 			if err := sub.broker.publish(ctx, topic, st.payloads[next], cfg.AckTimeout); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()

@@ -119,6 +119,11 @@ func Start(cfg Config) (*Broker, error) {
 		cfg.Logger = slog.Default()
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
+	// No cap on message expiry: a message without a Message Expiry
+	// Interval does not expire (MQTT 5 §3.3.2.3.3). mochi-mqtt's default of
+	// 24 hours removed retained messages a day old (the Update Server
+	// certificate, presence, the cluster's registry) and in-flight ones.
+	caps.MaximumMessageExpiryInterval = 0
 	caps.TopicAliasMaximum = cfg.TopicAliasMaximum
 	if caps.TopicAliasMaximum == 0 {
 		caps.TopicAliasMaximum = 65535

@@ -1694,8 +1694,16 @@ func (s *Server) loadRetained(v []storage.Message) {
 
 // clearExpiredClients deletes all clients which have been disconnected for longer
 // than their given expiry intervals.
+//
+// myno patch 2 (PATCHES.md): the three housekeeping passes below, run every
+// second, copied every client, every retained message and every client's
+// in-flight messages first; with 10,000 devices connected that was about
+// a sixth of the bridge's CPU. They now look under the read locks and act
+// on what expired.
 func (s *Server) clearExpiredClients(dt int64) {
-	for id, client := range s.Clients.GetAll() {
+	var expired []*Client
+	s.Clients.RLock()
+	for _, client := range s.Clients.internal {
 		disconnected := client.StopTime()
 		if disconnected == 0 {
 			continue
@@ -1707,32 +1715,45 @@ func (s *Server) clearExpiredClients(dt int64) {
 		}
 
 		if disconnected+int64(expire) < dt {
-			s.hooks.OnClientExpired(client)
-			s.Clients.Delete(id) // [MQTT-4.1.0-2]
+			expired = append(expired, client)
 		}
+	}
+	s.Clients.RUnlock()
+
+	for _, client := range expired {
+		s.hooks.OnClientExpired(client)
+		s.Clients.Delete(client.ID) // [MQTT-4.1.0-2]
 	}
 }
 
 // clearExpiredRetainedMessage deletes retained messages from topics if they have expired.
 func (s *Server) clearExpiredRetainedMessages(now int64) {
-	for filter, pk := range s.Topics.Retained.GetAll() {
+	maximum := s.Options.Capabilities.MaximumMessageExpiryInterval
+	expired := s.Topics.Retained.Select(func(pk *packets.Packet) bool {
 		expired := pk.ProtocolVersion == 5 && pk.Expiry > 0 && pk.Expiry < now // [MQTT-3.3.2-5]
 
 		// If the maximum message expiry interval is set (greater than 0), and the message
 		// retention period exceeds the maximum expiry, the message will be forcibly removed.
-		enforced := s.Options.Capabilities.MaximumMessageExpiryInterval > 0 &&
-			now-pk.Created > s.Options.Capabilities.MaximumMessageExpiryInterval
-
-		if expired || enforced {
-			s.Topics.Retained.Delete(filter)
-			s.hooks.OnRetainedExpired(filter)
-		}
+		enforced := maximum > 0 && now-pk.Created > maximum
+		return expired || enforced
+	})
+	for _, filter := range expired {
+		s.Topics.Retained.Delete(filter)
+		s.hooks.OnRetainedExpired(filter)
 	}
 }
 
 // clearExpiredInflights deletes any inflight messages which have expired.
 func (s *Server) clearExpiredInflights(now int64) {
-	for _, client := range s.Clients.GetAll() {
+	var pending []*Client
+	s.Clients.RLock()
+	for _, client := range s.Clients.internal {
+		if client.State.Inflight.Len() > 0 {
+			pending = append(pending, client)
+		}
+	}
+	s.Clients.RUnlock()
+	for _, client := range pending {
 		if deleted := client.ClearExpiredInflights(now, s.Options.Capabilities.MaximumMessageExpiryInterval); len(deleted) > 0 {
 			for _, id := range deleted {
 				s.hooks.OnQosDropped(client, packets.Packet{PacketID: id})

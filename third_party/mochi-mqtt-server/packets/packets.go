@@ -93,6 +93,23 @@ func (p *Packets) GetAll() map[string]Packet {
 	return m
 }
 
+// Select returns the ids of the packets for which match is true, under
+// the read lock, without copying the map. match must not use p.
+//
+// myno patch 2 (PATCHES.md): the broker's housekeeping looked for expired
+// retained messages in a copy of them all (GetAll), every second.
+func (p *Packets) Select(match func(*Packet) bool) []string {
+	p.RLock()
+	defer p.RUnlock()
+	var ids []string
+	for k, v := range p.internal {
+		if match(&v) {
+			ids = append(ids, k)
+		}
+	}
+	return ids
+}
+
 // Get returns a specific packet in the map by packet id.
 func (p *Packets) Get(id string) (val Packet, ok bool) {
 	p.RLock()

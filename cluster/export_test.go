@@ -1,0 +1,25 @@
+package cluster
+
+import (
+	"context"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Abandon ends m as a crash would: its goroutines stop and its connection
+// closes, but its lease is not revoked, so the others see it go only when
+// the lease expires.
+func (m *Member) Abandon() {
+	m.cancel()
+	m.wg.Wait()
+	_ = m.cli.Close()
+}
+
+// ShapeCount is how many shapes etcd holds.
+func (m *Member) ShapeCount(ctx context.Context) (int64, error) {
+	resp, err := m.cli.Get(ctx, m.keys.shapes(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return resp.Count, nil
+}

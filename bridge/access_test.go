@@ -172,8 +172,8 @@ func TestDeviceCannotActAsAnother(t *testing.T) {
 		"actuator/led/led-b",                                   // B's commands
 		wire.BootstrapResponseTopic(wire.TopicCreate, "led-b"), // answer B's bootstrap
 		wire.TopicUpdateServerCert,                             // swap the Update Server key
-		wire.ClusterRegistryTopic("c1", "ghost"),               // a ghost device in a cluster
-		wire.ClusterMemberTopic("c1", "fake"),                  // a fake cluster member
+		wire.TopicProject + "/cluster/c1/registry/ghost",       // a ghost device in a cluster
+		wire.TopicProject + "/cluster/c1/members/fake",         // a fake cluster member
 		wire.DefaultE2EPrefix + "/manager/led-b/notify",        // B's E2E channel
 		"$SYS/broker/clients",                                  // the broker's own tree
 	} {

@@ -106,13 +106,29 @@ func (b *Bridge) onChunk(m client.Message, topic, topicUUID string) {
 			b.answerBootstrap(topic, c.UUID, m, string(wire.ErrorAnswer(err.Error())))
 			return
 		}
+		// A cluster without a quorum serves the devices it knows: a known
+		// description is answered OK, a new one refused.
+		known := b.registry.describes(c.UUID, desc)
+		if why := b.owner.readOnly(); why != "" && !known {
+			b.log.Warn("description refused", "uuid", c.UUID, "reason", why)
+			b.answerBootstrap(topic, c.UUID, m, string(wire.ErrorAnswer(why)))
+			return
+		}
 		// The connection that registered the device holds it (presence.go).
 		if err := b.register(withSenderConn(b.ctx, m.SenderConn), c.UUID, desc, at, true); err != nil {
 			b.log.Warn("description refused", "uuid", c.UUID, "err", err)
 			b.answerBootstrap(topic, c.UUID, m, string(wire.ErrorAnswer(reasonOf(err))))
 			return
 		}
-		b.owner.replicate(b.ctx, c.UUID, desc, at)
+		if err := b.owner.replicate(b.ctx, c.UUID, desc, at); err != nil && !known {
+			// Not half-applied: the other instances do not know it.
+			b.unregister(b.ctx, c.UUID)
+			b.log.Warn("description refused", "uuid", c.UUID, "err", err)
+			b.answerBootstrap(topic, c.UUID, m, string(wire.ErrorAnswer(reasonOf(err))))
+			return
+		} else if err != nil {
+			b.log.Warn("registration of a known device not replicated", "uuid", c.UUID, "err", err)
+		}
 		b.answerBootstrap(topic, c.UUID, m, wire.AnswerOK)
 	})
 }
@@ -181,11 +197,20 @@ func (b *Bridge) onLookup(m client.Message, topic, topicUUID string) {
 	answer := wire.AnswerNotFound
 	switch topic {
 	case wire.TopicDelete:
-		if b.unregister(b.ctx, uuid) {
-			b.unbindAnonymous(uuid)
-			b.owner.replicate(b.ctx, uuid, nil, time.Time{})
-			answer = wire.AnswerOK
+		if _, ok := b.registry.moduleOf(uuid); !ok {
+			break
 		}
+		// The cluster's store first: a delete it did not take is refused,
+		// and the device stays registered on every instance.
+		if err := b.owner.replicate(b.ctx, uuid, nil, time.Time{}); err != nil {
+			b.log.Warn("delete refused", "uuid", uuid, "err", err)
+			answer = string(wire.ErrorAnswer(reasonOf(err)))
+			break
+		}
+		// In a cluster, following the store may have removed it already.
+		b.unregister(b.ctx, uuid)
+		b.unbindAnonymous(uuid)
+		answer = wire.AnswerOK
 	case wire.TopicRetrieve:
 		if _, ok := b.registry.moduleOf(uuid); ok {
 			answer = wire.AnswerOK

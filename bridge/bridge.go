@@ -163,7 +163,7 @@ func (b *Bridge) newOwnership() (ownership, error) {
 	if b.cfg.MQTTURL == "" {
 		return nil, errors.New("a cluster needs a shared external broker (--mqtt-url)")
 	}
-	return newCluster(b.cfg.Cluster, b.cfg.Instance, b, b.log)
+	return newCluster(b.cfg.Cluster, b.cfg.Instance, b.cfg.Etcd, b, b.log)
 }
 
 // newNETCONFServer loads the host key and the users and makes the server.
@@ -679,6 +679,9 @@ func (b *Bridge) unregister(ctx context.Context, uuid string) bool {
 func (b *Bridge) holds(uuid string, at time.Time, desc []byte) bool {
 	return b.registry.holds(uuid, at, desc)
 }
+
+// devices lists the registered devices (replica).
+func (b *Bridge) devices() []string { return b.registry.uuids() }
 
 // apply carries a registry change out on the NETCONF server and the MQTT
 // subscriptions.

@@ -78,8 +78,7 @@ func deviceWith(t testing.TB, url, file, uuid string, cfg devices.Config) *devic
 	}
 	t.Cleanup(d.Close)
 	if err := d.Bootstrap(ctx); err != nil {
-		// A broker that stops acknowledging is most likely mochi-mqtt's
-		// in-flight deadlock (bridge/README.md): show where it waits.
+		// A broker that stops acknowledging: show where it waits.
 		t.Fatalf("%s: %v\nbroker goroutines:\n%s", file, err, brokerStacks())
 	}
 	return d

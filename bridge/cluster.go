@@ -1,25 +1,29 @@
 package bridge
 
-// Scale-out: several bridge instances on one broker (DESIGN.md, Scale-out).
+// Scale-out: several bridge instances on one broker (DESIGN.md, Scale-out;
+// issue 18), their shared state in etcd (package cluster).
 //
-// Every instance of a cluster subscribes to the bootstrap topics and
-// assembles every description (appending chunks is cheap), but only the
-// instance that owns a UUID answers it: the owner is the member with the
-// highest SHA-256(member, uuid) among the live members (rendezvous
-// hashing), so each member owns about 1/n of the devices and a member
-// leaving moves only its own devices. MQTT 5 shared subscriptions would
-// hand the chunks of one description to different instances (brokers pick
-// a member per message: Mosquitto and mochi-mqtt round-robin or at random),
-// and the chunk format has no index to put them back in order.
+// Every instance subscribes to the bootstrap topics and assembles every
+// description (appending chunks is cheap), but only the instance that owns
+// a UUID answers it: rendezvous hashing over the live members, whose
+// leases etcd keeps (cluster.Member.Owner). A member that leaves revokes
+// its lease and one that dies loses it after Etcd.LeaseTTL; only its
+// devices move. MQTT 5 shared subscriptions would hand the chunks of one
+// description to different instances (brokers pick a member per message:
+// Mosquitto and mochi-mqtt round-robin or at random), and the chunk format
+// has no index to put them back in order.
 //
-// Members announce themselves with a retained message on
-// myno/cluster/<name>/members/<instance>, cleared on a clean stop and
-// replaced by "down", through the connection's Will, when an instance dies.
+// The owner writes each accepted registration, and each delete, to etcd in
+// one transaction (the shape once, by hash, and the device's binding), and
+// only then answers the device; every instance follows the registry with a
+// watch and applies it. An instance that starts, or that comes back after
+// a break, lists the registry and drops the devices it no longer holds,
+// so a device deleted meanwhile stays deleted.
 //
-// The owner publishes each accepted registration retained on
-// myno/cluster/<name>/registry/<uuid> (cleared on delete): every instance
-// applies them, so a NETCONF client may connect to any instance, and an
-// instance that starts rebuilds the registry from the broker.
+// Without an etcd quorum the instance keeps serving the devices it knows
+// (rpcs, telemetry, bootstraps of known descriptions) and refuses new
+// registrations and deletes with ERROR;<reason>: /readyz and the log say
+// it is read-only.
 //
 // RPC answers return to the asker: an instance's MQTT 5 ResponseTopic is
 // response/<instance>/<uuid>, and its reqIds are <instance>:<n>, so an
@@ -27,138 +31,84 @@ package bridge
 // up by the one that asked.
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/myno-bridge/myno/cluster"
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/wire"
 )
 
-// validClusterName is what a cluster or instance name may be: a single
-// topic level without wildcards, and no ':' (the reqId separator).
-var validClusterName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
-// memberDown is the membership payload of an instance that died (its
-// Will); a clean stop clears the retained membership instead.
-const memberDown = "down"
-
-// cluster is one instance's view of its cluster.
-type cluster struct {
+// instanceOf is one instance's view of its cluster.
+type instanceOf struct {
 	name, instance string
+	etcd           EtcdConfig
 	replica        replica
 	log            *slog.Logger
-	mq             client.Transport // set by start
+	member         *cluster.Member // set by start
 
-	mu   sync.Mutex
-	live map[string]bool // live members, this one included
-
-	registry      chan client.Message // replicated registrations, applied in order
-	rejoin        chan struct{}       // the broker connection came back
-	ownedRequests atomic.Uint64       // bootstrap and lookup requests this instance owned
+	ownedRequests atomic.Uint64 // bootstrap and lookup requests this instance owned
 }
 
-func newCluster(name, instance string, r replica, log *slog.Logger) (*cluster, error) {
-	if !validClusterName.MatchString(name) {
-		return nil, fmt.Errorf("cluster name %q: want 1-64 of A-Z a-z 0-9 _ . -", name)
+func newCluster(name, instance string, etcd EtcdConfig, r replica, log *slog.Logger) (*instanceOf, error) {
+	if err := cluster.CheckName("cluster", name); err != nil {
+		return nil, err
 	}
-	if !validClusterName.MatchString(instance) {
-		return nil, fmt.Errorf("instance name %q: want 1-64 of A-Z a-z 0-9 _ . -", instance)
+	if err := cluster.CheckName("instance", instance); err != nil {
+		return nil, err
 	}
-	return &cluster{name: name, instance: instance, replica: r, log: log, live: map[string]bool{instance: true},
-		registry: make(chan client.Message, 1024), rejoin: make(chan struct{}, 1)}, nil
-}
-
-// configure gives the connection a Will: a dead instance leaves the
-// cluster through it, the broker replacing the retained membership (MQTT 5
-// §3.1.2.5). The Will also fires when the connection merely broke, so
-// each reconnect announces the instance again. It says "down" rather than
-// clearing the message with an empty payload, which mochi-mqtt refuses in
-// a Will.
-func (c *cluster) configure(cfg *client.Config) {
-	cfg.Will, cfg.WillRetain = &client.Message{Topic: wire.ClusterMemberTopic(c.name, c.instance), Payload: []byte(memberDown)}, true
-	cfg.OnReconnect = func() {
-		select {
-		case c.rejoin <- struct{}{}:
-		default:
-		}
+	if len(etcd.Endpoints) == 0 {
+		return nil, errors.New("a cluster keeps its state in etcd: give its endpoints (--cluster-etcd)")
 	}
+	return &instanceOf{name: name, instance: instance, etcd: etcd, replica: r, log: log}, nil
 }
 
-// topics: members first, so that by the time a retained registration or
-// a bootstrap arrives, the membership retained at the broker is known.
-func (c *cluster) topics() []string {
-	return []string{wire.ClusterMemberTopic(c.name, "+"), wire.ClusterRegistryTopic(c.name, "+"), wire.InstanceResponseTopic(c.instance, "+")}
+func (c *instanceOf) configure(*client.Config) {}
+
+func (c *instanceOf) topics() []string {
+	return []string{wire.InstanceResponseTopic(c.instance, "+")}
 }
 
-func (c *cluster) start(ctx context.Context, mq client.Transport, run *tasks) error {
-	c.mq = mq
-	if err := c.join(ctx); err != nil {
-		return err
-	}
-	run.goDo(func() { c.applyRegistrations(ctx) })
-	run.goDo(func() { c.rejoinAfterReconnect(ctx) })
-	return nil
-}
-
-// join announces this instance with a retained membership message.
-func (c *cluster) join(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := c.mq.PublishRetained(ctx, client.Message{Topic: wire.ClusterMemberTopic(c.name, c.instance),
-		Payload: []byte(time.Now().UTC().Format(time.RFC3339))}); err != nil {
+// start joins the cluster and follows its registry under run.
+func (c *instanceOf) start(ctx context.Context, _ client.Transport, run *tasks) error {
+	m, err := cluster.Join(ctx, cluster.Config{Endpoints: c.etcd.Endpoints, TLS: c.etcd.TLS, Username: c.etcd.Username, Password: c.etcd.Password,
+		Cluster: c.name, Instance: c.instance, LeaseTTL: c.etcd.LeaseTTL, RequestTimeout: c.etcd.RequestTimeout, Logger: c.log})
+	if err != nil {
 		return fmt.Errorf("join cluster %s: %w", c.name, err)
 	}
+	c.member = m
+	run.goDo(func() { m.Follow(ctx, follower{c}) })
 	return nil
 }
 
-// rejoinAfterReconnect announces the instance again after each reconnect:
-// the broker published its Will when the connection broke.
-func (c *cluster) rejoinAfterReconnect(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.rejoin:
-			if err := c.join(ctx); err != nil {
-				c.log.Warn("cluster membership not renewed", "err", err)
-			}
-		}
-	}
-}
+func (c *instanceOf) handle(context.Context, client.Message) bool { return false }
 
-// leave clears the retained membership: the others take over this
-// instance's devices.
-func (c *cluster) leave(ctx context.Context) {
-	if c.mq == nil {
+// leave revokes the lease: the others take this instance's devices over.
+func (c *instanceOf) leave(ctx context.Context) {
+	if c.member == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_ = c.mq.PublishRetained(ctx, client.Message{Topic: wire.ClusterMemberTopic(c.name, c.instance)})
+	if err := c.member.Close(ctx); err != nil {
+		c.log.Warn("cluster leave", "err", err)
+	}
 }
 
-func (c *cluster) reqID(n uint64) string { return c.instance + ":" + strconv.FormatUint(n, 36) }
+func (c *instanceOf) reqID(n uint64) string { return c.instance + ":" + strconv.FormatUint(n, 36) }
 
 // ownReqID reports whether a reqId was issued by this instance.
-func (c *cluster) ownReqID(reqID string) bool { return strings.HasPrefix(reqID, c.instance+":") }
+func (c *instanceOf) ownReqID(reqID string) bool { return strings.HasPrefix(reqID, c.instance+":") }
 
-func (c *cluster) responseTopic(uuid string) string {
+func (c *instanceOf) responseTopic(uuid string) string {
 	return wire.InstanceResponseTopic(c.instance, uuid)
 }
 
-func (c *cluster) answerFrom(topic, reqID string, correlated bool) (string, bool) {
+func (c *instanceOf) answerFrom(topic, reqID string, correlated bool) (string, bool) {
 	if uuid, ok := wire.InstanceResponseUUID(c.instance, topic); ok {
 		return uuid, true
 	}
@@ -169,133 +119,68 @@ func (c *cluster) answerFrom(topic, reqID string, correlated bool) (string, bool
 	return uuid, true
 }
 
-// owner is the live member that answers for uuid (rendezvous hashing).
-func (c *cluster) owner(uuid string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return rendezvousOwner(c.live, uuid)
-}
-
-func rendezvousOwner(members map[string]bool, uuid string) string {
-	var best string
-	var bestScore [sha256.Size]byte
-	for m := range members {
-		score := sha256.Sum256([]byte(m + "\x00" + uuid))
-		if best == "" || bytes.Compare(score[:], bestScore[:]) > 0 || (score == bestScore && m < best) {
-			best, bestScore = m, score
-		}
-	}
-	return best
-}
-
-func (c *cluster) answers(uuid string) bool {
-	if c.owner(uuid) != c.instance {
+func (c *instanceOf) answers(uuid string) bool {
+	if c.member == nil || c.member.Owner(uuid) != c.instance {
 		return false
 	}
 	c.ownedRequests.Add(1)
 	return true
 }
 
-func (c *cluster) answered() uint64 { return c.ownedRequests.Load() }
+func (c *instanceOf) answered() uint64 { return c.ownedRequests.Load() }
 
-// members lists the live members this instance knows of, sorted.
-func (c *cluster) members() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Sorted(maps.Keys(c.live))
-}
-
-func (c *cluster) logAttrs() []any { return []any{"cluster", c.name, "instance", c.instance} }
-
-// registration is the retained registry message.
-type registration struct {
-	RegisteredAt time.Time `json:"registeredAt"`
-	Description  string    `json:"description"`
-	By           string    `json:"by"`
-}
-
-// handle takes membership changes and replicated registrations.
-func (c *cluster) handle(ctx context.Context, m client.Message) bool {
-	kind, name, ok := wire.ClusterTopic(c.name, m.Topic)
-	if !ok {
-		return false
+func (c *instanceOf) members() []string {
+	if c.member == nil {
+		return nil
 	}
-	switch kind {
-	case "members":
-		if name == c.instance {
-			// We are a member for as long as we run. The broker may deliver
-			// our old connection's Will after the new connection announced
-			// us again (the Will is published when the broker notices the
-			// broken connection, which can be after the reconnect): a
-			// retained "down" for a running instance is answered with a new
-			// announcement, so the retained state ends up true.
-			if string(m.Payload) == memberDown {
-				select {
-				case c.rejoin <- struct{}{}:
-				default:
-				}
-			}
-			return true
-		}
-		if !validClusterName.MatchString(name) {
-			return true
-		}
-		up := len(m.Payload) > 0 && string(m.Payload) != memberDown
-		c.mu.Lock()
-		if up {
-			c.live[name] = true
-		} else {
-			delete(c.live, name)
-		}
-		n := len(c.live)
-		c.mu.Unlock()
-		c.log.Info("cluster membership", "member", name, "up", up, "members", n)
-	case "registry":
-		select {
-		case c.registry <- m:
-		case <-ctx.Done():
-		}
-	}
-	return true
+	return c.member.Members()
 }
 
-// applyRegistrations applies replicated registrations in arrival order.
-func (c *cluster) applyRegistrations(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case m := <-c.registry:
-			_, uuid, _ := wire.ClusterTopic(c.name, m.Topic)
-			if len(m.Payload) == 0 {
-				c.replica.unregister(ctx, uuid)
-				continue
-			}
-			var r registration
-			if err := json.Unmarshal(m.Payload, &r); err != nil {
-				c.log.Warn("bad replicated registration", "uuid", uuid, "err", err)
-				continue
-			}
-			if c.replica.holds(uuid, r.RegisteredAt, []byte(r.Description)) {
-				continue // our own registration coming back, or already applied
-			}
-			if err := c.replica.register(ctx, uuid, []byte(r.Description), r.RegisteredAt, true); err != nil {
-				c.log.Warn("replicated registration refused", "uuid", uuid, "by", r.By, "err", err)
-			}
+func (c *instanceOf) logAttrs() []any {
+	return []any{"cluster", c.name, "instance", c.instance, "etcd", c.etcd.Endpoints}
+}
+
+// replicate writes a registration (or, desc nil, a delete) to etcd; an
+// error means the cluster did not take it (no quorum).
+func (c *instanceOf) replicate(ctx context.Context, uuid string, desc []byte, at time.Time) error {
+	if desc == nil {
+		return c.member.Delete(ctx, uuid)
+	}
+	return c.member.Register(ctx, uuid, storeDescription(desc, uuid).shape(), at)
+}
+
+// readOnly says why registrations are refused, or "".
+func (c *instanceOf) readOnly() string {
+	if c.member != nil && !c.member.Writable() {
+		return "cluster store unavailable (no etcd quorum): read-only"
+	}
+	return ""
+}
+
+// follower applies the registry that etcd holds to this instance.
+type follower struct{ c *instanceOf }
+
+func (f follower) Reset(ctx context.Context, devices []cluster.Device) {
+	keep := make(map[string]bool, len(devices))
+	for _, d := range devices {
+		keep[d.UUID] = true
+		f.Put(ctx, d)
+	}
+	for _, uuid := range f.c.replica.devices() {
+		if !keep[uuid] {
+			f.c.replica.unregister(ctx, uuid)
 		}
 	}
 }
 
-// replicate publishes a registration (or, desc nil, its removal) for the
-// other instances.
-func (c *cluster) replicate(ctx context.Context, uuid string, desc []byte, at time.Time) {
-	var payload []byte
-	if desc != nil {
-		payload, _ = json.Marshal(registration{RegisteredAt: at.UTC(), Description: string(desc), By: c.instance})
+func (f follower) Put(ctx context.Context, d cluster.Device) {
+	desc := descriptionFromShape(d.Shape, d.UUID)
+	if f.c.replica.holds(d.UUID, d.Binding.RegisteredAt, desc) {
+		return // our own registration coming back, or already applied
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := c.mq.PublishRetained(ctx, client.Message{Topic: wire.ClusterRegistryTopic(c.name, uuid), Payload: payload}); err != nil {
-		c.log.Warn("registration not replicated", "uuid", uuid, "err", err)
+	if err := f.c.replica.register(ctx, d.UUID, desc, d.Binding.RegisteredAt, true); err != nil {
+		f.c.log.Warn("replicated registration refused", "uuid", d.UUID, "by", d.Binding.By, "err", err)
 	}
 }
+
+func (f follower) Deleted(ctx context.Context, uuid string) { f.c.replica.unregister(ctx, uuid) }

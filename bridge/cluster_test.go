@@ -3,6 +3,8 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -16,9 +18,18 @@ import (
 	"github.com/myno-bridge/myno/mqtt/client"
 )
 
-func startInstance(t *testing.T, url, name string) *bridge.Bridge {
+// startInstance starts instance name of cluster c1 on the broker at url,
+// its state in etcd, its data in dir ("": a new one).
+func startInstance(t *testing.T, url string, etcd *testenv.Etcd, name, dir string) *bridge.Bridge {
 	t.Helper()
-	return startBridge(t, t.TempDir(), func(c *bridge.Config) { c.MQTTURL, c.Cluster, c.Instance = url, "c1", name })
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	return startBridge(t, dir, func(c *bridge.Config) {
+		c.MQTTURL, c.Cluster, c.Instance = url, "c1", name
+		c.Etcd = bridge.EtcdConfig{Endpoints: etcd.Endpoints(), LeaseTTL: 2 * time.Second, RequestTimeout: time.Second}
+		c.HTTPListen = "127.0.0.1:0"
+	})
 }
 
 func waitMembers(t *testing.T, n int, instances ...*bridge.Bridge) {
@@ -45,10 +56,11 @@ func waitDevices(t *testing.T, want []string, instances ...*bridge.Bridge) {
 	})
 }
 
-// Three bridge instances on one broker share the devices out, replicate
-// the registry, and each answers rpcs for any device.
+// Three bridge instances on one broker share the devices out, follow one
+// registry in etcd, and each answers rpcs for any device.
 func testCluster(t *testing.T, url string) {
-	a, b := startInstance(t, url, "a"), startInstance(t, url, "b")
+	etcd := testenv.StartEtcd(t, 3)
+	a, b := startInstance(t, url, etcd, "a", ""), startInstance(t, url, etcd, "b", "")
 	defer b.Close()
 	waitMembers(t, 2, a, b)
 
@@ -99,8 +111,8 @@ func testCluster(t *testing.T, url string) {
 		t.Errorf("answers taken for another instance's: a %d, b %d", la, lb)
 	}
 
-	// A third instance rebuilds the registry from the broker.
-	c := startInstance(t, url, "c")
+	// A third instance reads the registry from etcd.
+	c := startInstance(t, url, etcd, "c", "")
 	defer c.Close()
 	waitMembers(t, 3, a, b, c)
 	waitDevices(t, uuids, c)
@@ -154,13 +166,16 @@ func TestClusterOnMosquitto(t *testing.T) {
 	testCluster(t, testenv.StartMosquitto(t).URL())
 }
 
-// An instance needs a shared broker and names that fit in a topic level.
+// An instance needs a shared broker, etcd, and names that fit in a topic
+// level.
 func TestClusterConfigErrors(t *testing.T) {
+	etcd := bridge.EtcdConfig{Endpoints: []string{"http://127.0.0.1:1"}}
 	for _, c := range []bridge.Config{
-		{Cluster: "c1"}, // the embedded broker
-		{Cluster: "c/1", MQTTURL: "mqtt://127.0.0.1:1"},
-		{Cluster: "c1", Instance: "a+", MQTTURL: "mqtt://127.0.0.1:1"},
-		{Cluster: "c1", Instance: "a:b", MQTTURL: "mqtt://127.0.0.1:1"},
+		{Cluster: "c1", Etcd: etcd},                    // the embedded broker
+		{Cluster: "c1", MQTTURL: "mqtt://127.0.0.1:1"}, // no etcd
+		{Cluster: "c/1", MQTTURL: "mqtt://127.0.0.1:1", Etcd: etcd},
+		{Cluster: "c1", Instance: "a+", MQTTURL: "mqtt://127.0.0.1:1", Etcd: etcd},
+		{Cluster: "c1", Instance: "a:b", MQTTURL: "mqtt://127.0.0.1:1", Etcd: etcd},
 	} {
 		c.NetconfListen, c.DataDir, c.Logger, c.AdminPassword = "127.0.0.1:0", t.TempDir(), testenv.Logger(), adminPassword
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -168,57 +183,95 @@ func TestClusterConfigErrors(t *testing.T) {
 		cancel()
 		if err == nil {
 			b.Close()
-			t.Errorf("cluster %q instance %q on %q: started", c.Cluster, c.Instance, c.MQTTURL)
+			t.Errorf("cluster %q instance %q on %q, etcd %v: started", c.Cluster, c.Instance, c.MQTTURL, c.Etcd.Endpoints)
 		}
 	}
 }
 
-// An instance whose broker connection breaks is announced "down" by the
-// broker (its Will, which takes it out of the others' membership); when it
-// reconnects it announces itself again, and bootstraps are answered.
-func TestClusterMemberLosesItsConnection(t *testing.T) {
-	br, err := broker.Start(broker.Config{Access: broker.OpenAccess{}, Listen: "127.0.0.1:0", Logger: testenv.Logger()})
+// A device deleted while an instance is down stays deleted when that
+// instance starts again on its old data (issue 18: with retained
+// messages, it came back).
+func TestClusterDeleteWhileAnInstanceIsDown(t *testing.T) {
+	url := testenv.StartMosquitto(t).URL()
+	etcd := testenv.StartEtcd(t, 3)
+	bDir := t.TempDir()
+	a, b := startInstance(t, url, etcd, "a", ""), startInstance(t, url, etcd, "b", bDir)
+	defer a.Close()
+	waitMembers(t, 2, a, b)
+	gone := device(t, url, "led-color.jsonld", "gone-1", client.MQTT5)
+	device(t, url, "relay-sensors.jsonld", "kept-1", client.MQTT5)
+	waitDevices(t, []string{"gone-1", "kept-1"}, a, b)
+
+	b.Close()
+	waitMembers(t, 1, a)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if answer, err := gone.Delete(ctx); err != nil || answer != "OK" {
+		t.Fatalf("delete: %q %v", answer, err)
+	}
+	waitDevices(t, []string{"kept-1"}, a)
+
+	b = startInstance(t, url, etcd, "b", bDir)
+	defer b.Close()
+	waitMembers(t, 2, a, b)
+	waitDevices(t, []string{"kept-1"}, a, b)
+}
+
+// Without an etcd quorum an instance keeps serving the devices it knows,
+// refuses new registrations with ERROR, and /readyz says it is
+// read-only; with the quorum back, registrations are accepted again.
+func TestClusterWithoutEtcdQuorum(t *testing.T) {
+	url := testenv.StartMosquitto(t).URL()
+	etcd := testenv.StartEtcd(t, 3)
+	a := startInstance(t, url, etcd, "a", "")
+	defer a.Close()
+	waitMembers(t, 1, a)
+	device(t, url, "relay-sensors.jsonld", "known-1", client.MQTT5)
+	waitDevices(t, []string{"known-1"}, a)
+
+	etcd.Stop(1)
+	etcd.Stop(2)
+	readyz := func() string {
+		resp, err := http.Get("http://" + a.HTTPAddr() + "/readyz")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return fmt.Sprintf("%d %s", resp.StatusCode, body)
+	}
+	testenv.WaitFor(t, "/readyz to say read-only", func() bool { return strings.HasPrefix(readyz(), "200 ready, cluster store unavailable") },
+		func() string { return readyz() })
+
+	// A known device is served.
+	relayNS := namespace(t, "relay-sensors.jsonld")
+	if reply, re := exec1(t, session(t, a.NetconfAddr()), `<relayOn xmlns="`+relayNS+`"><uuidInput>known-1</uuidInput></relayOn>`); re != nil ||
+		!strings.Contains(reply, "</retval>") {
+		t.Fatalf("rpc to a known device without quorum: %v %s", re, reply)
+	}
+	// A new one is refused, and not registered.
+	d, err := devices.New(devices.Config{Description: desc(t, "led-color.jsonld"), UUID: "new-1", BrokerURL: url, Logger: testenv.Logger(),
+		Credentials: testCreds("new-1"), Protocol: client.MQTT5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer br.Close()
-	watch := testenv.WatchAll(t, br.URL())
-	a, b := startInstance(t, br.URL(), "a"), startInstance(t, br.URL(), "b")
-	defer a.Close()
-	defer b.Close()
-	waitMembers(t, 2, a, b)
-	// Cut every bridge connection without a DISCONNECT, at the TCP level.
-	// (Not Client.Stop: mochi-mqtt v2.7.9's read loop returns without an
-	// error, and so without the Will, when it sees the client stopped
-	// between two packets, which made this test flaky under load.)
-	for _, cl := range br.Server().Clients.GetAll() {
-		if strings.HasPrefix(cl.ID, "myno-bridge-") {
-			cl.Net.Conn.Close()
-		}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
 	}
-	testenv.WaitFor(t, "the Wills of both instances", func() bool {
-		for _, inst := range []string{"a", "b"} {
-			if !slices.ContainsFunc(watch.On("myno/cluster/c1/members/"+inst), func(p []byte) bool { return string(p) == "down" }) {
-				return false
-			}
-		}
-		return true
-	})
-	// Both come back and announce themselves again.
-	testenv.WaitFor(t, "both instances back", func() bool {
-		for _, inst := range []string{"a", "b"} {
-			ps := watch.On("myno/cluster/c1/members/" + inst)
-			if len(ps) == 0 || string(ps[len(ps)-1]) == "down" {
-				return false
-			}
-		}
-		return true
-	})
-	waitMembers(t, 2, a, b)
-	var uuids []string
-	for i := range 6 {
-		uuids = append(uuids, fmt.Sprintf("back-%d", i))
-		device(t, br.URL(), "led-color.jsonld", uuids[i], client.MQTT5)
+	if err := d.Bootstrap(ctx); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("bootstrap without quorum: %v", err)
 	}
-	waitDevices(t, uuids, a, b)
+	if devs := a.Devices(); !slices.Equal(devs, []string{"known-1"}) {
+		t.Fatalf("devices without quorum: %v", devs)
+	}
+
+	etcd.Restart(1)
+	testenv.WaitFor(t, "/readyz to say ready", func() bool { return readyz() == "200 ready\n" }, func() string { return readyz() })
+	if err := d.Bootstrap(ctx); err != nil {
+		t.Fatalf("bootstrap with the quorum back: %v", err)
+	}
+	waitDevices(t, []string{"known-1", "new-1"}, a)
 }

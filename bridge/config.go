@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"os"
@@ -157,10 +158,13 @@ type Config struct {
 	NETCONF NetconfLimits
 
 	// Cluster, when set, makes this bridge one instance of a cluster of
-	// that name on a shared external broker (see cluster.go); Instance
-	// names it (default: random). Both: 1-64 of A-Z a-z 0-9 _ . -.
+	// that name on a shared external broker, its state in etcd (see
+	// cluster.go); Instance names it (default: random). Both: 1-64 of
+	// A-Z a-z 0-9 _ . -.
 	Cluster  string
 	Instance string
+	// Etcd is where a cluster keeps its state; required with Cluster.
+	Etcd EtcdConfig
 
 	Logger *slog.Logger
 
@@ -170,6 +174,18 @@ type Config struct {
 
 	// Out receives the one-time notice with a generated admin password.
 	Out io.Writer
+}
+
+// EtcdConfig says how to reach the etcd cluster that holds a bridge
+// cluster's state (package cluster).
+type EtcdConfig struct {
+	Endpoints          []string    // client URLs
+	TLS                *tls.Config // nil: plain connections
+	Username, Password string      // etcd's authentication; empty: none
+	// LeaseTTL is how long a dead instance keeps its devices (default
+	// cluster.DefaultLeaseTTL); RequestTimeout bounds each request
+	// (default cluster.DefaultRequestTimeout).
+	LeaseTTL, RequestTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {

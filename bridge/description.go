@@ -56,6 +56,16 @@ func (s storedDescription) bytes(uuid string) []byte {
 	return bytes.ReplaceAll([]byte(s.text.Value()), []byte{0}, []byte(uuid))
 }
 
+// shape is the description without its uuid (NUL where the uuid was):
+// what the devices of one shape share, and a cluster stores once.
+func (s storedDescription) shape() []byte { return []byte(s.text.Value()) }
+
+// descriptionFromShape is the description device uuid sent, from its
+// shape.
+func descriptionFromShape(shape []byte, uuid string) []byte {
+	return bytes.ReplaceAll(shape, []byte{0}, []byte(uuid))
+}
+
 // equal reports whether desc, sent by uuid, is the stored description.
 func (s storedDescription) equal(desc []byte, uuid string) bool {
 	return s == storeDescription(desc, uuid)

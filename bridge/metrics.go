@@ -125,7 +125,8 @@ func (m *bridgeMetrics) received(msg client.Message) {
 
 // HTTPHandler serves /metrics (Prometheus text format), /healthz (the
 // process answers) and /readyz (the registry is loaded, the broker
-// connection is up, NETCONF listens).
+// connection is up, NETCONF listens; a cluster instance without its
+// store's quorum says it is read-only).
 func (b *Bridge) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}))
@@ -133,6 +134,12 @@ func (b *Bridge) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if why := b.notReady(); why != "" {
 			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		// Without the cluster's quorum the bridge still serves the devices
+		// it knows: ready, and it says what it refuses.
+		if why := b.owner.readOnly(); why != "" {
+			_, _ = w.Write([]byte("ready, " + why + ": registrations and deletes are refused\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

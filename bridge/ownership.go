@@ -12,8 +12,8 @@ import (
 // ownership decides which bridge answers a device, and how a device's
 // answers find their way back to the bridge that asked. A bridge alone
 // answers every device (solo); an instance of a cluster answers the
-// devices it owns and replicates registrations (cluster.go). Nothing else
-// in the package knows which of the two runs.
+// devices it owns and writes registrations to the cluster's store
+// (cluster.go). Nothing else in the package knows which of the two runs.
 type ownership interface {
 	// configure adds what the mode needs to the connection to an
 	// external broker, before it is dialled.
@@ -38,8 +38,11 @@ type ownership interface {
 	// the answer is for another instance.
 	answerFrom(topic, reqID string, correlated bool) (uuid string, mine bool)
 	// replicate tells the other instances of a registration, or (desc
-	// nil) of a removal.
-	replicate(ctx context.Context, uuid string, desc []byte, at time.Time)
+	// nil) of a removal; an error means they were not told (the
+	// cluster's store has no quorum).
+	replicate(ctx context.Context, uuid string, desc []byte, at time.Time) error
+	// readOnly says why registrations and deletes are refused, or "".
+	readOnly() string
 	// leave says goodbye before the connection closes.
 	leave(ctx context.Context)
 	// members lists the live instances (nil alone); answered counts the
@@ -56,23 +59,25 @@ type replica interface {
 	register(ctx context.Context, uuid string, desc []byte, at time.Time, persist bool) error
 	unregister(ctx context.Context, uuid string) bool
 	holds(uuid string, at time.Time, desc []byte) bool
+	devices() []string
 }
 
 // solo is a bridge alone on its broker: it answers every device.
 type solo struct{}
 
-func (solo) configure(*client.Config)                              {}
-func (solo) topics() []string                                      { return nil }
-func (solo) start(context.Context, client.Transport, *tasks) error { return nil }
-func (solo) handle(context.Context, client.Message) bool           { return false }
-func (solo) answers(string) bool                                   { return true }
-func (solo) reqID(n uint64) string                                 { return strconv.FormatUint(n, 36) }
-func (solo) responseTopic(uuid string) string                      { return wire.ResponseTopic(uuid) }
-func (solo) replicate(context.Context, string, []byte, time.Time)  {}
-func (solo) leave(context.Context)                                 {}
-func (solo) members() []string                                     { return nil }
-func (solo) answered() uint64                                      { return 0 }
-func (solo) logAttrs() []any                                       { return nil }
+func (solo) configure(*client.Config)                                   {}
+func (solo) topics() []string                                           { return nil }
+func (solo) start(context.Context, client.Transport, *tasks) error      { return nil }
+func (solo) handle(context.Context, client.Message) bool                { return false }
+func (solo) answers(string) bool                                        { return true }
+func (solo) reqID(n uint64) string                                      { return strconv.FormatUint(n, 36) }
+func (solo) responseTopic(uuid string) string                           { return wire.ResponseTopic(uuid) }
+func (solo) replicate(context.Context, string, []byte, time.Time) error { return nil }
+func (solo) readOnly() string                                           { return "" }
+func (solo) leave(context.Context)                                      {}
+func (solo) members() []string                                          { return nil }
+func (solo) answered() uint64                                           { return 0 }
+func (solo) logAttrs() []any                                            { return nil }
 
 func (solo) answerFrom(topic, _ string, _ bool) (string, bool) {
 	// A bridge alone takes every answer; which call it belongs to, if any,

@@ -566,6 +566,14 @@ func (r *registry) holds(uuid string, at time.Time, desc []byte) bool {
 	return d != nil && d.RegisteredAt.Equal(at) && d.description.equal(desc, uuid)
 }
 
+// describes reports whether uuid is registered with desc (whenever).
+func (r *registry) describes(uuid string, desc []byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devices[uuid]
+	return d != nil && d.description.equal(desc, uuid)
+}
+
 // uuids lists the registered devices, sorted.
 func (r *registry) uuids() []string {
 	r.mu.Lock()

@@ -160,36 +160,9 @@ func PresenceUUID(topic string) (string, bool) {
 // vendor CA before they trust the key in it.
 const TopicUpdateServerCert = "yang/update/server-cert"
 
-// TopicProject is the first level of the project's own topics: the
-// cluster of bridges and, by default, the E2E channel live under it.
+// TopicProject is the first level of the project's own topics: presence
+// and, by default, the E2E channel live under it.
 const TopicProject = "myno"
-
-// ClusterPrefix is the topic tree of the clusters of bridges.
-const ClusterPrefix = TopicProject + "/cluster/"
-
-// ClusterMemberTopic holds, retained, one instance's membership.
-func ClusterMemberTopic(cluster, instance string) string {
-	return ClusterPrefix + cluster + "/members/" + instance
-}
-
-// ClusterRegistryTopic holds, retained, one device's replicated registration.
-func ClusterRegistryTopic(cluster, uuid string) string {
-	return ClusterPrefix + cluster + "/registry/" + uuid
-}
-
-// ClusterTopic splits a topic of cluster's tree into its kind ("members"
-// or "registry") and the instance or device it names.
-func ClusterTopic(cluster, topic string) (kind, name string, ok bool) {
-	rest, ok := strings.CutPrefix(topic, ClusterPrefix+cluster+"/")
-	if !ok {
-		return "", "", false
-	}
-	kind, name, ok = strings.Cut(rest, "/")
-	if !ok || (kind != "members" && kind != "registry") || name == "" || strings.Contains(name, "/") {
-		return "", "", false
-	}
-	return kind, name, true
-}
 
 // DefaultE2EPrefix is the default root of the E2E channel's topic tree
 // (package mup/e2e, which builds the topics below it).

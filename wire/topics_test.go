@@ -111,22 +111,6 @@ func TestTopicRoundTrips(t *testing.T) {
 	if got := wire.CommandTopic("actuator/led", "d"); got != "actuator/led/d" {
 		t.Errorf("CommandTopic without %%s: %q", got)
 	}
-	for _, tc := range []struct {
-		topic, kind, name string
-		ok                bool
-	}{
-		{wire.ClusterMemberTopic("c1", "a"), "members", "a", true},
-		{wire.ClusterRegistryTopic("c1", "dev-1"), "registry", "dev-1", true},
-		{wire.ClusterRegistryTopic("c2", "dev-1"), "", "", false},
-		{"myno/cluster/c1/other/x", "", "", false},
-		{"myno/cluster/c1/members/", "", "", false},
-		{"myno/cluster/c1/members/a/b", "", "", false},
-	} {
-		kind, name, ok := wire.ClusterTopic("c1", tc.topic)
-		if kind != tc.kind || name != tc.name || ok != tc.ok {
-			t.Errorf("ClusterTopic(%q) = %q %q %v", tc.topic, kind, name, ok)
-		}
-	}
 }
 
 // FuzzCheckDeviceTopic: whatever is accepted is a topic name a broker

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v3"
 
 	"github.com/myno-bridge/myno/bridge"
+	"github.com/myno-bridge/myno/cluster"
 	"github.com/myno-bridge/myno/mqtt/access"
 	"github.com/myno-bridge/myno/mqtt/broker"
+	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/ontology"
 )
 
@@ -43,8 +46,15 @@ func bridgeFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "device-keepalive", Usage: "with --mqtt-url: the devices' MQTT keep-alive, which an external broker does not tell; a device without a Will (as MYNO's) is offline once silent for 1.5 times as long", Value: bridge.DefaultDeviceKeepAlive, Sources: cli.EnvVars("MYNO_DEVICE_KEEPALIVE")},
 		&cli.DurationFlag{Name: "assembly-timeout", Usage: "time for all chunks of a description to arrive", Value: bridge.DefaultAssemblyTimeout, Sources: cli.EnvVars("MYNO_ASSEMBLY_TIMEOUT")},
 		&cli.StringFlag{Name: "profile", Value: bridge.ProfileStandard, Usage: "standard (YANG 1.1, RFC 6241) or myno: modules, <get>, get-schema and rpc replies as MYNO's own bridge shows them, for MYNO's web client and Update Server (implies --legacy-bootstrap-topics)", Sources: cli.EnvVars("MYNO_PROFILE")},
-		&cli.StringFlag{Name: "cluster", Usage: "run as one instance of the cluster `NAME` on the shared --mqtt-url broker: devices are shared out, the registry is replicated", Sources: cli.EnvVars("MYNO_CLUSTER")},
+		&cli.StringFlag{Name: "cluster", Usage: "run as one instance of the cluster `NAME` on the shared --mqtt-url broker: devices are shared out; membership and the registry are kept in etcd (--cluster-etcd)", Sources: cli.EnvVars("MYNO_CLUSTER")},
 		&cli.StringFlag{Name: "instance", Usage: "this instance's `NAME` in the cluster (default: random)", Sources: cli.EnvVars("MYNO_INSTANCE")},
+		&cli.StringSliceFlag{Name: "cluster-etcd", Usage: "the etcd client `URLS` (comma-separated, or the flag repeated) where --cluster keeps its state", Sources: cli.EnvVars("MYNO_CLUSTER_ETCD")},
+		&cli.StringFlag{Name: "cluster-etcd-ca", Usage: "CA certificate `FILE` that verifies etcd's servers (TLS)", Sources: cli.EnvVars("MYNO_CLUSTER_ETCD_CA")},
+		&cli.StringFlag{Name: "cluster-etcd-cert", Usage: "client certificate `FILE` for etcd (TLS)", Sources: cli.EnvVars("MYNO_CLUSTER_ETCD_CERT")},
+		&cli.StringFlag{Name: "cluster-etcd-key", Usage: "client key `FILE` for etcd (TLS)", Sources: cli.EnvVars("MYNO_CLUSTER_ETCD_KEY")},
+		&cli.StringFlag{Name: "cluster-etcd-username", Usage: "etcd user `NAME` (etcd's authentication)", Sources: cli.EnvVars("MYNO_CLUSTER_ETCD_USERNAME")},
+		&cli.StringFlag{Name: "cluster-etcd-password-file", Usage: "`FILE` holding the etcd user's password (its first line)", Sources: cli.EnvVars("MYNO_CLUSTER_ETCD_PASSWORD_FILE")},
+		&cli.DurationFlag{Name: "cluster-lease", Usage: "how long a dead instance keeps its devices before the others take them over (its etcd lease)", Value: cluster.DefaultLeaseTTL, Sources: cli.EnvVars("MYNO_CLUSTER_LEASE")},
 		&cli.StringFlag{Name: "enrol", Usage: "how devices that are not provisioned join the embedded broker: open (any uuid with a token of 22+ bytes, bound on first use; labs), token (a one-time enrolment token from myno devices add --enrolment) or closed (provisioned devices only)", Value: string(access.DefaultEnrolment), Sources: cli.EnvVars("MYNO_ENROL")},
 		&cli.BoolFlag{Name: "mqtt-allow-anonymous", Usage: "let MQTT clients without credentials use every topic of the embedded broker: labs and migration only (logged at start, shown in <get>)", Sources: cli.EnvVars("MYNO_MQTT_ALLOW_ANONYMOUS")},
 		&cli.StringFlag{Name: "mqtt-credentials", Usage: "MQTT credential `FILE` of the embedded broker (see myno devices); default <data-dir>/" + bridge.CredentialsFile, Sources: cli.EnvVars("MYNO_MQTT_CREDENTIALS")},
@@ -64,6 +74,10 @@ func bridgeConfig(cmd *cli.Command) (bridge.Config, error) {
 		return bridge.Config{}, err
 	}
 	enrol, err := access.ParseEnrolment(cmd.String("enrol"))
+	if err != nil {
+		return bridge.Config{}, err
+	}
+	etcd, err := etcdConfig(cmd)
 	if err != nil {
 		return bridge.Config{}, err
 	}
@@ -107,6 +121,7 @@ func bridgeConfig(cmd *cli.Command) (bridge.Config, error) {
 		Profile:  cmd.String("profile"),
 		Cluster:  cmd.String("cluster"),
 		Instance: cmd.String("instance"),
+		Etcd:     etcd,
 		Logger:   newLogger(cmd),
 		Out:      cmd.Root().Writer,
 	}, nil
@@ -173,4 +188,27 @@ func splitHostPort(addr string) (string, string) {
 		}
 	}
 	return addr, ""
+}
+
+// etcdConfig is where --cluster keeps its state: the --cluster-etcd flags.
+func etcdConfig(cmd *cli.Command) (bridge.EtcdConfig, error) {
+	var endpoints []string
+	for _, v := range cmd.StringSlice("cluster-etcd") {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				endpoints = append(endpoints, e)
+			}
+		}
+	}
+	c := bridge.EtcdConfig{Endpoints: endpoints, Username: cmd.String("cluster-etcd-username"), LeaseTTL: cmd.Duration("cluster-lease")}
+	var err error
+	if c.TLS, err = client.LoadTLS(cmd.String("cluster-etcd-ca"), cmd.String("cluster-etcd-cert"), cmd.String("cluster-etcd-key")); err != nil {
+		return c, fmt.Errorf("--cluster-etcd TLS: %w", err)
+	}
+	if file := cmd.String("cluster-etcd-password-file"); file != "" {
+		if c.Password, err = firstLine("--cluster-etcd-password-file", file); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
 }

@@ -75,9 +75,15 @@ func mqttPassword(cmd *cli.Command) (string, error) {
 	if password != "" {
 		return "", errors.New("--mqtt-password and --mqtt-password-file exclude each other")
 	}
+	return firstLine("--mqtt-password-file", file)
+}
+
+// firstLine is the first line of file, a secret that flag names (a
+// password file, as Mosquitto's and etcd's tools write them).
+func firstLine(flag, file string) (string, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("--mqtt-password-file: %w", err)
+		return "", fmt.Errorf("%s: %w", flag, err)
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
 	return strings.TrimRight(line, "\r"), nil

@@ -371,7 +371,7 @@ func runAccessControl(t *testing.T, sys *aclSystem) {
 			{topic: "yang/update/image/mup-1/ack", payload: []byte("forged-by-mup-2")},
 			{topic: wire.DeviceBootstrapTopic(wire.TopicDelete, "mup-1"), payload: []byte("mup-1")},
 			{topic: wire.TopicUpdateServerCert, payload: []byte("-----BEGIN CERTIFICATE-----\nforged-by-mup-2\n-----END CERTIFICATE-----\n"), retained: true},
-			{topic: wire.ClusterRegistryTopic("x", "mup-9"), payload: []byte(`{"forged-by":"mup-2"}`), retained: true},
+			{topic: wire.TopicProject + "/cluster/x/registry/mup-9", payload: []byte(`{"forged-by":"mup-2"}`), retained: true},
 		}
 		// A new description for mup-1 (another device's, whole).
 		for _, c := range wire.SplitDescription("mup-1", other, -1) {

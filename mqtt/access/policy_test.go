@@ -41,7 +41,7 @@ func TestPolicyRules(t *testing.T) {
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.PresenceTopic("d2"), true, false},
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.TopicUpdateServerCert, false, true},
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.TopicUpdateServerCert, true, false},
-		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.ClusterRegistryTopic("c", "d1"), true, false},
+		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.TopicProject + "/cluster/c/registry/d1", true, false},
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.DefaultE2EPrefix + "/+/d1/notify", false, true},
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.DefaultE2EPrefix + "/m/d1/ready", true, true},
 		{access.Identity{Name: "d1", Role: access.RoleDevice}, wire.DefaultE2EPrefix + "/m/d1/notify", true, false},

@@ -16,6 +16,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // Defaults of Config.
@@ -86,7 +87,9 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		cfg.Logger = slog.Default()
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, TLS: cfg.TLS, Username: cfg.Username, Password: cfg.Password,
-		DialTimeout: cfg.RequestTimeout, Context: ctx, Logger: nil})
+		// etcd's client logs with zap; what matters is logged here, with
+		// slog (a lost lease, read-only, a watch listed again).
+		DialTimeout: cfg.RequestTimeout, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: etcd %v: %w", cfg.Endpoints, err)
 	}

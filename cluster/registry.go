@@ -33,8 +33,9 @@ func (m *Member) Register(ctx context.Context, uuid string, shape []byte, at tim
 	return m.written(ctx, "register "+uuid, err)
 }
 
-// Delete removes uuid's binding. Its shape stays for the other devices of
-// that shape (DropUnusedShapes removes shapes no device uses).
+// Delete removes uuid's binding. Its shape stays, for the other devices
+// of that shape; a shape no device uses any more is not collected yet
+// (each instance's registry bounds the shapes in use, --max-shapes).
 func (m *Member) Delete(ctx context.Context, uuid string) error {
 	rctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
 	defer cancel()

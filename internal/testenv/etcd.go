@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +23,8 @@ type Etcd struct {
 	bin     string
 	dir     string
 	members []*etcdMember
+	pki     *PKI // with TLS: the members' CA; clients must present its certificates
+	scheme  string
 }
 
 type etcdMember struct {
@@ -33,9 +37,19 @@ type etcdMember struct {
 
 // StartEtcd starts an n-member etcd cluster and waits until every member
 // serves clients.
-func StartEtcd(t testing.TB, n int) *Etcd {
+func StartEtcd(t testing.TB, n int) *Etcd { return startEtcd(t, n, nil) }
+
+// StartEtcdTLS is StartEtcd with clients served over TLS only, with a
+// certificate from pki required of each (--client-cert-auth); the peers
+// talk plain HTTP on loopback.
+func StartEtcdTLS(t testing.TB, n int, pki *PKI) *Etcd { return startEtcd(t, n, pki) }
+
+func startEtcd(t testing.TB, n int, pki *PKI) *Etcd {
 	t.Helper()
-	e := &Etcd{t: t, bin: Tool(t, "etcd"), dir: t.TempDir()}
+	e := &Etcd{t: t, bin: Tool(t, "etcd"), dir: t.TempDir(), pki: pki, scheme: "http"}
+	if pki != nil {
+		e.scheme = "https"
+	}
 	for i := range n {
 		e.members = append(e.members, &etcdMember{name: fmt.Sprintf("m%d", i), client: FreePort(t), peer: FreePort(t)})
 	}
@@ -57,7 +71,7 @@ func StartEtcd(t testing.TB, n int) *Etcd {
 func (e *Etcd) Endpoints() []string {
 	var urls []string
 	for _, m := range e.members {
-		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", m.client))
+		urls = append(urls, fmt.Sprintf("%s://127.0.0.1:%d", e.scheme, m.client))
 	}
 	return urls
 }
@@ -99,17 +113,22 @@ func (e *Etcd) start(i int) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m.cmd = exec.Command(e.bin,
+	args := []string{
 		"--name", m.name, "--data-dir", filepath.Join(e.dir, m.name),
-		"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", m.client),
-		"--advertise-client-urls", fmt.Sprintf("http://127.0.0.1:%d", m.client),
+		"--listen-client-urls", fmt.Sprintf("%s://127.0.0.1:%d", e.scheme, m.client),
+		"--advertise-client-urls", fmt.Sprintf("%s://127.0.0.1:%d", e.scheme, m.client),
 		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", m.peer),
 		"--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", m.peer),
 		"--initial-cluster", strings.Join(peers, ","), "--initial-cluster-state", "new",
 		"--initial-cluster-token", filepath.Base(e.dir),
 		// Loopback: short heartbeats and elections keep failover tests fast.
 		"--heartbeat-interval", "50", "--election-timeout", "500",
-		"--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn")
+		"--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn"}
+	if e.pki != nil {
+		cert, key := e.pki.Peer("etcd-" + m.name)
+		args = append(args, "--cert-file", cert, "--key-file", key, "--trusted-ca-file", e.pki.CAFile, "--client-cert-auth")
+	}
+	m.cmd = exec.Command(e.bin, args...)
 	m.cmd.Stdout, m.cmd.Stderr = logFile, logFile
 	if err := m.cmd.Start(); err != nil {
 		logFile.Close()
@@ -130,9 +149,13 @@ func (e *Etcd) waitServing(i int) {
 	e.t.Helper()
 	m := e.members[i]
 	addr := fmt.Sprintf("127.0.0.1:%d", m.client)
+	var tlsCfg *tls.Config
+	if e.pki != nil {
+		tlsCfg = e.ClientTLS("etcd-health")
+	}
 	deadline := time.Now().Add(WaitTimeout)
 	for {
-		if healthy(addr) {
+		if healthy(addr, tlsCfg) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -143,9 +166,34 @@ func (e *Etcd) waitServing(i int) {
 	}
 }
 
-// healthy asks etcd's /health (true once the member has a leader).
-func healthy(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+// ClientTLS is a client's TLS configuration for a cluster started with
+// StartEtcdTLS: the CA, and a certificate for common name name.
+func (e *Etcd) ClientTLS(name string) *tls.Config {
+	e.t.Helper()
+	certFile, keyFile := e.pki.Client(name)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ca, err := os.ReadFile(e.pki.CAFile)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+}
+
+// healthy asks etcd's /health (true once the member has a leader), over
+// TLS when tlsCfg is set.
+func healthy(addr string, tlsCfg *tls.Config) bool {
+	var c net.Conn
+	var err error
+	if tlsCfg != nil {
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: 200 * time.Millisecond}, "tcp", addr, tlsCfg)
+	} else {
+		c, err = net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	}
 	if err != nil {
 		return false
 	}

@@ -76,12 +76,18 @@ func (p *PKI) Client(name string) (certFile, keyFile string) {
 	return p.issue(name, x509.ExtKeyUsageClientAuth, nil)
 }
 
-func (p *PKI) issue(name string, usage x509.ExtKeyUsage, ips []net.IP) (string, string) {
+// Peer issues a certificate for 127.0.0.1 that serves and is also a
+// client's (etcd's gateway dials its own client URL with it).
+func (p *PKI) Peer(name string) (certFile, keyFile string) {
+	return p.issue(name, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")}, x509.ExtKeyUsageClientAuth)
+}
+
+func (p *PKI) issue(name string, usage x509.ExtKeyUsage, ips []net.IP, more ...x509.ExtKeyUsage) (string, string) {
 	p.t.Helper()
 	key := p.newKey()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(p.serial.Add(1)), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: ips,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: append([]x509.ExtKeyUsage{usage}, more...)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
 	if err != nil {
 		p.t.Fatal(err)

@@ -122,13 +122,16 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 			return nil, err
 		}
 	}
-	if err := b.owner.start(b.ctx, b.mq, &b.run); err != nil {
-		return nil, err
-	}
 	if err := b.publishUpdateServerCert(ctx); err != nil {
 		return nil, err
 	}
 	if err := b.restoreRegistry(ctx); err != nil {
+		return nil, err
+	}
+	// After the restore: a cluster's first list of its store then drops
+	// what the data dir still holds and the cluster deleted meanwhile
+	// (started before, the restore could bring such a device back).
+	if err := b.owner.start(b.ctx, b.mq, &b.run); err != nil {
 		return nil, err
 	}
 	if err := b.serveNETCONF(); err != nil {

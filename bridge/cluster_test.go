@@ -242,6 +242,16 @@ func TestClusterWithoutEtcdQuorum(t *testing.T) {
 	}
 	testenv.WaitFor(t, "/readyz to say read-only", func() bool { return strings.HasPrefix(readyz(), "200 ready, cluster store unavailable") },
 		func() string { return readyz() })
+	metric := func(name string) float64 {
+		f := testenv.ScrapeMetrics(t, a.HTTPAddr())[name]
+		if f == nil || len(f.Metric) != 1 {
+			t.Fatalf("no metric %s", name)
+		}
+		return f.Metric[0].GetGauge().GetValue()
+	}
+	if w, n := metric("myno_cluster_writable"), metric("myno_cluster_members"); w != 0 || n != 1 {
+		t.Errorf("without quorum: myno_cluster_writable %v, myno_cluster_members %v", w, n)
+	}
 
 	// A known device is served.
 	relayNS := namespace(t, "relay-sensors.jsonld")
@@ -270,6 +280,9 @@ func TestClusterWithoutEtcdQuorum(t *testing.T) {
 
 	etcd.Restart(1)
 	testenv.WaitFor(t, "/readyz to say ready", func() bool { return readyz() == "200 ready\n" }, func() string { return readyz() })
+	if w := metric("myno_cluster_writable"); w != 1 {
+		t.Errorf("with the quorum back: myno_cluster_writable %v", w)
+	}
 	if err := d.Bootstrap(ctx); err != nil {
 		t.Fatalf("bootstrap with the quorum back: %v", err)
 	}

@@ -70,6 +70,18 @@ func newMetrics(b *Bridge) *bridgeMetrics {
 			}
 			return float64(b.broker.RefusedConnects())
 		}),
+		gauge("myno_cluster_members", "Live instances of the cluster, as this one sees them (0 for a bridge alone).", func() float64 {
+			return float64(len(b.owner.members()))
+		}),
+		gauge("myno_cluster_writable", "1 while the cluster's store (etcd) takes registrations and deletes, 0 without its quorum (read-only); 1 for a bridge alone.", func() float64 {
+			if b.owner.readOnly() != "" {
+				return 0
+			}
+			return 1
+		}),
+		counter("myno_cluster_owned_requests_total", "Bootstrap, delete and lookup requests this instance answered as the device's owner (0 for a bridge alone).", func() float64 {
+			return float64(b.owner.answered())
+		}),
 		counter("myno_answers_dropped_total", "Device answers dropped: late, unknown, or not from the device they name (forged).", func() float64 {
 			return float64(b.calls.unmatched.Load() + b.calls.mismatched.Load())
 		}),

@@ -21,7 +21,8 @@ type ownership interface {
 	// topics are the mode's own subscriptions, made before the bootstrap
 	// topics.
 	topics() []string
-	// start begins once the subscriptions are in place; its goroutines
+	// start begins once the subscriptions are in place and the registry
+	// is restored from the data dir; its goroutines
 	// run under run and end with ctx.
 	start(ctx context.Context, mq client.Transport, run *tasks) error
 	// handle takes a message on one of the mode's own topics; false when

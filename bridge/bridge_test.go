@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +78,7 @@ func deviceWith(t testing.TB, url, file, uuid string, cfg devices.Config) *devic
 	t.Cleanup(d.Close)
 	if err := d.Bootstrap(ctx); err != nil {
 		// A broker that stops acknowledging: show where it waits.
-		t.Fatalf("%s: %v\nbroker goroutines:\n%s", file, err, brokerStacks())
+		t.Fatalf("%s: %v\n%s", file, err, testenv.ProjectStacks("mochi-mqtt/server"))
 	}
 	return d
 }
@@ -101,19 +100,6 @@ func dialAsDevice(t testing.TB, ctx context.Context, url, uuid string, onMessage
 		t.Fatal(err)
 	}
 	return tr
-}
-
-// brokerStacks returns the stacks of the goroutines in mochi-mqtt code.
-func brokerStacks() string {
-	buf := make([]byte, 16<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "mochi-mqtt/server") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
 }
 
 func session(t testing.TB, addr string) *gonetconf.Session {

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"runtime"
 	"sort"
@@ -27,10 +26,9 @@ func StacksOnFailure(t testing.TB, packages ...string) {
 	})
 }
 
-// ProjectStacks returns the goroutine stacks that mention one of
-// packages, grouped by identical stack (goroutine ids and wait times
-// left out), most frequent first, within stacksLimit bytes.
-func ProjectStacks(packages ...string) string {
+// Stacks returns the stacks of this process's goroutines that mention one
+// of subs, each whole (its "goroutine N [state]:" header first).
+func Stacks(subs ...string) []string {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -40,12 +38,22 @@ func ProjectStacks(packages ...string) string {
 		}
 		buf = make([]byte, 2*len(buf))
 	}
-	counts := map[string]int{}
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		header, body, ok := strings.Cut(string(g), "\n")
-		if !ok || !mentionsAny(body, packages) {
-			continue
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if _, body, ok := strings.Cut(g, "\n"); ok && mentionsAny(body, subs) {
+			out = append(out, g)
 		}
+	}
+	return out
+}
+
+// ProjectStacks returns the goroutine stacks that mention one of
+// packages, grouped by identical stack (goroutine ids and wait times
+// left out), most frequent first, within stacksLimit bytes.
+func ProjectStacks(packages ...string) string {
+	counts := map[string]int{}
+	for _, g := range Stacks(packages...) {
+		header, body, _ := strings.Cut(g, "\n")
 		// "goroutine 42 [chan receive, 3 minutes]:" → "[chan receive]"
 		state := header
 		if i := strings.IndexByte(header, '['); i >= 0 {

@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -242,22 +241,7 @@ func TestCloseStopsResubscription(t *testing.T) {
 // resubscriberStacks returns the stacks of goroutines in the client's
 // resubscription, "" when there are none.
 func resubscriberStacks() string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "client.(*resubscriber)") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
+	return strings.Join(testenv.Stacks("client.(*resubscriber)"), "\n\n")
 }
 
 // A plain Mosquitto restart: the client reconnects, subscribes again and

@@ -18,8 +18,9 @@
 //     -> rpc-reply, with a timeout; pendingCalls owns the rpcs in flight;
 //   - telemetry.go: sensor readings as state data and notifications;
 //   - ownership.go and cluster.go: who answers which device: a bridge
-//     alone (solo), or an instance of a cluster on one broker (scale-out:
-//     rendezvous ownership, the replicated registry, per-instance answers);
+//     alone (solo), or an instance of a cluster on one broker whose state
+//     is in etcd (scale-out, package cluster: rendezvous ownership, the
+//     shared registry, per-instance answers);
 //   - tasks.go: every goroutine of the bridge, which Close waits for.
 //
 // Topics and payload formats are package wire's; the MQTT client and the

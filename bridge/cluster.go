@@ -84,7 +84,32 @@ func (c *instanceOf) start(ctx context.Context, _ client.Transport, run *tasks) 
 	}
 	c.member = m
 	run.goDo(func() { m.Follow(ctx, follower{c}) })
+	run.goDo(func() { c.collectShapes(ctx, m) })
 	return nil
+}
+
+// shapeCollection is how often an instance collects the shapes no device
+// uses that another one left behind (cluster.Member.CollectShapes): a
+// delete collects its own shape at once, so there is rarely any.
+const shapeCollection = time.Hour
+
+// collectShapes runs CollectShapes at start and then every
+// shapeCollection, until ctx ends.
+func (c *instanceOf) collectShapes(ctx context.Context, m *cluster.Member) {
+	for {
+		n, err := m.CollectShapes(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			c.log.Warn("cluster: collecting unused shapes", "err", err)
+		case n > 0:
+			c.log.Info("cluster: collected shapes no device uses", "shapes", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(shapeCollection):
+		}
+	}
 }
 
 func (c *instanceOf) handle(context.Context, client.Message) bool { return false }

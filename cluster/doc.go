@@ -14,9 +14,11 @@
 //	                     when absent)
 //	devices/<uuid>       the binding: shape hash, registration time, the
 //	                     instance that registered it (Binding, ≤ 1 KiB)
+//	refs/<sha256>/<uuid> empty: uuid uses that shape; a shape is deleted,
+//	                     atomically, when its last reference goes
 //
 // A registration or a delete is one etcd transaction. A delete removes the
-// binding: an instance that was down while it happened lists the devices
+// binding and its reference: an instance that was down while it happened lists the devices
 // again when it comes back (Follow) and drops what is gone, so no
 // tombstone is needed and a deleted device stays deleted.
 //

@@ -23,3 +23,19 @@ func (m *Member) ShapeCount(ctx context.Context) (int64, error) {
 	}
 	return resp.Count, nil
 }
+
+// PutShape writes a shape with no reference, as an instance that stopped
+// between a delete and its collection leaves one.
+func (m *Member) PutShape(ctx context.Context, shape []byte) error {
+	_, err := m.cli.Put(ctx, m.keys.shape(ShapeHash(shape)), string(shape))
+	return err
+}
+
+// BindingCount is how many bindings etcd holds.
+func (m *Member) BindingCount(ctx context.Context) (int, error) {
+	resp, err := m.cli.Get(ctx, m.keys.devices(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return int(resp.Count), nil
+}

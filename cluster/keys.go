@@ -28,6 +28,8 @@ func (k keys) members() string               { return k.prefix + "members/" }
 func (k keys) member(instance string) string { return k.members() + instance }
 func (k keys) shapes() string                { return k.prefix + "shapes/" }
 func (k keys) shape(hash string) string      { return k.shapes() + hash }
+func (k keys) refs(hash string) string       { return k.prefix + "refs/" + hash + "/" }
+func (k keys) ref(hash, uuid string) string  { return k.refs(hash) + uuid }
 func (k keys) devices() string               { return k.prefix + "devices/" }
 func (k keys) device(uuid string) string     { return k.devices() + uuid }
 

@@ -14,33 +14,151 @@ import (
 // quorum (or cannot be reached): the cluster is read-only until it has.
 var ErrReadOnly = errors.New("cluster store unavailable (no etcd quorum): read-only")
 
+// maxWriteAttempts bounds the compare-and-swap retries of a registration
+// or delete that races another write of the same device.
+const maxWriteAttempts = 8
+
 // Register stores uuid's registration in one transaction: the shape under
-// shapes/<hash> unless it is there, and the device's binding.
+// shapes/<hash> unless it is there, the device's binding, and the shape's
+// reference refs/<hash>/<uuid>. The transaction holds only if the binding
+// is still what was last read (first assumed absent, so a new device
+// takes one round trip); a device that had another shape gives up its
+// reference to it, and that shape is collected if no device is left on it.
 func (m *Member) Register(ctx context.Context, uuid string, shape []byte, at time.Time) error {
 	hash := ShapeHash(shape)
 	binding, err := Binding{Shape: hash, RegisteredAt: at.UTC(), By: m.cfg.Instance}.Encode()
 	if err != nil {
 		return err
 	}
-	shapeKey := m.keys.shape(hash)
-	rctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
-	defer cancel()
-	_, err = m.cli.Txn(rctx).
-		If(clientv3.Compare(clientv3.CreateRevision(shapeKey), "=", 0)).
-		Then(clientv3.OpPut(shapeKey, string(shape)), clientv3.OpPut(m.keys.device(uuid), string(binding))).
-		Else(clientv3.OpPut(m.keys.device(uuid), string(binding))).
-		Commit()
-	return m.written(ctx, "register "+uuid, err)
+	shapeKey, deviceKey := m.keys.shape(hash), m.keys.device(uuid)
+	var (
+		readRev  int64  // the binding's ModRevision as last read; 0: absent
+		oldShape string // the shape it named
+	)
+	for range maxWriteAttempts {
+		ops := []clientv3.Op{
+			clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(shapeKey), "=", 0)},
+				[]clientv3.Op{clientv3.OpPut(shapeKey, string(shape))}, nil),
+			clientv3.OpPut(deviceKey, string(binding)),
+			clientv3.OpPut(m.keys.ref(hash, uuid), ""),
+		}
+		if oldShape != "" && oldShape != hash {
+			ops = append(ops, clientv3.OpDelete(m.keys.ref(oldShape, uuid)))
+		}
+		resp, err := m.txn(ctx, clientv3.Compare(clientv3.ModRevision(deviceKey), "=", readRev), ops, deviceKey)
+		if err != nil {
+			return m.written(ctx, "register "+uuid, err)
+		}
+		if resp.Succeeded {
+			m.noteResult(nil)
+			if oldShape != "" && oldShape != hash {
+				_, err := m.collect(ctx, oldShape)
+				return err
+			}
+			return nil
+		}
+		readRev, oldShape = m.current(resp)
+	}
+	return fmt.Errorf("cluster: register %s: the binding kept changing under %d attempts", uuid, maxWriteAttempts)
 }
 
-// Delete removes uuid's binding. Its shape stays, for the other devices
-// of that shape; a shape no device uses any more is not collected yet
-// (each instance's registry bounds the shapes in use, --max-shapes).
+// Delete removes uuid's binding and its reference to its shape in one
+// transaction, then collects the shape if no device is left on it.
+// Deleting a device that is not registered is not an error.
 func (m *Member) Delete(ctx context.Context, uuid string) error {
+	deviceKey := m.keys.device(uuid)
+	readRev, shape := int64(-1), "" // -1: not read yet, so the first try reads
+	for range maxWriteAttempts {
+		if readRev == 0 {
+			return nil
+		}
+		ops := []clientv3.Op{clientv3.OpDelete(deviceKey)}
+		if shape != "" {
+			ops = append(ops, clientv3.OpDelete(m.keys.ref(shape, uuid)))
+		}
+		resp, err := m.txn(ctx, clientv3.Compare(clientv3.ModRevision(deviceKey), "=", readRev), ops, deviceKey)
+		if err != nil {
+			return m.written(ctx, "delete "+uuid, err)
+		}
+		if resp.Succeeded {
+			m.noteResult(nil)
+			if shape == "" {
+				return nil
+			}
+			_, err := m.collect(ctx, shape)
+			return err
+		}
+		readRev, shape = m.current(resp)
+	}
+	return fmt.Errorf("cluster: delete %s: the binding kept changing under %d attempts", uuid, maxWriteAttempts)
+}
+
+// txn commits If(cmp).Then(ops).Else(get key) within RequestTimeout.
+func (m *Member) txn(ctx context.Context, cmp clientv3.Cmp, ops []clientv3.Op, key string) (*clientv3.TxnResponse, error) {
 	rctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
 	defer cancel()
-	_, err := m.cli.Delete(rctx, m.keys.device(uuid))
-	return m.written(ctx, "delete "+uuid, err)
+	return m.cli.Txn(rctx).If(cmp).Then(ops...).Else(clientv3.OpGet(key)).Commit()
+}
+
+// current reads the binding a failed transaction's Else returned: its
+// ModRevision (0 if absent) and the shape it names ("" if absent or
+// undecodable; an undecodable binding is overwritten or deleted whole).
+func (m *Member) current(resp *clientv3.TxnResponse) (int64, string) {
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		return 0, ""
+	}
+	b, err := DecodeBinding(kvs[0].Value)
+	if err != nil {
+		return kvs[0].ModRevision, ""
+	}
+	return kvs[0].ModRevision, b.Shape
+}
+
+// collect deletes shapes/<hash> if no device references it. The check
+// and the delete are one transaction over the whole refs/<hash>/ range
+// (etcd compares every key of a range; an empty range has create revision
+// 0), so a registration that references the shape either commits first,
+// and the shape stays, or after, and writes the shape again. It reports
+// whether it deleted the shape.
+func (m *Member) collect(ctx context.Context, hash string) (bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := m.cli.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(m.keys.refs(hash)), "=", 0).WithPrefix()).
+		Then(clientv3.OpDelete(m.keys.shape(hash))).
+		Commit()
+	if err != nil {
+		return false, m.written(ctx, "collect shape "+hash, err)
+	}
+	return resp.Succeeded, nil
+}
+
+// CollectShapes deletes every shape no device references: those left by
+// an instance that stopped between a delete and its collection. Any
+// instance may run it at any time; it returns how many it deleted.
+func (m *Member) CollectShapes(ctx context.Context) (int, error) {
+	rctx, cancel := context.WithTimeout(ctx, 4*m.cfg.RequestTimeout)
+	resp, err := m.cli.Get(rctx, m.keys.shapes(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	cancel()
+	if err != nil {
+		return 0, m.written(ctx, "list shapes", err)
+	}
+	collected := 0
+	for _, kv := range resp.Kvs {
+		hash, ok := name(m.keys.shapes(), string(kv.Key))
+		if !ok {
+			continue
+		}
+		deleted, err := m.collect(ctx, hash)
+		if err != nil {
+			return collected, err
+		}
+		if deleted {
+			collected++
+		}
+	}
+	return collected, nil
 }
 
 // written notes a write's outcome: failing with a live ctx, etcd had no

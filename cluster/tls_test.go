@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/myno-bridge/myno/cluster"
 	"github.com/myno-bridge/myno/internal/testenv"
 )
@@ -22,23 +20,7 @@ func TestJoinOverTLSWithAuthentication(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	// etcd's own set-up: a root user, the bridge's user, authentication on.
-	admin, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints(), TLS: e.ClientTLS("admin"), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	for _, u := range []struct{ name, password string }{{"root", "root-pw"}, {"bridge", "bridge-pw"}} {
-		if _, err := admin.UserAdd(ctx, u.name, u.password); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := admin.UserGrantRole(ctx, u.name, "root"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := admin.AuthEnable(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.EnableAuth("bridge", "bridge-pw")
 
 	cfg := cluster.Config{Endpoints: e.Endpoints(), TLS: e.ClientTLS("bridge"), Username: "bridge", Password: "bridge-pw",
 		Cluster: "c1", Instance: "a", RequestTimeout: 2 * time.Second, Logger: testenv.Logger()}

@@ -97,3 +97,12 @@ bench-firmware:
 .PHONY: bench-scale
 bench-scale:
 	GO=$(GO) docs/bench/external/scale.sh
+
+## bench-cluster: a 3-instance cluster's lag at 2,000 devices (issue 18;
+## docs/bench/external/cluster.sh): three bridge processes on Mosquitto and
+## a 3-member etcd, a fleet registering; the time until every instance
+## holds every device, and each replicated registration's lag. About a
+## minute. Needs Debian's etcd-server and mosquitto.
+.PHONY: bench-cluster
+bench-cluster:
+	GO=$(GO) docs/bench/external/cluster.sh

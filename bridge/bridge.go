@@ -686,6 +686,9 @@ func (b *Bridge) holds(uuid string, at time.Time, desc []byte) bool {
 // devices lists the registered devices (replica).
 func (b *Bridge) devices() []string { return b.registry.uuids() }
 
+// followed observes a replicated registration's lag (replica).
+func (b *Bridge) followed(lag time.Duration) { b.metrics.followLag.Observe(lag.Seconds()) }
+
 // apply carries a registry change out on the NETCONF server and the MQTT
 // subscriptions.
 func (b *Bridge) apply(ctx context.Context, ch change) {

@@ -189,7 +189,7 @@ func (f follower) Reset(ctx context.Context, devices []cluster.Device) {
 	keep := make(map[string]bool, len(devices))
 	for _, d := range devices {
 		keep[d.UUID] = true
-		f.Put(ctx, d)
+		f.apply(ctx, d, false)
 	}
 	for _, uuid := range f.c.replica.devices() {
 		if !keep[uuid] {
@@ -198,13 +198,23 @@ func (f follower) Reset(ctx context.Context, devices []cluster.Device) {
 	}
 }
 
-func (f follower) Put(ctx context.Context, d cluster.Device) {
+func (f follower) Put(ctx context.Context, d cluster.Device) { f.apply(ctx, d, true) }
+
+// apply registers d here unless it is held already; a registration by
+// another instance that arrives from the watch (not a listing, whose
+// devices may be old) tells the replica its lag: from the owner taking it
+// to this instance holding it.
+func (f follower) apply(ctx context.Context, d cluster.Device, watched bool) {
 	desc := descriptionFromShape(d.Shape, d.UUID)
 	if f.c.replica.holds(d.UUID, d.Binding.RegisteredAt, desc) {
 		return // our own registration coming back, or already applied
 	}
 	if err := f.c.replica.register(ctx, d.UUID, desc, d.Binding.RegisteredAt, true); err != nil {
 		f.c.log.Warn("replicated registration refused", "uuid", d.UUID, "by", d.Binding.By, "err", err)
+		return
+	}
+	if watched && d.Binding.By != f.c.instance {
+		f.c.replica.followed(time.Since(d.Binding.RegisteredAt))
 	}
 }
 

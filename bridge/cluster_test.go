@@ -58,6 +58,17 @@ func waitDevices(t *testing.T, want []string, instances ...*bridge.Bridge) {
 
 // Three bridge instances on one broker share the devices out, follow one
 // registry in etcd, and each answers rpcs for any device.
+// followLags is how many lags inst's myno_cluster_follow_lag_seconds
+// observed.
+func followLags(t *testing.T, inst *bridge.Bridge) uint64 {
+	t.Helper()
+	f := testenv.ScrapeMetrics(t, inst.HTTPAddr())["myno_cluster_follow_lag_seconds"]
+	if f == nil || len(f.Metric) != 1 {
+		t.Fatal("no metric myno_cluster_follow_lag_seconds")
+	}
+	return f.Metric[0].GetHistogram().GetSampleCount()
+}
+
 func testCluster(t *testing.T, url string) {
 	etcd := testenv.StartEtcd(t, 3)
 	a, b := startInstance(t, url, etcd, "a", ""), startInstance(t, url, etcd, "b", "")
@@ -80,6 +91,14 @@ func testCluster(t *testing.T, url string) {
 	if na, nb := a.ClusterAnswered(), b.ClusterAnswered(); na == 0 || nb == 0 || na+nb != 12 {
 		t.Errorf("bootstraps answered: a %d, b %d; want a share each, 12 in all", na, nb)
 	}
+	// Each instance observes the lag of every registration the other took
+	// (just after holding it).
+	testenv.WaitFor(t, "each instance to observe the other's registrations' lags",
+		func() bool { return followLags(t, a) == b.ClusterAnswered() && followLags(t, b) == a.ClusterAnswered() },
+		func() string {
+			return fmt.Sprintf("follow lags observed: a %d, b %d; want b's %d and a's %d registrations",
+				followLags(t, a), followLags(t, b), b.ClusterAnswered(), a.ClusterAnswered())
+		})
 
 	// Both instances call the same devices at once, MQTT 5 and 3.1.1: each
 	// answer reaches the instance that asked.
@@ -116,6 +135,9 @@ func testCluster(t *testing.T, url string) {
 	defer c.Close()
 	waitMembers(t, 3, a, b, c)
 	waitDevices(t, uuids, c)
+	if lc := followLags(t, c); lc != 0 {
+		t.Errorf("c observed %d follow lags for registrations it listed, older than itself", lc)
+	}
 	reply, re := exec1(t, session(t, c.NetconfAddr()), `<relayOn xmlns="`+relayNS+`"><uuidInput>dev-03</uuidInput></relayOn>`)
 	if re != nil {
 		t.Fatalf("rpc through the new instance: %v", re)

@@ -24,6 +24,7 @@ type bridgeMetrics struct {
 	mqttMsgs   *prometheus.CounterVec
 	mqttBytes  *prometheus.CounterVec
 	firmware   prometheus.Counter
+	followLag  prometheus.Histogram
 }
 
 // RPC results besides an rpc-error's tag.
@@ -46,13 +47,16 @@ func newMetrics(b *Bridge) *bridgeMetrics {
 		Help: "MQTT payload bytes of the bridge's connection, by direction (in, out)."}, []string{"direction"})
 	m.firmware = prometheus.NewCounter(prometheus.CounterOpts{Name: "myno_firmware_reports_total",
 		Help: "Firmware versions reported by devices (after a bootstrap or an update)."})
+	m.followLag = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "myno_cluster_follow_lag_seconds",
+		Help:    "Time from another instance taking a registration to this instance holding it, through etcd (issue 18: at most 1 s); none for a bridge alone.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
-	m.reg.MustRegister(m.rpcs, m.rpcSeconds, m.bootstraps, m.mqttMsgs, m.mqttBytes, m.firmware,
+	m.reg.MustRegister(m.rpcs, m.rpcSeconds, m.bootstraps, m.mqttMsgs, m.mqttBytes, m.firmware, m.followLag,
 		gauge("myno_devices_registered", "Devices registered.", func() float64 { n, _ := b.registry.counts(); return float64(n) }),
 		gauge("myno_devices_online", "Registered devices online.", func() float64 { return float64(b.onlineCount()) }),
 		gauge("myno_modules", "YANG modules served (one per description shape).", func() float64 { _, n := b.registry.counts(); return float64(n) }),

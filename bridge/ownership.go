@@ -61,6 +61,9 @@ type replica interface {
 	unregister(ctx context.Context, uuid string) bool
 	holds(uuid string, at time.Time, desc []byte) bool
 	devices() []string
+	// followed notes how long another instance's registration took to
+	// be held here (myno_cluster_follow_lag_seconds).
+	followed(lag time.Duration)
 }
 
 // solo is a bridge alone on its broker: it answers every device.

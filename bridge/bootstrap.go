@@ -115,7 +115,7 @@ func (b *Bridge) onChunk(m client.Message, topic, topicUUID string) {
 			return
 		}
 		// The connection that registered the device holds it (presence.go).
-		if err := b.register(withSenderConn(b.ctx, m.SenderConn), c.UUID, desc, at, true); err != nil {
+		if err := b.register(withSenderConn(b.ctx, m.SenderConn), c.UUID, desc, at, fromDevice); err != nil {
 			b.log.Warn("description refused", "uuid", c.UUID, "err", err)
 			b.answerBootstrap(topic, c.UUID, m, string(wire.ErrorAnswer(reasonOf(err))))
 			return

@@ -348,7 +348,7 @@ func (b *Bridge) restoreRegistry(ctx context.Context) error {
 	// was most of a restart's time.
 	var topics []string
 	for _, p := range saved {
-		if err := b.registerWith(ctx, p.UUID, []byte(p.Description), p.RegisteredAt, false, &topics); err != nil {
+		if err := b.registerWith(ctx, p.UUID, []byte(p.Description), p.RegisteredAt, fromDisk, &topics); err != nil {
 			// Kept, not dropped: the next save writes it back unchanged,
 			// <get> shows it, and the operator decides.
 			b.registry.keepInvalid(p, reasonOf(err))
@@ -583,21 +583,41 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// origin is where a registration comes from, which decides what is done
+// at once and what is left to the end of a batch.
+type origin int
+
+const (
+	// fromDevice: a bootstrap this instance answers. The broker's roles
+	// are updated and the registry saved before the answer; events are
+	// sent.
+	fromDevice origin = iota
+	// fromDisk: restored at start. Nothing is saved (it is on disk) and
+	// no event is sent; roles and subscriptions are made together at the
+	// end (restoreRegistry).
+	fromDisk
+	// fromCluster: another instance's registration, through etcd. Events
+	// are sent; the save, the roles and the subscriptions are made at the
+	// end of the batch (replicatedBatch.done).
+	fromCluster
+)
+
 // register adds or replaces a device (registry.register), then announces
 // its module if new, withdraws the one it left, moves its telemetry
-// subscriptions and, with persist, saves the registry.
-func (b *Bridge) register(ctx context.Context, uuid string, desc []byte, at time.Time, persist bool) error {
-	return b.registerWith(ctx, uuid, desc, at, persist, nil)
+// subscriptions and, from a device, saves the registry.
+func (b *Bridge) register(ctx context.Context, uuid string, desc []byte, at time.Time, from origin) error {
+	return b.registerWith(ctx, uuid, desc, at, from, nil)
 }
 
 // registerWith is register; with deferred not nil, the telemetry topics
-// to subscribe to are appended to it instead (restoreRegistry).
-func (b *Bridge) registerWith(ctx context.Context, uuid string, desc []byte, at time.Time, persist bool, deferred *[]string) error {
+// to subscribe to are appended to it instead (restoreRegistry, a
+// replicated batch).
+func (b *Bridge) registerWith(ctx context.Context, uuid string, desc []byte, at time.Time, from origin, deferred *[]string) error {
 	ch, err := b.registry.register(uuid, desc, at)
 	if err != nil {
 		return err
 	}
-	b.accessChanged(ctx, uuid, persist)
+	b.accessChanged(ctx, uuid, from == fromDevice)
 	if ch.announce {
 		b.announce(ch.module)
 	}
@@ -607,18 +627,61 @@ func (b *Bridge) registerWith(ctx context.Context, uuid string, desc []byte, at 
 	}
 	b.apply(ctx, ch)
 	b.log.Info("device registered", "uuid", uuid, "module", ch.module.Name, "category", ch.category, "new_module", ch.announce)
-	if persist {
+	switch from {
+	case fromDevice:
 		if err := b.registry.save(); err != nil {
 			// Not on disk, so not served: a restart would not know it.
 			b.rollback(ctx, uuid, ch.previous)
 			return fmt.Errorf("registration not saved, so not taken: %w", err)
 		}
-	} else {
+	case fromDisk:
 		// Restored: last heard from when it registered.
 		b.registry.touch(uuid, at)
 	}
-	b.registeredEvent(uuid, senderConnOf(ctx), ch, desc, persist)
+	b.registeredEvent(uuid, senderConnOf(ctx), ch, desc, from != fromDisk)
 	return nil
+}
+
+// replicatedBatch is what a batch of replicated registrations (one etcd
+// watch response, or a listing) leaves to its end: one save, and the
+// telemetry subscriptions and broker roles of all its devices together.
+type replicatedBatch struct {
+	b      *Bridge
+	topics []string
+	n      int
+}
+
+// newReplicatedBatch starts a batch (replica).
+func (b *Bridge) newReplicatedBatch() replicaBatch { return &replicatedBatch{b: b} }
+
+// register registers another instance's registration.
+func (rb *replicatedBatch) register(ctx context.Context, uuid string, desc []byte, at time.Time) error {
+	err := rb.b.registerWith(ctx, uuid, desc, at, fromCluster, &rb.topics)
+	if err == nil {
+		rb.n++
+	}
+	return err
+}
+
+// done saves the batch's registrations, subscribes to their telemetry and
+// updates the broker's roles. A failed save is logged: etcd holds them,
+// and the instance lists them again when it restarts; the next save
+// writes them.
+func (rb *replicatedBatch) done(ctx context.Context) {
+	if rb.n == 0 {
+		return
+	}
+	b := rb.b
+	if err := b.registry.save(); err != nil {
+		b.log.Error("replicated registrations not saved; the next save writes them", "devices", rb.n, "err", err)
+	}
+	b.subscribeAll(ctx, rb.topics)
+	if b.dynsec != nil {
+		if err := b.dynsec.flush(ctx); err != nil {
+			b.log.Warn("mosquitto dynamic-security roles not all updated", "err", err)
+		}
+	}
+	rb.topics, rb.n = nil, 0
 }
 
 // rollback undoes a registration that could not be saved: the device

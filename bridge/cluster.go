@@ -83,7 +83,7 @@ func (c *instanceOf) start(ctx context.Context, _ client.Transport, run *tasks) 
 		return fmt.Errorf("join cluster %s: %w", c.name, err)
 	}
 	c.member = m
-	run.goDo(func() { m.Follow(ctx, follower{c}) })
+	run.goDo(func() { m.Follow(ctx, newFollower(c)) })
 	run.goDo(func() { c.collectShapes(ctx, m) })
 	return nil
 }
@@ -182,15 +182,29 @@ func (c *instanceOf) readOnly() string {
 	return ""
 }
 
-// follower applies the registry that etcd holds to this instance.
-type follower struct{ c *instanceOf }
+// follower applies the registry that etcd holds to this instance, a
+// batch at a time: a listing, or a watch response (cluster.Follower). Its
+// methods are called from one goroutine (cluster.Member.Follow).
+type follower struct {
+	c     *instanceOf
+	batch replicaBatch
+	// written are when the batch's registrations that another instance
+	// took, and the watch brought, were written to etcd: their lags are
+	// observed when the batch is done.
+	written []time.Time
+}
 
-func (f follower) Reset(ctx context.Context, devices []cluster.Device) {
+func newFollower(c *instanceOf) *follower {
+	return &follower{c: c, batch: c.replica.newReplicatedBatch()}
+}
+
+func (f *follower) Reset(ctx context.Context, devices []cluster.Device) {
 	keep := make(map[string]bool, len(devices))
 	for _, d := range devices {
 		keep[d.UUID] = true
-		f.apply(ctx, d, false)
+		f.put(ctx, d, false)
 	}
+	f.Applied(ctx)
 	for _, uuid := range f.c.replica.devices() {
 		if !keep[uuid] {
 			f.c.replica.unregister(ctx, uuid)
@@ -198,24 +212,37 @@ func (f follower) Reset(ctx context.Context, devices []cluster.Device) {
 	}
 }
 
-func (f follower) Put(ctx context.Context, d cluster.Device) { f.apply(ctx, d, true) }
+func (f *follower) Put(ctx context.Context, d cluster.Device) { f.put(ctx, d, true) }
 
-// apply registers d here unless it is held already; a registration by
-// another instance that arrives from the watch (not a listing, whose
-// devices may be old) tells the replica its lag: from the owner taking it
-// to this instance holding it.
-func (f follower) apply(ctx context.Context, d cluster.Device, watched bool) {
+// put registers d here unless it is held already. A registration another
+// instance took that the watch brought (not a listing, whose devices may
+// be old) has its lag observed: from the owner writing it to etcd to
+// this instance holding it, saved and subscribed.
+func (f *follower) put(ctx context.Context, d cluster.Device, watched bool) {
 	desc := descriptionFromShape(d.Shape, d.UUID)
 	if f.c.replica.holds(d.UUID, d.Binding.RegisteredAt, desc) {
 		return // our own registration coming back, or already applied
 	}
-	if err := f.c.replica.register(ctx, d.UUID, desc, d.Binding.RegisteredAt, true); err != nil {
+	if err := f.batch.register(ctx, d.UUID, desc, d.Binding.RegisteredAt); err != nil {
 		f.c.log.Warn("replicated registration refused", "uuid", d.UUID, "by", d.Binding.By, "err", err)
 		return
 	}
 	if watched && d.Binding.By != f.c.instance {
-		f.c.replica.followed(time.Since(d.Binding.RegisteredAt))
+		f.written = append(f.written, d.Binding.Written)
 	}
 }
 
-func (f follower) Deleted(ctx context.Context, uuid string) { f.c.replica.unregister(ctx, uuid) }
+// Deleted finishes the batch first, so that a device registered and
+// deleted in one batch leaves no subscription behind.
+func (f *follower) Deleted(ctx context.Context, uuid string) {
+	f.Applied(ctx)
+	f.c.replica.unregister(ctx, uuid)
+}
+
+func (f *follower) Applied(ctx context.Context) {
+	f.batch.done(ctx)
+	for _, at := range f.written {
+		f.c.replica.followed(time.Since(at))
+	}
+	f.written = f.written[:0]
+}

@@ -48,7 +48,7 @@ func newMetrics(b *Bridge) *bridgeMetrics {
 	m.firmware = prometheus.NewCounter(prometheus.CounterOpts{Name: "myno_firmware_reports_total",
 		Help: "Firmware versions reported by devices (after a bootstrap or an update)."})
 	m.followLag = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "myno_cluster_follow_lag_seconds",
-		Help:    "Time from another instance taking a registration to this instance holding it, through etcd (issue 18: at most 1 s); none for a bridge alone.",
+		Help:    "Time from another instance writing a registration to etcd to this instance holding it (issue 18: at most 1 s); none for a bridge alone.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)

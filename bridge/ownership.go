@@ -57,13 +57,22 @@ type ownership interface {
 // replica is what a cluster needs of its bridge to apply the
 // registrations that other instances replicate.
 type replica interface {
-	register(ctx context.Context, uuid string, desc []byte, at time.Time, persist bool) error
+	// newReplicatedBatch starts a batch of other instances'
+	// registrations.
+	newReplicatedBatch() replicaBatch
 	unregister(ctx context.Context, uuid string) bool
 	holds(uuid string, at time.Time, desc []byte) bool
 	devices() []string
 	// followed notes how long another instance's registration took to
 	// be held here (myno_cluster_follow_lag_seconds).
 	followed(lag time.Duration)
+}
+
+// replicaBatch registers other instances' registrations and, when done,
+// saves them and makes their subscriptions together.
+type replicaBatch interface {
+	register(ctx context.Context, uuid string, desc []byte, at time.Time) error
+	done(ctx context.Context)
 }
 
 // solo is a bridge alone on its broker: it answers every device.

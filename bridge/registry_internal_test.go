@@ -310,7 +310,7 @@ func BenchmarkShapeMemory(b *testing.B) {
 						variant = fmt.Sprintf(`"white", "v%d"`, i)
 					}
 					d := bytes.Replace(base, []byte(tc.old), []byte(variant), 1)
-					if err := br.register(ctx, fmt.Sprintf("dev-%d", i), d, time.Now(), false); err != nil {
+					if err := br.register(ctx, fmt.Sprintf("dev-%d", i), d, time.Now(), fromDisk); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -22,6 +22,7 @@ type lagFollower struct {
 
 func (f *lagFollower) Reset(context.Context, []cluster.Device) {}
 func (f *lagFollower) Deleted(context.Context, string)         {}
+func (f *lagFollower) Applied(context.Context)                 {}
 func (f *lagFollower) Put(_ context.Context, d cluster.Device) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

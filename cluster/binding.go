@@ -18,6 +18,10 @@ type Binding struct {
 	Shape        string    `json:"shape"`        // ShapeHash of the description without its uuid
 	RegisteredAt time.Time `json:"registeredAt"` // when the device registered
 	By           string    `json:"by"`           // the instance that registered it
+	// Written is when By wrote the binding to etcd, after taking the
+	// registration (RegisteredAt): a follower's replication lag runs
+	// from it (the instances share a clock only as far as NTP keeps them).
+	Written time.Time `json:"written"`
 }
 
 // ErrBadBinding is wrapped by DecodeBinding's errors.

@@ -99,6 +99,8 @@ func (f *follower) Deleted(_ context.Context, uuid string) {
 	delete(f.devices, uuid)
 }
 
+func (f *follower) Applied(context.Context) {}
+
 func (f *follower) uuids() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -204,5 +206,65 @@ func TestQuorumLossMakesTheClusterReadOnly(t *testing.T) {
 	testenv.WaitFor(t, "a to be writable again", a.Writable)
 	if err := a.Register(ctx, "d-2", shape, time.Now()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// batchFollower is a follower whose first Applied waits for a release,
+// as one busy saving would: what the watch brings meanwhile is buffered.
+type batchFollower struct {
+	*follower
+	release chan struct{}
+	mu      sync.Mutex
+	applied int
+}
+
+func (f *batchFollower) Applied(context.Context) {
+	f.mu.Lock()
+	f.applied++
+	first := f.applied == 1
+	f.mu.Unlock()
+	if first {
+		<-f.release
+	}
+}
+
+func (f *batchFollower) batches() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+// A follower that fell behind takes what the watch brought meanwhile in
+// few batches (one Applied each), not one per registration: its costly
+// work (the bridge's save and subscriptions) is done once for many, so it
+// catches up (the cluster's lag, issue 18).
+func TestFollowerBehindCatchesUpInBatches(t *testing.T) {
+	e := testenv.StartEtcd(t, 1)
+	a := join(t, e, "a", 2*time.Second)
+	defer a.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := &batchFollower{follower: newFollower(), release: make(chan struct{})}
+	stop := follow(a, f)
+	defer stop()
+	testenv.WaitFor(t, "the first listing", func() bool {
+		f.follower.mu.Lock()
+		defer f.follower.mu.Unlock()
+		return f.resets > 0
+	})
+	shape := []byte(`{"shape":"lamp"}`)
+	const devices = 60
+	var want []string
+	for i := range devices {
+		uuid := fmt.Sprintf("dev-%02d", i)
+		if err := a.Register(ctx, uuid, shape, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, uuid)
+	}
+	close(f.release)
+	waitDevices(t, f.follower, want...)
+	if n := f.batches(); n > 10 {
+		t.Fatalf("%d registrations made while the follower was busy came in %d batches", devices, n)
 	}
 }

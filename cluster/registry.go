@@ -26,7 +26,7 @@ const maxWriteAttempts = 8
 // reference to it, and that shape is collected if no device is left on it.
 func (m *Member) Register(ctx context.Context, uuid string, shape []byte, at time.Time) error {
 	hash := ShapeHash(shape)
-	binding, err := Binding{Shape: hash, RegisteredAt: at.UTC(), By: m.cfg.Instance}.Encode()
+	binding, err := Binding{Shape: hash, RegisteredAt: at.UTC(), By: m.cfg.Instance, Written: time.Now().UTC()}.Encode()
 	if err != nil {
 		return err
 	}
@@ -190,6 +190,10 @@ type Follower interface {
 	// Put and Deleted give one change, in etcd's order.
 	Put(ctx context.Context, d Device)
 	Deleted(ctx context.Context, uuid string)
+	// Applied ends the changes of one watch response (one or more
+	// revisions; etcd batches what it has): a follower may leave costly
+	// work (a save, subscriptions) to it, and do it once for them all.
+	Applied(ctx context.Context)
 }
 
 // Follow gives f the registry (Reset), then its changes, until ctx ends.
@@ -240,38 +244,82 @@ func (m *Member) reset(ctx context.Context, f Follower, shapes map[string][]byte
 	return sresp.Header.Revision, nil
 }
 
+// maxBatch bounds the events Follow hands over before Applied.
+const maxBatch = 1024
+
 // watchDevices applies shape and device events after rev until the watch
-// ends.
+// ends. etcd sends each revision in a response of its own while the
+// watcher keeps up. A reader takes the responses off the watch as they
+// come, into a buffer; the follower, after each Applied, takes every
+// response buffered (up to maxBatch events) as one batch, so that one that
+// fell behind does its costly work once for many and catches up. (The
+// client's own channel holds one response: reading it without waiting
+// would find it empty before the client refilled it.)
 func (m *Member) watchDevices(ctx context.Context, f Follower, shapes map[string][]byte, rev int64) {
-	wch := m.cli.Watch(clientv3.WithRequireLeader(ctx), m.keys.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-	for wr := range wch {
-		if err := wr.Err(); err != nil {
-			if ctx.Err() == nil {
-				m.log.Info("cluster registry watch ended; listing again", "err", err)
-			}
-			return
+	wctx, cancel := context.WithCancel(ctx)
+	wch := m.cli.Watch(clientv3.WithRequireLeader(wctx), m.keys.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	buffered := make(chan clientv3.WatchResponse, maxBatch)
+	go func() { // owned by watchDevices, which waits for it below
+		defer close(buffered)
+		for wr := range wch {
+			buffered <- wr
 		}
-		for _, ev := range wr.Events {
-			key := string(ev.Kv.Key)
-			if h, ok := name(m.keys.shapes(), key); ok {
-				if ev.Type == mvccpb.PUT {
-					shapes[h] = ev.Kv.Value
-				} else {
-					delete(shapes, h)
+	}()
+	defer func() {
+		cancel()
+		for range buffered { // until the reader has ended
+		}
+	}()
+	for wr := range buffered {
+		n := 0
+		for {
+			if err := wr.Err(); err != nil {
+				f.Applied(ctx)
+				if ctx.Err() == nil {
+					m.log.Info("cluster registry watch ended; listing again", "err", err)
 				}
-				continue
+				return
 			}
-			uuid, ok := name(m.keys.devices(), key)
-			if !ok {
-				continue
+			m.applyEvents(ctx, f, shapes, wr.Events)
+			n += len(wr.Events)
+			if n >= maxBatch {
+				break
 			}
-			if ev.Type == mvccpb.DELETE {
-				f.Deleted(ctx, uuid)
-				continue
+			var more bool
+			select {
+			case wr, more = <-buffered:
+			default:
 			}
-			if d, ok := m.device(ctx, ev.Kv, shapes); ok {
-				f.Put(ctx, d)
+			if !more {
+				break
 			}
+		}
+		f.Applied(ctx)
+	}
+}
+
+// applyEvents hands one watch response's events to f, keeping shapes.
+func (m *Member) applyEvents(ctx context.Context, f Follower, shapes map[string][]byte, events []*clientv3.Event) {
+	for _, ev := range events {
+		key := string(ev.Kv.Key)
+		if h, ok := name(m.keys.shapes(), key); ok {
+			if ev.Type == mvccpb.PUT {
+				shapes[h] = ev.Kv.Value
+			} else {
+				delete(shapes, h)
+			}
+			continue
+		}
+		uuid, ok := name(m.keys.devices(), key)
+		if !ok {
+			continue
+		}
+		if ev.Type == mvccpb.DELETE {
+			f.Deleted(ctx, uuid)
+			continue
+		}
+		if d, ok := m.device(ctx, ev.Kv, shapes); ok {
+			f.Put(ctx, d)
 		}
 	}
 }

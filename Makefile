@@ -70,10 +70,10 @@ screenshots:
 ## docs/bench/external/all.sh), each party its own process: NETCONF against
 ## yuma123's netconfd (behind sshd) with a Go and a paramiko client, with no
 ## devices and with 10,000; firmware updates against the broker's floors;
-## 10,000 devices of 3 shapes on both brokers. Writes the tables to
+## 10,000 devices of 3 shapes on both brokers; a 3-instance cluster's lag. Writes the tables to
 ## docs/bench/external/RESULTS.md. About 20 minutes; not part of make test.
-## Needs Debian's netconfd, openssh-server, mosquitto and python3-paramiko.
-## The parts alone: bench-netconf, bench-firmware, bench-scale.
+## Needs Debian's netconfd, openssh-server, mosquitto, etcd-server and python3-paramiko.
+## The parts alone: bench-netconf, bench-firmware, bench-scale, bench-cluster.
 .PHONY: bench-external bench-netconf bench-firmware
 bench-external:
 	GO=$(GO) docs/bench/external/all.sh

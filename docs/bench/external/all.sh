@@ -8,18 +8,19 @@
 #      <get> must cost what it costs with none (within 20 %);
 #   3. firmware.sh: `myno update` against the broker's raw-publish ceiling
 #      and round trip, on the embedded broker and on Mosquitto;
-#   4. scale.sh: 10,000 devices of 3 shapes on each broker.
+#   4. scale.sh: 10,000 devices of 3 shapes on each broker;
+#   5. cluster.sh: a 3-instance cluster's lag at 2,000 devices (etcd).
 # About 20 minutes on 2 cores. docs/benchmarks.md quotes these tables, with
 # the commit and the machine they name.
 #
 #   OUT=docs/bench/external/RESULTS.md   where the tables go
 #   SCALE_DEVICES=10000                  devices of steps 2 and 4
-#   STEPS="netconf netconf-devices firmware scale"   which to run
+#   STEPS="netconf netconf-devices firmware scale cluster"   which to run
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 OUT="${OUT:-docs/bench/external/RESULTS.md}"
 SCALE_DEVICES="${SCALE_DEVICES:-10000}"
-STEPS="${STEPS:-netconf netconf-devices firmware scale}"
+STEPS="${STEPS:-netconf netconf-devices firmware scale cluster}"
 say() { echo "bench-external: $*" >&2; }
 
 tmp="$(mktemp)"
@@ -50,6 +51,7 @@ for s in $STEPS; do
       env DEVICES="$SCALE_DEVICES" docs/bench/external/run.sh ;;
     firmware) step "Firmware updates against the broker's floors (firmware.sh)" docs/bench/external/firmware.sh ;;
     scale) step "$SCALE_DEVICES devices of 3 shapes (scale.sh)" env DEVICES="$SCALE_DEVICES" docs/bench/external/scale.sh ;;
+    cluster) step "A cluster's lag: 3 instances, 2,000 devices, a 3-member etcd (cluster.sh)" docs/bench/external/cluster.sh ;;
     *) say "unknown step $s"; exit 2 ;;
   esac
 done

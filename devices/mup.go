@@ -41,6 +41,10 @@ type MUPConfig struct {
 	// NeverReboots simulates a device that accepts an image but never comes
 	// back with it: the version stays as it was.
 	NeverReboots bool
+	// FailedReboots simulates a device whose first FailedReboots accepted
+	// images do not come up: it boots its old version again (an A/B
+	// slot's rollback), as after a crash in the new image's first boot.
+	FailedReboots int
 	// RequireEncryptedFirmware refuses plaintext slices: the firmware must
 	// come sealed under a key received over the E2E channel (EnableE2E).
 	RequireEncryptedFirmware bool
@@ -72,6 +76,10 @@ type mupDevice struct {
 	// there, -1 before the first transfer.
 	progressTopic string
 	progress      int
+	// failedReboots counts the simulated failed boots (FailedReboots);
+	// installs the images installed.
+	failedReboots int
+	installs      int
 	// RefusedSlices counts slices that did not decrypt (tampered, or
 	// sealed under another key) or came in plaintext when encryption is
 	// required.
@@ -112,6 +120,17 @@ func (d *Device) EnableMUP(cfg MUPConfig) error {
 	}
 	d.mup = m
 	return nil
+}
+
+// FirmwareInstalls is how many images the device installed (MUP; not
+// counting those that did not come up, FailedReboots).
+func (d *Device) FirmwareInstalls() int {
+	if d.mup == nil {
+		return 0
+	}
+	d.mup.mu.Lock()
+	defer d.mup.mu.Unlock()
+	return d.mup.installs
 }
 
 // FirmwareVersion is the running version.
@@ -285,9 +304,17 @@ func (m *mupDevice) image(ctx context.Context, d *Device, f *ontology.Function, 
 		d.log.Warn("image accepted; simulating a device that never reboots")
 		return mup.StateOK, outs
 	}
-	// "Reboot" into the new version.
 	m.mu.Lock()
+	if m.failedReboots < m.cfg.FailedReboots {
+		m.failedReboots++
+		m.mu.Unlock()
+		d.log.Warn("image accepted; simulating a failed first boot: the old version runs again", "version", m.version)
+		m.reportVersion(ctx)
+		return mup.StateOK, outs
+	}
+	// "Reboot" into the new version.
 	m.version = vm.Version
+	m.installs++
 	m.mu.Unlock()
 	d.log.Info("firmware installed", "version", vm.Version)
 	m.reportVersion(ctx)

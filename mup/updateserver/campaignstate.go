@@ -88,6 +88,9 @@ func DecodeState(data []byte) (h StateHeader, entries map[string]StateEntry, val
 			break // cut: not written whole
 		}
 		line := data[:i]
+		if len(line) > maxStateLine {
+			return h, nil, 0, fmt.Errorf("line %d: %d bytes, longer than any record (%d)", n+1, len(line), maxStateLine)
+		}
 		if n == 0 {
 			if err := json.Unmarshal(line, &h); err != nil || h.Kind != stateKind {
 				return h, nil, 0, fmt.Errorf("not a campaign state file (want a %s header): %.80q", stateKind, line)

@@ -367,8 +367,8 @@ func TestDemoCommand(t *testing.T) {
 	campaign := slices.Concat(updateBase, []string{"--device", "demo-mup-1", "--device", "demo-relay-1", "--parallel", "1", "--max-failures", "1", "--quiet"},
 		artifacts)
 	code, table, updErr := runMyno(t, campaign...)
-	if code != 1 || !regexp.MustCompile(`demo-mup-1\s+MUP\s+failed\s+.*25_INVALID-VERSIONNR`).MatchString(table) ||
-		!regexp.MustCompile(`demo-relay-1\s+-\s+skipped`).MatchString(table) {
+	if code != 1 || !regexp.MustCompile(`demo-mup-1\s+1\s+MUP\s+failed\s+1\s+.*25_INVALID-VERSIONNR`).MatchString(table) ||
+		!regexp.MustCompile(`demo-relay-1\s+1\s+-\s+skipped\s+0\s+.*campaign stopped: 1 of its devices failed \(at most 1\)`).MatchString(table) {
 		t.Errorf("campaign: exit %d\n%s\n%.300s", code, table, updErr)
 	}
 	// demo-myno-1 speaks MYNO's MUP (v1): the printed command updates it
@@ -388,8 +388,8 @@ func TestDemoCommand(t *testing.T) {
 	}
 	mixed := slices.Concat(updateBase, []string{"--device", "demo-mup-1", "--device", "demo-myno-1", "--quiet"}, artifacts, []string{"--manifest", v1m[1]})
 	code, table, updErr = runMyno(t, mixed...)
-	if code != 1 || !regexp.MustCompile(`demo-mup-1\s+MUP\s+failed\s+.*25_INVALID-VERSIONNR`).MatchString(table) ||
-		!regexp.MustCompile(`demo-myno-1\s+MUP v1\s+failed\s+.*no upgrade`).MatchString(table) {
+	if code != 1 || !regexp.MustCompile(`demo-mup-1\s+1\s+MUP\s+failed\s+.*25_INVALID-VERSIONNR`).MatchString(table) ||
+		!regexp.MustCompile(`demo-myno-1\s+1\s+MUP v1\s+failed\s+.*no upgrade`).MatchString(table) {
 		t.Errorf("mixed campaign: exit %d\n%s\n%.300s", code, table, updErr)
 	}
 	// The printed E2E renewal works: demo-mup-1 gets a new certificate and

@@ -1,15 +1,21 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,8 +41,21 @@ func updateCommand() *cli.Command {
 			"(--device-ca); a device whose module declares no receipt is \"unverified: the device cannot\n" +
 			"sign\" (exit 0, or 1 with --require-receipt); a device that declares one and sends no valid\n" +
 			"receipt fails. See mup/PROTOCOL.md.\n" +
-			"Several --device flags, or --category, make a campaign: --parallel updates at a time, a\n" +
-			"result table at the end, and --max-failures to stop starting new updates.\n" +
+			"Several --device flags, or --category, make a campaign (as AWS IoT Jobs and hawkBit run them;\n" +
+			"mup/README.md, Campaigns): --parallel updates at a time; --retries per device, after\n" +
+			"--retry-backoff doubling up to --retry-max-backoff, for failures that may pass (no answer, no\n" +
+			"acknowledgement, the new version not up, connection, a busy device), never for a device that\n" +
+			"refuses the update; --rate N/min (or N/s, N/h) update starts; --abort-percent P stops starting\n" +
+			"updates once P% of the devices finished so far failed, after --abort-min of them; --max-failures N\n" +
+			"after N failures; --groups 1%,10%,100% rolls out to the first 1% of the devices, then up to 10%,\n" +
+			"then the rest, each group only once the one before finished with --group-success % (100) updated.\n" +
+			"--state FILE journals every start and outcome: run the same command again after an interrupt or a\n" +
+			"crash and the campaign resumes; no device is updated twice (one that was in flight is asked its\n" +
+			"version first). Progress shows done, failed, skipped, in flight and retrying; the result table\n" +
+			"(or, with --json, a JSON report on standard output) ends it. A worker whose connection to the\n" +
+			"bridge fails redials with backoff instead of failing the devices after it.\n" +
+			"Example: myno update --category urn:example:lamp --image fw.bin --manifest fw.cose --key us.pem \\\n" +
+			"  --groups 1%,10%,100% --rate 60/min --retries 2 --abort-percent 10 --state lamp-v4.state --json\n" +
 			"The bridge's host key is verified as by myno rpc (--known-hosts, trust on first use, or --known-host).\n" +
 			"It logs in to the bridge with the keys of ssh-agent (SSH_AUTH_SOCK, unless --no-agent), then --identity,\n" +
 			"then --password: a key is checked in microseconds, a password with bcrypt (tens of milliseconds).\n" +
@@ -60,6 +79,16 @@ func updateCommand() *cli.Command {
 			&cli.StringFlag{Name: "category", Usage: "update every registered device of this `CATEGORY` (a campaign)"},
 			&cli.IntFlag{Name: "parallel", Value: updateserver.DefaultParallel, Usage: "campaign: updates in flight"},
 			&cli.IntFlag{Name: "max-failures", Usage: "campaign: start no more updates after `N` failures (0: never stop)"},
+			&cli.IntFlag{Name: "retries", Usage: "campaign: tries after the first for a device whose update failed for a reason that may pass", Sources: cli.EnvVars("MYNO_UPDATE_RETRIES")},
+			&cli.DurationFlag{Name: "retry-backoff", Value: updateserver.DefaultRetryBackoff, Usage: "campaign: wait before a device's first retry, doubled (with jitter) for each next one", Sources: cli.EnvVars("MYNO_UPDATE_RETRY_BACKOFF")},
+			&cli.DurationFlag{Name: "retry-max-backoff", Value: updateserver.DefaultRetryMaxBackoff, Usage: "campaign: the longest wait before a retry", Sources: cli.EnvVars("MYNO_UPDATE_RETRY_MAX_BACKOFF")},
+			&cli.StringFlag{Name: "rate", Usage: "campaign: at most `N/min` update starts (also N/s, N/h; retries count)", Sources: cli.EnvVars("MYNO_UPDATE_RATE")},
+			&cli.FloatFlag{Name: "abort-percent", Usage: "campaign: stop starting updates once this `PERCENT` of the devices finished so far failed (0: never)", Sources: cli.EnvVars("MYNO_UPDATE_ABORT_PERCENT")},
+			&cli.IntFlag{Name: "abort-min", Value: updateserver.DefaultAbortMinimum, Usage: "campaign: devices that must have finished before --abort-percent applies", Sources: cli.EnvVars("MYNO_UPDATE_ABORT_MIN")},
+			&cli.StringFlag{Name: "groups", Usage: "campaign: rollout groups as cumulative percentages of the devices, e.g. `1%,10%,100%`", Sources: cli.EnvVars("MYNO_UPDATE_GROUPS")},
+			&cli.FloatFlag{Name: "group-success", Value: updateserver.DefaultGroupSuccess, Usage: "campaign: `PERCENT` of a group's devices that must be updated before the next group starts", Sources: cli.EnvVars("MYNO_UPDATE_GROUP_SUCCESS")},
+			&cli.StringFlag{Name: "state", Usage: "campaign: journal `FILE`; the same command with the same file resumes an interrupted campaign", Sources: cli.EnvVars("MYNO_UPDATE_STATE")},
+			&cli.BoolFlag{Name: "json", Usage: "campaign: the report as JSON on standard output, instead of the table"},
 			&cli.StringFlag{Name: "image", Usage: "firmware image `FILE`", Required: true},
 			&cli.StringSliceFlag{Name: "manifest", Usage: "vendor manifest `FILE` (myno manifest sign, COSE or --format v1); twice for a fleet of both", Required: true},
 			&cli.StringFlag{Name: "key", Usage: "Update Server key `FILE` (PEM, or MUP v1's 64 hex digits)", Required: true, Sources: cli.EnvVars("MYNO_UPDATE_SERVER_KEY")},
@@ -232,7 +261,7 @@ func runUpdate(ctx context.Context, cmd *cli.Command) error {
 	switch {
 	case len(targets) == 0:
 		return &exitError{code: 2, err: fmt.Errorf("update: give --device or --category")}
-	case len(targets) > 1:
+	case len(targets) > 1 || slices.ContainsFunc(campaignOnlyFlags, cmd.IsSet):
 		return runCampaign(ctx, cmd, targets, sshConfig, tmpl)
 	}
 
@@ -439,54 +468,202 @@ func deviceCA(cmd *cli.Command) (*x509.Certificate, error) {
 	return ca, nil
 }
 
-// runCampaign updates several devices, at most --parallel at a time, with a
-// progress bar over devices and a result table at the end.
-func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshConfig *ssh.ClientConfig, tmpl updateserver.UpdateConfig) error {
-	var bar *progress
-	if !cmd.Bool("quiet") {
-		bar = newProgress(cmd.Root().ErrWriter, len(targets), "devices", false)
-	}
-	results := updateserver.Campaign(ctx, updateserver.CampaignConfig{Devices: targets, Parallel: int(cmd.Int("parallel")), MaxFailures: int(cmd.Int("max-failures")),
-		Dial: func(context.Context) (*gonetconf.Session, error) {
-			return dialNETCONF(cmd.String("bridge"), sshConfig, netconfConnectTimeout)
-		},
-		Update: tmpl,
-		OnResult: func(updateserver.DeviceResult) {
-			if bar != nil {
-				bar.Add(1)
-			}
-		}})
-	w := tabwriter.NewWriter(cmd.Root().Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "DEVICE\tPROTOCOL\tRESULT\tVERSION\tTRANSFER\tDETAIL")
+// campaignOnlyFlags make even one device a campaign.
+var campaignOnlyFlags = []string{"state", "json", "retries", "groups", "rate"}
 
-	for _, r := range results {
-		version, transfer := "-", "-"
-		if r.Result != nil && r.Result.Version != 0 {
-			version = fmt.Sprint(r.Result.Version)
-		}
-		if r.Result != nil && r.Result.Phases["transfer"] > 0 {
-			transfer = r.Result.Phases["transfer"].Round(time.Millisecond).String()
-		}
-		protocol := "-"
-		if r.Result != nil && r.Result.Protocol != "" {
-			protocol = protocolName(r.Result.Protocol)
-		}
-		switch {
-		case r.Skipped:
-			fmt.Fprintf(w, "%s\t%s\tskipped\t%s\t%s\t%v\n", r.UUID, protocol, version, transfer, r.Err)
-		case r.Err != nil:
-			fmt.Fprintf(w, "%s\t%s\tfailed\t%s\t%s\t%v\n", r.UUID, protocol, version, transfer, r.Err)
-		case r.Result.Verdict == updateserver.Verified:
-			fmt.Fprintf(w, "%s\t%s\tverified\t%s\t%s\treceipt signed by %s\n", r.UUID, protocol, version, transfer, r.Result.Signer)
-		default:
-			fmt.Fprintf(w, "%s\t%s\tunverified\t%s\t%s\t%s\n", r.UUID, protocol, version, transfer, joinDetail(updateserver.UnverifiedReason, r.Result.Note))
-		}
+// campaignOptions reads the campaign flags into cfg.
+func campaignOptions(cmd *cli.Command, cfg *updateserver.CampaignConfig) error {
+	cfg.Parallel, cfg.MaxFailures, cfg.Retries = int(cmd.Int("parallel")), int(cmd.Int("max-failures")), int(cmd.Int("retries"))
+	cfg.RetryBackoff, cfg.RetryMaxBackoff = cmd.Duration("retry-backoff"), cmd.Duration("retry-max-backoff")
+	cfg.AbortPercent, cfg.AbortMinimum, cfg.GroupSuccess = cmd.Float("abort-percent"), int(cmd.Int("abort-min")), cmd.Float("group-success")
+	switch {
+	case cfg.Parallel < 1:
+		return fmt.Errorf("--parallel %d: want 1 or more", cfg.Parallel)
+	case cfg.Retries < 0 || cfg.MaxFailures < 0 || cfg.AbortMinimum < 1:
+		return errors.New("--retries and --max-failures want 0 or more, --abort-min 1 or more")
+	case cfg.AbortPercent < 0 || cfg.AbortPercent > 100 || cfg.GroupSuccess <= 0 || cfg.GroupSuccess > 100:
+		return fmt.Errorf("--abort-percent %g, --group-success %g: want percentages (--group-success over 0)", cfg.AbortPercent, cfg.GroupSuccess)
+	case cfg.RetryBackoff <= 0 || cfg.RetryMaxBackoff < cfg.RetryBackoff:
+		return fmt.Errorf("--retry-backoff %s, --retry-max-backoff %s: want positive, the maximum at least the first", cfg.RetryBackoff, cfg.RetryMaxBackoff)
 	}
-	w.Flush()
-	c := updateserver.Tally(results)
-	fmt.Fprintf(cmd.Root().Writer, "%d verified, %d unverified, %d failed, %d skipped\n", c.Verified, c.Unverified, c.Failed, c.Skipped)
-	if failed := c.Failed + c.Skipped; failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("update: %d of %d devices not updated", failed, len(results))}
+	var err error
+	if cfg.Rate, err = parseRate(cmd.String("rate")); err != nil {
+		return err
+	}
+	if cfg.Groups, err = parseGroups(cmd.String("groups")); err != nil {
+		return err
 	}
 	return nil
+}
+
+// parseRate reads --rate: N/min, N/s, N/h or N (a minute); "" is none.
+func parseRate(s string) (float64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, unit, _ := strings.Cut(s, "/")
+	per := map[string]float64{"": 1, "min": 1, "m": 1, "s": 60, "sec": 60, "h": 1.0 / 60, "hour": 1.0 / 60}[unit]
+	v, err := strconv.ParseFloat(n, 64)
+	if err != nil || per == 0 || v <= 0 || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("--rate %q: want N/min, N/s or N/h with N over 0", s)
+	}
+	return v * per, nil
+}
+
+// parseGroups reads --groups: comma-separated percentages, % optional.
+func parseGroups(s string) ([]float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(f), "%"), 64)
+		if err != nil {
+			return nil, fmt.Errorf("--groups %q: %q is not a percentage", s, f)
+		}
+		out = append(out, v)
+	}
+	if err := updateserver.CheckGroups(out); err != nil {
+		return nil, fmt.Errorf("--groups %q: %w", s, err)
+	}
+	return out, nil
+}
+
+// runCampaign updates several devices with the campaign flags, live
+// counts on a progress bar, and a result table (or JSON report) at the
+// end.
+func runCampaign(ctx context.Context, cmd *cli.Command, targets []string, sshConfig *ssh.ClientConfig, tmpl updateserver.UpdateConfig) error {
+	cfg := updateserver.CampaignConfig{Devices: targets, Update: tmpl,
+		Dial: func(context.Context) (*gonetconf.Session, error) {
+			return dialNETCONF(cmd.String("bridge"), sshConfig, netconfConnectTimeout)
+		}}
+	if err := campaignOptions(cmd, &cfg); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
+	}
+	if path := cmd.String("state"); path != "" {
+		state, entries, err := updateserver.OpenState(path, updateserver.NewStateHeader(tmpl))
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("update: %w", err)}
+		}
+		defer state.Close()
+		cfg.Journal, cfg.Resume = state, entries
+		if n := len(entries); n > 0 {
+			fmt.Fprintf(cmd.Root().ErrWriter, "resuming the campaign of %s: %d devices recorded\n", path, n)
+		}
+	}
+	if !cmd.Bool("quiet") {
+		bar := newProgress(cmd.Root().ErrWriter, len(targets), "devices", false)
+		cfg.OnCounts = func(c updateserver.LiveCounts) {
+			bar.Describe(fmt.Sprintf("devices: %d done, %d failed, %d skipped, %d in flight, %d retrying", c.Done, c.Failed, c.Skipped, c.InFlight, c.Retrying))
+			bar.Set(c.Done + c.Failed + c.Skipped)
+		}
+	}
+	results := updateserver.Campaign(ctx, cfg)
+	c := updateserver.Tally(results)
+	if cmd.Bool("json") {
+		if err := writeCampaignJSON(cmd.Root().Writer, results, c, cmd.String("state")); err != nil {
+			return err
+		}
+	} else {
+		writeCampaignTable(cmd.Root().Writer, results, c)
+	}
+	if failed := c.Failed + c.Skipped; failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("update: %d of %d devices not updated%s", failed, len(results), stopNote(results))}
+	}
+	return nil
+}
+
+// stopNote says why a campaign stopped, if it did.
+func stopNote(results []updateserver.DeviceResult) string {
+	for _, r := range results {
+		if r.Skipped {
+			return " (" + r.Err.Error() + ")"
+		}
+	}
+	return ""
+}
+
+// writeCampaignTable writes a campaign's result table and its counts.
+func writeCampaignTable(out io.Writer, results []updateserver.DeviceResult, c updateserver.Counts) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "DEVICE\tGROUP\tPROTOCOL\tRESULT\tATTEMPTS\tVERSION\tTRANSFER\tDETAIL")
+	for _, r := range results {
+		d := campaignDevice(r)
+		version, transfer := "-", "-"
+		if d.Version != 0 {
+			version = fmt.Sprint(d.Version)
+		}
+		if d.TransferMS > 0 {
+			transfer = (time.Duration(d.TransferMS) * time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", d.UUID, d.Group, cmp.Or(protocolLabel(d.Protocol), "-"), d.Result, d.Attempts, version, transfer, d.Detail)
+	}
+	w.Flush()
+	fmt.Fprintf(out, "%d verified, %d unverified, %d failed, %d skipped\n", c.Verified, c.Unverified, c.Failed, c.Skipped)
+}
+
+// protocolLabel names a protocol for the table, "" for none.
+func protocolLabel(p updateserver.Protocol) string {
+	if p == "" {
+		return ""
+	}
+	return protocolName(p)
+}
+
+// campaignDeviceReport is one device in the JSON report (and a row of
+// the table).
+type campaignDeviceReport struct {
+	UUID       string                `json:"uuid"`
+	Group      int                   `json:"group"`
+	Result     string                `json:"result"` // verified, unverified, failed, skipped
+	Resumed    bool                  `json:"resumed,omitempty"`
+	Attempts   int                   `json:"attempts"`
+	Protocol   updateserver.Protocol `json:"protocol,omitempty"`
+	Version    uint32                `json:"version,omitempty"`
+	TransferMS int64                 `json:"transferMs,omitempty"`
+	Started    *time.Time            `json:"started,omitempty"`
+	Signer     string                `json:"signer,omitempty"`
+	Detail     string                `json:"detail,omitempty"`
+}
+
+func campaignDevice(r updateserver.DeviceResult) campaignDeviceReport {
+	d := campaignDeviceReport{UUID: r.UUID, Group: r.Group, Attempts: r.Attempts, Resumed: r.Resumed}
+	if !r.StartedAt.IsZero() {
+		at := r.StartedAt.UTC()
+		d.Started = &at
+	}
+	if res := r.Result; res != nil {
+		d.Protocol, d.Version, d.Signer = res.Protocol, res.Version, res.Signer
+		d.TransferMS = res.Phases["transfer"].Milliseconds()
+	}
+	switch {
+	case r.Skipped:
+		d.Result, d.Detail, d.Version = "skipped", r.Err.Error(), 0
+	case r.Err != nil:
+		d.Result, d.Detail = "failed", r.Err.Error()
+	case r.Result.Verdict == updateserver.Verified:
+		d.Result, d.Detail = "verified", "receipt signed by "+r.Result.Signer
+	default:
+		d.Result, d.Detail = "unverified", joinDetail(updateserver.UnverifiedReason, r.Result.Note)
+	}
+	return d
+}
+
+// writeCampaignJSON writes the JSON report.
+func writeCampaignJSON(w io.Writer, results []updateserver.DeviceResult, c updateserver.Counts, state string) error {
+	report := struct {
+		Counts  updateserver.Counts    `json:"counts"`
+		Stopped string                 `json:"stopped,omitempty"`
+		State   string                 `json:"state,omitempty"`
+		Devices []campaignDeviceReport `json:"devices"`
+	}{Counts: c, State: state, Devices: make([]campaignDeviceReport, 0, len(results))}
+	for _, r := range results {
+		report.Devices = append(report.Devices, campaignDevice(r))
+		if r.Skipped && report.Stopped == "" {
+			report.Stopped = r.Err.Error()
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(report)
 }

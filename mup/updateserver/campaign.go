@@ -566,7 +566,7 @@ func (c *campaign) finish(i int, r DeviceResult, journal bool) {
 	executed := c.failed + c.updated
 	switch {
 	case c.cfg.MaxFailures > 0 && c.failed >= c.cfg.MaxFailures:
-		c.stopLocked(fmt.Errorf("%w: %d devices failed (at most %d)", ErrCampaignStopped, c.failed, c.cfg.MaxFailures))
+		c.stopLocked(fmt.Errorf("%w: %d of its devices failed (at most %d)", ErrCampaignStopped, c.failed, c.cfg.MaxFailures))
 	case c.cfg.AbortPercent > 0 && executed >= c.cfg.AbortMinimum && 100*float64(c.failed) >= c.cfg.AbortPercent*float64(executed):
 		c.stopLocked(fmt.Errorf("%w: %d of %d devices failed (%.1f%%, the abort threshold is %.1f%% after %d)",
 			ErrCampaignStopped, c.failed, executed, 100*float64(c.failed)/float64(executed), c.cfg.AbortPercent, c.cfg.AbortMinimum))
@@ -635,7 +635,10 @@ func (c *campaign) reportCounts() {
 // receipt that checked against the CA; unverified when the device cannot
 // sign; failed otherwise (skipped ones are counted apart).
 type Counts struct {
-	Verified, Unverified, Failed, Skipped int
+	Verified   int `json:"verified"`
+	Unverified int `json:"unverified"`
+	Failed     int `json:"failed"`
+	Skipped    int `json:"skipped"`
 }
 
 // Tally counts the results of a campaign.

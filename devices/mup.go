@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/mup"
@@ -41,6 +42,11 @@ type MUPConfig struct {
 	// NeverReboots simulates a device that accepts an image but never comes
 	// back with it: the version stays as it was.
 	NeverReboots bool
+	// TransferStall is how long a transfer may go without a slice before
+	// the device abandons it and frees its update slot (default
+	// DefaultTransferStall): an Update Server that died mid-transfer does
+	// not leave the device answering 26_SAVESLOT-IN-USE for ever.
+	TransferStall time.Duration
 	// FailedReboots simulates a device whose first FailedReboots accepted
 	// images do not come up: it boots its old version again (an A/B
 	// slot's rollback), as after a crash in the new image's first boot.
@@ -49,6 +55,9 @@ type MUPConfig struct {
 	// come sealed under a key received over the E2E channel (EnableE2E).
 	RequireEncryptedFirmware bool
 }
+
+// DefaultTransferStall is MUPConfig.TransferStall's default.
+const DefaultTransferStall = 30 * time.Second
 
 // mupDevice is the device side of MUP (MUP paper, Fig. 2).
 type mupDevice struct {
@@ -65,6 +74,7 @@ type mupDevice struct {
 	// verified certificate).
 	serverKey *ecdsa.PublicKey
 	received  uint32
+	lastSlice time.Time // when the transfer last moved
 	digest    hash.Hash
 	// slices decrypts the slices of this transfer, under the firmware key
 	// a manager sent over the E2E channel for the manifest's app and
@@ -158,7 +168,7 @@ func (m *mupDevice) manifestCmd(ctx context.Context, d *Device, f *ontology.Func
 	}
 	m.mu.Lock()
 	st := &mup.DeviceState{UUID: d.cfg.UUID, Nonce: m.nonce, AppID: m.cfg.AppID, Version: m.version, SlotSize: m.cfg.SlotSize,
-		VendorKey: m.cfg.VendorKey, ServerKey: m.serverKey, SlotInUse: m.topic != "" && m.manifest != nil && m.received > 0}
+		VendorKey: m.cfg.VendorKey, ServerKey: m.serverKey, SlotInUse: m.transferring()}
 	m.nonce = nil // single use, whatever the outcome
 	m.mu.Unlock()
 	state, vm := mup.CheckManifest(raw, st)
@@ -173,6 +183,7 @@ func (m *mupDevice) manifestCmd(ctx context.Context, d *Device, f *ontology.Func
 	}
 	m.mu.Lock()
 	m.manifest, m.topic, m.next, m.received, m.digest, m.slices = vm, topic, 0, 0, sha256.New(), nil
+	m.lastSlice = time.Now()
 	m.tokenNonce = st.Nonce // the attempt a firmware key must be for
 	m.progress = -1
 	progress := m.progressStep()
@@ -180,6 +191,17 @@ func (m *mupDevice) manifestCmd(ctx context.Context, d *Device, f *ontology.Func
 	m.publishProgress(progress)
 	d.log.Info("manifest accepted", "version", vm.Version, "size", vm.Size)
 	return mup.StateOK, nil
+}
+
+// transferring reports whether a transfer holds the update slot: begun,
+// and not stalled for TransferStall (mup/PROTOCOL.md). Called with m.mu
+// held.
+func (m *mupDevice) transferring() bool {
+	stall := m.cfg.TransferStall
+	if stall <= 0 {
+		stall = DefaultTransferStall
+	}
+	return m.topic != "" && m.manifest != nil && m.received > 0 && time.Since(m.lastSlice) < stall
 }
 
 func firmwareTopic(d *Device) string {
@@ -222,6 +244,7 @@ func (m *mupDevice) onSlice(msg client.Message) {
 	if err == nil && s.Index == m.next && m.received+uint32(len(s.Data)) <= m.manifest.Size {
 		m.digest.Write(s.Data)
 		m.received += uint32(len(s.Data))
+		m.lastSlice = time.Now()
 		m.next++
 	}
 	var ack []byte

@@ -232,3 +232,30 @@ func TestUnknownCommandsAndFlags(t *testing.T) {
 		}
 	}
 }
+
+// `myno update --help` describes the campaign options, with an example;
+// a bad --rate or --groups is refused, naming the flag.
+func TestUpdateCampaignOptions(t *testing.T) {
+	_, out, _ := runMyno(t, "update", "--help")
+	for _, want := range []string{"--retries", "--retry-backoff", "--rate", "--abort-percent", "--abort-min", "--groups", "--group-success",
+		"--state", "--json", "Example: myno update --category", "$MYNO_UPDATE_RATE"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("update --help does not mention %s", want)
+		}
+	}
+	for in, want := range map[string]string{"fast": `--rate "fast"`, "10/day": `--rate "10/day"`, "0/min": `--rate "0/min"`, "-3/s": `--rate "-3/s"`} {
+		if _, err := parseRate(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseRate(%q): %v", in, err)
+		}
+	}
+	for in, want := range map[string]string{"10%,5%,100%": "increasing", "10%,50%": "the last must be 100%", "1%,x": `"x" is not a percentage`} {
+		if _, err := parseGroups(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseGroups(%q): %v", in, err)
+		}
+	}
+	for in, want := range map[string]float64{"60/min": 60, "2/s": 120, "120/h": 2, "30": 30, "1.5/m": 1.5} {
+		if got, err := parseRate(in); err != nil || got != want {
+			t.Errorf("parseRate(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/myno-bridge/myno/devices"
+	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mup"
 	"github.com/myno-bridge/myno/mup/updateserver"
 )
@@ -270,4 +271,37 @@ func firmwareOf(t *testing.T, w *world, uuid string) string {
 		t.Fatal(err)
 	}
 	return d.FirmwareVersion
+}
+
+// A worker whose connection to the bridge is refused redials with
+// backoff instead of failing the devices in its queue.
+func TestCampaignWorkerRedialsARefusedConnection(t *testing.T) {
+	w, uuids := abortWorld(t, "++++")
+	cfg := campaignConfig(w, uuids)
+	closed := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) // nothing listens
+	var mu sync.Mutex
+	refused := 0
+	bridgeDial := cfg.Dial
+	cfg.Dial = func(ctx context.Context) (*gonetconf.Session, error) {
+		mu.Lock()
+		first := refused < 3
+		if first {
+			refused++
+		}
+		mu.Unlock()
+		if first {
+			return gonetconf.DialSSH(closed, &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password("pw")},
+				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: time.Second})
+		}
+		return bridgeDial(ctx)
+	}
+	results := updateserver.Campaign(context.Background(), cfg)
+	for _, r := range results {
+		if r.Err != nil || r.Attempts != 1 {
+			t.Errorf("%s: %d attempts, %v", r.UUID, r.Attempts, r.Err)
+		}
+	}
+	if refused != 3 {
+		t.Errorf("%d connections refused, want 3", refused)
+	}
 }

@@ -135,6 +135,42 @@ func exec1(t testing.TB, s *gonetconf.Session, op string) (string, *gonetconf.RP
 	return reply.RawReply, nil
 }
 
+// errorPath reads the error-path of the rpc-error in reply, and the
+// namespace prefixes declared on <rpc-error> and its ancestors.
+func errorPath(t testing.TB, reply string) (string, map[string]string) {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(reply))
+	scope := map[string]string{}
+	var path strings.Builder
+	inPath := false
+	for {
+		tok, err := d.RawToken() // raw: the prefixes as written
+		if err == io.EOF {
+			return path.String(), scope
+		}
+		if err != nil {
+			t.Fatalf("reply: %v\n%s", err, reply)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if tok.Name.Local == "rpc-reply" || tok.Name.Local == "rpc-error" {
+				for _, a := range tok.Attr {
+					if a.Name.Space == "xmlns" {
+						scope[a.Name.Local] = a.Value
+					}
+				}
+			}
+			inPath = tok.Name.Local == "error-path"
+		case xml.CharData:
+			if inPath {
+				path.Write(tok)
+			}
+		case xml.EndElement:
+			inPath = false
+		}
+	}
+}
+
 func mustContain(t testing.TB, s string, wants ...string) {
 	t.Helper()
 	for _, w := range wants {
@@ -186,9 +222,22 @@ func TestRPCsThroughTheBridge(t *testing.T) {
 	ledNS := namespace(t, "led-color.jsonld")
 	t.Run("invalid enumeration value never reaches MQTT", func(t *testing.T) {
 		before := led.Commands.Load()
-		_, re := exec1(t, s, `<setColor xmlns="`+ledNS+`"><uuidInput>led-5</uuidInput><input_1_Color>purple</input_1_Color></setColor>`)
+		raw, re := exec1(t, s, `<setColor xmlns="`+ledNS+`"><uuidInput>led-5</uuidInput><input_1_Color>purple</input_1_Color></setColor>`)
 		if re == nil || re.Tag != "invalid-value" {
 			t.Fatalf("rpc-error %+v", re)
+		}
+		// error-path is an XPath whose prefixes are declared on
+		// <rpc-error> (RFC 6241 §4.3), each bound to the module.
+		path, scope := errorPath(t, raw)
+		steps := strings.Split(strings.TrimPrefix(path, "/"), "/")
+		if len(steps) != 2 || !strings.HasSuffix(steps[0], ":setColor") || !strings.HasSuffix(steps[1], ":input_1_Color") {
+			t.Fatalf("error-path %q", path)
+		}
+		for _, step := range steps {
+			prefix, _, _ := strings.Cut(step, ":")
+			if scope[prefix] != ledNS {
+				t.Errorf("error-path %q: prefix %q is bound to %q in <rpc-error>, want %s", path, prefix, scope[prefix], ledNS)
+			}
 		}
 		if led.Commands.Load() != before {
 			t.Errorf("the device got the invalid command")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/myno-bridge/myno/mqtt/client"
@@ -29,7 +30,8 @@ func (b *Bridge) rpcHandler(mod *yang.Module, reply replier) netconf.Handler {
 		if err != nil {
 			var ie *yang.InputError
 			if errors.As(err, &ie) {
-				re := &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: ie.Tag, AppTag: ie.AppTag, Path: ie.Path, Message: ie.Message}
+				re := &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: ie.Tag, AppTag: ie.AppTag, Message: ie.Message}
+				re.Path, re.PathPrefixes = qualifiedPath(ie.Path, mod.Prefix, mod.Namespace)
 				if ie.Tag == yang.TagMalformedMessage {
 					re.Type = netconf.ErrTypeRPC
 				}
@@ -174,4 +176,24 @@ func (b *Bridge) onAnswer(m client.Message) {
 	if !b.calls.deliver(uuid, m.CorrelationData, r) {
 		b.log.Debug("device answer dropped: late, unknown, or not from the device asked", "topic", m.Topic, "reqId", r.ReqID)
 	}
+}
+
+// qualifiedPath prefixes each step of an rpc input path (all in the
+// module's namespace, RFC 7950 §7.14) with the module's prefix, and binds
+// it: "/setColor/input_1_Color" becomes "/led:setColor/led:input_1_Color"
+// with led bound to the module's namespace (RFC 6241 §4.3: error-path is
+// an XPath whose prefixes are declared in scope). "/" and "" stay as they
+// are.
+func qualifiedPath(path, prefix, namespace string) (string, map[string]string) {
+	steps := strings.Split(path, "/")
+	qualified := false
+	for i, s := range steps {
+		if s != "" && !strings.Contains(s, ":") {
+			steps[i], qualified = prefix+":"+s, true
+		}
+	}
+	if !qualified {
+		return path, nil
+	}
+	return strings.Join(steps, "/"), map[string]string{prefix: namespace}
 }

@@ -1,8 +1,11 @@
 package netconf
 
 import (
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 )
 
 // Namespaces of the protocol (RFC 6241 §3.1, RFC 5277 §4, RFC 6022, RFC 8525, RFC 6470).
@@ -57,8 +60,12 @@ type RPCError struct {
 	Tag      string
 	Severity string // "error" unless set to "warning"
 	AppTag   string
-	Path     string // an XPath to the offending node
-	Message  string
+	Path     string // an XPath to the offending node, its steps prefixed
+	// PathPrefixes binds the prefixes of Path to namespaces; they are
+	// declared on <rpc-error>, where RFC 6241 §4.3 takes error-path's
+	// namespace context from.
+	PathPrefixes map[string]string
+	Message      string
 	Info     []*Element // error-info children, e.g. bad-element, session-id
 }
 
@@ -112,6 +119,9 @@ func (e *RPCError) element() *Element {
 		out.Children = append(out.Children, NewLeaf(NSBase, "error-app-tag", e.AppTag))
 	}
 	if e.Path != "" {
+		for _, prefix := range slices.Sorted(maps.Keys(e.PathPrefixes)) {
+			out.Attrs = append(out.Attrs, xml.Attr{Name: xml.Name{Space: "xmlns", Local: prefix}, Value: e.PathPrefixes[prefix]})
+		}
 		out.Children = append(out.Children, NewLeaf(NSBase, "error-path", e.Path))
 	}
 	if e.Message != "" {

@@ -100,20 +100,7 @@ say "etcd: $ETCD_MEMBERS members, $etcd_version"
 # --- Mosquitto ---------------------------------------------------------------
 p=$((2 * ETCD_MEMBERS))
 mq_port="${ports[$p]}"
-mkdir -p "$work/mosquitto"
-# Anonymous clients on loopback, for the benchmark, as in scale.sh.
-{
-  echo "listener $mq_port 127.0.0.1"
-  echo "allow_anonymous true"
-  echo "persistence false"
-  echo "max_keepalive 60"
-  echo "set_tcp_nodelay true"
-  echo "log_dest file $work/mosquitto/mosquitto.log"
-  [ "$(id -u)" = 0 ] && echo "user root"
-} >"$work/mosquitto/mosquitto.conf"
-"$MOSQUITTO" -c "$work/mosquitto/mosquitto.conf" </dev/null >>"$work/mosquitto/stderr.log" 2>&1 &
-pids+=($!)
-wait_port "$mq_port" || { say "mosquitto did not start"; exit 1; }
+start_mosquitto "$mq_port" "max_keepalive 60"
 broker_url="mqtt://127.0.0.1:$mq_port"
 
 # --- the bridges ---------------------------------------------------------------

@@ -68,18 +68,7 @@ run_broker() {
   cp "$work/id.pub" "$data/authorized_keys/admin"
   local bridge_flags=(--data-dir "$data" --netconf-listen "127.0.0.1:$nc_port" --http-listen "127.0.0.1:$http_port" --log-level warn)
   if [ "$broker" = mosquitto ]; then
-    mkdir -p "$work/mosquitto"
-    {
-      echo "listener $mqtt_port 127.0.0.1"
-      echo "allow_anonymous true"
-      echo "persistence false"
-      echo "set_tcp_nodelay true"
-      echo "log_dest file $work/mosquitto/mosquitto.log"
-      [ "$(id -u)" = 0 ] && echo "user root"
-    } >"$work/mosquitto/mosquitto.conf"
-    "$MOSQUITTO" -c "$work/mosquitto/mosquitto.conf" </dev/null >>"$work/mosquitto/stderr.log" 2>&1 &
-    pids+=($!)
-    wait_port "$mqtt_port" || { say "mosquitto did not start:"; cat "$work/mosquitto/"*.log >&2; return 1; }
+    start_mosquitto "$mqtt_port"
     url="mqtt://127.0.0.1:$mqtt_port"
     bridge_flags+=(--mqtt-url "$url")
   else

@@ -59,3 +59,28 @@ wait_port() {
   done
   return 1
 }
+
+# start_mosquitto PORT [LINE...]: Debian's Mosquitto ($MOSQUITTO) on
+# 127.0.0.1:PORT, its files in $work/mosquitto, each LINE added to its
+# configuration. Anonymous clients on loopback, for a benchmark: no ACL, no
+# passwords (the bridge's export would add both), as internal/testenv's
+# Mosquitto. Sets mq_pid and adds it to pids; fails, showing the log, if
+# it does not listen within 10 s.
+start_mosquitto() {
+  local port="$1" line
+  shift
+  mkdir -p "$work/mosquitto"
+  {
+    echo "listener $port 127.0.0.1"
+    echo "allow_anonymous true"
+    echo "persistence false"
+    for line in "$@"; do echo "$line"; done
+    echo "set_tcp_nodelay true"
+    echo "log_dest file $work/mosquitto/mosquitto.log"
+    [ "$(id -u)" = 0 ] && echo "user root"
+  } >"$work/mosquitto/mosquitto.conf"
+  "$MOSQUITTO" -c "$work/mosquitto/mosquitto.conf" </dev/null >>"$work/mosquitto/stderr.log" 2>&1 &
+  mq_pid=$!
+  pids+=("$mq_pid")
+  wait_port "$port" || { say "mosquitto did not start:"; cat "$work/mosquitto/"*.log >&2; return 1; }
+}

@@ -239,23 +239,7 @@ run_pass() {
     --data-dir "$data" --log-level "$LOG_LEVEL")
   local broker_url dev_env=()
   if [ "$broker" = mosquitto ]; then
-    mkdir -p "$work/mosquitto"
-    # Anonymous clients on loopback, for the benchmark: no ACL, no
-    # passwords (the bridge's export would add both). As in
-    # internal/testenv's Mosquitto.
-    {
-      echo "listener $mq_port 127.0.0.1"
-      echo "allow_anonymous true"
-      echo "persistence false"
-      echo "max_keepalive 60"
-      echo "set_tcp_nodelay true"
-      echo "log_dest file $work/mosquitto/mosquitto.log"
-      [ "$(id -u)" = 0 ] && echo "user root"
-    } >"$work/mosquitto/mosquitto.conf"
-    "$MOSQUITTO" -c "$work/mosquitto/mosquitto.conf" </dev/null >>"$work/mosquitto/stderr.log" 2>&1 &
-    mq_pid=$!
-    pids+=("$mq_pid")
-    wait_port "$mq_port" || { say "mosquitto did not start:"; cat "$work/mosquitto/"*.log >&2; return 1; }
+    start_mosquitto "$mq_port" "max_keepalive 60"
     broker_url="mqtt://127.0.0.1:$mq_port"
     bridge_flags+=(--mqtt-url "$broker_url")
   else

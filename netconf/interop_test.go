@@ -136,6 +136,20 @@ func TestInteropOpenSSHSubsystem(t *testing.T) {
 			t.Errorf("chunked framing towards a base:1.0 client:\n%s", text)
 		}
 	})
+	t.Run("with a terminal, as scrapli-netconf's transport runs it", func(t *testing.T) {
+		// `ssh -tt ... -s netconf`: a pty request first, granted and
+		// ignored; the session runs as without it.
+		in := clientHello11 +
+			chunked(`<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><echo xmlns="urn:myno:test:demo"><msg>with a pty</msg></echo></rpc>`) +
+			chunked(`<rpc message-id="2" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><close-session/></rpc>`)
+		cmd := exec.Command(sshBin, args("-tt", "keyuser@127.0.0.1", "-s", "netconf")...)
+		cmd.Stdin = strings.NewReader(in)
+		out, err := runWithTimeout(cmd, 30*time.Second)
+		if err != nil {
+			t.Fatalf("ssh -tt: %v\n%s", err, out)
+		}
+		contains(t, string(out), "with a pty</msg>", `message-id="2"`, "<ok/>")
+	})
 	t.Run("other subsystems and commands are refused", func(t *testing.T) {
 		for _, extra := range [][]string{{"-s", "sftp"}, {"ls", "/"}, {"-t", "-t"}} {
 			cmd := exec.Command(sshBin, args(append([]string{"keyuser@127.0.0.1"}, extra...)...)...)

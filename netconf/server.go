@@ -611,6 +611,14 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 			if !ok {
 				return false
 			}
+			if req.Type == "pty-req" {
+				// scrapli-netconf's transport runs `ssh -tt`: a terminal
+				// is asked for first. It is granted and ignored, as sshd
+				// ignores it for a subsystem (RFC 4254 §6.2); NETCONF
+				// runs on the channel's bytes as they are.
+				_ = req.Reply(true, nil)
+				continue
+			}
 			if req.Type != "subsystem" || subsystemName(req.Payload) != "netconf" {
 				s.log.Info("refused ssh channel request", "type", req.Type, "subsystem", subsystemName(req.Payload), "user", user, "remote", remote)
 				if req.WantReply {
@@ -628,10 +636,10 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 			sess.closeConn = closeConn
 			started()
 			_ = req.Reply(true, nil)
-			go func() { // later requests on this channel are refused
+			go func() { // later requests on this channel are refused, but a terminal's (see above)
 				for r := range reqs {
 					if r.WantReply {
-						_ = r.Reply(false, nil)
+						_ = r.Reply(r.Type == "pty-req", nil)
 					}
 				}
 			}()

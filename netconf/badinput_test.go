@@ -73,6 +73,8 @@ func badCases() []badCase {
 		{name: "lock of a datastore that does not exist", hello: clientHello11, send: rpc(`<lock><target><startup/></target></lock>`), want: []string{"invalid-value"}},
 		{name: "get-schema without identifier", hello: clientHello11, send: rpc(`<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"/>`), want: []string{"missing-element"}},
 		{name: "subscription to an unknown stream", hello: clientHello11, send: rpc(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><stream>SNMP</stream></create-subscription>`), want: []string{"invalid-value"}},
+		{name: "subscription with an unknown child", hello: clientHello11, send: rpc(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><streem>NETCONF</streem></create-subscription>`), want: []string{"unknown-element", "<bad-element>streem</bad-element>"}},
+		{name: "subscription with two streams", hello: clientHello11, send: rpc(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><stream>NETCONF</stream><stream>NETCONF</stream></create-subscription>`), want: []string{"unknown-element", "<bad-element>stream</bad-element>"}},
 		{name: "replay request", hello: clientHello11, send: rpc(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><startTime>2026-01-01T00:00:00Z</startTime></create-subscription>`), want: []string{"operation-not-supported"}},
 		// Hello errors: the session ends.
 		{name: "rpc before the hello", send: `<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get/></rpc>]]>]]>`, want: []string{"expected &lt;hello&gt;"}, closed: true},

@@ -66,7 +66,7 @@ type RPCError struct {
 	// namespace context from.
 	PathPrefixes map[string]string
 	Message      string
-	Info     []*Element // error-info children, e.g. bad-element, session-id
+	Info         []*Element // error-info children, e.g. bad-element, session-id
 }
 
 func (e *RPCError) Error() string {

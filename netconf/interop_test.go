@@ -38,7 +38,9 @@ func TestInteropNcclient(t *testing.T) {
 			Tag, Type, Message string
 			AppTag             string `json:"app_tag"`
 		} `json:"fail"`
-		Notification string `json:"notification"`
+		Notification         string  `json:"notification"`
+		FilteredNotification string  `json:"filtered_notification"`
+		FilteredMore         *string `json:"filtered_more"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("ncclient output: %v\n%s\n%s", err, out, stderr.String())
@@ -58,6 +60,10 @@ func TestInteropNcclient(t *testing.T) {
 		t.Errorf("rpc-error seen by ncclient: %+v", res.Fail)
 	}
 	contains(t, res.Notification, "<eventTime>", `<tick xmlns="urn:myno:test:demo"><n>42</n></tick>`)
+	contains(t, res.FilteredNotification, `<tick xmlns="urn:myno:test:demo"><n>2</n></tick>`)
+	if res.FilteredMore != nil {
+		t.Errorf("the filtered subscription got a tick it did not select: %s", *res.FilteredMore)
+	}
 }
 
 func TestInteropYangcliBatch(t *testing.T) {

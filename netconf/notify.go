@@ -2,7 +2,9 @@ package netconf
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/xml"
 	"fmt"
 	"strings"
 	"time"
@@ -19,6 +21,21 @@ type subscription struct {
 // opCreateSubscription subscribes the session (RFC 5277 §2.1.1). Only the
 // default NETCONF stream exists and replay is not supported.
 func (s *Server) opCreateSubscription(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
+	// RFC 5277 §2.1.1: stream, filter, startTime, stopTime. ncclient
+	// sends <filter> in the base namespace (filterInlineType's), which is
+	// taken as well; anything else is refused, not ignored.
+	var filterNS string
+	for _, c := range op.Children {
+		switch {
+		case c.Name.Local == "filter" && (c.Name.Space == NSNotification || c.Name.Space == NSBase) && filterNS == "":
+			filterNS = c.Name.Space
+		case c.Name.Space == NSNotification && (c.Name.Local == "stream" || c.Name.Local == "startTime" || c.Name.Local == "stopTime") &&
+			len(op.Children) > 0 && countChildren(op, c.Name) == 1:
+		default:
+			return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagUnknownElement,
+				Message: fmt.Sprintf("unexpected <%s> (namespace %q) in <create-subscription>", c.Name.Local, c.Name.Space)}).WithInfo("bad-element", c.Name.Local)
+		}
+	}
 	if st := op.Child(NSNotification, "stream"); st != nil && strings.TrimSpace(st.Text) != "NETCONF" {
 		return nil, (&RPCError{Type: ErrTypeApplication, Tag: TagInvalidValue,
 			Message: fmt.Sprintf("no stream %q; only NETCONF", strings.TrimSpace(st.Text))}).WithInfo("bad-element", "stream")
@@ -32,7 +49,7 @@ func (s *Server) opCreateSubscription(ctx context.Context, sess *session, op *El
 			Message: "stopTime needs startTime"}).WithInfo("bad-element", "stopTime")
 	}
 	sub := &subscription{}
-	filter, present, err := filterOf(op, NSNotification)
+	filter, present, err := filterOf(op, cmp.Or(filterNS, NSNotification))
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +59,17 @@ func (s *Server) opCreateSubscription(ctx context.Context, sess *session, op *El
 	}
 	s.log.Info("netconf subscription", sess.log()...)
 	return nil, nil
+}
+
+// countChildren is how many children of e are named name.
+func countChildren(e *Element, name xml.Name) int {
+	n := 0
+	for _, c := range e.Children {
+		if c.Name == name {
+			n++
+		}
+	}
+	return n
 }
 
 // Notify sends an event notification to every subscribed session whose

@@ -33,4 +33,16 @@ with manager.connect(host=host, port=port, username=user, password=password,
     m.dispatch(to_ele('<emit xmlns="urn:myno:test:demo"><n>42</n></emit>'))
     n = m.take_notification(block=True, timeout=20)
     out["notification"] = n.notification_xml if n is not None else None
+# A filtered subscription, as ncclient sends it (<filter> in the base
+# namespace): only the tick it selects arrives.
+with manager.connect(host=host, port=port, username=user, password=password,
+                     hostkey_verify=False, look_for_keys=False, allow_agent=False,
+                     timeout=20) as m:
+    m.create_subscription(filter=("subtree", '<tick xmlns="urn:myno:test:demo"><n>2</n></tick>'))
+    for n in ("1", "2", "3"):
+        m.dispatch(to_ele('<emit xmlns="urn:myno:test:demo"><n>%s</n></emit>' % n))
+    n = m.take_notification(block=True, timeout=20)
+    out["filtered_notification"] = n.notification_xml if n is not None else None
+    n = m.take_notification(block=True, timeout=1)
+    out["filtered_more"] = n.notification_xml if n is not None else None
 print(json.dumps(out))

@@ -186,7 +186,21 @@ func (b *Bridge) newNETCONFServer() (*netconf.Server, error) {
 		MaxSessions: l.MaxSessions, MaxUserSessions: l.MaxUserSessions, AdminReserve: l.AdminReserve,
 		MaxStartups: l.MaxStartups, MaxStartupsPerSource: l.MaxStartupsPerSource,
 		MaxStartupQueue: l.MaxStartupQueue, MaxStartupQueuePerSource: l.MaxStartupQueuePerSource, MaxAuthTries: l.MaxAuthTries,
-		ChooseModule: b.chooseModule, AllSchemas: b.allSchemas()})
+		ChooseModule: b.chooseModule, AllSchemas: b.allSchemas(), Streams: notificationStreams()})
+}
+
+// The bridge's notification streams besides NETCONF, which has them all
+// (RFC 5277 §3.2; /netconf/streams lists them).
+const (
+	streamDeviceEvents = "device-events"
+	streamTelemetry    = "telemetry"
+)
+
+func notificationStreams() []netconf.Stream {
+	return []netconf.Stream{
+		{Name: streamDeviceEvents, Description: "device-event: devices registered, updated, deleted, online, offline, with new firmware"},
+		{Name: streamTelemetry, Description: "sensor readings, one notification per reading"},
+	}
 }
 
 // chooseModule picks, for an rpc that arrived without a namespace (MYNO's

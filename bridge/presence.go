@@ -609,7 +609,7 @@ func (b *Bridge) deviceEvent(uuid, event, module, reason string) {
 	if reason != "" {
 		n.Children = append(n.Children, leaf("reason", reason))
 	}
-	b.nc.Notify(n)
+	b.nc.NotifyStream(streamDeviceEvents, n)
 }
 
 // senderConnKey carries, in a registration's context, the connection

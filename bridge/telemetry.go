@@ -26,7 +26,7 @@ func (b *Bridge) onReading(m client.Message) {
 		return
 	}
 	b.heard(n.uuid, m)
-	b.nc.Notify(netconf.NewNode(n.namespace, n.name,
+	b.nc.NotifyStream(streamTelemetry, netconf.NewNode(n.namespace, n.name,
 		netconf.NewLeaf(n.namespace, "uuid", n.uuid),
 		netconf.NewLeaf(n.namespace, "value", string(m.Payload)),
 		netconf.NewLeaf(n.namespace, "timestamp", now.Format(time.RFC3339Nano))))

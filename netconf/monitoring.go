@@ -103,6 +103,9 @@ func (s *Server) monitoringState(q *StateQuery) []*Element {
 	if q.Wants(netconfStateRoot) {
 		out = append(out, s.netconfState(q))
 	}
+	if q.Wants(streamsRoot) {
+		out = append(out, s.streamsState())
+	}
 	wantLibrary, wantLegacy := q.Wants(yangLibraryRoot), q.Wants(modulesStateRoot)
 	if !wantLibrary && !wantLegacy {
 		return out

@@ -1,7 +1,6 @@
 package netconf
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/xml"
@@ -10,16 +9,26 @@ import (
 	"time"
 )
 
-// subscription is a session's RFC 5277 subscription to the NETCONF stream.
+// subscription is a session's RFC 5277 subscription to a stream.
 type subscription struct {
+	stream    string     // StreamNETCONF or a Config.Streams name
 	filter    []*Element // nil: everything
 	hasFilter bool
-	// No stopTime: it needs startTime (RFC 5277 §2.1.1), and replay is
-	// not supported.
+	stop      *time.Timer // ends a subscription with a stopTime to come
 }
 
-// opCreateSubscription subscribes the session (RFC 5277 §2.1.1). Only the
-// default NETCONF stream exists and replay is not supported.
+// wants reports whether the subscription takes event, on stream.
+func (sub *subscription) wants(stream string, event *Element) bool {
+	if sub.stream != StreamNETCONF && sub.stream != stream {
+		return false
+	}
+	return !sub.hasFilter || len(FilterSubtree([]*Element{event}, sub.filter)) > 0
+}
+
+// opCreateSubscription subscribes the session (RFC 5277 §2.1.1) to a
+// stream, with a subtree filter; with startTime, the kept notifications
+// from then (up to stopTime) come first, then <replayComplete/>; with
+// stopTime, <notificationComplete/> ends the subscription then.
 func (s *Server) opCreateSubscription(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
 	// RFC 5277 §2.1.1: stream, filter, startTime, stopTime. ncclient
 	// sends <filter> in the base namespace (filterInlineType's), which is
@@ -30,35 +39,134 @@ func (s *Server) opCreateSubscription(ctx context.Context, sess *session, op *El
 		case c.Name.Local == "filter" && (c.Name.Space == NSNotification || c.Name.Space == NSBase) && filterNS == "":
 			filterNS = c.Name.Space
 		case c.Name.Space == NSNotification && (c.Name.Local == "stream" || c.Name.Local == "startTime" || c.Name.Local == "stopTime") &&
-			len(op.Children) > 0 && countChildren(op, c.Name) == 1:
+			countChildren(op, c.Name) == 1:
 		default:
 			return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagUnknownElement,
 				Message: fmt.Sprintf("unexpected <%s> (namespace %q) in <create-subscription>", c.Name.Local, c.Name.Space)}).WithInfo("bad-element", c.Name.Local)
 		}
 	}
-	if st := op.Child(NSNotification, "stream"); st != nil && strings.TrimSpace(st.Text) != "NETCONF" {
-		return nil, (&RPCError{Type: ErrTypeApplication, Tag: TagInvalidValue,
-			Message: fmt.Sprintf("no stream %q; only NETCONF", strings.TrimSpace(st.Text))}).WithInfo("bad-element", "stream")
+	sub := &subscription{stream: StreamNETCONF}
+	if st := op.Child(NSNotification, "stream"); st != nil {
+		sub.stream = strings.TrimSpace(st.Text)
+		if !s.knownStream(sub.stream) {
+			return nil, (&RPCError{Type: ErrTypeApplication, Tag: TagInvalidValue,
+				Message: fmt.Sprintf("no stream %q (see /netconf/streams)", sub.stream)}).WithInfo("bad-element", "stream")
+		}
 	}
-	if op.Child(NSNotification, "startTime") != nil {
+	start, hasStart, err := timeOf(op, "startTime")
+	if err != nil {
+		return nil, err
+	}
+	stop, hasStop, err := timeOf(op, "stopTime")
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	switch {
+	case hasStop && !hasStart:
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagBadElement, Message: "stopTime needs startTime"}).WithInfo("bad-element", "stopTime")
+	case hasStart && !s.replay.enabled():
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagOperationNotSupported,
-			Message: "replay is not supported (no :replay capability)"}).WithInfo("bad-element", "startTime")
+			Message: "replay is off on this server (replaySupport false)"}).WithInfo("bad-element", "startTime")
+	case hasStart && start.After(now):
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagBadElement, Message: "startTime is in the future"}).WithInfo("bad-element", "startTime")
+	case hasStop && stop.Before(start):
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagBadElement, Message: "stopTime is before startTime"}).WithInfo("bad-element", "stopTime")
 	}
-	if op.Child(NSNotification, "stopTime") != nil {
-		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagBadElement,
-			Message: "stopTime needs startTime"}).WithInfo("bad-element", "stopTime")
-	}
-	sub := &subscription{}
 	filter, present, err := filterOf(op, cmp.Or(filterNS, NSNotification))
 	if err != nil {
 		return nil, err
 	}
 	sub.filter, sub.hasFilter = filter, present
+
+	// Under notifyMu, no notification is logged or sent meanwhile: the
+	// replay is queued before any live one, and none is in both.
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
 	if !sess.subscribed.CompareAndSwap(nil, sub) {
 		return nil, NewRPCError(ErrTypeProtocol, TagOperationFailed, "this session already has a subscription")
 	}
-	s.log.Info("netconf subscription", sess.log()...)
+	var batch [][]byte
+	if hasStart {
+		for _, e := range s.replay.between(start, stop) {
+			if sub.wants(e.stream, e.event) {
+				batch = append(batch, e.msg)
+			}
+		}
+		batch = append(batch, renderNotification(now, NewNode(NSNotifications, "replayComplete")))
+	}
+	switch {
+	case hasStop && !stop.After(now):
+		batch = append(batch, renderNotification(now, NewNode(NSNotifications, "notificationComplete")))
+		sess.subscribed.Store(nil) // over: the session may subscribe again
+	case hasStop:
+		sub.stop = time.AfterFunc(stop.Sub(now), func() { s.endSubscription(sess, sub) })
+	}
+	// Held until the reply is out (session.writeLoop, release): RFC 5277
+	// §2.1.1's <ok/> comes first, then the replay, then live ones.
+	sess.holding, sess.held = true, batch
+	s.log.Info("netconf subscription", append(sess.log(), "stream", sub.stream, "replayed", max(len(batch)-1, 0))...)
 	return nil, nil
+}
+
+// endSubscription ends sub at its stopTime with <notificationComplete/>.
+func (s *Server) endSubscription(sess *session, sub *subscription) {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	if sess.subscribed.CompareAndSwap(sub, nil) {
+		s.send(sess, [][]byte{renderNotification(time.Now(), NewNode(NSNotifications, "notificationComplete"))})
+	}
+}
+
+// release ends holding for sess, once its create-subscription's reply is
+// out, and returns what was held, for the writer to send before anything
+// queued later.
+func (s *Server) release(sess *session) [][]byte {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	held := sess.held
+	sess.held, sess.holding = nil, false
+	sess.outNotifications.Add(uint64(len(held)))
+	s.stats.outNotifies.Add(uint64(len(held)))
+	return held
+}
+
+// timeOf reads a dateTime child of create-subscription (RFC 5277 §2.1.1).
+func timeOf(op *Element, name string) (time.Time, bool, error) {
+	e := op.Child(NSNotification, name)
+	if e == nil {
+		return time.Time{}, false, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(e.Text))
+	if err != nil {
+		return time.Time{}, true, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue,
+			Message: fmt.Sprintf("%s %q is not a date and time (RFC 3339)", name, strings.TrimSpace(e.Text))}).WithInfo("bad-element", name)
+	}
+	return t, true, nil
+}
+
+// maxHeld bounds the notifications held for a session until its
+// create-subscription's reply is out: a replay and what comes meanwhile.
+const maxHeld = DefaultReplayEvents + 1024
+
+// send queues messages for a session, in order; a session that does not
+// read loses them, which is counted and logged. Called with notifyMu held.
+func (s *Server) send(sess *session, msgs [][]byte) {
+	if sess.holding {
+		if len(sess.held)+len(msgs) > max(maxHeld, s.replay.maxEvents+1024) {
+			s.log.Warn("netconf notifications dropped: too many held for a new subscription", append(sess.log(), "notifications", len(msgs))...)
+			return
+		}
+		sess.held = append(sess.held, msgs...)
+		return
+	}
+	select {
+	case sess.notify <- msgs:
+		sess.outNotifications.Add(uint64(len(msgs)))
+		s.stats.outNotifies.Add(uint64(len(msgs)))
+	default:
+		s.log.Warn("netconf notifications dropped: session not reading", append(sess.log(), "notifications", len(msgs))...)
+	}
 }
 
 // countChildren is how many children of e are named name.
@@ -72,15 +180,22 @@ func countChildren(e *Element, name xml.Name) int {
 	return n
 }
 
-// Notify sends an event notification to every subscribed session whose
-// filter selects it (RFC 5277 §4). event is the notification content, in
-// its module's namespace. A session that cannot keep up loses the
-// notification, which is counted and logged; Notify never blocks.
-func (s *Server) Notify(event *Element) {
-	s.notifyAt(time.Now(), event)
-}
+// Notify sends an event notification on the NETCONF stream to every
+// subscribed session whose filter selects it (RFC 5277 §4). event is the
+// notification content, in its module's namespace. A session that cannot
+// keep up loses the notification, which is counted and logged; Notify
+// never blocks on a session.
+func (s *Server) Notify(event *Element) { s.notifyAt(time.Now(), StreamNETCONF, event) }
 
-func (s *Server) notifyAt(at time.Time, event *Element) {
+// NotifyStream is Notify for a stream of Config.Streams: the notification
+// goes to its subscribers and to those of NETCONF, which has them all.
+func (s *Server) NotifyStream(stream string, event *Element) { s.notifyAt(time.Now(), stream, event) }
+
+func (s *Server) notifyAt(at time.Time, stream string, event *Element) {
+	msg := renderNotification(at, event)
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	s.replay.add(loggedEvent{at: at, stream: stream, event: event, msg: msg})
 	s.mu.RLock()
 	targets := make([]*session, 0, len(s.sessions))
 	for _, sess := range s.sessions {
@@ -89,27 +204,9 @@ func (s *Server) notifyAt(at time.Time, event *Element) {
 		}
 	}
 	s.mu.RUnlock()
-	if len(targets) == 0 {
-		return
-	}
-	var b bytes.Buffer
-	b.WriteString(`<notification xmlns="` + NSNotification + `"><eventTime>`)
-	b.WriteString(at.UTC().Format(time.RFC3339Nano))
-	b.WriteString(`</eventTime>`)
-	event.AppendXML(&b, NSNotification)
-	b.WriteString(`</notification>`)
-	msg := b.Bytes()
 	for _, sess := range targets {
-		sub := sess.subscribed.Load()
-		if sub.hasFilter && len(FilterSubtree([]*Element{event}, sub.filter)) == 0 {
-			continue
-		}
-		select {
-		case sess.notify <- msg:
-			sess.outNotifications.Add(1)
-			s.stats.outNotifies.Add(1)
-		default:
-			s.log.Warn("netconf notification dropped: session not reading", append(sess.log(), "event", event.Name.Local)...)
+		if sub := sess.subscribed.Load(); sub != nil && sub.wants(stream, event) {
+			s.send(sess, [][]byte{msg})
 		}
 	}
 }

@@ -76,10 +76,25 @@ type Config struct {
 	// its clients. nil: an empty identifier is missing-element.
 	AllSchemas func() string
 
+	// Streams are the notification streams besides NETCONF (RFC 5277
+	// §3.2), listed in /netconf/streams; NotifyStream sends on them.
+	Streams []Stream
+	// ReplayEvents and ReplayBytes bound the notifications kept for
+	// replay (create-subscription's startTime); defaults DefaultReplayEvents
+	// and DefaultReplayBytes. ReplayEvents < 0 turns replay off.
+	ReplayEvents int
+	ReplayBytes  int
+
 	Logger *slog.Logger // default slog.Default()
 }
 
 func (c *Config) setDefaults() {
+	if c.ReplayEvents == 0 {
+		c.ReplayEvents = DefaultReplayEvents
+	}
+	if c.ReplayBytes <= 0 {
+		c.ReplayBytes = DefaultReplayBytes
+	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 64
 	}
@@ -222,6 +237,11 @@ type Server struct {
 	endLife      context.CancelFunc
 	acceptErrors atomic.Uint64
 	authFailures atomic.Uint64 // password logins refused
+
+	// notifyMu orders notifications: logging one for replay and sending
+	// it, against a subscription's replay (notify.go).
+	notifyMu sync.Mutex
+	replay   *replayLog
 }
 
 // counters are the RFC 6022 statistics.
@@ -251,6 +271,7 @@ func NewServer(cfg Config) (*Server, error) {
 		conns:     map[*ssh.ServerConn]bool{},
 		startups:  newStartupGate(cfg.MaxStartups, cfg.MaxStartupsPerSource, cfg.MaxStartupQueue, cfg.MaxStartupQueuePerSource),
 		guard:     failguard.New(nil),
+		replay:    &replayLog{maxEvents: max(cfg.ReplayEvents, 0), maxBytes: cfg.ReplayBytes, created: time.Now()},
 	}
 	s.life, s.endLife = context.WithCancel(context.Background())
 	s.sshConfig = &ssh.ServerConfig{
@@ -723,6 +744,9 @@ func (s *Server) endSession(sess *session) {
 		s.lockOwner = 0
 	}
 	s.mu.Unlock()
+	if sub := sess.subscribed.Swap(nil); sub != nil && sub.stop != nil {
+		sub.stop.Stop() // its stopTime is moot
+	}
 	s.wg.Done()
 }
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	gonetconf "github.com/Juniper/go-netconf/netconf"
 
@@ -224,4 +225,72 @@ func TestNotifications(t *testing.T) {
 	ts.srv.Notify(netconf.NewNode(demoNS, "tick", netconf.NewLeaf(demoNS, "n", "1")))
 	ts.srv.Notify(netconf.NewNode(demoNS, "tick", netconf.NewLeaf(demoNS, "n", "2")))
 	contains(t, f.read(), "<n>2</n>")
+}
+
+// Streams and replay (RFC 5277 §3.1, §2.1.1): /netconf/streams lists
+// NETCONF and the configured streams; a subscription to a named stream
+// gets only its notifications; one with startTime gets the kept ones
+// from then, filtered, then <replayComplete/>, then live ones; one whose
+// stopTime has passed ends with <notificationComplete/>; the log keeps
+// at most ReplayEvents, and says since when it dropped some.
+func TestStreamsAndReplay(t *testing.T) {
+	ts := startServer(t, func(c *netconf.Config) {
+		c.Streams = []netconf.Stream{{Name: "device-events", Description: "registrations"}, {Name: "telemetry", Description: "readings"}}
+		c.ReplayEvents = 3
+	})
+	tick := func(n string) *netconf.Element {
+		return netconf.NewNode(demoNS, "tick", netconf.NewLeaf(demoNS, "n", n))
+	}
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	rc.start11()
+	streams := rc.rpc("1", `<get><filter type="subtree"><netconf xmlns="urn:ietf:params:xml:ns:netmod:notification"/></filter></get>`)
+	contains(t, streams, `<netconf xmlns="urn:ietf:params:xml:ns:netmod:notification"><streams><stream><name>NETCONF</name>`,
+		"<name>device-events</name><description>registrations</description><replaySupport>true</replaySupport><replayLogCreationTime>",
+		"<name>telemetry</name>")
+
+	before := time.Now()
+	ts.srv.NotifyStream("telemetry", tick("1"))
+	ts.srv.NotifyStream("device-events", tick("2"))
+	ts.srv.NotifyStream("telemetry", tick("3"))
+
+	// Live, on a named stream: telemetry only.
+	live := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	live.start11()
+	contains(t, live.rpc("1", `<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><stream>telemetry</stream></create-subscription>`), "<ok/>")
+
+	// Replay of telemetry from before the three, filtered to n=3, then live.
+	replay := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	replay.start11()
+	start := before.Add(-time.Millisecond).UTC().Format(time.RFC3339Nano)
+	contains(t, replay.rpc("1", `<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><stream>telemetry</stream>`+
+		`<filter type="subtree"><tick xmlns="urn:myno:test:demo"/></filter><startTime>`+start+`</startTime></create-subscription>`), "<ok/>")
+	contains(t, replay.read(), "<n>1</n>")
+	contains(t, replay.read(), "<n>3</n>")
+	contains(t, replay.read(), `<replayComplete xmlns="urn:ietf:params:xml:ns:netmod:notification"/>`)
+	ts.srv.NotifyStream("device-events", tick("4"))
+	ts.srv.NotifyStream("telemetry", tick("5"))
+	contains(t, replay.read(), "<n>5</n>")
+	contains(t, live.read(), "<n>5</n>") // not 4: device-events
+
+	// A replay that ended before now: the kept events (ReplayEvents 3:
+	// 3, 4, 5), then replayComplete and notificationComplete; the
+	// session may subscribe again.
+	done := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	done.start11()
+	stop := time.Now().UTC().Format(time.RFC3339Nano)
+	contains(t, done.rpc("1", `<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><startTime>`+start+`</startTime><stopTime>`+stop+`</stopTime></create-subscription>`), "<ok/>")
+	for _, want := range []string{"<n>3</n>", "<n>4</n>", "<n>5</n>", "<replayComplete", "<notificationComplete"} {
+		contains(t, done.read(), want)
+	}
+	contains(t, done.rpc("2", `<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"/>`), "<ok/>")
+	contains(t, rc.rpc("2", `<get><filter type="subtree"><netconf xmlns="urn:ietf:params:xml:ns:netmod:notification"/></filter></get>`), "<replayLogAgedTime>")
+
+	// A stopTime to come ends the subscription then.
+	later := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	later.start11()
+	contains(t, later.rpc("1", `<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><startTime>`+
+		time.Now().UTC().Format(time.RFC3339Nano)+`</startTime><stopTime>`+time.Now().Add(300*time.Millisecond).UTC().Format(time.RFC3339Nano)+
+		`</stopTime></create-subscription>`), "<ok/>")
+	contains(t, later.read(), "<replayComplete")
+	contains(t, later.read(), "<notificationComplete")
 }

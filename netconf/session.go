@@ -28,10 +28,15 @@ type session struct {
 	info      SessionInfo
 	login     time.Time
 
-	fw       *FrameWriter
-	base11   bool
-	queue    chan *pending // replies in request order
-	notify   chan []byte   // notifications to send
+	fw     *FrameWriter
+	base11 bool
+	queue  chan *pending // replies in request order
+	notify chan [][]byte // notifications to send, in order
+	// held are notifications kept back while holding: from a
+	// create-subscription until its reply is out. Guarded by the
+	// server's notifyMu.
+	held     [][]byte
+	holding  bool
 	inflight atomic.Int32
 
 	subscribed atomic.Pointer[subscription]
@@ -44,6 +49,9 @@ type session struct {
 type pending struct {
 	reply      chan []byte // exactly one message
 	endSession bool        // close the session once this reply is out
+	// subscribe: a create-subscription, whose notifications (a replay
+	// first) are held until its reply is out (Server.release).
+	subscribe bool
 }
 
 // inbound is what the reader goroutine hands to the session loop.
@@ -68,7 +76,7 @@ func (sess *session) run() {
 	fr := NewFrameReader(sess.ch, s.cfg.MaxMessageSize)
 	sess.fw = NewFrameWriter(sess.ch)
 	sess.queue = make(chan *pending, s.cfg.MaxPipelined)
-	sess.notify = make(chan []byte, 1024)
+	sess.notify = make(chan [][]byte, 1024)
 
 	// RFC 6241 §8.1: each peer sends its hello as soon as the session opens.
 	if err := sess.fw.WriteMessage(encodeHello(s.capabilities(), sess.info.ID)); err != nil {
@@ -256,6 +264,7 @@ func (sess *session) dispatch(msg []byte) bool {
 		p.endSession = true
 		sess.closing.Store(true)
 	}
+	p.subscribe = op.Name.Space == NSNotification && op.Name.Local == "create-subscription"
 	select {
 	case sess.queue <- p: // blocks when MaxPipelined replies are outstanding
 	case <-sess.ctx.Done():
@@ -336,10 +345,19 @@ func (sess *session) writeLoop() {
 					if !write(msg) {
 						return
 					}
+					if p.subscribe {
+						for _, n := range sess.srv.release(sess) {
+							if !write(n) {
+								return
+							}
+						}
+					}
 					waiting = false
-				case n := <-sess.notify:
-					if !write(n) {
-						return
+				case ns := <-sess.notify:
+					for _, n := range ns {
+						if !write(n) {
+							return
+						}
 					}
 				case <-sess.ctx.Done():
 					return
@@ -349,9 +367,11 @@ func (sess *session) writeLoop() {
 				sess.cancel()
 				return
 			}
-		case n := <-sess.notify:
-			if !write(n) {
-				return
+		case ns := <-sess.notify:
+			for _, n := range ns {
+				if !write(n) {
+					return
+				}
 			}
 		case <-sess.ctx.Done():
 			return

@@ -136,6 +136,15 @@ func decodeRPC(msg []byte, lim Limits) (*rpcRequest, error) {
 		return req, (&RPCError{Type: ErrTypeRPC, Tag: TagMissingElement, Message: "the <rpc> element holds no operation"}).WithInfo("bad-element", "rpc")
 	case 1:
 		req.operation = ops[0]
+		// The prefixes declared on <rpc> are in scope in the operation.
+		for prefix, uri := range root.Prefixes {
+			if _, own := req.operation.Prefixes[prefix]; !own {
+				if req.operation.Prefixes == nil {
+					req.operation.Prefixes = map[string]string{}
+				}
+				req.operation.Prefixes[prefix] = uri
+			}
+		}
 	default:
 		return req, (&RPCError{Type: ErrTypeRPC, Tag: TagBadElement, Message: "the <rpc> element holds more than one operation"}).WithInfo("bad-element", ops[1].Name.Local)
 	}

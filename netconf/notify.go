@@ -11,10 +11,9 @@ import (
 
 // subscription is a session's RFC 5277 subscription to a stream.
 type subscription struct {
-	stream    string     // StreamNETCONF or a Config.Streams name
-	filter    []*Element // nil: everything
-	hasFilter bool
-	stop      *time.Timer // ends a subscription with a stopTime to come
+	stream string // StreamNETCONF or a Config.Streams name
+	filter dataFilter
+	stop   *time.Timer // ends a subscription with a stopTime to come
 }
 
 // wants reports whether the subscription takes event, on stream.
@@ -22,7 +21,7 @@ func (sub *subscription) wants(stream string, event *Element) bool {
 	if sub.stream != StreamNETCONF && sub.stream != stream {
 		return false
 	}
-	return !sub.hasFilter || len(FilterSubtree([]*Element{event}, sub.filter)) > 0
+	return !sub.filter.present || sub.filter.selects(event)
 }
 
 // opCreateSubscription subscribes the session (RFC 5277 §2.1.1) to a
@@ -73,11 +72,9 @@ func (s *Server) opCreateSubscription(ctx context.Context, sess *session, op *El
 	case hasStop && stop.Before(start):
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagBadElement, Message: "stopTime is before startTime"}).WithInfo("bad-element", "stopTime")
 	}
-	filter, present, err := filterOf(op, cmp.Or(filterNS, NSNotification))
-	if err != nil {
+	if sub.filter, err = filterOf(op, cmp.Or(filterNS, NSNotification)); err != nil {
 		return nil, err
 	}
-	sub.filter, sub.hasFilter = filter, present
 
 	// Under notifyMu, no notification is logged or sent meanwhile: the
 	// replay is queued before any live one, and none is in both.

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/antchfx/xpath"
 )
 
 // builtinOp is a protocol operation the server implements itself.
@@ -81,26 +84,77 @@ func (s *Server) invoke(sess *session, req *rpcRequest) ([]*Element, error) {
 
 func messageID(req *rpcRequest) string { return req.messageID }
 
-// filterOf reads an optional <filter> (RFC 6241 §6.1). It returns nil when
-// there is none; an xpath filter is not supported.
-func filterOf(op *Element, ns string) (filter []*Element, present bool, err error) {
+// dataFilter is the filter of a <get>, <get-config> or subscription
+// (RFC 6241 §6, §8.9): none, a subtree, or an XPath expression.
+type dataFilter struct {
+	present bool
+	subtree []*Element  // type subtree (or none given)
+	xpath   *xpath.Expr // type xpath
+}
+
+// empty reports whether the filter selects nothing whatever the data: a
+// subtree filter with no content (§6.4.2).
+func (f dataFilter) empty() bool { return f.present && f.xpath == nil && len(f.subtree) == 0 }
+
+// query is what the filter lets state sources build: a subtree filter is
+// pushed down; an XPath one needs everything.
+func (f dataFilter) query() *StateQuery {
+	if f.present && f.xpath == nil {
+		return FilterQuery(f.subtree)
+	}
+	return AllState()
+}
+
+// apply filters data.
+func (f dataFilter) apply(data []*Element) ([]*Element, error) {
+	switch {
+	case !f.present:
+		return data, nil
+	case f.xpath != nil:
+		return FilterXPath(data, f.xpath)
+	}
+	return FilterSubtree(data, f.subtree), nil
+}
+
+// selects reports whether the filter selects anything of event.
+func (f dataFilter) selects(event *Element) bool {
+	out, err := f.apply([]*Element{event})
+	return err == nil && len(out) > 0
+}
+
+// filterOf reads an optional <filter> (RFC 6241 §6.1) in namespace ns:
+// type subtree (the default) or xpath, whose select expression's
+// prefixes are those declared on the filter or around it.
+func filterOf(op *Element, ns string) (dataFilter, error) {
 	f := op.Child(ns, "filter")
 	if f == nil {
-		return nil, false, nil
+		return dataFilter{}, nil
 	}
-	typ, _ := f.Attr("", "type")
-	if typ == "" {
-		typ, _ = f.Attr(NSBase, "type")
+	attr := func(name string) string {
+		v, ok := f.Attr("", name)
+		if !ok {
+			v, _ = f.Attr(NSBase, name)
+		}
+		return v
 	}
-	switch typ {
+	switch typ := attr("type"); typ {
 	case "", "subtree":
-		return f.Children, true, nil
+		return dataFilter{present: true, subtree: f.Children}, nil
 	case "xpath":
-		return nil, true, (&RPCError{Type: ErrTypeProtocol, Tag: TagOperationNotSupported,
-			Message: "xpath filters are not supported; use a subtree filter"}).WithInfo("bad-attribute", "type")
+		scope := maps.Clone(op.Prefixes)
+		if scope == nil {
+			scope = map[string]string{}
+		}
+		maps.Copy(scope, f.Prefixes)
+		expr, err := compileXPath(attr("select"), scope)
+		if err != nil {
+			return dataFilter{}, err
+		}
+		return dataFilter{present: true, xpath: expr}, nil
+	default:
+		return dataFilter{}, (&RPCError{Type: ErrTypeProtocol, Tag: TagBadAttribute, Message: fmt.Sprintf("unknown filter type %q", typ)}).
+			WithInfo("bad-attribute", "type").WithInfo("bad-element", "filter")
 	}
-	return nil, true, (&RPCError{Type: ErrTypeProtocol, Tag: TagBadAttribute, Message: fmt.Sprintf("unknown filter type %q", typ)}).
-		WithInfo("bad-attribute", "type").WithInfo("bad-element", "filter")
 }
 
 // opGet returns state data (RFC 6241 §7.7).
@@ -111,18 +165,25 @@ func (s *Server) opGet(ctx context.Context, sess *session, op *Element) ([]*Elem
 				WithInfo("bad-element", c.Name.Local)
 		}
 	}
-	filter, present, err := filterOf(op, NSBase)
+	filter, err := filterOf(op, NSBase)
 	if err != nil {
 		return nil, err
 	}
-	q := AllState()
-	if present {
-		if len(filter) == 0 {
-			// §6.4.2: an empty filter selects nothing; no source is asked.
-			return []*Element{NewNode(NSBase, "data")}, nil
-		}
-		q = FilterQuery(filter)
+	data, err := s.stateData(ctx, sess, filter)
+	if err != nil {
+		return nil, err
 	}
+	return []*Element{NewNode(NSBase, "data", data...)}, nil
+}
+
+// stateData is the server's state data that filter selects: its own, and
+// each source's that the filter may select from.
+func (s *Server) stateData(ctx context.Context, sess *session, filter dataFilter) ([]*Element, error) {
+	if filter.empty() {
+		// §6.4.2: an empty filter selects nothing; no source is asked.
+		return nil, nil
+	}
+	q := filter.query()
 	data := s.monitoringState(q)
 	// The session's own view of the access control (RFC 8341 §3.5.2).
 	if q.Wants(nacmRoot) {
@@ -148,10 +209,7 @@ func (s *Server) opGet(ctx context.Context, sess *session, op *Element) ([]*Elem
 		}
 		data = append(data, nodes...)
 	}
-	if present {
-		data = FilterSubtree(data, filter)
-	}
-	return []*Element{NewNode(NSBase, "data", data...)}, nil
+	return filter.apply(data)
 }
 
 // datastoreOf reads <source> or <target>: only running exists.
@@ -175,7 +233,7 @@ func (s *Server) opGetConfig(ctx context.Context, sess *session, op *Element) ([
 	if err := datastoreOf(op, "source"); err != nil {
 		return nil, err
 	}
-	if _, _, err := filterOf(op, NSBase); err != nil {
+	if _, err := filterOf(op, NSBase); err != nil {
 		return nil, err
 	}
 	return []*Element{NewNode(NSBase, "data")}, nil

@@ -386,7 +386,7 @@ func (s *Server) RemoveState(name string) {
 func (s *Server) capabilities() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	caps := []string{CapBase10, CapBase11, CapNotification, CapInterleave,
+	caps := []string{CapBase10, CapBase11, CapNotification, CapInterleave, CapXPath,
 		fmt.Sprintf("urn:ietf:params:netconf:capability:yang-library:1.1?revision=2019-01-04&content-id=%d", s.contentID),
 		fmt.Sprintf("urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21&module-set-id=%d", s.contentID),
 	}

@@ -294,3 +294,31 @@ func TestStreamsAndReplay(t *testing.T) {
 	contains(t, later.read(), "<replayComplete")
 	contains(t, later.read(), "<notificationComplete")
 }
+
+// XPath filters (RFC 6241 §8.9): prefixes declared on the filter or on
+// <rpc> bind to the data's namespaces whatever the data's own prefixes;
+// the selected nodes come back whole, with their ancestors and nothing
+// else. A subscription takes one too.
+func TestXPathFilters(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	rc.start11()
+	reply := rc.rpc("1", `<get><filter type="xpath" xmlns:d="urn:myno:test:demo" select="/d:demo-state/d:item[d:name='b']/d:value"/></get>`)
+	contains(t, reply, `<data><demo-state xmlns="urn:myno:test:demo"><item><value>2</value></item></demo-state></data>`)
+	// The prefix declared on <rpc>, in scope in the filter.
+	rc.write(chunked(`<rpc message-id="2" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:q="urn:myno:test:demo"><get><filter type="xpath" select="//q:greeting | /q:demo-state/q:item[q:value &gt; 1]"/></get></rpc>`))
+	reply = rc.read()
+	contains(t, reply, `<demo-state xmlns="urn:myno:test:demo"><greeting>hello &lt;world&gt; &amp; co</greeting><item><name>b</name><value>2</value></item></demo-state>`)
+	if strings.Contains(reply, "netconf-state") || strings.Contains(reply, "<name>a</name>") {
+		t.Errorf("the xpath filter let more through: %s", reply)
+	}
+	// A prefix the data does not use, bound to another namespace: nothing.
+	contains(t, rc.rpc("3", `<get><filter type="xpath" xmlns:d="urn:other" select="/d:demo-state"/></get>`), "<data/>")
+
+	sub := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	sub.start11()
+	contains(t, sub.rpc("1", `<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><filter type="xpath" xmlns:d="urn:myno:test:demo" select="/d:tick[d:n = 2]"/></create-subscription>`), "<ok/>")
+	ts.srv.Notify(netconf.NewNode(demoNS, "tick", netconf.NewLeaf(demoNS, "n", "1")))
+	ts.srv.Notify(netconf.NewNode(demoNS, "tick", netconf.NewLeaf(demoNS, "n", "2")))
+	contains(t, sub.read(), "<n>2</n>")
+}

@@ -17,6 +17,11 @@ type Element struct {
 	Attrs    []xml.Attr // namespace declarations excluded
 	Text     string     // character data of a leaf; "" for inner nodes
 	Children []*Element
+	// Prefixes are the prefixed namespace declarations made on the
+	// element when parsed (prefix → URI), for the XPath expressions an
+	// attribute may hold (an xpath filter's select, RFC 6241 §8.9). They
+	// are not written back.
+	Prefixes map[string]string
 }
 
 // NewLeaf returns an element with text content.
@@ -169,7 +174,14 @@ func parseTree(data []byte, lim Limits) (*Element, error) {
 			}
 			e := &Element{Name: t.Name}
 			for _, a := range t.Attr {
-				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+				if a.Name.Space == "xmlns" {
+					if e.Prefixes == nil {
+						e.Prefixes = map[string]string{}
+					}
+					e.Prefixes[a.Name.Local] = a.Value
+					continue
+				}
+				if a.Name.Space == "" && a.Name.Local == "xmlns" {
 					continue
 				}
 				e.Attrs = append(e.Attrs, a)

@@ -49,12 +49,12 @@ func DefaultAccess() *AccessControl {
 	return &AccessControl{Rules: append(rules, ReadOnlyRules()...), ExecDefault: Deny}
 }
 
-// ReadOnlyRules let group read-only get, get-config, get-schema, subscribe
+// ReadOnlyRules let group read-only get, get-config, get-data, get-schema, subscribe
 // to notifications and end its session, and deny every other operation.
 func ReadOnlyRules() []Rule {
 	var rules []Rule
 	for _, op := range []struct{ module, rpc string }{
-		{"ietf-netconf", "get"}, {"ietf-netconf", "get-config"},
+		{"ietf-netconf", "get"}, {"ietf-netconf", "get-config"}, {"ietf-netconf-nmda", "get-data"},
 		{"ietf-netconf-monitoring", "get-schema"}, {"notifications", "create-subscription"},
 	} {
 		rules = append(rules, Rule{Groups: []string{ReadOnlyGroup}, Module: op.module, RPC: op.rpc, Action: Permit})

@@ -51,8 +51,8 @@ func TestUsersReadTheirOwnAccessRules(t *testing.T) {
 	if strings.Contains(reply, "<name>admin</name>") || strings.Contains(reply, "<user-name>admin</user-name>") {
 		t.Errorf("a read-only user sees the admin group:\n%s", reply)
 	}
-	if strings.Count(reply, "<action>permit</action>") != 4 {
-		t.Errorf("read-only: want its 4 permits:\n%s", reply)
+	if strings.Count(reply, "<action>permit</action>") != 5 {
+		t.Errorf("read-only: want its 5 permits (get, get-config, get-data, get-schema, create-subscription):\n%s", reply)
 	}
 	admin := dialRaw(t, ts, passwordConfig("admin", adminPass))
 	admin.start11()

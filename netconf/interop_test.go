@@ -38,6 +38,7 @@ func TestInteropNcclient(t *testing.T) {
 			Tag, Type, Message string
 			AppTag             string `json:"app_tag"`
 		} `json:"fail"`
+		GetData              string  `json:"get_data"`
 		Notification         string  `json:"notification"`
 		FilteredNotification string  `json:"filtered_notification"`
 		FilteredMore         *string `json:"filtered_more"`
@@ -58,6 +59,10 @@ func TestInteropNcclient(t *testing.T) {
 	contains(t, res.Dispatch, "<msg xmlns=\"urn:myno:test:demo\">from ncclient</msg>")
 	if res.Fail.Tag != "operation-failed" || res.Fail.Message != "the device did not answer" {
 		t.Errorf("rpc-error seen by ncclient: %+v", res.Fail)
+	}
+	contains(t, res.GetData, `<demo-state xmlns="urn:myno:test:demo"><item><name>b</name></item></demo-state>`)
+	if strings.Contains(res.GetData, "<greeting>") || strings.Contains(res.GetData, "<name>a</name>") {
+		t.Errorf("get-data's xpath filter let more through: %s", res.GetData)
 	}
 	contains(t, res.Notification, "<eventTime>", `<tick xmlns="urn:myno:test:demo"><n>42</n></tick>`)
 	contains(t, res.FilteredNotification, `<tick xmlns="urn:myno:test:demo"><n>2</n></tick>`)

@@ -61,8 +61,15 @@ func builtinModules() []*Module {
 			panic(fmt.Sprintf("embedded module %s: %v", e.Name(), err))
 		}
 		// ietf-datastores is implemented: its identities are values in
-		// the yang-library data (ds:running).
-		m.ImportOnly = m.Name == "ietf-yang-types" || m.Name == "ietf-inet-types"
+		// the yang-library data (ds:running). ietf-origin and
+		// ietf-netconf-with-defaults are imported by ietf-netconf-nmda
+		// for features this server does not have (origin, with-defaults).
+		switch m.Name {
+		case "ietf-yang-types", "ietf-inet-types", "ietf-yang-metadata", "ietf-origin", "ietf-netconf-with-defaults":
+			m.ImportOnly = true
+		case "ietf-netconf":
+			m.Features = []string{"xpath"} // RFC 6241 §8.9
+		}
 		mm := m
 		out = append(out, &mm)
 	}
@@ -125,6 +132,9 @@ func (s *Server) monitoringState(q *StateQuery) []*Element {
 				entry.Children = append(entry.Children, yl("revision", m.Revision))
 			}
 			entry.Children = append(entry.Children, yl("namespace", m.Namespace))
+			for _, f := range m.Features {
+				entry.Children = append(entry.Children, yl("feature", f))
+			}
 			moduleSet.Children = append(moduleSet.Children, entry)
 		}
 		dsName := func(ds string) *Element {
@@ -146,8 +156,12 @@ func (s *Server) monitoringState(q *StateQuery) []*Element {
 			if m.ImportOnly {
 				conformance = "import"
 			}
-			legacy.Children = append(legacy.Children, NewNode(NSYangLibrary, "module",
-				yl("name", m.Name), yl("revision", m.Revision), yl("namespace", m.Namespace), yl("conformance-type", conformance)))
+			entry := NewNode(NSYangLibrary, "module", yl("name", m.Name), yl("revision", m.Revision), yl("namespace", m.Namespace))
+			for _, f := range m.Features {
+				entry.Children = append(entry.Children, yl("feature", f))
+			}
+			entry.Children = append(entry.Children, yl("conformance-type", conformance))
+			legacy.Children = append(legacy.Children, entry)
 		}
 		out = append(out, legacy)
 	}

@@ -38,6 +38,10 @@ func (s *Server) builtin(name xml.Name) (string, builtinOp) {
 				return nil, NewRPCError(ErrTypeProtocol, TagOperationNotSupported, "%s is not supported: the server has no configuration datastore to change", name.Local)
 			}
 		}
+	case NSNMDA:
+		if name.Local == "get-data" { // RFC 8526 §3.1.1
+			return "ietf-netconf-nmda", s.opGetData
+		}
 	case NSMonitoring:
 		if name.Local == "get-schema" { // RFC 6022 §3.1
 			return "ietf-netconf-monitoring", s.opGetSchema

@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,6 +189,9 @@ type Module struct {
 	// ImportOnly marks modules present only for their definitions
 	// (ietf-yang-types): listed in the library, not implemented.
 	ImportOnly bool
+	// Features are the module's features the server supports (RFC 7950
+	// §7.20.1), listed in the library and the capability.
+	Features []string
 }
 
 // capability is the module's capability URI (RFC 6020 §5.6.4).
@@ -195,6 +199,9 @@ func (m *Module) capability() string {
 	c := m.Namespace + "?module=" + m.Name
 	if m.Revision != "" {
 		c += "&revision=" + m.Revision
+	}
+	if len(m.Features) > 0 {
+		c += "&features=" + strings.Join(m.Features, ",")
 	}
 	return c
 }

@@ -322,3 +322,43 @@ func TestXPathFilters(t *testing.T) {
 	ts.srv.Notify(netconf.NewNode(demoNS, "tick", netconf.NewLeaf(demoNS, "n", "2")))
 	contains(t, sub.read(), "<n>2</n>")
 }
+
+// get-data (RFC 8526): operational is the state <get> returns, filtered
+// by subtree or XPath; running holds no configuration yet; config-filter
+// true selects nothing of the state; max-depth prunes; datastores the
+// server does not have, features it does not have and a missing
+// datastore are refused. The YANG library implements ietf-netconf-nmda,
+// whose schema get-schema returns.
+func TestGetData(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := dialRaw(t, ts, passwordConfig("viewer", viewerPass)) // read-only may
+	rc.start11()
+	getData := func(id, body string) string {
+		return rc.rpc(id, `<get-data xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-nmda" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">`+body+`</get-data>`)
+	}
+	contains(t, getData("1", `<datastore>ds:operational</datastore><subtree-filter><demo-state xmlns="urn:myno:test:demo"><greeting/></demo-state></subtree-filter>`),
+		`<data xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"><demo-state xmlns="urn:myno:test:demo"><greeting>hello &lt;world&gt; &amp; co</greeting></demo-state></data>`)
+	contains(t, getData("2", `<datastore>ds:operational</datastore><xpath-filter xmlns:d="urn:myno:test:demo">/d:demo-state/d:item[d:name='a']</xpath-filter>`),
+		`<demo-state xmlns="urn:myno:test:demo"><item><name>a</name><value>1</value></item></demo-state></data>`)
+	for id, body := range map[string]string{
+		"3": `<datastore>ds:running</datastore>`,
+		"4": `<datastore>ds:operational</datastore><config-filter>true</config-filter>`,
+	} {
+		contains(t, getData(id, body), `<data xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"/>`)
+	}
+	reply := getData("5", `<datastore>ds:operational</datastore><max-depth>1</max-depth><subtree-filter><demo-state xmlns="urn:myno:test:demo"/></subtree-filter>`)
+	contains(t, reply, `<demo-state xmlns="urn:myno:test:demo"/>`)
+	for id, c := range map[string]struct{ body, want string }{
+		"6":  {`<datastore>ds:candidate</datastore>`, "datastore candidate is not supported"},
+		"7":  {``, "&lt;datastore&gt; is missing"},
+		"8":  {`<datastore>ds:operational</datastore><with-origin/>`, "<bad-element>with-origin</bad-element>"},
+		"9":  {`<datastore>x:operational</datastore>`, `prefix &#34;x&#34; is bound to &#34;&#34;`},
+		"10": {`<datastore>ds:operational</datastore><max-depth>0</max-depth>`, "max-depth"},
+	} {
+		contains(t, getData(id, c.body), "<rpc-error>", c.want)
+	}
+	lib := rc.rpc("11", `<get><filter type="subtree"><yang-library xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-library"/></filter></get>`)
+	contains(t, lib, "<module><name>ietf-netconf-nmda</name><revision>2019-01-07</revision>",
+		"<name>ietf-netconf</name><revision>2011-06-01</revision><namespace>urn:ietf:params:xml:ns:netconf:base:1.0</namespace><feature>xpath</feature>")
+	contains(t, rc.rpc("12", `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>ietf-netconf-nmda</identifier></get-schema>`), "module ietf-netconf-nmda {")
+}

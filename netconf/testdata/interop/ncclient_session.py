@@ -29,6 +29,15 @@ with manager.connect(host=host, port=port, username=user, password=password,
         out["fail"] = "no error"
     except RPCError as e:
         out["fail"] = {"tag": e.tag, "type": e.type, "message": e.message, "app_tag": getattr(e, "app_tag", None)}
+    # NMDA get-data with an XPath filter (ncclient 0.6.13 has no get_data:
+    # dispatched as the RFC 8526 rpc).
+    r = m.dispatch(to_ele(
+        '<get-data xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-nmda" '
+        'xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">'
+        '<datastore>ds:operational</datastore>'
+        '<xpath-filter xmlns:d="urn:myno:test:demo">/d:demo-state/d:item[d:value=2]/d:name</xpath-filter>'
+        '</get-data>'))
+    out["get_data"] = r.xml
     m.create_subscription()
     m.dispatch(to_ele('<emit xmlns="urn:myno:test:demo"><n>42</n></emit>'))
     n = m.take_notification(block=True, timeout=20)

@@ -3,6 +3,7 @@ package netconf
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 )
@@ -37,8 +38,7 @@ func (s *Server) opGetData(ctx context.Context, sess *session, op *Element) ([]*
 		case "subtree-filter":
 			filter = dataFilter{present: true, subtree: c.Children}
 		case "xpath-filter": // if-feature nc:xpath
-			scope := inScope(op, c)
-			expr, err := compileXPath(strings.TrimSpace(c.Text), scope)
+			expr, err := compileXPath(strings.TrimSpace(c.Text), inScope(op, c))
 			if err != nil {
 				return nil, err
 			}
@@ -115,12 +115,8 @@ func datastoreIdentity(op, e *Element) (string, error) {
 // its child e.
 func inScope(op, e *Element) map[string]string {
 	scope := map[string]string{}
-	for p, u := range op.Prefixes {
-		scope[p] = u
-	}
-	for p, u := range e.Prefixes {
-		scope[p] = u
-	}
+	maps.Copy(scope, op.Prefixes)
+	maps.Copy(scope, e.Prefixes)
 	return scope
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -145,12 +144,7 @@ func filterOf(op *Element, ns string) (dataFilter, error) {
 	case "", "subtree":
 		return dataFilter{present: true, subtree: f.Children}, nil
 	case "xpath":
-		scope := maps.Clone(op.Prefixes)
-		if scope == nil {
-			scope = map[string]string{}
-		}
-		maps.Copy(scope, f.Prefixes)
-		expr, err := compileXPath(attr("select"), scope)
+		expr, err := compileXPath(attr("select"), inScope(op, f))
 		if err != nil {
 			return dataFilter{}, err
 		}

@@ -689,7 +689,9 @@ func (rb *replicatedBatch) done(ctx context.Context) {
 	if err := b.registry.save(); err != nil {
 		b.log.Error("replicated registrations not saved; the next save writes them", "devices", rb.n, "err", err)
 	}
-	b.subscribeAll(ctx, rb.topics)
+	// Only the topics still bound: a device registered twice in the
+	// batch, or changed by a bootstrap meanwhile, dropped some.
+	b.subscribeAll(ctx, b.registry.bound(rb.topics))
 	if b.dynsec != nil {
 		if err := b.dynsec.flush(ctx); err != nil {
 			b.log.Warn("mosquitto dynamic-security roles not all updated", "err", err)

@@ -227,7 +227,9 @@ func (f *follower) put(ctx context.Context, d cluster.Device, watched bool) {
 		f.c.log.Warn("replicated registration refused", "uuid", d.UUID, "by", d.Binding.By, "err", err)
 		return
 	}
-	if watched && d.Binding.By != f.c.instance {
+	// A binding from an instance older than the write time has none;
+	// one from a clock ahead would give a negative lag: neither is a lag.
+	if watched && d.Binding.By != f.c.instance && !d.Binding.Written.IsZero() && !d.Binding.Written.After(time.Now()) {
 		f.written = append(f.written, d.Binding.Written)
 	}
 }

@@ -521,6 +521,22 @@ type notification struct {
 	name      string // the notification's YANG name
 }
 
+// bound keeps the topics a registered device's sensor is bound to, in
+// order, once each.
+func (r *registry) bound(topics []string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(topics))
+	seen := make(map[string]bool, len(topics))
+	for _, t := range topics {
+		if _, ok := r.telemetry[t]; ok && !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // record keeps a reading of a telemetry topic; false when no device
 // publishes on it.
 func (r *registry) record(topic string, value []byte, at time.Time) (notification, bool) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -334,4 +335,28 @@ func liveHeapBytes() uint64 {
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// bound keeps the topics a device's sensor still has: a device that
+// registered a shape with sensors and then one without, in one
+// replicated batch, leaves the first shape's topics unbound, and the
+// batch does not subscribe to them.
+func TestBoundTopicsAfterAChangeOfShape(t *testing.T) {
+	r, err := openRegistry(t.TempDir(), &ontology.Parser{}, shapeLimits{}, testenv.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	relay := mustRegister(t, r, "d-1", bytes.ReplaceAll(testDescription(t, "relay-sensors.jsonld"), []byte("%s"), []byte("d-1")))
+	if len(relay.subscribe) == 0 {
+		t.Fatal("relay-sensors has no telemetry topic")
+	}
+	topics := append(slices.Clone(relay.subscribe), relay.subscribe[0]) // once each
+	if got := r.bound(topics); !slices.Equal(got, relay.subscribe) {
+		t.Fatalf("bound %v, want %v", got, relay.subscribe)
+	}
+	mustRegister(t, r, "d-1", testDescription(t, "led-color.jsonld"))
+	if got := r.bound(topics); len(got) != 0 {
+		t.Fatalf("after the change of shape, still bound: %v", got)
+	}
 }

@@ -52,8 +52,7 @@ func (m *Member) Register(ctx context.Context, uuid string, shape []byte, at tim
 		if resp.Succeeded {
 			m.noteResult(nil)
 			if oldShape != "" && oldShape != hash {
-				_, err := m.collect(ctx, oldShape)
-				return err
+				m.collectOrLeave(ctx, oldShape)
 			}
 			return nil
 		}
@@ -82,11 +81,10 @@ func (m *Member) Delete(ctx context.Context, uuid string) error {
 		}
 		if resp.Succeeded {
 			m.noteResult(nil)
-			if shape == "" {
-				return nil
+			if shape != "" {
+				m.collectOrLeave(ctx, shape)
 			}
-			_, err := m.collect(ctx, shape)
-			return err
+			return nil
 		}
 		readRev, shape = m.current(resp)
 	}
@@ -132,6 +130,15 @@ func (m *Member) collect(ctx context.Context, hash string) (bool, error) {
 		return false, m.written(ctx, "collect shape "+hash, err)
 	}
 	return resp.Succeeded, nil
+}
+
+// collectOrLeave collects a shape after a committed registration or
+// delete; a failure is logged, not returned: the write it follows took
+// effect, and CollectShapes sweeps what is left.
+func (m *Member) collectOrLeave(ctx context.Context, hash string) {
+	if _, err := m.collect(ctx, hash); err != nil && ctx.Err() == nil {
+		m.log.Warn("cluster: unused shape left for the next sweep", "shape", hash, "err", err)
+	}
 }
 
 // CollectShapes deletes every shape no device references: those left by

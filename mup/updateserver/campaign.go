@@ -1,6 +1,7 @@
 package updateserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -177,7 +178,11 @@ type campaign struct {
 	updated int   // devices updated
 	stop    error // why the campaign stopped; nil while it runs
 	closed  bool  // no more devices will be queued
-	countMu sync.Mutex
+	// waiting is the context of the rate limiter's waits: a stop ends
+	// them (cancelWaits), not only the campaign's context.
+	waiting     context.Context
+	cancelWaits context.CancelFunc
+	countMu     sync.Mutex
 }
 
 func newCampaign(cfg CampaignConfig) *campaign {
@@ -256,6 +261,13 @@ func CheckGroups(percents []float64) error {
 
 // run feeds the groups to the workers, one after another, and waits.
 func (c *campaign) run(ctx context.Context) {
+	c.mu.Lock()
+	c.waiting, c.cancelWaits = context.WithCancel(ctx)
+	if c.stop != nil {
+		c.cancelWaits()
+	}
+	c.mu.Unlock()
+	defer c.cancelWaits()
 	stopWaking := context.AfterFunc(ctx, func() {
 		c.mu.Lock()
 		c.stopLocked(fmt.Errorf("%w: interrupted (%w)", ErrCampaignStopped, context.Cause(ctx)))
@@ -323,17 +335,22 @@ func (c *campaign) work(ctx context.Context) {
 		}
 	}()
 	for {
-		i, ok := c.next()
+		i, ok := c.next(ctx)
 		if !ok {
 			return
 		}
 		if c.limiter != nil {
-			if err := c.limiter.Wait(ctx); err != nil {
+			if err := c.limiter.Wait(c.waiting); err != nil {
+				if !c.stopped(ctx) {
+					// Not a stop: the next start would come after ctx's
+					// deadline.
+					c.stopWith(fmt.Errorf("%w: at --rate, the next update would start after the deadline", ErrCampaignStopped))
+				}
 				c.requeueUnstarted(i)
 				continue
 			}
 		}
-		if c.stopped() {
+		if c.stopped(ctx) {
 			c.requeueUnstarted(i)
 			continue
 		}
@@ -346,7 +363,9 @@ func (c *campaign) work(ctx context.Context) {
 				continue
 			}
 		}
-		c.started(i)
+		if !c.started(i) {
+			continue // stopped meanwhile: not started, skipped at the end
+		}
 		var err error
 		if s == nil {
 			s, err = c.dial(ctx)
@@ -355,16 +374,18 @@ func (c *campaign) work(ctx context.Context) {
 		switch {
 		case err != nil:
 			err = &UpdateError{Step: "connect", Err: err}
-		case c.resumedAtTarget(ctx, s, i):
-			res = &Result{Version: c.targetVersionOf(ctx, s, uuid), Note: "found running the new version before updating it again: an earlier attempt installed it"}
 		default:
-			res, err = c.update(ctx, s, uuid)
-			if errors.Is(err, ErrNoAnswer) || ctx.Err() != nil {
-				// Update closed it, or the campaign ends: the next
-				// device gets a session of its own.
-				s.Close()
-				s = nil
+			if v, done := c.alreadyUpdated(ctx, s, i); done {
+				res = &Result{Version: v, Note: "found running the new version before updating it again: an earlier attempt installed it"}
+				break
 			}
+			res, err = c.update(ctx, s, uuid)
+		}
+		if err != nil && s != nil && !deviceRefused(err) {
+			// The session may be what failed (closed by Update, cut, or
+			// the campaign ends): the next device gets one of its own.
+			s.Close()
+			s = nil
 		}
 		c.attemptDone(ctx, i, res, err)
 	}
@@ -388,24 +409,33 @@ func (c *campaign) dial(ctx context.Context) (*gonetconf.Session, error) {
 		backoff.WithBackOff(b), backoff.WithMaxTries(uint(c.cfg.DialAttempts)), backoff.WithMaxElapsedTime(0))
 }
 
-// resumedAtTarget reports whether device i, started by an earlier run or
-// by an attempt of this one that failed after the image was sent, already
-// runs a version this campaign installs: then it is not updated again.
-func (c *campaign) resumedAtTarget(ctx context.Context, s *gonetconf.Session, i int) bool {
-	c.mu.Lock()
-	prev, resumed := c.cfg.Resume[c.cfg.Devices[i]]
-	retry := c.results[i].Attempts > 1 && errors.Is(c.results[i].Err, ErrNoNewVersion)
-	c.mu.Unlock()
-	if !(resumed && prev.State == StateStarted) && !retry {
-		return false
-	}
-	v := c.targetVersionOf(ctx, s, c.cfg.Devices[i])
-	return v != 0 && slices.Contains(TargetVersions(c.cfg.Update), v)
+// deviceRefused reports whether err is the device's own answer (a MUP
+// state code): the session that carried it is sound.
+func deviceRefused(err error) bool {
+	var ue *UpdateError
+	return errors.As(err, &ue) && ue.State != ""
 }
 
-// targetVersionOf is the version the bridge shows for uuid, 0 if none.
-func (c *campaign) targetVersionOf(_ context.Context, s *gonetconf.Session, uuid string) uint32 {
-	dev, err := NewClient(s).Device(uuid)
+// alreadyUpdated reports whether device i, when an earlier attempt may
+// have installed the image (a retry of this run; one started, or failed,
+// in an earlier run), already runs a version this campaign installs,
+// and which: then it is not updated again.
+func (c *campaign) alreadyUpdated(ctx context.Context, s *gonetconf.Session, i int) (uint32, bool) {
+	c.mu.Lock()
+	prev, resumed := c.cfg.Resume[c.cfg.Devices[i]]
+	retry := c.results[i].Attempts > 1
+	c.mu.Unlock()
+	if !retry && !(resumed && (prev.State == StateStarted || prev.State == StateFailed)) {
+		return 0, false
+	}
+	v := c.versionOf(ctx, s, c.cfg.Devices[i])
+	return v, v != 0 && slices.Contains(TargetVersions(c.cfg.Update), v)
+}
+
+// versionOf is the version the bridge shows for uuid, 0 if none, asked
+// within the rpc timeout.
+func (c *campaign) versionOf(ctx context.Context, s *gonetconf.Session, uuid string) uint32 {
+	dev, err := newDeadlineClient(ctx, s, cmp.Or(c.cfg.Update.RPCTimeout, DefaultRPCTimeout)).Device(uuid)
 	if err != nil {
 		return 0
 	}
@@ -418,11 +448,11 @@ func (c *campaign) targetVersionOf(_ context.Context, s *gonetconf.Session, uuid
 
 // next waits for a device to start; false once the queue is closed and
 // empty, or the campaign stopped.
-func (c *campaign) next() (int, bool) {
+func (c *campaign) next(ctx context.Context) (int, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
-		if c.stop != nil {
+		if c.stop != nil || ctx.Err() != nil {
 			return 0, false
 		}
 		if len(c.queue) > 0 {
@@ -458,9 +488,15 @@ func (c *campaign) attempts(i int) int {
 	return c.results[i].Attempts
 }
 
-// started notes an attempt of device i.
-func (c *campaign) started(i int) {
+// started notes an attempt of device i; false, and nothing noted, when
+// the campaign stopped (checked under the lock that stop takes, so no
+// update starts after a stop).
+func (c *campaign) started(i int) bool {
 	c.mu.Lock()
+	if c.stop != nil {
+		c.mu.Unlock()
+		return false
+	}
 	r := &c.results[i]
 	r.Attempts++
 	if r.Attempts == 1 {
@@ -471,6 +507,7 @@ func (c *campaign) started(i int) {
 	c.counts.InFlight++
 	c.mu.Unlock()
 	c.reportCounts()
+	return true
 }
 
 // attemptDone finishes device i or, when the failure may pass and it has
@@ -596,14 +633,17 @@ func (c *campaign) stopLocked(err error) {
 	if c.stop == nil {
 		c.stop = err
 		c.queue = nil
+		if c.cancelWaits != nil {
+			c.cancelWaits() // rate limiter waits end now
+		}
 		c.changed.Broadcast()
 	}
 }
 
-func (c *campaign) stopped() bool {
+func (c *campaign) stopped(ctx context.Context) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stop != nil
+	return c.stop != nil || ctx.Err() != nil
 }
 
 func (c *campaign) isFinal(i int) bool {

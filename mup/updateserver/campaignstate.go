@@ -116,9 +116,11 @@ func DecodeState(data []byte) (h StateHeader, entries map[string]StateEntry, val
 // StateEntry per start and outcome, each line written and synced before
 // the campaign goes on.
 type StateFile struct {
-	mu   sync.Mutex
-	f    *os.File
-	path string
+	mu     sync.Mutex
+	f      *os.File
+	path   string
+	size   int64 // the whole lines written
+	broken error // a write failed: the file is back at size, and takes no more
 }
 
 // OpenState opens the journal at path: a new one with header, or an
@@ -135,7 +137,16 @@ func OpenState(path string, header StateHeader) (*StateFile, map[string]StateEnt
 		f.Close()
 		return nil, nil, fmt.Errorf("campaign state %s: %w", path, err)
 	}
-	if len(data) == 0 {
+	if !bytes.Contains(data, []byte("\n")) {
+		// New, or killed while its header was written: start it over.
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("campaign state %s: %w", path, err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("campaign state %s: %w", path, err)
+		}
 		line, _ := json.Marshal(header)
 		if err := sf.append(line); err != nil {
 			f.Close()
@@ -163,6 +174,7 @@ func OpenState(path string, header StateHeader) (*StateFile, map[string]StateEnt
 		f.Close()
 		return nil, nil, fmt.Errorf("campaign state %s: %w", path, err)
 	}
+	sf.size = int64(valid)
 	return sf, entries, nil
 }
 
@@ -197,19 +209,30 @@ func (s *StateFile) record(e StateEntry) error {
 	return s.append(line)
 }
 
-// append writes one line and syncs it.
+// append writes one line and syncs it. A line that cannot be written
+// whole is cut off again, and the file takes no more lines: a later one
+// glued to a partial line would make the file unreadable.
 func (s *StateFile) append(line []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.broken != nil {
+		return s.broken
+	}
 	w := bufio.NewWriterSize(s.f, len(line)+1)
 	w.Write(line)
 	w.WriteByte('\n')
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("campaign state %s: %w", s.path, err)
+	err := w.Flush()
+	if err == nil {
+		err = s.f.Sync()
 	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("campaign state %s: %w", s.path, err)
+	if err != nil {
+		s.broken = fmt.Errorf("campaign state %s: %w", s.path, err)
+		if terr := s.f.Truncate(s.size); terr == nil {
+			_, _ = s.f.Seek(s.size, io.SeekStart)
+		}
+		return s.broken
 	}
+	s.size += int64(len(line)) + 1
 	return nil
 }
 

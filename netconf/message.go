@@ -78,6 +78,7 @@ type rpcRequest struct {
 	messageID string
 	attrs     []Attr // all attributes of <rpc>, returned on the reply
 	operation *Element
+	pending   *pending // its place in the session's replies (session.dispatch)
 }
 
 // Attr is an XML attribute as carried between rpc and rpc-reply.

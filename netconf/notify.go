@@ -28,7 +28,9 @@ func (sub *subscription) wants(stream string, event *Element) bool {
 // stream, with a subtree filter; with startTime, the kept notifications
 // from then (up to stopTime) come first, then <replayComplete/>; with
 // stopTime, <notificationComplete/> ends the subscription then.
-func (s *Server) opCreateSubscription(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
+// p is the request's place among the session's replies: the
+// subscription's notifications are held until its reply is out.
+func (s *Server) opCreateSubscription(ctx context.Context, sess *session, op *Element, p *pending) ([]*Element, error) {
 	// RFC 5277 §2.1.1: stream, filter, startTime, stopTime. ncclient
 	// sends <filter> in the base namespace (filterInlineType's), which is
 	// taken as well; anything else is refused, not ignored.
@@ -62,8 +64,8 @@ func (s *Server) opCreateSubscription(ctx context.Context, sess *session, op *El
 	}
 	now := time.Now()
 	switch {
-	case hasStop && !hasStart:
-		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagBadElement, Message: "stopTime needs startTime"}).WithInfo("bad-element", "stopTime")
+	case hasStop && !hasStart: // RFC 5277 §2.1.1, negative response
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagMissingElement, Message: "stopTime needs startTime"}).WithInfo("bad-element", "startTime")
 	case hasStart && !s.replay.enabled():
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagOperationNotSupported,
 			Message: "replay is off on this server (replaySupport false)"}).WithInfo("bad-element", "startTime")
@@ -80,7 +82,12 @@ func (s *Server) opCreateSubscription(ctx context.Context, sess *session, op *El
 	// replay is queued before any live one, and none is in both.
 	s.notifyMu.Lock()
 	defer s.notifyMu.Unlock()
-	if !sess.subscribed.CompareAndSwap(nil, sub) {
+	switch {
+	case sess.ended:
+		return nil, NewRPCError(ErrTypeProtocol, TagOperationFailed, "the session is ending")
+	case sess.holder != nil:
+		return nil, NewRPCError(ErrTypeProtocol, TagOperationFailed, "another create-subscription of this session is being answered")
+	case !sess.subscribed.CompareAndSwap(nil, sub):
 		return nil, NewRPCError(ErrTypeProtocol, TagOperationFailed, "this session already has a subscription")
 	}
 	var batch [][]byte
@@ -101,7 +108,13 @@ func (s *Server) opCreateSubscription(ctx context.Context, sess *session, op *El
 	}
 	// Held until the reply is out (session.writeLoop, release): RFC 5277
 	// §2.1.1's <ok/> comes first, then the replay, then live ones.
-	sess.holding, sess.held = true, batch
+	if p == nil {
+		if len(batch) > 0 {
+			s.send(sess, batch) // no reply to wait for
+		}
+	} else {
+		sess.holder, sess.held = p, batch
+	}
 	s.log.Info("netconf subscription", append(sess.log(), "stream", sub.stream, "replayed", max(len(batch)-1, 0))...)
 	return nil, nil
 }
@@ -115,14 +128,18 @@ func (s *Server) endSubscription(sess *session, sub *subscription) {
 	}
 }
 
-// release ends holding for sess, once its create-subscription's reply is
-// out, and returns what was held, for the writer to send before anything
-// queued later.
-func (s *Server) release(sess *session) [][]byte {
+// release ends holding for sess once the reply of p, the holding
+// create-subscription, is out, and returns what was held, for the writer
+// to send before anything queued later. The reply of another request
+// (one that failed) releases nothing.
+func (s *Server) release(sess *session, p *pending) [][]byte {
 	s.notifyMu.Lock()
 	defer s.notifyMu.Unlock()
+	if sess.holder != p {
+		return nil
+	}
 	held := sess.held
-	sess.held, sess.holding = nil, false
+	sess.held, sess.holder = nil, nil
 	sess.outNotifications.Add(uint64(len(held)))
 	s.stats.outNotifies.Add(uint64(len(held)))
 	return held
@@ -149,7 +166,7 @@ const maxHeld = DefaultReplayEvents + 1024
 // send queues messages for a session, in order; a session that does not
 // read loses them, which is counted and logged. Called with notifyMu held.
 func (s *Server) send(sess *session, msgs [][]byte) {
-	if sess.holding {
+	if sess.holder != nil {
 		if len(sess.held)+len(msgs) > max(maxHeld, s.replay.maxEvents+1024) {
 			s.log.Warn("netconf notifications dropped: too many held for a new subscription", append(sess.log(), "notifications", len(msgs))...)
 			return

@@ -47,7 +47,9 @@ func (s *Server) builtin(name xml.Name) (string, builtinOp) {
 		}
 	case NSNotification:
 		if name.Local == "create-subscription" { // RFC 5277 §2.1.1
-			return "notifications", s.opCreateSubscription
+			return "notifications", func(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
+				return s.opCreateSubscription(ctx, sess, op, nil) // invoke passes the request's place
+			}
 		}
 	}
 	return "", nil
@@ -80,6 +82,11 @@ func (s *Server) invoke(sess *session, req *rpcRequest) ([]*Element, error) {
 			Message: fmt.Sprintf("user %s may not run %s:%s", sess.info.User, module, op.Name.Local)}
 	}
 	if fn != nil {
+		if req.pending != nil && req.pending.subscribe {
+			// The subscription's notifications are held for this
+			// request's reply (notify.go).
+			return s.opCreateSubscription(sess.hctx, sess, op, req.pending)
+		}
 		return fn(sess.hctx, sess, op)
 	}
 	return h.ServeRPC(sess.hctx, &Request{Session: sess.info, MessageID: messageID(req), Operation: op})

@@ -751,9 +751,12 @@ func (s *Server) endSession(sess *session) {
 		s.lockOwner = 0
 	}
 	s.mu.Unlock()
+	s.notifyMu.Lock() // against a create-subscription still running
+	sess.ended, sess.holder, sess.held = true, nil, nil
 	if sub := sess.subscribed.Swap(nil); sub != nil && sub.stop != nil {
 		sub.stop.Stop() // its stopTime is moot
 	}
+	s.notifyMu.Unlock()
 	s.wg.Done()
 }
 

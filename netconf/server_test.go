@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -361,4 +362,65 @@ func TestGetData(t *testing.T) {
 	contains(t, lib, "<module><name>ietf-netconf-nmda</name><revision>2019-01-07</revision>",
 		"<name>ietf-netconf</name><revision>2011-06-01</revision><namespace>urn:ietf:params:xml:ns:netconf:base:1.0</namespace><feature>xpath</feature>")
 	contains(t, rc.rpc("12", `<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>ietf-netconf-nmda</identifier></get-schema>`), "module ietf-netconf-nmda {")
+}
+
+// Pipelined create-subscriptions: each reply comes before the
+// notifications of its subscription, whichever handler runs first; a
+// failed one releases nothing of another's, nor holds the session; a
+// second one while the first is being answered is refused. Run many
+// times: the handlers race.
+func TestPipelinedSubscriptionsKeepTheirOrder(t *testing.T) {
+	ts := startServer(t, nil)
+	for n := range 5 {
+		ts.srv.Notify(netconf.NewNode(demoNS, "tick", netconf.NewLeaf(demoNS, "n", fmt.Sprint(n))))
+	}
+	start := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
+	past := time.Now().UTC().Format(time.RFC3339Nano)
+	sub := func(id, body string) string {
+		return chunked(`<rpc message-id="` + id + `" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0">` + body + `</create-subscription></rpc>`)
+	}
+	for round := range 30 {
+		rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+		rc.start11()
+		var first, second string
+		if round%2 == 0 { // a failing one, then a replay
+			first, second = sub("1", `<stream>bogus</stream>`), sub("2", `<startTime>`+start+`</startTime>`)
+		} else { // a replay that ends at once, then another subscription
+			first, second = sub("1", `<startTime>`+start+`</startTime><stopTime>`+past+`</stopTime>`), sub("2", ``)
+		}
+		rc.write(first + second)
+		// The replies, then, if the replaying subscription was taken,
+		// its replay up to replayComplete.
+		var order []string
+		replies, replaying := 0, false
+		for replies < 2 || (replaying && !slices.Contains(order, "replayComplete")) {
+			m := rc.read()
+			switch {
+			case strings.Contains(m, `message-id="1"`):
+				order, replies = append(order, "R1"), replies+1
+				replaying = replaying || (round%2 == 1 && strings.Contains(m, "<ok/>"))
+			case strings.Contains(m, `message-id="2"`):
+				order, replies = append(order, "R2"), replies+1
+				replaying = replaying || (round%2 == 0 && strings.Contains(m, "<ok/>"))
+			case strings.Contains(m, "replayComplete"):
+				order = append(order, "replayComplete")
+			default:
+				order = append(order, "N")
+			}
+		}
+		got := strings.Join(order, " ")
+		if !replaying && round%2 == 0 {
+			// A failed one does not hold the session: #2 is taken.
+			t.Fatalf("round %d: the replaying subscription was refused: %s", round, got)
+		}
+		if !replaying {
+			continue // #2 was answered first and #1 refused while it was: both orders are sound
+		}
+		if round%2 == 0 && !strings.HasPrefix(got, "R1 R2 N") {
+			t.Fatalf("round %d: %s (want both replies, then #2's replay)", round, got)
+		}
+		if round%2 == 1 && !strings.HasPrefix(got, "R1 N") && !strings.HasPrefix(got, "R1 R2 N") {
+			t.Fatalf("round %d: %s (want #1's reply before its replay)", round, got)
+		}
+	}
 }

@@ -32,11 +32,12 @@ type session struct {
 	base11 bool
 	queue  chan *pending // replies in request order
 	notify chan [][]byte // notifications to send, in order
-	// held are notifications kept back while holding: from a
-	// create-subscription until its reply is out. Guarded by the
-	// server's notifyMu.
+	// holder is the create-subscription whose reply is not out yet;
+	// held are the notifications kept back for it until then; ended is
+	// set when the session ends. Guarded by the server's notifyMu.
+	holder   *pending
 	held     [][]byte
-	holding  bool
+	ended    bool
 	inflight atomic.Int32
 
 	subscribed atomic.Pointer[subscription]
@@ -265,6 +266,7 @@ func (sess *session) dispatch(msg []byte) bool {
 		sess.closing.Store(true)
 	}
 	p.subscribe = op.Name.Space == NSNotification && op.Name.Local == "create-subscription"
+	req.pending = p
 	select {
 	case sess.queue <- p: // blocks when MaxPipelined replies are outstanding
 	case <-sess.ctx.Done():
@@ -342,11 +344,28 @@ func (sess *session) writeLoop() {
 			for waiting := true; waiting; {
 				select {
 				case msg := <-p.reply:
+					if p.subscribe {
+						// What an earlier subscription queued goes before
+						// this reply; nothing more is queued while this
+						// one's notifications are held.
+						for drained := false; !drained; {
+							select {
+							case ns := <-sess.notify:
+								for _, n := range ns {
+									if !write(n) {
+										return
+									}
+								}
+							default:
+								drained = true
+							}
+						}
+					}
 					if !write(msg) {
 						return
 					}
 					if p.subscribe {
-						for _, n := range sess.srv.release(sess) {
+						for _, n := range sess.srv.release(sess, p) {
 							if !write(n) {
 								return
 							}

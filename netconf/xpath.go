@@ -9,7 +9,9 @@ import (
 
 // XPath filters (RFC 6241 §8.9, :xpath), evaluated with
 // github.com/antchfx/xpath, a maintained XPath 1.0 engine, over the
-// data a <get> or <get-data> would return whole.
+// data a <get> or <get-data> would return whole. Its one known gap: a
+// name test "p:*" selects nothing (v1.3.9 compares the empty local name);
+// "*[namespace-uri()='…']" does what it means.
 
 // CapXPath is the :xpath capability (RFC 6241 §8.9).
 const CapXPath = "urn:ietf:params:netconf:capability:xpath:1.0"
@@ -24,6 +26,13 @@ func compileXPath(expr string, namespaces map[string]string) (*xpath.Expr, error
 	e, err := xpath.CompileWithNS(expr, namespaces)
 	if err != nil {
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: fmt.Sprintf("xpath %q: %v", expr, err)}).
+			WithInfo("bad-attribute", "select").WithInfo("bad-element", "filter")
+	}
+	// A filter selects nodes: an expression of another type (a count, a
+	// comparison) is refused now, not found to select nothing later.
+	empty := &Element{}
+	if _, ok := e.Evaluate(&elementNav{root: empty, path: []*Element{empty}, idx: []int{0}, attr: -1}).(*xpath.NodeIterator); !ok {
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: fmt.Sprintf("xpath %q is not a node-set", expr)}).
 			WithInfo("bad-attribute", "select").WithInfo("bad-element", "filter")
 	}
 	return e, nil

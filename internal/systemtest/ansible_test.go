@@ -32,20 +32,8 @@ func TestAnsibleNetconfGetAndRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := devices.New(devices.Config{Description: description, UUID: "led-a", BrokerURL: b.BrokerURL(), Protocol: client.MQTT5,
+	d := bootDevice(t, devices.Config{Description: description, UUID: "led-a", BrokerURL: b.BrokerURL(), Protocol: client.MQTT5,
 		Credentials: deviceCreds("led-a"), Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
 	entry, err := updateserver.NewClient(dialBridge(t, b)).Device("led-a")
 	if err != nil {
 		t.Fatal(err)

@@ -52,24 +52,14 @@ func TestClusterFlagsForTLSAndCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := devices.New(devices.Config{Description: description, UUID: "tls-1", BrokerURL: mosq.URL(), Protocol: client.MQTT5, Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
+	bootDevice(t, devices.Config{Description: description, UUID: "tls-1", BrokerURL: mosq.URL(), Protocol: client.MQTT5, Logger: testenv.Logger()})
 	binding, err := cluster.DecodeBinding([]byte(etcd.Get("bridge", "bridge-pw", "/myno/tls/devices/tls-1")))
 	if err != nil || binding.By != "a" {
 		t.Fatalf("tls-1's binding in etcd: %+v %v", binding, err)
 	}
 
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args("b", wrong, testenv.FreePort(t))...)
 	cmd.Env = append(os.Environ(), "MYNO_ADMIN_PASSWORD=pw")
 	out, err := cmd.CombinedOutput()

@@ -162,3 +162,34 @@ func BenchmarkSessionSetup(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkNotify is the cost of one notification (a telemetry reading's
+// size) to the server: rendered and kept for replay, and sent to the
+// subscribers that select it. With no subscriber it is what every
+// reading costs a bridge nobody listens to (issue 20's replay log).
+func BenchmarkNotify(b *testing.B) {
+	event := netconf.NewNode(demoNS, "temperature", netconf.NewLeaf(demoNS, "uuid", "relay-42"),
+		netconf.NewLeaf(demoNS, "value", "21.5"), netconf.NewLeaf(demoNS, "timestamp", "2026-12-02T19:00:00.123456789Z"))
+	for _, subscribers := range []int{0, 1, 8} {
+		b.Run(fmt.Sprintf("subscribers=%d", subscribers), func(b *testing.B) {
+			ts := startServer(b, nil)
+			for range subscribers {
+				bc := dialBench(b, ts)
+				if err := bc.roundTrip([]byte(`<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"/></rpc>`)); err != nil {
+					b.Fatal(err)
+				}
+				go func() { // the subscriber reads all it gets, until the server closes
+					for {
+						if _, err := bc.fr.ReadMessage(); err != nil {
+							return
+						}
+					}
+				}()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				ts.srv.Notify(event)
+			}
+		})
+	}
+}

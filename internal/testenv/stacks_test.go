@@ -19,6 +19,10 @@ func TestProjectStacksGroupsIdenticalStacks(t *testing.T) {
 		go parkedInTestenv(release, parked)
 		<-parked
 	}
+	// Sent on parked, a goroutine may not be blocked on release yet.
+	WaitFor(t, "both goroutines blocked", func() bool {
+		return strings.Contains(ProjectStacks("testenv.parkedInTestenv"), "2× [chan receive]:\n")
+	})
 	got := ProjectStacks("testenv.parkedInTestenv")
 	if !strings.Contains(got, "2× [chan receive]:\n") || strings.Count(got, "parkedInTestenv(") != 1 {
 		t.Fatalf("stacks:\n%s", got)

@@ -9,8 +9,9 @@ import (
 )
 
 // NMDA's <get-data> (RFC 8526 §3.1.1) over the datastores the YANG
-// library lists (RFC 8342): running, which holds no configuration yet,
-// and operational, the state <get> returns.
+// library lists (RFC 8342): running and candidate when the server has
+// configuration datastores (datastore.go), and operational: running's
+// configuration, which is in use, and the state.
 
 // Namespaces of NMDA.
 const (
@@ -33,6 +34,10 @@ func (s *Server) opGetData(ctx context.Context, sess *session, op *Element) ([]*
 			ds, err := datastoreIdentity(op, c)
 			if err != nil {
 				return nil, err
+			}
+			if ds == "candidate" && s.ds == nil {
+				return nil, (&RPCError{Type: ErrTypeApplication, Tag: TagInvalidValue,
+					Message: "this server has no candidate datastore"}).WithInfo("bad-element", "datastore")
 			}
 			datastore = ds
 		case "subtree-filter":
@@ -59,11 +64,15 @@ func (s *Server) opGetData(ctx context.Context, sess *session, op *Element) ([]*
 				}
 				maxDepth = n
 			}
+		case "with-defaults": // if-feature with-defaults (RFC 8526 §3.1.1, RFC 6243)
 		default:
-			// origin-filter, negated-origin-filter, with-origin and
-			// with-defaults belong to features this server does not have.
+			// origin-filter, negated-origin-filter and with-origin
+			// belong to a feature this server does not have (origin).
 			return nil, unknownIn("get-data", c)
 		}
+	}
+	if err := checkWithDefaults(op, NSNMDA); err != nil {
+		return nil, err
 	}
 	if op.Child(NSNMDA, "subtree-filter") != nil && op.Child(NSNMDA, "xpath-filter") != nil {
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagBadElement,
@@ -74,16 +83,21 @@ func (s *Server) opGetData(ctx context.Context, sess *session, op *Element) ([]*
 	case "":
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagMissingElement, Message: "<datastore> is missing"}).WithInfo("bad-element", "datastore")
 	case "operational":
-		// Every node the server has is config false: a config-filter of
-		// true selects none of them.
-		if configFilter != "true" {
+		// The configuration in use is running's: the application applies
+		// every change before running takes it. config-filter true keeps
+		// configuration, false the state (RFC 8526 §3.1.1).
+		var err error
+		if data, err = s.stateData(ctx, sess, filter, configFilter != "false", configFilter != "true"); err != nil {
+			return nil, err
+		}
+	case "running", "candidate":
+		// Configuration only: config-filter false selects nothing.
+		if s.ds != nil && configFilter != "false" && !filter.empty() {
 			var err error
-			if data, err = s.stateData(ctx, sess, filter); err != nil {
+			if data, err = filter.apply(s.ds.snapshot(datastore)); err != nil {
 				return nil, err
 			}
 		}
-	case "running":
-		// No configuration is held yet: running is empty.
 	}
 	if maxDepth > 0 {
 		data = pruneDepth(data, maxDepth)
@@ -104,9 +118,9 @@ func datastoreIdentity(op, e *Element) (string, error) {
 		return "", (&RPCError{Type: ErrTypeApplication, Tag: TagInvalidValue,
 			Message: fmt.Sprintf("datastore %q: prefix %q is bound to %q, not %s", e.Text, prefix, ns, NSDatastores)}).WithInfo("bad-element", "datastore")
 	}
-	if name != "running" && name != "operational" {
+	if name != "running" && name != "operational" && name != "candidate" {
 		return "", (&RPCError{Type: ErrTypeApplication, Tag: TagInvalidValue,
-			Message: fmt.Sprintf("datastore %s is not supported here: running and operational are", name)}).WithInfo("bad-element", "datastore")
+			Message: fmt.Sprintf("datastore %s is not supported here: running, candidate and operational are", name)}).WithInfo("bad-element", "datastore")
 	}
 	return name, nil
 }

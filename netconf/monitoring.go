@@ -61,14 +61,16 @@ func builtinModules() []*Module {
 			panic(fmt.Sprintf("embedded module %s: %v", e.Name(), err))
 		}
 		// ietf-datastores is implemented: its identities are values in
-		// the yang-library data (ds:running). ietf-origin and
-		// ietf-netconf-with-defaults are imported by ietf-netconf-nmda
-		// for features this server does not have (origin, with-defaults).
+		// the yang-library data (ds:running). ietf-origin is imported by
+		// ietf-netconf-nmda for a feature this server does not have
+		// (origin); ietf-netconf-with-defaults is implemented (RFC 6243).
 		switch m.Name {
-		case "ietf-yang-types", "ietf-inet-types", "ietf-yang-metadata", "ietf-origin", "ietf-netconf-with-defaults":
+		case "ietf-yang-types", "ietf-inet-types", "ietf-yang-metadata", "ietf-origin":
 			m.ImportOnly = true
 		case "ietf-netconf":
 			m.Features = []string{"xpath"} // RFC 6241 §8.9
+		case "ietf-netconf-nmda":
+			m.Features = []string{"with-defaults"} // RFC 8526 §2
 		}
 		mm := m
 		out = append(out, &mm)
@@ -142,12 +144,17 @@ func (s *Server) monitoringState(q *StateQuery) []*Element {
 			e.Attrs = append(e.Attrs, xml.Attr{Name: xml.Name{Space: "xmlns", Local: "ds"}, Value: "urn:ietf:params:xml:ns:yang:ietf-datastores"})
 			return e
 		}
-		out = append(out, NewNode(NSYangLibrary, "yang-library",
+		library := NewNode(NSYangLibrary, "yang-library",
 			moduleSet,
 			NewNode(NSYangLibrary, "schema", yl("name", "all"), yl("module-set", "all")),
-			NewNode(NSYangLibrary, "datastore", dsName("running"), yl("schema", "all")),
+			NewNode(NSYangLibrary, "datastore", dsName("running"), yl("schema", "all")))
+		if s.ds != nil {
+			library.Children = append(library.Children, NewNode(NSYangLibrary, "datastore", dsName("candidate"), yl("schema", "all")))
+		}
+		library.Children = append(library.Children,
 			NewNode(NSYangLibrary, "datastore", dsName("operational"), yl("schema", "all")),
-			yl("content-id", u64(contentID))))
+			yl("content-id", u64(contentID)))
+		out = append(out, library)
 	}
 	if wantLegacy {
 		legacy := NewNode(NSYangLibrary, "modules-state", yl("module-set-id", u64(contentID)))
@@ -185,13 +192,20 @@ func (s *Server) netconfState(q *StateQuery) *Element {
 		netconfState.Children = append(netconfState.Children, caps)
 	}
 	if want("datastores") {
-		datastores := NewNode(NSMonitoring, "datastores", NewNode(NSMonitoring, "datastore", mon("name", "running")))
+		datastores := NewNode(NSMonitoring, "datastores")
 		s.mu.RLock()
-		if s.lockOwner != 0 {
-			datastores.Children[0].Children = append(datastores.Children[0].Children,
-				NewNode(NSMonitoring, "locks", NewNode(NSMonitoring, "global-lock",
-					mon("locked-by-session", strconv.FormatUint(uint64(s.lockOwner), 10)),
-					mon("locked-time", timestamp(s.lockTime)))))
+		for _, ds := range s.configDatastores() {
+			owner, at := s.lockOwner, s.lockTime
+			if ds == "candidate" {
+				owner, at = s.candidateLockOwner, s.candidateLockTime
+			}
+			entry := NewNode(NSMonitoring, "datastore", mon("name", ds))
+			if owner != 0 {
+				entry.Children = append(entry.Children, NewNode(NSMonitoring, "locks", NewNode(NSMonitoring, "global-lock",
+					mon("locked-by-session", strconv.FormatUint(uint64(owner), 10)),
+					mon("locked-time", timestamp(at)))))
+			}
+			datastores.Children = append(datastores.Children, entry)
 		}
 		s.mu.RUnlock()
 		netconfState.Children = append(netconfState.Children, datastores)

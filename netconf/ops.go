@@ -32,10 +32,20 @@ func (s *Server) builtin(name xml.Name) (string, builtinOp) {
 			return "ietf-netconf", func(context.Context, *session, *Element) ([]*Element, error) { return nil, nil }
 		case "kill-session":
 			return "ietf-netconf", s.opKillSession
-		case "edit-config", "copy-config", "delete-config", "validate", "commit", "discard-changes", "cancel-commit":
-			return "ietf-netconf", func(context.Context, *session, *Element) ([]*Element, error) {
-				return nil, NewRPCError(ErrTypeProtocol, TagOperationNotSupported, "%s is not supported: the server has no configuration datastore to change", name.Local)
-			}
+		case "edit-config":
+			return "ietf-netconf", s.opEditConfig
+		case "copy-config":
+			return "ietf-netconf", s.opCopyConfig
+		case "delete-config":
+			return "ietf-netconf", s.opDeleteConfig
+		case "validate":
+			return "ietf-netconf", s.opValidate
+		case "commit":
+			return "ietf-netconf", s.opCommit
+		case "discard-changes":
+			return "ietf-netconf", s.opDiscardChanges
+		case "cancel-commit":
+			return "ietf-netconf", s.opCancelCommit
 		}
 	case NSNMDA:
 		if name.Local == "get-data" { // RFC 8526 §3.1.1
@@ -165,31 +175,47 @@ func filterOf(op *Element, ns string) (dataFilter, error) {
 // opGet returns state data (RFC 6241 §7.7).
 func (s *Server) opGet(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
 	for _, c := range op.Children {
-		if c.Name.Local != "filter" && c.Name.Local != "with-defaults" {
+		if !(c.Name.Space == NSBase && c.Name.Local == "filter") && !isWithDefaults(c, NSWithDefaults) {
 			return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagUnknownElement, Message: fmt.Sprintf("unexpected <%s> in <get>", c.Name.Local)}).
 				WithInfo("bad-element", c.Name.Local)
 		}
+	}
+	if err := checkWithDefaults(op, NSWithDefaults); err != nil {
+		return nil, err
 	}
 	filter, err := filterOf(op, NSBase)
 	if err != nil {
 		return nil, err
 	}
-	data, err := s.stateData(ctx, sess, filter)
+	// §7.7: running's configuration and the state data.
+	data, err := s.stateData(ctx, sess, filter, true, true)
 	if err != nil {
 		return nil, err
 	}
 	return []*Element{NewNode(NSBase, "data", data...)}, nil
 }
 
-// stateData is the server's state data that filter selects: its own, and
-// each source's that the filter may select from.
-func (s *Server) stateData(ctx context.Context, sess *session, filter dataFilter) ([]*Element, error) {
+// stateData is the data that filter selects of running's configuration
+// (withConfig) and of the state (withState): the server's own, and each
+// source's that the filter may select from.
+func (s *Server) stateData(ctx context.Context, sess *session, filter dataFilter, withConfig, withState bool) ([]*Element, error) {
 	if filter.empty() {
 		// §6.4.2: an empty filter selects nothing; no source is asked.
 		return nil, nil
 	}
 	q := filter.query()
-	data := s.monitoringState(q)
+	var data []*Element
+	if withConfig && s.ds != nil {
+		for _, e := range s.ds.snapshot("running") {
+			if q.Wants(e.Name) {
+				data = append(data, e)
+			}
+		}
+	}
+	if !withState {
+		return filter.apply(data)
+	}
+	data = append(data, s.monitoringState(q)...)
 	// The session's own view of the access control (RFC 8341 §3.5.2).
 	if q.Wants(nacmRoot) {
 		data = append(data, s.cfg.Access.View(sess.info.User, sess.info.Groups))
@@ -217,62 +243,50 @@ func (s *Server) stateData(ctx context.Context, sess *session, filter dataFilter
 	return filter.apply(data)
 }
 
-// datastoreOf reads <source> or <target>: only running exists.
-func datastoreOf(op *Element, which string) error {
-	e := op.Child(NSBase, which)
-	if e == nil {
-		return (&RPCError{Type: ErrTypeProtocol, Tag: TagMissingElement, Message: fmt.Sprintf("<%s> is missing", which)}).WithInfo("bad-element", which)
-	}
-	if len(e.Children) != 1 {
-		return (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: fmt.Sprintf("<%s> must name one datastore", which)}).WithInfo("bad-element", which)
-	}
-	if ds := e.Children[0].Name.Local; ds != "running" {
-		return (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: fmt.Sprintf("datastore %q is not supported; only running", ds)}).WithInfo("bad-element", ds)
-	}
-	return nil
-}
-
-// opGetConfig returns the running configuration (RFC 6241 §7.1). The
-// server holds no configuration, so it is empty.
-func (s *Server) opGetConfig(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
-	if err := datastoreOf(op, "source"); err != nil {
-		return nil, err
-	}
-	if _, err := filterOf(op, NSBase); err != nil {
-		return nil, err
-	}
-	return []*Element{NewNode(NSBase, "data")}, nil
-}
-
-// opLock locks running (RFC 6241 §7.5).
+// opLock locks running or the candidate (RFC 6241 §7.5).
 func (s *Server) opLock(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
-	if err := datastoreOf(op, "target"); err != nil {
+	ds, _, err := datastoreIn(op, "target", s.configDatastores()...)
+	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.lockOwner != 0 {
-		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagLockDenied,
-			Message: fmt.Sprintf("running is locked by session %d", s.lockOwner)}).WithInfo("session-id", strconv.FormatUint(uint64(s.lockOwner), 10))
+	owner, at := &s.lockOwner, &s.lockTime
+	if ds == "candidate" {
+		owner, at = &s.candidateLockOwner, &s.candidateLockTime
 	}
-	s.lockOwner = sess.info.ID
-	s.lockTime = time.Now().UTC()
+	if *owner != 0 {
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagLockDenied,
+			Message: fmt.Sprintf("%s is locked by session %d", ds, *owner)}).WithInfo("session-id", strconv.FormatUint(uint64(*owner), 10))
+	}
+	if ds == "candidate" && s.ds.candidateChanged() {
+		// §7.5: not while it holds changes not committed or discarded.
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagLockDenied,
+			Message: "the candidate holds changes not committed nor discarded"}).WithInfo("session-id", "0")
+	}
+	*owner, *at = sess.info.ID, time.Now().UTC()
 	return nil, nil
 }
 
 // opUnlock releases a lock held by this session (RFC 6241 §7.6).
 func (s *Server) opUnlock(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
-	if err := datastoreOf(op, "target"); err != nil {
+	ds, _, err := datastoreIn(op, "target", s.configDatastores()...)
+	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lockOwner != sess.info.ID {
-		owner := strconv.FormatUint(uint64(s.lockOwner), 10)
-		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagOperationFailed,
-			Message: "this session does not hold the lock on running"}).WithInfo("session-id", owner)
+	owner := &s.lockOwner
+	if ds == "candidate" {
+		owner = &s.candidateLockOwner
 	}
-	s.lockOwner = 0
+	if *owner != sess.info.ID {
+		held := strconv.FormatUint(uint64(*owner), 10)
+		s.mu.Unlock()
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagOperationFailed,
+			Message: fmt.Sprintf("this session does not hold the lock on %s", ds)}).WithInfo("session-id", held)
+	}
+	*owner = 0
+	s.mu.Unlock()
 	return nil, nil
 }
 

@@ -86,6 +86,11 @@ type Config struct {
 	ReplayEvents int
 	ReplayBytes  int
 
+	// Configuration, when set, gives the server configuration
+	// datastores: running and candidate, edit-config, commit and the
+	// rest (datastore.go). nil: the server holds no configuration.
+	Configuration *Configuration
+
 	Logger *slog.Logger // default slog.Default()
 }
 
@@ -228,6 +233,10 @@ type Server struct {
 	sessions  map[uint32]*session
 	nextID    uint32
 	lockOwner uint32 // session holding the running datastore lock, 0 if none
+	// candidateLockOwner holds the candidate's lock, 0 if none.
+	candidateLockOwner uint32
+	candidateLockTime  time.Time
+	ds                 *datastores // nil without Config.Configuration
 	closed    bool
 	listeners map[net.Listener]bool
 	conns     map[*ssh.ServerConn]bool
@@ -313,6 +322,11 @@ func NewServer(cfg Config) (*Server, error) {
 	for _, m := range builtinModules() {
 		s.modules[m.Name] = m
 	}
+	if cfg.Configuration != nil {
+		s.ds = newDatastores(*cfg.Configuration, s.log.Info)
+		// RFC 6241 §8.2–§8.6 as features of ietf-netconf (RFC 7950 §7.20.1).
+		s.modules["ietf-netconf"].Features = []string{"candidate", "confirmed-commit", "rollback-on-error", "validate", "writable-running", "xpath"}
+	}
 	return s, nil
 }
 
@@ -347,6 +361,7 @@ func (s *Server) RemoveModule(name string) {
 		s.contentID++
 	}
 	s.mu.Unlock()
+	s.ds.removeConfigRoots(name)
 	if ok {
 		s.capabilityChange(nil, []string{m.capability()})
 	}
@@ -393,9 +408,12 @@ func (s *Server) RemoveState(name string) {
 func (s *Server) capabilities() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	caps := []string{CapBase10, CapBase11, CapNotification, CapInterleave, CapXPath,
+	caps := []string{CapBase10, CapBase11, CapNotification, CapInterleave, CapXPath, CapWithDefaults,
 		fmt.Sprintf("urn:ietf:params:netconf:capability:yang-library:1.1?revision=2019-01-04&content-id=%d", s.contentID),
 		fmt.Sprintf("urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21&module-set-id=%d", s.contentID),
+	}
+	if s.ds != nil {
+		caps = append(caps, CapWritableRunning, CapCandidate, CapConfirmedCommit, CapRollbackOnError, CapValidate)
 	}
 	var mods []string
 	for _, m := range s.modules {
@@ -750,7 +768,19 @@ func (s *Server) endSession(sess *session) {
 	if s.lockOwner == sess.info.ID { // RFC 6241 §7.5: a lock ends with its session
 		s.lockOwner = 0
 	}
+	heldCandidate := s.candidateLockOwner == sess.info.ID
+	if heldCandidate {
+		s.candidateLockOwner = 0
+	}
 	s.mu.Unlock()
+	if s.ds != nil {
+		if heldCandidate {
+			// RFC 6241 §7.5: the candidate's lock ending with its
+			// session discards the changes made under it.
+			s.ds.discard()
+		}
+		s.confirmSessionEnded(sess.info.ID)
+	}
 	s.notifyMu.Lock() // against a create-subscription still running
 	sess.ended, sess.holder, sess.held = true, nil, nil
 	if sub := sess.subscribed.Swap(nil); sub != nil && sub.stop != nil {

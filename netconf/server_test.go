@@ -350,7 +350,7 @@ func TestGetData(t *testing.T) {
 	reply := getData("5", `<datastore>ds:operational</datastore><max-depth>1</max-depth><subtree-filter><demo-state xmlns="urn:myno:test:demo"/></subtree-filter>`)
 	contains(t, reply, `<demo-state xmlns="urn:myno:test:demo"/>`)
 	for id, c := range map[string]struct{ body, want string }{
-		"6":  {`<datastore>ds:candidate</datastore>`, "datastore candidate is not supported"},
+		"6":  {`<datastore>ds:candidate</datastore>`, "this server has no candidate datastore"},
 		"7":  {``, "&lt;datastore&gt; is missing"},
 		"8":  {`<datastore>ds:operational</datastore><with-origin/>`, "<bad-element>with-origin</bad-element>"},
 		"9":  {`<datastore>x:operational</datastore>`, `prefix &#34;x&#34; is bound to &#34;&#34;`},

@@ -1,0 +1,172 @@
+package netconf
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"strings"
+)
+
+// NodeKind is what a schema node is (RFC 7950 §7.5–§7.8).
+type NodeKind int
+
+// Node kinds of configuration schemas.
+const (
+	KindContainer NodeKind = iota
+	KindList
+	KindLeaf
+)
+
+// SchemaNode is one node of a configuration subtree's schema: what the
+// server checks an edit against. Its namespace is its ConfigRoot's.
+type SchemaNode struct {
+	Name string
+	Kind NodeKind
+	// Presence: a container that means something by existing (RFC 7950
+	// §7.5.1); its mandatory leaves are required only when it exists.
+	Presence bool
+	// Keys are a list's key leaves, in order (RFC 7950 §7.8.2).
+	Keys []string
+	// Mandatory: a leaf that must exist when its parent does (RFC 7950
+	// §7.6.5).
+	Mandatory bool
+	// Check takes a leaf's value as written and returns its canonical
+	// form, or why the value is invalid (invalid-value). nil takes any.
+	Check    func(value string) (string, error)
+	Children []*SchemaNode
+}
+
+// child is the schema child named local, or nil.
+func (n *SchemaNode) child(local string) *SchemaNode {
+	for _, c := range n.Children {
+		if c.Name == local {
+			return c
+		}
+	}
+	return nil
+}
+
+// order is the position of a child in the schema, for a stable output.
+func (n *SchemaNode) order(local string) int {
+	for i, c := range n.Children {
+		if c.Name == local {
+			return i
+		}
+	}
+	return len(n.Children)
+}
+
+// isKey reports whether local is a key leaf of list n.
+func (n *SchemaNode) isKey(local string) bool {
+	for _, k := range n.Keys {
+		if k == local {
+			return true
+		}
+	}
+	return false
+}
+
+// ConfigRoot is a top-level configuration container of a module: the
+// data the configuration datastores hold (RFC 6241 §5.1, config true).
+type ConfigRoot struct {
+	Module    string // the module that defines it
+	Namespace string
+	Prefix    string // for error-path
+	Node      *SchemaNode
+}
+
+// Configuration is the application's side of the configuration
+// datastores (RFC 6241 §5, §8.3, §8.4): running and candidate are held
+// by the server; the application stores running and makes the world
+// follow it.
+type Configuration struct {
+	// Running is the running configuration at start (top-level nodes),
+	// as Save last stored it. Rollback is the configuration before a
+	// confirmed commit that was not confirmed when Save last ran: the
+	// server goes back to it at start (RFC 6241 §8.4.1: a reboot before
+	// the confirming commit restores the configuration before it).
+	Running, Rollback []*Element
+	// Save stores running after every change, and rollback while a
+	// confirmed commit waits for its confirmation (nil otherwise). A
+	// change Save refuses is not made.
+	Save func(running, rollback []*Element) error
+	// Apply makes the world follow running's change from old to next.
+	// It returns what running is afterwards: next when everything took,
+	// else next with what failed as it was in old (the application keeps
+	// its units all-or-nothing), and the error that names what failed.
+	Apply func(ctx context.Context, old, next []*Element) ([]*Element, error)
+}
+
+// AddConfigRoot makes a top-level configuration container editable. It
+// goes with its module: RemoveModule removes it. Data already held under
+// it is kept, and checked against the schema at the next edit.
+func (s *Server) AddConfigRoot(r ConfigRoot) {
+	if s.ds == nil {
+		return
+	}
+	s.ds.view.Lock()
+	s.ds.roots[xml.Name{Space: r.Namespace, Local: r.Node.Name}] = &r
+	s.ds.view.Unlock()
+}
+
+// removeConfigRoots forgets the configuration schemas of module. Its data
+// stays in the datastores: a device's intended configuration outlives
+// its shape's last registration.
+func (d *datastores) removeConfigRoots(module string) {
+	if d == nil {
+		return
+	}
+	d.view.Lock()
+	defer d.view.Unlock()
+	for name, r := range d.roots {
+		if r.Module == module {
+			delete(d.roots, name)
+		}
+	}
+}
+
+// dataPath renders an instance path (RFC 6241 §4.3 error-path) in the
+// root's prefix: /p:configuration/p:device[p:uuid='a']/p:setColor.
+type dataPath struct {
+	root  *ConfigRoot
+	steps []string
+}
+
+func (p dataPath) child(local string) dataPath {
+	return dataPath{root: p.root, steps: append(append([]string(nil), p.steps...), p.root.Prefix+":"+local)}
+}
+
+// entry qualifies the last step with a list entry's keys.
+func (p dataPath) entry(keys []string, values []string) dataPath {
+	if len(p.steps) == 0 {
+		return p
+	}
+	var b strings.Builder
+	b.WriteString(p.steps[len(p.steps)-1])
+	for i, k := range keys {
+		v := values[i]
+		quote := "'"
+		if strings.Contains(v, "'") {
+			quote = `"`
+		}
+		fmt.Fprintf(&b, "[%s:%s=%s%s%s]", p.root.Prefix, k, quote, v, quote)
+	}
+	steps := append([]string(nil), p.steps...)
+	steps[len(steps)-1] = b.String()
+	return dataPath{root: p.root, steps: steps}
+}
+
+func (p dataPath) String() string { return "/" + strings.Join(p.steps, "/") }
+
+// errorAt is an rpc-error about the node at p.
+func (p dataPath) errorAt(tag, element, format string, args ...any) *RPCError {
+	e := &RPCError{Type: ErrTypeApplication, Tag: tag, Message: fmt.Sprintf(format, args...)}
+	if p.root != nil && len(p.steps) > 0 {
+		e.Path = p.String()
+		e.PathPrefixes = map[string]string{p.root.Prefix: p.root.Namespace}
+	}
+	if element != "" {
+		e.WithInfo("bad-element", element)
+	}
+	return e
+}

@@ -237,9 +237,9 @@ type Server struct {
 	candidateLockOwner uint32
 	candidateLockTime  time.Time
 	ds                 *datastores // nil without Config.Configuration
-	closed    bool
-	listeners map[net.Listener]bool
-	conns     map[*ssh.ServerConn]bool
+	closed             bool
+	listeners          map[net.Listener]bool
+	conns              map[*ssh.ServerConn]bool
 
 	wg       sync.WaitGroup
 	stats    counters

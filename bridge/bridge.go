@@ -46,6 +46,9 @@ type Bridge struct {
 	owner    ownership // solo, or an instance of a cluster
 	reqSeq   atomic.Uint64
 	myno     *mynoModules // the modules as --profile myno shows them; nil otherwise
+	// config keeps devices to the configuration datastore (configuration.go);
+	// nil with --profile myno or --cluster.
+	config *configurator
 
 	// ctx ends when Close starts; run owns every goroutine of the bridge.
 	ctx    context.Context
@@ -107,8 +110,18 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		shapeLimits{count: cfg.MaxShapes, bytes: cfg.MaxShapeBytes}, cfg.Logger); err != nil {
 		return nil, err
 	}
-	if b.nc, err = b.newNETCONFServer(); err != nil {
+	var configuration *netconf.Configuration
+	if cfg.Profile == ProfileStandard && cfg.Cluster == "" {
+		b.config = newConfigurator(b)
+		if configuration, err = b.config.load(); err != nil {
+			return nil, err
+		}
+	}
+	if b.nc, err = b.newNETCONFServer(configuration); err != nil {
 		return nil, err
+	}
+	if b.config != nil {
+		b.config.start(b.nc.Running())
 	}
 	b.announceBridgeModule()
 	if err := b.connectMQTT(ctx); err != nil {
@@ -170,7 +183,7 @@ func (b *Bridge) newOwnership() (ownership, error) {
 }
 
 // newNETCONFServer loads the host key and the users and makes the server.
-func (b *Bridge) newNETCONFServer() (*netconf.Server, error) {
+func (b *Bridge) newNETCONFServer(configuration *netconf.Configuration) (*netconf.Server, error) {
 	hostKey, err := netconf.LoadOrCreateHostKey(filepath.Join(b.cfg.DataDir, "ssh_host_ed25519_key"))
 	if err != nil {
 		return nil, err
@@ -186,7 +199,7 @@ func (b *Bridge) newNETCONFServer() (*netconf.Server, error) {
 		MaxSessions: l.MaxSessions, MaxUserSessions: l.MaxUserSessions, AdminReserve: l.AdminReserve,
 		MaxStartups: l.MaxStartups, MaxStartupsPerSource: l.MaxStartupsPerSource,
 		MaxStartupQueue: l.MaxStartupQueue, MaxStartupQueuePerSource: l.MaxStartupQueuePerSource, MaxAuthTries: l.MaxAuthTries,
-		ChooseModule: b.chooseModule, AllSchemas: b.allSchemas(), Streams: notificationStreams()})
+		ChooseModule: b.chooseModule, AllSchemas: b.allSchemas(), Streams: notificationStreams(), Configuration: configuration})
 }
 
 // The bridge's notification streams besides NETCONF, which has them all
@@ -824,6 +837,9 @@ func (b *Bridge) announce(mod *yang.Module) {
 		b.nc.Handle(mod.Name, mod.Namespace, r.Name, b.rpcHandler(mod, b.reply))
 	}
 	b.nc.AddStateSource(mod.Name, b.stateFunc(mod))
+	if b.config != nil && len(mod.Configurable) > 0 {
+		b.nc.AddConfigRoot(configRoot(mod))
+	}
 	b.nc.AddModule(netconf.Module{Name: mod.Name, Revision: mod.Revision, Namespace: mod.Namespace, Source: mod.Text})
 }
 

@@ -542,6 +542,9 @@ func (b *Bridge) registeredEvent(uuid string, conn uint64, ch change, desc []byt
 	b.notifyMu.Lock()
 	defer b.notifyMu.Unlock()
 	trs := b.presence.registered(uuid, conn, b.registry.lastSeenOf(uuid), now)
+	// A device registered again may have restarted and lost its
+	// configuration (configuration.go).
+	b.config.deviceBack(uuid)
 	if !notify {
 		return
 	}
@@ -576,6 +579,7 @@ func (b *Bridge) notifyPresence(trs []transition) {
 		event := eventOffline
 		if tr.online {
 			event = eventOnline
+			b.config.deviceBack(tr.uuid)
 		}
 		b.log.Info("device "+event, "uuid", tr.uuid, "reason", tr.reason)
 		b.deviceEvent(tr.uuid, event, "", tr.reason)

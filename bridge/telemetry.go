@@ -63,6 +63,9 @@ func (b *Bridge) stateFunc(mod *yang.Module) netconf.StateSource {
 			if d.firmware != "" {
 				e.Children = append(e.Children, leaf("firmware-version", d.firmware))
 			}
+			if cs := b.config.stateOf(ns, d.uuid); cs != nil {
+				e.Children = append(e.Children, cs)
+			}
 			if len(d.readings) > 0 {
 				sensors := netconf.NewNode(ns, "sensors")
 				for _, r := range d.readings {

@@ -27,7 +27,7 @@ func (d *Device) command(m client.Message, funcs []*ontology.Function) {
 	if value == "" {
 		return
 	}
-	if strings.HasSuffix(value, "ERROR") {
+	if wire.Refused(value) {
 		d.Errors.Add(1)
 	}
 	ans := client.Message{Topic: wire.ResponseTopic(d.cfg.UUID), Payload: wire.Response{ReqID: reqID, Value: value, Outputs: outputs}.Encode()}
@@ -82,6 +82,20 @@ func (d *Device) execute(ctx context.Context, m client.Message, funcs []*ontolog
 		return req.ReqID, stateFor(f, "NOOP"), nil
 	}
 	return req.ReqID, stateFor(f, "OK"), d.sampleOutputs(f)
+}
+
+// LastArgs returns the arguments of the last command of method the
+// device took as a generic actuator (no handler of its own): what it is
+// set to. A device that restarted has none until it is told again.
+func (d *Device) LastArgs(method string) ([]string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, st := range d.state {
+		if m, args, ok := strings.Cut(st, ";"); ok && m == method {
+			return strings.Split(args, ";"), true
+		}
+	}
+	return nil, false
 }
 
 // reqIDOf salvages the request id of an unparsable command, so that a

@@ -20,6 +20,14 @@ const (
 	endMarker      = "END"
 )
 
+// Refused reports whether a device's answer to a command refuses it:
+// ERROR, ERROR;<reason>, or a state whose value ends in ERROR, as MYNO's
+// descriptions name their error states (20_ERROR).
+func Refused(answer string) bool {
+	head, _, _ := strings.Cut(answer, ";")
+	return strings.HasSuffix(strings.ToUpper(head), AnswerError)
+}
+
 // MaxFieldLength bounds a request id and a method.
 const MaxFieldLength = 256
 

@@ -61,6 +61,10 @@ type Module struct {
 
 	Device        *ontology.Device // the (template) model it was generated from
 	RPCs          []*RPC
+	// Configurable are the rpcs of configuration functionalities whose
+	// inputs are configuration: each is a container of them under the
+	// device in ConfigContainer (see Configurable).
+	Configurable  []*RPC
 	Notifications []*Notification
 	uuid          string
 	stateTypedefs []*stateTypedef
@@ -209,7 +213,7 @@ func Generate(dev *ontology.Device, opts Options) (*Module, error) {
 func (m *Module) text(s string) string { return wire.Expand(s, m.uuid) }
 
 func (m *Module) buildSchema() error {
-	top := namespaceAlloc{"devices": true}
+	top := namespaceAlloc{"devices": true, ConfigContainer: true}
 	dev := m.Device
 	// Result states shared by several rpcs become one typedef each.
 	shared := map[string]int{}
@@ -252,6 +256,9 @@ func (m *Module) buildSchema() error {
 			r.Inputs = append(r.Inputs, n)
 		}
 		r.OneInputPerCall = takesOneInputPerCall(r)
+		if configurable(r) {
+			m.Configurable = append(m.Configurable, r)
+		}
 		outputs := namespaceAlloc{"retval": true}
 		for j := range f.Outputs {
 			o := &f.Outputs[j]
@@ -419,6 +426,10 @@ func (m *Module) render() string {
 
 	w.blank()
 	m.renderDevices(w)
+	if len(m.Configurable) > 0 {
+		w.blank()
+		m.renderConfiguration(w)
+	}
 	for _, r := range m.RPCs {
 		w.blank()
 		m.renderRPC(w, r)
@@ -611,6 +622,9 @@ func (m *Module) renderDevices(w *writer) {
 	leaf("registered-at", typedefDateAndTime, "When the device registered its description.")
 	leaf("last-seen", typedefDateAndTime, "When the bridge last heard from the device.")
 	leaf("firmware-version", "string", "The firmware version, where known.")
+	if len(m.Configurable) > 0 {
+		m.renderConfigurationState(w)
+	}
 	if len(m.Notifications) > 0 {
 		w.open("container", "sensors")
 		w.text("description", "The latest reading of each sensor and event.")

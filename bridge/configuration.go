@@ -1,0 +1,620 @@
+package bridge
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/myno-bridge/myno/internal/atomicfile"
+	"github.com/myno-bridge/myno/netconf"
+	"github.com/myno-bridge/myno/wire"
+	"github.com/myno-bridge/myno/yang"
+)
+
+// The configuration devices keep (issue 20). Each module with
+// configuration functionalities has a config true container (yang
+// package, configuration.go): per device, the inputs of each operation.
+// The NETCONF server holds running and candidate (netconf/datastore.go);
+// the configurator stores running in the data directory and keeps the
+// devices to it:
+//
+//   - a change of running calls the device's configuration operations
+//     with the new values, device by device, all or nothing per device:
+//     when one call fails, those that took are called again with the
+//     previous values, and the device's entry in running stays as it was;
+//   - a device that is offline, or not registered with the module, has
+//     nothing called: its values wait, and are pending;
+//   - when a device comes back (online again, or registered again) its
+//     whole intended configuration is applied again, since a device that
+//     restarted may have lost it.
+//
+// Devices cannot be read back, so running is the intended configuration;
+// devices/device/configuration-state says what was applied, when, and
+// the device's answer.
+
+// configurationFile holds running (and the configuration before a
+// confirmed commit not confirmed yet), in the data directory.
+const configurationFile = "configuration.xml"
+
+// configurationNamespace is the namespace of the file's own elements.
+const configurationNamespace = "urn:myno:bridge:configuration"
+
+// configWorkers bounds the devices configured at once.
+const configWorkers = 16
+
+// deviceKey is one device's entry in one module's configuration.
+type deviceKey struct{ namespace, uuid string }
+
+// opState is what was applied of one configuration operation.
+type opState struct {
+	status    string // yang.ConfigApplied, ConfigPending, ConfigFailed
+	attempted time.Time
+	applied   time.Time
+	answer    string
+	err       string
+}
+
+// configurator applies running to the devices (see above).
+type configurator struct {
+	b    *Bridge
+	path string
+	log  *slog.Logger
+
+	// devices serializes the calls to one device: an edit and a
+	// reconciliation never interleave.
+	devices keyedMutex
+
+	mu sync.Mutex
+	// intended is each device's entry in running as the devices are
+	// to follow it: set by Apply as it goes, before running takes it.
+	intended map[deviceKey]*netconf.Element
+	state    map[string]map[string]*opState // uuid → operation → state
+
+	// queue holds the devices to reconcile; wake tells the worker.
+	queue map[string]bool
+	wake  chan struct{}
+}
+
+func newConfigurator(b *Bridge) *configurator {
+	return &configurator{b: b, path: filepath.Join(b.cfg.DataDir, configurationFile), log: b.log,
+		intended: map[deviceKey]*netconf.Element{}, state: map[string]map[string]*opState{},
+		queue: map[string]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// load reads the stored configuration: running, and the rollback
+// configuration when a confirmed commit was pending.
+func (c *configurator) load() (*netconf.Configuration, error) {
+	cfg := &netconf.Configuration{Save: c.save, Apply: c.apply}
+	data, err := os.ReadFile(c.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	root, err := netconf.ParseElement(data, netconf.Limits{MaxElements: 1 << 24, MaxDocumentAttributes: 1 << 24})
+	if err != nil {
+		return nil, fmt.Errorf("the stored configuration %s: %w", c.path, err)
+	}
+	if root.Name != (xml.Name{Space: configurationNamespace, Local: "stored-configuration"}) {
+		return nil, fmt.Errorf("the stored configuration %s: not a stored-configuration of %s", c.path, configurationNamespace)
+	}
+	if e := root.Child(configurationNamespace, "running"); e != nil {
+		cfg.Running = e.Children
+	}
+	if e := root.Child(configurationNamespace, "rollback"); e != nil {
+		cfg.Rollback = e.Children
+		if cfg.Rollback == nil {
+			cfg.Rollback = []*netconf.Element{}
+		}
+	}
+	return cfg, nil
+}
+
+// save stores running and the rollback configuration (Configuration.Save).
+func (c *configurator) save(running, rollback []*netconf.Element) error {
+	doc := netconf.NewNode(configurationNamespace, "stored-configuration", netconf.NewNode(configurationNamespace, "running", running...))
+	if rollback != nil {
+		doc.Children = append(doc.Children, netconf.NewNode(configurationNamespace, "rollback", rollback...))
+	}
+	return atomicfile.Write(c.path, []byte(xml.Header+doc.String()+"\n"), 0o600)
+}
+
+// start takes running as the server holds it at start and runs the
+// reconciliation worker.
+func (c *configurator) start(running []*netconf.Element) {
+	c.mu.Lock()
+	for k, e := range entriesOf(running) {
+		c.intended[k] = e
+	}
+	c.mu.Unlock()
+	c.b.run.goDo(func() { c.reconcileLoop(c.b.ctx) })
+}
+
+// entriesOf maps each device entry of configuration data.
+func entriesOf(data []*netconf.Element) map[deviceKey]*netconf.Element {
+	out := map[deviceKey]*netconf.Element{}
+	for _, root := range data {
+		if root.Name.Local != yang.ConfigContainer {
+			continue
+		}
+		ns := root.Name.Space
+		for _, e := range root.Children {
+			if e.Name.Local != yang.ConfigList {
+				continue
+			}
+			if k := e.Child(ns, yang.ConfigKey); k != nil {
+				out[deviceKey{ns, k.Text}] = e
+			}
+		}
+	}
+	return out
+}
+
+// apply makes the devices follow running's change (Configuration.Apply).
+func (c *configurator) apply(ctx context.Context, old, next []*netconf.Element) ([]*netconf.Element, error) {
+	before, after := entriesOf(old), entriesOf(next)
+	var changed []deviceKey
+	for k, e := range after {
+		if b, ok := before[k]; !ok || !sameElement(b, e) {
+			changed = append(changed, k)
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	sort.Slice(changed, func(i, j int) bool {
+		return changed[i].uuid < changed[j].uuid || changed[i].uuid == changed[j].uuid && changed[i].namespace < changed[j].namespace
+	})
+	errs := make([]*netconf.RPCError, len(changed))
+	sem := make(chan struct{}, configWorkers)
+	var wg sync.WaitGroup
+	for i, k := range changed {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = c.applyDevice(ctx, k, before[k], after[k])
+		}()
+	}
+	wg.Wait()
+	kept := next
+	var failed []*netconf.RPCError
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+			kept = withEntry(kept, changed[i], before[changed[i]])
+		}
+	}
+	if len(failed) == 0 {
+		return next, nil
+	}
+	if len(failed) == 1 {
+		return kept, failed[0]
+	}
+	first := *failed[0]
+	msgs := make([]string, len(failed))
+	for i, f := range failed {
+		msgs[i] = f.Message
+	}
+	first.Message = fmt.Sprintf("%d devices failed: %s", len(failed), strings.Join(msgs, "; "))
+	return kept, &first
+}
+
+// withEntry is data with the entry of k replaced by entry (nil: removed);
+// data itself is not changed.
+func withEntry(data []*netconf.Element, k deviceKey, entry *netconf.Element) []*netconf.Element {
+	out := slices.Clone(data)
+	i := slices.IndexFunc(out, func(e *netconf.Element) bool {
+		return e.Name == xml.Name{Space: k.namespace, Local: yang.ConfigContainer}
+	})
+	if i < 0 {
+		if entry == nil {
+			return out
+		}
+		return append(out, netconf.NewNode(k.namespace, yang.ConfigContainer, entry))
+	}
+	root := &netconf.Element{Name: out[i].Name, Children: slices.Clone(out[i].Children)}
+	j := slices.IndexFunc(root.Children, func(e *netconf.Element) bool {
+		key := e.Child(k.namespace, yang.ConfigKey)
+		return e.Name.Local == yang.ConfigList && key != nil && key.Text == k.uuid
+	})
+	switch {
+	case j >= 0 && entry == nil:
+		root.Children = slices.Delete(root.Children, j, j+1)
+	case j >= 0:
+		root.Children[j] = entry
+	case entry != nil:
+		root.Children = append(root.Children, entry)
+	}
+	out[i] = root
+	return out
+}
+
+// applyDevice makes one device follow its entry's change from old to
+// next: all or nothing.
+func (c *configurator) applyDevice(ctx context.Context, k deviceKey, old, next *netconf.Element) *netconf.RPCError {
+	unlock := c.devices.lock(k.uuid)
+	defer unlock()
+	mod, online := c.target(k)
+	if mod == nil || !online {
+		c.setIntended(k, next)
+		if mod != nil {
+			c.markPending(k.uuid, mod, next)
+		}
+		return nil
+	}
+	var done []*yang.RPC // called with the new values
+	for _, r := range mod.Configurable {
+		was, want := opOf(old, k.namespace, r.Name), opOf(next, k.namespace, r.Name)
+		if want == nil {
+			c.forget(k.uuid, r.Name)
+			continue
+		}
+		if was != nil && sameElement(was, want) && c.status(k.uuid, r.Name) == yang.ConfigApplied {
+			continue
+		}
+		if err := c.call(ctx, mod, r, k.uuid, want); err != nil {
+			// Put back what took, in reverse.
+			for _, p := range slices.Backward(done) {
+				if prev := opOf(old, k.namespace, p.Name); prev != nil {
+					if undoErr := c.call(ctx, mod, p, k.uuid, prev); undoErr != nil {
+						c.log.Warn("configuration not put back", "uuid", k.uuid, "operation", p.Name, "err", undoErr)
+					}
+				}
+			}
+			c.setIntended(k, old)
+			path := fmt.Sprintf("/%[1]s:%[2]s/%[1]s:%[3]s[%[1]s:%[4]s='%[5]s']/%[1]s:%[6]s", mod.Prefix, yang.ConfigContainer, yang.ConfigList, yang.ConfigKey, k.uuid, r.Name)
+			re := &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagOperationFailed, AppTag: "device-refused",
+				Path: path, PathPrefixes: map[string]string{mod.Prefix: mod.Namespace},
+				Message: fmt.Sprintf("device %s: %s: %v; its configuration is left as it was", k.uuid, r.Name, err)}
+			var ce *netconf.RPCError
+			if errors.As(err, &ce) && ce.AppTag != "" {
+				re.AppTag = ce.AppTag
+			}
+			return re.WithInfo("bad-element", r.Name)
+		}
+		done = append(done, r)
+	}
+	c.setIntended(k, next)
+	return nil
+}
+
+// target is the module of k's device, when it is registered with the
+// module of k's namespace, and whether it is online.
+func (c *configurator) target(k deviceKey) (*yang.Module, bool) {
+	mod := c.b.registry.moduleServing(k.uuid)
+	if mod == nil || mod.Namespace != k.namespace {
+		return nil, false
+	}
+	info, ok := c.b.registry.presenceInfo(k.uuid)
+	return mod, ok && c.b.presence.isOnline(k.uuid, info.lastSeen, time.Now())
+}
+
+// opOf is operation name's container in a device entry.
+func opOf(entry *netconf.Element, ns, name string) *netconf.Element {
+	if entry == nil {
+		return nil
+	}
+	return entry.Child(ns, name)
+}
+
+// call calls configuration operation r of a device with values (the
+// operation's container), and records the outcome.
+func (c *configurator) call(ctx context.Context, mod *yang.Module, r *yang.RPC, uuid string, values *netconf.Element) error {
+	answer, err := c.invoke(ctx, mod, r, uuid, values)
+	now := time.Now().UTC()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.opStateLocked(uuid, r.Name)
+	st.attempted, st.answer, st.err = now, answer, ""
+	if err != nil {
+		st.status, st.err = yang.ConfigFailed, err.Error()
+		var re *netconf.RPCError
+		if errors.As(err, &re) {
+			st.err = re.Message
+		}
+		return err
+	}
+	st.status, st.applied = yang.ConfigApplied, now
+	return nil
+}
+
+func (c *configurator) invoke(ctx context.Context, mod *yang.Module, r *yang.RPC, uuid string, values *netconf.Element) (string, error) {
+	op := netconf.NewNode(mod.Namespace, r.Name)
+	for _, in := range r.Inputs {
+		if in.Selector() {
+			op.Children = append(op.Children, netconf.NewLeaf(mod.Namespace, in.Name, uuid))
+		} else if v := values.Child(mod.Namespace, in.Name); v != nil {
+			op.Children = append(op.Children, v)
+		}
+	}
+	call, err := mod.ParseInput([]byte(op.String()))
+	if err != nil {
+		return "", fmt.Errorf("the intended values do not fit the operation: %w", err)
+	}
+	tmplTopic, lookup := c.b.registry.commandTopic(uuid, mod, r.Function)
+	if lookup != lookupOK {
+		return "", fmt.Errorf("device %s does not take %s now", uuid, r.Name)
+	}
+	var answer string
+	_, err = c.b.invoke(ctx, mod, call, wire.CommandTopic(tmplTopic, uuid), func(_ *yang.Module, _ *yang.Call, resp wire.Response) ([]*netconf.Element, error) {
+		answer = resp.Value
+		return nil, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if wire.Refused(answer) {
+		return answer, fmt.Errorf("the device answered %s", answer)
+	}
+	return answer, nil
+}
+
+func (c *configurator) opStateLocked(uuid, op string) *opState {
+	ops := c.state[uuid]
+	if ops == nil {
+		ops = map[string]*opState{}
+		c.state[uuid] = ops
+	}
+	st := ops[op]
+	if st == nil {
+		st = &opState{status: yang.ConfigPending}
+		ops[op] = st
+	}
+	return st
+}
+
+func (c *configurator) status(uuid, op string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.state[uuid][op]; st != nil {
+		return st.status
+	}
+	return ""
+}
+
+func (c *configurator) forget(uuid, op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.state[uuid], op)
+}
+
+// markPending records that the operations of entry wait for the device.
+func (c *configurator) markPending(uuid string, mod *yang.Module, entry *netconf.Element) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range mod.Configurable {
+		if opOf(entry, mod.Namespace, r.Name) == nil {
+			delete(c.state[uuid], r.Name)
+			continue
+		}
+		c.opStateLocked(uuid, r.Name).status = yang.ConfigPending
+	}
+}
+
+func (c *configurator) setIntended(k deviceKey, entry *netconf.Element) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if entry == nil {
+		delete(c.intended, k)
+		return
+	}
+	c.intended[k] = entry
+}
+
+// deviceBack queues a device that came back (online, or registered) for
+// its configuration to be applied again.
+func (c *configurator) deviceBack(uuid string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	has := false
+	for k := range c.intended {
+		if k.uuid == uuid {
+			has = true
+			break
+		}
+	}
+	if has {
+		c.queue[uuid] = true
+	}
+	c.mu.Unlock()
+	if has {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// reconcileLoop applies the intended configuration of the devices that
+// came back, configWorkers at a time, until ctx ends.
+func (c *configurator) reconcileLoop(ctx context.Context) {
+	sem := make(chan struct{}, configWorkers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		uuids := slices.Sorted(maps.Keys(c.queue))
+		clear(c.queue)
+		c.mu.Unlock()
+		for _, uuid := range uuids {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				c.reconcile(ctx, uuid)
+			}()
+		}
+	}
+}
+
+// reconcile applies a device's whole intended configuration again.
+func (c *configurator) reconcile(ctx context.Context, uuid string) {
+	unlock := c.devices.lock(uuid)
+	defer unlock()
+	mod := c.b.registry.moduleServing(uuid)
+	if mod == nil {
+		return
+	}
+	k := deviceKey{mod.Namespace, uuid}
+	c.mu.Lock()
+	entry := c.intended[k]
+	c.mu.Unlock()
+	if entry == nil {
+		return
+	}
+	if _, online := c.target(k); !online {
+		c.markPending(uuid, mod, entry)
+		return
+	}
+	applied, failed := 0, 0
+	for _, r := range mod.Configurable {
+		want := opOf(entry, mod.Namespace, r.Name)
+		if want == nil {
+			continue
+		}
+		if err := c.call(ctx, mod, r, uuid, want); err != nil {
+			failed++
+			c.log.Warn("configuration not applied to a device that came back", "uuid", uuid, "operation", r.Name, "err", err)
+			continue
+		}
+		applied++
+	}
+	c.log.Info("configuration applied to a device that came back", "uuid", uuid, "module", mod.Name, "applied", applied, "failed", failed)
+}
+
+// stateOf renders a device's configuration-state (nil when it has none).
+func (c *configurator) stateOf(ns, uuid string) *netconf.Element {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ops := c.state[uuid]
+	if len(ops) == 0 {
+		return nil
+	}
+	leaf := func(name, v string) *netconf.Element { return netconf.NewLeaf(ns, name, v) }
+	out := netconf.NewNode(ns, yang.ConfigStateContainer)
+	for _, name := range slices.Sorted(maps.Keys(ops)) {
+		st := ops[name]
+		e := netconf.NewNode(ns, yang.ConfigStateList, leaf(yang.ConfigStateKey, name), leaf("status", st.status))
+		if !st.attempted.IsZero() {
+			e.Children = append(e.Children, leaf("attempted-at", st.attempted.Format(time.RFC3339Nano)))
+		}
+		if !st.applied.IsZero() {
+			e.Children = append(e.Children, leaf("applied-at", st.applied.Format(time.RFC3339Nano)))
+		}
+		if st.answer != "" {
+			e.Children = append(e.Children, leaf("answer", st.answer))
+		}
+		if st.err != "" {
+			e.Children = append(e.Children, leaf("error-message", st.err))
+		}
+		out.Children = append(out.Children, e)
+	}
+	return out
+}
+
+// configRoot is the schema of a module's configuration container, for
+// the NETCONF server to check edits against.
+func configRoot(mod *yang.Module) netconf.ConfigRoot {
+	device := &netconf.SchemaNode{Name: yang.ConfigList, Kind: netconf.KindList, Keys: []string{yang.ConfigKey},
+		Children: []*netconf.SchemaNode{{Name: yang.ConfigKey, Kind: netconf.KindLeaf, Check: checkUUID}}}
+	for _, r := range mod.Configurable {
+		op := &netconf.SchemaNode{Name: r.Name, Kind: netconf.KindContainer, Presence: true}
+		for _, in := range r.Inputs {
+			if in.Selector() {
+				continue
+			}
+			if len(in.Fields) > 0 {
+				s := &netconf.SchemaNode{Name: in.Name, Kind: netconf.KindContainer}
+				for _, f := range in.Fields {
+					s.Children = append(s.Children, &netconf.SchemaNode{Name: f.Name, Kind: netconf.KindLeaf, Mandatory: true, Check: f.Check})
+				}
+				op.Children = append(op.Children, s)
+				continue
+			}
+			op.Children = append(op.Children, &netconf.SchemaNode{Name: in.Name, Kind: netconf.KindLeaf, Mandatory: true, Check: in.Check})
+		}
+		device.Children = append(device.Children, op)
+	}
+	return netconf.ConfigRoot{Module: mod.Name, Namespace: mod.Namespace, Prefix: mod.Prefix,
+		Node: &netconf.SchemaNode{Name: yang.ConfigContainer, Kind: netconf.KindContainer, Children: []*netconf.SchemaNode{device}}}
+}
+
+func checkUUID(v string) (string, error) {
+	if !wire.ValidUUID(v) {
+		return "", fmt.Errorf("%q is not a device UUID (1..128 letters, digits, '.', '_', ':', '-')", v)
+	}
+	return v, nil
+}
+
+func sameElement(a, b *netconf.Element) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Name == b.Name && a.Text == b.Text &&
+		slices.EqualFunc(a.Children, b.Children, sameElement)
+}
+
+// keyedMutex is a mutex per key, kept while in use.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock locks key and returns its unlock.
+func (m *keyedMutex) lock(key string) func() {
+	m.mu.Lock()
+	if m.locks == nil {
+		m.locks = map[string]*keyedLock{}
+	}
+	l := m.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		m.locks[key] = l
+	}
+	l.users++
+	m.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		m.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(m.locks, key)
+		}
+		m.mu.Unlock()
+	}
+}

@@ -59,8 +59,8 @@ type Module struct {
 	Revision  string
 	Text      string // the YANG 1.1 module source
 
-	Device        *ontology.Device // the (template) model it was generated from
-	RPCs          []*RPC
+	Device *ontology.Device // the (template) model it was generated from
+	RPCs   []*RPC
 	// Configurable are the rpcs of configuration functionalities whose
 	// inputs are configuration: each is a container of them under the
 	// device in ConfigContainer (see Configurable).

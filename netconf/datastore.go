@@ -187,6 +187,9 @@ func datastoreIn(op *Element, which string, allowed ...string) (string, *Element
 	}
 	c := e.Children[0]
 	name := c.Name.Local
+	if unqualifiedConfig(c) {
+		c.Name.Space = NSBase
+	}
 	if c.Name.Space != NSBase {
 		return "", nil, unknownIn(which, c)
 	}
@@ -201,6 +204,11 @@ func datastoreIn(op *Element, which string, allowed ...string) (string, *Element
 	return "", nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue,
 		Message: fmt.Sprintf("<%s> %s: want %s", which, name, strings.Join(allowed, " or "))}).WithInfo("bad-element", name)
 }
+
+// unqualifiedConfig reports whether c is a <config> in no namespace, as
+// ncclient sends the one it is given without a namespace, and so Ansible's
+// netconf_config: taken as the base namespace's.
+func unqualifiedConfig(c *Element) bool { return c.Name.Space == "" && c.Name.Local == "config" }
 
 // lockedByOther refuses a change of datastore ds locked by another
 // session (RFC 6241 §7.5: in-use).
@@ -265,6 +273,9 @@ func (s *Server) opEditConfig(ctx context.Context, sess *session, op *Element) (
 	defaultOp, testOnly, atomic := opMerge, false, false
 	var config *Element
 	for _, c := range op.Children {
+		if unqualifiedConfig(c) {
+			c.Name.Space = NSBase
+		}
 		if c.Name.Space != NSBase || countChildren(op, c.Name) > 1 {
 			return nil, unknownIn("edit-config", c)
 		}

@@ -195,6 +195,8 @@ func TestEditConfigOperations(t *testing.T) {
 		{editConfig("running", unitEdit("a", "30"), `<test-option>test-only</test-option>`), []string{"<ok/>"}, map[string]string{"a": "20", "b": "5"}},
 		{editConfig("running", `<settings xmlns="`+cfgNS+`"><unit nc:operation="delete"><name>b</name></unit></settings>`), []string{"<ok/>"}, nil},
 		{editConfig("running", unitEdit("c", "7"), `<default-operation>replace</default-operation>`), []string{"<ok/>"}, map[string]string{"a": "20", "b": "5", "c": "7"}},
+		// ncclient (and so Ansible) sends the <config> it is given in no namespace.
+		{`<edit-config><target><running/></target><config xmlns="">` + unitEdit("c", "8") + `</config></edit-config>`, []string{"<ok/>"}, map[string]string{"a": "20", "b": "5", "c": "8"}},
 	}
 	for i, s := range steps {
 		reply := rc.rpc(strconv.Itoa(i), s.rpc)
@@ -207,11 +209,11 @@ func TestEditConfigOperations(t *testing.T) {
 	}
 	// replace left only c; get-config shows it, and what is stored.
 	got := rc.rpc("g", getRunning)
-	contains(t, got, "<name>c</name>", "<value>7</value>")
+	contains(t, got, "<name>c</name>", "<value>8</value>")
 	if strings.Contains(got, "<name>a</name>") {
 		t.Errorf("replace kept a:\n%s", got)
 	}
-	if u := units(app.stored); fmt.Sprint(u) != "map[c:7]" {
+	if u := units(app.stored); fmt.Sprint(u) != "map[c:8]" {
 		t.Errorf("stored %v", u)
 	}
 	contains(t, rc.rpc("h", `<get/>`), "<settings xmlns=\""+cfgNS+"\"><unit><name>c</name>", "<demo-state")

@@ -22,9 +22,12 @@ import (
 )
 
 // Debian's Ansible (ansible.netcommon's netconf connection, over ncclient,
-// with host key checking on) reads a device's state with netconf_get and
-// calls its rpc with netconf_rpc, through the bridge (issue 20).
-func TestAnsibleNetconfGetAndRPC(t *testing.T) {
+// with host key checking on) sets a device's configuration with
+// netconf_config, reads its state with netconf_get and calls an rpc with
+// netconf_rpc, through the bridge (issue 20). The device, killed and
+// started again, is brought back to its configuration with no one
+// asking.
+func TestAnsibleNetconfConfigGetAndRPC(t *testing.T) {
 	playbookBin := testenv.Tool(t, "ansible-playbook")
 	testenv.DebianPython(t, "ncclient")
 	b := startBridge(t, "", nil)
@@ -34,7 +37,19 @@ func TestAnsibleNetconfGetAndRPC(t *testing.T) {
 	}
 	d := bootDevice(t, devices.Config{Description: description, UUID: "led-a", BrokerURL: b.BrokerURL(), Protocol: client.MQTT5,
 		Credentials: deviceCreds("led-a"), Logger: testenv.Logger()})
-	entry, err := updateserver.NewClient(dialBridge(t, b)).Device("led-a")
+	thermostat, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "thermostat.jsonld"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	thCfg := devices.Config{Description: thermostat, UUID: "th-a", BrokerURL: b.BrokerURL(), Protocol: client.MQTT5,
+		Credentials: deviceCreds("th-a"), Logger: testenv.Logger()}
+	th := bootDevice(t, thCfg)
+	nc := updateserver.NewClient(dialBridge(t, b))
+	entry, err := nc.Device("led-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	thEntry, err := nc.Device("th-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +80,22 @@ func TestAnsibleNetconfGetAndRPC(t *testing.T) {
 	playbook := fmt.Sprintf(`- hosts: bridge
   gather_facts: false
   tasks:
+    - name: the thermostat's threshold
+      ansible.netcommon.netconf_config:
+        content: |
+          <config>
+            <configuration xmlns="%[2]s">
+              <device>
+                <uuid>th-a</uuid>
+                <setThreshold><input_1_Operator>gt</input_1_Operator><input_2_Threshold>28</input_2_Threshold></setThreshold>
+              </device>
+            </configuration>
+          </config>
+      register: config
+    - name: what the thermostat took
+      ansible.netcommon.netconf_get:
+        filter: <devices xmlns="%[2]s"><device><uuid>th-a</uuid><configuration-state/></device></devices>
+      register: applied
     - name: the device's state
       ansible.netcommon.netconf_get:
         filter: <devices xmlns="%[1]s"><device><uuid>led-a</uuid><online/></device></devices>
@@ -75,7 +106,7 @@ func TestAnsibleNetconfGetAndRPC(t *testing.T) {
         xmlns: %[1]s
         content: "<uuidInput>led-a</uuidInput><input_1_Color>green</input_1_Color>"
       register: rpc
-`, entry.Namespace)
+`, entry.Namespace, thEntry.Namespace)
 	for name, text := range map[string]string{"inventory": inventory, "playbook.yml": playbook} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
 			t.Fatal(err)
@@ -96,10 +127,22 @@ func TestAnsibleNetconfGetAndRPC(t *testing.T) {
 			}
 		}
 	}
-	if err := json.Unmarshal(out, &report); err != nil || len(report.Plays) != 1 || len(report.Plays[0].Tasks) != 2 {
+	if err := json.Unmarshal(out, &report); err != nil || len(report.Plays) != 1 || len(report.Plays[0].Tasks) != 4 {
 		t.Fatalf("ansible's report: %v\n%s", err, out)
 	}
-	state, rpc := string(report.Plays[0].Tasks[0].Hosts["bridge"]), string(report.Plays[0].Tasks[1].Hosts["bridge"])
+	task := func(i int) string { return string(report.Plays[0].Tasks[i].Hosts["bridge"]) }
+	config, applied, state, rpc := task(0), task(1), task(2), task(3)
+	if !strings.Contains(config, `"changed": true`) || strings.Contains(config, `"failed": true`) {
+		t.Errorf("netconf_config: %s", config)
+	}
+	for _, want := range []string{"<status>applied</status>", "<answer>OK</answer>"} {
+		if !strings.Contains(applied, want) {
+			t.Errorf("the configuration state lacks %s: %s", want, applied)
+		}
+	}
+	if args, _ := th.LastArgs("SET-THRESHOLD"); fmt.Sprint(args) != "[gt 28]" {
+		t.Errorf("the thermostat holds %v, want [gt 28]", args)
+	}
 	for _, want := range []string{"<uuid>led-a</uuid>", "<online>true</online>"} {
 		if !strings.Contains(state, want) {
 			t.Errorf("netconf_get lacks %s: %s", want, state)
@@ -111,6 +154,15 @@ func TestAnsibleNetconfGetAndRPC(t *testing.T) {
 	if d.Commands.Load() == 0 {
 		t.Errorf("the device got no command")
 	}
+
+	// Done when (issue 20): the thermostat killed and started again is
+	// brought back to its configuration, with no operator action.
+	th.Close()
+	again := bootDevice(t, thCfg)
+	testenv.WaitFor(t, "the restarted thermostat configured again", func() bool {
+		args, _ := again.LastArgs("SET-THRESHOLD")
+		return fmt.Sprint(args) == "[gt 28]"
+	})
 }
 
 // runWithDeadline runs cmd, its output combined, killing it after d.

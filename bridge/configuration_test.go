@@ -3,6 +3,9 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -111,4 +114,82 @@ func TestConfigurationFollowsDevices(t *testing.T) {
 	s2 := session(t, b2.NetconfAddr())
 	reply, _ = exec1(t, s2, `<get-config><source><running/></source><filter><configuration xmlns="`+ns+`"><device><uuid>th-3</uuid></device></configuration></filter></get-config>`)
 	mustContain(t, reply, "<input_1_Operator>eq</input_1_Operator><input_2_Threshold>21</input_2_Threshold>")
+}
+
+// ncclient (Debian's python3-ncclient) configures a thermostat: candidate
+// and commit, a confirmed commit that times out and is rolled back on
+// the device too, one confirmed in time, locks and discard-changes.
+func TestNcclientConfiguresADevice(t *testing.T) {
+	python := testenv.DebianPython(t, "ncclient")
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	var mu sync.Mutex
+	var told []string
+	deviceWith(t, b.BrokerURL(), "thermostat.jsonld", "th-nc", devices.Config{Protocol: client.MQTT5, Handlers: map[string]devices.CommandHandler{
+		"SET-THRESHOLD": func(ctx context.Context, d *devices.Device, f *ontology.Function, args []string) (string, []string) {
+			mu.Lock()
+			told = append(told, strings.Join(args, " "))
+			mu.Unlock()
+			return "OK", nil
+		}}})
+	host, port, _ := strings.Cut(b.NetconfAddr(), ":")
+	cmd := exec.Command(python, filepath.Join("testdata", "ncclient_config.py"), host, port, "admin", adminPassword, namespace(t, "thermostat.jsonld"), "th-nc")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ncclient: %v\n%s", err, out)
+	}
+	mustContain(t, string(out),
+		"candidate: True confirmed-commit: True",
+		"before commit: None",
+		"committed: 10",
+		"confirmed commit: 50",
+		"after its timeout: 10",
+		"confirmed in time: 60",
+		"126: invalid-value /",
+		"candidate after discard: 60")
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(told, ", "); got != "gt 10, gt 50, gt 10, gt 60" {
+		t.Errorf("the thermostat was told %s; want gt 10, gt 50, gt 10 (the rollback), gt 60", got)
+	}
+}
+
+// yangcli (Debian's, yuma123) edits one configuration leaf of a device,
+// on the candidate it picks by default, and commits.
+func TestYangcliEditsAConfigurationLeaf(t *testing.T) {
+	yangcli := testenv.Tool(t, "yangcli")
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	th := device(t, b.BrokerURL(), "thermostat.jsonld", "th-y", client.MQTT5)
+	ns := namespace(t, "thermostat.jsonld")
+	s := session(t, b.NetconfAddr())
+	if _, re := exec1(t, s, thresholdEdit(ns, [3]string{"th-y", "gt", "20"})); re != nil {
+		t.Fatalf("edit-config: %v", re)
+	}
+	module := strings.TrimPrefix(ns, "urn:myno:yang:")
+	dir := t.TempDir()
+	script := filepath.Join(dir, "edit.yangcli")
+	if err := os.WriteFile(script, []byte("merge /configuration/device[uuid='th-y']/setThreshold/input_2_Threshold value=33\ncommit\n"+
+		"sget /"+module+":devices/device[uuid='th-y']/configuration-state\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(b.NetconfAddr(), ":")
+	cmd := exec.Command(yangcli, "--batch-mode", "--run-script="+script, "--server="+host, "--ncport="+port,
+		"--user=admin", "--password="+adminPassword, "--home="+dir)
+	cmd.Dir, cmd.Stdin = dir, strings.NewReader("")
+	out, err := cmd.CombinedOutput()
+	text := string(out)
+	if err != nil {
+		t.Fatalf("yangcli: %v\n%s", err, text)
+	}
+	// yangcli exits 0 even when things fail: its output is the verdict.
+	mustContain(t, text, "Default target set to: <candidate>", "status applied", "answer OK")
+	for _, bad := range []string{"Error", "rpc-error", "Script 'edit.yangcli' canceled"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("yangcli reports %q:\n%s", bad, text)
+		}
+	}
+	if args, _ := th.LastArgs("SET-THRESHOLD"); fmt.Sprint(args) != "[gt 33]" {
+		t.Errorf("the thermostat holds %v after yangcli's edit, want [gt 33]\n%s", args, text)
+	}
 }

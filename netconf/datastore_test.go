@@ -291,6 +291,23 @@ func TestCandidateCommitAndDiscard(t *testing.T) {
 	contains(t, rc.rpc("21", `<copy-config><target><running/></target><source><url>file:///etc/passwd</url></source></copy-config>`), "operation-not-supported")
 }
 
+// A read-only user reads the configuration and changes nothing (NACM).
+func TestReadOnlyUserCannotConfigure(t *testing.T) {
+	app := newCfgApp()
+	ts := startConfigServer(t, app)
+	rc := dialRaw(t, ts, passwordConfig("viewer", viewerPass))
+	rc.start11()
+	contains(t, rc.rpc("1", getRunning), "<data")
+	for i, op := range []string{editConfig("running", unitEdit("a", "1")), editConfig("candidate", unitEdit("a", "1")), `<commit/>`,
+		`<lock><target><running/></target></lock>`, `<copy-config><target><running/></target><source><candidate/></source></copy-config>`,
+		`<discard-changes/>`, `<cancel-commit/>`} {
+		contains(t, rc.rpc(strconv.Itoa(i+2), op), "access-denied")
+	}
+	if len(app.world()) != 0 || len(ts.srv.Running()) != 0 {
+		t.Error("a read-only user changed the configuration")
+	}
+}
+
 func TestLocksOnConfiguration(t *testing.T) {
 	app := newCfgApp()
 	ts := startConfigServer(t, app)

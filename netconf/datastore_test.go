@@ -186,7 +186,7 @@ func TestEditConfigOperations(t *testing.T) {
 		{editConfig("running", unitEdit("a", "101")), []string{"invalid-value", "<rpc-error xmlns:cfg=\"" + cfgNS + "\">", "<error-path>/cfg:settings/cfg:unit[cfg:name=&#39;a&#39;]/cfg:level/cfg:value</error-path>", "is not 0..100"}, nil},
 		{editConfig("running", `<settings xmlns="`+cfgNS+`"><unit><name>a</name><colour>red</colour></unit></settings>`), []string{"unknown-element", "<bad-element>colour</bad-element>"}, nil},
 		{editConfig("running", `<settings xmlns="`+cfgNS+`"><unit><level><value>1</value></level></unit></settings>`), []string{"missing-element", "<bad-element>name</bad-element>"}, nil},
-		{editConfig("running", `<settings xmlns="`+cfgNS+`"><unit><name>c</name><level><note>x</note></level></unit></settings>`), []string{"missing-element", "value is mandatory"}, nil},
+		{editConfig("running", `<settings xmlns="`+cfgNS+`"><unit><name>c</name><level><note>x</note></level></unit></settings>`), []string{"missing-element", "value is mandatory", "<error-path>/cfg:settings/cfg:unit[cfg:name=&#39;c&#39;]/cfg:level</error-path>"}, nil},
 		{editConfig("running", `<other xmlns="urn:nowhere"/>`), []string{"unknown-namespace"}, nil},
 		{editConfig("running", unitEdit("a", "1", `nc:operation="frobnicate"`)), []string{"bad-attribute"}, nil},
 		{editConfig("running", `<settings xmlns="`+cfgNS+`"><unit nc:operation="delete"><name>c</name></unit></settings>`), []string{"data-missing"}, nil},

@@ -200,9 +200,13 @@ func (ed editor) children(cur []*Element, x *Element, sn *SchemaNode, op editOpe
 			if err != nil {
 				return nil, err
 			}
-			cp = cp.entry(csn.Keys, values)
-			match = func(e *Element) bool { return e.Name == c.Name && slices.Equal(entryKeys(e, csn, ns), values) }
-			id = cp.String()
+			keyed := &Element{Name: c.Name}
+			for i, k := range csn.Keys {
+				keyed.Children = append(keyed.Children, NewLeaf(ns, k, values[i]))
+			}
+			cp = cp.withEntry(keyed, csn)
+			match = func(e *Element) bool { return e.Name == c.Name && hasKeys(e, csn, ns, values) }
+			id = strings.Join(values, "\x00")
 		}
 		if sn.Kind == KindList && sn.isKey(c.Name.Local) {
 			if cop != op && (cop == opDelete || cop == opRemove || cop == opCreate) {
@@ -228,7 +232,10 @@ func (ed editor) children(cur []*Element, x *Element, sn *SchemaNode, op editOpe
 		}
 		out = place(out, i, n)
 	}
-	slices.SortStableFunc(out, func(a, b *Element) int { return sn.order(a.Name.Local) - sn.order(b.Name.Local) })
+	byOrder := func(a, b *Element) int { return sn.order(a.Name.Local) - sn.order(b.Name.Local) }
+	if !slices.IsSortedFunc(out, byOrder) {
+		slices.SortStableFunc(out, byOrder)
+	}
 	return out, nil
 }
 
@@ -261,6 +268,17 @@ func keyValues(x *Element, sn *SchemaNode, ns string, p dataPath) ([]string, err
 	return values, nil
 }
 
+// hasKeys reports whether list entry e has the key values.
+func hasKeys(e *Element, sn *SchemaNode, ns string, values []string) bool {
+	for i, k := range sn.Keys {
+		c := e.Child(ns, k)
+		if c == nil || c.Text != values[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // entryKeys are a stored list entry's key values.
 func entryKeys(e *Element, sn *SchemaNode, ns string) []string {
 	values := make([]string, len(sn.Keys))
@@ -276,25 +294,46 @@ func entryKeys(e *Element, sn *SchemaNode, ns string) []string {
 // checks: every mandatory leaf is there (RFC 7950 §7.6.5, §8.1). Data of
 // a root whose module is gone is left as it is.
 func (ed editor) validate(data []*Element) error {
+	var steps []pathStep // the walk's path, rendered only for an error
 	for _, e := range data {
 		r := ed.roots[e.Name]
 		if r == nil {
 			continue
 		}
-		if err := mandatory(e, r.Node, dataPath{root: r}.child(e.Name.Local)); err != nil {
+		steps = append(steps[:0], pathStep{local: e.Name.Local})
+		if err := mandatory(e, r.Node, r, &steps); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func mandatory(e *Element, sn *SchemaNode, p dataPath) error {
-	ns := p.root.Namespace
+// pathStep is one step of a walk's path: a node, or a list entry.
+type pathStep struct {
+	local  string
+	entry  *Element
+	schema *SchemaNode
+}
+
+// pathOf is the dataPath of a walk's steps.
+func pathOf(r *ConfigRoot, steps []pathStep) dataPath {
+	p := dataPath{root: r}
+	for _, s := range steps {
+		p = p.child(s.local)
+		if s.entry != nil {
+			p = p.withEntry(s.entry, s.schema)
+		}
+	}
+	return p
+}
+
+func mandatory(e *Element, sn *SchemaNode, r *ConfigRoot, steps *[]pathStep) error {
+	ns := r.Namespace
 	for _, c := range sn.Children {
-		cp := p.child(c.Name)
 		switch c.Kind {
 		case KindLeaf:
 			if c.Mandatory && e.Child(ns, c.Name) == nil {
+				p := pathOf(r, *steps)
 				return p.errorAt(TagMissingElement, c.Name, "%s is mandatory in %s", c.Name, p)
 			}
 		case KindContainer:
@@ -305,15 +344,22 @@ func mandatory(e *Element, sn *SchemaNode, p dataPath) error {
 				}
 				child = &Element{} // a non-presence container's leaves are its parent's
 			}
-			if err := mandatory(child, c, cp); err != nil {
+			*steps = append(*steps, pathStep{local: c.Name})
+			err := mandatory(child, c, r, steps)
+			*steps = (*steps)[:len(*steps)-1]
+			if err != nil {
 				return err
 			}
 		case KindList:
 			for _, entry := range e.Children {
-				if entry.Name.Space == ns && entry.Name.Local == c.Name {
-					if err := mandatory(entry, c, cp.entry(c.Keys, entryKeys(entry, c, ns))); err != nil {
-						return err
-					}
+				if entry.Name.Space != ns || entry.Name.Local != c.Name {
+					continue
+				}
+				*steps = append(*steps, pathStep{local: c.Name, entry: entry, schema: c})
+				err := mandatory(entry, c, r, steps)
+				*steps = (*steps)[:len(*steps)-1]
+				if err != nil {
+					return err
 				}
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -125,43 +126,55 @@ func (d *datastores) removeConfigRoots(module string) {
 	}
 }
 
-// dataPath renders an instance path (RFC 6241 §4.3 error-path) in the
-// root's prefix: /p:configuration/p:device[p:uuid='a']/p:setColor.
+// dataPath is an instance path (RFC 6241 §4.3 error-path), rendered in
+// the root's prefix only when an error needs it:
+// /p:configuration/p:device[p:uuid='a']/p:setColor. Each step points to
+// its parent, so a walk over many nodes builds no strings.
 type dataPath struct {
-	root  *ConfigRoot
-	steps []string
+	root   *ConfigRoot
+	parent *dataPath
+	local  string
+	// A list entry's step: its keys are read from entry when rendered.
+	entry  *Element
+	schema *SchemaNode
 }
 
 func (p dataPath) child(local string) dataPath {
-	return dataPath{root: p.root, steps: append(append([]string(nil), p.steps...), p.root.Prefix+":"+local)}
+	parent := p
+	return dataPath{root: p.root, parent: &parent, local: local}
 }
 
-// entry qualifies the last step with a list entry's keys.
-func (p dataPath) entry(keys []string, values []string) dataPath {
-	if len(p.steps) == 0 {
-		return p
-	}
-	var b strings.Builder
-	b.WriteString(p.steps[len(p.steps)-1])
-	for i, k := range keys {
-		v := values[i]
-		quote := "'"
-		if strings.Contains(v, "'") {
-			quote = `"`
+// withEntry qualifies the step with the keys of list entry e.
+func (p dataPath) withEntry(e *Element, sn *SchemaNode) dataPath {
+	p.entry, p.schema = e, sn
+	return p
+}
+
+func (p dataPath) String() string {
+	var steps []string
+	for q := &p; q != nil && q.local != ""; q = q.parent {
+		var b strings.Builder
+		b.WriteString(p.root.Prefix + ":" + q.local)
+		if q.entry != nil {
+			for i, k := range q.schema.Keys {
+				v := entryKeys(q.entry, q.schema, p.root.Namespace)[i]
+				quote := "'"
+				if strings.Contains(v, "'") {
+					quote = `"`
+				}
+				fmt.Fprintf(&b, "[%s:%s=%s%s%s]", p.root.Prefix, k, quote, v, quote)
+			}
 		}
-		fmt.Fprintf(&b, "[%s:%s=%s%s%s]", p.root.Prefix, k, quote, v, quote)
+		steps = append(steps, b.String())
 	}
-	steps := append([]string(nil), p.steps...)
-	steps[len(steps)-1] = b.String()
-	return dataPath{root: p.root, steps: steps}
+	slices.Reverse(steps)
+	return "/" + strings.Join(steps, "/")
 }
-
-func (p dataPath) String() string { return "/" + strings.Join(p.steps, "/") }
 
 // errorAt is an rpc-error about the node at p.
 func (p dataPath) errorAt(tag, element, format string, args ...any) *RPCError {
 	e := &RPCError{Type: ErrTypeApplication, Tag: tag, Message: fmt.Sprintf(format, args...)}
-	if p.root != nil && len(p.steps) > 0 {
+	if p.root != nil && p.local != "" {
 		e.Path = p.String()
 		e.PathPrefixes = map[string]string{p.root.Prefix: p.root.Namespace}
 	}

@@ -46,6 +46,11 @@ const (
 	// its description in live heap (its model, module and schema:
 	// docs/benchmarks.md), so this is 65 to 90 MiB.
 	DefaultMaxShapeBytes = 32 << 20
+	// DefaultMaxConfiguredDevices bounds the device entries of the
+	// configuration datastore (configuration.go), devices not registered
+	// yet included: ten times the 10,000-device fleets the benchmarks
+	// run, about 25 MB stored.
+	DefaultMaxConfiguredDevices = 100_000
 	// DefaultDeviceKeepAlive is the keep-alive of the project's devices
 	// (client.DefaultKeepAlive), which paho clients share.
 	DefaultDeviceKeepAlive = client.DefaultKeepAlive
@@ -142,6 +147,10 @@ type Config struct {
 	// negative: no limit.
 	MaxShapes     int
 	MaxShapeBytes int
+	// MaxConfiguredDevices bounds the devices the configuration datastore
+	// holds entries for: a change beyond it is refused (resource-denied).
+	// Default DefaultMaxConfiguredDevices; negative: no limit.
+	MaxConfiguredDevices int
 	// DeviceKeepAlive is the devices' MQTT keep-alive as the bridge
 	// assumes it on an external broker, which does not say: a device that
 	// announces no presence (no Will, as MYNO's devices) is offline once
@@ -233,6 +242,7 @@ func (c *Config) setDefaults() {
 		min(c.MaxPendingDescriptionBytes, max(c.MaxPendingDescriptionBytes/4, assemblyCharge(c.MaxDescriptionBytes, c.MaxChunks))))
 	c.MaxShapes = defaultLimit(c.MaxShapes, DefaultMaxShapes)
 	c.MaxShapeBytes = defaultLimit(c.MaxShapeBytes, DefaultMaxShapeBytes)
+	c.MaxConfiguredDevices = defaultLimit(c.MaxConfiguredDevices, DefaultMaxConfiguredDevices)
 	if c.AssemblyTimeout <= 0 {
 		c.AssemblyTimeout = DefaultAssemblyTimeout
 	}

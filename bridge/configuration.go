@@ -164,6 +164,10 @@ func entriesOf(data []*netconf.Element) map[deviceKey]*netconf.Element {
 // apply makes the devices follow running's change (Configuration.Apply).
 func (c *configurator) apply(ctx context.Context, old, next []*netconf.Element) ([]*netconf.Element, error) {
 	before, after := entriesOf(old), entriesOf(next)
+	if limit := c.b.cfg.MaxConfiguredDevices; limit > 0 && len(after) > limit && len(after) > len(before) {
+		return old, &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagResourceDenied,
+			Message: fmt.Sprintf("the configuration would hold %d devices, over the %d the bridge keeps (--max-configured-devices)", len(after), limit)}
+	}
 	var changed []deviceKey
 	for k, e := range after {
 		if b, ok := before[k]; !ok || !sameElement(b, e) {
@@ -267,11 +271,11 @@ func (c *configurator) applyDevice(ctx context.Context, k deviceKey, old, next *
 		if was != nil && sameElement(was, want) && c.status(k.uuid, r.Name) == yang.ConfigApplied {
 			continue
 		}
-		if err := c.call(ctx, mod, r, k.uuid, want); err != nil {
+		if err := c.call(ctx, causeChange, mod, r, k.uuid, want); err != nil {
 			// Put back what took, in reverse.
 			for _, p := range slices.Backward(done) {
 				if prev := opOf(old, k.namespace, p.Name); prev != nil {
-					if undoErr := c.call(ctx, mod, p, k.uuid, prev); undoErr != nil {
+					if undoErr := c.call(ctx, causeUndo, mod, p, k.uuid, prev); undoErr != nil {
 						c.log.Warn("configuration not put back", "uuid", k.uuid, "operation", p.Name, "err", undoErr)
 					}
 				}
@@ -312,10 +316,22 @@ func opOf(entry *netconf.Element, ns, name string) *netconf.Element {
 	return entry.Child(ns, name)
 }
 
+// Causes of a configuration call, for myno_configuration_calls_total.
+const (
+	causeChange    = "change"
+	causeUndo      = "undo"
+	causeReconcile = "reconcile"
+)
+
 // call calls configuration operation r of a device with values (the
 // operation's container), and records the outcome.
-func (c *configurator) call(ctx context.Context, mod *yang.Module, r *yang.RPC, uuid string, values *netconf.Element) error {
+func (c *configurator) call(ctx context.Context, cause string, mod *yang.Module, r *yang.RPC, uuid string, values *netconf.Element) error {
 	answer, err := c.invoke(ctx, mod, r, uuid, values)
+	result := yang.ConfigApplied
+	if err != nil {
+		result = yang.ConfigFailed
+	}
+	c.b.metrics.configCalls.WithLabelValues(cause, result).Inc()
 	now := time.Now().UTC()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -499,7 +515,7 @@ func (c *configurator) reconcile(ctx context.Context, uuid string) {
 		if want == nil {
 			continue
 		}
-		if err := c.call(ctx, mod, r, uuid, want); err != nil {
+		if err := c.call(ctx, causeReconcile, mod, r, uuid, want); err != nil {
 			failed++
 			c.log.Warn("configuration not applied to a device that came back", "uuid", uuid, "operation", r.Name, "err", err)
 			continue
@@ -507,6 +523,36 @@ func (c *configurator) reconcile(ctx context.Context, uuid string) {
 		applied++
 	}
 	c.log.Info("configuration applied to a device that came back", "uuid", uuid, "module", mod.Name, "applied", applied, "failed", failed)
+}
+
+// deviceGone forgets what was applied to a deleted device; its intended
+// configuration stays in running, for when it registers again.
+func (c *configurator) deviceGone(uuid string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	delete(c.state, uuid)
+	delete(c.queue, uuid)
+	c.mu.Unlock()
+}
+
+// count is how many operations of registered devices have status.
+func (c *configurator) count(status string) int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, ops := range c.state {
+		for _, st := range ops {
+			if st.status == status {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // stateOf renders a device's configuration-state (nil when it has none).

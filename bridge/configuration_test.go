@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/mqtt/client"
@@ -191,5 +192,30 @@ func TestYangcliEditsAConfigurationLeaf(t *testing.T) {
 	}
 	if args, _ := th.LastArgs("SET-THRESHOLD"); fmt.Sprint(args) != "[gt 33]" {
 		t.Errorf("the thermostat holds %v after yangcli's edit, want [gt 33]\n%s", args, text)
+	}
+}
+
+// The configuration holds at most --max-configured-devices devices: a
+// change beyond is refused and changes nothing.
+func TestConfiguredDevicesAreBounded(t *testing.T) {
+	b := startBridge(t, t.TempDir(), func(c *bridge.Config) { c.MaxConfiguredDevices = 2 })
+	defer b.Close()
+	device(t, b.BrokerURL(), "thermostat.jsonld", "th-b", client.MQTT5)
+	ns := namespace(t, "thermostat.jsonld")
+	s := session(t, b.NetconfAddr())
+	if _, re := exec1(t, s, thresholdEdit(ns, [3]string{"th-b", "gt", "1"}, [3]string{"th-x", "gt", "2"})); re != nil {
+		t.Fatalf("two devices: %v", re)
+	}
+	reply, re := exec1(t, s, thresholdEdit(ns, [3]string{"th-y", "gt", "3"}))
+	if re == nil || !strings.Contains(reply, "resource-denied") || !strings.Contains(reply, "--max-configured-devices") {
+		t.Fatalf("a third device:\n%s", reply)
+	}
+	reply, _ = exec1(t, s, `<get-config><source><running/></source></get-config>`)
+	if strings.Contains(reply, "th-y") || !strings.Contains(reply, "th-x") {
+		t.Errorf("running after the refusal:\n%s", reply)
+	}
+	// Changing the devices already there is still allowed.
+	if _, re := exec1(t, s, thresholdEdit(ns, [3]string{"th-x", "gt", "4"})); re != nil {
+		t.Errorf("changing a configured device at the limit: %v", re)
 	}
 }

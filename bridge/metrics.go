@@ -12,6 +12,7 @@ import (
 
 	"github.com/myno-bridge/myno/mqtt/client"
 	"github.com/myno-bridge/myno/netconf"
+	"github.com/myno-bridge/myno/yang"
 )
 
 // bridgeMetrics are the bridge's Prometheus metrics, in a registry of its own
@@ -25,6 +26,9 @@ type bridgeMetrics struct {
 	mqttBytes  *prometheus.CounterVec
 	firmware   prometheus.Counter
 	followLag  prometheus.Histogram
+	// configCalls counts the configuration operations called on devices
+	// (configuration.go), by cause and result.
+	configCalls *prometheus.CounterVec
 }
 
 // RPC results besides an rpc-error's tag.
@@ -50,13 +54,21 @@ func newMetrics(b *Bridge) *bridgeMetrics {
 	m.followLag = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "myno_cluster_follow_lag_seconds",
 		Help:    "Time from another instance writing a registration to etcd to this instance holding it (issue 18: at most 1 s); none for a bridge alone.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}})
+	m.configCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "myno_configuration_calls_total",
+		Help: "Configuration operations called on devices, by cause (change: running changed; undo: a device's change put back; reconcile: a device came back) and result (applied, failed)."}, []string{"cause", "result"})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
-	m.reg.MustRegister(m.rpcs, m.rpcSeconds, m.bootstraps, m.mqttMsgs, m.mqttBytes, m.firmware, m.followLag,
+	m.reg.MustRegister(m.rpcs, m.rpcSeconds, m.bootstraps, m.mqttMsgs, m.mqttBytes, m.firmware, m.followLag, m.configCalls,
+		gauge("myno_configuration_pending", "Configuration operations of registered devices not applied yet (the device is offline, or being configured).", func() float64 {
+			return float64(b.config.count(yang.ConfigPending))
+		}),
+		gauge("myno_configuration_failed", "Configuration operations whose last call failed; tried again when the device comes back.", func() float64 {
+			return float64(b.config.count(yang.ConfigFailed))
+		}),
 		gauge("myno_devices_registered", "Devices registered.", func() float64 { n, _ := b.registry.counts(); return float64(n) }),
 		gauge("myno_devices_online", "Registered devices online.", func() float64 { return float64(b.onlineCount()) }),
 		gauge("myno_modules", "YANG modules served (one per description shape).", func() float64 { _, n := b.registry.counts(); return float64(n) }),

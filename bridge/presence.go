@@ -559,6 +559,7 @@ func (b *Bridge) registeredEvent(uuid string, conn uint64, ch change, desc []byt
 
 // deletedEvent stops tracking a deleted device and tells.
 func (b *Bridge) deletedEvent(uuid, module string) {
+	b.config.deviceGone(uuid)
 	b.notifyMu.Lock()
 	defer b.notifyMu.Unlock()
 	b.presence.deleted(uuid)

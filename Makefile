@@ -106,3 +106,13 @@ bench-scale:
 .PHONY: bench-cluster
 bench-cluster:
 	GO=$(GO) docs/bench/external/cluster.sh
+
+## bench-config: the configuration datastore from outside (issue 20;
+## docs/bench/external/config.sh): ncclient fills running for 1,000
+## thermostats and edits one at a time, against the bridge and against
+## netconfd holding the same shape; then the fleet is killed and started
+## again, and the time until every device is configured again. About a
+## minute. Needs Debian's netconfd, openssh-server and python3-ncclient.
+.PHONY: bench-config
+bench-config:
+	GO=$(GO) docs/bench/external/config.sh

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The parts of docs/bench/external/run.sh, scale.sh and firmware.sh that
+# The parts of docs/bench/external/run.sh, scale.sh, firmware.sh, cluster.sh and config.sh that
 # are the same, sourced by each from the repository's root. Functions only: nothing runs
 # on sourcing. They use the script's `say` and $PY (a python3).
 
@@ -83,4 +83,81 @@ start_mosquitto() {
   mq_pid=$!
   pids+=("$mq_pid")
   wait_port "$port" || { say "mosquitto did not start:"; cat "$work/mosquitto/"*.log >&2; return 1; }
+}
+
+# start_netconfd PORT [NETCONFD-ARG...]: Debian's netconfd ($NETCONFD,
+# $SUBSYSTEM) behind OpenSSH's sshd ($SSHD) on 127.0.0.1:PORT, the
+# anchor of the NETCONF measurements, its files in $work/netconfd and
+# $work/ssh. Sets user (the NETCONF user, who logs in with the key
+# $work/ssh/client_key), sock, netconfd_pid and sshd_pid, and adds the
+# pids to pids.
+start_netconfd() {
+local port="$1"; shift
+local extra=("$@") i
+# The NETCONF user logs in with a key. sshd runs each session's
+# netconf-subsystem through the user's login shell, and bash then reads the
+# user's ~/.bashrc (root's here runs `pyenv init`: over a second per
+# session). So as root the harness uses a system user with /bin/sh and no
+# home, ncbench, created (useradd) if missing; NC_USER overrides it. As
+# another user, sshd runs as that user and only that user can log in.
+if [ -n "${NC_USER:-}" ]; then
+  user="$NC_USER"
+elif [ "$(id -u)" = 0 ]; then
+  user=ncbench
+  if ! id "$user" >/dev/null 2>&1; then
+    say "creating the system user $user (shell /bin/sh, no home) for netconfd's sessions"
+    # Password "*": none, but not locked ("!"), which sshd without PAM refuses
+    # even for keys.
+    useradd --system --no-create-home --home-dir /nonexistent --shell /bin/sh --password '*' "$user"
+  fi
+else
+  user="$(id -un)"
+fi
+mkdir -m 755 "$work/netconfd" "$work/ssh"
+chmod 755 "$work"
+ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/client_key"
+cp "$work/ssh/client_key.pub" "$work/ssh/authorized_keys"
+chmod 644 "$work/ssh/authorized_keys"
+sock="$work/netconfd/ncxserver.sock"
+cat >"$work/ssh/sshd_config" <<EOF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $work/ssh/host_key
+PidFile $work/ssh/sshd.pid
+AuthorizedKeysFile $work/ssh/authorized_keys
+AllowUsers $user
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+# The keys live under /tmp, which sshd's StrictModes refuses (world-writable).
+StrictModes no
+MaxStartups 64
+LogLevel ERROR
+Subsystem netconf "$SUBSYSTEM --ncxserver-sockname=$port@$sock"
+EOF
+# sshd started as root wants its privilege-separation directory, which
+# Debian's service creates at boot; without systemd nobody has.
+if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then
+  mkdir -p -m 0755 /run/sshd
+fi
+"$SSHD" -t -f "$work/ssh/sshd_config"
+say "starting netconfd (superuser $user) and sshd on 127.0.0.1:$port"
+# No --log FILE: with it, netconfd 2.13 failed sessions here ("IO failed
+# on session"); its stderr goes to the file instead. stdin is /dev/null.
+(cd "$work/netconfd" && exec env HOME="$work/netconfd" "$NETCONFD" --no-startup --superuser="$user" "${extra[@]}" \
+  --log-level=error --port="$port" --ncxserver-sockname="$sock" \
+  </dev/null >"$work/netconfd.log" 2>&1) &
+netconfd_pid=$!
+pids+=($netconfd_pid)
+for i in $(seq 1 100); do
+  [ -S "$sock" ] && break
+  [ "$i" = 100 ] && { say "netconfd did not start:"; cat "$work/netconfd.log" >&2; exit 1; }
+  sleep 0.1
+done
+"$SSHD" -D -e -f "$work/ssh/sshd_config" </dev/null >"$work/sshd.log" 2>&1 &
+sshd_pid=$!
+pids+=($sshd_pid)
 }

@@ -140,72 +140,7 @@ bridge_py=(--addr "127.0.0.1:$nc_port" --user admin --password "$admin_pw" --ser
 smoke bridge "${bridge_go[@]}"
 
 # --- the anchor: netconfd behind sshd -----------------------------------
-# The NETCONF user logs in with a key. sshd runs each session's
-# netconf-subsystem through the user's login shell, and bash then reads the
-# user's ~/.bashrc (root's here runs `pyenv init`: over a second per
-# session). So as root the harness uses a system user with /bin/sh and no
-# home, ncbench, created (useradd) if missing; NC_USER overrides it. As
-# another user, sshd runs as that user and only that user can log in.
-if [ -n "${NC_USER:-}" ]; then
-  user="$NC_USER"
-elif [ "$(id -u)" = 0 ]; then
-  user=ncbench
-  if ! id "$user" >/dev/null 2>&1; then
-    say "creating the system user $user (shell /bin/sh, no home) for netconfd's sessions"
-    # Password "*": none, but not locked ("!"), which sshd without PAM refuses
-    # even for keys.
-    useradd --system --no-create-home --home-dir /nonexistent --shell /bin/sh --password '*' "$user"
-  fi
-else
-  user="$(id -un)"
-fi
-mkdir -m 755 "$work/netconfd" "$work/ssh"
-chmod 755 "$work"
-ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/client_key"
-cp "$work/ssh/client_key.pub" "$work/ssh/authorized_keys"
-chmod 644 "$work/ssh/authorized_keys"
-sock="$work/netconfd/ncxserver.sock"
-cat >"$work/ssh/sshd_config" <<EOF
-Port $ssh_port
-ListenAddress 127.0.0.1
-HostKey $work/ssh/host_key
-PidFile $work/ssh/sshd.pid
-AuthorizedKeysFile $work/ssh/authorized_keys
-AllowUsers $user
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-# The keys live under /tmp, which sshd's StrictModes refuses (world-writable).
-StrictModes no
-MaxStartups 64
-LogLevel ERROR
-Subsystem netconf "$SUBSYSTEM --ncxserver-sockname=$ssh_port@$sock"
-EOF
-# sshd started as root wants its privilege-separation directory, which
-# Debian's service creates at boot; without systemd nobody has.
-if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then
-  mkdir -p -m 0755 /run/sshd
-fi
-"$SSHD" -t -f "$work/ssh/sshd_config"
-say "starting netconfd (superuser $user) and sshd on 127.0.0.1:$ssh_port"
-# No --log FILE: with it, netconfd 2.13 failed sessions here ("IO failed
-# on session"); its stderr goes to the file instead. stdin is /dev/null.
-(cd "$work/netconfd" && exec env HOME="$work/netconfd" "$NETCONFD" --no-startup --superuser="$user" \
-  --log-level=error --port="$ssh_port" --ncxserver-sockname="$sock" \
-  </dev/null >"$work/netconfd.log" 2>&1) &
-netconfd_pid=$!
-pids+=($netconfd_pid)
-for i in $(seq 1 100); do
-  [ -S "$sock" ] && break
-  [ "$i" = 100 ] && { say "netconfd did not start:"; cat "$work/netconfd.log" >&2; exit 1; }
-  sleep 0.1
-done
-"$SSHD" -D -e -f "$work/ssh/sshd_config" </dev/null >"$work/sshd.log" 2>&1 &
-sshd_pid=$!
-pids+=($sshd_pid)
+start_netconfd "$ssh_port"
 # netconfd's CPU time includes sshd's: each session's sshd processes and
 # netconf-subsystem are descendants of the listener.
 netconfd_go=(-addr "127.0.0.1:$ssh_port" -user "$user" -key "$work/ssh/client_key" -server netconfd -cpu-pids "$netconfd_pid,$sshd_pid")

@@ -80,8 +80,8 @@ func main() {
 	flag.IntVar(&c.rpcs, "rpcs", 0, "rpcs per session instead of -duration")
 	flag.IntVar(&c.warmup, "warmup", 20, "rpcs per session before the clock starts")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Second, "SSH handshake timeout, and longest wait for one reply")
-	flag.StringVar(&c.body, "rpc", defaultRPC, "the rpc's content (inside <rpc>)")
-	flag.StringVar(&c.expect, "expect", "version>", "a reply must contain this (and no <rpc-error>)")
+	flag.StringVar(&c.body, "rpc", defaultRPC, "the rpc's content (inside <rpc>); each {n} becomes the session's rpc count modulo 100, so that edits change something")
+	flag.StringVar(&c.expect, "expect", "version>", "a reply must contain this element with text in it, or <ok/> (and no <rpc-error>)")
 	flag.StringVar(&c.framing, "framing", "auto", "auto (1.1 chunked when the server offers base:1.1), 1.0 or 1.1")
 	flag.DurationVar(&c.helloPause, "hello-pause", 50*time.Millisecond, "pause after sending our hello, before the first rpc (netconfd 2.13 fails a session whose first chunked rpc arrives in the same read as the hello)")
 	flag.IntVar(&c.dialParallel, "dial-parallel", 1, "sessions set up at once (setup is not measured; netconfd 2.13 fails sessions set up together)")
@@ -347,16 +347,26 @@ type session struct {
 	latencies []time.Duration
 	errors    int
 	err       error
+	n         int // rpcs sent, for {n}
 }
 
 // call sends the rpc and checks its reply; it returns the latency.
 func (s *session) call(c config) (time.Duration, error) {
-	reply, d, err := s.Call(c.body)
+	body := c.body
+	if strings.Contains(body, "{n}") {
+		s.n++
+		body = strings.ReplaceAll(body, "{n}", strconv.Itoa(s.n%100))
+	}
+	reply, d, err := s.Call(body)
 	switch {
 	case err != nil:
 		return 0, err
 	case bytes.Contains(reply, []byte("rpc-error>")):
 		return 0, fmt.Errorf("rpc-error: %.500s", reply)
+	case c.expect == "<ok/>":
+		if !bytes.Contains(reply, []byte("<ok/>")) {
+			return 0, fmt.Errorf("reply without <ok/>: %.500s", reply)
+		}
 	case !hasValue(reply, c.expect):
 		return 0, fmt.Errorf("reply without a non-empty %q: %.500s", c.expect, reply)
 	}

@@ -43,6 +43,23 @@ func (m *Module) WriteTree(out io.Writer) error {
 			fmt.Fprintf(w, "    |  +--ro %s\t%s\n", o.Name, o.Type.summary())
 		}
 	}
+	if len(m.Configurable) > 0 {
+		fmt.Fprintf(w, "  configuration:\n")
+		fmt.Fprintf(w, "    +--rw %s/%s* [%s]\n", ConfigContainer, ConfigList, ConfigKey)
+		for _, r := range m.Configurable {
+			fmt.Fprintf(w, "       +--rw %s!\t(calls %s)\n", r.Name, r.Name)
+			for _, n := range nonSelector(r.Inputs) {
+				if n.Input.Kind == ontology.InputStructure {
+					fmt.Fprintf(w, "       |  +--rw %s\tcontainer\n", n.Name)
+					for _, fl := range n.Fields {
+						fmt.Fprintf(w, "       |  |  +--rw %s\t%s\n", fl.Name, fl.Type.summary())
+					}
+					continue
+				}
+				fmt.Fprintf(w, "       |  +--rw %s\t%s\n", n.Name, n.Type.summary())
+			}
+		}
+	}
 	if len(m.Notifications) > 0 {
 		fmt.Fprintf(w, "  sensors:\n")
 	}

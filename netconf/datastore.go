@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,6 +48,10 @@ type datastores struct {
 	candidateEdited bool
 	roots           map[xml.Name]*ConfigRoot
 	confirm         *pendingConfirm // a confirmed commit waiting, or nil
+	// confirmSession is the session of a confirmed commit without a
+	// persist token (0 if none), read without change: a session's end
+	// takes change only when it matters.
+	confirmSession atomic.Uint32
 }
 
 // pendingConfirm is a confirmed commit not confirmed yet (RFC 6241 §8.4).
@@ -83,6 +88,31 @@ func (d *datastores) snapshot(name string) []*Element {
 		return d.candidate
 	}
 	return d.running
+}
+
+// visible is a datastore's data for clients: the roots whose module is
+// announced. Data of a withdrawn module is kept (and can be deleted), and
+// shown again when its module comes back.
+func (d *datastores) visible(name string) []*Element {
+	data := d.snapshot(name)
+	d.view.RLock()
+	defer d.view.RUnlock()
+	out := make([]*Element, 0, len(data))
+	for _, e := range data {
+		if d.roots[e.Name] != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// operational is the configuration in use (Configuration.Operational).
+func (d *datastores) operational() []*Element {
+	data := d.visible("running")
+	if d.app.Operational != nil {
+		return d.app.Operational(data)
+	}
+	return data
 }
 
 func (d *datastores) editor() editor {
@@ -133,6 +163,9 @@ func (d *datastores) commitRunning(ctx context.Context, next []*Element, atomic 
 	if sameData(old, next) {
 		return nil
 	}
+	if err := d.check(next); err != nil {
+		return err
+	}
 	if err := d.save(next, d.rollbackData()); err != nil {
 		return err
 	}
@@ -157,6 +190,27 @@ func (d *datastores) commitRunning(ctx context.Context, next []*Element, atomic 
 	}
 	d.setRunning(kept)
 	return err
+}
+
+// check runs the application's bounds on data about to be held
+// (Configuration.Check).
+func (d *datastores) check(data []*Element) error {
+	if d.app.Check == nil {
+		return nil
+	}
+	return d.app.Check(data)
+}
+
+// setCandidate makes data the candidate, within the application's bounds.
+// Called with change held.
+func (d *datastores) setCandidate(data []*Element) error {
+	if err := d.check(data); err != nil {
+		return err
+	}
+	d.view.Lock()
+	d.candidate, d.candidateEdited = data, true
+	d.view.Unlock()
+	return nil
 }
 
 func (d *datastores) save(running, rollback []*Element) error {
@@ -250,7 +304,7 @@ func (s *Server) opGetConfig(ctx context.Context, sess *session, op *Element) ([
 	}
 	var data []*Element
 	if s.ds != nil && !filter.empty() {
-		if data, err = filter.apply(s.ds.snapshot(ds)); err != nil {
+		if data, err = filter.apply(s.ds.visible(ds)); err != nil {
 			return nil, err
 		}
 	}
@@ -320,32 +374,31 @@ func (s *Server) opEditConfig(ctx context.Context, sess *session, op *Element) (
 	if config == nil {
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagMissingElement, Message: "<config> is missing"}).WithInfo("bad-element", "config")
 	}
-	if err := s.lockedByOther(target, sess); err != nil {
-		return nil, err
-	}
 	d := s.ds
 	d.change.Lock()
 	defer d.change.Unlock()
+	// Checked with change held: a lock is granted under it too (§7.5).
+	if err := s.lockedByOther(target, sess); err != nil {
+		return nil, err
+	}
 	ed := d.editor()
 	next, err := ed.edit(d.snapshot(target), config.Children, defaultOp)
 	if err != nil {
 		return nil, err
 	}
+	if testOnly { // §8.6.4: the whole result is validated, nothing set
+		if err := ed.validate(next); err != nil {
+			return nil, err
+		}
+		return nil, d.check(next)
+	}
 	if target == "candidate" {
 		// The candidate may be incomplete until it is validated or
 		// committed (RFC 6241 §8.3.1).
-		if !testOnly {
-			d.view.Lock()
-			d.candidate, d.candidateEdited = next, true
-			d.view.Unlock()
-		}
-		return nil, nil
+		return nil, d.setCandidate(next)
 	}
 	if err := ed.validate(next); err != nil {
 		return nil, err
-	}
-	if testOnly {
-		return nil, nil
 	}
 	return nil, d.commitRunning(s.life, next, atomic)
 }
@@ -364,7 +417,9 @@ func (s *Server) configSource(op *Element) (string, []*Element, error) {
 	if ds != "config" {
 		return ds, s.ds.snapshot(ds), nil
 	}
-	data, err := s.ds.editor().edit(nil, e.Children, opReplace)
+	// Built from nothing: merge is the union of what is given, a
+	// container given twice included.
+	data, err := s.ds.editor().edit(nil, e.Children, opMerge)
 	return ds, data, err
 }
 
@@ -386,12 +441,12 @@ func (s *Server) opCopyConfig(ctx context.Context, sess *session, op *Element) (
 	if err != nil {
 		return nil, err
 	}
-	if err := s.lockedByOther(target, sess); err != nil {
-		return nil, err
-	}
 	d := s.ds
 	d.change.Lock()
 	defer d.change.Unlock()
+	if err := s.lockedByOther(target, sess); err != nil {
+		return nil, err
+	}
 	source, data, err := s.configSource(op)
 	if err != nil {
 		return nil, err
@@ -400,10 +455,7 @@ func (s *Server) opCopyConfig(ctx context.Context, sess *session, op *Element) (
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: fmt.Sprintf("source and target are both %s", target)}).WithInfo("bad-element", "target")
 	}
 	if target == "candidate" {
-		d.view.Lock()
-		d.candidate, d.candidateEdited = data, true
-		d.view.Unlock()
-		return nil, nil
+		return nil, d.setCandidate(data)
 	}
 	if err := d.editor().validate(data); err != nil {
 		return nil, err
@@ -411,8 +463,10 @@ func (s *Server) opCopyConfig(ctx context.Context, sess *session, op *Element) (
 	return nil, d.commitRunning(s.life, data, true)
 }
 
-// opDeleteConfig deletes a datastore (RFC 6241 §7.4): running cannot be
-// deleted; deleting the candidate empties it.
+// opDeleteConfig deletes a datastore (RFC 6241 §7.4), which ietf-netconf
+// allows for startup and url only; this server has neither: running is
+// persisted and is what a restart starts from (§8.7), and running itself
+// cannot be deleted. Every target is refused, each saying why.
 func (s *Server) opDeleteConfig(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
 	if s.ds == nil {
 		return nil, s.noConfiguration("delete-config")
@@ -422,23 +476,16 @@ func (s *Server) opDeleteConfig(ctx context.Context, sess *session, op *Element)
 			return nil, unknownIn("delete-config", c)
 		}
 	}
-	target, _, err := datastoreIn(op, "target", "candidate", "running")
+	target, _, err := datastoreIn(op, "target", "startup", "candidate", "running")
 	if err != nil {
 		return nil, err
 	}
-	if target == "running" {
-		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: "running cannot be deleted (RFC 6241 §7.4)"}).WithInfo("bad-element", "running")
-	}
-	if err := s.lockedByOther(target, sess); err != nil {
-		return nil, err
-	}
-	d := s.ds
-	d.change.Lock()
-	defer d.change.Unlock()
-	d.view.Lock()
-	d.candidate, d.candidateEdited = nil, true
-	d.view.Unlock()
-	return nil, nil
+	why := map[string]string{
+		"running":   "running cannot be deleted (RFC 6241 §7.4); to empty it, copy-config an empty <config/> to it",
+		"candidate": "delete-config takes startup or url (ietf-netconf); to reset the candidate, use discard-changes",
+		"startup":   "this server has no startup datastore: running is stored and is what a restart starts from (RFC 6241 §8.7)",
+	}[target]
+	return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: why}).WithInfo("bad-element", target)
 }
 
 // opValidate checks a configuration (RFC 6241 §8.6).
@@ -466,16 +513,23 @@ func (s *Server) opDiscardChanges(ctx context.Context, sess *session, op *Elemen
 	if len(op.Children) > 0 {
 		return nil, unknownIn("discard-changes", op.Children[0])
 	}
+	d := s.ds
+	d.change.Lock()
+	defer d.change.Unlock()
 	if err := s.lockedByOther("candidate", sess); err != nil {
 		return nil, err
 	}
-	s.ds.discard()
+	d.discardLocked()
 	return nil, nil
 }
 
 func (d *datastores) discard() {
 	d.change.Lock()
 	defer d.change.Unlock()
+	d.discardLocked()
+}
+
+func (d *datastores) discardLocked() {
 	d.view.Lock()
 	d.candidate, d.candidateEdited = d.running, false
 	d.view.Unlock()
@@ -514,14 +568,14 @@ func (s *Server) opCommit(ctx context.Context, sess *session, op *Element) ([]*E
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagMissingElement,
 			Message: "confirm-timeout and persist go with <confirmed/>"}).WithInfo("bad-element", "confirmed")
 	}
+	d := s.ds
+	d.change.Lock()
+	defer d.change.Unlock()
 	for _, ds := range []string{"running", "candidate"} {
 		if err := s.lockedByOther(ds, sess); err != nil {
 			return nil, err
 		}
 	}
-	d := s.ds
-	d.change.Lock()
-	defer d.change.Unlock()
 	if pc := d.confirm; pc != nil {
 		// §8.4.5.1: a commit during a confirmed commit confirms or
 		// extends it; with a persist token, only one that gives it.
@@ -562,6 +616,7 @@ func (s *Server) opCommit(ctx context.Context, sess *session, op *Element) ([]*E
 		if pc := d.confirm; pc != nil {
 			pc.timer.Stop()
 			d.confirm = nil
+			d.confirmSession.Store(0)
 			if err := d.save(d.snapshot("running"), nil); err != nil {
 				return nil, err
 			}
@@ -570,12 +625,22 @@ func (s *Server) opCommit(ctx context.Context, sess *session, op *Element) ([]*E
 		return nil, nil
 	}
 	pc := d.confirm
-	pc.session, pc.persist, pc.deadline = sess.info.ID, persist, time.Now().Add(timeout)
+	// A follow-up confirmed commit may give a new persist token; without
+	// one, the pending token stays (§8.4.5.1).
+	pc.session, pc.deadline = sess.info.ID, time.Now().Add(timeout)
+	if persist != "" {
+		pc.persist = persist
+	}
+	if pc.persist == "" {
+		d.confirmSession.Store(sess.info.ID)
+	} else {
+		d.confirmSession.Store(0)
+	}
 	if pc.timer != nil {
 		pc.timer.Stop()
 	}
 	pc.timer = time.AfterFunc(timeout, func() { s.confirmTimedOut(pc) })
-	s.log.Info("confirmed commit", append(sess.log(), "timeout", timeout, "persist", persist != "")...)
+	s.log.Info("confirmed commit", append(sess.log(), "timeout", timeout, "persist", pc.persist != "")...)
 	return nil, nil
 }
 
@@ -614,8 +679,10 @@ func (s *Server) confirmTimedOut(pc *pendingConfirm) {
 	d := s.ds
 	d.change.Lock()
 	defer d.change.Unlock()
-	if d.confirm != pc || time.Now().Before(pc.deadline) {
-		return // confirmed, cancelled or extended meanwhile
+	if d.confirm != pc || time.Now().Before(pc.deadline) || s.life.Err() != nil {
+		// Confirmed, cancelled or extended meanwhile; or the server is
+		// stopping, and the next start goes back from what is stored.
+		return
 	}
 	if err := s.revertLocked(pc, "not confirmed in time"); err != nil {
 		s.log.Error("confirmed commit rollback failed", "err", err)
@@ -623,38 +690,54 @@ func (s *Server) confirmTimedOut(pc *pendingConfirm) {
 }
 
 // confirmSessionEnded reverts a confirmed commit without a persist token
-// whose session ended (RFC 6241 §8.4.1).
-func (s *Server) confirmSessionEnded(id uint32) {
+// whose session ended (RFC 6241 §8.4.1). Called with change held.
+func (s *Server) confirmSessionEndedLocked(id uint32) {
 	d := s.ds
-	if d == nil {
+	pc := d.confirm
+	if pc == nil || pc.persist != "" || pc.session != id || s.life.Err() != nil {
+		// At a shutdown every session ends: the confirmed commit stays
+		// unconfirmed in what is stored, and the next start goes back.
 		return
 	}
-	d.change.Lock()
-	defer d.change.Unlock()
-	if pc := d.confirm; pc != nil && pc.persist == "" && pc.session == id {
-		if err := s.revertLocked(pc, "its session ended"); err != nil {
-			s.log.Error("confirmed commit rollback failed", "err", err)
-		}
+	if err := s.revertLocked(pc, "its session ended"); err != nil {
+		s.log.Error("confirmed commit rollback failed", "err", err)
 	}
 }
 
-// revertLocked restores the configuration before a confirmed commit.
+// revertLocked restores the configuration before a confirmed commit. The
+// configuration to go back to stays stored until the world took it.
 // Called with change held.
 func (s *Server) revertLocked(pc *pendingConfirm, why string) error {
 	d := s.ds
 	if pc.timer != nil {
 		pc.timer.Stop()
 	}
-	d.confirm = nil
 	s.log.Info("confirmed commit rolled back", "reason", why, "session", pc.session)
 	err := d.commitRunning(s.life, pc.before, false)
-	if err == nil {
-		err = d.save(d.snapshot("running"), nil)
+	if err != nil && s.life.Err() != nil {
+		return err // stopping: the next start goes back from what is stored
 	}
-	d.view.Lock()
-	d.candidate, d.candidateEdited = d.running, false
-	d.view.Unlock()
+	// Done, or some devices refused to go back: running says what they
+	// hold (commitRunning), and the confirmed commit is over either way.
+	d.confirm = nil
+	d.confirmSession.Store(0)
+	if serr := d.save(d.snapshot("running"), nil); err == nil {
+		err = serr
+	}
 	return err
+}
+
+// stopConfirmTimer stops a pending confirmed commit's timer at shutdown:
+// what is stored keeps the configuration to go back to.
+func (d *datastores) stopConfirmTimer() {
+	if d == nil {
+		return
+	}
+	d.change.Lock()
+	defer d.change.Unlock()
+	if pc := d.confirm; pc != nil && pc.timer != nil {
+		pc.timer.Stop()
+	}
 }
 
 // isWithDefaults reports whether c is the with-defaults parameter in ns

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/myno-bridge/myno/internal/testenv"
 	"github.com/myno-bridge/myno/netconf"
@@ -189,6 +190,9 @@ func TestEditConfigOperations(t *testing.T) {
 		{editConfig("running", `<settings xmlns="`+cfgNS+`"><unit><name>c</name><level><note>x</note></level></unit></settings>`), []string{"missing-element", "value is mandatory", "<error-path>/cfg:settings/cfg:unit[cfg:name=&#39;c&#39;]/cfg:level</error-path>"}, nil},
 		{editConfig("running", `<other xmlns="urn:nowhere"/>`), []string{"unknown-namespace"}, nil},
 		{editConfig("running", unitEdit("a", "1", `nc:operation="frobnicate"`)), []string{"bad-attribute"}, nil},
+		// An operation attribute outside NETCONF's namespace would be a
+		// merge if it were ignored: it is refused.
+		{editConfig("running", `<settings xmlns="`+cfgNS+`"><unit operation="delete"><name>a</name></unit></settings>`), []string{"unknown-attribute", "must be in NETCONF"}, nil},
 		{editConfig("running", `<settings xmlns="`+cfgNS+`"><unit nc:operation="delete"><name>c</name></unit></settings>`), []string{"data-missing"}, nil},
 		{editConfig("running", `<settings xmlns="`+cfgNS+`"><unit nc:operation="remove"><name>c</name></unit></settings>`), []string{"<ok/>"}, nil},
 		{editConfig("running", unitEdit("c", "3"), `<default-operation>none</default-operation>`), []string{"data-missing"}, nil},
@@ -283,11 +287,11 @@ func TestCandidateCommitAndDiscard(t *testing.T) {
 	if u := units(ts.srv.Running()); fmt.Sprint(u) != "map[c:8]" {
 		t.Errorf("copy-config to running: %v", u)
 	}
+	// delete-config takes startup or url (ietf-netconf), which this
+	// server does not have; each refusal says what to do instead.
 	contains(t, rc.rpc("18", `<delete-config><target><running/></target></delete-config>`), "invalid-value", "cannot be deleted")
-	contains(t, rc.rpc("19", `<delete-config><target><candidate/></target></delete-config>`), "<ok/>")
-	if got := rc.rpc("20", getCandidate); strings.Contains(got, "<unit>") {
-		t.Errorf("deleted candidate holds data:\n%s", got)
-	}
+	contains(t, rc.rpc("19", `<delete-config><target><candidate/></target></delete-config>`), "invalid-value", "discard-changes")
+	contains(t, rc.rpc("20", `<delete-config><target><startup/></target></delete-config>`), "invalid-value", "no startup datastore")
 	contains(t, rc.rpc("21", `<copy-config><target><running/></target><source><url>file:///etc/passwd</url></source></copy-config>`), "operation-not-supported")
 }
 
@@ -373,6 +377,13 @@ func TestConfirmedCommit(t *testing.T) {
 		t.Errorf("confirmed: running %v, rollback stored %v", units(ts.srv.Running()), units(app.rolling))
 	}
 
+	// While it waits, another session cannot lock running (§7.5).
+	contains(t, rc.rpc("5a", editConfig("candidate", unitEdit("a", "7"))), "<ok/>")
+	contains(t, rc.rpc("5b", `<commit><confirmed/></commit>`), "<ok/>")
+	contains(t, other.rpc("1a", `<lock><target><running/></target></lock>`), "lock-denied", "confirmed commit")
+	contains(t, rc.rpc("5c", editConfig("candidate", unitEdit("a", "3"))), "<ok/>")
+	contains(t, rc.rpc("5d", `<commit/>`), "<ok/>")
+
 	// cancel-commit goes back at once.
 	contains(t, rc.rpc("7", editConfig("candidate", unitEdit("a", "4"))), "<ok/>")
 	contains(t, rc.rpc("8", `<commit><confirmed/></commit>`), "<ok/>")
@@ -428,6 +439,72 @@ func TestConfiguredServerRestarts(t *testing.T) {
 	}
 	if u := units(again.stored); u["a"] != "1" || again.rolling != nil {
 		t.Errorf("stored after the restart: %v, rollback %v", u, units(again.rolling))
+	}
+}
+
+// A server that stops with a confirmed commit waiting leaves it
+// unconfirmed in what is stored: the session ends with the shutdown, but
+// the rollback is the next start's (§8.4.1), not done with devices going
+// away.
+func TestShutdownKeepsAConfirmedCommitUnconfirmed(t *testing.T) {
+	app := newCfgApp()
+	ts := startConfigServer(t, app)
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	rc.start11()
+	contains(t, rc.rpc("1", editConfig("running", unitEdit("a", "1"))), "<ok/>")
+	contains(t, rc.rpc("2", editConfig("candidate", unitEdit("a", "2"))), "<ok/>")
+	contains(t, rc.rpc("3", `<commit><confirmed/></commit>`), "<ok/>")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	if units(app.stored)["a"] != "2" || units(app.rolling)["a"] != "1" || app.applied["a"] != "2" {
+		t.Errorf("after the shutdown: stored %v, rollback %v, world %v", units(app.stored), units(app.rolling), app.applied)
+	}
+}
+
+// Configuration.Check bounds the candidate and running before anything is
+// stored; Configuration.Operational is the configuration in use.
+func TestConfigurationBoundsAndOperational(t *testing.T) {
+	app := newCfgApp()
+	cfg := app.configuration()
+	cfg.Check = func(data []*netconf.Element) error {
+		if len(units(data)) > 2 {
+			return netconf.NewRPCError(netconf.ErrTypeApplication, netconf.TagResourceDenied, "at most 2 units")
+		}
+		return nil
+	}
+	cfg.Operational = func(running []*netconf.Element) []*netconf.Element {
+		return settings(map[string]string{"a": "in-use"})
+	}
+	ts := startServer(t, func(c *netconf.Config) { c.Configuration = cfg })
+	ts.srv.AddConfigRoot(cfgRoot())
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	rc.start11()
+	contains(t, rc.rpc("1", editConfig("running", unitEdit("a", "1")+unitEdit("b", "1"))), "<ok/>")
+	saves := app.saves
+	contains(t, rc.rpc("2", editConfig("running", unitEdit("c", "1"))), "resource-denied", "at most 2 units")
+	contains(t, rc.rpc("3", editConfig("candidate", unitEdit("c", "1"))), "resource-denied")
+	contains(t, rc.rpc("4", `<copy-config><target><candidate/></target><source><config>`+unitEdit("a", "1")+unitEdit("b", "1")+unitEdit("c", "1")+`</config></source></copy-config>`), "resource-denied")
+	if app.saves != saves || len(units(ts.srv.Running())) != 2 {
+		t.Errorf("a refused change was stored (%d saves, was %d) or held: %v", app.saves, saves, units(ts.srv.Running()))
+	}
+	contains(t, rc.rpc("5", `<get-data xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-nmda" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores"><datastore>ds:operational</datastore><config-filter>true</config-filter></get-data>`), "<value>in-use</value>")
+
+	// The module withdrawn: its data is kept but not shown, and can be deleted.
+	ts.srv.RemoveModule("myno-demo")
+	if got := rc.rpc("6", getRunning); strings.Contains(got, "<settings") {
+		t.Errorf("data of a withdrawn module shown:\n%s", got)
+	}
+	if len(ts.srv.Running()) != 1 {
+		t.Fatalf("data of a withdrawn module dropped: %v", ts.srv.Running())
+	}
+	contains(t, rc.rpc("7", editConfig("running", `<settings xmlns="`+cfgNS+`" nc:operation="delete"/>`)), "<ok/>")
+	if len(ts.srv.Running()) != 0 {
+		t.Errorf("data of a withdrawn module not deleted: %v", ts.srv.Running())
 	}
 }
 

@@ -33,6 +33,19 @@ type editor struct {
 // operationOf is x's operation attribute (in the base namespace), or the
 // one it inherits.
 func operationOf(x *Element, inherited editOperation) (editOperation, error) {
+	for _, a := range x.Attrs {
+		if a.Name.Space == NSBase && a.Name.Local == "operation" {
+			continue
+		}
+		msg := fmt.Sprintf("attribute %s on <%s>: configuration nodes take only the operation attribute", a.Name.Local, x.Name.Local)
+		if a.Name.Local == "operation" {
+			// Taken as a merge, an unqualified operation="delete" would do
+			// the opposite of what was asked.
+			msg = fmt.Sprintf("operation on <%s> is in namespace %q: it must be in NETCONF's, %s (e.g. nc:operation with xmlns:nc bound to it)", x.Name.Local, a.Name.Space, NSBase)
+		}
+		return "", (&RPCError{Type: ErrTypeProtocol, Tag: TagUnknownAttribute, Message: msg}).
+			WithInfo("bad-attribute", a.Name.Local).WithInfo("bad-element", x.Name.Local)
+	}
 	v, ok := x.Attr(NSBase, "operation")
 	if !ok {
 		return inherited, nil
@@ -66,15 +79,20 @@ func (ed editor) root(x *Element) (*ConfigRoot, error) {
 func (ed editor) edit(data, config []*Element, defaultOp editOperation) ([]*Element, error) {
 	out := slices.Clone(data)
 	for _, x := range config {
-		r, err := ed.root(x)
-		if err != nil {
-			return nil, err
-		}
 		op, err := operationOf(x, defaultOp)
 		if err != nil {
 			return nil, err
 		}
 		i := slices.IndexFunc(out, func(e *Element) bool { return e.Name == x.Name })
+		r, err := ed.root(x)
+		if err != nil {
+			// Data of a withdrawn module can still be deleted whole.
+			if i >= 0 && (op == opDelete || op == opRemove) {
+				out = place(out, i, nil)
+				continue
+			}
+			return nil, err
+		}
 		var cur *Element
 		if i >= 0 {
 			cur = out[i]
@@ -176,9 +194,13 @@ func (ed editor) build(x *Element, sn *SchemaNode, op editOperation, p dataPath)
 
 // children edits the children cur of a node with the children of x.
 func (ed editor) children(cur []*Element, x *Element, sn *SchemaNode, op editOperation, p dataPath) ([]*Element, error) {
-	out := slices.Clone(cur)
+	out := slices.Clone(cur) // a deleted node is nil until the end
 	ns := p.root.Namespace
 	given := map[string]bool{}
+	// index finds list entries by their keys when an edit of many
+	// entries meets a long list: linear, not quadratic.
+	var index map[string]int
+	useIndex := len(x.Children) > 8 && len(out) > 32
 	for _, c := range x.Children {
 		if c.Name.Space != ns {
 			return nil, p.child(c.Name.Local).errorAt(TagUnknownNamespace, c.Name.Local,
@@ -193,8 +215,10 @@ func (ed editor) children(cur []*Element, x *Element, sn *SchemaNode, op editOpe
 			return nil, err
 		}
 		cp := p.child(c.Name.Local)
-		match := func(e *Element) bool { return e.Name == c.Name }
 		id := c.Name.Local
+		find := func() int {
+			return slices.IndexFunc(out, func(e *Element) bool { return e != nil && e.Name == c.Name })
+		}
 		if csn.Kind == KindList {
 			values, err := keyValues(c, csn, ns, cp)
 			if err != nil {
@@ -205,8 +229,24 @@ func (ed editor) children(cur []*Element, x *Element, sn *SchemaNode, op editOpe
 				keyed.Children = append(keyed.Children, NewLeaf(ns, k, values[i]))
 			}
 			cp = cp.withEntry(keyed, csn)
-			match = func(e *Element) bool { return e.Name == c.Name && hasKeys(e, csn, ns, values) }
-			id = strings.Join(values, "\x00")
+			id = entryID(c.Name.Local, values)
+			find = func() int {
+				if useIndex {
+					if index == nil {
+						index = map[string]int{}
+						for i, e := range out {
+							if ls := sn.child(e.Name.Local); ls != nil && ls.Kind == KindList {
+								index[entryID(e.Name.Local, entryKeys(e, ls, ns))] = i
+							}
+						}
+					}
+					if i, ok := index[id]; ok && out[i] != nil {
+						return i
+					}
+					return -1
+				}
+				return slices.IndexFunc(out, func(e *Element) bool { return e != nil && e.Name == c.Name && hasKeys(e, csn, ns, values) })
+			}
 		}
 		if sn.Kind == KindList && sn.isKey(c.Name.Local) {
 			if cop != op && (cop == opDelete || cop == opRemove || cop == opCreate) {
@@ -218,7 +258,7 @@ func (ed editor) children(cur []*Element, x *Element, sn *SchemaNode, op editOpe
 			return nil, cp.errorAt(TagBadElement, c.Name.Local, "%s is given twice", cp)
 		}
 		given[id] = true
-		i := slices.IndexFunc(out, match)
+		i := find()
 		var old *Element
 		if i >= 0 {
 			old = out[i]
@@ -227,16 +267,30 @@ func (ed editor) children(cur []*Element, x *Element, sn *SchemaNode, op editOpe
 		if err != nil {
 			return nil, err
 		}
-		if n != nil && n.Name.Local != "" && csn.Kind == KindContainer && !csn.Presence && len(n.Children) == 0 {
+		if n != nil && csn.Kind == KindContainer && !csn.Presence && len(n.Children) == 0 {
 			n = nil // an empty non-presence container is not data
 		}
-		out = place(out, i, n)
+		switch {
+		case i >= 0:
+			out[i] = n
+		case n != nil:
+			out = append(out, n)
+			if index != nil {
+				index[id] = len(out) - 1
+			}
+		}
 	}
+	out = slices.DeleteFunc(out, func(e *Element) bool { return e == nil })
 	byOrder := func(a, b *Element) int { return sn.order(a.Name.Local) - sn.order(b.Name.Local) }
 	if !slices.IsSortedFunc(out, byOrder) {
 		slices.SortStableFunc(out, byOrder)
 	}
 	return out, nil
+}
+
+// entryID names a list entry among its siblings: the list and its keys.
+func entryID(list string, values []string) string {
+	return list + "\x00" + strings.Join(values, "\x00")
 }
 
 // keyValues are the canonical key values list entry x gives.

@@ -83,18 +83,18 @@ func (s *Server) opGetData(ctx context.Context, sess *session, op *Element) ([]*
 	case "":
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagMissingElement, Message: "<datastore> is missing"}).WithInfo("bad-element", "datastore")
 	case "operational":
-		// The configuration in use is running's: the application applies
-		// every change before running takes it. config-filter true keeps
-		// configuration, false the state (RFC 8526 §3.1.1).
+		// The configuration in use (Configuration.Operational) and the
+		// state. config-filter true keeps configuration, false the state
+		// (RFC 8526 §3.1.1).
 		var err error
-		if data, err = s.stateData(ctx, sess, filter, configFilter != "false", configFilter != "true"); err != nil {
+		if data, err = s.stateData(ctx, sess, filter, configUsed, configFilter != "false", configFilter != "true"); err != nil {
 			return nil, err
 		}
 	case "running", "candidate":
 		// Configuration only: config-filter false selects nothing.
 		if s.ds != nil && configFilter != "false" && !filter.empty() {
 			var err error
-			if data, err = filter.apply(s.ds.snapshot(datastore)); err != nil {
+			if data, err = filter.apply(s.ds.visible(datastore)); err != nil {
 				return nil, err
 			}
 		}

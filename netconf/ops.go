@@ -188,17 +188,26 @@ func (s *Server) opGet(ctx context.Context, sess *session, op *Element) ([]*Elem
 		return nil, err
 	}
 	// §7.7: running's configuration and the state data.
-	data, err := s.stateData(ctx, sess, filter, true, true)
+	data, err := s.stateData(ctx, sess, filter, configRunning, true, true)
 	if err != nil {
 		return nil, err
 	}
 	return []*Element{NewNode(NSBase, "data", data...)}, nil
 }
 
+// configView is which configuration stateData includes: running's
+// (<get>, RFC 6241 §7.7) or the one in use (NMDA's operational).
+type configView int
+
+const (
+	configRunning configView = iota
+	configUsed
+)
+
 // stateData is the data that filter selects of running's configuration
 // (withConfig) and of the state (withState): the server's own, and each
 // source's that the filter may select from.
-func (s *Server) stateData(ctx context.Context, sess *session, filter dataFilter, withConfig, withState bool) ([]*Element, error) {
+func (s *Server) stateData(ctx context.Context, sess *session, filter dataFilter, config configView, withConfig, withState bool) ([]*Element, error) {
 	if filter.empty() {
 		// §6.4.2: an empty filter selects nothing; no source is asked.
 		return nil, nil
@@ -206,7 +215,11 @@ func (s *Server) stateData(ctx context.Context, sess *session, filter dataFilter
 	q := filter.query()
 	var data []*Element
 	if withConfig && s.ds != nil {
-		for _, e := range s.ds.snapshot("running") {
+		roots := s.ds.visible("running")
+		if config == configUsed {
+			roots = s.ds.operational()
+		}
+		for _, e := range roots {
 			if q.Wants(e.Name) {
 				data = append(data, e)
 			}
@@ -248,6 +261,17 @@ func (s *Server) opLock(ctx context.Context, sess *session, op *Element) ([]*Ele
 	ds, _, err := datastoreIn(op, "target", s.configDatastores()...)
 	if err != nil {
 		return nil, err
+	}
+	if d := s.ds; d != nil {
+		// Under change: no change of the datastore is half done when
+		// the lock is granted, and none starts unseen.
+		d.change.Lock()
+		defer d.change.Unlock()
+		if pc := d.confirm; ds == "running" && pc != nil && (pc.persist != "" || pc.session != sess.info.ID) {
+			// §7.5: not while another session's confirmed commit waits.
+			return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagLockDenied,
+				Message: "a confirmed commit of another session is waiting for its confirmation"}).WithInfo("session-id", strconv.FormatUint(uint64(pc.session), 10))
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

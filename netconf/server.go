@@ -529,6 +529,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.closed = true
 		s.endLife()
 	}
+	s.mu.Unlock()
+	// A confirmed commit waiting stays unconfirmed in what is stored: the
+	// next start goes back to the configuration before it (§8.4.1).
+	s.ds.stopConfirmTimer()
+	s.mu.Lock()
 	for ln := range s.listeners {
 		ln.Close()
 	}
@@ -763,24 +768,39 @@ func (s *Server) newSession(ctx context.Context, ch ssh.Channel, user, remote st
 }
 
 func (s *Server) endSession(sess *session) {
+	id := sess.info.ID
+	if d := s.ds; d != nil {
+		s.mu.RLock()
+		heldCandidate := s.candidateLockOwner == id
+		s.mu.RUnlock()
+		if heldCandidate || d.confirmSession.Load() == id {
+			// change is taken only when the session's end changes
+			// something: a session's end does not wait for an apply.
+			d.change.Lock()
+			if heldCandidate {
+				// RFC 6241 §7.5: the candidate's lock ending with its
+				// session discards the changes made under it, before
+				// another session can make any.
+				d.discardLocked()
+			}
+			s.confirmSessionEndedLocked(id)
+			s.mu.Lock()
+			if s.candidateLockOwner == id {
+				s.candidateLockOwner = 0
+			}
+			s.mu.Unlock()
+			d.change.Unlock()
+		}
+	}
 	s.mu.Lock()
-	delete(s.sessions, sess.info.ID)
-	if s.lockOwner == sess.info.ID { // RFC 6241 §7.5: a lock ends with its session
+	delete(s.sessions, id)
+	if s.lockOwner == id { // RFC 6241 §7.5: a lock ends with its session
 		s.lockOwner = 0
 	}
-	heldCandidate := s.candidateLockOwner == sess.info.ID
-	if heldCandidate {
+	if s.candidateLockOwner == id {
 		s.candidateLockOwner = 0
 	}
 	s.mu.Unlock()
-	if s.ds != nil {
-		if heldCandidate {
-			// RFC 6241 §7.5: the candidate's lock ending with its
-			// session discards the changes made under it.
-			s.ds.discard()
-		}
-		s.confirmSessionEnded(sess.info.ID)
-	}
 	s.notifyMu.Lock() // against a create-subscription still running
 	sess.ended, sess.holder, sess.held = true, nil, nil
 	if sub := sess.subscribed.Swap(nil); sub != nil && sub.stop != nil {

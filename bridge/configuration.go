@@ -62,6 +62,9 @@ type opState struct {
 	applied   time.Time
 	answer    string
 	err       string
+	// held is the operation's container as the device last took it:
+	// what NMDA's operational shows.
+	held *netconf.Element
 }
 
 // configurator applies running to the devices (see above).
@@ -78,7 +81,10 @@ type configurator struct {
 	// intended is each device's entry in running as the devices are
 	// to follow it: set by Apply as it goes, before running takes it.
 	intended map[deviceKey]*netconf.Element
-	state    map[string]map[string]*opState // uuid → operation → state
+	// configured counts each uuid's entries in intended: a device that
+	// comes back is looked up without a walk over the fleet.
+	configured map[string]int
+	state      map[deviceKey]map[string]*opState // device entry → operation → state
 
 	// queue holds the devices to reconcile; wake tells the worker.
 	queue map[string]bool
@@ -87,14 +93,14 @@ type configurator struct {
 
 func newConfigurator(b *Bridge) *configurator {
 	return &configurator{b: b, path: filepath.Join(b.cfg.DataDir, configurationFile), log: b.log,
-		intended: map[deviceKey]*netconf.Element{}, state: map[string]map[string]*opState{},
+		intended: map[deviceKey]*netconf.Element{}, configured: map[string]int{}, state: map[deviceKey]map[string]*opState{},
 		queue: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
 // load reads the stored configuration: running, and the rollback
 // configuration when a confirmed commit was pending.
 func (c *configurator) load() (*netconf.Configuration, error) {
-	cfg := &netconf.Configuration{Save: c.save, Apply: c.apply}
+	cfg := &netconf.Configuration{Save: c.save, Apply: c.apply, Check: c.check, Operational: c.operational}
 	data, err := os.ReadFile(c.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return cfg, nil
@@ -102,7 +108,9 @@ func (c *configurator) load() (*netconf.Configuration, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := netconf.ParseElement(data, netconf.Limits{MaxElements: 1 << 24, MaxDocumentAttributes: 1 << 24})
+	// The bridge's own file, bounded by --max-configured-devices and
+	// maxConfigValueBytes when it was written: no limit of a message.
+	root, err := netconf.ParseElement(data, netconf.Limits{MaxElements: 1 << 30, MaxDocumentAttributes: 1 << 30})
 	if err != nil {
 		return nil, fmt.Errorf("the stored configuration %s: %w", c.path, err)
 	}
@@ -133,11 +141,9 @@ func (c *configurator) save(running, rollback []*netconf.Element) error {
 // start takes running as the server holds it at start and runs the
 // reconciliation worker.
 func (c *configurator) start(running []*netconf.Element) {
-	c.mu.Lock()
 	for k, e := range entriesOf(running) {
-		c.intended[k] = e
+		c.setIntended(k, e)
 	}
-	c.mu.Unlock()
 	c.b.run.goDo(func() { c.reconcileLoop(c.b.ctx) })
 }
 
@@ -164,10 +170,6 @@ func entriesOf(data []*netconf.Element) map[deviceKey]*netconf.Element {
 // apply makes the devices follow running's change (Configuration.Apply).
 func (c *configurator) apply(ctx context.Context, old, next []*netconf.Element) ([]*netconf.Element, error) {
 	before, after := entriesOf(old), entriesOf(next)
-	if limit := c.b.cfg.MaxConfiguredDevices; limit > 0 && len(after) > limit && len(after) > len(before) {
-		return old, &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagResourceDenied,
-			Message: fmt.Sprintf("the configuration would hold %d devices, over the %d the bridge keeps (--max-configured-devices)", len(after), limit)}
-	}
 	var changed []deviceKey
 	for k, e := range after {
 		if b, ok := before[k]; !ok || !sameElement(b, e) {
@@ -183,6 +185,7 @@ func (c *configurator) apply(ctx context.Context, old, next []*netconf.Element) 
 		return changed[i].uuid < changed[j].uuid || changed[i].uuid == changed[j].uuid && changed[i].namespace < changed[j].namespace
 	})
 	errs := make([]*netconf.RPCError, len(changed))
+	keptEntries := make([]*netconf.Element, len(changed))
 	sem := make(chan struct{}, configWorkers)
 	var wg sync.WaitGroup
 	for i, k := range changed {
@@ -191,7 +194,7 @@ func (c *configurator) apply(ctx context.Context, old, next []*netconf.Element) 
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs[i] = c.applyDevice(ctx, k, before[k], after[k])
+			keptEntries[i], errs[i] = c.applyDevice(ctx, k, before[k], after[k])
 		}()
 	}
 	wg.Wait()
@@ -200,7 +203,7 @@ func (c *configurator) apply(ctx context.Context, old, next []*netconf.Element) 
 	for i, err := range errs {
 		if err != nil {
 			failed = append(failed, err)
-			kept = withEntry(kept, changed[i], before[changed[i]])
+			kept = withEntry(kept, changed[i], keptEntries[i])
 		}
 	}
 	if len(failed) == 0 {
@@ -249,52 +252,98 @@ func withEntry(data []*netconf.Element, k deviceKey, entry *netconf.Element) []*
 }
 
 // applyDevice makes one device follow its entry's change from old to
-// next: all or nothing.
-func (c *configurator) applyDevice(ctx context.Context, k deviceKey, old, next *netconf.Element) *netconf.RPCError {
+// next, all or nothing: when a call fails, the operations that took are
+// called again with their previous values. It returns the device's entry
+// as running is to keep it: next on success; else old, but for an
+// operation that took and could not be put back (it had no previous
+// value, or the device refused it), which the device holds.
+func (c *configurator) applyDevice(ctx context.Context, k deviceKey, old, next *netconf.Element) (*netconf.Element, *netconf.RPCError) {
 	unlock := c.devices.lock(k.uuid)
 	defer unlock()
 	mod, online := c.target(k)
-	if mod == nil || !online {
-		c.setIntended(k, next)
-		if mod != nil {
-			c.markPending(k.uuid, mod, next)
+	if mod == nil {
+		if other := c.b.registry.moduleServing(k.uuid); other != nil && next != nil {
+			c.setIntended(k, old)
+			return old, (&netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagInvalidValue,
+				Message: fmt.Sprintf("device %s is registered with module %s (namespace %s), whose configuration it takes", k.uuid, other.Name, other.Namespace)}).
+				WithInfo("bad-element", yang.ConfigKey)
 		}
-		return nil
+		c.setIntended(k, next) // not registered yet: applied when it is
+		return next, nil
 	}
-	var done []*yang.RPC // called with the new values
+	if !online {
+		c.setIntended(k, next)
+		c.markPending(k, mod, next)
+		return next, nil
+	}
+	var took []*yang.RPC // called with the new values in this change
 	for _, r := range mod.Configurable {
 		was, want := opOf(old, k.namespace, r.Name), opOf(next, k.namespace, r.Name)
-		if want == nil {
-			c.forget(k.uuid, r.Name)
-			continue
-		}
-		if was != nil && sameElement(was, want) && c.status(k.uuid, r.Name) == yang.ConfigApplied {
+		if want == nil || was != nil && sameElement(was, want) && c.status(k, r.Name) == yang.ConfigApplied {
 			continue
 		}
 		if err := c.call(ctx, causeChange, mod, r, k.uuid, want); err != nil {
-			// Put back what took, in reverse.
-			for _, p := range slices.Backward(done) {
-				if prev := opOf(old, k.namespace, p.Name); prev != nil {
-					if undoErr := c.call(ctx, causeUndo, mod, p, k.uuid, prev); undoErr != nil {
-						c.log.Warn("configuration not put back", "uuid", k.uuid, "operation", p.Name, "err", undoErr)
-					}
-				}
-			}
-			c.setIntended(k, old)
+			kept, stuck := c.putBack(ctx, mod, k, old, next, took)
+			c.setIntended(k, kept)
 			path := fmt.Sprintf("/%[1]s:%[2]s/%[1]s:%[3]s[%[1]s:%[4]s='%[5]s']/%[1]s:%[6]s", mod.Prefix, yang.ConfigContainer, yang.ConfigList, yang.ConfigKey, k.uuid, r.Name)
+			msg := fmt.Sprintf("device %s: %s: %v; its configuration is left as it was", k.uuid, r.Name, err)
+			if len(stuck) > 0 {
+				msg = fmt.Sprintf("device %s: %s: %v; its configuration is left as it was but for %s, which took and could not be put back, and stays in running",
+					k.uuid, r.Name, err, strings.Join(stuck, ", "))
+			}
 			re := &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagOperationFailed, AppTag: "device-refused",
-				Path: path, PathPrefixes: map[string]string{mod.Prefix: mod.Namespace},
-				Message: fmt.Sprintf("device %s: %s: %v; its configuration is left as it was", k.uuid, r.Name, err)}
+				Path: path, PathPrefixes: map[string]string{mod.Prefix: mod.Namespace}, Message: msg}
 			var ce *netconf.RPCError
 			if errors.As(err, &ce) && ce.AppTag != "" {
 				re.AppTag = ce.AppTag
 			}
-			return re.WithInfo("bad-element", r.Name)
+			return kept, re.WithInfo("bad-element", r.Name)
 		}
-		done = append(done, r)
+		took = append(took, r)
+	}
+	for _, r := range mod.Configurable {
+		if opOf(next, k.namespace, r.Name) == nil {
+			c.forget(k, r.Name)
+		}
 	}
 	c.setIntended(k, next)
-	return nil
+	return next, nil
+}
+
+// putBack calls the operations that took in a failed change again with
+// their previous values, newest first, even when the change's context
+// has ended. It returns the entry the device now holds and the
+// operations that could not be put back.
+func (c *configurator) putBack(ctx context.Context, mod *yang.Module, k deviceKey, old, next *netconf.Element, took []*yang.RPC) (*netconf.Element, []string) {
+	ctx = context.WithoutCancel(ctx)
+	held := map[string]*netconf.Element{}
+	var stuck []string
+	for _, p := range slices.Backward(took) {
+		prev := opOf(old, k.namespace, p.Name)
+		if prev != nil {
+			if err := c.call(ctx, causeUndo, mod, p, k.uuid, prev); err == nil {
+				continue
+			} else {
+				c.log.Warn("configuration not put back", "uuid", k.uuid, "operation", p.Name, "err", err)
+			}
+		}
+		held[p.Name] = opOf(next, k.namespace, p.Name)
+		stuck = append(stuck, p.Name)
+	}
+	if len(held) == 0 {
+		return old, nil
+	}
+	// old, with what the device holds instead, in the module's order.
+	entry := netconf.NewNode(k.namespace, yang.ConfigList, netconf.NewLeaf(k.namespace, yang.ConfigKey, k.uuid))
+	for _, r := range mod.Configurable {
+		if v, ok := held[r.Name]; ok {
+			entry.Children = append(entry.Children, v)
+		} else if v := opOf(old, k.namespace, r.Name); v != nil {
+			entry.Children = append(entry.Children, v)
+		}
+	}
+	slices.Sort(stuck)
+	return entry, stuck
 }
 
 // target is the module of k's device, when it is registered with the
@@ -335,7 +384,7 @@ func (c *configurator) call(ctx context.Context, cause string, mod *yang.Module,
 	now := time.Now().UTC()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.opStateLocked(uuid, r.Name)
+	st := c.opStateLocked(deviceKey{mod.Namespace, uuid}, r.Name)
 	st.attempted, st.answer, st.err = now, answer, ""
 	if err != nil {
 		st.status, st.err = yang.ConfigFailed, err.Error()
@@ -345,7 +394,7 @@ func (c *configurator) call(ctx context.Context, cause string, mod *yang.Module,
 		}
 		return err
 	}
-	st.status, st.applied = yang.ConfigApplied, now
+	st.status, st.applied, st.held = yang.ConfigApplied, now, values
 	return nil
 }
 
@@ -380,11 +429,11 @@ func (c *configurator) invoke(ctx context.Context, mod *yang.Module, r *yang.RPC
 	return answer, nil
 }
 
-func (c *configurator) opStateLocked(uuid, op string) *opState {
-	ops := c.state[uuid]
+func (c *configurator) opStateLocked(k deviceKey, op string) *opState {
+	ops := c.state[k]
 	if ops == nil {
 		ops = map[string]*opState{}
-		c.state[uuid] = ops
+		c.state[k] = ops
 	}
 	st := ops[op]
 	if st == nil {
@@ -394,42 +443,50 @@ func (c *configurator) opStateLocked(uuid, op string) *opState {
 	return st
 }
 
-func (c *configurator) status(uuid, op string) string {
+func (c *configurator) status(k deviceKey, op string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.state[uuid][op]; st != nil {
+	if st := c.state[k][op]; st != nil {
 		return st.status
 	}
 	return ""
 }
 
-func (c *configurator) forget(uuid, op string) {
+func (c *configurator) forget(k deviceKey, op string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.state[uuid], op)
+	delete(c.state[k], op)
 }
 
 // markPending records that the operations of entry wait for the device.
-func (c *configurator) markPending(uuid string, mod *yang.Module, entry *netconf.Element) {
+func (c *configurator) markPending(k deviceKey, mod *yang.Module, entry *netconf.Element) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range mod.Configurable {
 		if opOf(entry, mod.Namespace, r.Name) == nil {
-			delete(c.state[uuid], r.Name)
+			delete(c.state[k], r.Name)
 			continue
 		}
-		c.opStateLocked(uuid, r.Name).status = yang.ConfigPending
+		c.opStateLocked(k, r.Name).status = yang.ConfigPending
 	}
 }
 
 func (c *configurator) setIntended(k deviceKey, entry *netconf.Element) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if entry == nil {
+	_, had := c.intended[k]
+	switch {
+	case entry == nil && had:
 		delete(c.intended, k)
-		return
+		if c.configured[k.uuid]--; c.configured[k.uuid] <= 0 {
+			delete(c.configured, k.uuid)
+		}
+	case entry != nil:
+		c.intended[k] = entry
+		if !had {
+			c.configured[k.uuid]++
+		}
 	}
-	c.intended[k] = entry
 }
 
 // deviceBack queues a device that came back (online, or registered) for
@@ -439,13 +496,7 @@ func (c *configurator) deviceBack(uuid string) {
 		return
 	}
 	c.mu.Lock()
-	has := false
-	for k := range c.intended {
-		if k.uuid == uuid {
-			has = true
-			break
-		}
-	}
+	has := c.configured[uuid] > 0
 	if has {
 		c.queue[uuid] = true
 	}
@@ -506,7 +557,7 @@ func (c *configurator) reconcile(ctx context.Context, uuid string) {
 		return
 	}
 	if _, online := c.target(k); !online {
-		c.markPending(uuid, mod, entry)
+		c.markPending(k, mod, entry)
 		return
 	}
 	applied, failed := 0, 0
@@ -532,7 +583,11 @@ func (c *configurator) deviceGone(uuid string) {
 		return
 	}
 	c.mu.Lock()
-	delete(c.state, uuid)
+	for k := range c.state {
+		if k.uuid == uuid {
+			delete(c.state, k)
+		}
+	}
 	delete(c.queue, uuid)
 	c.mu.Unlock()
 }
@@ -562,7 +617,7 @@ func (c *configurator) stateOf(ns, uuid string) *netconf.Element {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ops := c.state[uuid]
+	ops := c.state[deviceKey{ns, uuid}]
 	if len(ops) == 0 {
 		return nil
 	}
@@ -588,6 +643,60 @@ func (c *configurator) stateOf(ns, uuid string) *netconf.Element {
 	return out
 }
 
+// maxConfigValueBytes bounds one configuration value: it goes to a
+// constrained device as an MQTT argument.
+const maxConfigValueBytes = 4096
+
+// check bounds a configuration about to be held (Configuration.Check):
+// at most --max-configured-devices device entries.
+func (c *configurator) check(data []*netconf.Element) error {
+	limit := c.b.cfg.MaxConfiguredDevices
+	if limit <= 0 {
+		return nil
+	}
+	if n := len(entriesOf(data)); n > limit {
+		return &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagResourceDenied,
+			Message: fmt.Sprintf("the configuration would hold %d devices, over the %d the bridge keeps (--max-configured-devices)", n, limit)}
+	}
+	return nil
+}
+
+// operational is the configuration in use (Configuration.Operational):
+// for the operations in running, the values each device last took (a
+// refused change leaves the previous ones).
+func (c *configurator) operational(running []*netconf.Element) []*netconf.Element {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*netconf.Element
+	for _, root := range running {
+		ns := root.Name.Space
+		inUse := &netconf.Element{Name: root.Name}
+		for _, e := range root.Children {
+			key := e.Child(ns, yang.ConfigKey)
+			if key == nil {
+				continue
+			}
+			ops := c.state[deviceKey{ns, key.Text}]
+			entry := &netconf.Element{Name: e.Name}
+			for _, op := range e.Children {
+				switch st := ops[op.Name.Local]; {
+				case op == key:
+					entry.Children = append(entry.Children, op)
+				case st != nil && st.held != nil:
+					entry.Children = append(entry.Children, st.held)
+				}
+			}
+			if len(entry.Children) > 1 {
+				inUse.Children = append(inUse.Children, entry)
+			}
+		}
+		if len(inUse.Children) > 0 {
+			out = append(out, inUse)
+		}
+	}
+	return out
+}
+
 // configRoot is the schema of a module's configuration container, for
 // the NETCONF server to check edits against.
 func configRoot(mod *yang.Module) netconf.ConfigRoot {
@@ -602,17 +711,27 @@ func configRoot(mod *yang.Module) netconf.ConfigRoot {
 			if len(in.Fields) > 0 {
 				s := &netconf.SchemaNode{Name: in.Name, Kind: netconf.KindContainer}
 				for _, f := range in.Fields {
-					s.Children = append(s.Children, &netconf.SchemaNode{Name: f.Name, Kind: netconf.KindLeaf, Mandatory: true, Check: f.Check})
+					s.Children = append(s.Children, &netconf.SchemaNode{Name: f.Name, Kind: netconf.KindLeaf, Mandatory: true, Check: bounded(f.Check)})
 				}
 				op.Children = append(op.Children, s)
 				continue
 			}
-			op.Children = append(op.Children, &netconf.SchemaNode{Name: in.Name, Kind: netconf.KindLeaf, Mandatory: true, Check: in.Check})
+			op.Children = append(op.Children, &netconf.SchemaNode{Name: in.Name, Kind: netconf.KindLeaf, Mandatory: true, Check: bounded(in.Check)})
 		}
 		device.Children = append(device.Children, op)
 	}
 	return netconf.ConfigRoot{Module: mod.Name, Namespace: mod.Namespace, Prefix: mod.Prefix,
 		Node: &netconf.SchemaNode{Name: yang.ConfigContainer, Kind: netconf.KindContainer, Children: []*netconf.SchemaNode{device}}}
+}
+
+// bounded is check with values longer than maxConfigValueBytes refused.
+func bounded(check func(string) (string, error)) func(string) (string, error) {
+	return func(v string) (string, error) {
+		if len(v) > maxConfigValueBytes {
+			return "", fmt.Errorf("%d bytes, over the %d a configuration value may have", len(v), maxConfigValueBytes)
+		}
+		return check(v)
+	}
 }
 
 func checkUUID(v string) (string, error) {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	gonetconf "github.com/Juniper/go-netconf/netconf"
+
 	"github.com/myno-bridge/myno/bridge"
 	"github.com/myno-bridge/myno/devices"
 	"github.com/myno-bridge/myno/internal/testenv"
@@ -217,5 +219,85 @@ func TestConfiguredDevicesAreBounded(t *testing.T) {
 	// Changing the devices already there is still allowed.
 	if _, re := exec1(t, s, thresholdEdit(ns, [3]string{"th-x", "gt", "4"})); re != nil {
 		t.Errorf("changing a configured device at the limit: %v", re)
+	}
+}
+
+// All or nothing per device, with two operations: when the second fails,
+// the first is called again with its previous value; one that had none
+// cannot be undone, so running keeps it and the error says so. A device
+// configured under another shape's module is refused, naming its module.
+func TestConfigurationPerDeviceRollback(t *testing.T) {
+	b := startBridge(t, t.TempDir(), nil)
+	defer b.Close()
+	var mu sync.Mutex
+	var told []string
+	record := func(ctx context.Context, d *devices.Device, f *ontology.Function, args []string) (string, []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		told = append(told, f.Method+" "+strings.Join(args, " "))
+		if f.Method == "SCHEDULE" && args[0] == "FF" {
+			return "ERROR", nil
+		}
+		return "OK", nil
+	}
+	deviceWith(t, b.BrokerURL(), "smart-plug.jsonld", "plug-1", devices.Config{Protocol: client.MQTT5,
+		Handlers: map[string]devices.CommandHandler{"CHILD-LOCK": record, "SCHEDULE": record}})
+	device(t, b.BrokerURL(), "led-color.jsonld", "led-z", client.MQTT5)
+	ns := namespace(t, "smart-plug.jsonld")
+	s := session(t, b.NetconfAddr())
+	edit := func(lock, schedule string) (string, *gonetconf.RPCError) {
+		var ops string
+		if lock != "" {
+			ops += "<setChildLock><input_1_Locked>" + lock + "</input_1_Locked></setChildLock>"
+		}
+		if schedule != "" {
+			ops += "<setSchedule><input_1_Schedule>" + schedule + "</input_1_Schedule></setSchedule>"
+		}
+		return exec1(t, s, `<edit-config><target><running/></target><config><configuration xmlns="`+ns+`"><device><uuid>plug-1</uuid>`+ops+`</device></configuration></config></edit-config>`)
+	}
+	told1 := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := strings.Join(told, ", ")
+		told = nil
+		return out
+	}
+
+	// Both new, the second refused: the first took and has nothing to go back to.
+	reply, re := edit("true", "FF")
+	if re == nil {
+		t.Fatalf("a refused schedule answered ok:\n%s", reply)
+	}
+	mustContain(t, reply, "device plug-1: setSchedule: the device answered ERROR", "but for setChildLock, which took and could not be put back")
+	if got := told1(); got != "CHILD-LOCK true, SCHEDULE FF" {
+		t.Errorf("the plug was told %s", got)
+	}
+	reply, _ = exec1(t, s, `<get-config><source><running/></source></get-config>`)
+	mustContain(t, reply, "<setChildLock><input_1_Locked>true</input_1_Locked></setChildLock>")
+	if strings.Contains(reply, "setSchedule") {
+		t.Errorf("running holds the refused schedule:\n%s", reply)
+	}
+
+	// Both set; then both changed with the second refused: the first is put back.
+	if _, re := edit("true", "0A0B"); re != nil {
+		t.Fatalf("edit: %v", re)
+	}
+	told1()
+	if _, re := edit("false", "FF"); re == nil {
+		t.Fatal("a refused schedule answered ok")
+	}
+	if got := told1(); got != "CHILD-LOCK false, SCHEDULE FF, CHILD-LOCK true" {
+		t.Errorf("the plug was told %s; want the lock changed, the schedule refused, the lock put back", got)
+	}
+	reply, _ = exec1(t, s, `<get-config><source><running/></source></get-config>`)
+	mustContain(t, reply, "<input_1_Locked>true</input_1_Locked>", "<input_1_Schedule>0A0B</input_1_Schedule>")
+	// The configuration in use (NMDA operational) is what the plug took.
+	reply, _ = exec1(t, s, `<get-data xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-nmda" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores"><datastore>ds:operational</datastore><config-filter>true</config-filter></get-data>`)
+	mustContain(t, reply, "<input_1_Locked>true</input_1_Locked>", "<input_1_Schedule>0A0B</input_1_Schedule>")
+
+	// led-z is a LED: the plug's configuration is not its to take.
+	reply, re = exec1(t, s, `<edit-config><target><running/></target><config><configuration xmlns="`+ns+`"><device><uuid>led-z</uuid><setChildLock><input_1_Locked>true</input_1_Locked></setChildLock></device></configuration></config></edit-config>`)
+	if re == nil || !strings.Contains(reply, "invalid-value") || !strings.Contains(reply, "device led-z is registered with module myno-led-color") {
+		t.Errorf("configuring a LED as a plug:\n%s", reply)
 	}
 }

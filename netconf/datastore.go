@@ -523,12 +523,6 @@ func (s *Server) opDiscardChanges(ctx context.Context, sess *session, op *Elemen
 	return nil, nil
 }
 
-func (d *datastores) discard() {
-	d.change.Lock()
-	defer d.change.Unlock()
-	d.discardLocked()
-}
-
 func (d *datastores) discardLocked() {
 	d.view.Lock()
 	d.candidate, d.candidateEdited = d.running, false

@@ -47,8 +47,8 @@ const (
 // configuration: a configuration functionality that selects its device
 // and takes its inputs together.
 func configurable(r *RPC) bool {
-	if r.Function.Kind != ontology.Configuration || r.OneInputPerCall {
-		return false
+	if r.Function.Kind != ontology.Configuration || r.OneInputPerCall || r.Name == ConfigKey {
+		return false // an rpc named uuid would clash with the list's key
 	}
 	selector := false
 	for _, n := range r.Inputs {

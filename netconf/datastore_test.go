@@ -144,6 +144,16 @@ func startConfigServer(t *testing.T, app *cfgApp) *testServer {
 	return ts
 }
 
+// configSession starts a server for app and opens an admin session
+// (base:1.1) on it.
+func configSession(t *testing.T, app *cfgApp) (*testServer, *rawClient) {
+	t.Helper()
+	ts := startConfigServer(t, app)
+	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
+	rc.start11()
+	return ts, rc
+}
+
 func unitEdit(name, value string, attrs ...string) string {
 	return fmt.Sprintf(`<settings xmlns="%s"><unit %s><name>%s</name><level><value>%s</value></level></unit></settings>`, cfgNS, strings.Join(attrs, " "), name, value)
 }
@@ -172,9 +182,7 @@ func TestConfigurationCapabilities(t *testing.T) {
 // Each edit-config operation of RFC 6241 §7.2 on running, and each refusal.
 func TestEditConfigOperations(t *testing.T) {
 	app := newCfgApp()
-	ts := startConfigServer(t, app)
-	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
-	rc.start11()
+	_, rc := configSession(t, app)
 	steps := []struct {
 		rpc   string
 		want  []string // in the reply
@@ -227,9 +235,7 @@ func TestEditConfigOperations(t *testing.T) {
 // keep their change, unless rollback-on-error asks for all or nothing.
 func TestEditConfigFailuresPerUnit(t *testing.T) {
 	app := newCfgApp()
-	ts := startConfigServer(t, app)
-	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
-	rc.start11()
+	ts, rc := configSession(t, app)
 	contains(t, rc.rpc("1", editConfig("running", unitEdit("a", "1")+unitEdit("b", "1"))), "<ok/>")
 	app.mu.Lock()
 	app.failing["b"] = true
@@ -249,9 +255,7 @@ func TestEditConfigFailuresPerUnit(t *testing.T) {
 
 func TestCandidateCommitAndDiscard(t *testing.T) {
 	app := newCfgApp()
-	ts := startConfigServer(t, app)
-	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
-	rc.start11()
+	ts, rc := configSession(t, app)
 	contains(t, rc.rpc("1", editConfig("candidate", unitEdit("a", "4"))), "<ok/>")
 	if len(app.world()) != 0 || len(ts.srv.Running()) != 0 {
 		t.Fatal("a candidate edit reached running")
@@ -347,9 +351,7 @@ func TestLocksOnConfiguration(t *testing.T) {
 
 func TestConfirmedCommit(t *testing.T) {
 	app := newCfgApp()
-	ts := startConfigServer(t, app)
-	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
-	rc.start11()
+	ts, rc := configSession(t, app)
 	contains(t, rc.rpc("1", editConfig("running", unitEdit("a", "1"))), "<ok/>")
 
 	// Not confirmed in time: running and the world go back.
@@ -416,9 +418,7 @@ func TestConfirmedCommit(t *testing.T) {
 // before it (RFC 6241 §8.4.1): the application stored it.
 func TestConfiguredServerRestarts(t *testing.T) {
 	app := newCfgApp()
-	ts := startConfigServer(t, app)
-	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
-	rc.start11()
+	_, rc := configSession(t, app)
 	contains(t, rc.rpc("1", editConfig("running", unitEdit("a", "1"))), "<ok/>")
 	contains(t, rc.rpc("2", editConfig("candidate", unitEdit("a", "2"))), "<ok/>")
 	contains(t, rc.rpc("3", `<commit><confirmed/><persist>p</persist></commit>`), "<ok/>")
@@ -448,9 +448,7 @@ func TestConfiguredServerRestarts(t *testing.T) {
 // away.
 func TestShutdownKeepsAConfirmedCommitUnconfirmed(t *testing.T) {
 	app := newCfgApp()
-	ts := startConfigServer(t, app)
-	rc := dialRaw(t, ts, passwordConfig("admin", adminPass))
-	rc.start11()
+	ts, rc := configSession(t, app)
 	contains(t, rc.rpc("1", editConfig("running", unitEdit("a", "1"))), "<ok/>")
 	contains(t, rc.rpc("2", editConfig("candidate", unitEdit("a", "2"))), "<ok/>")
 	contains(t, rc.rpc("3", `<commit><confirmed/></commit>`), "<ok/>")

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	gonetconf "github.com/Juniper/go-netconf/netconf"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 
@@ -270,5 +271,38 @@ func TestConsoleSessions(t *testing.T) {
 	s.bridges[0].cur.Load().Close()
 	if page := w.get(t, last, "/devices"); !strings.Contains(page, `data-uuid="led-1"`) || strings.Contains(page, `class="error"`) {
 		t.Errorf("after the NETCONF session broke:\n%s", page)
+	}
+}
+
+// A device's configuration, set over NETCONF, shows on its page with what
+// the bridge applied (issue 20).
+func TestDevicePageShowsConfiguration(t *testing.T) {
+	w := startHTTPWorld(t)
+	desc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "descriptions", "thermostat.jsonld"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	devicetest.Boot(t, devices.Config{Description: desc, UUID: "th-c", BrokerURL: w.b.BrokerURL(), Logger: testenv.Logger(),
+		Credentials: client.Credentials{Username: "th-c", Password: "console-test-token-of-th-c-0123456789"}})
+	module, _ := w.b.ModuleOf("th-c")
+	nc, err := gonetconf.DialSSH(w.b.NetconfAddr(), &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password("admin-pw")},
+		HostKeyCallback: ssh.FixedHostKey(w.hostKey), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Exec(gonetconf.RawMethod(`<edit-config><target><running/></target><config><configuration xmlns="urn:myno:yang:` + module +
+		`"><device><uuid>th-c</uuid><setThreshold><input_1_Operator>gt</input_1_Operator><input_2_Threshold>30</input_2_Threshold></setThreshold></device></configuration></config></edit-config>`)); err != nil {
+		t.Fatalf("edit-config: %v", err)
+	}
+	admin, _, _ := w.login(t, "admin", "admin-pw")
+	page := w.get(t, admin, "/devices/th-c")
+	for _, want := range []string{`<section id="configuration">`, `<tr data-operation="setThreshold"><td>setThreshold</td><td class="status-applied">applied</td>`, "<td>OK</td>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the device page lacks %s:\n%s", want, page)
+		}
+	}
+	if page := w.get(t, admin, "/devices/led-1"); strings.Contains(page, `id="configuration"`) {
+		t.Error("a device without configuration shows a configuration section")
 	}
 }

@@ -160,6 +160,19 @@ type DeviceEntry struct {
 	LastSeen        string // RFC 3339, "" when never
 	// Sensors are the latest readings, by sensor (Devices only).
 	Sensors []Reading
+	// Configuration is what the bridge applied of the device's
+	// configuration, per operation (Devices only; issue 20).
+	Configuration []ConfigState
+}
+
+// ConfigState is one configuration operation's configuration-state.
+type ConfigState struct {
+	Name         string `xml:"name"`
+	Status       string `xml:"status"` // applied, pending or failed
+	AttemptedAt  string `xml:"attempted-at"`
+	AppliedAt    string `xml:"applied-at"`
+	Answer       string `xml:"answer"`
+	ErrorMessage string `xml:"error-message"`
 }
 
 // Reading is a sensor's latest value in a devices list.
@@ -273,6 +286,7 @@ type getReplyXML struct {
 						Timestamp string `xml:"timestamp"`
 					} `xml:",any"`
 				} `xml:"sensors"`
+				Configuration []ConfigState `xml:"configuration-state>operation"`
 			} `xml:"device"`
 		} `xml:"devices"`
 	} `xml:"urn:ietf:params:xml:ns:netconf:base:1.0 data"`
@@ -478,7 +492,8 @@ func parseDevices(raw []byte) ([]DeviceEntry, error) {
 			if ns == "" || d.XMLName.Space != ns {
 				return nil, fmt.Errorf("%w: netconf get: device entry in namespace %q under a devices list in %q", ErrBadReply, d.XMLName.Space, ns)
 			}
-			e := DeviceEntry{UUID: d.UUID, Category: d.Category, Module: d.Module, Namespace: ns, FirmwareVersion: d.FirmwareVersion, Online: d.Online, LastSeen: d.LastSeen}
+			e := DeviceEntry{UUID: d.UUID, Category: d.Category, Module: d.Module, Namespace: ns, FirmwareVersion: d.FirmwareVersion, Online: d.Online, LastSeen: d.LastSeen,
+				Configuration: d.Configuration}
 			if d.Sensors != nil {
 				for _, s := range d.Sensors.Sensor {
 					e.Sensors = append(e.Sensors, Reading{Sensor: s.XMLName.Local, Value: s.Value, Timestamp: s.Timestamp})

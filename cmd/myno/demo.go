@@ -163,6 +163,7 @@ func demoCommand() *cli.Command {
 			}
 			host, port := splitHostPort(b.NetconfAddr())
 			ledModule, _ := b.ModuleOf("demo-led-1")
+			mupModule, _ := b.ModuleOf("demo-mup-1")
 			banner := fmt.Sprintf(`
 MYNO bridge running: NETCONF on %[1]s, MQTT broker on %[2]s, devices %[3]s.
 
@@ -174,6 +175,9 @@ Connect (user admin; the password was printed above on first start, or is MYNO_A
   /usr/bin/python3 -c 'from ncclient import manager; m = manager.connect(host="%[4]s", port=%[5]s, username="admin", password="PASSWORD", hostkey_verify=False, look_for_keys=False, allow_agent=False); print(m.dispatch(__import__("ncclient.xml_", fromlist=["to_ele"]).to_ele("<ledOn xmlns=\"urn:myno:yang:%[6]s\"><uuidInput>demo-led-1</uuidInput></ledOn>")))'
   myno rpc --addr %[1]s --user admin --password PASSWORD '<ledOn xmlns="urn:myno:yang:%[6]s"><uuidInput>demo-led-1</uuidInput></ledOn>'
   yangcli --server=%[4]s --ncport=%[5]s --user=admin --password=PASSWORD
+
+Configure demo-mup-1's report interval; the bridge applies it, and again whenever the device comes back:
+  myno rpc --addr %[1]s --user admin --password PASSWORD '<edit-config><target><running/></target><config><configuration xmlns="urn:myno:yang:%[20]s"><device><uuid>demo-mup-1</uuid><setReportInterval><input_1_Seconds>30</input_1_Seconds></setReportInterval></device></configuration></config></edit-config>'
 
 The broker admits only provisioned clients (tokens in %[14]s; myno devices list --data-dir %[15]s),
 each to its own topics: an anonymous mosquitto_pub -t actuator/led/demo-led-1 is refused.
@@ -202,7 +206,7 @@ Renew demo-mup-1's E2E certificate and key through the broker, which sees neithe
 Stop with Ctrl-C.
 `, b.NetconfAddr(), b.BrokerURL(), strings.Join(demoDevices, ", "), host, port, ledModule,
 				upd.dir, demoFirmwareFrom, demoFirmwareTo, upd.image, upd.manifest, upd.serverKey, e2eDir,
-				demoTokenDir(cfg.DataDir), cfg.DataDir, demoE2EManager, upd.v1Manifest, consoleURL, metricsLine(b))
+				demoTokenDir(cfg.DataDir), cfg.DataDir, demoE2EManager, upd.v1Manifest, consoleURL, metricsLine(b), mupModule)
 			// The commands as they run here: go run ./cmd/myno under go run,
 			// the binary's path when myno is not on PATH.
 			fmt.Fprint(out, mynoCommands.ReplaceAllString(banner, "${1}"+mynoInvocation()+" "))

@@ -310,6 +310,14 @@ func TestDemoCommand(t *testing.T) {
 	if kh, err := os.ReadFile(knownHosts); err != nil || strings.Count(string(kh), "\n") != 1 {
 		t.Errorf("known_hosts after the first connection: %q %v", kh, err)
 	}
+	// The printed configuration command works as printed (issue 20).
+	configure := regexp.MustCompile(`(?m)^  .*\brpc .* '(<edit-config>.*</edit-config>)'$`).FindStringSubmatch(text)
+	if configure == nil {
+		t.Fatalf("no configuration command in:\n%s", text)
+	}
+	if code, reply, rpcErr := runMyno(t, "rpc", "--addr", addr[1], "--password", "demo-pw", configure[1]); code != 0 || !strings.Contains(reply, "<ok/>") {
+		t.Errorf("the printed configuration command: exit %d %s %s", code, reply, rpcErr)
+	}
 	// The demo's broker admits only provisioned clients, as it says.
 	brokerURL := regexp.MustCompile(`MQTT broker on (mqtt://127\.0\.0\.1:\d+)`).FindStringSubmatch(text)
 	if brokerURL == nil || !strings.Contains(text, "admits only provisioned clients") {

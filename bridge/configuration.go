@@ -84,7 +84,7 @@ type configurator struct {
 	// configured counts each uuid's entries in intended: a device that
 	// comes back is looked up without a walk over the fleet.
 	configured map[string]int
-	state      map[deviceKey]map[string]*opState // device entry → operation → state
+	state      map[string]map[string]map[string]*opState // uuid → module namespace → operation → state
 
 	// queue holds the devices to reconcile; wake tells the worker.
 	queue map[string]bool
@@ -93,7 +93,7 @@ type configurator struct {
 
 func newConfigurator(b *Bridge) *configurator {
 	return &configurator{b: b, path: filepath.Join(b.cfg.DataDir, configurationFile), log: b.log,
-		intended: map[deviceKey]*netconf.Element{}, configured: map[string]int{}, state: map[deviceKey]map[string]*opState{},
+		intended: map[deviceKey]*netconf.Element{}, configured: map[string]int{}, state: map[string]map[string]map[string]*opState{},
 		queue: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
@@ -301,6 +301,25 @@ func (c *configurator) applyDevice(ctx context.Context, k deviceKey, old, next *
 		}
 		took = append(took, r)
 	}
+	if netconf.Undoing(ctx) {
+		// Going back, an operation the device took that the target
+		// lacks cannot be unset: running keeps it, and the error says so.
+		held := map[string]*netconf.Element{}
+		var stuck []string
+		for _, r := range mod.Configurable {
+			if was := opOf(old, k.namespace, r.Name); was != nil && opOf(next, k.namespace, r.Name) == nil && c.status(k, r.Name) == yang.ConfigApplied {
+				held[r.Name] = was
+				stuck = append(stuck, r.Name)
+			}
+		}
+		if len(stuck) > 0 {
+			kept := entryWith(mod, k, next, held)
+			c.setIntended(k, kept)
+			return kept, (&netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagOperationFailed, AppTag: "device-refused",
+				Message: fmt.Sprintf("device %s: %s took and had no previous value to go back to; it stays in running", k.uuid, strings.Join(stuck, ", "))}).
+				WithInfo("bad-element", stuck[0])
+		}
+	}
 	for _, r := range mod.Configurable {
 		if opOf(next, k.namespace, r.Name) == nil {
 			c.forget(k, r.Name)
@@ -333,17 +352,22 @@ func (c *configurator) putBack(ctx context.Context, mod *yang.Module, k deviceKe
 	if len(held) == 0 {
 		return old, nil
 	}
-	// old, with what the device holds instead, in the module's order.
+	slices.Sort(stuck)
+	return entryWith(mod, k, old, held), stuck
+}
+
+// entryWith is base with the operations of held in place of its own, in
+// the module's order (the schema's, as the NETCONF server keeps data).
+func entryWith(mod *yang.Module, k deviceKey, base *netconf.Element, held map[string]*netconf.Element) *netconf.Element {
 	entry := netconf.NewNode(k.namespace, yang.ConfigList, netconf.NewLeaf(k.namespace, yang.ConfigKey, k.uuid))
 	for _, r := range mod.Configurable {
 		if v, ok := held[r.Name]; ok {
 			entry.Children = append(entry.Children, v)
-		} else if v := opOf(old, k.namespace, r.Name); v != nil {
+		} else if v := opOf(base, k.namespace, r.Name); v != nil {
 			entry.Children = append(entry.Children, v)
 		}
 	}
-	slices.Sort(stuck)
-	return entry, stuck
+	return entry
 }
 
 // target is the module of k's device, when it is registered with the
@@ -430,10 +454,15 @@ func (c *configurator) invoke(ctx context.Context, mod *yang.Module, r *yang.RPC
 }
 
 func (c *configurator) opStateLocked(k deviceKey, op string) *opState {
-	ops := c.state[k]
+	byModule := c.state[k.uuid]
+	if byModule == nil {
+		byModule = map[string]map[string]*opState{}
+		c.state[k.uuid] = byModule
+	}
+	ops := byModule[k.namespace]
 	if ops == nil {
 		ops = map[string]*opState{}
-		c.state[k] = ops
+		byModule[k.namespace] = ops
 	}
 	st := ops[op]
 	if st == nil {
@@ -446,7 +475,7 @@ func (c *configurator) opStateLocked(k deviceKey, op string) *opState {
 func (c *configurator) status(k deviceKey, op string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.state[k][op]; st != nil {
+	if st := c.state[k.uuid][k.namespace][op]; st != nil {
 		return st.status
 	}
 	return ""
@@ -455,7 +484,7 @@ func (c *configurator) status(k deviceKey, op string) string {
 func (c *configurator) forget(k deviceKey, op string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.state[k], op)
+	delete(c.state[k.uuid][k.namespace], op)
 }
 
 // markPending records that the operations of entry wait for the device.
@@ -464,7 +493,7 @@ func (c *configurator) markPending(k deviceKey, mod *yang.Module, entry *netconf
 	defer c.mu.Unlock()
 	for _, r := range mod.Configurable {
 		if opOf(entry, mod.Namespace, r.Name) == nil {
-			delete(c.state[k], r.Name)
+			delete(c.state[k.uuid][k.namespace], r.Name)
 			continue
 		}
 		c.opStateLocked(k, r.Name).status = yang.ConfigPending
@@ -495,7 +524,16 @@ func (c *configurator) deviceBack(uuid string) {
 	if c == nil {
 		return
 	}
+	current := ""
+	if mod := c.b.registry.moduleServing(uuid); mod != nil {
+		current = mod.Namespace
+	}
 	c.mu.Lock()
+	for ns := range c.state[uuid] {
+		if ns != current {
+			delete(c.state[uuid], ns) // registered with another shape since
+		}
+	}
 	has := c.configured[uuid] > 0
 	if has {
 		c.queue[uuid] = true
@@ -583,11 +621,7 @@ func (c *configurator) deviceGone(uuid string) {
 		return
 	}
 	c.mu.Lock()
-	for k := range c.state {
-		if k.uuid == uuid {
-			delete(c.state, k)
-		}
-	}
+	delete(c.state, uuid)
 	delete(c.queue, uuid)
 	c.mu.Unlock()
 }
@@ -600,10 +634,12 @@ func (c *configurator) count(status string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
-	for _, ops := range c.state {
-		for _, st := range ops {
-			if st.status == status {
-				n++
+	for _, byModule := range c.state {
+		for _, ops := range byModule {
+			for _, st := range ops {
+				if st.status == status {
+					n++
+				}
 			}
 		}
 	}
@@ -617,7 +653,7 @@ func (c *configurator) stateOf(ns, uuid string) *netconf.Element {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ops := c.state[deviceKey{ns, uuid}]
+	ops := c.state[uuid][ns]
 	if len(ops) == 0 {
 		return nil
 	}
@@ -647,18 +683,36 @@ func (c *configurator) stateOf(ns, uuid string) *netconf.Element {
 // constrained device as an MQTT argument.
 const maxConfigValueBytes = 4096
 
-// check bounds a configuration about to be held (Configuration.Check):
-// at most --max-configured-devices device entries.
-func (c *configurator) check(data []*netconf.Element) error {
-	limit := c.b.cfg.MaxConfiguredDevices
-	if limit <= 0 {
-		return nil
+// maxConfigurationBytes bounds the text of the whole configuration (all
+// values and names), which every change stores whole: 100,000 devices
+// of a few values each take about 25 MB.
+const maxConfigurationBytes = 64 << 20
+
+// check bounds a change of the configuration (Configuration.Check): at
+// most --max-configured-devices device entries and maxConfigurationBytes
+// of text. A change that does not grow what is over a bound (a delete
+// after the bound was lowered) is taken.
+func (c *configurator) check(old, next []*netconf.Element) error {
+	if limit := c.b.cfg.MaxConfiguredDevices; limit > 0 {
+		if n := len(entriesOf(next)); n > limit && n > len(entriesOf(old)) {
+			return &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagResourceDenied,
+				Message: fmt.Sprintf("the configuration would hold %d devices, over the %d the bridge keeps (--max-configured-devices)", n, limit)}
+		}
 	}
-	if n := len(entriesOf(data)); n > limit {
+	if n := textBytes(next); n > maxConfigurationBytes && n > textBytes(old) {
 		return &netconf.RPCError{Type: netconf.ErrTypeApplication, Tag: netconf.TagResourceDenied,
-			Message: fmt.Sprintf("the configuration would hold %d devices, over the %d the bridge keeps (--max-configured-devices)", n, limit)}
+			Message: fmt.Sprintf("the configuration would hold %d bytes of names and values, over the %d the bridge keeps", n, maxConfigurationBytes)}
 	}
 	return nil
+}
+
+// textBytes is the size of data's names and values.
+func textBytes(data []*netconf.Element) int {
+	n := 0
+	for _, e := range data {
+		n += len(e.Name.Local) + len(e.Text) + textBytes(e.Children)
+	}
+	return n
 }
 
 // operational is the configuration in use (Configuration.Operational):
@@ -676,7 +730,7 @@ func (c *configurator) operational(running []*netconf.Element) []*netconf.Elemen
 			if key == nil {
 				continue
 			}
-			ops := c.state[deviceKey{ns, key.Text}]
+			ops := c.state[key.Text][ns]
 			entry := &netconf.Element{Name: e.Name}
 			for _, op := range e.Children {
 				switch st := ops[op.Name.Local]; {

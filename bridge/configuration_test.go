@@ -200,8 +200,8 @@ func TestYangcliEditsAConfigurationLeaf(t *testing.T) {
 // The configuration holds at most --max-configured-devices devices: a
 // change beyond is refused and changes nothing.
 func TestConfiguredDevicesAreBounded(t *testing.T) {
-	b := startBridge(t, t.TempDir(), func(c *bridge.Config) { c.MaxConfiguredDevices = 2 })
-	defer b.Close()
+	dir := t.TempDir()
+	b := startBridge(t, dir, func(c *bridge.Config) { c.MaxConfiguredDevices = 2 })
 	device(t, b.BrokerURL(), "thermostat.jsonld", "th-b", client.MQTT5)
 	ns := namespace(t, "thermostat.jsonld")
 	s := session(t, b.NetconfAddr())
@@ -219,6 +219,15 @@ func TestConfiguredDevicesAreBounded(t *testing.T) {
 	// Changing the devices already there is still allowed.
 	if _, re := exec1(t, s, thresholdEdit(ns, [3]string{"th-x", "gt", "4"})); re != nil {
 		t.Errorf("changing a configured device at the limit: %v", re)
+	}
+	// The limit lowered below what is held: a delete still goes through.
+	s.Close()
+	b.Close()
+	b2 := startBridge(t, dir, func(c *bridge.Config) { c.MaxConfiguredDevices = 1 })
+	defer b2.Close()
+	s2 := session(t, b2.NetconfAddr())
+	if _, re := exec1(t, s2, `<edit-config><target><running/></target><config><configuration xmlns="`+ns+`"><device xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" nc:operation="delete"><uuid>th-x</uuid></device></configuration></config></edit-config>`); re != nil {
+		t.Errorf("a delete over a lowered limit: %v", re)
 	}
 }
 
@@ -294,6 +303,22 @@ func TestConfigurationPerDeviceRollback(t *testing.T) {
 	// The configuration in use (NMDA operational) is what the plug took.
 	reply, _ = exec1(t, s, `<get-data xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-nmda" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores"><datastore>ds:operational</datastore><config-filter>true</config-filter></get-data>`)
 	mustContain(t, reply, "<input_1_Locked>true</input_1_Locked>", "<input_1_Schedule>0A0B</input_1_Schedule>")
+
+	// rollback-on-error: a new operation that took cannot be unset when
+	// the change is undone, so running keeps it and the error says so.
+	deviceWith(t, b.BrokerURL(), "smart-plug.jsonld", "plug-2", devices.Config{Protocol: client.MQTT5,
+		Handlers: map[string]devices.CommandHandler{"CHILD-LOCK": record, "SCHEDULE": record}})
+	reply, re = exec1(t, s, `<edit-config><target><running/></target><error-option>rollback-on-error</error-option><config><configuration xmlns="`+ns+`"><device><uuid>plug-2</uuid>`+
+		`<setChildLock><input_1_Locked>true</input_1_Locked></setChildLock><setSchedule><input_1_Schedule>FF</input_1_Schedule></setSchedule></device></configuration></config></edit-config>`)
+	if re == nil {
+		t.Fatalf("a refused schedule answered ok:\n%s", reply)
+	}
+	mustContain(t, reply, "setChildLock, which took and could not be put back")
+	reply, _ = exec1(t, s, `<get-config><source><running/></source><filter><configuration xmlns="`+ns+`"><device><uuid>plug-2</uuid></device></configuration></filter></get-config>`)
+	mustContain(t, reply, "<uuid>plug-2</uuid><setChildLock><input_1_Locked>true</input_1_Locked></setChildLock>")
+	if strings.Contains(reply, "setSchedule") {
+		t.Errorf("running holds plug-2's refused schedule:\n%s", reply)
+	}
 
 	// led-z is a LED: the plug's configuration is not its to take.
 	reply, re = exec1(t, s, `<edit-config><target><running/></target><config><configuration xmlns="`+ns+`"><device><uuid>led-z</uuid><setChildLock><input_1_Locked>true</input_1_Locked></setChildLock></device></configuration></config></edit-config>`)

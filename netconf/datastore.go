@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +107,22 @@ func (d *datastores) visible(name string) []*Element {
 	return out
 }
 
+// keepHidden adds to data the roots of target whose module is withdrawn
+// and that data does not hold: a client restoring what get-config showed
+// does not delete what it was not shown.
+func (d *datastores) keepHidden(target string, data []*Element) []*Element {
+	held := d.snapshot(target)
+	d.view.RLock()
+	defer d.view.RUnlock()
+	out := data
+	for _, e := range held {
+		if d.roots[e.Name] == nil && !slices.ContainsFunc(data, func(x *Element) bool { return x.Name == e.Name }) {
+			out = append(slices.Clip(out), e)
+		}
+	}
+	return out
+}
+
 // operational is the configuration in use (Configuration.Operational).
 func (d *datastores) operational() []*Element {
 	data := d.visible("running")
@@ -163,8 +180,10 @@ func (d *datastores) commitRunning(ctx context.Context, next []*Element, atomic 
 	if sameData(old, next) {
 		return nil
 	}
-	if err := d.check(next); err != nil {
-		return err
+	if !Undoing(ctx) { // going back to what was held is never refused
+		if err := d.check(old, next); err != nil {
+			return err
+		}
 	}
 	if err := d.save(next, d.rollbackData()); err != nil {
 		return err
@@ -175,7 +194,7 @@ func (d *datastores) commitRunning(ctx context.Context, next []*Element, atomic 
 		return nil
 	}
 	if atomic && !sameData(kept, old) {
-		back, undoErr := d.apply(ctx, kept, old)
+		back, undoErr := d.apply(WithUndo(ctx), kept, old)
 		if undoErr != nil {
 			d.log("configuration rollback failed", "err", undoErr)
 			kept = back
@@ -192,19 +211,32 @@ func (d *datastores) commitRunning(ctx context.Context, next []*Element, atomic 
 	return err
 }
 
-// check runs the application's bounds on data about to be held
+// check runs the application's bounds on a change from old to next
 // (Configuration.Check).
-func (d *datastores) check(data []*Element) error {
+func (d *datastores) check(old, next []*Element) error {
 	if d.app.Check == nil {
 		return nil
 	}
-	return d.app.Check(data)
+	return d.app.Check(old, next)
 }
+
+// undoKey marks a context whose Apply goes back to what was held.
+type undoKey struct{}
+
+// WithUndo marks ctx for an Apply that goes back to what was held: the
+// undo of a change that failed all or nothing, or a confirmed commit's
+// rollback.
+func WithUndo(ctx context.Context) context.Context { return context.WithValue(ctx, undoKey{}, true) }
+
+// Undoing reports whether an Apply goes back to what was held
+// (WithUndo): an application that cannot undo part of the world keeps it
+// in what Apply returns, and says so in its error.
+func Undoing(ctx context.Context) bool { v, _ := ctx.Value(undoKey{}).(bool); return v }
 
 // setCandidate makes data the candidate, within the application's bounds.
 // Called with change held.
 func (d *datastores) setCandidate(data []*Element) error {
-	if err := d.check(data); err != nil {
+	if err := d.check(d.snapshot("candidate"), data); err != nil {
 		return err
 	}
 	d.view.Lock()
@@ -390,7 +422,7 @@ func (s *Server) opEditConfig(ctx context.Context, sess *session, op *Element) (
 		if err := ed.validate(next); err != nil {
 			return nil, err
 		}
-		return nil, d.check(next)
+		return nil, d.check(d.snapshot(target), next)
 	}
 	if target == "candidate" {
 		// The candidate may be incomplete until it is validated or
@@ -454,6 +486,7 @@ func (s *Server) opCopyConfig(ctx context.Context, sess *session, op *Element) (
 	if source == target {
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: fmt.Sprintf("source and target are both %s", target)}).WithInfo("bad-element", "target")
 	}
+	data = d.keepHidden(target, data)
 	if target == "candidate" {
 		return nil, d.setCandidate(data)
 	}
@@ -599,7 +632,11 @@ func (s *Server) opCommit(ctx context.Context, sess *session, op *Element) ([]*E
 	}
 	if err := d.commitRunning(s.life, next, true); err != nil {
 		if d.confirm != nil && d.confirm.timer == nil {
+			// A first confirmed commit that failed: nothing to go back to.
 			d.confirm = nil
+			if serr := d.save(d.snapshot("running"), nil); serr != nil {
+				s.log.Error("configuration not stored after a failed confirmed commit", "err", serr)
+			}
 		}
 		return nil, err
 	}
@@ -627,6 +664,15 @@ func (s *Server) opCommit(ctx context.Context, sess *session, op *Element) ([]*E
 	}
 	if pc.persist == "" {
 		d.confirmSession.Store(sess.info.ID)
+		// The session may have ended while this commit waited for
+		// change: endSession then saw no confirmed commit of it, so it
+		// is undone here (§8.4.1).
+		s.mu.RLock()
+		alive := s.sessions[sess.info.ID] == sess
+		s.mu.RUnlock()
+		if !alive {
+			return nil, s.revertLocked(pc, "its session ended")
+		}
 	} else {
 		d.confirmSession.Store(0)
 	}
@@ -707,7 +753,7 @@ func (s *Server) revertLocked(pc *pendingConfirm, why string) error {
 		pc.timer.Stop()
 	}
 	s.log.Info("confirmed commit rolled back", "reason", why, "session", pc.session)
-	err := d.commitRunning(s.life, pc.before, false)
+	err := d.commitRunning(WithUndo(s.life), pc.before, false)
 	if err != nil && s.life.Err() != nil {
 		return err // stopping: the next start goes back from what is stored
 	}
@@ -724,10 +770,9 @@ func (s *Server) revertLocked(pc *pendingConfirm, why string) error {
 // stopConfirmTimer stops a pending confirmed commit's timer at shutdown:
 // what is stored keeps the configuration to go back to.
 func (d *datastores) stopConfirmTimer() {
-	if d == nil {
+	if d == nil || !d.change.TryLock() {
 		return
 	}
-	d.change.Lock()
 	defer d.change.Unlock()
 	if pc := d.confirm; pc != nil && pc.timer != nil {
 		pc.timer.Stop()

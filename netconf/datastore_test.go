@@ -469,7 +469,7 @@ func TestShutdownKeepsAConfirmedCommitUnconfirmed(t *testing.T) {
 func TestConfigurationBoundsAndOperational(t *testing.T) {
 	app := newCfgApp()
 	cfg := app.configuration()
-	cfg.Check = func(data []*netconf.Element) error {
+	cfg.Check = func(old, data []*netconf.Element) error {
 		if len(units(data)) > 2 {
 			return netconf.NewRPCError(netconf.ErrTypeApplication, netconf.TagResourceDenied, "at most 2 units")
 		}
@@ -499,6 +499,11 @@ func TestConfigurationBoundsAndOperational(t *testing.T) {
 	}
 	if len(ts.srv.Running()) != 1 {
 		t.Fatalf("data of a withdrawn module dropped: %v", ts.srv.Running())
+	}
+	// Restoring what get-config showed does not delete what it did not show.
+	contains(t, rc.rpc("6a", `<copy-config><target><running/></target><source><config/></source></copy-config>`), "<ok/>")
+	if len(ts.srv.Running()) != 1 {
+		t.Fatalf("copy-config deleted the data of a withdrawn module: %v", ts.srv.Running())
 	}
 	contains(t, rc.rpc("7", editConfig("running", `<settings xmlns="`+cfgNS+`" nc:operation="delete"/>`)), "<ok/>")
 	if len(ts.srv.Running()) != 0 {

@@ -200,7 +200,7 @@ func (ed editor) children(cur []*Element, x *Element, sn *SchemaNode, op editOpe
 	// index finds list entries by their keys when an edit of many
 	// entries meets a long list: linear, not quadratic.
 	var index map[string]int
-	useIndex := len(x.Children) > 8 && len(out) > 32
+	useIndex := len(x.Children) > 8
 	for _, c := range x.Children {
 		if c.Name.Space != ns {
 			return nil, p.child(c.Name.Local).errorAt(TagUnknownNamespace, c.Name.Local,
@@ -235,6 +235,9 @@ func (ed editor) children(cur []*Element, x *Element, sn *SchemaNode, op editOpe
 					if index == nil {
 						index = map[string]int{}
 						for i, e := range out {
+							if e == nil {
+								continue // deleted earlier in this edit
+							}
 							if ls := sn.child(e.Name.Local); ls != nil && ls.Kind == KindList {
 								index[entryID(e.Name.Local, entryKeys(e, ls, ns))] = i
 							}

@@ -83,3 +83,36 @@ func checkAgainst(t *testing.T, e *Element, sn *SchemaNode, ns string) {
 		checkAgainst(t, c, cs, ns)
 	}
 }
+
+// A long list edited with many entries goes through the index, also when
+// a sibling was deleted earlier in the same edit.
+func TestEditIndexAfterADeletedSibling(t *testing.T) {
+	const ns = "urn:index"
+	schema := &SchemaNode{Name: "s", Kind: KindContainer, Children: []*SchemaNode{
+		{Name: "x", Kind: KindLeaf},
+		{Name: "item", Kind: KindList, Keys: []string{"k"}, Children: []*SchemaNode{{Name: "k", Kind: KindLeaf}, {Name: "v", Kind: KindLeaf}}},
+	}}
+	ed := editor{roots: map[xml.Name]*ConfigRoot{{Space: ns, Local: "s"}: {Module: "index", Namespace: ns, Prefix: "i", Node: schema}}}
+	root := NewNode(ns, "s", NewLeaf(ns, "x", "1"))
+	for i := range 40 {
+		root.Children = append(root.Children, NewNode(ns, "item", NewLeaf(ns, "k", strconv.Itoa(i)), NewLeaf(ns, "v", "old")))
+	}
+	edit := NewNode(ns, "s", &Element{Name: xml.Name{Space: ns, Local: "x"}, Attrs: []xml.Attr{{Name: xml.Name{Space: NSBase, Local: "operation"}, Value: "delete"}}})
+	for i := 35; i < 45; i++ { // 5 changed, 5 new
+		edit.Children = append(edit.Children, NewNode(ns, "item", NewLeaf(ns, "k", strconv.Itoa(i)), NewLeaf(ns, "v", "new")))
+	}
+	out, err := ed.edit([]*Element{root}, []*Element{edit}, opMerge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out[0]
+	if got.Child(ns, "x") != nil || len(got.Children) != 45 {
+		t.Fatalf("after the edit: x %v, %d items", got.Child(ns, "x"), len(got.Children))
+	}
+	for _, e := range got.Children {
+		k, _ := strconv.Atoi(e.Child(ns, "k").Text)
+		if want := map[bool]string{true: "new", false: "old"}[k >= 35]; e.Child(ns, "v").Text != want {
+			t.Errorf("item %d holds %s, want %s", k, e.Child(ns, "v").Text, want)
+		}
+	}
+}

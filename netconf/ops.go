@@ -275,6 +275,10 @@ func (s *Server) opLock(ctx context.Context, sess *session, op *Element) ([]*Ele
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.sessions[sess.info.ID] != sess {
+		// Ended while this rpc waited: a lock now would outlive it.
+		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagOperationFailed, Message: "the session has ended"})
+	}
 	owner, at := &s.lockOwner, &s.lockTime
 	if ds == "candidate" {
 		owner, at = &s.candidateLockOwner, &s.candidateLockTime

@@ -96,11 +96,11 @@ type Configuration struct {
 	// else next with what failed as it was in old (the application keeps
 	// its units all-or-nothing), and the error that names what failed.
 	Apply func(ctx context.Context, old, next []*Element) ([]*Element, error)
-	// Check bounds data about to be held in running or the candidate
+	// Check bounds a change of running or the candidate from old to next
 	// (how many entries, how many bytes): an error, an *RPCError such as
-	// resource-denied, refuses the change before anything is stored.
-	// nil: no bounds.
-	Check func(data []*Element) error
+	// resource-denied, refuses it before anything is stored. Going back
+	// (Undoing) is not checked. nil: no bounds.
+	Check func(old, next []*Element) error
 	// Operational returns the configuration in use, from running: what
 	// the world took (RFC 8342 §5.3). nil: running's.
 	Operational func(running []*Element) []*Element

@@ -531,7 +531,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	// A confirmed commit waiting stays unconfirmed in what is stored: the
-	// next start goes back to the configuration before it (§8.4.1).
+	// next start goes back to the configuration before it (§8.4.1). Its
+	// timer, if it fires, does nothing once life ended; it is stopped
+	// here unless a change holds the datastores (Shutdown does not wait).
 	s.ds.stopConfirmTimer()
 	s.mu.Lock()
 	for ln := range s.listeners {
@@ -769,34 +771,29 @@ func (s *Server) newSession(ctx context.Context, ch ssh.Channel, user, remote st
 
 func (s *Server) endSession(sess *session) {
 	id := sess.info.ID
-	if d := s.ds; d != nil {
-		s.mu.RLock()
-		heldCandidate := s.candidateLockOwner == id
-		s.mu.RUnlock()
-		if heldCandidate || d.confirmSession.Load() == id {
-			// change is taken only when the session's end changes
-			// something: a session's end does not wait for an apply.
-			d.change.Lock()
-			if heldCandidate {
-				// RFC 6241 §7.5: the candidate's lock ending with its
-				// session discards the changes made under it, before
-				// another session can make any.
-				d.discardLocked()
-			}
-			s.confirmSessionEndedLocked(id)
-			s.mu.Lock()
-			if s.candidateLockOwner == id {
-				s.candidateLockOwner = 0
-			}
-			s.mu.Unlock()
-			d.change.Unlock()
-		}
-	}
+	// The session goes first: a lock or a confirmed commit whose rpc is
+	// still running sees it gone (opLock, opCommit), or is seen here.
 	s.mu.Lock()
 	delete(s.sessions, id)
 	if s.lockOwner == id { // RFC 6241 §7.5: a lock ends with its session
 		s.lockOwner = 0
 	}
+	heldCandidate := s.candidateLockOwner == id
+	s.mu.Unlock()
+	if d := s.ds; d != nil && (heldCandidate || d.confirmSession.Load() == id) {
+		// change is taken only when the session's end changes something:
+		// a session's end does not wait for an apply otherwise.
+		d.change.Lock()
+		if heldCandidate {
+			// RFC 6241 §7.5: the candidate's lock ending with its session
+			// discards the changes made under it; the lock is still held,
+			// so no other session made any.
+			d.discardLocked()
+		}
+		s.confirmSessionEndedLocked(id)
+		d.change.Unlock()
+	}
+	s.mu.Lock()
 	if s.candidateLockOwner == id {
 		s.candidateLockOwner = 0
 	}

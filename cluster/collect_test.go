@@ -65,6 +65,38 @@ func TestShapesNoDeviceUsesAreCollected(t *testing.T) {
 	}
 }
 
+// A binding etcd holds but cannot be read (a broken writer, a disk
+// fault), overwritten or deleted, gives up its reference too: its shape
+// is collected with its last device.
+func TestUnreadableBindingsLeaveNoReference(t *testing.T) {
+	e := testenv.StartEtcd(t, 1)
+	a := join(t, e, "a", 2*time.Second)
+	defer a.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	lamp, plug := []byte(`{"shape":"lamp","uuid":"%s"}`), []byte(`{"shape":"plug","uuid":"%s"}`)
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	for _, uuid := range []string{"lamp-1", "lamp-2"} {
+		if err := a.Register(ctx, uuid, lamp, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.PutBinding(ctx, uuid, []byte("\x00 not a binding")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Register(ctx, "lamp-1", plug, at); err != nil {
+		t.Fatal(err)
+	}
+	wantShapes(t, ctx, a, 2, "lamp-1 became a plug, lamp-2 is still a lamp")
+	if err := a.Delete(ctx, "lamp-2"); err != nil {
+		t.Fatal(err)
+	}
+	wantShapes(t, ctx, a, 1, "the lamp's last device deleted")
+	if n, err := a.CollectShapes(ctx); err != nil || n != 0 {
+		t.Errorf("a sweep found %d shapes left (%v)", n, err)
+	}
+}
+
 // Collection does not race registration: two members register, delete
 // and re-register devices of one shape at once, while a third collects
 // in a loop. Every device left has its shape, which a follower finds.

@@ -39,3 +39,10 @@ func (m *Member) BindingCount(ctx context.Context) (int, error) {
 	}
 	return int(resp.Count), nil
 }
+
+// PutBinding writes a device's binding as raw bytes, as a broken writer
+// or a disk fault would leave it.
+func (m *Member) PutBinding(ctx context.Context, uuid string, raw []byte) error {
+	_, err := m.cli.Put(ctx, m.keys.device(uuid), string(raw))
+	return err
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -32,8 +33,8 @@ func (m *Member) Register(ctx context.Context, uuid string, shape []byte, at tim
 	}
 	shapeKey, deviceKey := m.keys.shape(hash), m.keys.device(uuid)
 	var (
-		readRev  int64  // the binding's ModRevision as last read; 0: absent
-		oldShape string // the shape it named
+		readRev   int64    // the binding's ModRevision as last read; 0: absent
+		oldShapes []string // the shapes it referenced
 	)
 	for range maxWriteAttempts {
 		ops := []clientv3.Op{
@@ -42,8 +43,10 @@ func (m *Member) Register(ctx context.Context, uuid string, shape []byte, at tim
 			clientv3.OpPut(deviceKey, string(binding)),
 			clientv3.OpPut(m.keys.ref(hash, uuid), ""),
 		}
-		if oldShape != "" && oldShape != hash {
-			ops = append(ops, clientv3.OpDelete(m.keys.ref(oldShape, uuid)))
+		for _, old := range oldShapes {
+			if old != hash {
+				ops = append(ops, clientv3.OpDelete(m.keys.ref(old, uuid)))
+			}
 		}
 		resp, err := m.txn(ctx, clientv3.Compare(clientv3.ModRevision(deviceKey), "=", readRev), ops, deviceKey)
 		if err != nil {
@@ -51,12 +54,16 @@ func (m *Member) Register(ctx context.Context, uuid string, shape []byte, at tim
 		}
 		if resp.Succeeded {
 			m.noteResult(nil)
-			if oldShape != "" && oldShape != hash {
-				m.collectOrLeave(ctx, oldShape)
+			for _, old := range oldShapes {
+				if old != hash {
+					m.collectOrLeave(ctx, old)
+				}
 			}
 			return nil
 		}
-		readRev, oldShape = m.current(resp)
+		if readRev, oldShapes, err = m.current(ctx, uuid, resp); err != nil {
+			return err
+		}
 	}
 	return fmt.Errorf("cluster: register %s: the binding kept changing under %d attempts", uuid, maxWriteAttempts)
 }
@@ -66,13 +73,13 @@ func (m *Member) Register(ctx context.Context, uuid string, shape []byte, at tim
 // Deleting a device that is not registered is not an error.
 func (m *Member) Delete(ctx context.Context, uuid string) error {
 	deviceKey := m.keys.device(uuid)
-	readRev, shape := int64(-1), "" // -1: not read yet, so the first try reads
+	readRev, shapes := int64(-1), []string(nil) // -1: not read yet, so the first try reads
 	for range maxWriteAttempts {
 		if readRev == 0 {
 			return nil
 		}
 		ops := []clientv3.Op{clientv3.OpDelete(deviceKey)}
-		if shape != "" {
+		for _, shape := range shapes {
 			ops = append(ops, clientv3.OpDelete(m.keys.ref(shape, uuid)))
 		}
 		resp, err := m.txn(ctx, clientv3.Compare(clientv3.ModRevision(deviceKey), "=", readRev), ops, deviceKey)
@@ -81,12 +88,14 @@ func (m *Member) Delete(ctx context.Context, uuid string) error {
 		}
 		if resp.Succeeded {
 			m.noteResult(nil)
-			if shape != "" {
+			for _, shape := range shapes {
 				m.collectOrLeave(ctx, shape)
 			}
 			return nil
 		}
-		readRev, shape = m.current(resp)
+		if readRev, shapes, err = m.current(ctx, uuid, resp); err != nil {
+			return err
+		}
 	}
 	return fmt.Errorf("cluster: delete %s: the binding kept changing under %d attempts", uuid, maxWriteAttempts)
 }
@@ -98,19 +107,43 @@ func (m *Member) txn(ctx context.Context, cmp clientv3.Cmp, ops []clientv3.Op, k
 	return m.cli.Txn(rctx).If(cmp).Then(ops...).Else(clientv3.OpGet(key)).Commit()
 }
 
-// current reads the binding a failed transaction's Else returned: its
-// ModRevision (0 if absent) and the shape it names ("" if absent or
-// undecodable; an undecodable binding is overwritten or deleted whole).
-func (m *Member) current(resp *clientv3.TxnResponse) (int64, string) {
+// current reads the binding of uuid a failed transaction's Else
+// returned: its ModRevision (0 if absent) and the shapes uuid references
+// (none if absent). An undecodable binding names no shape, so its
+// references are looked up: overwritten or deleted whole, it must not
+// leave a reference that keeps a shape from being collected.
+func (m *Member) current(ctx context.Context, uuid string, resp *clientv3.TxnResponse) (int64, []string, error) {
 	kvs := resp.Responses[0].GetResponseRange().GetKvs()
 	if len(kvs) == 0 {
-		return 0, ""
+		return 0, nil, nil
 	}
 	b, err := DecodeBinding(kvs[0].Value)
-	if err != nil {
-		return kvs[0].ModRevision, ""
+	if err == nil {
+		return kvs[0].ModRevision, []string{b.Shape}, nil
 	}
-	return kvs[0].ModRevision, b.Shape
+	shapes, err := m.referencedBy(ctx, uuid)
+	return kvs[0].ModRevision, shapes, err
+}
+
+// referencedBy lists the shapes uuid holds a reference to, from the keys
+// of every reference: a walk of the refs range, for the rare binding that
+// cannot be read.
+func (m *Member) referencedBy(ctx context.Context, uuid string) ([]string, error) {
+	rctx, cancel := context.WithTimeout(ctx, 4*m.cfg.RequestTimeout)
+	defer cancel()
+	prefix := m.keys.prefix + "refs/"
+	resp, err := m.cli.Get(rctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, m.written(ctx, "list the references of "+uuid, err)
+	}
+	var shapes []string
+	for _, kv := range resp.Kvs {
+		hash, device, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), prefix), "/")
+		if ok && device == uuid {
+			shapes = append(shapes, hash)
+		}
+	}
+	return shapes, nil
 }
 
 // collect deletes shapes/<hash> if no device references it. The check

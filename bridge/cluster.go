@@ -205,8 +205,25 @@ func (f *follower) Reset(ctx context.Context, devices []cluster.Device) {
 		f.put(ctx, d, false)
 	}
 	f.Applied(ctx)
+	var gone []string
 	for _, uuid := range f.c.replica.devices() {
 		if !keep[uuid] {
+			gone = append(gone, uuid)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	// One registered here after the listing's revision is in etcd now,
+	// and the watch brings it: forgetting it would tell a deletion that
+	// did not happen.
+	now, err := f.c.member.RegisteredNow(ctx)
+	if err != nil {
+		f.c.log.Warn("devices kept: cannot tell whether the cluster still has them", "devices", len(gone), "err", err)
+		return
+	}
+	for _, uuid := range gone {
+		if !now[uuid] {
 			f.c.replica.unregister(ctx, uuid)
 		}
 	}

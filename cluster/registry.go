@@ -68,6 +68,25 @@ func (m *Member) Register(ctx context.Context, uuid string, shape []byte, at tim
 	return fmt.Errorf("cluster: register %s: the binding kept changing under %d attempts", uuid, maxWriteAttempts)
 }
 
+// RegisteredNow lists the devices etcd has a binding of now (keys only, a
+// linearizable read): a follower asks before it forgets devices a listing
+// lacked, which may have been registered after the listing.
+func (m *Member) RegisteredNow(ctx context.Context) (map[string]bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, 4*m.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := m.cli.Get(rctx, m.keys.devices(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("cluster: list the devices registered now: %w", err)
+	}
+	now := make(map[string]bool, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if uuid, ok := name(m.keys.devices(), string(kv.Key)); ok {
+			now[uuid] = true
+		}
+	}
+	return now, nil
+}
+
 // Delete removes uuid's binding and its reference to its shape in one
 // transaction, then collects the shape if no device is left on it.
 // Deleting a device that is not registered is not an error.

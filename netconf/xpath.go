@@ -10,8 +10,9 @@ import (
 // XPath filters (RFC 6241 §8.9, :xpath), evaluated with
 // github.com/antchfx/xpath, a maintained XPath 1.0 engine, over the
 // data a <get> or <get-data> would return whole. Its one known gap: a
-// name test "p:*" selects nothing (v1.3.9 compares the empty local name);
-// "*[namespace-uri()='…']" does what it means.
+// name test "p:*" selects nothing (v1.3.9 compares the empty local name),
+// so compileXPath rewrites it to "*[namespace-uri()='…']", which does what
+// it means (prefixWildcards).
 
 // CapXPath is the :xpath capability (RFC 6241 §8.9).
 const CapXPath = "urn:ietf:params:netconf:capability:xpath:1.0"
@@ -23,7 +24,7 @@ func compileXPath(expr string, namespaces map[string]string) (*xpath.Expr, error
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagMissingAttribute, Message: "an xpath filter needs a select expression"}).
 			WithInfo("bad-attribute", "select").WithInfo("bad-element", "filter")
 	}
-	e, err := xpath.CompileWithNS(expr, namespaces)
+	e, err := xpath.CompileWithNS(prefixWildcards(expr, namespaces), namespaces)
 	if err != nil {
 		return nil, (&RPCError{Type: ErrTypeProtocol, Tag: TagInvalidValue, Message: fmt.Sprintf("xpath %q: %v", expr, err)}).
 			WithInfo("bad-attribute", "select").WithInfo("bad-element", "filter")
@@ -37,6 +38,56 @@ func compileXPath(expr string, namespaces map[string]string) (*xpath.Expr, error
 	}
 	return e, nil
 }
+
+// prefixWildcards rewrites each name test "p:*" (any name in p's
+// namespace, XPath 1.0 §2.3) whose prefix is declared to
+// "*[namespace-uri()='…']", which antchfx/xpath evaluates as XPath
+// means; it selects nothing for "p:*" itself. String literals are left
+// as they are, and an undeclared prefix is left for the compiler to
+// refuse.
+func prefixWildcards(expr string, namespaces map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(expr); {
+		c := expr[i]
+		if c == '\'' || c == '"' { // a literal, to its closing quote
+			end := strings.IndexByte(expr[i+1:], c)
+			if end < 0 {
+				b.WriteString(expr[i:])
+				break
+			}
+			b.WriteString(expr[i : i+end+2])
+			i += end + 2
+			continue
+		}
+		if isNameStartByte(c) && (i == 0 || expr[i-1] == ':' || !isNameByte(expr[i-1])) {
+			j := i + 1
+			for j < len(expr) && isNameByte(expr[j]) && expr[j] != ':' {
+				j++
+			}
+			if j+1 < len(expr) && expr[j] == ':' && expr[j+1] == '*' && (j+2 == len(expr) || expr[j+2] != ':') {
+				if uri, ok := namespaces[expr[i:j]]; ok {
+					quote := "'"
+					if strings.Contains(uri, "'") {
+						quote = `"`
+					}
+					b.WriteString("*[namespace-uri()=" + quote + uri + quote + "]")
+					i = j + 2
+					continue
+				}
+			}
+			b.WriteString(expr[i:j])
+			i = j
+			continue
+		}
+		b.WriteByte(c)
+		i++
+	}
+	return b.String()
+}
+
+// isNameStartByte reports whether c may start an NCName (ASCII; other
+// characters are left as they are).
+func isNameStartByte(c byte) bool { return c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' }
 
 // FilterXPath returns what expr selects in data: each selected node with
 // its whole subtree, inside copies of its ancestors (RFC 6241 §8.9). A

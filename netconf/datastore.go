@@ -312,6 +312,21 @@ func (s *Server) lockedByOther(ds string, sess *session) error {
 	return nil
 }
 
+// configOperation refuses a configuration operation named name when the
+// server has no configuration datastores, or when op has a child that is
+// not one of params in the base namespace.
+func (s *Server) configOperation(op *Element, name string, params ...string) error {
+	if s.ds == nil {
+		return s.noConfiguration(name)
+	}
+	for _, c := range op.Children {
+		if c.Name.Space != NSBase || !slices.Contains(params, c.Name.Local) {
+			return unknownIn(name, c)
+		}
+	}
+	return nil
+}
+
 func (s *Server) noConfiguration(op string) error {
 	return NewRPCError(ErrTypeProtocol, TagOperationNotSupported, "%s is not supported: the server has no configuration datastore to change", op)
 }
@@ -501,13 +516,8 @@ func (s *Server) opCopyConfig(ctx context.Context, sess *session, op *Element) (
 // persisted and is what a restart starts from (§8.7), and running itself
 // cannot be deleted. Every target is refused, each saying why.
 func (s *Server) opDeleteConfig(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
-	if s.ds == nil {
-		return nil, s.noConfiguration("delete-config")
-	}
-	for _, c := range op.Children {
-		if c.Name.Space != NSBase || c.Name.Local != "target" {
-			return nil, unknownIn("delete-config", c)
-		}
+	if err := s.configOperation(op, "delete-config", "target"); err != nil {
+		return nil, err
 	}
 	target, _, err := datastoreIn(op, "target", "startup", "candidate", "running")
 	if err != nil {
@@ -523,13 +533,8 @@ func (s *Server) opDeleteConfig(ctx context.Context, sess *session, op *Element)
 
 // opValidate checks a configuration (RFC 6241 §8.6).
 func (s *Server) opValidate(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
-	if s.ds == nil {
-		return nil, s.noConfiguration("validate")
-	}
-	for _, c := range op.Children {
-		if c.Name.Space != NSBase || c.Name.Local != "source" {
-			return nil, unknownIn("validate", c)
-		}
+	if err := s.configOperation(op, "validate", "source"); err != nil {
+		return nil, err
 	}
 	_, data, err := s.configSource(op)
 	if err != nil {
@@ -540,11 +545,8 @@ func (s *Server) opValidate(ctx context.Context, sess *session, op *Element) ([]
 
 // opDiscardChanges makes the candidate running again (RFC 6241 §8.3.4.2).
 func (s *Server) opDiscardChanges(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
-	if s.ds == nil {
-		return nil, s.noConfiguration("discard-changes")
-	}
-	if len(op.Children) > 0 {
-		return nil, unknownIn("discard-changes", op.Children[0])
+	if err := s.configOperation(op, "discard-changes"); err != nil {
+		return nil, err
 	}
 	d := s.ds
 	d.change.Lock()
@@ -687,14 +689,11 @@ func (s *Server) opCommit(ctx context.Context, sess *session, op *Element) ([]*E
 // opCancelCommit ends a confirmed commit now, restoring the configuration
 // before it (RFC 6241 §8.4.4.1).
 func (s *Server) opCancelCommit(ctx context.Context, sess *session, op *Element) ([]*Element, error) {
-	if s.ds == nil {
-		return nil, s.noConfiguration("cancel-commit")
+	if err := s.configOperation(op, "cancel-commit", "persist-id"); err != nil {
+		return nil, err
 	}
 	persistID, hasPersistID := "", false
-	for _, c := range op.Children {
-		if c.Name.Space != NSBase || c.Name.Local != "persist-id" {
-			return nil, unknownIn("cancel-commit", c)
-		}
+	if c := op.Child(NSBase, "persist-id"); c != nil {
 		persistID, hasPersistID = c.Text, true
 	}
 	d := s.ds

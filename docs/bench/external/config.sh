@@ -44,17 +44,7 @@ bench_py=docs/bench/external/config/config_bench.py
 say() { echo "bench-config: $*" >&2; }
 unset_myno_env
 
-missing=()
-[ -x "$NETCONFD" ] && [ -x "$SUBSYSTEM" ] || missing+=("netconfd ($NETCONFD, $SUBSYSTEM)")
-[ -x "$SSHD" ] || missing+=("openssh-server ($SSHD)")
-command -v ssh-keygen >/dev/null || missing+=("openssh-client (ssh-keygen)")
-"$PY" -c 'import ncclient' 2>/dev/null || missing+=("python3-ncclient (import ncclient in $PY)")
-command -v "$GO" >/dev/null || missing+=("go ($GO)")
-if [ ${#missing[@]} -gt 0 ]; then
-  say "missing:"; printf '  - %s\n' "${missing[@]}" >&2
-  echo "Install the Debian packages: apt-get install netconfd openssh-server openssh-client python3-ncclient" >&2
-  exit 1
-fi
+need_netconfd_tools ncclient python3-ncclient
 
 make_work bench-config "logs"
 read -r nc_port ssh_port mqtt_port http_port <<<"$(free_ports 4)"

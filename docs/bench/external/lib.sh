@@ -85,6 +85,29 @@ start_mosquitto() {
   wait_port "$port" || { say "mosquitto did not start:"; cat "$work/mosquitto/"*.log >&2; return 1; }
 }
 
+# need_netconfd_tools PYMODULE PACKAGE: fails, naming what is missing and
+# the Debian packages to install, unless netconfd ($NETCONFD, $SUBSYSTEM),
+# sshd ($SSHD), ssh-keygen, go ($GO) and $PY with PYMODULE (Debian's
+# PACKAGE) are there. Installs nothing.
+need_netconfd_tools() {
+  local module="$1" package="$2" missing=()
+  [ -x "$NETCONFD" ] && [ -x "$SUBSYSTEM" ] || missing+=("netconfd ($NETCONFD, $SUBSYSTEM)")
+  [ -x "$SSHD" ] || missing+=("openssh-server ($SSHD)")
+  command -v ssh-keygen >/dev/null || missing+=("openssh-client (ssh-keygen)")
+  if ! [ -x "$PY" ]; then
+    missing+=("python3 ($PY)")
+  elif ! "$PY" -c "import $module" 2>/dev/null; then
+    missing+=("$package (import $module in $PY)")
+  fi
+  command -v "$GO" >/dev/null || missing+=("go ($GO)")
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "missing:"
+    printf '  - %s\n' "${missing[@]}" >&2
+    echo "Install the Debian packages: apt-get install netconfd openssh-server openssh-client $package" >&2
+    exit 1
+  fi
+}
+
 # start_netconfd PORT [NETCONFD-ARG...]: Debian's netconfd ($NETCONFD,
 # $SUBSYSTEM) behind OpenSSH's sshd ($SSHD) on 127.0.0.1:PORT, the
 # anchor of the NETCONF measurements, its files in $work/netconfd and

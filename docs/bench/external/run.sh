@@ -52,22 +52,7 @@ say() { echo "bench-external: $*" >&2; }
 unset_myno_env
 
 # --- what must be there -----------------------------------------------
-missing=()
-[ -x "$NETCONFD" ] && [ -x "$SUBSYSTEM" ] || missing+=("netconfd ($NETCONFD, $SUBSYSTEM)")
-[ -x "$SSHD" ] || missing+=("openssh-server ($SSHD)")
-command -v ssh-keygen >/dev/null || missing+=("openssh-client (ssh-keygen)")
-if ! [ -x "$PY" ]; then
-  missing+=("python3 ($PY)")
-elif ! "$PY" -c 'import paramiko' 2>/dev/null; then
-  missing+=("python3-paramiko (import paramiko in $PY)")
-fi
-command -v "$GO" >/dev/null || missing+=("go ($GO)")
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "bench-external: missing:" >&2
-  printf '  - %s\n' "${missing[@]}" >&2
-  echo "Install the Debian packages: apt-get install netconfd openssh-server openssh-client python3-paramiko" >&2
-  exit 1
-fi
+need_netconfd_tools paramiko python3-paramiko
 
 make_work bench-external "logs and configurations"
 
